@@ -1,0 +1,181 @@
+//! Admin commands: carried out by the running server when there is one (over the control
+//! socket), else directly on the store. Either way the same [`execute`] does the work.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use gannet_core::auth::password;
+use gannet_core::config::Config;
+use gannet_core::delivery::routing::{Directory, SharedDirectory};
+use gannet_core::mime::header_value;
+use gannet_core::store::{directory, mail, Store};
+
+use crate::cli::{AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand};
+use crate::control;
+
+/// The outcome of an admin command: what to print, and whether it succeeded.
+pub struct Outcome {
+    pub ok: bool,
+    pub output: Vec<u8>,
+}
+
+impl Outcome {
+    fn ok(output: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            ok: true,
+            output: output.into(),
+        }
+    }
+}
+
+/// Loads the configuration with the command line's overrides applied.
+pub fn load_config(global: &Global) -> anyhow::Result<Config> {
+    let mut config = Config::load(global.config.as_deref())?;
+    if let Some(data) = &global.data {
+        config.server.data_dir = data.clone();
+    }
+    Ok(config)
+}
+
+pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("store")
+}
+
+/// Runs an admin command from the command line.
+pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let config = load_config(global)?;
+    // The password is checked and hashed here, so that it never travels and the slow
+    // hash never runs on the server's admin thread.
+    if let AdminCommand::Account(AccountCommand::Add { password: pw, .. }) = &mut command {
+        password::check_policy(pw)?;
+        *pw = password::hash(pw)?;
+    }
+    let outcome = match control::request(&config.server.data_dir, &command)? {
+        Some(outcome) => outcome,
+        None => {
+            let owner = Store::open(&store_dir(&config.server.data_dir)).with_context(|| {
+                format!(
+                    "cannot open the store in {} (is a server starting?)",
+                    config.server.data_dir.display()
+                )
+            })?;
+            let outcome = execute(owner.store(), None, &command);
+            owner.close();
+            outcome
+        }
+    };
+    let stream = if outcome.ok {
+        &mut std::io::stdout() as &mut dyn std::io::Write
+    } else {
+        &mut std::io::stderr()
+    };
+    stream.write_all(&outcome.output)?;
+    stream.flush()?;
+    Ok(if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Carries out a command; `directory` is the running server's routing table, refreshed
+/// after a change. Account passwords arrive already hashed.
+pub fn execute(
+    store: &Store,
+    routing: Option<&SharedDirectory>,
+    command: &AdminCommand,
+) -> Outcome {
+    match execute_inner(store, command) {
+        Ok(output) => {
+            if let (Some(routing), true) = (routing, changes_routes(command)) {
+                match Directory::load(store) {
+                    Ok(d) => routing.store(std::sync::Arc::new(d)),
+                    Err(e) => tracing::error!(error = %e, "reloading routes failed"),
+                }
+            }
+            Outcome::ok(output)
+        }
+        Err(e) => Outcome {
+            ok: false,
+            output: format!("gannet: {e:#}\n").into_bytes(),
+        },
+    }
+}
+
+fn changes_routes(command: &AdminCommand) -> bool {
+    matches!(
+        command,
+        AdminCommand::Domain(DomainCommand::Add { .. })
+            | AdminCommand::Account(AccountCommand::Add { .. })
+            | AdminCommand::Alias(AliasCommand::Add { .. })
+    )
+}
+
+fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let out: Vec<u8> = match command {
+        AdminCommand::Domain(DomainCommand::Add { name }) => {
+            format!("domain {} added\n", directory::add_domain(store, name)?).into_bytes()
+        }
+        AdminCommand::Domain(DomainCommand::List) => directory::list_domains(store)?
+            .iter()
+            .map(|d| format!("{d}\n"))
+            .collect::<String>()
+            .into_bytes(),
+        AdminCommand::Account(AccountCommand::Add { address, password }) => {
+            if !password.starts_with("$argon2id$") {
+                bail!("internal: the password was not hashed");
+            }
+            let account = directory::add_account(store, address, password, now)?;
+            format!("account {} added (id {})\n", account.address, account.id).into_bytes()
+        }
+        AdminCommand::Account(AccountCommand::List) => {
+            let mut out = String::from("ID\tADDRESS\tUSED\tQUOTA\tSPAM\n");
+            for info in directory::list_accounts(store)? {
+                let a = &info.account;
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\n",
+                    a.id, a.address, info.usage, a.quota, a.spam_level
+                ));
+            }
+            out.into_bytes()
+        }
+        AdminCommand::Alias(AliasCommand::Add { alias, target }) => {
+            let alias = directory::add_alias(store, alias, target)?;
+            format!("alias {alias} -> {target} added\n").into_bytes()
+        }
+        AdminCommand::Mail(MailCommand::List { address, mailbox }) => {
+            let (account, mailbox_id) = find_mailbox(store, address, mailbox)?;
+            let mut out = String::new();
+            for (uid, entry) in mail::list(store, account, mailbox_id)? {
+                let subject = mail::blob(store, &entry.blob)?
+                    .and_then(|m| header_value(&m, "Subject"))
+                    .unwrap_or_default();
+                out.push_str(&format!("{uid}\t{}\t{subject}\n", entry.size));
+            }
+            out.into_bytes()
+        }
+        AdminCommand::Mail(MailCommand::Get {
+            address,
+            uid,
+            mailbox,
+        }) => {
+            let (account, mailbox_id) = find_mailbox(store, address, mailbox)?;
+            let entry = mail::entry(store, account, mailbox_id, *uid)?
+                .with_context(|| format!("no message with UID {uid} in {mailbox}"))?;
+            mail::blob(store, &entry.blob)?
+                .with_context(|| format!("message UID {uid}: its content is missing"))?
+        }
+    };
+    Ok(out)
+}
+
+fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(u32, u32)> {
+    let account = directory::account_for_address(store, address)?;
+    let meta = mail::mailbox(store, account.id, mailbox)?
+        .with_context(|| format!("{} has no mailbox {mailbox}", account.address))?;
+    Ok((account.id, meta.id))
+}

@@ -1,0 +1,110 @@
+//! The command line: `gannet serve` and the admin commands, with their global options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser)]
+#[command(
+    name = "gannet",
+    version,
+    about = "Gannet: a mail appliance in one binary"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Configuration file (TOML); every key has a default.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `server.data_dir`).
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the mail server.
+    Serve {
+        /// Worker threads (default: `server.workers`, 0 = one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+/// Commands that read or change the appliance's records.
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum AdminCommand {
+    /// Hosted domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Mail accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Aliases: another address (or `@domain`, a catch-all) delivering to an account.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Reading mailboxes.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum DomainCommand {
+    /// Host a domain: accept mail for its addresses.
+    Add { name: String },
+    /// List hosted domains.
+    List,
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum AccountCommand {
+    /// Create an account (password: 8+ characters, an upper-case letter, a digit).
+    Add {
+        address: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// List accounts with their storage use.
+    List,
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum AliasCommand {
+    /// Deliver mail for ALIAS to TARGET's account; ALIAS `@domain` is a catch-all.
+    Add { alias: String, target: String },
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum MailCommand {
+    /// One line per message: UID, size, Subject.
+    List {
+        address: String,
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+    },
+    /// A message's raw bytes on standard output.
+    Get {
+        address: String,
+        uid: u32,
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+    },
+}

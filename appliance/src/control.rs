@@ -1,0 +1,104 @@
+//! The control socket: how admin commands reach a running server.
+//!
+//! A Unix socket `control.sock` in the data directory, readable by its owner only. One
+//! request per connection: the command as a JSON line; the answer is a JSON line
+//! `{"ok":..,"len":N}` followed by N bytes of output (raw, so message bytes pass as they are).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gannet_core::delivery::routing::SharedDirectory;
+use gannet_core::store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::admin::{execute, Outcome};
+use crate::cli::AdminCommand;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    ok: bool,
+    len: usize,
+}
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Sends `command` to the server running on `data_dir`; None when no server runs there.
+pub fn request(data_dir: &Path, command: &AdminCommand) -> anyhow::Result<Option<Outcome>> {
+    let mut stream = match UnixStream::connect(socket_path(data_dir)) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e).context("cannot reach the running server's control socket"),
+    };
+    let mut line = serde_json::to_vec(command)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header)?;
+    let header: Header =
+        serde_json::from_str(&header).context("bad answer from the running server")?;
+    let mut output = vec![0; header.len];
+    reader.read_exact(&mut output)?;
+    Ok(Some(Outcome {
+        ok: header.ok,
+        output,
+    }))
+}
+
+/// Listens for admin commands on a thread of its own; commands run one at a time.
+pub fn spawn(data_dir: &Path, store: Store, routing: SharedDirectory) -> anyhow::Result<()> {
+    let path = socket_path(data_dir);
+    // A socket left by a server that was killed; the store's lock already proved that no
+    // other server runs on this data directory.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Err(e) = answer(stream, &store, &routing) {
+                    tracing::warn!(error = %e, "control request failed");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn answer(stream: UnixStream, store: &Store, routing: &SharedDirectory) -> anyhow::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let outcome = match serde_json::from_str::<AdminCommand>(&line) {
+        Ok(command) => {
+            tracing::info!(?command, "admin command");
+            execute(store, Some(routing), &command)
+        }
+        Err(e) => Outcome {
+            ok: false,
+            output: format!("gannet: bad control request: {e}\n").into_bytes(),
+        },
+    };
+    let mut writer = stream;
+    let mut header = serde_json::to_vec(&Header {
+        ok: outcome.ok,
+        len: outcome.output.len(),
+    })?;
+    header.push(b'\n');
+    writer.write_all(&header)?;
+    writer.write_all(&outcome.output)?;
+    Ok(())
+}

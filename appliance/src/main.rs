@@ -1,0 +1,46 @@
+//! `gannet`: the mail appliance's one binary. `gannet serve` runs the server; the other
+//! commands administer it, talking to a running server over its control socket or, when
+//! none runs, opening the store themselves.
+
+mod admin;
+mod cli;
+mod control;
+mod serve;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_logging(args.log_format);
+    let result = match args.command {
+        cli::Command::Serve { workers } => serve::run(&args.global, workers),
+        cli::Command::Admin(command) => admin::run_cli(&args.global, command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gannet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_thread_names(true);
+    match format {
+        cli::LogFormat::Human => builder.init(),
+        cli::LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,51 @@
+//! gannet-bench: load generator for Gannet (and any SMTP server, for side-by-side runs).
+//!
+//! * `smtp`: sends N messages of a given size over C concurrent sessions, one connection
+//!   per message (as MTAs do) or reused connections, optionally pipelined; prints
+//!   messages/s, MB/s and p50/p99/p999 latency of the final reply to the message.
+//! * `idle`: opens N connections that stay idle and reports the server's RSS per connection.
+
+mod idle;
+mod smtp;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gannet-bench", about = "Load generator for SMTP servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send messages and measure throughput and latency.
+    Smtp(smtp::Options),
+    /// Hold idle connections and measure the server's memory per connection.
+    Idle(idle::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    raise_fd_limit();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Smtp(opts) => smtp::run(opts),
+        Command::Idle(opts) => idle::run(opts),
+    }
+}
+
+/// Thousands of connections need thousands of descriptors.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

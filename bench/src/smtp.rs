@@ -1,0 +1,267 @@
+//! The `smtp` load: concurrent SMTP sessions sending generated messages.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(clap::Args, Clone)]
+pub struct Options {
+    /// Server address (loopback only).
+    #[arg(long)]
+    target: SocketAddr,
+    /// Messages to send.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// Message size in bytes (headers included).
+    #[arg(long, default_value_t = 10240)]
+    size: usize,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 20)]
+    concurrency: usize,
+    /// Send MAIL, RCPT and DATA in one write (RFC 2920).
+    #[arg(long)]
+    pipelining: bool,
+    /// Keep each session's connection for all its messages (default: one per message).
+    #[arg(long)]
+    reuse: bool,
+    #[arg(long, default_value = "bench@example.org")]
+    from: String,
+    #[arg(long, default_value = "rcpt@example.test")]
+    to: String,
+    /// Client threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    max_seconds: u64,
+}
+
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    if !opts.target.ip().is_loopback() {
+        bail!("refusing to load a non-loopback address: {}", opts.target);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(load(opts))
+}
+
+struct Shared {
+    opts: Options,
+    message: Vec<u8>,
+    next: AtomicU64,
+    failed: AtomicU64,
+    deadline: Instant,
+    progress: ProgressBar,
+}
+
+async fn load(opts: Options) -> anyhow::Result<()> {
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(opts.count);
+        bar.set_style(ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} msgs {per_sec} eta {eta}",
+        )?);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let shared = Arc::new(Shared {
+        message: make_message(opts.size),
+        deadline: Instant::now() + Duration::from_secs(opts.max_seconds),
+        next: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        progress,
+        opts: opts.clone(),
+    });
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..opts.concurrency.max(1))
+        .map(|_| tokio::spawn(session_loop(shared.clone())))
+        .collect();
+    let mut latencies = Vec::with_capacity(opts.count as usize);
+    for task in tasks {
+        latencies.extend(task.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    shared.progress.finish_and_clear();
+    let ok = latencies.len() as u64;
+    let failed = shared.failed.load(Ordering::Relaxed);
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    let mps = ok as f64 / elapsed;
+    let mbps = mps * shared.message.len() as f64 / 1e6;
+    println!(
+        "{} messages of {} bytes, concurrency {}, {}{}: {ok} accepted, {failed} failed in {elapsed:.2} s",
+        opts.count,
+        shared.message.len(),
+        opts.concurrency,
+        if opts.reuse { "connections reused" } else { "one connection per message" },
+        if opts.pipelining { ", pipelined" } else { "" },
+    );
+    println!("throughput: {mps:.0} msgs/s, {mbps:.1} MB/s");
+    println!(
+        "latency of the final reply: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
+        pct(0.5),
+        pct(0.99),
+        pct(0.999)
+    );
+    println!(
+        "result ok={ok} failed={failed} secs={elapsed:.3} mps={mps:.1} mbps={mbps:.2} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3}",
+        pct(0.5),
+        pct(0.99),
+        pct(0.999)
+    );
+    if failed > 0 {
+        bail!("{failed} messages failed");
+    }
+    Ok(())
+}
+
+/// A message of exactly `size` bytes: a few headers and 76-character lines of text.
+fn make_message(size: usize) -> Vec<u8> {
+    let mut m =
+        b"From: bench@example.org\r\nTo: rcpt@example.test\r\nSubject: gannet-bench\r\n\r\n"
+            .to_vec();
+    let line = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 the quick fox\r\n";
+    while m.len() + line.len() <= size {
+        m.extend_from_slice(line);
+    }
+    while m.len() + 2 < size {
+        m.push(b'x');
+    }
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
+/// One session slot: takes messages until none are left, returns their latencies.
+async fn session_loop(shared: Arc<Shared>) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut conn: Option<Conn> = None;
+    while shared.next.fetch_add(1, Ordering::Relaxed) < shared.opts.count {
+        if Instant::now() > shared.deadline {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let result = send_one(&shared, &mut conn).await;
+        match result {
+            Ok(latency) => latencies.push(latency),
+            Err(e) => {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                shared.progress.println(format!("message failed: {e:#}"));
+                conn = None;
+            }
+        }
+        shared.progress.inc(1);
+        if !shared.opts.reuse {
+            if let Some(mut c) = conn.take() {
+                let _ = c.command(b"QUIT\r\n", 1).await;
+            }
+        }
+    }
+    if let Some(mut c) = conn.take() {
+        let _ = c.command(b"QUIT\r\n", 1).await;
+    }
+    latencies
+}
+
+struct Conn {
+    stream: BufReader<TcpStream>,
+    line: String,
+}
+
+impl Conn {
+    async fn open(target: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(target).await.context("connect")?;
+        stream.set_nodelay(true)?;
+        let mut c = Conn {
+            stream: BufReader::new(stream),
+            line: String::new(),
+        };
+        c.expect(2).await.context("greeting")?;
+        c.command(b"EHLO bench.example.org\r\n", 1)
+            .await
+            .context("EHLO")?;
+        Ok(c)
+    }
+
+    /// Reads one reply (all its lines) and checks its class.
+    async fn expect(&mut self, class: u8) -> anyhow::Result<()> {
+        loop {
+            self.line.clear();
+            if self.stream.read_line(&mut self.line).await? == 0 {
+                bail!("connection closed");
+            }
+            let bytes = self.line.as_bytes();
+            if bytes.len() < 4 {
+                bail!("bad reply {:?}", self.line);
+            }
+            if bytes[3] == b' ' {
+                if bytes[0] != b'0' + class {
+                    bail!("unexpected reply {:?}", self.line.trim_end());
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes `bytes` and reads `replies` replies, all of class 2.
+    async fn command(&mut self, bytes: &[u8], replies: usize) -> anyhow::Result<()> {
+        self.stream.get_mut().write_all(bytes).await?;
+        for _ in 0..replies {
+            self.expect(2).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn send_one(shared: &Shared, conn: &mut Option<Conn>) -> anyhow::Result<Duration> {
+    let opts = &shared.opts;
+    if conn.is_none() {
+        *conn = Some(Conn::open(opts.target).await?);
+    }
+    let c = conn.as_mut().expect("just opened");
+    let mail = format!("MAIL FROM:<{}>\r\n", opts.from);
+    let rcpt = format!("RCPT TO:<{}>\r\n", opts.to);
+    if opts.pipelining {
+        let group = format!("{mail}{rcpt}DATA\r\n");
+        c.stream.get_mut().write_all(group.as_bytes()).await?;
+        c.expect(2).await.context("MAIL")?;
+        c.expect(2).await.context("RCPT")?;
+        c.expect(3).await.context("DATA")?;
+    } else {
+        c.command(mail.as_bytes(), 1).await.context("MAIL")?;
+        c.command(rcpt.as_bytes(), 1).await.context("RCPT")?;
+        c.stream.get_mut().write_all(b"DATA\r\n").await?;
+        c.expect(3).await.context("DATA")?;
+    }
+    c.stream.get_mut().write_all(&shared.message).await?;
+    c.stream.get_mut().write_all(b".\r\n").await?;
+    let sent = Instant::now();
+    c.expect(2).await.context("end of data")?;
+    Ok(sent.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_have_the_requested_size() {
+        for size in [200, 1024, 10240, 102400] {
+            let m = super::make_message(size);
+            assert_eq!(m.len(), size);
+            assert!(m.ends_with(b"\r\n"));
+        }
+    }
+}

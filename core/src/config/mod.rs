@@ -1,0 +1,293 @@
+//! Typed configuration with embedded defaults.
+//!
+//! One TOML file; every key has a default, so `Config::default()` is a complete, working
+//! configuration (loopback high ports, data in `./data`). Key names are agreed in DESIGN.md.
+
+mod units;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use units::{parse_duration, parse_size, Duration, Size};
+
+/// Errors while reading the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub auth: Auth,
+    pub relay: Relay,
+    pub limits: Limits,
+    pub spam: Spam,
+    pub delivery: Delivery,
+    pub dns: Dns,
+    pub dnsbl: Vec<Dnsbl>,
+    pub quarantine: Quarantine,
+}
+
+impl Config {
+    /// Reads `path`, or returns the embedded defaults when no file is given.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Number of worker threads: the configured number, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    /// 0 = one worker per core.
+    pub workers: usize,
+    /// How long a shutdown waits for sessions in the middle of a transaction.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("./data"),
+            workers: 0,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub smtp: String,
+    pub submission: String,
+    pub submissions: String,
+    pub pop3: String,
+    pub pop3s: String,
+    pub imap: String,
+    pub imaps: String,
+    pub admin: String,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            smtp: "127.0.0.1:2525".into(),
+            submission: "127.0.0.1:2587".into(),
+            submissions: "127.0.0.1:2465".into(),
+            pop3: "127.0.0.1:2110".into(),
+            pop3s: "127.0.0.1:2995".into(),
+            imap: "127.0.0.1:2143".into(),
+            imaps: "127.0.0.1:2993".into(),
+            admin: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub plaintext_on_loopback: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Relay {
+    pub trusted_networks: Vec<String>,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            trusted_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_recipients: usize,
+    pub max_message_size: Size,
+    pub max_connections_per_ip: usize,
+    pub messages_per_hour: u32,
+    /// Longest SMTP command line, CRLF included.
+    pub max_command_line: usize,
+    /// Errors in one SMTP session before it is closed with 421.
+    pub max_bad_commands: u32,
+    /// A client silent this long is disconnected.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_recipients: 50,
+            max_message_size: Size(50 * 1000 * 1000),
+            max_connections_per_ip: 5,
+            messages_per_hour: 500,
+            max_command_line: 512,
+            max_bad_commands: 20,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Spam {
+    pub default_level: String,
+    pub rules_dirs: Vec<PathBuf>,
+}
+
+impl Default for Spam {
+    fn default() -> Self {
+        Spam {
+            default_level: "medium".into(),
+            rules_dirs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    pub relay_host: String,
+    pub remote_port: u16,
+    pub max_queue_age: Duration,
+    pub retry_schedule: Vec<Duration>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        Delivery {
+            relay_host: String::new(),
+            remote_port: 25,
+            max_queue_age: Duration::from_secs(5 * 86400),
+            retry_schedule: vec![
+                minutes(5),
+                minutes(10),
+                minutes(20),
+                minutes(40),
+                minutes(60),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dns {
+    pub nameservers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dnsbl {
+    pub zone: String,
+    #[serde(default = "Dnsbl::default_action")]
+    pub action: String,
+    #[serde(default = "Dnsbl::default_score")]
+    pub score: f64,
+}
+
+impl Dnsbl {
+    fn default_action() -> String {
+        "reject".into()
+    }
+    fn default_score() -> f64 {
+        3.0
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quarantine {
+    pub retention: Duration,
+}
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Quarantine {
+            retention: Duration::from_secs(7 * 86400),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::default();
+        assert_eq!(c.listen.smtp, "127.0.0.1:2525");
+        assert_eq!(c.limits.max_recipients, 50);
+        assert_eq!(c.limits.max_message_size.0, 50_000_000);
+        assert_eq!(c.delivery.retry_schedule.len(), 5);
+        assert!(!c.auth.plaintext_on_loopback);
+    }
+
+    #[test]
+    fn file_overrides_some_keys_and_keeps_other_defaults() {
+        let c = Config::from_toml(
+            "[server]\nhostname = \"mx.example.test\"\n[limits]\nmax_message_size = \"1MB\"\nidle_timeout = \"30s\"\n[[dnsbl]]\nzone = \"bl.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.hostname, "mx.example.test");
+        assert_eq!(c.limits.max_message_size.0, 1_000_000);
+        assert_eq!(c.limits.idle_timeout.0.as_secs(), 30);
+        assert_eq!(c.limits.max_recipients, 50);
+        assert_eq!(c.dnsbl[0].action, "reject");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml("[server]\nhostnam = \"x\"\n").is_err());
+    }
+}

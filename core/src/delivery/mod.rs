@@ -1,0 +1,4 @@
+//! Where mail goes: the routing table ([`routing`]) and local delivery ([`local`]).
+
+pub mod local;
+pub mod routing;

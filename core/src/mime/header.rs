@@ -1,0 +1,49 @@
+//! Header fields of a raw message, found without parsing the whole message.
+
+/// The unfolded value of the first header field called `name` (case-insensitive), or None.
+/// Only the header section (up to the first empty line) is searched.
+pub fn header_value(message: &[u8], name: &str) -> Option<String> {
+    let mut lines = message.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(name.as_bytes())
+        {
+            continue;
+        }
+        let mut value = String::from_utf8_lossy(line[colon + 1..].trim_ascii()).into_owned();
+        // Folded continuation lines start with white space.
+        while let Some(next) = lines.peek() {
+            if !next.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                break;
+            }
+            let next = lines.next().unwrap_or_default();
+            let next = next.strip_suffix(b"\r").unwrap_or(next);
+            value.push(' ');
+            value.push_str(&String::from_utf8_lossy(next.trim_ascii()));
+        }
+        return Some(value);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_and_unfolds() {
+        let m = b"From: a@b\r\nSubject: hello\r\n  world\r\nX: y\r\n\r\nSubject: body\r\n";
+        assert_eq!(header_value(m, "subject").as_deref(), Some("hello world"));
+        assert_eq!(header_value(m, "X").as_deref(), Some("y"));
+        assert_eq!(header_value(m, "To"), None);
+        assert_eq!(header_value(b"\r\nSubject: x\r\n", "Subject"), None);
+    }
+}

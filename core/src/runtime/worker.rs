@@ -1,0 +1,113 @@
+//! One worker thread: a tokio-uring runtime accepting on its own listeners and running
+//! every session it accepted to its end.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use super::bufpool::BufferPool;
+use super::{smtp_conn, ServerContext};
+
+/// Per-worker state shared by the worker's sessions (single-threaded, no locks).
+pub struct WorkerContext {
+    pub server: ServerContext,
+    pub index: u8,
+    pub buffers: BufferPool,
+    pub stop: watch::Receiver<bool>,
+    active: Cell<usize>,
+    message_seq: Cell<u32>,
+}
+
+impl WorkerContext {
+    /// A message id unique across workers and restarts: Unix seconds, worker, sequence.
+    pub fn next_message_id(&self) -> u64 {
+        let seq = self.message_seq.get().wrapping_add(1);
+        self.message_seq.set(seq);
+        (unix_now() as u64) << 32 | u64::from(self.index) << 24 | u64::from(seq & 0xff_ffff)
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Keeps the count of live sessions, for the bounded wait at shutdown.
+struct ActiveGuard(Rc<WorkerContext>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get() - 1);
+    }
+}
+
+pub fn run(
+    index: u8,
+    server: ServerContext,
+    smtp: std::net::TcpListener,
+    stop: watch::Receiver<bool>,
+) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio_uring::builder()
+            .entries(1024)
+            .start(serve(index, server, smtp, stop))
+    }));
+    if result.is_err() {
+        tracing::error!(worker = index, "worker runtime panicked");
+    }
+}
+
+async fn serve(
+    index: u8,
+    server: ServerContext,
+    smtp: std::net::TcpListener,
+    stop: watch::Receiver<bool>,
+) {
+    let grace = server.shutdown_grace;
+    let ctx = Rc::new(WorkerContext {
+        server,
+        index,
+        buffers: BufferPool::default(),
+        stop: stop.clone(),
+        active: Cell::new(0),
+        message_seq: Cell::new(0),
+    });
+    let listener = tokio_uring::net::TcpListener::from_std(smtp);
+    let mut stop_accepting = stop;
+    tracing::debug!(worker = index, "worker started");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    ctx.active.set(ctx.active.get() + 1);
+                    let guard = ActiveGuard(ctx.clone());
+                    tokio_uring::spawn(async move {
+                        smtp_conn::serve(&guard.0, stream, peer).await;
+                        drop(guard);
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: back off instead of spinning.
+                    tracing::warn!(worker = index, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop_accepting.wait_for(|stop| *stop) => break,
+        }
+    }
+    drop(listener);
+    let deadline = Instant::now() + grace;
+    while ctx.active.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if ctx.active.get() > 0 {
+        tracing::warn!(
+            worker = index,
+            sessions = ctx.active.get(),
+            "sessions cut at shutdown"
+        );
+    }
+}

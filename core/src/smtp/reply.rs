@@ -1,0 +1,118 @@
+//! SMTP replies with RFC 3463 enhanced status codes, written straight into an output buffer.
+
+use std::fmt::Write as _;
+
+/// One (possibly multi-line) SMTP reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// The RFC 3463 enhanced status code ("2.1.0"), or "" where RFC 2034 exempts the reply
+    /// (the greeting, the EHLO/HELO answer and the 354 intermediate reply).
+    pub enhanced: &'static str,
+    pub text: &'static str,
+}
+
+impl Reply {
+    pub const fn new(code: u16, enhanced: &'static str, text: &'static str) -> Self {
+        Reply {
+            code,
+            enhanced,
+            text,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.code >= 400
+    }
+
+    /// Appends the reply, CRLF-terminated, to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        write_line(out, self.code, self.enhanced, self.text, true);
+    }
+}
+
+/// Appends one reply line; `last` picks the space (final line) or the hyphen separator.
+pub(crate) fn write_line(out: &mut Vec<u8>, code: u16, enhanced: &str, text: &str, last: bool) {
+    let mut line = String::with_capacity(8 + enhanced.len() + text.len());
+    let sep = if last { ' ' } else { '-' };
+    let _ = write!(line, "{code}{sep}");
+    if !enhanced.is_empty() {
+        line.push_str(enhanced);
+        line.push(' ');
+    }
+    line.push_str(text);
+    line.push_str("\r\n");
+    out.extend_from_slice(line.as_bytes());
+}
+
+/// The replies the session sends, named for what they say.
+pub(crate) mod replies {
+    use super::Reply;
+
+    pub const OK: Reply = Reply::new(250, "2.0.0", "Ok");
+    pub const SENDER_OK: Reply = Reply::new(250, "2.1.0", "Sender ok");
+    pub const RECIPIENT_OK: Reply = Reply::new(250, "2.1.5", "Recipient ok");
+    pub const QUEUED: Reply = Reply::new(250, "2.0.0", "Message accepted for delivery");
+    pub const START_DATA: Reply = Reply::new(354, "", "End data with <CR><LF>.<CR><LF>");
+    pub const BYE: Reply = Reply::new(221, "2.0.0", "Bye");
+    pub const VRFY: Reply = Reply::new(
+        252,
+        "2.5.0",
+        "Cannot VRFY user, but will accept message and attempt delivery",
+    );
+
+    pub const UNRECOGNIZED: Reply = Reply::new(500, "5.5.2", "Command unrecognized");
+    pub const LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Line too long");
+    pub const SYNTAX: Reply = Reply::new(501, "5.5.4", "Syntax error in parameters or arguments");
+    pub const BAD_ADDRESS: Reply = Reply::new(501, "5.1.3", "Bad address syntax");
+    pub const BAD_SENDER_ADDRESS: Reply = Reply::new(501, "5.1.7", "Bad sender address syntax");
+    pub const NEED_SMTPUTF8: Reply = Reply::new(
+        553,
+        "5.6.7",
+        "Non-ASCII address requires the SMTPUTF8 parameter",
+    );
+    pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not implemented");
+    pub const NEED_HELO: Reply = Reply::new(503, "5.5.1", "Send HELO/EHLO first");
+    pub const NESTED_MAIL: Reply = Reply::new(503, "5.5.1", "Sender already specified");
+    pub const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Need MAIL command first");
+    pub const NEED_RCPT: Reply = Reply::new(554, "5.5.1", "No valid recipients");
+    pub const MIXED_DATA_BDAT: Reply = Reply::new(503, "5.5.1", "DATA not allowed after BDAT");
+    pub const BAD_PARAM: Reply = Reply::new(555, "5.5.4", "Unsupported parameter");
+    pub const TOO_BIG_DECLARED: Reply = Reply::new(
+        552,
+        "5.3.4",
+        "Message size exceeds fixed maximum message size",
+    );
+    pub const TOO_BIG: Reply = Reply::new(552, "5.3.4", "Message too big for system");
+    pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
+    pub const UNKNOWN_USER: Reply =
+        Reply::new(550, "5.1.1", "Recipient address rejected: user unknown");
+    pub const RELAY_DENIED: Reply = Reply::new(554, "5.7.1", "Relay access denied");
+    pub const BARE_LINE_ENDING: Reply = Reply::new(
+        554,
+        "5.6.0",
+        "Message refused: bare CR or LF in message data (lines must end with CRLF)",
+    );
+    pub const TOO_MANY_ERRORS: Reply =
+        Reply::new(421, "4.7.0", "Too many errors, closing connection");
+    pub const STORE_FAILED: Reply =
+        Reply::new(451, "4.3.0", "Local error in processing, try again later");
+    pub const SHUTTING_DOWN: Reply =
+        Reply::new(421, "4.3.2", "Service shutting down, try again later");
+    pub const IDLE_TIMEOUT: Reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_code_enhanced_code_and_text() {
+        let mut out = Vec::new();
+        replies::SENDER_OK.write_to(&mut out);
+        assert_eq!(out, b"250 2.1.0 Sender ok\r\n");
+        out.clear();
+        replies::START_DATA.write_to(&mut out);
+        assert_eq!(out, b"354 End data with <CR><LF>.<CR><LF>\r\n");
+    }
+}

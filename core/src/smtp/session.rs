@@ -1,0 +1,725 @@
+//! The SMTP server session: a sans-IO state machine (RFC 5321, with PIPELINING, SIZE,
+//! 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING).
+//!
+//! The session owns its input buffer. Commands are parsed where they lie; DATA content is
+//! dot-unstuffed in place and BDAT chunks are moved down over the command lines between
+//! them, so a message ends up contiguous at the start of the buffer, behind its trace
+//! headers, without a copy. That buffer is then handed out whole in a [`Delivery`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use memchr::memchr;
+
+use super::command::{parse_command, Command, CommandError, MailParams, Path};
+use super::data::{has_bare_cr_or_lf, DotReader, DotScan};
+use super::received::{trace_headers, TraceInfo};
+use super::reply::{replies, write_line, Reply};
+
+/// Limits and names a session works with.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub hostname: String,
+    /// Longest command line, CRLF included.
+    pub max_command_line: usize,
+    pub max_recipients: usize,
+    pub max_message_size: usize,
+    /// Protocol errors tolerated before the session is closed with 421.
+    pub max_bad_commands: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            hostname: "localhost".into(),
+            max_command_line: 512,
+            max_recipients: 50,
+            max_message_size: 50_000_000,
+            max_bad_commands: 20,
+        }
+    }
+}
+
+/// What the session needs from the world: time, identifiers and routing decisions.
+pub trait Environment {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> i64;
+    /// A new, unique id for a message.
+    fn next_message_id(&mut self) -> u64;
+    /// Where mail for `address` (lower-cased) may go.
+    fn route(&self, address: &str) -> RcptRoute;
+}
+
+/// The routing decision for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RcptRoute {
+    /// Delivered into this account's mailbox.
+    Local { account: u32 },
+    /// A hosted domain without this address: 550 5.1.1.
+    UnknownUser,
+    /// Not a hosted domain, and this client may not relay: 554 5.7.1.
+    RelayDenied,
+}
+
+/// An accepted recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    pub account: u32,
+}
+
+/// The envelope of a message ready to be stored.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: u64,
+    /// The reverse-path; empty for the null sender.
+    pub reverse_path: String,
+    pub recipients: Vec<Recipient>,
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+    pub received_at: i64,
+}
+
+/// A complete message, handed to the runtime to be made durable.
+#[derive(Debug)]
+pub struct Delivery {
+    pub envelope: Envelope,
+    /// The buffer the message was received in; the message is `buffer[..message_len]`,
+    /// trace headers included.
+    pub buffer: Vec<u8>,
+    pub message_len: usize,
+}
+
+impl Delivery {
+    pub fn message(&self) -> &[u8] {
+        &self.buffer[..self.message_len]
+    }
+}
+
+/// How the runtime's attempt to store a [`Delivery`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Durable: the 250 may be sent.
+    Stored,
+    /// Not stored: a temporary failure is reported.
+    Failed,
+}
+
+/// What the runtime must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Write the pending output, then read more input.
+    NeedInput,
+    /// Call [`Session::take_delivery`], store it, then [`Session::delivered`].
+    Deliver,
+    /// Write the pending output and close the connection.
+    Close,
+}
+
+struct Helo {
+    name: String,
+    extended: bool,
+}
+
+struct Transaction {
+    id: u64,
+    reverse_path: String,
+    params: MailParams,
+    recipients: Vec<Recipient>,
+    received_at: i64,
+    bdat: Option<BdatProgress>,
+}
+
+struct BdatProgress {
+    /// Content bytes received so far (trace headers excluded).
+    total: u64,
+    overflowed: bool,
+}
+
+enum Mode {
+    Command,
+    Data(DotReader),
+    /// Reading a BDAT chunk; `refusal` is the reply owed when the chunk is read, if it
+    /// is being discarded because the transaction cannot take it.
+    BdatChunk {
+        remaining: u64,
+        last: bool,
+        refusal: Option<Reply>,
+    },
+    /// A message is complete and waits for [`Session::take_delivery`].
+    MessageReady,
+    /// The runtime is storing the message.
+    Storing,
+    Closed,
+}
+
+/// Bytes read ahead in command mode; DATA reads more at a time.
+const COMMAND_READ: usize = 4096;
+const DATA_READ: usize = 64 * 1024;
+
+/// One SMTP server session.
+pub struct Session {
+    config: Arc<SessionConfig>,
+    client_ip: IpAddr,
+    input: Vec<u8>,
+    /// First unprocessed byte of `input`.
+    pos: usize,
+    /// In command mode during BDAT: the message so far is `input[..msg_len]`.
+    msg_len: usize,
+    output: Vec<u8>,
+    helo: Option<Helo>,
+    tx: Option<Transaction>,
+    mode: Mode,
+    bad_commands: u32,
+    /// Discarding an over-long command line up to its end.
+    skipping_line: bool,
+}
+
+impl Session {
+    /// Starts a session; the greeting is already in the output.
+    pub fn new(config: Arc<SessionConfig>, client_ip: IpAddr, buffer: Vec<u8>) -> Self {
+        let mut s = Session {
+            config,
+            client_ip,
+            input: buffer,
+            pos: 0,
+            msg_len: 0,
+            output: Vec::with_capacity(256),
+            helo: None,
+            tx: None,
+            mode: Mode::Command,
+            bad_commands: 0,
+            skipping_line: false,
+        };
+        s.input.clear();
+        let greeting = format!("{} ESMTP Gannet", s.config.hostname);
+        write_line(&mut s.output, 220, "", &greeting, true);
+        s
+    }
+
+    /// Pending output; the runtime writes it, then calls [`Session::output_written`].
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Returns the output buffer after it was written, to be reused.
+    pub fn output_written(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        if self.output.is_empty() {
+            self.output = buf;
+        }
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// The input buffer, with room at its end for the next read. The runtime reads into
+    /// the spare capacity and gives it back with [`Session::input_filled`].
+    pub fn take_input(&mut self) -> Vec<u8> {
+        self.compact();
+        let want = match self.mode {
+            Mode::Data(_) | Mode::BdatChunk { .. } => DATA_READ,
+            _ => COMMAND_READ,
+        };
+        if self.input.capacity() - self.input.len() < want / 2 {
+            self.input.reserve(want);
+        }
+        std::mem::take(&mut self.input)
+    }
+
+    /// Gives back the buffer from [`Session::take_input`] with new bytes appended.
+    pub fn input_filled(&mut self, buf: Vec<u8>) {
+        self.input = buf;
+    }
+
+    /// The input buffer, for reuse once the session is over.
+    pub fn into_input_buffer(self) -> Vec<u8> {
+        self.input
+    }
+
+    /// Appends received bytes (for tests and for TLS plaintext).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.input.extend_from_slice(bytes);
+    }
+
+    /// No transaction is in progress: a shutdown may close this session now.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.mode, Mode::Command) && self.tx.is_none()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.mode, Mode::Closed)
+    }
+
+    /// Ends the session with a final reply (idle timeout, shutdown).
+    pub fn close_with(&mut self, reply: Reply) {
+        reply.write_to(&mut self.output);
+        self.mode = Mode::Closed;
+    }
+
+    /// The reply for an idle timeout.
+    pub fn idle_timeout_reply() -> Reply {
+        replies::IDLE_TIMEOUT
+    }
+
+    /// The reply for a server shutdown.
+    pub fn shutdown_reply() -> Reply {
+        replies::SHUTTING_DOWN
+    }
+
+    /// Drops bytes already processed, keeping a message in progress at the start.
+    fn compact(&mut self) {
+        match &mut self.mode {
+            Mode::Data(reader) => reader.compact(&mut self.input),
+            _ => {
+                if self.pos > self.msg_len {
+                    self.input.drain(self.msg_len..self.pos);
+                    self.pos = self.msg_len;
+                }
+            }
+        }
+    }
+
+    /// Processes buffered input as far as it can and says what the runtime must do next.
+    pub fn step(&mut self, env: &mut dyn Environment) -> Step {
+        loop {
+            match &mut self.mode {
+                Mode::Closed => return Step::Close,
+                Mode::MessageReady => return Step::Deliver,
+                Mode::Storing => return Step::NeedInput,
+                Mode::Data(reader) => match reader.advance(&mut self.input) {
+                    DotScan::NeedMore => return Step::NeedInput,
+                    DotScan::End { next } => {
+                        let (len, overflowed, bare) = (
+                            reader.write,
+                            reader.overflowed(),
+                            reader.saw_bare_line_ending(),
+                        );
+                        self.pos = next;
+                        self.msg_len = len;
+                        self.mode = Mode::Command;
+                        self.finish_message(overflowed, bare);
+                    }
+                },
+                Mode::BdatChunk { .. } => {
+                    if !self.read_chunk() {
+                        return Step::NeedInput;
+                    }
+                }
+                Mode::Command => {
+                    if !self.next_command(env) {
+                        return Step::NeedInput;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the complete message out of the session, leaving it `fresh` as its new input
+    /// buffer (with any pipelined bytes that followed the message).
+    pub fn take_delivery(&mut self, mut fresh: Vec<u8>) -> Option<Delivery> {
+        if !matches!(self.mode, Mode::MessageReady) {
+            return None;
+        }
+        let tx = self.tx.take()?;
+        fresh.clear();
+        fresh.extend_from_slice(&self.input[self.pos..]);
+        let buffer = std::mem::replace(&mut self.input, fresh);
+        let message_len = self.msg_len;
+        self.pos = 0;
+        self.msg_len = 0;
+        self.mode = Mode::Storing;
+        Some(Delivery {
+            envelope: Envelope {
+                id: tx.id,
+                reverse_path: tx.reverse_path,
+                recipients: tx.recipients,
+                body_8bit: tx.params.body_8bit,
+                smtputf8: tx.params.smtputf8,
+                received_at: tx.received_at,
+            },
+            buffer,
+            message_len,
+        })
+    }
+
+    /// Reports how storing the message ended; the session answers the client.
+    pub fn delivered(&mut self, outcome: DeliveryOutcome) {
+        let reply = match outcome {
+            DeliveryOutcome::Stored => replies::QUEUED,
+            DeliveryOutcome::Failed => replies::STORE_FAILED,
+        };
+        reply.write_to(&mut self.output);
+        self.mode = Mode::Command;
+    }
+
+    /// Forgets the transaction and any partial BDAT message.
+    fn reset_transaction(&mut self) {
+        self.tx = None;
+        self.msg_len = 0;
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        reply.write_to(&mut self.output);
+    }
+
+    /// Sends an error reply for a client mistake, closing after too many of them.
+    fn error(&mut self, reply: Reply) {
+        self.reply(reply);
+        self.bad_commands += 1;
+        if self.bad_commands >= self.config.max_bad_commands {
+            self.close_with(replies::TOO_MANY_ERRORS);
+        }
+    }
+
+    /// Handles one command line if a whole one is buffered; false when more input is needed.
+    fn next_command(&mut self, env: &mut dyn Environment) -> bool {
+        let max = self.config.max_command_line;
+        let Some(lf) = memchr(b'\n', &self.input[self.pos..]) else {
+            if self.input.len() - self.pos > max {
+                // Too long already: discard what we have and the rest of the line.
+                self.skipping_line = true;
+                self.pos = self.input.len();
+            }
+            return false;
+        };
+        let start = self.pos;
+        let mut end = start + lf;
+        self.pos = end + 1;
+        if self.skipping_line {
+            self.skipping_line = false;
+            self.error(replies::LINE_TOO_LONG);
+            return true;
+        }
+        if end > start && self.input[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end - start + 2 > max {
+            self.error(replies::LINE_TOO_LONG);
+            return true;
+        }
+        // The line borrows the buffer while the session changes: lend the buffer out.
+        let input = std::mem::take(&mut self.input);
+        let parsed = parse_command(&input[start..end]);
+        let mut prefix = None;
+        match parsed {
+            Ok(command) => prefix = self.handle(command, env),
+            Err(e) => self.error(match e {
+                CommandError::Unrecognized => replies::UNRECOGNIZED,
+                CommandError::Syntax => replies::SYNTAX,
+                CommandError::BadAddress => replies::BAD_ADDRESS,
+                CommandError::BadSenderAddress => replies::BAD_SENDER_ADDRESS,
+                CommandError::BadParam => replies::BAD_PARAM,
+            }),
+        }
+        self.input = input;
+        if let Some(prefix) = prefix {
+            self.start_message_body(prefix.as_bytes());
+        }
+        true
+    }
+
+    /// Puts the trace headers where the message will start: the processed command lines
+    /// at the front of the buffer are replaced by them.
+    fn start_message_body(&mut self, prefix: &[u8]) {
+        debug_assert_eq!(self.msg_len, 0);
+        self.input.splice(0..self.pos, prefix.iter().copied());
+        self.pos = prefix.len();
+        self.msg_len = prefix.len();
+        if let Mode::Data(reader) = &mut self.mode {
+            *reader = DotReader::new(self.msg_len, self.pos, Some(self.config.max_message_size));
+        }
+    }
+
+    /// Acts on one command. Returns the trace headers when a message body starts.
+    fn handle(&mut self, command: Command<'_>, env: &mut dyn Environment) -> Option<String> {
+        match command {
+            Command::Ehlo(name) => {
+                self.reset_transaction();
+                self.helo = Some(Helo {
+                    name: name.to_owned(),
+                    extended: true,
+                });
+                let first = format!("{} greets {}", self.config.hostname, name);
+                let size = format!("SIZE {}", self.config.max_message_size);
+                let lines = [
+                    first.as_str(),
+                    "PIPELINING",
+                    size.as_str(),
+                    "8BITMIME",
+                    "ENHANCEDSTATUSCODES",
+                    "SMTPUTF8",
+                    "CHUNKING",
+                ];
+                for (i, line) in lines.iter().enumerate() {
+                    write_line(&mut self.output, 250, "", line, i == lines.len() - 1);
+                }
+            }
+            Command::Helo(name) => {
+                self.reset_transaction();
+                self.helo = Some(Helo {
+                    name: name.to_owned(),
+                    extended: false,
+                });
+                write_line(
+                    &mut self.output,
+                    250,
+                    "",
+                    &self.config.hostname.clone(),
+                    true,
+                );
+            }
+            Command::Mail { from, params } => self.mail(from, params, env),
+            Command::Rcpt { to } => self.rcpt(to, env),
+            Command::Data => return self.data(env),
+            Command::Bdat { size, last } => return self.bdat(size, last, env),
+            Command::Rset => {
+                self.reset_transaction();
+                self.reply(replies::OK);
+            }
+            Command::Noop => self.reply(replies::OK),
+            Command::Quit => self.close_with(replies::BYE),
+            Command::Vrfy => self.reply(replies::VRFY),
+            Command::Expn => self.error(replies::NOT_IMPLEMENTED),
+            Command::Help => {
+                write_line(
+                    &mut self.output,
+                    214,
+                    "2.0.0",
+                    "Gannet SMTP; commands:",
+                    false,
+                );
+                write_line(
+                    &mut self.output,
+                    214,
+                    "2.0.0",
+                    "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
+                    true,
+                );
+            }
+            Command::NotImplemented => self.error(replies::NOT_IMPLEMENTED),
+        }
+        None
+    }
+
+    fn mail(&mut self, from: Path<'_>, params: MailParams, env: &mut dyn Environment) {
+        if self.helo.is_none() {
+            return self.error(replies::NEED_HELO);
+        }
+        if self.tx.is_some() {
+            return self.error(replies::NESTED_MAIL);
+        }
+        let reverse_path = match from {
+            Path::Null => String::new(),
+            Path::Address(a) => {
+                if !a.is_ascii() && !params.smtputf8 {
+                    return self.error(replies::NEED_SMTPUTF8);
+                }
+                a.to_owned()
+            }
+        };
+        if params
+            .size
+            .is_some_and(|s| s > self.config.max_message_size as u64)
+        {
+            return self.error(replies::TOO_BIG_DECLARED);
+        }
+        if let Some(size) = params.size {
+            // Room for the whole message up front: no regrowth while it arrives.
+            let want = (size as usize).min(self.config.max_message_size) + 1024;
+            self.input
+                .reserve(want.saturating_sub(self.input.capacity()));
+        }
+        self.tx = Some(Transaction {
+            id: env.next_message_id(),
+            reverse_path,
+            params,
+            recipients: Vec::new(),
+            received_at: env.now(),
+            bdat: None,
+        });
+        self.reply(replies::SENDER_OK);
+    }
+
+    fn rcpt(&mut self, to: Path<'_>, env: &mut dyn Environment) {
+        let Some(tx) = &self.tx else {
+            return self.error(replies::NEED_MAIL);
+        };
+        let Path::Address(raw) = to else {
+            return self.error(replies::BAD_ADDRESS);
+        };
+        if !raw.is_ascii() && !tx.params.smtputf8 {
+            return self.error(replies::NEED_SMTPUTF8);
+        }
+        if tx.recipients.len() >= self.config.max_recipients {
+            return self.reply(replies::TOO_MANY_RECIPIENTS);
+        }
+        let mut address = raw.to_lowercase();
+        if !address.contains('@') {
+            // The bare "postmaster" of RFC 5321 4.5.1.
+            address = format!("postmaster@{}", self.config.hostname.to_lowercase());
+        }
+        let reply = match env.route(&address) {
+            RcptRoute::Local { account } => {
+                let tx = self.tx.as_mut().expect("checked above");
+                if !tx.recipients.iter().any(|r| r.address == address) {
+                    tx.recipients.push(Recipient { address, account });
+                }
+                replies::RECIPIENT_OK
+            }
+            RcptRoute::UnknownUser => replies::UNKNOWN_USER,
+            RcptRoute::RelayDenied => replies::RELAY_DENIED,
+        };
+        self.reply(reply);
+    }
+
+    /// Checks that a message body may start now; the reply if it may not.
+    fn body_refusal(&self, bdat: bool) -> Option<Reply> {
+        match &self.tx {
+            None => Some(replies::NEED_MAIL),
+            Some(tx) if tx.recipients.is_empty() => Some(replies::NEED_RCPT),
+            Some(tx) if tx.bdat.is_some() && !bdat => Some(replies::MIXED_DATA_BDAT),
+            _ => None,
+        }
+    }
+
+    fn trace_prefix(&self, env: &dyn Environment) -> String {
+        let tx = self.tx.as_ref().expect("caller checked the transaction");
+        let helo = self.helo.as_ref().expect("MAIL requires HELO");
+        let protocol = match (helo.extended, tx.params.smtputf8) {
+            (_, true) => "UTF8SMTP",
+            (true, false) => "ESMTP",
+            (false, false) => "SMTP",
+        };
+        let single = match tx.recipients.as_slice() {
+            [only] => Some(only.address.as_str()),
+            _ => None,
+        };
+        trace_headers(&TraceInfo {
+            helo: &helo.name,
+            client_ip: self.client_ip,
+            hostname: &self.config.hostname,
+            protocol,
+            id: tx.id,
+            single_recipient: single,
+            reverse_path: &tx.reverse_path,
+            unix_time: env.now(),
+        })
+    }
+
+    fn data(&mut self, env: &mut dyn Environment) -> Option<String> {
+        if let Some(refusal) = self.body_refusal(false) {
+            self.error(refusal);
+            return None;
+        }
+        self.reply(replies::START_DATA);
+        self.mode = Mode::Data(DotReader::new(0, 0, None));
+        Some(self.trace_prefix(env))
+    }
+
+    fn bdat(&mut self, size: u64, last: bool, env: &mut dyn Environment) -> Option<String> {
+        let refusal = self.body_refusal(true);
+        self.mode = Mode::BdatChunk {
+            remaining: size,
+            last,
+            refusal,
+        };
+        if refusal.is_some() {
+            return None;
+        }
+        let tx = self.tx.as_mut().expect("checked by body_refusal");
+        match &mut tx.bdat {
+            Some(_) => None,
+            None => {
+                tx.bdat = Some(BdatProgress {
+                    total: 0,
+                    overflowed: false,
+                });
+                Some(self.trace_prefix(env))
+            }
+        }
+    }
+
+    /// Moves buffered chunk bytes into the message; true once the chunk is complete.
+    fn read_chunk(&mut self) -> bool {
+        let Mode::BdatChunk {
+            remaining,
+            last,
+            refusal,
+        } = &mut self.mode
+        else {
+            return true;
+        };
+        let n = (*remaining).min((self.input.len() - self.pos) as u64) as usize;
+        let keep = match (
+            refusal.is_none(),
+            self.tx.as_mut().and_then(|t| t.bdat.as_mut()),
+        ) {
+            (true, Some(progress)) => {
+                progress.total += n as u64;
+                if progress.total > self.config.max_message_size as u64 {
+                    progress.overflowed = true;
+                }
+                !progress.overflowed
+            }
+            _ => false,
+        };
+        if keep {
+            if self.msg_len != self.pos {
+                self.input.copy_within(self.pos..self.pos + n, self.msg_len);
+            }
+            self.msg_len += n;
+        }
+        self.pos += n;
+        *remaining -= n as u64;
+        if *remaining > 0 {
+            return false;
+        }
+        let (last, refusal) = (*last, *refusal);
+        self.mode = Mode::Command;
+        if let Some(refusal) = refusal {
+            self.error(refusal);
+            return true;
+        }
+        if last {
+            let overflowed = self
+                .tx
+                .as_ref()
+                .and_then(|t| t.bdat.as_ref())
+                .is_some_and(|p| p.overflowed);
+            let bare = !overflowed && has_bare_cr_or_lf(&self.input[..self.msg_len]);
+            self.finish_message(overflowed, bare);
+        } else {
+            let text = format!("{n_total} octets received", n_total = self.chunk_total());
+            write_line(&mut self.output, 250, "2.0.0", &text, true);
+        }
+        true
+    }
+
+    fn chunk_total(&self) -> u64 {
+        self.tx
+            .as_ref()
+            .and_then(|t| t.bdat.as_ref())
+            .map_or(0, |p| p.total)
+    }
+
+    /// The whole message has arrived: refuse it, or hand it to the runtime.
+    fn finish_message(&mut self, overflowed: bool, bare_line_ending: bool) {
+        if overflowed || bare_line_ending {
+            self.reset_transaction();
+            self.reply(if overflowed {
+                replies::TOO_BIG
+            } else {
+                replies::BARE_LINE_ENDING
+            });
+            return;
+        }
+        self.mode = Mode::MessageReady;
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,309 @@
+//! Domains, accounts and aliases: the records that say who receives mail here.
+//!
+//! These functions run on one admin thread at a time (the server's control thread, or the
+//! command line when no server runs), which serializes id allocation and existence checks;
+//! every change still goes through the commit thread.
+
+use super::kv::{decode_counter, Cf, StoreError};
+use super::schema::{decode, encode, keys, Account, MailboxMeta, Route, DEFAULT_MAILBOXES};
+use super::{Batch, Store};
+
+/// Default quota for a new account: 1 GB.
+pub const DEFAULT_QUOTA: u64 = 1_000_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("domain {0} is already hosted")]
+    DomainExists(String),
+    #[error("domain {0} is not hosted here (add it with `gannet domain add {0}`)")]
+    DomainNotHosted(String),
+    #[error("{0} already exists")]
+    AddressExists(String),
+    #[error("{0} is not a local address")]
+    NoSuchAddress(String),
+    #[error("invalid {what}: {value:?}")]
+    Invalid { what: &'static str, value: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Lower-cases and checks a domain name.
+pub fn normalize_domain(domain: &str) -> Result<String, DirectoryError> {
+    let d = domain.trim().trim_end_matches('.').to_lowercase();
+    let valid = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(d)
+    } else {
+        Err(DirectoryError::Invalid {
+            what: "domain",
+            value: domain.into(),
+        })
+    }
+}
+
+/// Lower-cases and checks an address; returns it with its domain.
+pub fn normalize_address(address: &str) -> Result<(String, String), DirectoryError> {
+    let a = address.trim().to_lowercase();
+    let invalid = || DirectoryError::Invalid {
+        what: "address",
+        value: address.into(),
+    };
+    let (local, domain) = a.rsplit_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || local.contains(|c: char| c.is_whitespace() || "<>@,;:\"".contains(c)) {
+        return Err(invalid());
+    }
+    let domain = normalize_domain(domain).map_err(|_| invalid())?;
+    Ok((format!("{local}@{domain}"), domain))
+}
+
+fn get_route(store: &Store, key: &[u8]) -> Result<Option<Route>, StoreError> {
+    store
+        .kv()
+        .get(Cf::Routes, key)?
+        .map(|raw| decode(Cf::Routes, &raw))
+        .transpose()
+}
+
+fn require_hosted(store: &Store, domain: &str) -> Result<Option<u32>, DirectoryError> {
+    match get_route(store, &keys::route_domain(domain))? {
+        Some(Route::Domain { catch_all }) => Ok(catch_all),
+        _ => Err(DirectoryError::DomainNotHosted(domain.into())),
+    }
+}
+
+pub fn add_domain(store: &Store, domain: &str) -> Result<String, DirectoryError> {
+    let domain = normalize_domain(domain)?;
+    let key = keys::route_domain(&domain);
+    if get_route(store, &key)?.is_some() {
+        return Err(DirectoryError::DomainExists(domain));
+    }
+    let mut b = Batch::new();
+    b.put(Cf::Routes, key, encode(&Route::Domain { catch_all: None }));
+    store.commit_blocking(b)?;
+    Ok(domain)
+}
+
+pub fn list_domains(store: &Store) -> Result<Vec<String>, StoreError> {
+    let mut domains = Vec::new();
+    store.kv().scan_prefix(Cf::Routes, b"@", &mut |k, _| {
+        domains.push(String::from_utf8_lossy(&k[1..]).into_owned());
+        true
+    })?;
+    Ok(domains)
+}
+
+/// Creates an account with its default mailboxes. `password_hash` is an argon2id PHC string.
+pub fn add_account(
+    store: &Store,
+    address: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<Account, DirectoryError> {
+    let (address, domain) = normalize_address(address)?;
+    require_hosted(store, &domain)?;
+    if get_route(store, &keys::route_address(&address))?.is_some() {
+        return Err(DirectoryError::AddressExists(address));
+    }
+    let id = store
+        .kv()
+        .get(Cf::Meta, keys::NEXT_ACCOUNT_ID)?
+        .and_then(|raw| raw.try_into().ok().map(u32::from_be_bytes))
+        .unwrap_or(1);
+    let account = Account {
+        id,
+        address: address.clone(),
+        password_hash: password_hash.into(),
+        quota: DEFAULT_QUOTA,
+        spam_level: "medium".into(),
+        created: now,
+    };
+    let mut b = Batch::new();
+    b.put(
+        Cf::Meta,
+        keys::NEXT_ACCOUNT_ID.to_vec(),
+        (id + 1).to_be_bytes().to_vec(),
+    );
+    b.put(Cf::Accounts, keys::account(id), encode(&account));
+    b.put(
+        Cf::Accounts,
+        keys::account_by_name(&address),
+        id.to_be_bytes().to_vec(),
+    );
+    b.put(
+        Cf::Routes,
+        keys::route_address(&address),
+        encode(&Route::Address {
+            account: id,
+            alias: false,
+        }),
+    );
+    for (i, (name, special_use)) in DEFAULT_MAILBOXES.iter().enumerate() {
+        let meta = MailboxMeta {
+            id: i as u32 + 1,
+            uidvalidity: now as u32,
+            uidnext: 1,
+            highest_modseq: 0,
+            subscribed: true,
+            special_use: special_use.map(str::to_owned),
+        };
+        b.put(Cf::Mailboxes, keys::mailbox(id, name), encode(&meta));
+    }
+    store.commit_blocking(b)?;
+    Ok(account)
+}
+
+/// An account with its storage use.
+pub struct AccountInfo {
+    pub account: Account,
+    pub usage: i64,
+}
+
+pub fn list_accounts(store: &Store) -> Result<Vec<AccountInfo>, StoreError> {
+    let mut accounts = Vec::new();
+    let mut error = None;
+    store
+        .kv()
+        .scan_prefix(Cf::Accounts, keys::ACCOUNT_PREFIX, &mut |_, v| {
+            match decode::<Account>(Cf::Accounts, v) {
+                Ok(a) => accounts.push(a),
+                Err(e) => error = Some(e),
+            }
+            error.is_none()
+        })?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    accounts
+        .into_iter()
+        .map(|account| {
+            let usage = store
+                .kv()
+                .get(Cf::Counters, &keys::usage(account.id))?
+                .map_or(0, |raw| decode_counter(&raw));
+            Ok(AccountInfo { account, usage })
+        })
+        .collect()
+}
+
+/// Finds the account that receives mail for a local address (its own or an alias).
+pub fn account_for_address(store: &Store, address: &str) -> Result<Account, DirectoryError> {
+    let (address, _) = normalize_address(address)?;
+    let Some(Route::Address { account, .. }) = get_route(store, &keys::route_address(&address))?
+    else {
+        return Err(DirectoryError::NoSuchAddress(address));
+    };
+    let raw = store
+        .kv()
+        .get(Cf::Accounts, &keys::account(account))?
+        .ok_or(DirectoryError::NoSuchAddress(address))?;
+    Ok(decode(Cf::Accounts, &raw)?)
+}
+
+/// Makes `alias` deliver to the account behind `target`. An alias of the form `@domain`
+/// is that domain's catch-all: mail for any unknown address there goes to the target.
+pub fn add_alias(store: &Store, alias: &str, target: &str) -> Result<String, DirectoryError> {
+    let account = account_for_address(store, target)?;
+    let mut b = Batch::new();
+    let name = if let Some(domain) = alias.trim().strip_prefix('@') {
+        let domain = normalize_domain(domain)?;
+        if require_hosted(store, &domain)?.is_some() {
+            return Err(DirectoryError::AddressExists(format!("@{domain}")));
+        }
+        b.put(
+            Cf::Routes,
+            keys::route_domain(&domain),
+            encode(&Route::Domain {
+                catch_all: Some(account.id),
+            }),
+        );
+        format!("@{domain}")
+    } else {
+        let (alias, domain) = normalize_address(alias)?;
+        require_hosted(store, &domain)?;
+        if get_route(store, &keys::route_address(&alias))?.is_some() {
+            return Err(DirectoryError::AddressExists(alias));
+        }
+        b.put(
+            Cf::Routes,
+            keys::route_address(&alias),
+            encode(&Route::Address {
+                account: account.id,
+                alias: true,
+            }),
+        );
+        alias
+    };
+    store.commit_blocking(b)?;
+    Ok(name)
+}
+
+/// Every route, for building the in-memory routing table.
+pub fn all_routes(store: &Store) -> Result<Vec<(String, Route)>, StoreError> {
+    let mut routes = Vec::new();
+    let mut error = None;
+    store.kv().scan_prefix(Cf::Routes, b"", &mut |k, v| {
+        match decode::<Route>(Cf::Routes, v) {
+            Ok(r) => routes.push((String::from_utf8_lossy(k).into_owned(), r)),
+            Err(e) => error = Some(e),
+        }
+        error.is_none()
+    })?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(routes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_accounts_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Store::open(dir.path()).unwrap();
+        let s = owner.store();
+        assert!(matches!(
+            add_account(s, "alice@example.test", "h", 1),
+            Err(DirectoryError::DomainNotHosted(_))
+        ));
+        assert_eq!(add_domain(s, "Example.TEST").unwrap(), "example.test");
+        assert!(matches!(
+            add_domain(s, "example.test"),
+            Err(DirectoryError::DomainExists(_))
+        ));
+        assert!(add_domain(s, "bad domain").is_err());
+        let alice = add_account(s, "Alice@Example.test", "h", 1).unwrap();
+        let bob = add_account(s, "bob@example.test", "h", 1).unwrap();
+        assert_eq!((alice.id, bob.id), (1, 2));
+        assert!(matches!(
+            add_account(s, "alice@example.test", "h", 1),
+            Err(DirectoryError::AddressExists(_))
+        ));
+        assert_eq!(
+            add_alias(s, "al@example.test", "alice@example.test").unwrap(),
+            "al@example.test"
+        );
+        assert_eq!(account_for_address(s, "AL@example.test").unwrap().id, 1);
+        assert!(add_alias(s, "x@example.test", "nobody@example.test").is_err());
+        assert!(add_alias(s, "x@other.test", "alice@example.test").is_err());
+        assert_eq!(
+            add_alias(s, "@example.test", "bob@example.test").unwrap(),
+            "@example.test"
+        );
+        let routes = all_routes(s).unwrap();
+        assert!(routes.contains(&("@example.test".into(), Route::Domain { catch_all: Some(2) })));
+        let list = list_accounts(s).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].account.address, "alice@example.test");
+        assert_eq!(list_domains(s).unwrap(), vec!["example.test".to_string()]);
+    }
+}

@@ -1,0 +1,116 @@
+//! The small key-value interface the rest of Gannet sees: get, scan, atomic batch write.
+//!
+//! RocksDB implements it today ([`super::rocks`]); a distributed engine can replace it
+//! later without touching anything outside `store/`.
+
+/// Column families (one key space each), as DESIGN.md sketches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cf {
+    /// content hash → raw message bytes.
+    Blobs,
+    /// account, mailbox, uid → message entry.
+    Mail,
+    /// account, mailbox name → mailbox state (uidvalidity, uidnext, ...).
+    Mailboxes,
+    /// account id → account; name index.
+    Accounts,
+    /// address or `@domain` → route.
+    Routes,
+    /// due time, queue id → queued message.
+    Queue,
+    /// expiry, id → quarantined message.
+    Quarantine,
+    /// name → signed 64-bit counter, updated by merge (addition).
+    Counters,
+    /// time, sequence → message trace event.
+    Events,
+    /// store-wide settings and id sequences.
+    Meta,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 10] = [
+        Cf::Blobs,
+        Cf::Mail,
+        Cf::Mailboxes,
+        Cf::Accounts,
+        Cf::Routes,
+        Cf::Queue,
+        Cf::Quarantine,
+        Cf::Counters,
+        Cf::Events,
+        Cf::Meta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Blobs => "blobs",
+            Cf::Mail => "mail",
+            Cf::Mailboxes => "mailboxes",
+            Cf::Accounts => "accounts",
+            Cf::Routes => "routes",
+            Cf::Queue => "queue",
+            Cf::Quarantine => "quarantine",
+            Cf::Counters => "counters",
+            Cf::Events => "events",
+            Cf::Meta => "meta",
+        }
+    }
+}
+
+/// One write in an atomic batch.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Adds a little-endian i64 to the counter at `key` (only in [`Cf::Counters`]).
+    Add {
+        cf: Cf,
+        key: Vec<u8>,
+        delta: i64,
+    },
+    Delete {
+        cf: Cf,
+        key: Vec<u8>,
+    },
+}
+
+/// Errors from the storage engine.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("corrupt value in {cf}: {detail}")]
+    Corrupt { cf: &'static str, detail: String },
+    #[error("mailbox {0} does not exist")]
+    NoSuchMailbox(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// What every storage engine offers.
+pub trait KvStore: Send + Sync {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Calls `visit` with each key (in order) starting with `prefix` until it returns false.
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+
+    /// Applies all operations atomically; with `sync`, returns only once they are on disk.
+    fn write(&self, ops: &[WriteOp], sync: bool) -> Result<(), StoreError>;
+
+    /// Persists memory buffers (used at shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Reads a counter value written by [`WriteOp::Add`].
+pub fn decode_counter(bytes: &[u8]) -> i64 {
+    bytes.try_into().map(i64::from_le_bytes).unwrap_or_default()
+}

@@ -1,0 +1,115 @@
+//! The RocksDB engine behind [`KvStore`]: column families, BlobDB for message bodies, a
+//! merge operator for counters. Everything RocksDB-specific stays in this file.
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options,
+    WriteBatch, WriteOptions, DB,
+};
+
+use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
+
+pub struct RocksStore {
+    db: DB,
+}
+
+fn engine(e: rocksdb::Error) -> StoreError {
+    StoreError::Engine(e.into_string())
+}
+
+/// Merge operator: counters are little-endian i64 sums.
+fn add_counters(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let mut sum = existing.map(decode_counter).unwrap_or(0);
+    for op in operands {
+        sum = sum.wrapping_add(decode_counter(op));
+    }
+    Some(sum.to_le_bytes().to_vec())
+}
+
+impl RocksStore {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_keep_log_file_num(5);
+        // A cache shared by all families: indexes and small values stay in memory.
+        let cache = Cache::new_lru_cache(128 << 20);
+        let families = Cf::ALL.iter().map(|&cf| {
+            let mut opts = Options::default();
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            opts.set_block_based_table_factory(&table);
+            opts.set_compression_type(DBCompressionType::Lz4);
+            match cf {
+                Cf::Blobs => {
+                    // Message bodies go to blob files: the LSM tree only moves pointers.
+                    opts.set_enable_blob_files(true);
+                    opts.set_min_blob_size(1024);
+                    opts.set_blob_compression_type(DBCompressionType::Lz4);
+                    opts.set_enable_blob_gc(true);
+                    opts.set_write_buffer_size(64 << 20);
+                }
+                Cf::Counters => opts.set_merge_operator_associative("add_i64", add_counters),
+                _ => opts.set_write_buffer_size(16 << 20),
+            }
+            ColumnFamilyDescriptor::new(cf.name(), opts)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, dir, families).map_err(engine)?;
+        Ok(RocksStore { db })
+    }
+
+    fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| StoreError::Engine(format!("column family {} missing", cf.name())))
+    }
+}
+
+impl KvStore for RocksStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.handle(cf)?, key).map_err(engine)
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.handle(cf)?, mode) {
+            let (key, value) = item.map_err(engine)?;
+            if !key.starts_with(prefix) || !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, ops: &[WriteOp], sync: bool) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                WriteOp::Put { cf, key, value } => batch.put_cf(self.handle(*cf)?, key, value),
+                WriteOp::Add { cf, key, delta } => {
+                    batch.merge_cf(self.handle(*cf)?, key, delta.to_le_bytes())
+                }
+                WriteOp::Delete { cf, key } => batch.delete_cf(self.handle(*cf)?, key),
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts).map_err(engine)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.handle(cf)?).map_err(engine)?;
+        }
+        self.db.flush_wal(true).map_err(engine)
+    }
+}

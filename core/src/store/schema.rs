@@ -1,0 +1,154 @@
+//! Keys and values of every family: how Gannet's records are laid out in the store.
+//!
+//! Keys put big-endian integers first so that a prefix scan lists an account's mailboxes
+//! and a mailbox's messages in order. Values are `postcard`-encoded structs.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::kv::{Cf, StoreError};
+
+/// The folders every new account gets, with their RFC 6154 special-use attribute.
+pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 5] = [
+    ("INBOX", None),
+    ("Drafts", Some("\\Drafts")),
+    ("Sent", Some("\\Sent")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+];
+
+/// A content hash naming a blob.
+pub type BlobId = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: u32,
+    /// The account's primary address (lower case).
+    pub address: String,
+    /// PHC string of the argon2id hash.
+    pub password_hash: String,
+    /// Storage quota in bytes.
+    pub quota: u64,
+    /// off | low | medium | high.
+    pub spam_level: String,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxMeta {
+    pub id: u32,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub subscribed: bool,
+    pub special_use: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailEntry {
+    pub blob: BlobId,
+    pub size: u64,
+    pub internal_date: i64,
+    /// System flags as bits (see [`flags`]).
+    pub flags: u32,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+    pub spam_score: Option<f32>,
+}
+
+/// IMAP system flags as bits of [`MailEntry::flags`].
+pub mod flags {
+    pub const SEEN: u32 = 1;
+    pub const ANSWERED: u32 = 2;
+    pub const FLAGGED: u32 = 4;
+    pub const DELETED: u32 = 8;
+    pub const DRAFT: u32 = 16;
+}
+
+/// Where mail for an address or a domain goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Route {
+    /// `@domain`: a hosted domain; mail for unknown addresses goes to `catch_all` if set.
+    Domain { catch_all: Option<u32> },
+    /// `local@domain`: delivered to this account (an alias when not its primary address).
+    Address { account: u32, alias: bool },
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("in-memory serialization cannot fail")
+}
+
+pub fn decode<T: DeserializeOwned>(cf: Cf, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        cf: cf.name(),
+        detail: e.to_string(),
+    })
+}
+
+pub mod keys {
+    //! Key builders, one per record kind.
+
+    use super::BlobId;
+
+    pub fn account(id: u32) -> Vec<u8> {
+        let mut k = b"id:".to_vec();
+        k.extend_from_slice(&id.to_be_bytes());
+        k
+    }
+
+    pub const ACCOUNT_PREFIX: &[u8] = b"id:";
+
+    pub fn account_by_name(address: &str) -> Vec<u8> {
+        [b"name:", address.as_bytes()].concat()
+    }
+
+    pub fn route_address(address: &str) -> Vec<u8> {
+        address.as_bytes().to_vec()
+    }
+
+    pub fn route_domain(domain: &str) -> Vec<u8> {
+        format!("@{domain}").into_bytes()
+    }
+
+    pub fn mailbox(account: u32, name: &str) -> Vec<u8> {
+        [&account.to_be_bytes()[..], name.as_bytes()].concat()
+    }
+
+    pub fn mailboxes_of(account: u32) -> Vec<u8> {
+        account.to_be_bytes().to_vec()
+    }
+
+    pub fn mail(account: u32, mailbox: u32, uid: u32) -> Vec<u8> {
+        let mut k = Vec::with_capacity(12);
+        k.extend_from_slice(&account.to_be_bytes());
+        k.extend_from_slice(&mailbox.to_be_bytes());
+        k.extend_from_slice(&uid.to_be_bytes());
+        k
+    }
+
+    pub fn mail_of(account: u32, mailbox: u32) -> Vec<u8> {
+        mail(account, mailbox, 0)[..8].to_vec()
+    }
+
+    /// The UID at the end of a mail key.
+    pub fn uid_of_mail_key(key: &[u8]) -> Option<u32> {
+        key.get(8..12)?.try_into().ok().map(u32::from_be_bytes)
+    }
+
+    pub fn blob(id: &BlobId) -> Vec<u8> {
+        id.to_vec()
+    }
+
+    pub fn blob_refs(id: &BlobId) -> Vec<u8> {
+        [&b"blobref:"[..], id].concat()
+    }
+
+    pub fn usage(account: u32) -> Vec<u8> {
+        [&b"usage:"[..], &account.to_be_bytes()].concat()
+    }
+
+    pub fn stat(name: &str) -> Vec<u8> {
+        [b"stat:", name.as_bytes()].concat()
+    }
+
+    pub const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
+}

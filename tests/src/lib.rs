@@ -1,0 +1,348 @@
+//! Support for the end-to-end tests: start the real `gannet` binary on a temporary data
+//! directory and free loopback ports, run its admin commands, and speak SMTP to it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `gannet` binary built in the same profile as this test.
+pub fn gannet_bin() -> PathBuf {
+    bin("gannet")
+}
+
+/// A binary of the workspace, next to the test executable's `deps/` folder.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo build --release --workspace` first (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `gannet serve` process on its own data directory; stopped when dropped.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub smtp: SocketAddr,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// A data directory and config, with `extra` TOML appended; not started yet.
+    pub fn new(extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join("gannet.toml");
+        let text = format!(
+            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n[listen]\nsmtp = \"{smtp}\"\n\n{extra}"
+        );
+        std::fs::write(&config, text).unwrap();
+        Server {
+            dir,
+            smtp,
+            config,
+            child: None,
+        }
+    }
+
+    /// Starts a server with the default test configuration.
+    pub fn started() -> Server {
+        let mut s = Server::new("");
+        s.start();
+        s
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts `gannet serve` and waits for its SMTP greeting.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(gannet_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data")
+            .arg(self.data())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start gannet serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(self.smtp) {
+                let mut buf = [0u8; 64];
+                if matches!(s.read(&mut buf), Ok(n) if n >= 3 && &buf[..3] == b"220") {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("gannet serve exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status once it stopped (within `limit`).
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `gannet ARGS --config .. --data ..`.
+    pub fn gannet(&self, args: &[&str]) -> Output {
+        Command::new(gannet_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data")
+            .arg(self.data())
+            .output()
+            .expect("run gannet")
+    }
+
+    /// Runs an admin command that must succeed; returns its standard output.
+    pub fn admin(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.gannet(args);
+        assert!(
+            out.status.success(),
+            "gannet {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// example.test with alice (password Secret123) and bob as an alias of alice.
+    pub fn with_example_accounts(&self) {
+        self.admin(&["domain", "add", "example.test"]);
+        self.admin(&[
+            "account",
+            "add",
+            "alice@example.test",
+            "--password",
+            "Secret123",
+        ]);
+        self.admin(&[
+            "account",
+            "add",
+            "carol@example.test",
+            "--password",
+            "Secret123",
+        ]);
+        self.admin(&["alias", "add", "bob@example.test", "alice@example.test"]);
+    }
+
+    /// `gannet mail list`: (uid, size, subject) per message.
+    pub fn mail_list(&self, address: &str) -> Vec<(u32, u64, String)> {
+        let out = String::from_utf8(self.admin(&["mail", "list", address])).unwrap();
+        out.lines()
+            .map(|l| {
+                let mut f = l.splitn(3, '\t');
+                let uid = f.next().unwrap().parse().unwrap();
+                let size = f.next().unwrap().parse().unwrap();
+                (uid, size, f.next().unwrap_or("").to_string())
+            })
+            .collect()
+    }
+
+    pub fn mail_get(&self, address: &str, uid: u32) -> Vec<u8> {
+        self.admin(&["mail", "get", address, &uid.to_string()])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.terminate(Duration::from_secs(10));
+    }
+}
+
+/// Splits a stored message into its added trace headers (Return-Path and Received) and
+/// the message as the client sent it.
+pub fn strip_trace_headers(stored: &[u8]) -> (String, &[u8]) {
+    let text = stored;
+    let mut pos = 0;
+    let mut seen_received = false;
+    loop {
+        let end = text[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| pos + i + 2)
+            .expect("header line");
+        let line = &text[pos..end];
+        let continuation = line.starts_with(b"\t") || line.starts_with(b" ");
+        if pos == 0 {
+            assert!(
+                line.starts_with(b"Return-Path: <"),
+                "first line: {:?}",
+                String::from_utf8_lossy(line)
+            );
+        } else if line.starts_with(b"Received: ") && !seen_received {
+            seen_received = true;
+        } else if !(continuation && seen_received) {
+            break;
+        }
+        pos = end;
+    }
+    (
+        String::from_utf8_lossy(&text[..pos]).into_owned(),
+        &text[pos..],
+    )
+}
+
+/// A minimal SMTP client for tests that need exact control of the bytes on the wire.
+pub struct RawSmtp {
+    reader: BufReader<TcpStream>,
+}
+
+impl RawSmtp {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<RawSmtp> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut c = RawSmtp {
+            reader: BufReader::new(stream),
+        };
+        c.reply()?;
+        Ok(c)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// Reads one reply; returns all its lines joined.
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed",
+                ));
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> std::io::Result<String> {
+        self.send(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// MAIL, RCPT, DATA and an already dot-stuffed body; returns the final reply.
+    pub fn send_message(
+        &mut self,
+        from: &str,
+        to: &str,
+        stuffed_body: &[u8],
+    ) -> std::io::Result<String> {
+        for (line, want) in [
+            (format!("MAIL FROM:<{from}>"), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".to_string(), "354"),
+        ] {
+            let r = self.cmd(&line)?;
+            if !r.starts_with(want) {
+                return Ok(r);
+            }
+        }
+        self.send(stuffed_body)?;
+        self.send(b".\r\n")?;
+        self.reply()
+    }
+}
+
+/// Runs a Python 3 script with arguments; returns stdout, panicking with stderr on failure.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Fails the test unless a required client program is installed.
+pub fn require_tool(name: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is not installed: run the README's test command, which installs it"
+    );
+}
