@@ -88,7 +88,11 @@ measure gannet 127.0.0.1:$GPORT
 stored=$($G mail list rcpt@example.test | wc -l)
 echo "  gannet stored $stored messages" >&2
 
-echo "== gannet idle connections" >&2
+echo "== gannet idle connections (a freshly started server)" >&2
+kill -TERM $GPID; wait $GPID
+$G serve 2>>"$WORK/gannet.log" &
+GPID=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GPORT) 2>/dev/null && break; sleep 0.1; done
 IDLE1=$("$BENCH" idle --target 127.0.0.1:$GPORT --connections 1000 --pid $GPID | sed -n 's/^result .*bytes_per_conn=\([0-9.]*\).*/\1/p')
 IDLE10=$("$BENCH" idle --target 127.0.0.1:$GPORT --connections 10000 --pid $GPID | sed -n 's/^result .*bytes_per_conn=\([0-9.]*\).*/\1/p')
 kill -TERM $GPID; wait $GPID

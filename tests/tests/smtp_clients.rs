@@ -331,3 +331,72 @@ fn sigterm_stops_cleanly_and_data_survives_a_restart() {
     let list = server.mail_list("alice@example.test");
     assert_eq!((list[1].0, list[1].2.as_str()), (2, "after"));
 }
+
+#[test]
+fn idle_clients_are_disconnected_with_421() {
+    let mut server = Server::new("[limits]\nidle_timeout = \"1s\"\n");
+    server.start();
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    assert!(c.cmd("EHLO idle.example").unwrap().starts_with("250"));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        c.reply().unwrap(),
+        "421 4.4.2 Idle timeout, closing connection\r\n"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert!(c.reply().is_err(), "the connection is closed after the 421");
+}
+
+#[test]
+fn too_many_errors_close_the_connection() {
+    let server = Server::started();
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    c.send(&b"NONSENSE\r\n".repeat(30)).unwrap();
+    for _ in 0..20 {
+        assert_eq!(c.reply().unwrap(), "500 5.5.2 Command unrecognized\r\n");
+    }
+    assert_eq!(
+        c.reply().unwrap(),
+        "421 4.7.0 Too many errors, closing connection\r\n"
+    );
+    assert!(c.reply().is_err());
+}
+
+#[test]
+fn load_generator_pipelined_messages_all_arrive() {
+    let server = Server::started();
+    server.with_example_accounts();
+    for flags in [&["--pipelining", "--reuse"][..], &[]] {
+        let out = Command::new(gannet_tests::bin("gannet-bench"))
+            .args([
+                "smtp",
+                "--target",
+                &server.smtp.to_string(),
+                "--count",
+                "300",
+                "--size",
+                "2048",
+            ])
+            .args([
+                "--concurrency",
+                "8",
+                "--to",
+                "carol@example.test",
+                "--max-seconds",
+                "60",
+            ])
+            .args(flags)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("result ok=300 failed=0"), "{text}");
+    }
+    let list = server.mail_list("carol@example.test");
+    assert_eq!(list.len(), 600);
+    assert!(list.iter().all(|(_, _, subject)| subject == "gannet-bench"));
+}

@@ -48,6 +48,7 @@ pub struct Workers {
 /// Binds every listener for every worker, then starts the workers.
 pub fn start(ctx: ServerContext, listeners: &Listeners, count: usize) -> std::io::Result<Workers> {
     let (stop, stop_rx) = watch::channel(false);
+    listener::ensure_free(listeners.smtp)?;
     let mut bound = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         bound.push(listener::bind_reuseport(listeners.smtp)?);

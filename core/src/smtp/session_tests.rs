@@ -513,7 +513,7 @@ fn garbage_never_panics_and_is_always_answered() {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % 3 == 0 {
+            if seed.is_multiple_of(3) {
                 input.push((seed >> 8) as u8);
             } else {
                 input.extend_from_slice(words[(seed >> 16) as usize % words.len()]);

@@ -173,11 +173,11 @@ impl Sequencer {
             } = change
             {
                 let key = keys::mailbox(*account, mailbox);
-                if !self.mailboxes.contains_key(&key) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.mailboxes.entry(key) {
                     let raw = kv
-                        .get(Cf::Mailboxes, &key)?
+                        .get(Cf::Mailboxes, slot.key())?
                         .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.clone()))?;
-                    self.mailboxes.insert(key, decode(Cf::Mailboxes, &raw)?);
+                    slot.insert(decode(Cf::Mailboxes, &raw)?);
                 }
             }
         }
