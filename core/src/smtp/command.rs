@@ -78,22 +78,31 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
             Err(CommandError::Syntax)
         }
     };
-    match verb.to_ascii_uppercase().as_str() {
-        "EHLO" => domain_arg(rest).map(Command::Ehlo),
-        "HELO" => domain_arg(rest).map(Command::Helo),
-        "MAIL" => parse_mail(rest),
-        "RCPT" => parse_rcpt(rest),
-        "DATA" => no_args(Command::Data),
-        "BDAT" => parse_bdat(rest),
-        "RSET" => no_args(Command::Rset),
+    // Upper-case the verb on the stack: no allocation per command.
+    let mut upper = [0u8; 8];
+    let verb = verb.as_bytes();
+    if verb.len() > upper.len() {
+        return Err(CommandError::Unrecognized);
+    }
+    for (dst, src) in upper.iter_mut().zip(verb) {
+        *dst = src.to_ascii_uppercase();
+    }
+    match &upper[..verb.len()] {
+        b"EHLO" => domain_arg(rest).map(Command::Ehlo),
+        b"HELO" => domain_arg(rest).map(Command::Helo),
+        b"MAIL" => parse_mail(rest),
+        b"RCPT" => parse_rcpt(rest),
+        b"DATA" => no_args(Command::Data),
+        b"BDAT" => parse_bdat(rest),
+        b"RSET" => no_args(Command::Rset),
         // NOOP and HELP may carry an argument, which is ignored.
-        "NOOP" => Ok(Command::Noop),
-        "HELP" => Ok(Command::Help),
-        "QUIT" => no_args(Command::Quit),
-        "VRFY" if !rest.is_empty() => Ok(Command::Vrfy),
-        "VRFY" => Err(CommandError::Syntax),
-        "EXPN" => Ok(Command::Expn),
-        "STARTTLS" | "AUTH" | "TURN" | "ETRN" | "ATRN" | "SEND" | "SOML" | "SAML" => {
+        b"NOOP" => Ok(Command::Noop),
+        b"HELP" => Ok(Command::Help),
+        b"QUIT" => no_args(Command::Quit),
+        b"VRFY" if !rest.is_empty() => Ok(Command::Vrfy),
+        b"VRFY" => Err(CommandError::Syntax),
+        b"EXPN" => Ok(Command::Expn),
+        b"STARTTLS" | b"AUTH" | b"TURN" | b"ETRN" | b"ATRN" | b"SEND" | b"SOML" | b"SAML" => {
             Ok(Command::NotImplemented)
         }
         _ => Err(CommandError::Unrecognized),
@@ -193,13 +202,19 @@ fn parse_mail(rest: &str) -> Result<Command<'_>, CommandError> {
             Some(i) => (&param[..i], Some(&param[i + 1..])),
             None => (param, None),
         };
-        match (key.to_ascii_uppercase().as_str(), value) {
-            ("SIZE", Some(v)) => {
+        match (key, value) {
+            (k, Some(v)) if k.eq_ignore_ascii_case("SIZE") => {
                 params.size = Some(v.parse().map_err(|_| CommandError::Syntax)?);
             }
-            ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => params.body_8bit = false,
-            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => params.body_8bit = true,
-            ("SMTPUTF8", None) => params.smtputf8 = true,
+            (k, Some(v)) if k.eq_ignore_ascii_case("BODY") && v.eq_ignore_ascii_case("7BIT") => {
+                params.body_8bit = false
+            }
+            (k, Some(v))
+                if k.eq_ignore_ascii_case("BODY") && v.eq_ignore_ascii_case("8BITMIME") =>
+            {
+                params.body_8bit = true
+            }
+            (k, None) if k.eq_ignore_ascii_case("SMTPUTF8") => params.smtputf8 = true,
             _ => return Err(CommandError::BadParam),
         }
     }
