@@ -9,9 +9,11 @@ use gannet_core::auth::password;
 use gannet_core::config::Config;
 use gannet_core::delivery::routing::{Directory, SharedDirectory};
 use gannet_core::mime::header_value;
-use gannet_core::store::{directory, mail, Store};
+use gannet_core::store::{directory, mail, queue, Store};
 
-use crate::cli::{AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand};
+use crate::cli::{
+    AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand, QueueCommand,
+};
 use crate::control;
 
 /// The outcome of an admin command: what to print, and whether it succeeded.
@@ -168,6 +170,22 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
                 .with_context(|| format!("no message with UID {uid} in {mailbox}"))?;
             mail::blob(store, &entry.blob)?
                 .with_context(|| format!("message UID {uid}: its content is missing"))?
+        }
+        AdminCommand::Queue(QueueCommand::List) => {
+            let mut out = String::from("ID\tSENDER\tRECIPIENTS\tAGE\tATTEMPTS\tLAST ERROR\n");
+            for m in queue::list(store)? {
+                let recipients: Vec<&str> = m.recipients.iter().map(|r| r.address.as_str()).collect();
+                out.push_str(&format!(
+                    "{:016x}\t<{}>\t{}\t{}s\t{}\t{}\n",
+                    m.id,
+                    m.reverse_path,
+                    recipients.join(","),
+                    (now - m.created).max(0),
+                    m.attempts,
+                    m.last_error.as_deref().unwrap_or("-")
+                ));
+            }
+            out.into_bytes()
         }
     };
     Ok(out)

@@ -64,6 +64,15 @@ pub enum AdminCommand {
     /// Reading mailboxes.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// The outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum QueueCommand {
+    /// One line per queued message: id, sender, recipients, age, attempts, last error.
+    List,
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

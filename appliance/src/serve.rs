@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use gannet_core::auth::service::AuthService;
+use gannet_core::config::Config;
 use gannet_core::delivery::routing::Directory;
-use gannet_core::runtime::{self, Listeners, ServerContext};
+use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, RateLimiter};
+use gannet_core::runtime::{self, certs, Listeners, ServerContext};
 use gannet_core::smtp::SessionConfig;
 use gannet_core::store::Store;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::admin::{load_config, store_dir};
@@ -25,13 +28,16 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     raise_fd_limit();
     let data_dir = config.server.data_dir.clone();
     // Handlers first: a signal that arrives while starting is not lost.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
     let owner = Store::open(&store_dir(&data_dir))
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let store = owner.store().clone();
     let routing = Arc::new(ArcSwap::from_pointee(Directory::load(&store)?));
     control::spawn(&data_dir, store.clone(), routing.clone())?;
 
+    let cert = load_certificate(&config)?;
+    let tls = Arc::new(ArcSwap::new(cert.config));
     let limits = &config.limits;
     let smtp = Arc::new(SessionConfig {
         hostname: config.server.hostname.clone(),
@@ -39,20 +45,37 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         max_recipients: limits.max_recipients,
         max_message_size: limits.max_message_size.0 as usize,
         max_bad_commands: limits.max_bad_commands,
+        restrict_sender: config.auth.restrict_sender,
     });
-    let listeners = Listeners {
-        smtp: config
-            .listen
-            .smtp
+    let address = |name: &str, value: &str| {
+        value
             .parse()
-            .with_context(|| format!("listen.smtp: bad address {:?}", config.listen.smtp))?,
+            .with_context(|| format!("listen.{name}: bad address {value:?}"))
     };
+    let listeners = Listeners {
+        smtp: address("smtp", &config.listen.smtp)?,
+        submission: address("submission", &config.listen.submission)?,
+        submissions: address("submissions", &config.listen.submissions)?,
+    };
+    let failures = FailureTracker::new(
+        config.auth.max_failures,
+        config.auth.failure_window.0,
+        config.auth.lockout.0,
+    );
     let ctx = ServerContext {
         smtp,
-        store,
+        store: store.clone(),
         directory: routing,
         idle_timeout: limits.idle_timeout.0,
         shutdown_grace: config.server.shutdown_grace.0,
+        tls: tls.clone(),
+        auth: AuthService::start(store, failures, 2)?,
+        trusted: Arc::new(
+            Networks::parse(&config.relay.trusted_networks).context("relay.trusted_networks")?,
+        ),
+        plaintext_on_loopback: config.auth.plaintext_on_loopback,
+        connections: ConnectionLimiter::new(limits.max_connections_per_ip),
+        rates: RateLimiter::new(limits.messages_per_hour),
     };
     let count = config.worker_count();
     let workers = runtime::start(ctx, &listeners, count)?;
@@ -73,6 +96,22 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     let _ = std::fs::remove_file(control::socket_path(&data_dir));
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configured certificate, or the self-signed one of the data directory.
+fn load_certificate(config: &Config) -> anyhow::Result<certs::LoadedCert> {
+    let cert = certs::load(
+        &config.tls.cert,
+        &config.tls.key,
+        &config.server.data_dir,
+        &config.server.hostname,
+    )?;
+    tracing::info!(
+        cert = %cert.cert_path.display(),
+        sha256 = %cert.fingerprint,
+        "TLS certificate loaded"
+    );
+    Ok(cert)
 }
 
 /// Many idle connections need many descriptors: raise the soft limit to the hard one.

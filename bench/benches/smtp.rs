@@ -5,8 +5,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gannet_core::policy::RateKey;
 use gannet_core::smtp::{
-    parse_command, DeliveryOutcome, DotReader, DotScan, Environment, RcptRoute, Session,
+    parse_command, ConnectionPolicy, DeliveryOutcome, DotReader, DotScan, Environment, RcptRoute, Session,
     SessionConfig, Step,
 };
 
@@ -76,6 +77,9 @@ impl Environment for Env {
     fn route(&self, _: &str) -> RcptRoute {
         RcptRoute::Local { account: 1 }
     }
+    fn admit_message(&mut self, _: RateKey) -> bool {
+        true
+    }
 }
 
 fn transaction(c: &mut Criterion) {
@@ -90,7 +94,7 @@ fn transaction(c: &mut Criterion) {
         b.iter(|| {
             let mut s = Session::new(
                 config.clone(),
-                "127.0.0.1".parse().unwrap(),
+                ConnectionPolicy::plain("127.0.0.1".parse().unwrap()),
                 Vec::with_capacity(16384),
             );
             s.feed(&input);

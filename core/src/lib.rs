@@ -5,6 +5,7 @@
 //! * [`delivery`]: where a recipient's mail goes (routing) and what a local delivery writes.
 //! * [`auth`]: account passwords.
 //! * [`mime`]: header access for a raw message.
+//! * [`policy`]: relay networks and limits (connections, message rate, failed logins).
 //! * [`config`]: typed configuration with embedded defaults.
 //! * [`runtime`]: thread-per-core io_uring workers that move bytes between sockets and cores.
 
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod mime;
+pub mod policy;
 pub mod runtime;
 pub mod smtp;
 pub mod store;

@@ -40,6 +40,10 @@ pub fn free_port() -> u16 {
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub smtp: SocketAddr,
+    /// Submission with STARTTLS (587 in production).
+    pub submission: SocketAddr,
+    /// Submission over implicit TLS (465 in production).
+    pub submissions: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
 }
@@ -48,15 +52,18 @@ impl Server {
     /// A data directory and config, with `extra` TOML appended; not started yet.
     pub fn new(extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
+        let (smtp, submission, submissions) = (port(), port(), port());
         let config = dir.path().join("gannet.toml");
         let text = format!(
-            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n[listen]\nsmtp = \"{smtp}\"\n\n{extra}"
+            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n[listen]\nsmtp = \"{smtp}\"\nsubmission = \"{submission}\"\nsubmissions = \"{submissions}\"\n\n{extra}"
         );
         std::fs::write(&config, text).unwrap();
         Server {
             dir,
             smtp,
+            submission,
+            submissions,
             config,
             child: None,
         }
@@ -71,6 +78,11 @@ impl Server {
 
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The server's self-signed certificate (PEM), for clients that verify it.
+    pub fn cert(&self) -> PathBuf {
+        self.data().join("tls/cert.pem")
     }
 
     /// Starts `gannet serve` and waits for its SMTP greeting.
@@ -255,7 +267,15 @@ pub struct RawSmtp {
 
 impl RawSmtp {
     pub fn connect(addr: SocketAddr) -> std::io::Result<RawSmtp> {
-        let stream = TcpStream::connect(addr)?;
+        Self::start(TcpStream::connect(addr)?)
+    }
+
+    /// Connects from another loopback address, such as 127.0.0.2 (not a trusted network).
+    pub fn connect_from(addr: SocketAddr, source: &str) -> std::io::Result<RawSmtp> {
+        Self::start(connect_from(addr, source)?)
+    }
+
+    fn start(stream: TcpStream) -> std::io::Result<RawSmtp> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         let mut c = RawSmtp {
@@ -314,6 +334,16 @@ impl RawSmtp {
         self.send(b".\r\n")?;
         self.reply()
     }
+}
+
+/// A TCP connection to `addr` from the local address `source` (e.g. 127.0.0.2).
+pub fn connect_from(addr: SocketAddr, source: &str) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    let local: SocketAddr = format!("{source}:0").parse().expect("source address");
+    socket.bind(&local.into())?;
+    socket.connect(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// Runs a Python 3 script with arguments; returns stdout, panicking with stderr on failure.

@@ -65,7 +65,8 @@ fn admin_records_without_a_server() {
 #[test]
 fn admin_changes_apply_to_a_running_server_at_once() {
     let server = Server::started();
-    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    // From 127.0.0.2: not a trusted network, so no relaying.
+    let mut c = RawSmtp::connect_from(server.smtp, "127.0.0.2").unwrap();
     c.cmd("EHLO x.example").unwrap();
     c.cmd("MAIL FROM:<a@example.org>").unwrap();
     assert!(c

@@ -88,7 +88,8 @@ fn python_smtplib_gets_enhanced_errors() {
     let out = python(
         r#"
 import smtplib, sys
-s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30)
+# From 127.0.0.2, outside the trusted networks: relaying is refused.
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30, source_address=('127.0.0.2', 0))
 s.ehlo('c.example.org')
 s.mail('x@example.org')
 for r in ['nobody@example.test', 'someone@elsewhere.example', 'carol@example.test']:
@@ -141,6 +142,8 @@ fn swaks_delivers_and_is_refused_where_it_must_be() {
                 "--to",
                 to,
             ])
+            // From 127.0.0.2, outside the trusted networks: relaying is refused.
+            .args(["--local-interface", "127.0.0.2"])
             .args(["--helo", "swaks.example.org", "--data"])
             .arg(&path)
             .output()
@@ -159,7 +162,7 @@ fn swaks_delivers_and_is_refused_where_it_must_be() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stdout).contains("<** 550 5.1.1"));
     let relay = swaks("victim@elsewhere.example");
-    assert!(!relay.status.success());
+    assert!(!relay.status.success(), "{}", String::from_utf8_lossy(&relay.stdout));
     assert!(String::from_utf8_lossy(&relay.stdout).contains("<** 554 5.7.1 Relay access denied"));
     assert_eq!(server.mail_list("carol@example.test").len(), 1);
 }

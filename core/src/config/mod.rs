@@ -128,10 +128,30 @@ pub struct Tls {
     pub key: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
+    /// AUTH without TLS is refused unless this is true and the client is on loopback.
     pub plaintext_on_loopback: bool,
+    /// An authenticated user may send only from their own addresses and aliases.
+    pub restrict_sender: bool,
+    /// Failed logins from one IP within `failure_window` that lock it out.
+    pub max_failures: usize,
+    pub failure_window: Duration,
+    /// How long a locked-out IP is refused.
+    pub lockout: Duration,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            plaintext_on_loopback: false,
+            restrict_sender: true,
+            max_failures: 5,
+            failure_window: Duration::from_secs(600),
+            lockout: Duration::from_secs(900),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

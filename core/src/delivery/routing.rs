@@ -32,7 +32,7 @@ impl Directory {
     }
 
     /// Routes a lower-case address: its own route, else its domain's catch-all, else
-    /// unknown user in a hosted domain, else a relay (which this server refuses).
+    /// unknown user in a hosted domain, else remote (relayed only for those allowed).
     pub fn route(&self, address: &str) -> RcptRoute {
         if let Some(Route::Address { account, .. }) = self.routes.get(address) {
             return RcptRoute::Local { account: *account };
@@ -45,7 +45,7 @@ impl Directory {
                 catch_all: Some(account),
             }) => RcptRoute::Local { account: *account },
             Some(_) => RcptRoute::UnknownUser,
-            None => RcptRoute::RelayDenied,
+            None => RcptRoute::Remote,
         }
     }
 }
@@ -101,8 +101,8 @@ mod tests {
             d.route("anyone@catch.test"),
             RcptRoute::Local { account: 3 }
         );
-        assert_eq!(d.route("someone@elsewhere.test"), RcptRoute::RelayDenied);
+        assert_eq!(d.route("someone@elsewhere.test"), RcptRoute::Remote);
         // A subdomain of a hosted domain is not hosted.
-        assert_eq!(d.route("alice@sub.example.test"), RcptRoute::RelayDenied);
+        assert_eq!(d.route("alice@sub.example.test"), RcptRoute::Remote);
     }
 }

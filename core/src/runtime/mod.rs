@@ -7,8 +7,10 @@
 //! channel and the routing snapshot.
 
 mod bufpool;
+pub mod certs;
 mod listener;
 mod smtp_conn;
+pub mod tls;
 mod worker;
 
 use std::net::SocketAddr;
@@ -16,9 +18,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::auth::service::AuthService;
 use crate::delivery::routing::SharedDirectory;
+use crate::policy::{ConnectionLimiter, Networks, RateLimiter};
 use crate::smtp::SessionConfig;
 use crate::store::Store;
 
@@ -31,12 +36,43 @@ pub struct ServerContext {
     pub idle_timeout: Duration,
     /// How long sessions in the middle of a transaction may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// The TLS configuration for new handshakes (replaced on SIGHUP).
+    pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    pub auth: AuthService,
+    /// Clients that may relay without AUTH, and are exempt from the connection limit.
+    pub trusted: Arc<Networks>,
+    pub plaintext_on_loopback: bool,
+    pub connections: Arc<ConnectionLimiter>,
+    pub rates: Arc<RateLimiter>,
+}
+
+/// What a listening port serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// SMTP for incoming mail (25): STARTTLS and AUTH offered, neither required.
+    Mx,
+    /// Submission (587): STARTTLS, then AUTH before MAIL.
+    Submission,
+    /// Submission over implicit TLS (465): AUTH before MAIL.
+    Submissions,
 }
 
 /// Addresses to listen on.
 #[derive(Debug, Clone)]
 pub struct Listeners {
     pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
+}
+
+impl Listeners {
+    fn all(&self) -> [(PortKind, SocketAddr); 3] {
+        [
+            (PortKind::Mx, self.smtp),
+            (PortKind::Submission, self.submission),
+            (PortKind::Submissions, self.submissions),
+        ]
+    }
 }
 
 /// Running workers; [`Workers::shutdown`] stops them gracefully.
@@ -48,18 +84,24 @@ pub struct Workers {
 /// Binds every listener for every worker, then starts the workers.
 pub fn start(ctx: ServerContext, listeners: &Listeners, count: usize) -> std::io::Result<Workers> {
     let (stop, stop_rx) = watch::channel(false);
-    listener::ensure_free(listeners.smtp)?;
+    for (_, addr) in listeners.all() {
+        listener::ensure_free(addr)?;
+    }
     let mut bound = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
-        bound.push(listener::bind_reuseport(listeners.smtp)?);
+        let mut sockets = Vec::new();
+        for (kind, addr) in listeners.all() {
+            sockets.push((kind, listener::bind_reuseport(addr)?));
+        }
+        bound.push(sockets);
     }
     let mut threads = Vec::with_capacity(bound.len());
-    for (index, smtp) in bound.into_iter().enumerate() {
+    for (index, sockets) in bound.into_iter().enumerate() {
         let ctx = ctx.clone();
         let stop_rx = stop_rx.clone();
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || worker::run(index as u8, ctx, smtp, stop_rx))?;
+            .spawn(move || worker::run(index as u8, ctx, sockets, stop_rx))?;
         threads.push(thread);
     }
     Ok(Workers { threads, stop })

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::bufpool::BufferPool;
-use super::{smtp_conn, ServerContext};
+use super::{smtp_conn, PortKind, ServerContext};
 
 /// Per-worker state shared by the worker's sessions (single-threaded, no locks).
 pub struct WorkerContext {
@@ -47,13 +47,13 @@ impl Drop for ActiveGuard {
 pub fn run(
     index: u8,
     server: ServerContext,
-    smtp: std::net::TcpListener,
+    sockets: Vec<(PortKind, std::net::TcpListener)>,
     stop: watch::Receiver<bool>,
 ) {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         tokio_uring::builder()
             .entries(1024)
-            .start(serve(index, server, smtp, stop))
+            .start(serve(index, server, sockets, stop))
     }));
     if result.is_err() {
         tracing::error!(worker = index, "worker runtime panicked");
@@ -63,7 +63,7 @@ pub fn run(
 async fn serve(
     index: u8,
     server: ServerContext,
-    smtp: std::net::TcpListener,
+    sockets: Vec<(PortKind, std::net::TcpListener)>,
     stop: watch::Receiver<bool>,
 ) {
     let grace = server.shutdown_grace;
@@ -75,9 +75,27 @@ async fn serve(
         active: Cell::new(0),
         message_seq: Cell::new(0),
     });
-    let listener = tokio_uring::net::TcpListener::from_std(smtp);
-    let mut stop_accepting = stop;
+    let acceptors: Vec<_> = sockets
+        .into_iter()
+        .map(|(kind, socket)| tokio_uring::spawn(accept_loop(ctx.clone(), kind, socket)))
+        .collect();
     tracing::debug!(worker = index, "worker started");
+    for acceptor in acceptors {
+        let _ = acceptor.await;
+    }
+    let deadline = Instant::now() + grace;
+    while ctx.active.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if ctx.active.get() > 0 {
+        tracing::warn!(worker = index, sessions = ctx.active.get(), "sessions cut at shutdown");
+    }
+}
+
+/// Accepts on one listener until the stop signal, one task per connection.
+async fn accept_loop(ctx: Rc<WorkerContext>, kind: PortKind, socket: std::net::TcpListener) {
+    let listener = tokio_uring::net::TcpListener::from_std(socket);
+    let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -85,29 +103,17 @@ async fn serve(
                     ctx.active.set(ctx.active.get() + 1);
                     let guard = ActiveGuard(ctx.clone());
                     tokio_uring::spawn(async move {
-                        smtp_conn::serve(&guard.0, stream, peer).await;
+                        smtp_conn::serve(&guard.0, stream, peer, kind).await;
                         drop(guard);
                     });
                 }
                 Err(e) => {
                     // Out of descriptors or memory: back off instead of spinning.
-                    tracing::warn!(worker = index, error = %e, "accept failed");
+                    tracing::warn!(worker = ctx.index, error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = stop_accepting.wait_for(|stop| *stop) => break,
+            _ = stop.wait_for(|stop| *stop) => break,
         }
-    }
-    drop(listener);
-    let deadline = Instant::now() + grace;
-    while ctx.active.get() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    if ctx.active.get() > 0 {
-        tracing::warn!(
-            worker = index,
-            sessions = ctx.active.get(),
-            "sessions cut at shutdown"
-        );
     }
 }

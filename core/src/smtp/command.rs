@@ -24,7 +24,13 @@ pub enum Command<'a> {
     Vrfy,
     Expn,
     Help,
-    /// Known verbs this server does not offer yet (STARTTLS, AUTH, TURN, ...).
+    StartTls,
+    /// AUTH mechanism [initial-response] (RFC 4954).
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
+    /// Known verbs this server does not offer (TURN, ETRN, ...).
     NotImplemented,
 }
 
@@ -102,9 +108,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
         b"VRFY" if !rest.is_empty() => Ok(Command::Vrfy),
         b"VRFY" => Err(CommandError::Syntax),
         b"EXPN" => Ok(Command::Expn),
-        b"STARTTLS" | b"AUTH" | b"TURN" | b"ETRN" | b"ATRN" | b"SEND" | b"SOML" | b"SAML" => {
-            Ok(Command::NotImplemented)
-        }
+        b"STARTTLS" => no_args(Command::StartTls),
+        b"AUTH" => parse_auth(rest),
+        b"TURN" | b"ETRN" | b"ATRN" | b"SEND" | b"SOML" | b"SAML" => Ok(Command::NotImplemented),
         _ => Err(CommandError::Unrecognized),
     }
 }
@@ -231,6 +237,16 @@ fn parse_rcpt(rest: &str) -> Result<Command<'_>, CommandError> {
         return Err(CommandError::BadParam);
     }
     Ok(Command::Rcpt { to })
+}
+
+fn parse_auth(rest: &str) -> Result<Command<'_>, CommandError> {
+    let mut words = rest.split_ascii_whitespace();
+    let mechanism = words.next().ok_or(CommandError::Syntax)?;
+    let initial = words.next();
+    if words.next().is_some() {
+        return Err(CommandError::Syntax);
+    }
+    Ok(Command::Auth { mechanism, initial })
 }
 
 fn parse_bdat(rest: &str) -> Result<Command<'_>, CommandError> {
@@ -392,7 +408,12 @@ mod tests {
         assert_eq!(p("FOO bar"), Err(CommandError::Unrecognized));
         assert_eq!(parse_command(b"MAIL \xff\xfe"), Err(CommandError::Syntax));
         assert_eq!(p("DATA now"), Err(CommandError::Syntax));
-        assert_eq!(p("STARTTLS"), Ok(Command::NotImplemented));
+        assert_eq!(p("STARTTLS"), Ok(Command::StartTls));
+        assert_eq!(p("STARTTLS now"), Err(CommandError::Syntax));
+        assert_eq!(p("AUTH PLAIN AGFsaWNlAHB3"), Ok(Command::Auth { mechanism: "PLAIN", initial: Some("AGFsaWNlAHB3") }));
+        assert_eq!(p("auth login"), Ok(Command::Auth { mechanism: "login", initial: None }));
+        assert_eq!(p("AUTH"), Err(CommandError::Syntax));
+        assert_eq!(p("TURN"), Ok(Command::NotImplemented));
         assert_eq!(p("VRFY"), Err(CommandError::Syntax));
         assert_eq!(p("VRFY alice"), Ok(Command::Vrfy));
     }

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use memchr::memchr;
 
 use super::command::{parse_command, Command, CommandError, MailParams, Path};
+use crate::auth::sasl::{self, Credentials, SaslError};
+use crate::auth::service::AuthOutcome;
+use crate::policy::RateKey;
 use super::data::{has_bare_cr_or_lf, DotReader, DotScan};
 use super::received::{trace_headers, TraceInfo};
 use super::reply::{replies, write_line, Reply};
@@ -26,6 +29,8 @@ pub struct SessionConfig {
     pub max_message_size: usize,
     /// Protocol errors tolerated before the session is closed with 421.
     pub max_bad_commands: u32,
+    /// An authenticated user may send only from the addresses of their account.
+    pub restrict_sender: bool,
 }
 
 impl Default for SessionConfig {
@@ -36,6 +41,7 @@ impl Default for SessionConfig {
             max_recipients: 50,
             max_message_size: 50_000_000,
             max_bad_commands: 20,
+            restrict_sender: true,
         }
     }
 }
@@ -48,6 +54,38 @@ pub trait Environment {
     fn next_message_id(&mut self) -> u64;
     /// Where mail for `address` (lower-cased) may go.
     fn route(&self, address: &str) -> RcptRoute;
+    /// Counts one message against `key`'s hourly limit; false when over it.
+    fn admit_message(&mut self, key: RateKey) -> bool;
+}
+
+/// What one connection may do, decided by the runtime when it accepts it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionPolicy {
+    pub client_ip: IpAddr,
+    /// TLS is active from the first byte (implicit TLS port).
+    pub tls: bool,
+    /// STARTTLS may be offered.
+    pub starttls: bool,
+    /// AUTH is allowed without TLS (`plaintext_on_loopback` and a loopback client).
+    pub auth_without_tls: bool,
+    /// A submission port: AUTH is required before MAIL.
+    pub submission: bool,
+    /// The client is in the trusted networks: it may relay without AUTH.
+    pub trusted: bool,
+}
+
+impl ConnectionPolicy {
+    /// An MX connection with no TLS and no special rights.
+    pub fn plain(client_ip: IpAddr) -> Self {
+        ConnectionPolicy {
+            client_ip,
+            tls: false,
+            starttls: false,
+            auth_without_tls: false,
+            submission: false,
+            trusted: false,
+        }
+    }
 }
 
 /// The routing decision for one recipient.
@@ -57,15 +95,16 @@ pub enum RcptRoute {
     Local { account: u32 },
     /// A hosted domain without this address: 550 5.1.1.
     UnknownUser,
-    /// Not a hosted domain, and this client may not relay: 554 5.7.1.
-    RelayDenied,
+    /// Not a hosted domain: relayed for authenticated or trusted clients, else 554 5.7.1.
+    Remote,
 }
 
 /// An accepted recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
     pub address: String,
-    pub account: u32,
+    /// The local account, or None for a remote address (relayed through the queue).
+    pub account: Option<u32>,
 }
 
 /// The envelope of a message ready to be stored.
@@ -114,6 +153,10 @@ pub enum Step {
     Deliver,
     /// Write the pending output and close the connection.
     Close,
+    /// Write the pending output, run the TLS handshake, then call [`Session::tls_started`].
+    StartTls,
+    /// Call [`Session::take_credentials`], verify them, then [`Session::auth_result`].
+    Authenticate,
 }
 
 struct Helo {
@@ -128,6 +171,8 @@ struct Transaction {
     recipients: Vec<Recipient>,
     received_at: i64,
     bdat: Option<BdatProgress>,
+    /// The relay rate limit was already counted for this message.
+    rate_counted: bool,
 }
 
 struct BdatProgress {
@@ -150,7 +195,23 @@ enum Mode {
     MessageReady,
     /// The runtime is storing the message.
     Storing,
+    /// STARTTLS was accepted; the runtime runs the handshake.
+    StartTls,
+    /// Reading a SASL response line.
+    Sasl(SaslStep),
+    /// Credentials wait for [`Session::take_credentials`].
+    CredentialsReady(Credentials),
+    /// The runtime is verifying credentials.
+    Authenticating,
     Closed,
+}
+
+/// Where a SASL exchange is.
+#[derive(Debug, Clone)]
+enum SaslStep {
+    PlainResponse,
+    LoginUsername,
+    LoginPassword { username: String },
 }
 
 /// Bytes read ahead in command mode; DATA reads more at a time.
@@ -160,7 +221,9 @@ const DATA_READ: usize = 64 * 1024;
 /// One SMTP server session.
 pub struct Session {
     config: Arc<SessionConfig>,
-    client_ip: IpAddr,
+    policy: ConnectionPolicy,
+    /// The authenticated account.
+    authenticated: Option<u32>,
     input: Vec<u8>,
     /// First unprocessed byte of `input`.
     pos: usize,
@@ -177,10 +240,11 @@ pub struct Session {
 
 impl Session {
     /// Starts a session; the greeting is already in the output.
-    pub fn new(config: Arc<SessionConfig>, client_ip: IpAddr, buffer: Vec<u8>) -> Self {
+    pub fn new(config: Arc<SessionConfig>, policy: ConnectionPolicy, buffer: Vec<u8>) -> Self {
         let mut s = Session {
             config,
-            client_ip,
+            policy,
+            authenticated: None,
             input: buffer,
             pos: 0,
             msg_len: 0,
@@ -264,6 +328,47 @@ impl Session {
         replies::IDLE_TIMEOUT
     }
 
+    /// The TLS handshake after STARTTLS succeeded: the session starts over (RFC 3207 4.2),
+    /// knowing nothing it was told before, and awaits a new EHLO.
+    pub fn tls_started(&mut self) {
+        self.policy.tls = true;
+        self.helo = None;
+        self.reset_transaction();
+        self.input.clear();
+        self.pos = 0;
+        self.mode = Mode::Command;
+    }
+
+    /// The credentials to verify after [`Step::Authenticate`].
+    pub fn take_credentials(&mut self) -> Option<Credentials> {
+        match std::mem::replace(&mut self.mode, Mode::Authenticating) {
+            Mode::CredentialsReady(c) => Some(c),
+            other => {
+                self.mode = other;
+                None
+            }
+        }
+    }
+
+    /// Reports the verification of the credentials.
+    pub fn auth_result(&mut self, outcome: AuthOutcome) {
+        self.mode = Mode::Command;
+        match outcome {
+            AuthOutcome::Success { account } => {
+                self.authenticated = Some(account);
+                self.reply(replies::AUTH_OK);
+            }
+            AuthOutcome::Failure => self.error(replies::AUTH_FAILED),
+            AuthOutcome::LockedOut => self.close_with(replies::AUTH_LOCKED),
+            AuthOutcome::Unavailable => self.reply(replies::AUTH_UNAVAILABLE),
+        }
+    }
+
+    /// The authenticated account, if any.
+    pub fn authenticated(&self) -> Option<u32> {
+        self.authenticated
+    }
+
     /// The reply for a server shutdown.
     pub fn shutdown_reply() -> Reply {
         replies::SHUTTING_DOWN
@@ -288,7 +393,9 @@ impl Session {
             match &mut self.mode {
                 Mode::Closed => return Step::Close,
                 Mode::MessageReady => return Step::Deliver,
-                Mode::Storing => return Step::NeedInput,
+                Mode::StartTls => return Step::StartTls,
+                Mode::CredentialsReady(_) => return Step::Authenticate,
+                Mode::Storing | Mode::Authenticating => return Step::NeedInput,
                 Mode::Data(reader) => match reader.advance(&mut self.input) {
                     DotScan::NeedMore => return Step::NeedInput,
                     DotScan::End { next } => {
@@ -308,7 +415,7 @@ impl Session {
                         return Step::NeedInput;
                     }
                 }
-                Mode::Command => {
+                Mode::Command | Mode::Sasl(_) => {
                     if !self.next_command(env) {
                         return Step::NeedInput;
                     }
@@ -400,6 +507,12 @@ impl Session {
             self.error(replies::LINE_TOO_LONG);
             return true;
         }
+        if let Mode::Sasl(step) = &self.mode {
+            let step = step.clone();
+            let response = sasl::decode_response(&self.input[start..end]);
+            self.sasl_response(step, response);
+            return true;
+        }
         // The line borrows the buffer while the session changes: lend the buffer out.
         let input = std::mem::take(&mut self.input);
         let parsed = parse_command(&input[start..end]);
@@ -418,7 +531,88 @@ impl Session {
         if let Some(prefix) = prefix {
             self.start_message_body(prefix.as_bytes());
         }
+        if matches!(self.mode, Mode::StartTls) {
+            // Whatever the client pipelined after STARTTLS was sent in the clear and must
+            // not be executed inside the TLS session (CVE-2011-0411).
+            self.pos = self.input.len();
+        }
         true
+    }
+
+    /// Continues a SASL exchange with one decoded client response.
+    fn sasl_response(&mut self, step: SaslStep, response: Result<Vec<u8>, SaslError>) {
+        self.mode = Mode::Command;
+        let result = response.and_then(|decoded| match step {
+            SaslStep::PlainResponse => sasl::parse_plain(&decoded).map(Some),
+            SaslStep::LoginUsername => {
+                let username = sasl::parse_login_field(decoded)?;
+                write_line(&mut self.output, 334, "", sasl::LOGIN_PASSWORD_CHALLENGE, true);
+                self.mode = Mode::Sasl(SaslStep::LoginPassword { username });
+                Ok(None)
+            }
+            SaslStep::LoginPassword { username } => {
+                let password = sasl::parse_login_field(decoded)?;
+                Ok(Some(Credentials { username, password }))
+            }
+        });
+        match result {
+            Ok(Some(credentials)) => self.mode = Mode::CredentialsReady(credentials),
+            Ok(None) => {}
+            Err(SaslError::Cancelled) => self.error(replies::AUTH_CANCELLED),
+            Err(SaslError::Malformed) => self.error(replies::AUTH_MALFORMED),
+            Err(SaslError::AuthzNotPermitted) => self.error(replies::AUTH_FAILED),
+        }
+    }
+
+    fn starttls(&mut self) {
+        if self.policy.tls {
+            return self.error(replies::TLS_ACTIVE);
+        }
+        if !self.policy.starttls {
+            return self.error(replies::NOT_IMPLEMENTED);
+        }
+        self.reply(replies::READY_FOR_TLS);
+        self.mode = Mode::StartTls;
+    }
+
+    fn may_authenticate(&self) -> bool {
+        self.policy.tls || self.policy.auth_without_tls
+    }
+
+    fn auth(&mut self, mechanism: &str, initial: Option<&str>) {
+        if self.helo.is_none() {
+            return self.error(replies::NEED_HELO);
+        }
+        if self.authenticated.is_some() {
+            return self.error(replies::ALREADY_AUTHENTICATED);
+        }
+        if self.tx.is_some() {
+            return self.error(replies::AUTH_IN_TRANSACTION);
+        }
+        if !self.may_authenticate() {
+            return self.error(replies::NEED_STARTTLS);
+        }
+        let step = if mechanism.eq_ignore_ascii_case("PLAIN") {
+            SaslStep::PlainResponse
+        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+            SaslStep::LoginUsername
+        } else {
+            return self.error(replies::UNKNOWN_MECHANISM);
+        };
+        match (initial, &step) {
+            (Some(initial), _) => {
+                let response = sasl::decode_response(initial.as_bytes());
+                self.sasl_response(step, response);
+            }
+            (None, SaslStep::LoginUsername) => {
+                write_line(&mut self.output, 334, "", sasl::LOGIN_USERNAME_CHALLENGE, true);
+                self.mode = Mode::Sasl(step);
+            }
+            (None, _) => {
+                write_line(&mut self.output, 334, "", "", true);
+                self.mode = Mode::Sasl(step);
+            }
+        }
     }
 
     /// Puts the trace headers where the message will start: the processed command lines
@@ -444,7 +638,7 @@ impl Session {
                 });
                 let first = format!("{} greets {}", self.config.hostname, name);
                 let size = format!("SIZE {}", self.config.max_message_size);
-                let lines = [
+                let mut lines = vec![
                     first.as_str(),
                     "PIPELINING",
                     size.as_str(),
@@ -453,6 +647,12 @@ impl Session {
                     "SMTPUTF8",
                     "CHUNKING",
                 ];
+                if self.policy.starttls && !self.policy.tls {
+                    lines.push("STARTTLS");
+                }
+                if self.may_authenticate() && self.authenticated.is_none() {
+                    lines.push("AUTH PLAIN LOGIN");
+                }
                 for (i, line) in lines.iter().enumerate() {
                     write_line(&mut self.output, 250, "", line, i == lines.len() - 1);
                 }
@@ -499,6 +699,8 @@ impl Session {
                     true,
                 );
             }
+            Command::StartTls => self.starttls(),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
             Command::NotImplemented => self.error(replies::NOT_IMPLEMENTED),
         }
         None
@@ -510,6 +712,13 @@ impl Session {
         }
         if self.tx.is_some() {
             return self.error(replies::NESTED_MAIL);
+        }
+        if self.policy.submission && self.authenticated.is_none() {
+            return self.error(if self.may_authenticate() {
+                replies::NEED_AUTH
+            } else {
+                replies::NEED_STARTTLS
+            });
         }
         let reverse_path = match from {
             Path::Null => String::new(),
@@ -526,6 +735,16 @@ impl Session {
         {
             return self.error(replies::TOO_BIG_DECLARED);
         }
+        if let Some(account) = self.authenticated {
+            let owned = env.route(&reverse_path.to_lowercase()) == RcptRoute::Local { account };
+            if self.config.restrict_sender && !owned {
+                return self.error(replies::SENDER_NOT_OWNED);
+            }
+            // Everything an authenticated user sends counts against their hourly limit.
+            if !env.admit_message(RateKey::Account(account)) {
+                return self.reply(replies::RATE_LIMITED);
+            }
+        }
         if let Some(size) = params.size {
             // Room for the whole message up front: no regrowth while it arrives.
             let want = (size as usize).min(self.config.max_message_size) + 1024;
@@ -539,6 +758,7 @@ impl Session {
             recipients: Vec::new(),
             received_at: env.now(),
             bdat: None,
+            rate_counted: self.authenticated.is_some(),
         });
         self.reply(replies::SENDER_OK);
     }
@@ -561,18 +781,28 @@ impl Session {
             // The bare "postmaster" of RFC 5321 4.5.1.
             address = format!("postmaster@{}", self.config.hostname.to_lowercase());
         }
-        let reply = match env.route(&address) {
-            RcptRoute::Local { account } => {
+        let account = match env.route(&address) {
+            RcptRoute::Local { account } => Some(account),
+            RcptRoute::UnknownUser => return self.reply(replies::UNKNOWN_USER),
+            RcptRoute::Remote if self.authenticated.is_some() => None,
+            RcptRoute::Remote if self.policy.trusted => {
+                // A trusted network relaying without AUTH counts per IP, once per message.
                 let tx = self.tx.as_mut().expect("checked above");
-                if !tx.recipients.iter().any(|r| r.address == address) {
-                    tx.recipients.push(Recipient { address, account });
+                if !tx.rate_counted {
+                    if !env.admit_message(RateKey::Ip(self.policy.client_ip)) {
+                        return self.reply(replies::RATE_LIMITED);
+                    }
+                    tx.rate_counted = true;
                 }
-                replies::RECIPIENT_OK
+                None
             }
-            RcptRoute::UnknownUser => replies::UNKNOWN_USER,
-            RcptRoute::RelayDenied => replies::RELAY_DENIED,
+            RcptRoute::Remote => return self.reply(replies::RELAY_DENIED),
         };
-        self.reply(reply);
+        let tx = self.tx.as_mut().expect("checked above");
+        if !tx.recipients.iter().any(|r| r.address == address) {
+            tx.recipients.push(Recipient { address, account });
+        }
+        self.reply(replies::RECIPIENT_OK);
     }
 
     /// Checks that a message body may start now; the reply if it may not.
@@ -588,10 +818,22 @@ impl Session {
     fn trace_prefix(&self, env: &dyn Environment) -> String {
         let tx = self.tx.as_ref().expect("caller checked the transaction");
         let helo = self.helo.as_ref().expect("MAIL requires HELO");
-        let protocol = match (helo.extended, tx.params.smtputf8) {
-            (_, true) => "UTF8SMTP",
-            (true, false) => "ESMTP",
-            (false, false) => "SMTP",
+        // RFC 3848 / RFC 6531: S for TLS, A for authenticated.
+        let protocol = match (
+            helo.extended,
+            tx.params.smtputf8,
+            self.policy.tls,
+            self.authenticated.is_some(),
+        ) {
+            (false, ..) => "SMTP",
+            (true, false, false, false) => "ESMTP",
+            (true, false, true, false) => "ESMTPS",
+            (true, false, false, true) => "ESMTPA",
+            (true, false, true, true) => "ESMTPSA",
+            (true, true, false, false) => "UTF8SMTP",
+            (true, true, true, false) => "UTF8SMTPS",
+            (true, true, false, true) => "UTF8SMTPA",
+            (true, true, true, true) => "UTF8SMTPSA",
         };
         let single = match tx.recipients.as_slice() {
             [only] => Some(only.address.as_str()),
@@ -599,7 +841,7 @@ impl Session {
         };
         trace_headers(&TraceInfo {
             helo: &helo.name,
-            client_ip: self.client_ip,
+            client_ip: self.policy.client_ip,
             hostname: &self.config.hostname,
             protocol,
             id: tx.id,

@@ -6,11 +6,13 @@
 //! * [`schema`]: keys and values of every record.
 //! * [`directory`]: domains, accounts, aliases.
 //! * [`mail`]: reading mailboxes and messages.
+//! * [`queue`]: the outbound queue.
 
 pub mod commit;
 pub mod directory;
 pub mod kv;
 pub mod mail;
+pub mod queue;
 mod rocks;
 pub mod schema;
 

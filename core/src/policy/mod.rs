@@ -1,0 +1,8 @@
+//! Policy: who may relay, and the limits that keep one client or account from taking more
+//! than its share (connections per IP, messages per hour, failed logins).
+
+pub mod limits;
+pub mod networks;
+
+pub use limits::{ConnectionLimiter, ConnectionPermit, FailureTracker, RateKey, RateLimiter};
+pub use networks::Networks;

@@ -1,0 +1,63 @@
+//! The outbound queue: messages for remote recipients, waiting for delivery.
+//!
+//! Key: next attempt (Unix seconds, big-endian) then queue id, so a scan from the start
+//! finds what is due first. The message itself is a blob shared with local copies.
+
+use serde::{Deserialize, Serialize};
+
+use super::kv::{Cf, StoreError};
+use super::schema::{decode, BlobId};
+use super::Store;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    pub id: u64,
+    /// The reverse-path; empty for the null sender.
+    pub reverse_path: String,
+    pub recipients: Vec<QueuedRecipient>,
+    pub blob: BlobId,
+    /// Bytes at the start of the blob not to send (its local `Return-Path:` line).
+    pub skip: u32,
+    pub size: u64,
+    pub created: i64,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRecipient {
+    pub address: String,
+    pub status: RecipientStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecipientStatus {
+    Queued,
+    Delivered,
+    Bounced,
+}
+
+pub fn key(next_attempt: i64, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16);
+    k.extend_from_slice(&(next_attempt.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Every queued message, soonest due first.
+pub fn list(store: &Store) -> Result<Vec<QueuedMessage>, StoreError> {
+    let mut out = Vec::new();
+    let mut error = None;
+    store.kv().scan_prefix(Cf::Queue, b"", &mut |_, v| {
+        match decode::<QueuedMessage>(Cf::Queue, v) {
+            Ok(m) => out.push(m),
+            Err(e) => error = Some(e),
+        }
+        error.is_none()
+    })?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
