@@ -174,7 +174,8 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         AdminCommand::Queue(QueueCommand::List) => {
             let mut out = String::from("ID\tSENDER\tRECIPIENTS\tAGE\tATTEMPTS\tLAST ERROR\n");
             for m in queue::list(store)? {
-                let recipients: Vec<&str> = m.recipients.iter().map(|r| r.address.as_str()).collect();
+                let recipients: Vec<&str> =
+                    m.recipients.iter().map(|r| r.address.as_str()).collect();
                 out.push_str(&format!(
                     "{:016x}\t<{}>\t{}\t{}s\t{}\t{}\n",
                     m.id,

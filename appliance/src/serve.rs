@@ -81,16 +81,30 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     let workers = runtime::start(ctx, &listeners, count)?;
     tracing::info!(
         smtp = %listeners.smtp,
+        submission = %listeners.submission,
+        submissions = %listeners.submissions,
         workers = count,
         data = %data_dir.display(),
         "gannet serving"
     );
 
-    let signal = signals.forever().next();
-    tracing::info!(
-        ?signal,
-        "shutting down: no new connections, finishing sessions"
-    );
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            // New handshakes use the new certificate; sessions keep theirs.
+            match load_certificate(&config) {
+                Ok(cert) => tls.store(cert.config),
+                Err(e) => {
+                    tracing::error!(error = %e, "certificate reload failed; keeping the old one")
+                }
+            }
+            continue;
+        }
+        tracing::info!(
+            signal,
+            "shutting down: no new connections, finishing sessions"
+        );
+        break;
+    }
     workers.shutdown();
     owner.close();
     let _ = std::fs::remove_file(control::socket_path(&data_dir));

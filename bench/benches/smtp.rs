@@ -7,8 +7,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gannet_core::policy::RateKey;
 use gannet_core::smtp::{
-    parse_command, ConnectionPolicy, DeliveryOutcome, DotReader, DotScan, Environment, RcptRoute, Session,
-    SessionConfig, Step,
+    parse_command, ConnectionPolicy, DeliveryOutcome, DotReader, DotScan, Environment, RcptRoute,
+    Session, SessionConfig, Step,
 };
 
 fn parser(c: &mut Criterion) {

@@ -79,11 +79,15 @@ mod tests {
 
     #[test]
     fn plain() {
-        let c = parse_plain(&decode_response(&b64(b"\0alice@example.test\0Secret123")).unwrap()).unwrap();
+        let c = parse_plain(&decode_response(&b64(b"\0alice@example.test\0Secret123")).unwrap())
+            .unwrap();
         assert_eq!(c.username, "alice@example.test");
         assert_eq!(c.password, "Secret123");
         assert!(parse_plain(b"alice@example.test\0alice@example.test\0pw").is_ok());
-        assert_eq!(parse_plain(b"bob\0alice\0pw"), Err(SaslError::AuthzNotPermitted));
+        assert_eq!(
+            parse_plain(b"bob\0alice\0pw"),
+            Err(SaslError::AuthzNotPermitted)
+        );
         assert_eq!(parse_plain(b"\0alice"), Err(SaslError::Malformed));
         assert_eq!(parse_plain(b"\0alice\0pw\0more"), Err(SaslError::Malformed));
         assert_eq!(parse_plain(b"\0\0pw"), Err(SaslError::Malformed));
@@ -100,7 +104,10 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_password() {
-        let c = Credentials { username: "u".into(), password: "hunter2".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -20,7 +20,9 @@ use crate::store::{directory, Store};
 /// How a login attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthOutcome {
-    Success { account: u32 },
+    Success {
+        account: u32,
+    },
     Failure,
     /// Too many failures from this IP: refused without checking.
     LockedOut,
@@ -42,7 +44,11 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    pub fn start(store: Store, failures: Arc<FailureTracker>, threads: usize) -> std::io::Result<AuthService> {
+    pub fn start(
+        store: Store,
+        failures: Arc<FailureTracker>,
+        threads: usize,
+    ) -> std::io::Result<AuthService> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         for i in 0..threads.max(1) {
             let rx = rx.clone();
@@ -101,7 +107,9 @@ fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr)
     };
     // A login is the account's primary address; aliases deliver mail but do not log in.
     let account = account.filter(|a| a.address.eq_ignore_ascii_case(c.username.trim()));
-    let hash = account.as_ref().map_or(decoy_hash(), |a| a.password_hash.as_str());
+    let hash = account
+        .as_ref()
+        .map_or(decoy_hash(), |a| a.password_hash.as_str());
     let ok = password::verify(&c.password, hash);
     match (ok, account) {
         (true, Some(a)) => AuthOutcome::Success { account: a.id },

@@ -14,7 +14,11 @@ use crate::store::{Batch, Cf};
 pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>) -> Batch {
     let blob: BlobId = *blake3::hash(&message).as_bytes();
     let size = message.len() as u64;
-    let mut accounts: Vec<u32> = envelope.recipients.iter().filter_map(|r| r.account).collect();
+    let mut accounts: Vec<u32> = envelope
+        .recipients
+        .iter()
+        .filter_map(|r| r.account)
+        .collect();
     accounts.sort_unstable();
     accounts.dedup();
     let remote: Vec<QueuedRecipient> = envelope
@@ -65,7 +69,11 @@ pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>) -> Batch {
             next_attempt: envelope.received_at,
             last_error: None,
         };
-        batch.put(Cf::Queue, queue::key(queued.next_attempt, queued.id), encode(&queued));
+        batch.put(
+            Cf::Queue,
+            queue::key(queued.next_attempt, queued.id),
+            encode(&queued),
+        );
         batch.add(Cf::Counters, keys::stat("messages_queued"), 1);
     }
     batch.add(Cf::Counters, keys::stat("messages_accepted"), 1);

@@ -30,7 +30,9 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         let shard = &self.shards[h.finish() as usize % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut map)
     }
 }
@@ -205,7 +207,8 @@ impl FailureTracker {
     }
 
     fn record_failure_at(&self, ip: IpAddr, now: Instant) {
-        self.failures.with(&ip, |m| m.entry(ip).or_default().push(now));
+        self.failures
+            .with(&ip, |m| m.entry(ip).or_default().push(now));
     }
 }
 
@@ -233,7 +236,10 @@ mod tests {
         assert!(r.admit_at(k, t0));
         assert!(r.admit_at(k, t0 + Duration::from_secs(600)));
         assert!(r.admit_at(k, t0 + Duration::from_secs(1200)));
-        assert!(!r.admit_at(k, t0 + Duration::from_secs(1800)), "4th within the hour");
+        assert!(
+            !r.admit_at(k, t0 + Duration::from_secs(1800)),
+            "4th within the hour"
+        );
         assert!(r.admit_at(RateKey::Account(2), t0 + Duration::from_secs(1800)));
         // 61 minutes after the first, its slot has left the window.
         assert!(r.admit_at(k, t0 + Duration::from_secs(3660)));

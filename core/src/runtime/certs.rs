@@ -13,7 +13,10 @@ pub enum CertError {
     #[error("cannot read {path}: {detail}")]
     Read { path: PathBuf, detail: String },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot generate a certificate: {0}")]
     Generate(String),
     #[error("unusable certificate or key: {0}")]
@@ -30,7 +33,12 @@ pub struct LoadedCert {
 
 /// Loads `cert`/`key` when both are set, else the self-signed pair in `data_dir/tls/`
 /// (generated for `hostname` if missing).
-pub fn load(cert: &str, key: &str, data_dir: &Path, hostname: &str) -> Result<LoadedCert, CertError> {
+pub fn load(
+    cert: &str,
+    key: &str,
+    data_dir: &Path,
+    hostname: &str,
+) -> Result<LoadedCert, CertError> {
     let (cert_path, key_path) = if cert.is_empty() || key.is_empty() {
         let dir = data_dir.join("tls");
         let pair = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -68,12 +76,18 @@ pub fn load(cert: &str, key: &str, data_dir: &Path, hostname: &str) -> Result<Lo
     })
 }
 
-fn generate(dir: &Path, cert_path: &Path, key_path: &Path, hostname: &str) -> Result<(), CertError> {
+fn generate(
+    dir: &Path,
+    cert_path: &Path,
+    key_path: &Path,
+    hostname: &str,
+) -> Result<(), CertError> {
     let mut names = vec![hostname.to_string()];
     if hostname != "localhost" {
         names.push("localhost".into());
     }
-    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| CertError::Generate(e.to_string()))?;
+    let certified = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| CertError::Generate(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|source| CertError::Write {
         path: dir.to_owned(),
         source,
@@ -129,13 +143,28 @@ mod tests {
         assert_eq!(first.fingerprint, second.fingerprint);
         assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(dir.path().join("tls/key.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("tls/key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Configured files are used as they are.
         let cert = dir.path().join("tls/cert.pem");
         let key = dir.path().join("tls/key.pem");
-        let named = load(cert.to_str().unwrap(), key.to_str().unwrap(), Path::new("/nonexistent"), "x").unwrap();
+        let named = load(
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            Path::new("/nonexistent"),
+            "x",
+        )
+        .unwrap();
         assert_eq!(named.fingerprint, first.fingerprint);
-        assert!(load("/nonexistent/cert.pem", "/nonexistent/key.pem", dir.path(), "x").is_err());
+        assert!(load(
+            "/nonexistent/cert.pem",
+            "/nonexistent/key.pem",
+            dir.path(),
+            "x"
+        )
+        .is_err());
     }
 }

@@ -200,7 +200,11 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
     let batch = delivery_batch(&envelope, buffer);
     match ctx.server.store.commit(batch).await {
         Ok(()) => {
-            let remote = envelope.recipients.iter().filter(|r| r.account.is_none()).count();
+            let remote = envelope
+                .recipients
+                .iter()
+                .filter(|r| r.account.is_none())
+                .count();
             tracing::info!(
                 id = format_args!("{:016x}", envelope.id),
                 from = %envelope.reverse_path,

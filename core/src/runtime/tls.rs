@@ -77,7 +77,11 @@ impl TlsStream {
     }
 
     /// Appends decrypted bytes to `dst`; returns how many (0 = the peer closed).
-    pub async fn read(&mut self, tcp: &TcpStream, mut dst: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read(
+        &mut self,
+        tcp: &TcpStream,
+        mut dst: Vec<u8>,
+    ) -> (io::Result<usize>, Vec<u8>) {
         loop {
             let start = dst.len();
             dst.resize(start + PLAINTEXT_CHUNK, 0);

@@ -88,7 +88,11 @@ async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     if ctx.active.get() > 0 {
-        tracing::warn!(worker = index, sessions = ctx.active.get(), "sessions cut at shutdown");
+        tracing::warn!(
+            worker = index,
+            sessions = ctx.active.get(),
+            "sessions cut at shutdown"
+        );
     }
 }
 

@@ -410,8 +410,20 @@ mod tests {
         assert_eq!(p("DATA now"), Err(CommandError::Syntax));
         assert_eq!(p("STARTTLS"), Ok(Command::StartTls));
         assert_eq!(p("STARTTLS now"), Err(CommandError::Syntax));
-        assert_eq!(p("AUTH PLAIN AGFsaWNlAHB3"), Ok(Command::Auth { mechanism: "PLAIN", initial: Some("AGFsaWNlAHB3") }));
-        assert_eq!(p("auth login"), Ok(Command::Auth { mechanism: "login", initial: None }));
+        assert_eq!(
+            p("AUTH PLAIN AGFsaWNlAHB3"),
+            Ok(Command::Auth {
+                mechanism: "PLAIN",
+                initial: Some("AGFsaWNlAHB3")
+            })
+        );
+        assert_eq!(
+            p("auth login"),
+            Ok(Command::Auth {
+                mechanism: "login",
+                initial: None
+            })
+        );
         assert_eq!(p("AUTH"), Err(CommandError::Syntax));
         assert_eq!(p("TURN"), Ok(Command::NotImplemented));
         assert_eq!(p("VRFY"), Err(CommandError::Syntax));

@@ -16,6 +16,6 @@ pub use data::{has_bare_cr_or_lf, DotReader, DotScan};
 pub use received::{format_rfc5322_date, trace_headers};
 pub use reply::Reply;
 pub use session::{
-    ConnectionPolicy, Delivery, DeliveryOutcome, Envelope, Environment, RcptRoute, Recipient, Session, SessionConfig,
-    Step,
+    ConnectionPolicy, Delivery, DeliveryOutcome, Envelope, Environment, RcptRoute, Recipient,
+    Session, SessionConfig, Step,
 };

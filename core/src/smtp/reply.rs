@@ -101,11 +101,14 @@ pub(crate) mod replies {
         Reply::new(421, "4.3.2", "Service shutting down, try again later");
     pub const READY_FOR_TLS: Reply = Reply::new(220, "2.0.0", "Ready to start TLS");
     pub const TLS_ACTIVE: Reply = Reply::new(503, "5.5.1", "TLS already active");
-    pub const NEED_STARTTLS: Reply = Reply::new(530, "5.7.0", "Must issue a STARTTLS command first");
+    pub const NEED_STARTTLS: Reply =
+        Reply::new(530, "5.7.0", "Must issue a STARTTLS command first");
     pub const NEED_AUTH: Reply = Reply::new(530, "5.7.0", "Authentication required");
     pub const ALREADY_AUTHENTICATED: Reply = Reply::new(503, "5.5.1", "Already authenticated");
-    pub const AUTH_IN_TRANSACTION: Reply = Reply::new(503, "5.5.1", "AUTH not permitted during a mail transaction");
-    pub const UNKNOWN_MECHANISM: Reply = Reply::new(504, "5.5.4", "Unrecognized authentication type");
+    pub const AUTH_IN_TRANSACTION: Reply =
+        Reply::new(503, "5.5.1", "AUTH not permitted during a mail transaction");
+    pub const UNKNOWN_MECHANISM: Reply =
+        Reply::new(504, "5.5.4", "Unrecognized authentication type");
     pub const AUTH_CANCELLED: Reply = Reply::new(501, "5.0.0", "Authentication cancelled");
     pub const AUTH_MALFORMED: Reply = Reply::new(501, "5.5.2", "Cannot decode the response");
     pub const AUTH_OK: Reply = Reply::new(235, "2.7.0", "Authentication successful");
@@ -115,9 +118,12 @@ pub(crate) mod replies {
         "4.7.0",
         "Too many failed authentication attempts, try again later",
     );
-    pub const AUTH_UNAVAILABLE: Reply = Reply::new(454, "4.7.0", "Temporary authentication failure");
-    pub const SENDER_NOT_OWNED: Reply = Reply::new(553, "5.7.1", "Sender address rejected: not owned by user");
-    pub const RATE_LIMITED: Reply = Reply::new(451, "4.7.1", "Message rate limit exceeded, try again later");
+    pub const AUTH_UNAVAILABLE: Reply =
+        Reply::new(454, "4.7.0", "Temporary authentication failure");
+    pub const SENDER_NOT_OWNED: Reply =
+        Reply::new(553, "5.7.1", "Sender address rejected: not owned by user");
+    pub const RATE_LIMITED: Reply =
+        Reply::new(451, "4.7.1", "Message rate limit exceeded, try again later");
     pub const IDLE_TIMEOUT: Reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");
 }
 

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use memchr::memchr;
 
 use super::command::{parse_command, Command, CommandError, MailParams, Path};
-use crate::auth::sasl::{self, Credentials, SaslError};
-use crate::auth::service::AuthOutcome;
-use crate::policy::RateKey;
 use super::data::{has_bare_cr_or_lf, DotReader, DotScan};
 use super::received::{trace_headers, TraceInfo};
 use super::reply::{replies, write_line, Reply};
+use crate::auth::sasl::{self, Credentials, SaslError};
+use crate::auth::service::AuthOutcome;
+use crate::policy::RateKey;
 
 /// Limits and names a session works with.
 #[derive(Debug, Clone)]
@@ -546,7 +546,13 @@ impl Session {
             SaslStep::PlainResponse => sasl::parse_plain(&decoded).map(Some),
             SaslStep::LoginUsername => {
                 let username = sasl::parse_login_field(decoded)?;
-                write_line(&mut self.output, 334, "", sasl::LOGIN_PASSWORD_CHALLENGE, true);
+                write_line(
+                    &mut self.output,
+                    334,
+                    "",
+                    sasl::LOGIN_PASSWORD_CHALLENGE,
+                    true,
+                );
                 self.mode = Mode::Sasl(SaslStep::LoginPassword { username });
                 Ok(None)
             }
@@ -605,7 +611,13 @@ impl Session {
                 self.sasl_response(step, response);
             }
             (None, SaslStep::LoginUsername) => {
-                write_line(&mut self.output, 334, "", sasl::LOGIN_USERNAME_CHALLENGE, true);
+                write_line(
+                    &mut self.output,
+                    334,
+                    "",
+                    sasl::LOGIN_USERNAME_CHALLENGE,
+                    true,
+                );
                 self.mode = Mode::Sasl(step);
             }
             (None, _) => {

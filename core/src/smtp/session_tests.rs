@@ -53,14 +53,21 @@ impl Client {
     }
 
     fn with_config(config: Arc<SessionConfig>) -> Self {
-        Client::with_policy(config, ConnectionPolicy::plain("127.0.0.2".parse().unwrap()))
+        Client::with_policy(
+            config,
+            ConnectionPolicy::plain("127.0.0.2".parse().unwrap()),
+        )
     }
 
     fn with_policy(config: Arc<SessionConfig>, policy: ConnectionPolicy) -> Self {
         let session = Session::new(config, policy, Vec::new());
         let mut c = Client {
             session,
-            env: TestEnv { next_id: 0, admitted: 0, rate_limit: 500 },
+            env: TestEnv {
+                next_id: 0,
+                admitted: 0,
+                rate_limit: 500,
+            },
             delivered: Vec::new(),
             closed: false,
         };
@@ -292,7 +299,11 @@ fn fifty_first_recipient_is_refused_by_default() {
             true
         }
     }
-    let mut s = Session::new(cfg, ConnectionPolicy::plain("127.0.0.1".parse().unwrap()), Vec::new());
+    let mut s = Session::new(
+        cfg,
+        ConnectionPolicy::plain("127.0.0.1".parse().unwrap()),
+        Vec::new(),
+    );
     s.take_output();
     let mut input = String::from("EHLO x\r\nMAIL FROM:<a@b.example>\r\n");
     for i in 0..51 {
@@ -558,7 +569,6 @@ fn garbage_never_panics_and_is_always_answered() {
     }
 }
 
-
 fn tls_policy() -> ConnectionPolicy {
     ConnectionPolicy {
         starttls: true,
@@ -575,15 +585,24 @@ fn b64(s: &str) -> String {
 fn starttls_is_offered_then_resets_the_session() {
     let mut c = Client::with_policy(config(), tls_policy());
     let a = c.send("EHLO x\r\n");
-    assert!(a.contains("250-STARTTLS\r\n") || a.contains("250 STARTTLS\r\n"), "{a}");
+    assert!(
+        a.contains("250-STARTTLS\r\n") || a.contains("250 STARTTLS\r\n"),
+        "{a}"
+    );
     assert!(!a.contains("AUTH"), "no AUTH before TLS: {a}");
     // Injection: commands pipelined after STARTTLS are discarded, never run under TLS.
     let a = c.send("MAIL FROM:<a@b.example>\r\nSTARTTLS\r\nMAIL FROM:<evil@b.example>\r\nRCPT TO:<alice@example.test>\r\n");
-    assert_eq!(a, "250 2.1.0 Sender ok\r\n220 2.0.0 Ready to start TLS\r\n[TLS]");
+    assert_eq!(
+        a,
+        "250 2.1.0 Sender ok\r\n220 2.0.0 Ready to start TLS\r\n[TLS]"
+    );
     // After TLS: a new EHLO is needed; AUTH is offered, STARTTLS is not.
     let a = c.send("MAIL FROM:<a@b.example>\r\nEHLO x\r\n");
     assert!(a.starts_with("503 5.5.1 Send HELO/EHLO first\r\n"), "{a}");
-    assert!(a.contains("250-AUTH PLAIN LOGIN\r\n") || a.contains("250 AUTH PLAIN LOGIN\r\n"), "{a}");
+    assert!(
+        a.contains("250-AUTH PLAIN LOGIN\r\n") || a.contains("250 AUTH PLAIN LOGIN\r\n"),
+        "{a}"
+    );
     assert!(!a.contains("STARTTLS"));
     assert_eq!(c.send("STARTTLS\r\n"), "503 5.5.1 TLS already active\r\n");
     let msg = {
@@ -597,61 +616,135 @@ fn starttls_is_offered_then_resets_the_session() {
 fn starttls_not_offered_without_a_certificate() {
     let mut c = Client::new();
     assert!(!c.send("EHLO x\r\n").contains("STARTTLS"));
-    assert_eq!(c.send("STARTTLS\r\n"), "502 5.5.1 Command not implemented\r\n");
+    assert_eq!(
+        c.send("STARTTLS\r\n"),
+        "502 5.5.1 Command not implemented\r\n"
+    );
 }
 
 #[test]
 fn auth_requires_tls_then_plain_and_login_work() {
     let mut c = Client::with_policy(config(), tls_policy());
     c.send("EHLO x\r\n");
-    assert_eq!(c.send(&format!("AUTH PLAIN {}\r\n", b64("\0alice@example.test\0Secret123"))), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    assert_eq!(
+        c.send(&format!(
+            "AUTH PLAIN {}\r\n",
+            b64("\0alice@example.test\0Secret123")
+        )),
+        "530 5.7.0 Must issue a STARTTLS command first\r\n"
+    );
     c.send("STARTTLS\r\n");
     c.send("EHLO x\r\n");
-    assert_eq!(c.send("AUTH CRAM-MD5\r\n"), "504 5.5.4 Unrecognized authentication type\r\n");
-    assert_eq!(c.send(&format!("AUTH PLAIN {}\r\n", b64("\0alice@example.test\0wrong"))), "535 5.7.8 Authentication credentials invalid\r\n");
-    assert_eq!(c.send("AUTH PLAIN !!!\r\n"), "501 5.5.2 Cannot decode the response\r\n");
+    assert_eq!(
+        c.send("AUTH CRAM-MD5\r\n"),
+        "504 5.5.4 Unrecognized authentication type\r\n"
+    );
+    assert_eq!(
+        c.send(&format!(
+            "AUTH PLAIN {}\r\n",
+            b64("\0alice@example.test\0wrong")
+        )),
+        "535 5.7.8 Authentication credentials invalid\r\n"
+    );
+    assert_eq!(
+        c.send("AUTH PLAIN !!!\r\n"),
+        "501 5.5.2 Cannot decode the response\r\n"
+    );
     assert_eq!(c.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
     assert_eq!(c.send("*\r\n"), "501 5.0.0 Authentication cancelled\r\n");
     assert_eq!(c.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
-    assert_eq!(c.send(&format!("{}\r\n", b64("alice@example.test"))), "334 UGFzc3dvcmQ6\r\n");
-    assert_eq!(c.send(&format!("{}\r\n", b64("Secret123"))), "235 2.7.0 Authentication successful\r\n");
-    assert_eq!(c.send("AUTH PLAIN\r\n"), "503 5.5.1 Already authenticated\r\n");
+    assert_eq!(
+        c.send(&format!("{}\r\n", b64("alice@example.test"))),
+        "334 UGFzc3dvcmQ6\r\n"
+    );
+    assert_eq!(
+        c.send(&format!("{}\r\n", b64("Secret123"))),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    assert_eq!(
+        c.send("AUTH PLAIN\r\n"),
+        "503 5.5.1 Already authenticated\r\n"
+    );
     assert!(c.session.authenticated() == Some(1));
     // Relaying is now allowed; sending as someone else is not.
     let a = c.send("MAIL FROM:<carol@example.test>\r\nMAIL FROM:<alice@example.test>\r\nRCPT TO:<friend@elsewhere.example>\r\nDATA\r\nhi\r\n.\r\n");
-    assert!(a.starts_with("553 5.7.1 Sender address rejected: not owned by user\r\n250 2.1.0"), "{a}");
-    assert!(a.ends_with("250 2.0.0 Message accepted for delivery\r\n"), "{a}");
+    assert!(
+        a.starts_with("553 5.7.1 Sender address rejected: not owned by user\r\n250 2.1.0"),
+        "{a}"
+    );
+    assert!(
+        a.ends_with("250 2.0.0 Message accepted for delivery\r\n"),
+        "{a}"
+    );
     assert_eq!(c.delivered[0].envelope.recipients[0].account, None);
-    assert!(std::str::from_utf8(c.delivered[0].message()).unwrap().contains("with ESMTPSA id"));
+    assert!(std::str::from_utf8(c.delivered[0].message())
+        .unwrap()
+        .contains("with ESMTPSA id"));
 }
 
 #[test]
 fn auth_plain_with_empty_initial_response_and_lockout() {
-    let mut c = Client::with_policy(config(), ConnectionPolicy { tls: true, ..tls_policy() });
+    let mut c = Client::with_policy(
+        config(),
+        ConnectionPolicy {
+            tls: true,
+            ..tls_policy()
+        },
+    );
     c.send("EHLO x\r\n");
     assert_eq!(c.send("AUTH PLAIN\r\n"), "334 \r\n");
-    assert_eq!(c.send(&format!("{}\r\n", b64("\0alice@example.test\0Secret123"))), "235 2.7.0 Authentication successful\r\n");
-    let mut c = Client::with_policy(config(), ConnectionPolicy { tls: true, ..tls_policy() });
+    assert_eq!(
+        c.send(&format!("{}\r\n", b64("\0alice@example.test\0Secret123"))),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    let mut c = Client::with_policy(
+        config(),
+        ConnectionPolicy {
+            tls: true,
+            ..tls_policy()
+        },
+    );
     c.send("EHLO x\r\n");
-    let a = c.send(&format!("AUTH PLAIN {}\r\nNOOP\r\n", b64("\0locked@example.test\0x")));
-    assert_eq!(a, "421 4.7.0 Too many failed authentication attempts, try again later\r\n");
+    let a = c.send(&format!(
+        "AUTH PLAIN {}\r\nNOOP\r\n",
+        b64("\0locked@example.test\0x")
+    ));
+    assert_eq!(
+        a,
+        "421 4.7.0 Too many failed authentication attempts, try again later\r\n"
+    );
     assert!(c.closed);
 }
 
 #[test]
 fn submission_requires_auth_and_relay_needs_auth_or_trust() {
-    let sub = ConnectionPolicy { submission: true, ..tls_policy() };
+    let sub = ConnectionPolicy {
+        submission: true,
+        ..tls_policy()
+    };
     let mut c = Client::with_policy(config(), sub);
-    assert_eq!(c.send("EHLO x\r\nMAIL FROM:<alice@example.test>\r\n").lines().last().unwrap(), "530 5.7.0 Must issue a STARTTLS command first");
+    assert_eq!(
+        c.send("EHLO x\r\nMAIL FROM:<alice@example.test>\r\n")
+            .lines()
+            .last()
+            .unwrap(),
+        "530 5.7.0 Must issue a STARTTLS command first"
+    );
     c.send("STARTTLS\r\n");
     c.send("EHLO x\r\n");
-    assert_eq!(c.send("MAIL FROM:<alice@example.test>\r\n"), "530 5.7.0 Authentication required\r\n");
+    assert_eq!(
+        c.send("MAIL FROM:<alice@example.test>\r\n"),
+        "530 5.7.0 Authentication required\r\n"
+    );
     // MX port, untrusted: no relay.
     let mut c = Client::new();
     let a = c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\n");
     assert!(a.ends_with("554 5.7.1 Relay access denied\r\n"));
     // Trusted network: relay, counted once per message against the IP.
-    let trusted = ConnectionPolicy { trusted: true, ..ConnectionPolicy::plain("127.0.0.1".parse().unwrap()) };
+    let trusted = ConnectionPolicy {
+        trusted: true,
+        ..ConnectionPolicy::plain("127.0.0.1".parse().unwrap())
+    };
     let mut c = Client::with_policy(config(), trusted);
     c.env.rate_limit = 1;
     let a = c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\nRCPT TO:<y@elsewhere.example>\r\nDATA\r\nm\r\n.\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<z@elsewhere.example>\r\n");
@@ -661,12 +754,24 @@ fn submission_requires_auth_and_relay_needs_auth_or_trust() {
 
 #[test]
 fn authenticated_rate_limit_applies_at_mail() {
-    let mut c = Client::with_policy(config(), ConnectionPolicy { tls: true, ..tls_policy() });
+    let mut c = Client::with_policy(
+        config(),
+        ConnectionPolicy {
+            tls: true,
+            ..tls_policy()
+        },
+    );
     c.env.rate_limit = 2;
-    c.send(&format!("EHLO x\r\nAUTH PLAIN {}\r\n", b64("\0alice@example.test\0Secret123")));
+    c.send(&format!(
+        "EHLO x\r\nAUTH PLAIN {}\r\n",
+        b64("\0alice@example.test\0Secret123")
+    ));
     let one = "MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nm\r\n.\r\n";
     c.send(one);
     c.send(one);
-    assert_eq!(c.send("MAIL FROM:<alice@example.test>\r\n"), "451 4.7.1 Message rate limit exceeded, try again later\r\n");
+    assert_eq!(
+        c.send("MAIL FROM:<alice@example.test>\r\n"),
+        "451 4.7.1 Message rate limit exceeded, try again later\r\n"
+    );
     assert_eq!(c.delivered.len(), 2);
 }
