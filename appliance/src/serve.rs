@@ -25,7 +25,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     if let Some(n) = workers {
         config.server.workers = n;
     }
-    raise_fd_limit();
+    gannet_core::runtime::raise_fd_limit();
     let data_dir = config.server.data_dir.clone();
     // Handlers first: a signal that arrives while starting is not lost.
     let mut signals =
@@ -126,20 +126,4 @@ fn load_certificate(config: &Config) -> anyhow::Result<certs::LoadedCert> {
         "TLS certificate loaded"
     );
     Ok(cert)
-}
-
-/// Many idle connections need many descriptors: raise the soft limit to the hard one.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

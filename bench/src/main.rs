@@ -4,9 +4,11 @@
 //!   per message (as MTAs do) or reused connections, optionally pipelined; prints
 //!   messages/s, MB/s and p50/p99/p999 latency of the final reply to the message.
 //! * `idle`: opens N connections that stay idle and reports the server's RSS per connection.
+//! * `tls`: full TLS handshakes per second against an implicit-TLS port.
 
 mod idle;
 mod smtp;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -23,29 +25,16 @@ enum Command {
     Smtp(smtp::Options),
     /// Hold idle connections and measure the server's memory per connection.
     Idle(idle::Options),
+    /// Full TLS handshakes per second against an implicit-TLS port.
+    Tls(tls::Options),
 }
 
 fn main() -> anyhow::Result<()> {
-    raise_fd_limit();
+    gannet_core::runtime::raise_fd_limit();
     let cli = Cli::parse();
     match cli.command {
         Command::Smtp(opts) => smtp::run(opts),
         Command::Idle(opts) => idle::run(opts),
-    }
-}
-
-/// Thousands of connections need thousands of descriptors.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
+        Command::Tls(opts) => tls::run(opts),
     }
 }

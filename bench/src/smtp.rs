@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 #[derive(clap::Args, Clone)]
 pub struct Options {
@@ -41,6 +42,9 @@ pub struct Options {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     max_seconds: u64,
+    /// STARTTLS on each connection (TLS 1.3, full handshakes) before the messages.
+    #[arg(long)]
+    starttls: bool,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -56,6 +60,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
 struct Shared {
     opts: Options,
+    tls: Option<TlsConnector>,
     message: Vec<u8>,
     next: AtomicU64,
     failed: AtomicU64,
@@ -74,6 +79,11 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     let shared = Arc::new(Shared {
+        tls: if opts.starttls {
+            Some(crate::tls::connector(false, false)?)
+        } else {
+            None
+        },
         message: make_message(opts.size),
         deadline: Instant::now() + Duration::from_secs(opts.max_seconds),
         next: AtomicU64::new(0),
@@ -111,6 +121,9 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         if opts.reuse { "connections reused" } else { "one connection per message" },
         if opts.pipelining { ", pipelined" } else { "" },
     );
+    if opts.starttls {
+        println!("every connection upgraded with STARTTLS (TLS 1.3, full handshake)");
+    }
     println!("throughput: {mps:.0} msgs/s, {mbps:.1} MB/s");
     println!(
         "latency of the final reply: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
@@ -177,23 +190,40 @@ async fn session_loop(shared: Arc<Shared>) -> Vec<Duration> {
     latencies
 }
 
+/// A byte stream: TCP, or TLS over TCP after STARTTLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 struct Conn {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Io>>,
     line: String,
 }
 
 impl Conn {
-    async fn open(target: SocketAddr) -> anyhow::Result<Conn> {
+    async fn open(target: SocketAddr, tls: Option<&TlsConnector>) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(target).await.context("connect")?;
         stream.set_nodelay(true)?;
         let mut c = Conn {
-            stream: BufReader::new(stream),
+            stream: BufReader::new(Box::new(stream)),
             line: String::new(),
         };
         c.expect(2).await.context("greeting")?;
         c.command(b"EHLO bench.example.org\r\n", 1)
             .await
             .context("EHLO")?;
+        if let Some(connector) = tls {
+            c.command(b"STARTTLS\r\n", 1).await.context("STARTTLS")?;
+            let placeholder: Box<dyn Io> = Box::new(tokio::io::empty());
+            let plain = std::mem::replace(&mut c.stream, BufReader::new(placeholder));
+            let secured = connector
+                .connect(crate::tls::server_name(), plain.into_inner())
+                .await
+                .context("TLS handshake")?;
+            c.stream = BufReader::new(Box::new(secured));
+            c.command(b"EHLO bench.example.org\r\n", 1)
+                .await
+                .context("EHLO after STARTTLS")?;
+        }
         Ok(c)
     }
 
@@ -230,7 +260,7 @@ impl Conn {
 async fn send_one(shared: &Shared, conn: &mut Option<Conn>) -> anyhow::Result<Duration> {
     let opts = &shared.opts;
     if conn.is_none() {
-        *conn = Some(Conn::open(opts.target).await?);
+        *conn = Some(Conn::open(opts.target, shared.tls.as_ref()).await?);
     }
     let c = conn.as_mut().expect("just opened");
     let mail = format!("MAIL FROM:<{}>\r\n", opts.from);

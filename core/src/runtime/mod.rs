@@ -107,6 +107,21 @@ pub fn start(ctx: ServerContext, listeners: &Listeners, count: usize) -> std::io
     Ok(Workers { threads, stop })
 }
 
+/// Many connections need many descriptors: raises the soft limit to the hard one.
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 impl Workers {
     /// Stops accepting, lets sessions in flight finish (bounded by the grace period), and
     /// waits for every worker to exit.

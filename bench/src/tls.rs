@@ -1,0 +1,174 @@
+//! TLS for the load generator: a client configuration, and the `tls` load (full handshakes
+//! per second against an implicit-TLS port).
+//!
+//! The benchmark talks to a server on loopback with a self-signed certificate, so the
+//! client accepts any certificate (signatures are still checked); it measures the
+//! server's handshake cost, not PKI.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS client: TLS 1.3 (or 1.2 with `tls12`), with or without session resumption.
+pub fn connector(tls12: bool, resume: bool) -> anyhow::Result<TlsConnector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth();
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+pub fn server_name() -> ServerName<'static> {
+    ServerName::try_from("localhost").expect("valid name")
+}
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// An implicit-TLS port (submissions, 465 in production; loopback only).
+    #[arg(long)]
+    target: SocketAddr,
+    /// Handshakes to make.
+    #[arg(long, default_value_t = 2000)]
+    count: u64,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// TLS 1.2 instead of 1.3.
+    #[arg(long)]
+    tls12: bool,
+    /// Allow session resumption (default: every handshake is a full one).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    if !opts.target.ip().is_loopback() {
+        bail!("refusing to load a non-loopback address: {}", opts.target);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let connector = connector(opts.tls12, opts.resume)?;
+        let next = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..opts.concurrency.max(1))
+            .map(|_| {
+                let (connector, next, failed) = (connector.clone(), next.clone(), failed.clone());
+                let (target, count) = (opts.target, opts.count);
+                tokio::spawn(async move {
+                    let mut times = Vec::new();
+                    while next.fetch_add(1, Ordering::Relaxed) < count {
+                        let t0 = Instant::now();
+                        match handshake(&connector, target).await {
+                            Ok(()) => times.push(t0.elapsed()),
+                            Err(_) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    times
+                })
+            })
+            .collect();
+        let mut times: Vec<Duration> = Vec::new();
+        for t in tasks {
+            times.extend(t.await?);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        times.sort_unstable();
+        let p50 = times.get(times.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        let rate = times.len() as f64 / secs;
+        let failed = failed.load(Ordering::Relaxed);
+        println!(
+            "{} TLS {} handshakes{} (connect, handshake, read the 220 greeting, close), concurrency {}: {:.0}/s, p50 {:.2} ms, {} failed",
+            times.len(),
+            if opts.tls12 { "1.2" } else { "1.3" },
+            if opts.resume { " with resumption" } else { "" },
+            opts.concurrency,
+            rate,
+            p50,
+            failed
+        );
+        println!("result ok={} failed={failed} secs={secs:.3} hps={rate:.1} p50_ms={p50:.3}", times.len());
+        if failed > 0 {
+            bail!("{failed} handshakes failed");
+        }
+        Ok(())
+    })
+}
+
+async fn handshake(connector: &TlsConnector, target: SocketAddr) -> anyhow::Result<()> {
+    let tcp = TcpStream::connect(target).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    let mut tls = connector.connect(server_name(), tcp).await.context("handshake")?;
+    let mut greeting = [0u8; 256];
+    let n = tls.read(&mut greeting).await?;
+    if n < 4 || &greeting[..3] != b"220" {
+        bail!("no greeting");
+    }
+    tls.write_all(b"QUIT\r\n").await?;
+    let _ = tls.read(&mut greeting).await;
+    Ok(())
+}
