@@ -39,6 +39,8 @@ pub fn free_port() -> u16 {
 /// A `gannet serve` process on its own data directory; stopped when dropped.
 pub struct Server {
     pub dir: tempfile::TempDir,
+    extra: String,
+    started_once: bool,
     pub smtp: SocketAddr,
     /// Submission with STARTTLS (587 in production).
     pub submission: SocketAddr,
@@ -52,21 +54,31 @@ impl Server {
     /// A data directory and config, with `extra` TOML appended; not started yet.
     pub fn new(extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
-        let (smtp, submission, submissions) = (port(), port(), port());
         let config = dir.path().join("gannet.toml");
-        let text = format!(
-            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n[listen]\nsmtp = \"{smtp}\"\nsubmission = \"{submission}\"\nsubmissions = \"{submissions}\"\n\n{extra}"
-        );
-        std::fs::write(&config, text).unwrap();
-        Server {
+        let unset: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server {
             dir,
-            smtp,
-            submission,
-            submissions,
+            extra: extra.to_string(),
+            started_once: false,
+            smtp: unset,
+            submission: unset,
+            submissions: unset,
             config,
             child: None,
-        }
+        };
+        server.pick_ports();
+        server
+    }
+
+    /// Chooses free ports and writes the configuration with them.
+    fn pick_ports(&mut self) {
+        let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
+        (self.smtp, self.submission, self.submissions) = (port(), port(), port());
+        let text = format!(
+            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n[listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\n\n{}",
+            self.smtp, self.submission, self.submissions, self.extra
+        );
+        std::fs::write(&self.config, text).unwrap();
     }
 
     /// Starts a server with the default test configuration.
@@ -85,8 +97,22 @@ impl Server {
         self.data().join("tls/cert.pem")
     }
 
-    /// Starts `gannet serve` and waits for its SMTP greeting.
+    /// Starts `gannet serve` and waits for its SMTP greeting. A port taken meanwhile by a
+    /// test running in parallel makes it pick new ones (once the server ran, they stay).
     pub fn start(&mut self) {
+        for _ in 0..3 {
+            match self.try_start() {
+                Ok(()) => return,
+                Err(log) if log.contains("cannot listen") && !self.started_once => {
+                    self.pick_ports()
+                }
+                Err(log) => panic!("gannet serve did not start: {log}"),
+            }
+        }
+        panic!("gannet serve found no free ports");
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -109,11 +135,13 @@ impl Server {
             if let Ok(mut s) = TcpStream::connect(self.smtp) {
                 let mut buf = [0u8; 64];
                 if matches!(s.read(&mut buf), Ok(n) if n >= 3 && &buf[..3] == b"220") {
-                    return;
+                    self.started_once = true;
+                    return Ok(());
                 }
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("gannet serve exited with {status}: {}", self.log());
+                self.child = None;
+                return Err(format!("exited with {status}: {}", self.log()));
             }
             assert!(
                 Instant::now() < deadline,
