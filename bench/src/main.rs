@@ -29,6 +29,20 @@ enum Command {
     Tls(tls::Options),
 }
 
+/// A tokio runtime for a load against `target`, which must be on this machine.
+fn loopback_runtime(
+    target: std::net::SocketAddr,
+    threads: usize,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    if !target.ip().is_loopback() {
+        anyhow::bail!("refusing to load a non-loopback address: {target}");
+    }
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?)
+}
+
 fn main() -> anyhow::Result<()> {
     gannet_core::runtime::raise_fd_limit();
     let cli = Cli::parse();

@@ -48,13 +48,7 @@ pub struct Options {
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    if !opts.target.ip().is_loopback() {
-        bail!("refusing to load a non-loopback address: {}", opts.target);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(opts.threads.max(1))
-        .enable_all()
-        .build()?;
+    let runtime = crate::loopback_runtime(opts.target, opts.threads)?;
     runtime.block_on(load(opts))
 }
 

@@ -40,7 +40,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -49,7 +54,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -101,13 +111,7 @@ pub struct Options {
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    if !opts.target.ip().is_loopback() {
-        bail!("refusing to load a non-loopback address: {}", opts.target);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(opts.threads.max(1))
-        .enable_all()
-        .build()?;
+    let runtime = crate::loopback_runtime(opts.target, opts.threads)?;
     runtime.block_on(async {
         let connector = connector(opts.tls12, opts.resume)?;
         let next = Arc::new(AtomicU64::new(0));
@@ -162,7 +166,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 async fn handshake(connector: &TlsConnector, target: SocketAddr) -> anyhow::Result<()> {
     let tcp = TcpStream::connect(target).await.context("connect")?;
     tcp.set_nodelay(true)?;
-    let mut tls = connector.connect(server_name(), tcp).await.context("handshake")?;
+    let mut tls = connector
+        .connect(server_name(), tcp)
+        .await
+        .context("handshake")?;
     let mut greeting = [0u8; 256];
     let n = tls.read(&mut greeting).await?;
     if n < 4 || &greeting[..3] != b"220" {

@@ -16,15 +16,20 @@ impl Duration {
     }
 }
 
-/// Parses "50MB", "500 kB", "1GiB", "1024": decimal units are powers of 1000, binary of 1024.
-pub fn parse_size(text: &str) -> Option<u64> {
+/// Splits "50MB" into 50 and "MB" (the unit trimmed).
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses "50MB", "500 kB", "1GiB", "1024": decimal units are powers of 1000, binary of 1024.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (number, unit) = number_and_unit(text)?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
         "m" | "mb" => 1000 * 1000,
@@ -39,13 +44,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 /// Parses "30s", "5m", "1h", "5d", "90": a bare number is seconds.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
+    let (number, unit) = number_and_unit(text)?;
+    let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
