@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use gannet_core::auth::password;
 use gannet_core::config::Config;
+use gannet_core::config::parse_size;
 use gannet_core::delivery::routing::{Directory, SharedDirectory};
+use gannet_core::policy::QuotaBook;
 use gannet_core::mime::header_value;
 use gannet_core::store::{directory, mail, queue, Store};
 
@@ -81,19 +83,25 @@ pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<Exi
     })
 }
 
-/// Carries out a command; `directory` is the running server's routing table, refreshed
+/// What a running server keeps in memory from the store, refreshed after admin changes.
+#[derive(Clone)]
+pub struct LiveState {
+    pub routing: SharedDirectory,
+    pub quotas: std::sync::Arc<QuotaBook>,
+}
+
+/// Carries out a command; `live` is the running server's in-memory state, refreshed
 /// after a change. Account passwords arrive already hashed.
-pub fn execute(
-    store: &Store,
-    routing: Option<&SharedDirectory>,
-    command: &AdminCommand,
-) -> Outcome {
+pub fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCommand) -> Outcome {
     match execute_inner(store, command) {
         Ok(output) => {
-            if let (Some(routing), true) = (routing, changes_routes(command)) {
+            if let (Some(live), true) = (live, changes_accounts(command)) {
                 match Directory::load(store) {
-                    Ok(d) => routing.store(std::sync::Arc::new(d)),
+                    Ok(d) => live.routing.store(std::sync::Arc::new(d)),
                     Err(e) => tracing::error!(error = %e, "reloading routes failed"),
+                }
+                if let Err(e) = live.quotas.reload(store) {
+                    tracing::error!(error = %e, "reloading quotas failed");
                 }
             }
             Outcome::ok(output)
@@ -105,11 +113,11 @@ pub fn execute(
     }
 }
 
-fn changes_routes(command: &AdminCommand) -> bool {
+fn changes_accounts(command: &AdminCommand) -> bool {
     matches!(
         command,
         AdminCommand::Domain(DomainCommand::Add { .. })
-            | AdminCommand::Account(AccountCommand::Add { .. })
+            | AdminCommand::Account(AccountCommand::Add { .. } | AccountCommand::Set { .. })
             | AdminCommand::Alias(AliasCommand::Add { .. })
     )
 }
@@ -133,6 +141,16 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             }
             let account = directory::add_account(store, address, password, now)?;
             format!("account {} added (id {})\n", account.address, account.id).into_bytes()
+        }
+        AdminCommand::Account(AccountCommand::Set { address, quota }) => {
+            let mut out = String::new();
+            if let Some(quota) = quota {
+                let bytes = parse_size(quota)
+                    .with_context(|| format!("not a size: {quota:?} (try 500MB or 1GiB)"))?;
+                let account = directory::set_quota(store, address, bytes)?;
+                out.push_str(&format!("{}: quota {bytes} bytes\n", account.address));
+            }
+            out.into_bytes()
         }
         AdminCommand::Account(AccountCommand::List) => {
             let mut out = String::from("ID\tADDRESS\tUSED\tQUOTA\tSPAM\n");

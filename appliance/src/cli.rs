@@ -93,6 +93,13 @@ pub enum AccountCommand {
     },
     /// List accounts with their storage use.
     List,
+    /// Change an account's settings.
+    Set {
+        address: String,
+        /// Storage quota ("500MB", "1GiB", or bytes).
+        #[arg(long)]
+        quota: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

@@ -10,11 +10,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use gannet_core::delivery::routing::SharedDirectory;
 use gannet_core::store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::admin::{execute, Outcome};
+use crate::admin::{execute, LiveState, Outcome};
 use crate::cli::AdminCommand;
 
 #[derive(Serialize, Deserialize)]
@@ -58,7 +57,7 @@ pub fn request(data_dir: &Path, command: &AdminCommand) -> anyhow::Result<Option
 }
 
 /// Listens for admin commands on a thread of its own; commands run one at a time.
-pub fn spawn(data_dir: &Path, store: Store, routing: SharedDirectory) -> anyhow::Result<()> {
+pub fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::Result<()> {
     let path = socket_path(data_dir);
     // A socket left by a server that was killed; the store's lock already proved that no
     // other server runs on this data directory.
@@ -70,7 +69,7 @@ pub fn spawn(data_dir: &Path, store: Store, routing: SharedDirectory) -> anyhow:
         .name("control".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Err(e) = answer(stream, &store, &routing) {
+                if let Err(e) = answer(stream, &store, &live) {
                     tracing::warn!(error = %e, "control request failed");
                 }
             }
@@ -78,14 +77,14 @@ pub fn spawn(data_dir: &Path, store: Store, routing: SharedDirectory) -> anyhow:
     Ok(())
 }
 
-fn answer(stream: UnixStream, store: &Store, routing: &SharedDirectory) -> anyhow::Result<()> {
+fn answer(stream: UnixStream, store: &Store, live: &LiveState) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let outcome = match serde_json::from_str::<AdminCommand>(&line) {
         Ok(command) => {
             tracing::info!(?command, "admin command");
-            execute(store, Some(routing), &command)
+            execute(store, Some(live), &command)
         }
         Err(e) => Outcome {
             ok: false,

@@ -9,14 +9,16 @@ use arc_swap::ArcSwap;
 use gannet_core::auth::service::AuthService;
 use gannet_core::config::Config;
 use gannet_core::delivery::routing::Directory;
-use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, RateLimiter};
-use gannet_core::runtime::{self, certs, Listeners, ServerContext};
+use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, QuotaBook, RateLimiter};
+use gannet_core::pop3::Pop3Config;
+use gannet_core::runtime::{self, certs, Listeners, MaildropLocks, ServerContext};
 use gannet_core::smtp::SessionConfig;
+use gannet_core::store::reader::Readers;
 use gannet_core::store::Store;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::admin::{load_config, store_dir};
+use crate::admin::{load_config, store_dir, LiveState};
 use crate::cli::Global;
 use crate::control;
 
@@ -34,7 +36,12 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let store = owner.store().clone();
     let routing = Arc::new(ArcSwap::from_pointee(Directory::load(&store)?));
-    control::spawn(&data_dir, store.clone(), routing.clone())?;
+    let quotas = QuotaBook::load(&store)?;
+    let live = LiveState {
+        routing: routing.clone(),
+        quotas: quotas.clone(),
+    };
+    control::spawn(&data_dir, store.clone(), live)?;
 
     let cert = load_certificate(&config)?;
     let tls = Arc::new(ArcSwap::new(cert.config));
@@ -46,6 +53,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         max_message_size: limits.max_message_size.0 as usize,
         max_bad_commands: limits.max_bad_commands,
         restrict_sender: config.auth.restrict_sender,
+        over_quota_permanent: config.limits.over_quota_permanent,
     });
     let address = |name: &str, value: &str| {
         value
@@ -56,6 +64,8 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         smtp: address("smtp", &config.listen.smtp)?,
         submission: address("submission", &config.listen.submission)?,
         submissions: address("submissions", &config.listen.submissions)?,
+        pop3: address("pop3", &config.listen.pop3)?,
+        pop3s: address("pop3s", &config.listen.pop3s)?,
     };
     let failures = FailureTracker::new(
         config.auth.max_failures,
@@ -69,13 +79,20 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         idle_timeout: limits.idle_timeout.0,
         shutdown_grace: config.server.shutdown_grace.0,
         tls: tls.clone(),
-        auth: AuthService::start(store, failures, 2)?,
+        auth: AuthService::start(store.clone(), failures, 2)?,
         trusted: Arc::new(
             Networks::parse(&config.relay.trusted_networks).context("relay.trusted_networks")?,
         ),
         plaintext_on_loopback: config.auth.plaintext_on_loopback,
         connections: ConnectionLimiter::new(limits.max_connections_per_ip),
         rates: RateLimiter::new(limits.messages_per_hour),
+        quotas,
+        readers: Readers::start(store.clone(), 2)?,
+        pop3: Arc::new(Pop3Config {
+            hostname: config.server.hostname.clone(),
+            ..Pop3Config::default()
+        }),
+        pop3_locks: Arc::new(MaildropLocks::default()),
     };
     let count = config.worker_count();
     let workers = runtime::start(ctx, &listeners, count)?;
@@ -83,6 +100,8 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         smtp = %listeners.smtp,
         submission = %listeners.submission,
         submissions = %listeners.submissions,
+        pop3 = %listeners.pop3,
+        pop3s = %listeners.pop3s,
         workers = count,
         data = %data_dir.display(),
         "gannet serving"

@@ -14,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod mime;
 pub mod policy;
+pub mod pop3;
 pub mod runtime;
 pub mod smtp;
 pub mod store;

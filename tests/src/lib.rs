@@ -46,6 +46,8 @@ pub struct Server {
     pub submission: SocketAddr,
     /// Submission over implicit TLS (465 in production).
     pub submissions: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
 }
@@ -63,6 +65,8 @@ impl Server {
             smtp: unset,
             submission: unset,
             submissions: unset,
+            pop3: unset,
+            pop3s: unset,
             config,
             child: None,
         };
@@ -74,9 +78,11 @@ impl Server {
     fn pick_ports(&mut self) {
         let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
         (self.smtp, self.submission, self.submissions) = (port(), port(), port());
+        (self.pop3, self.pop3s) = (port(), port());
         let text = format!(
-            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n[listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\n\n{}",
-            self.smtp, self.submission, self.submissions, self.extra
+            "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n\
+             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\n\n{}",
+            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.extra
         );
         std::fs::write(&self.config, text).unwrap();
     }

@@ -181,6 +181,8 @@ pub struct Limits {
     pub max_bad_commands: u32,
     /// A client silent this long is disconnected.
     pub idle_timeout: Duration,
+    /// A full mailbox is refused with 552 5.2.2 instead of 452 4.2.2.
+    pub over_quota_permanent: bool,
 }
 
 impl Default for Limits {
@@ -193,6 +195,7 @@ impl Default for Limits {
             max_command_line: 512,
             max_bad_commands: 20,
             idle_timeout: Duration::from_secs(300),
+            over_quota_permanent: false,
         }
     }
 }

@@ -5,37 +5,11 @@
 //! per login, never per command or per byte, so a sharded mutex is cheap enough and gives
 //! every core the same view.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SHARDS: usize = 16;
-
-/// A map split over several locks by key hash.
-struct Sharded<K, V> {
-    shards: Vec<Mutex<HashMap<K, V>>>,
-}
-
-impl<K: Hash + Eq, V> Sharded<K, V> {
-    fn new() -> Self {
-        Sharded {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
-    }
-
-    fn with<R>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V>) -> R) -> R {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[h.finish() as usize % SHARDS];
-        let mut map = shard
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut map)
-    }
-}
+use super::sharded::Sharded;
 
 /// Concurrent connections per client IP.
 pub struct ConnectionLimiter {

@@ -1,8 +1,11 @@
 //! Policy: who may relay, and the limits that keep one client or account from taking more
-//! than its share (connections per IP, messages per hour, failed logins).
+//! than its share (connections per IP, messages per hour, failed logins, storage quotas).
 
 pub mod limits;
 pub mod networks;
+pub mod quota;
+mod sharded;
 
 pub use limits::{ConnectionLimiter, ConnectionPermit, FailureTracker, RateKey, RateLimiter};
 pub use networks::Networks;
+pub use quota::QuotaBook;

@@ -8,7 +8,9 @@
 
 mod bufpool;
 pub mod certs;
+mod conn;
 mod listener;
+mod pop3_conn;
 mod smtp_conn;
 pub mod tls;
 mod worker;
@@ -23,8 +25,10 @@ use tokio::sync::watch;
 
 use crate::auth::service::AuthService;
 use crate::delivery::routing::SharedDirectory;
-use crate::policy::{ConnectionLimiter, Networks, RateLimiter};
+use crate::policy::{ConnectionLimiter, Networks, QuotaBook, RateLimiter};
+use crate::pop3::Pop3Config;
 use crate::smtp::SessionConfig;
+use crate::store::reader::Readers;
 use crate::store::Store;
 
 /// What the workers need to serve.
@@ -44,7 +48,15 @@ pub struct ServerContext {
     pub plaintext_on_loopback: bool,
     pub connections: Arc<ConnectionLimiter>,
     pub rates: Arc<RateLimiter>,
+    pub quotas: Arc<QuotaBook>,
+    /// Threads for reads that may touch the disk (message bodies, mailbox listings).
+    pub readers: Readers,
+    pub pop3: Arc<Pop3Config>,
+    /// Accounts with an open POP3 maildrop.
+    pub pop3_locks: Arc<pop3_conn::MaildropLocks>,
 }
+
+pub use pop3_conn::MaildropLocks;
 
 /// What a listening port serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +67,10 @@ pub enum PortKind {
     Submission,
     /// Submission over implicit TLS (465): AUTH before MAIL.
     Submissions,
+    /// POP3 (110): STLS, then login.
+    Pop3,
+    /// POP3 over implicit TLS (995).
+    Pop3s,
 }
 
 /// Addresses to listen on.
@@ -63,14 +79,18 @@ pub struct Listeners {
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
 }
 
 impl Listeners {
-    fn all(&self) -> [(PortKind, SocketAddr); 3] {
+    fn all(&self) -> [(PortKind, SocketAddr); 5] {
         [
             (PortKind::Mx, self.smtp),
             (PortKind::Submission, self.submission),
             (PortKind::Submissions, self.submissions),
+            (PortKind::Pop3, self.pop3),
+            (PortKind::Pop3s, self.pop3s),
         ]
     }
 }

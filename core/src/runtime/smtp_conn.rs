@@ -2,12 +2,13 @@
 //! buffer (through TLS when active), writes its replies, runs STARTTLS handshakes, sends
 //! logins to the auth service and commits finished messages through the store.
 
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use tokio_uring::net::TcpStream;
 
-use super::tls::{TlsStream, Transport};
+use super::conn::{self, Admission, Wake};
+use super::tls::Transport;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
 use crate::auth::service::AuthOutcome;
@@ -17,10 +18,8 @@ use crate::smtp::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Environment, RcptRoute, Session, Step,
 };
 
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A locked-out client waits this long for its refusal.
-const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
+pub const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
 const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
 
 /// The session's view of the world, backed by the worker.
@@ -39,40 +38,32 @@ impl Environment for WorkerEnv<'_> {
     fn admit_message(&mut self, key: RateKey) -> bool {
         self.0.server.rates.admit(key)
     }
-}
-
-/// An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d: use the IPv4 form.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    fn quota_allows(&self, account: u32, bytes: u64) -> bool {
+        self.0.server.quotas.allows(account, bytes)
     }
 }
 
 pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
     // Without TCP_NODELAY, pipelined replies stall on delayed ACKs.
     let _ = stream.set_nodelay(true);
-    let ip = canonical(peer.ip());
+    let ip = conn::canonical(peer.ip());
     let server = &ctx.server;
-    let trusted = server.trusted.contains(ip);
-    let _permit = if trusted {
-        None
-    } else {
-        match server.connections.acquire(ip) {
-            Some(permit) => Some(permit),
-            None => {
-                tracing::info!(%ip, "refused: too many connections");
-                if kind != PortKind::Submissions {
-                    let _ = stream.write_all(TOO_MANY_CONNECTIONS.to_vec()).await;
-                }
+    let (trusted, _permit) = match conn::admit(ctx, ip) {
+        Admission::Trusted => (true, None),
+        Admission::Counted(permit) => (false, Some(permit)),
+        Admission::Refused => {
+            tracing::info!(%ip, "refused: too many connections");
+            if kind == PortKind::Submissions {
                 let _ = stream.shutdown(Shutdown::Both);
-                return;
+            } else {
+                conn::refuse(&stream, TOO_MANY_CONNECTIONS).await;
             }
+            return;
         }
     };
     let mut transport = Transport::Plain;
     if kind == PortKind::Submissions {
-        match handshake(ctx, &stream).await {
+        match conn::handshake(ctx, &stream).await {
             Some(tls) => transport = Transport::Tls(Box::new(tls)),
             None => {
                 let _ = stream.shutdown(Shutdown::Both);
@@ -107,7 +98,7 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 if !flush(ctx, &stream, &mut transport, &mut session).await {
                     break;
                 }
-                match handshake(ctx, &stream).await {
+                match conn::handshake(ctx, &stream).await {
                     Some(tls) => {
                         transport = Transport::Tls(Box::new(tls));
                         session.tls_started();
@@ -130,19 +121,11 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
                 let idle = session.is_idle();
                 let buf = session.take_input();
-                tokio::select! {
-                    (result, buf) = transport.read(&stream, buf) => {
-                        match result {
-                            Ok(n) if n > 0 => session.input_filled(buf),
-                            _ => break,
-                        }
-                    }
-                    _ = tokio::time::sleep(server.idle_timeout) => {
-                        session.close_with(Session::idle_timeout_reply());
-                    }
-                    _ = stop.wait_for(|stop| *stop), if idle => {
-                        session.close_with(Session::shutdown_reply());
-                    }
+                match conn::read_input(ctx, &stream, &mut transport, buf, idle, &mut stop).await {
+                    Wake::Data(buf) => session.input_filled(buf),
+                    Wake::Closed => break,
+                    Wake::IdleTimeout => session.close_with(Session::idle_timeout_reply()),
+                    Wake::Stop => session.close_with(Session::shutdown_reply()),
                 }
             }
         }
@@ -150,22 +133,6 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     // A read may still be in flight: shutting the socket down ends it and tells the client.
     let _ = stream.shutdown(Shutdown::Both);
     ctx.buffers.give(session.into_input_buffer());
-}
-
-/// Runs a TLS handshake with the current certificate; None if it fails or times out.
-async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStream> {
-    let config = ctx.server.tls.load_full();
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(stream, config)).await {
-        Ok(Ok(tls)) => {
-            tracing::debug!(protocol = ?tls.protocol(), "TLS established");
-            Some(tls)
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            None
-        }
-        Err(_) => None,
-    }
 }
 
 /// Writes pending replies; false if the client is gone or stopped reading.
@@ -178,14 +145,11 @@ async fn flush(
     if !session.has_output() {
         return true;
     }
-    let out = session.take_output();
-    match tokio::time::timeout(ctx.server.idle_timeout, transport.write_all(stream, out)).await {
-        Ok((Ok(()), out)) => {
-            session.output_written(out);
-            true
-        }
-        _ => false,
+    let (sent, buf) = conn::write_out(ctx, stream, transport, session.take_output()).await;
+    if let Some(buf) = buf {
+        session.output_written(buf);
     }
+    sent
 }
 
 /// Makes the message durable; only then may the session say 250.
@@ -197,9 +161,21 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
     } = delivery;
     buffer.truncate(message_len);
     let size = buffer.len();
+    let mut accounts: Vec<u32> = envelope.recipients.iter().filter_map(|r| r.account).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let quotas = &ctx.server.quotas;
+    if let Some(full) = accounts.iter().find(|&&a| !quotas.allows(a, size as u64)) {
+        // Refused whole, never half-stored: the client retries for every recipient.
+        tracing::info!(id = format_args!("{:016x}", envelope.id), account = full, "mailbox full");
+        return DeliveryOutcome::OverQuota;
+    }
     let batch = delivery_batch(&envelope, buffer);
     match ctx.server.store.commit(batch).await {
         Ok(()) => {
+            for &account in &accounts {
+                quotas.add(account, size as i64);
+            }
             let remote = envelope
                 .recipients
                 .iter()

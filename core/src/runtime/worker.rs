@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::bufpool::BufferPool;
-use super::{smtp_conn, PortKind, ServerContext};
+use super::{pop3_conn, smtp_conn, PortKind, ServerContext};
 
 /// Per-worker state shared by the worker's sessions (single-threaded, no locks).
 pub struct WorkerContext {
@@ -107,7 +107,14 @@ async fn accept_loop(ctx: Rc<WorkerContext>, kind: PortKind, socket: std::net::T
                     ctx.active.set(ctx.active.get() + 1);
                     let guard = ActiveGuard(ctx.clone());
                     tokio_uring::spawn(async move {
-                        smtp_conn::serve(&guard.0, stream, peer, kind).await;
+                        match kind {
+                            PortKind::Mx | PortKind::Submission | PortKind::Submissions => {
+                                smtp_conn::serve(&guard.0, stream, peer, kind).await
+                            }
+                            PortKind::Pop3 | PortKind::Pop3s => {
+                                pop3_conn::serve(&guard.0, stream, peer, kind).await
+                            }
+                        }
                         drop(guard);
                     });
                 }

@@ -124,6 +124,8 @@ pub(crate) mod replies {
         Reply::new(553, "5.7.1", "Sender address rejected: not owned by user");
     pub const RATE_LIMITED: Reply =
         Reply::new(451, "4.7.1", "Message rate limit exceeded, try again later");
+    pub const MAILBOX_FULL_TEMPORARY: Reply = Reply::new(452, "4.2.2", "Mailbox full");
+    pub const MAILBOX_FULL_PERMANENT: Reply = Reply::new(552, "5.2.2", "Mailbox full");
     pub const IDLE_TIMEOUT: Reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");
 }
 

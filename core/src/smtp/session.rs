@@ -31,6 +31,9 @@ pub struct SessionConfig {
     pub max_bad_commands: u32,
     /// An authenticated user may send only from the addresses of their account.
     pub restrict_sender: bool,
+    /// A full mailbox is a permanent failure (552 5.2.2) rather than a temporary one
+    /// (452 4.2.2).
+    pub over_quota_permanent: bool,
 }
 
 impl Default for SessionConfig {
@@ -42,6 +45,7 @@ impl Default for SessionConfig {
             max_message_size: 50_000_000,
             max_bad_commands: 20,
             restrict_sender: true,
+            over_quota_permanent: false,
         }
     }
 }
@@ -56,6 +60,8 @@ pub trait Environment {
     fn route(&self, address: &str) -> RcptRoute;
     /// Counts one message against `key`'s hourly limit; false when over it.
     fn admit_message(&mut self, key: RateKey) -> bool;
+    /// True when `bytes` more fit in the account's storage quota.
+    fn quota_allows(&self, account: u32, bytes: u64) -> bool;
 }
 
 /// What one connection may do, decided by the runtime when it accepts it.
@@ -142,6 +148,8 @@ pub enum DeliveryOutcome {
     Stored,
     /// Not stored: a temporary failure is reported.
     Failed,
+    /// Not stored: a local recipient's mailbox is full.
+    OverQuota,
 }
 
 /// What the runtime must do next.
@@ -457,9 +465,18 @@ impl Session {
         let reply = match outcome {
             DeliveryOutcome::Stored => replies::QUEUED,
             DeliveryOutcome::Failed => replies::STORE_FAILED,
+            DeliveryOutcome::OverQuota => self.mailbox_full(),
         };
         reply.write_to(&mut self.output);
         self.mode = Mode::Command;
+    }
+
+    fn mailbox_full(&self) -> Reply {
+        if self.config.over_quota_permanent {
+            replies::MAILBOX_FULL_PERMANENT
+        } else {
+            replies::MAILBOX_FULL_TEMPORARY
+        }
     }
 
     /// Forgets the transaction and any partial BDAT message.
@@ -794,7 +811,14 @@ impl Session {
             address = format!("postmaster@{}", self.config.hostname.to_lowercase());
         }
         let account = match env.route(&address) {
-            RcptRoute::Local { account } => Some(account),
+            RcptRoute::Local { account } => {
+                let declared = tx.params.size.unwrap_or(0);
+                if !env.quota_allows(account, declared) {
+                    let reply = self.mailbox_full();
+                    return self.reply(reply);
+                }
+                Some(account)
+            }
             RcptRoute::UnknownUser => return self.reply(replies::UNKNOWN_USER),
             RcptRoute::Remote if self.authenticated.is_some() => None,
             RcptRoute::Remote if self.policy.trusted => {

@@ -30,6 +30,10 @@ impl Environment for TestEnv {
         self.admitted += 1;
         self.admitted <= self.rate_limit
     }
+    fn quota_allows(&self, account: u32, bytes: u64) -> bool {
+        // bob (account 2) has 500 bytes left.
+        account != 2 || bytes <= 500
+    }
 }
 
 fn config() -> Arc<SessionConfig> {
@@ -296,6 +300,9 @@ fn fifty_first_recipient_is_refused_by_default() {
             RcptRoute::Local { account: 1 }
         }
         fn admit_message(&mut self, _: crate::policy::RateKey) -> bool {
+            true
+        }
+        fn quota_allows(&self, _: u32, _: u64) -> bool {
             true
         }
     }
@@ -774,4 +781,24 @@ fn authenticated_rate_limit_applies_at_mail() {
         "451 4.7.1 Message rate limit exceeded, try again later\r\n"
     );
     assert_eq!(c.delivered.len(), 2);
+}
+
+#[test]
+fn full_mailboxes_are_refused_at_rcpt_and_data() {
+    let mut c = Client::new();
+    let a = c.send("EHLO x\r\nMAIL FROM:<a@b.example> SIZE=400\r\nRCPT TO:<bob@example.test>\r\nRSET\r\nMAIL FROM:<a@b.example> SIZE=500\r\nRCPT TO:<bob@example.test>\r\nRCPT TO:<alice@example.test>\r\n");
+    assert!(a.ends_with("250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n250 2.0.0 Ok\r\n250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n250 2.1.5 Recipient ok\r\n"), "{a}");
+    let a = c.send("RSET\r\nMAIL FROM:<a@b.example> SIZE=501\r\nRCPT TO:<bob@example.test>\r\n");
+    assert!(a.ends_with("452 4.2.2 Mailbox full\r\n"), "{a}");
+    let cfg = Arc::new(SessionConfig { over_quota_permanent: true, ..(*config()).clone() });
+    let mut c = Client::with_config(cfg);
+    let a = c.send("EHLO x\r\nMAIL FROM:<a@b.example> SIZE=501\r\nRCPT TO:<bob@example.test>\r\n");
+    assert!(a.ends_with("552 5.2.2 Mailbox full\r\n"), "{a}");
+    // At the end of data the runtime finds the mailbox full: nothing is stored.
+    c.session.feed(b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\n");
+    assert_eq!(c.session.step(&mut c.env), Step::Deliver);
+    c.session.take_delivery(Vec::new()).unwrap();
+    c.session.delivered(DeliveryOutcome::OverQuota);
+    c.session.step(&mut c.env);
+    assert!(c.output().ends_with("552 5.2.2 Mailbox full\r\n"));
 }

@@ -245,6 +245,16 @@ pub fn add_alias(store: &Store, alias: &str, target: &str) -> Result<String, Dir
     Ok(name)
 }
 
+/// Sets an account's storage quota in bytes.
+pub fn set_quota(store: &Store, address: &str, quota: u64) -> Result<Account, DirectoryError> {
+    let mut account = account_for_address(store, address)?;
+    account.quota = quota;
+    let mut b = Batch::new();
+    b.put(Cf::Accounts, keys::account(account.id), encode(&account));
+    store.commit_blocking(b)?;
+    Ok(account)
+}
+
 /// Every route, for building the in-memory routing table.
 pub fn all_routes(store: &Store) -> Result<Vec<(String, Route)>, StoreError> {
     let mut routes = Vec::new();

@@ -2,7 +2,7 @@
 
 use super::kv::{Cf, StoreError};
 use super::schema::{decode, keys, BlobId, MailEntry, MailboxMeta};
-use super::Store;
+use super::{Batch, Store};
 
 pub fn mailbox(store: &Store, account: u32, name: &str) -> Result<Option<MailboxMeta>, StoreError> {
     store
@@ -53,4 +53,20 @@ pub fn entry(
 
 pub fn blob(store: &Store, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
     store.kv().get(Cf::Blobs, &keys::blob(id))
+}
+
+/// The batch that removes messages from a mailbox: entries, usage and blob references.
+/// (Blobs whose count reaches zero are left for a later collection pass.)
+pub fn expunge_batch(account: u32, mailbox_id: u32, messages: &[(u32, MailEntry)]) -> Batch {
+    let mut batch = Batch::new();
+    let mut freed = 0i64;
+    for (uid, entry) in messages {
+        batch.delete(Cf::Mail, keys::mail(account, mailbox_id, *uid));
+        batch.add(Cf::Counters, keys::blob_refs(&entry.blob), -1);
+        freed += entry.size as i64;
+    }
+    if freed > 0 {
+        batch.add(Cf::Counters, keys::usage(account), -freed);
+    }
+    batch
 }

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod kv;
 pub mod mail;
 pub mod queue;
+pub mod reader;
 mod rocks;
 pub mod schema;
 

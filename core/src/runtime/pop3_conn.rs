@@ -1,0 +1,246 @@
+//! Drives one POP3 session: TLS (STLS or implicit), logins through the auth service, the
+//! maildrop lock (one POP3 session per mailbox), message reads on the reader threads, and
+//! the removal of deleted messages at QUIT through the commit thread.
+
+use std::collections::HashSet;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio_uring::net::TcpStream;
+
+use super::conn::{self, Admission, Wake};
+use super::smtp_conn::LOCKOUT_DELAY;
+use super::tls::Transport;
+use super::worker::WorkerContext;
+use super::PortKind;
+use crate::auth::service::AuthOutcome;
+use crate::pop3::{DropMessage, MaildropError, Pop3Policy, Session, Step};
+use crate::store::mail;
+use crate::store::schema::MailEntry;
+
+/// Accounts with an open POP3 maildrop, across all workers.
+#[derive(Default)]
+pub struct MaildropLocks {
+    held: Mutex<HashSet<u32>>,
+}
+
+/// Holds an account's maildrop until dropped.
+struct MaildropLock {
+    locks: Arc<MaildropLocks>,
+    account: u32,
+}
+
+impl MaildropLocks {
+    fn lock(self: &Arc<Self>, account: u32) -> Option<MaildropLock> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.insert(account).then(|| MaildropLock {
+            locks: self.clone(),
+            account,
+        })
+    }
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(&self.account);
+    }
+}
+
+/// The open maildrop: what the session lists, with what the runtime needs to serve it.
+struct Maildrop {
+    account: u32,
+    mailbox_id: u32,
+    entries: Vec<(u32, MailEntry)>,
+    _lock: MaildropLock,
+}
+
+const TOO_MANY_CONNECTIONS: &[u8] = b"-ERR [SYS/TEMP] Too many connections from your address\r\n";
+
+pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+    let _ = stream.set_nodelay(true);
+    let ip = conn::canonical(peer.ip());
+    let server = &ctx.server;
+    let _permit = match conn::admit(ctx, ip) {
+        Admission::Trusted => None,
+        Admission::Counted(permit) => Some(permit),
+        Admission::Refused => {
+            if kind == PortKind::Pop3s {
+                let _ = stream.shutdown(Shutdown::Both);
+            } else {
+                conn::refuse(&stream, TOO_MANY_CONNECTIONS).await;
+            }
+            return;
+        }
+    };
+    let mut transport = Transport::Plain;
+    if kind == PortKind::Pop3s {
+        match conn::handshake(ctx, &stream).await {
+            Some(tls) => transport = Transport::Tls(Box::new(tls)),
+            None => {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+    let policy = Pop3Policy {
+        tls: transport.is_tls(),
+        stls: true,
+        auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
+    };
+    let mut session = Session::new(server.pop3.clone(), policy, ctx.buffers.take());
+    let mut maildrop: Option<Maildrop> = None;
+    let mut stop = ctx.stop.clone();
+    loop {
+        match session.step() {
+            Step::Close => {
+                flush(ctx, &stream, &mut transport, &mut session).await;
+                transport.close(&stream).await;
+                break;
+            }
+            Step::StartTls => {
+                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                    break;
+                }
+                match conn::handshake(ctx, &stream).await {
+                    Some(tls) => {
+                        transport = Transport::Tls(Box::new(tls));
+                        session.tls_started();
+                    }
+                    None => break,
+                }
+            }
+            Step::Authenticate => {
+                if let Some(credentials) = session.take_credentials() {
+                    let outcome = server.auth.authenticate(credentials, ip).await;
+                    if outcome == AuthOutcome::LockedOut {
+                        tokio::time::sleep(LOCKOUT_DELAY).await;
+                    }
+                    session.auth_result(outcome);
+                }
+            }
+            Step::OpenMaildrop { account } => {
+                let opened = open_maildrop(ctx, account).await;
+                let listing = opened.as_ref().map(|(_, list)| list.clone()).map_err(|e| *e);
+                if let Ok((drop, _)) = opened {
+                    maildrop = Some(drop);
+                }
+                session.maildrop_opened(listing);
+            }
+            Step::Retrieve { uid, top } => {
+                let blob = maildrop
+                    .as_ref()
+                    .and_then(|m| m.entries.iter().find(|(u, _)| *u == uid))
+                    .map(|(_, e)| e.blob);
+                let message = match blob {
+                    Some(id) => server
+                        .readers
+                        .run(move |store| mail::blob(store, &id).ok().flatten())
+                        .await
+                        .flatten(),
+                    None => None,
+                };
+                session.message_read(message.as_deref(), top);
+            }
+            Step::Commit { deleted } => {
+                let ok = match &maildrop {
+                    Some(m) => expunge(ctx, m, &deleted).await,
+                    None => deleted.is_empty(),
+                };
+                session.committed(ok);
+            }
+            Step::NeedInput => {
+                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                    break;
+                }
+                let idle = session.is_idle();
+                let buf = session.take_input();
+                match conn::read_input(ctx, &stream, &mut transport, buf, idle, &mut stop).await {
+                    Wake::Data(buf) => session.input_filled(buf),
+                    Wake::Closed => break,
+                    Wake::IdleTimeout => session.close_with("Idle timeout, closing connection"),
+                    Wake::Stop => session.close_with("[SYS/TEMP] Server shutting down"),
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    ctx.buffers.give(session.into_input_buffer());
+}
+
+/// Locks and lists the account's INBOX.
+async fn open_maildrop(
+    ctx: &WorkerContext,
+    account: u32,
+) -> Result<(Maildrop, Vec<DropMessage>), MaildropError> {
+    let lock = ctx.server.pop3_locks.lock(account).ok_or(MaildropError::InUse)?;
+    let listed = ctx
+        .server
+        .readers
+        .run(move |store| {
+            let meta = mail::mailbox(store, account, "INBOX").ok().flatten()?;
+            let entries = mail::list(store, account, meta.id).ok()?;
+            Some((meta, entries))
+        })
+        .await
+        .flatten();
+    let (meta, entries) = listed.ok_or(MaildropError::Failed)?;
+    let list = entries
+        .iter()
+        .map(|(uid, e)| DropMessage {
+            uid: *uid,
+            size: e.size,
+            uidl: format!("{}.{}", meta.uidvalidity, uid),
+        })
+        .collect();
+    Ok((
+        Maildrop {
+            account,
+            mailbox_id: meta.id,
+            entries,
+            _lock: lock,
+        },
+        list,
+    ))
+}
+
+/// Removes the messages deleted in the session (QUIT).
+async fn expunge(ctx: &WorkerContext, maildrop: &Maildrop, deleted: &[u32]) -> bool {
+    if deleted.is_empty() {
+        return true;
+    }
+    let gone: Vec<(u32, MailEntry)> = maildrop
+        .entries
+        .iter()
+        .filter(|(uid, _)| deleted.contains(uid))
+        .cloned()
+        .collect();
+    let freed: i64 = gone.iter().map(|(_, e)| e.size as i64).sum();
+    let batch = mail::expunge_batch(maildrop.account, maildrop.mailbox_id, &gone);
+    match ctx.server.store.commit(batch).await {
+        Ok(()) => {
+            ctx.server.quotas.add(maildrop.account, -freed);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "POP3 expunge failed");
+            false
+        }
+    }
+}
+
+async fn flush(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    transport: &mut Transport,
+    session: &mut Session,
+) -> bool {
+    if !session.has_output() {
+        return true;
+    }
+    let (sent, buf) = conn::write_out(ctx, stream, transport, session.take_output()).await;
+    if let Some(buf) = buf {
+        session.output_written(buf);
+    }
+    sent
+}
