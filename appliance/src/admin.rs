@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use gannet_core::auth::password;
-use gannet_core::config::Config;
 use gannet_core::config::parse_size;
+use gannet_core::config::Config;
 use gannet_core::delivery::routing::{Directory, SharedDirectory};
-use gannet_core::policy::QuotaBook;
 use gannet_core::mime::header_value;
+use gannet_core::policy::QuotaBook;
 use gannet_core::store::{directory, mail, queue, Store};
 
 use crate::cli::{

@@ -36,7 +36,8 @@ impl QuotaBook {
                 limit: info.account.quota,
                 used: info.usage,
             };
-            self.accounts.with(&info.account.id, |m| m.insert(info.account.id, usage));
+            self.accounts
+                .with(&info.account.id, |m| m.insert(info.account.id, usage));
         }
         Ok(())
     }

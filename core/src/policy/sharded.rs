@@ -30,4 +30,3 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         f(&mut map)
     }
 }
-

@@ -67,15 +67,24 @@ pub enum Step {
     /// [`Session::take_credentials`], verify, then [`Session::auth_result`].
     Authenticate,
     /// Lock and list the account's INBOX, then [`Session::maildrop_opened`].
-    OpenMaildrop { account: u32 },
+    OpenMaildrop {
+        account: u32,
+    },
     /// Read the message, then [`Session::message_read`]; `top` = body lines for TOP.
-    Retrieve { uid: u32, top: Option<u32> },
+    Retrieve {
+        uid: u32,
+        top: Option<u32>,
+    },
     /// Remove these messages (QUIT), then [`Session::committed`].
-    Commit { deleted: Vec<u32> },
+    Commit {
+        deleted: Vec<u32>,
+    },
 }
 
 enum State {
-    Authorization { user: Option<String> },
+    Authorization {
+        user: Option<String>,
+    },
     /// Waiting for the runtime (credentials, maildrop, message, commit).
     Waiting,
     Transaction,
@@ -290,7 +299,9 @@ impl Session {
             ("PASS", false) => self.pass(line),
             ("AUTH", false) => self.auth(&args),
             ("STAT", true) => {
-                let (n, size) = self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size));
+                let (n, size) = self
+                    .live()
+                    .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size));
                 self.ok(&format!("{n} {size}"));
             }
             ("LIST", true) | ("UIDL", true) => self.list(keyword == "UIDL", &args),
@@ -460,7 +471,10 @@ impl Session {
             Ok(messages) => {
                 let size: u64 = messages.iter().map(|m| m.size).sum();
                 self.deleted = vec![false; messages.len()];
-                let text = format!("maildrop locked and ready, {} messages ({size} octets)", messages.len());
+                let text = format!(
+                    "maildrop locked and ready, {} messages ({size} octets)",
+                    messages.len()
+                );
                 self.messages = messages;
                 self.state = State::Transaction;
                 self.ok(&text);
@@ -502,9 +516,18 @@ impl Session {
     }
 
     fn list(&mut self, uidl: bool, args: &[&str]) {
-        let field = |m: &DropMessage| if uidl { m.uidl.clone() } else { m.size.to_string() };
+        let field = |m: &DropMessage| {
+            if uidl {
+                m.uidl.clone()
+            } else {
+                m.size.to_string()
+            }
+        };
         if args.is_empty() {
-            let lines: Vec<String> = self.live().map(|(i, m)| format!("{} {}\r\n", i + 1, field(m))).collect();
+            let lines: Vec<String> = self
+                .live()
+                .map(|(i, m)| format!("{} {}\r\n", i + 1, field(m)))
+                .collect();
             self.ok(&format!("{} messages", lines.len()));
             for l in lines {
                 self.output.extend_from_slice(l.as_bytes());

@@ -121,7 +121,10 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
             }
             Step::OpenMaildrop { account } => {
                 let opened = open_maildrop(ctx, account).await;
-                let listing = opened.as_ref().map(|(_, list)| list.clone()).map_err(|e| *e);
+                let listing = opened
+                    .as_ref()
+                    .map(|(_, list)| list.clone())
+                    .map_err(|e| *e);
                 if let Ok((drop, _)) = opened {
                     maildrop = Some(drop);
                 }
@@ -173,7 +176,11 @@ async fn open_maildrop(
     ctx: &WorkerContext,
     account: u32,
 ) -> Result<(Maildrop, Vec<DropMessage>), MaildropError> {
-    let lock = ctx.server.pop3_locks.lock(account).ok_or(MaildropError::InUse)?;
+    let lock = ctx
+        .server
+        .pop3_locks
+        .lock(account)
+        .ok_or(MaildropError::InUse)?;
     let listed = ctx
         .server
         .readers

@@ -161,13 +161,21 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
     } = delivery;
     buffer.truncate(message_len);
     let size = buffer.len();
-    let mut accounts: Vec<u32> = envelope.recipients.iter().filter_map(|r| r.account).collect();
+    let mut accounts: Vec<u32> = envelope
+        .recipients
+        .iter()
+        .filter_map(|r| r.account)
+        .collect();
     accounts.sort_unstable();
     accounts.dedup();
     let quotas = &ctx.server.quotas;
     if let Some(full) = accounts.iter().find(|&&a| !quotas.allows(a, size as u64)) {
         // Refused whole, never half-stored: the client retries for every recipient.
-        tracing::info!(id = format_args!("{:016x}", envelope.id), account = full, "mailbox full");
+        tracing::info!(
+            id = format_args!("{:016x}", envelope.id),
+            account = full,
+            "mailbox full"
+        );
         return DeliveryOutcome::OverQuota;
     }
     let batch = delivery_batch(&envelope, buffer);

@@ -790,12 +790,17 @@ fn full_mailboxes_are_refused_at_rcpt_and_data() {
     assert!(a.ends_with("250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n250 2.0.0 Ok\r\n250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n250 2.1.5 Recipient ok\r\n"), "{a}");
     let a = c.send("RSET\r\nMAIL FROM:<a@b.example> SIZE=501\r\nRCPT TO:<bob@example.test>\r\n");
     assert!(a.ends_with("452 4.2.2 Mailbox full\r\n"), "{a}");
-    let cfg = Arc::new(SessionConfig { over_quota_permanent: true, ..(*config()).clone() });
+    let cfg = Arc::new(SessionConfig {
+        over_quota_permanent: true,
+        ..(*config()).clone()
+    });
     let mut c = Client::with_config(cfg);
     let a = c.send("EHLO x\r\nMAIL FROM:<a@b.example> SIZE=501\r\nRCPT TO:<bob@example.test>\r\n");
     assert!(a.ends_with("552 5.2.2 Mailbox full\r\n"), "{a}");
     // At the end of data the runtime finds the mailbox full: nothing is stored.
-    c.session.feed(b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\n");
+    c.session.feed(
+        b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
     assert_eq!(c.session.step(&mut c.env), Step::Deliver);
     c.session.take_delivery(Vec::new()).unwrap();
     c.session.delivered(DeliveryOutcome::OverQuota);

@@ -1,0 +1,328 @@
+//! POP3 end to end: Python's poplib (STLS and POP3S), curl pop3:// and pop3s://, fetchmail
+//! over POP3S; the real corpus delivered over SMTP comes back byte-exact by RETR; the
+//! maildrop lock; deletions at QUIT; storage quotas.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use gannet_tests::{python, require_tool, RawSmtp, Server};
+
+fn server() -> Server {
+    let mut s = Server::new("[auth]\nplaintext_on_loopback = false\n");
+    s.start();
+    s.with_example_accounts();
+    s
+}
+
+/// Delivers a message to `to` over SMTP from the trusted network.
+fn deliver(server: &Server, to: &str, body: &[u8]) -> String {
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO test.example").unwrap();
+    c.send_message("sender@example.org", to, body).unwrap()
+}
+
+const POPLIB: &str = r#"
+import poplib, ssl, sys
+pop3, pop3s, cafile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+p = poplib.POP3('localhost', pop3, timeout=30)
+caps = p.capa()
+print('before-stls', sorted(caps))
+try:
+    p.user('alice@example.test')
+except poplib.error_proto as e:
+    print('user-refused', e)
+p.stls(context=ctx)
+p.user('alice@example.test'); p.pass_('Secret123')
+count, size = p.stat()
+print('stat', count, size)
+print('uidl', [u.decode() for u in p.uidl()[1]])
+resp, lines, octets = p.retr(1)
+print('retr', resp.decode(), octets, b'\r\n'.join(lines).decode())
+p.dele(1)
+p.quit()
+s = poplib.POP3_SSL('localhost', pop3s, context=ctx, timeout=30)
+s.user('alice@example.test'); s.pass_('Secret123')
+print('after', s.stat())
+# A second session on the same mailbox is refused while this one holds it.
+t = poplib.POP3_SSL('localhost', pop3s, context=ctx, timeout=30)
+t.user('alice@example.test')
+try:
+    t.pass_('Secret123')
+except poplib.error_proto as e:
+    print('second', e)
+s.quit()
+t.user('alice@example.test'); t.pass_('Secret123')
+print('third ok', t.stat())
+t.quit()
+"#;
+
+#[test]
+fn poplib_stls_and_pop3s_retrieve_delete_and_lock() {
+    let server = server();
+    assert!(deliver(
+        &server,
+        "alice@example.test",
+        b"Subject: first\r\n\r\n..dot line\r\nbody\r\n"
+    )
+    .starts_with("250"));
+    assert!(deliver(
+        &server,
+        "bob@example.test",
+        b"Subject: second\r\n\r\nbody 2\r\n"
+    )
+    .starts_with("250"));
+    let out = python(
+        POPLIB,
+        &[
+            &server.pop3.port().to_string(),
+            &server.pop3s.port().to_string(),
+            server.cert().to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("'STLS'"), "{out}");
+    assert!(
+        !out.lines().next().unwrap().contains("'USER'"),
+        "no USER before TLS: {out}"
+    );
+    assert!(out.contains("user-refused b'-ERR [AUTH]"), "{out}");
+    assert!(out.contains("stat 2 "), "{out}");
+    assert!(out.contains("retr +OK "), "{out}");
+    assert!(
+        out.contains("Subject: first\r\n\r\n.dot line\r\nbody"),
+        "dot unstuffed by the client: {out}"
+    );
+    assert!(out.contains("after (1, "), "{out}");
+    assert!(
+        out.contains("second b'-ERR [IN-USE] Mailbox in use by another POP3 session'"),
+        "{out}"
+    );
+    assert!(out.contains("third ok (1, "), "{out}");
+    // Deleted over POP3: gone from the store (and so from IMAP) too.
+    let list = server.mail_list("alice@example.test");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].2, "second");
+}
+
+#[test]
+fn curl_pop3_and_pop3s() {
+    require_tool("curl");
+    let server = server();
+    let body = b"Subject: for curl\r\n\r\nhello curl\r\n";
+    deliver(&server, "alice@example.test", body);
+    for (scheme, port) in [("pop3", server.pop3), ("pop3s", server.pop3s)] {
+        let out = Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "30", "--ssl-reqd"])
+            .arg("--cacert")
+            .arg(server.cert())
+            .args([
+                "--resolve",
+                &format!("mx.example.test:{}:127.0.0.1", port.port()),
+            ])
+            .arg(format!("{scheme}://mx.example.test:{}/1", port.port()))
+            .args(["--user", "alice@example.test:Secret123"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{scheme}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stored = server.mail_get("alice@example.test", 1);
+        assert_eq!(
+            out.stdout, stored,
+            "{scheme}: RETR differs from the stored message"
+        );
+        assert!(stored.ends_with(body));
+    }
+}
+
+#[test]
+fn fetchmail_over_pop3s() {
+    require_tool("fetchmail");
+    let server = server();
+    for i in 0..3 {
+        deliver(
+            &server,
+            "alice@example.test",
+            format!("Subject: fetch {i}\r\n\r\nmessage {i}\r\n").as_bytes(),
+        );
+    }
+    let dir = server.dir.path();
+    let out_dir = dir.join("fetched");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let rc = dir.join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll localhost protocol pop3 port {} user \"alice@example.test\" password \"Secret123\" ssl sslcertck sslcertfile \"{}\" mda \"/bin/sh -c 'cat > {}/msg-$$'\"\n",
+            server.pop3s.port(),
+            server.cert().display(),
+            out_dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new("fetchmail")
+        .args(["--fetchmailrc"])
+        .arg(&rc)
+        .args(["--nodetach", "--nosyslog", "--pidfile"])
+        .arg(dir.join("fetchmail.pid"))
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    let fetched: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(fetched.len(), 3, "{log}");
+    for f in fetched {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.contains("Subject: fetch "), "{text}");
+    }
+    // fetchmail deletes what it fetched (no --keep).
+    assert!(server.mail_list("alice@example.test").is_empty());
+}
+
+/// The corpus, with CRLF line endings as an MTA sends them.
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    let mut out = Vec::new();
+    for kind in ["ham", "spam"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(kind))
+            .unwrap_or_else(|e| panic!("corpus at {}: {e}", root.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            let raw = std::fs::read(&f).unwrap();
+            out.push((
+                f.file_name().unwrap().to_string_lossy().into_owned(),
+                to_crlf(&raw),
+            ));
+        }
+    }
+    out
+}
+
+/// Every line ending (CRLF, bare LF, bare CR) as CRLF, and a final one.
+fn to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 30);
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[test]
+fn the_whole_corpus_comes_back_byte_exact_by_retr() {
+    let server = server();
+    let corpus = corpus();
+    assert_eq!(corpus.len(), 3125);
+    let dir = server.dir.path().join("corpus");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in &corpus {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    // Python's smtplib sends each file (dot-stuffing it) and POP3 reads each back.
+    let out = python(
+        r#"
+import os, poplib, smtplib, ssl, sys
+# Real mail has lines longer than poplib's 2048-byte default.
+poplib._MAXLINE = 1 << 24
+smtp, pop3s, cafile, d = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+names = sorted(os.listdir(d))
+with smtplib.SMTP('127.0.0.1', smtp, timeout=60) as s:
+    for n in names:
+        s.sendmail('corpus@example.org', ['carol@example.test'], open(os.path.join(d, n), 'rb').read())
+ctx = ssl.create_default_context(cafile=cafile)
+p = poplib.POP3_SSL('localhost', pop3s, context=ctx, timeout=60)
+p.user('carol@example.test'); p.pass_('Secret123')
+count, _ = p.stat()
+assert count == len(names), (count, len(names))
+bad = 0
+for i, n in enumerate(names, 1):
+    sent = open(os.path.join(d, n), 'rb').read()
+    _, lines, octets = p.retr(i)
+    got = b'\r\n'.join(lines) + b'\r\n'
+    # Behind the Return-Path and Received lines the server added, the message as sent.
+    if not got.endswith(sent) or not got.startswith(b'Return-Path: <corpus@example.org>\r\nReceived: '):
+        bad += 1
+        print('differs', n)
+p.quit()
+print('checked', len(names), 'bad', bad)
+"#,
+        &[
+            &server.smtp.port().to_string(),
+            &server.pop3s.port().to_string(),
+            server.cert().to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("checked 3125 bad 0"), "{out}");
+}
+
+#[test]
+fn quotas_refuse_delivery_and_deletion_frees_space() {
+    let server = server();
+    server.admin(&["account", "set", "carol@example.test", "--quota", "2kB"]);
+    let list = String::from_utf8(server.admin(&["account", "list"])).unwrap();
+    assert!(list.contains("carol@example.test\t0\t2000\t"), "{list}");
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "z".repeat(1200));
+    assert!(deliver(&server, "carol@example.test", big.as_bytes()).starts_with("250"));
+    // Undeclared size: refused at the end of data, nothing stored.
+    assert_eq!(
+        deliver(&server, "carol@example.test", big.as_bytes()),
+        "452 4.2.2 Mailbox full\r\n"
+    );
+    // Declared size: refused at RCPT.
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO x").unwrap();
+    c.cmd("MAIL FROM:<a@example.org> SIZE=1300").unwrap();
+    assert_eq!(
+        c.cmd("RCPT TO:<carol@example.test>").unwrap(),
+        "452 4.2.2 Mailbox full\r\n"
+    );
+    assert_eq!(server.mail_list("carol@example.test").len(), 1);
+    let used = server.mail_list("carol@example.test")[0].1;
+    let list = String::from_utf8(server.admin(&["account", "list"])).unwrap();
+    assert!(
+        list.contains(&format!("carol@example.test\t{used}\t2000\t")),
+        "{list}"
+    );
+    // Deleting over POP3 frees the space.
+    python(
+        r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+p = poplib.POP3_SSL('localhost', int(sys.argv[1]), context=ctx, timeout=30)
+p.user('carol@example.test'); p.pass_('Secret123'); p.dele(1); p.quit()
+"#,
+        &[
+            &server.pop3s.port().to_string(),
+            server.cert().to_str().unwrap(),
+        ],
+    );
+    assert!(deliver(&server, "carol@example.test", big.as_bytes()).starts_with("250"));
+    let bad = server.gannet(&["account", "set", "carol@example.test", "--quota", "lots"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
