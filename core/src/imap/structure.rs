@@ -1,0 +1,337 @@
+//! ENVELOPE, BODYSTRUCTURE and BODY[section] of a stored message, from the MIME tree that
+//! `mail-parser` gives (RFC 9051 sections 7.5.2 and 6.4.5).
+
+use std::borrow::Cow;
+
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use super::response::{nstring, string};
+
+pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    MessageParser::default().parse(raw)
+}
+
+/// The raw (still encoded, unfolded) value of a header of the root part.
+fn raw_header<'a>(msg: &'a Message<'_>, name: &str) -> Option<Cow<'a, [u8]>> {
+    let raw = msg.raw_message();
+    let h = msg
+        .root_part()
+        .headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+    let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+    let text = String::from_utf8_lossy(value);
+    let unfolded: String = text.replace("\r\n", "").replace('\n', "");
+    Some(Cow::Owned(unfolded.trim().as_bytes().to_vec()))
+}
+
+fn addresses(out: &mut Vec<u8>, value: Option<&Address<'_>>) {
+    let list: Vec<(Option<&str>, Option<&str>)> = match value {
+        Some(Address::List(list)) => list.iter().map(|a| (a.name.as_deref(), a.address.as_deref())).collect(),
+        Some(Address::Group(groups)) => groups
+            .iter()
+            .flat_map(|g| g.addresses.iter().map(|a| (a.name.as_deref(), a.address.as_deref())))
+            .collect(),
+        None => Vec::new(),
+    };
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (name, address) in list {
+        let (mailbox, host) = match address.and_then(|a| a.rsplit_once('@')) {
+            Some((m, h)) => (Some(m), Some(h)),
+            None => (address, None),
+        };
+        out.push(b'(');
+        nstring(out, name.map(str::as_bytes));
+        out.extend_from_slice(b" NIL ");
+        nstring(out, mailbox.map(str::as_bytes));
+        out.push(b' ');
+        nstring(out, host.map(str::as_bytes));
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+/// `(date subject from sender reply-to to cc bcc in-reply-to message-id)`.
+pub fn envelope(out: &mut Vec<u8>, msg: &Message<'_>) {
+    out.push(b'(');
+    nstring(out, raw_header(msg, "Date").as_deref());
+    out.push(b' ');
+    nstring(out, raw_header(msg, "Subject").as_deref());
+    let from = msg.from();
+    for value in [
+        from,
+        msg.sender().or(from),
+        msg.reply_to().or(from),
+        msg.to(),
+        msg.cc(),
+        msg.bcc(),
+    ] {
+        out.push(b' ');
+        addresses(out, value);
+    }
+    out.push(b' ');
+    nstring(out, raw_header(msg, "In-Reply-To").as_deref());
+    out.push(b' ');
+    nstring(out, raw_header(msg, "Message-ID").as_deref());
+    out.push(b')');
+}
+
+fn upper(s: &str) -> Vec<u8> {
+    s.to_ascii_uppercase().into_bytes()
+}
+
+fn params(out: &mut Vec<u8>, attrs: Option<&Vec<mail_parser::Attribute<'_>>>) {
+    match attrs {
+        Some(list) if !list.is_empty() => {
+            out.push(b'(');
+            for (i, a) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(out, &upper(&a.name));
+                out.push(b' ');
+                string(out, a.value.as_bytes());
+            }
+            out.push(b')');
+        }
+        _ => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Disposition, language and location: the extension data shared by all part kinds.
+fn extension_tail(out: &mut Vec<u8>, part: &MessagePart<'_>) {
+    out.push(b' ');
+    match part.content_disposition() {
+        Some(d) => {
+            out.push(b'(');
+            string(out, &upper(&d.c_type));
+            out.push(b' ');
+            params(out, d.attributes.as_ref());
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    match part.content_language() {
+        HeaderValue::Text(t) => {
+            out.push(b'(');
+            string(out, t.as_bytes());
+            out.push(b')');
+        }
+        HeaderValue::TextList(list) if !list.is_empty() => {
+            out.push(b'(');
+            for (i, t) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(out, t.as_bytes());
+            }
+            out.push(b')');
+        }
+        _ => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    nstring(out, part.content_location().map(str::as_bytes));
+}
+
+/// BODYSTRUCTURE (`extended`) or BODY of a message.
+pub fn bodystructure(out: &mut Vec<u8>, msg: &Message<'_>, extended: bool) {
+    part_structure(out, msg, 0, extended);
+}
+
+fn part_structure(out: &mut Vec<u8>, msg: &Message<'_>, index: usize, extended: bool) {
+    let Some(part) = msg.parts.get(index) else {
+        out.extend_from_slice(b"NIL");
+        return;
+    };
+    let raw = msg.raw_message();
+    let ct = part.content_type();
+    out.push(b'(');
+    if let PartType::Multipart(children) = &part.body {
+        for &child in children {
+            part_structure(out, msg, child as usize, extended);
+        }
+        if children.is_empty() {
+            // An empty multipart: RFC 9051 needs at least one part.
+            out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+        }
+        out.push(b' ');
+        let subtype = ct.and_then(|c| c.c_subtype.as_deref()).unwrap_or("MIXED");
+        string(out, &upper(subtype));
+        if extended {
+            out.push(b' ');
+            params(out, ct.and_then(|c| c.attributes.as_ref()));
+            extension_tail(out, part);
+        }
+        out.push(b')');
+        return;
+    }
+    let (ty, subtype) = match ct {
+        Some(c) => (
+            c.c_type.to_string(),
+            c.c_subtype.as_deref().unwrap_or(if c.c_type.eq_ignore_ascii_case("text") { "plain" } else { "octet-stream" }).to_string(),
+        ),
+        None => ("text".into(), "plain".into()),
+    };
+    string(out, &upper(&ty));
+    out.push(b' ');
+    string(out, &upper(&subtype));
+    out.push(b' ');
+    match ct.and_then(|c| c.attributes.as_ref()) {
+        Some(a) if !a.is_empty() => params(out, Some(a)),
+        _ if ct.is_none() => out.extend_from_slice(b"(\"CHARSET\" \"US-ASCII\")"),
+        _ => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    nstring(out, part.content_id().map(|id| format!("<{id}>")).as_deref().map(str::as_bytes));
+    out.push(b' ');
+    nstring(out, part.content_description().map(str::as_bytes));
+    out.push(b' ');
+    string(out, &upper(part.content_transfer_encoding().unwrap_or("7bit")));
+    let body = raw
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    out.extend_from_slice(format!(" {}", body.len()).as_bytes());
+    // Text lines, counting a last line without its line ending.
+    let lines = memchr::memchr_iter(b'\n', body).count() + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
+    if let PartType::Message(nested) = &part.body {
+        out.push(b' ');
+        envelope(out, nested);
+        out.push(b' ');
+        bodystructure(out, nested, extended);
+        out.extend_from_slice(format!(" {lines}").as_bytes());
+    } else if ty.eq_ignore_ascii_case("text") {
+        out.extend_from_slice(format!(" {lines}").as_bytes());
+    }
+    if extended {
+        out.extend_from_slice(b" NIL");
+        extension_tail(out, part);
+    }
+    out.push(b')');
+}
+
+/// What part of a section is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Full,
+    Header,
+    HeaderFields { names: Vec<String>, not: bool },
+    Text,
+    Mime,
+}
+
+/// The bytes of `BODY[path.text]`; None when the part does not exist.
+pub fn section<'a>(raw: &'a [u8], msg: &Message<'_>, path: &[u32], text: &SectionText) -> Option<Cow<'a, [u8]>> {
+    // Walk to the part; an offset turns nested messages' offsets into ours.
+    let mut current: &Message<'_> = msg;
+    let mut base = 0usize;
+    let mut part = current.parts.first()?;
+    for (depth, &n) in path.iter().enumerate() {
+        if let PartType::Message(nested) = &part.body {
+            if depth > 0 {
+                base = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
+                current = nested;
+                part = current.parts.first()?;
+            }
+        }
+        match &part.body {
+            PartType::Multipart(children) => {
+                let child = *children.get(n.checked_sub(1)? as usize)?;
+                part = current.parts.get(child as usize)?;
+            }
+            // A non-multipart message has one part, numbered 1.
+            _ if n == 1 && depth == 0 => {}
+            PartType::Message(nested) if n == 1 => {
+                base = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
+                current = nested;
+                part = current.parts.first()?;
+            }
+            _ => return None,
+        }
+    }
+    let at = |o: u32| base + o as usize;
+    let (header_start, body_start, end) = (at(part.offset_header), at(part.offset_body), at(part.offset_end));
+    let slice = |a: usize, b: usize| raw.get(a..b.min(raw.len())).map(Cow::Borrowed);
+    // HEADER and TEXT of a message/rfc822 part name the nested message's header and body.
+    let (h, b, e) = match (&part.body, path.is_empty(), text) {
+        (PartType::Message(nested), false, SectionText::Header | SectionText::Text | SectionText::HeaderFields { .. }) => {
+            let nb = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
+            let root = nested.parts.first()?;
+            (nb + root.offset_header as usize, nb + root.offset_body as usize, nb + root.offset_end as usize)
+        }
+        _ => (header_start, body_start, end),
+    };
+    match text {
+        SectionText::Full if path.is_empty() => Some(Cow::Borrowed(raw)),
+        SectionText::Full => slice(body_start, end),
+        SectionText::Mime | SectionText::Header => slice(if path.is_empty() { 0 } else { h }, b),
+        SectionText::Text => slice(b, e),
+        SectionText::HeaderFields { names, not } => {
+            let header = raw.get(if path.is_empty() { 0 } else { h }..b)?;
+            Some(Cow::Owned(filter_headers(header, names, *not)))
+        }
+    }
+}
+
+/// The header fields named (or, with `not`, all others), and the blank line.
+fn filter_headers(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let named = names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name.trim_ascii()));
+            keep = named != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MULTI: &[u8] = b"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: hi\r\nMessage-ID: <1@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\npreamble\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\nworld\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\r\nAAAA\r\n--b--\r\n";
+
+    #[test]
+    fn envelope_and_structure() {
+        let msg = parse(MULTI).unwrap();
+        let mut out = Vec::new();
+        envelope(&mut out, &msg);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "(NIL \"hi\" ((\"Alice\" NIL \"alice\" \"example.test\")) ((\"Alice\" NIL \"alice\" \"example.test\")) ((\"Alice\" NIL \"alice\" \"example.test\")) ((NIL NIL \"bob\" \"example.test\")) NIL NIL NIL \"<1@x>\")"
+        );
+        let mut out = Vec::new();
+        bodystructure(&mut out, &msg, false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 12 2)(\"APPLICATION\" \"PDF\" NIL NIL NIL \"BASE64\" 4 ) \"MIXED\")".replace(" 4 )", " 4)")
+        );
+    }
+
+    #[test]
+    fn sections() {
+        let msg = parse(MULTI).unwrap();
+        let get = |path: &[u32], t: SectionText| section(MULTI, &msg, path, &t).map(|c| c.into_owned());
+        assert_eq!(get(&[], SectionText::Full).unwrap(), MULTI);
+        assert_eq!(get(&[1], SectionText::Full).unwrap(), b"hello\r\nworld");
+        assert!(get(&[2], SectionText::Mime).unwrap().starts_with(b"Content-Type: application/pdf"));
+        assert_eq!(get(&[3], SectionText::Full), None);
+        let h = get(&[], SectionText::HeaderFields { names: vec!["subject".into(), "TO".into()], not: false }).unwrap();
+        assert_eq!(h, b"To: bob@example.test\r\nSubject: hi\r\n\r\n");
+        assert!(get(&[], SectionText::Header).unwrap().ends_with(b"multipart/mixed; boundary=\"b\"\r\n\r\n"));
+        assert!(get(&[], SectionText::Text).unwrap().starts_with(b"preamble"));
+    }
+}
