@@ -335,6 +335,32 @@ impl<'a> Reader<'a> {
     pub fn peek_is(&self, b: u8) -> bool {
         self.peek() == Some(b)
     }
+
+    /// True when the unread input starts with `prefix`, ASCII case-insensitively.
+    pub fn rest_starts_with_ci(&self, prefix: &[u8]) -> bool {
+        self.buf[self.pos..]
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    }
+
+    pub fn open_paren(&mut self) -> Result<(), Bad> {
+        if self.peek_is(b'(') {
+            self.pos += 1;
+            Ok(())
+        } else {
+            bad("expected (")
+        }
+    }
+
+    /// Consumes a `)` if there is one.
+    pub fn close_paren(&mut self) -> bool {
+        if self.peek_is(b')') {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A sequence set (`1:4,7,9:*`) as inclusive ranges; `*` is `u32::MAX`.

@@ -75,7 +75,10 @@ impl Batch {
     }
 }
 
-pub(crate) type Reply = oneshot::Sender<Result<(), StoreError>>;
+/// The answer to a commit: the UIDs given to its appends, in order.
+pub type Committed = Result<Vec<u32>, StoreError>;
+
+pub(crate) type Reply = oneshot::Sender<Committed>;
 
 pub(crate) enum Request {
     Commit(Batch, Reply),
@@ -129,7 +132,7 @@ fn commit_group(kv: &dyn KvStore, sequencer: &mut Sequencer, group: Vec<(Batch, 
     let mut waiters = Vec::with_capacity(group.len());
     for (batch, reply) in group {
         match sequencer.resolve(kv, batch, &mut ops) {
-            Ok(()) => waiters.push(reply),
+            Ok(uids) => waiters.push((reply, uids)),
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -145,8 +148,8 @@ fn commit_group(kv: &dyn KvStore, sequencer: &mut Sequencer, group: Vec<(Batch, 
         sequencer.mailboxes.clear();
     }
     tracing::trace!(batches = waiters.len(), ops = ops.len(), "group committed");
-    for reply in waiters {
-        let _ = reply.send(result.clone());
+    for (reply, uids) in waiters {
+        let _ = reply.send(result.clone().map(|()| uids));
     }
 }
 
@@ -165,7 +168,7 @@ impl Sequencer {
         kv: &dyn KvStore,
         batch: Batch,
         ops: &mut Vec<WriteOp>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<u32>, StoreError> {
         // First make sure every mailbox named exists, so that nothing changes on failure.
         for change in &batch.changes {
             if let Change::AppendMail {
@@ -182,6 +185,7 @@ impl Sequencer {
             }
         }
         let mut resolved = Vec::with_capacity(batch.changes.len() + 1);
+        let mut uids = Vec::new();
         for change in batch.changes {
             match change {
                 Change::Write(op) => {
@@ -211,6 +215,7 @@ impl Sequencer {
                         .get_mut(&key)
                         .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.clone()))?;
                     let uid = meta.uidnext;
+                    uids.push(uid);
                     meta.uidnext += 1;
                     meta.highest_modseq += 1;
                     entry.modseq = meta.highest_modseq;
@@ -228,7 +233,7 @@ impl Sequencer {
             }
         }
         ops.append(&mut resolved);
-        Ok(())
+        Ok(uids)
     }
 }
 

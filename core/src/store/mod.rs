@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-pub use commit::Batch;
+pub use commit::{Batch, Committed};
 pub use kv::{Cf, KvStore, StoreError, WriteOp};
 
 use commit::{Request, RequestSender};
@@ -65,7 +65,7 @@ impl Store {
     }
 
     /// Queues `batch` for the next group commit; the answer arrives once it is synced.
-    pub fn submit(&self, batch: Batch) -> oneshot::Receiver<Result<(), StoreError>> {
+    pub fn submit(&self, batch: Batch) -> oneshot::Receiver<Committed> {
         let (tx, rx) = oneshot::channel();
         if let Err(crossbeam_channel::SendError(Request::Commit(_, reply))) =
             self.commits.send(Request::Commit(batch, tx))
@@ -77,6 +77,11 @@ impl Store {
 
     /// Commits `batch` and waits for it to be durable (async callers).
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.commit_appending(batch).await.map(|_| ())
+    }
+
+    /// Commits `batch` and returns the UIDs its appends were given, in order.
+    pub async fn commit_appending(&self, batch: Batch) -> Committed {
         self.submit(batch).await.unwrap_or(Err(StoreError::Closed))
     }
 
@@ -85,6 +90,7 @@ impl Store {
         self.submit(batch)
             .blocking_recv()
             .unwrap_or(Err(StoreError::Closed))
+            .map(|_| ())
     }
 }
 

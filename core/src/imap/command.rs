@@ -1,0 +1,611 @@
+//! IMAP commands as owned values, parsed from one framed command.
+
+use super::parse::{sequence_set, Bad, Reader, Value};
+use super::structure::SectionText;
+
+pub type SeqSet = Vec<(u32, u32)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login { user: String, pass: String },
+    Authenticate { mechanism: String, initial: Option<Vec<u8>> },
+    Enable(Vec<String>),
+    Id,
+    Namespace,
+    Select { mailbox: String, read_only: bool },
+    Create(String),
+    Delete(String),
+    Rename(String, String),
+    Subscribe(String, bool),
+    List { reference: String, patterns: Vec<String>, subscribed_only: bool, lsub: bool, status: Vec<String> },
+    Status { mailbox: String, items: Vec<String> },
+    Append { mailbox: String, flags: Vec<String>, date: Option<i64>, message: Vec<u8> },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge { uids: Option<SeqSet> },
+    Search { uid: bool, key: SearchKey, esearch: bool },
+    Fetch { uid: bool, set: SeqSet, items: Vec<FetchItem> },
+    Store { uid: bool, set: SeqSet, mode: StoreMode, silent: bool, flags: Vec<String> },
+    Copy { uid: bool, set: SeqSet, mailbox: String, remove: bool },
+    GetQuota(String),
+    GetQuotaRoot(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem {
+    Uid,
+    Flags,
+    InternalDate,
+    Size,
+    Envelope,
+    BodyStructure,
+    Body,
+    Section {
+        /// The item's name as it is echoed back (`BODY[HEADER]<0>`).
+        name: String,
+        peek: bool,
+        path: Vec<u32>,
+        text: SectionText,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+impl FetchItem {
+    /// True when the message bytes are needed to answer.
+    pub fn needs_body(&self) -> bool {
+        matches!(self, FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body | FetchItem::Section { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    Seq(SeqSet),
+    Uid(SeqSet),
+    /// Flag bit set (true) or not set (false).
+    Flag(u32, bool),
+    Keyword(String, bool),
+    Larger(u64),
+    Smaller(u64),
+    /// Internal date: before, on, since (day numbers since the epoch).
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    None,
+}
+
+impl SearchKey {
+    pub fn needs_body(&self) -> bool {
+        match self {
+            SearchKey::And(v) => v.iter().any(SearchKey::needs_body),
+            SearchKey::Or(a, b) => a.needs_body() || b.needs_body(),
+            SearchKey::Not(a) => a.needs_body(),
+            SearchKey::Header(..)
+            | SearchKey::Body(_)
+            | SearchKey::Text(_)
+            | SearchKey::SentBefore(_)
+            | SearchKey::SentOn(_)
+            | SearchKey::SentSince(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Mailbox names: INBOX is case-insensitive.
+pub fn mailbox_name(raw: String) -> String {
+    if raw.eq_ignore_ascii_case("INBOX") {
+        "INBOX".into()
+    } else {
+        raw
+    }
+}
+
+/// Parses the command after its tag.
+pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
+    let mut name = r.atom()?.to_ascii_uppercase();
+    let mut uid = false;
+    if name == "UID" {
+        r.space()?;
+        uid = true;
+        name = r.atom()?.to_ascii_uppercase();
+    }
+    let mailbox = |r: &mut Reader<'_>| -> Result<String, Bad> {
+        r.space()?;
+        Ok(mailbox_name(r.astring_text()?))
+    };
+    let cmd = match (name.as_str(), uid) {
+        ("CAPABILITY", false) => Cmd::Capability,
+        ("NOOP", false) => Cmd::Noop,
+        ("LOGOUT", false) => Cmd::Logout,
+        ("STARTTLS", false) => Cmd::StartTls,
+        ("LOGIN", false) => {
+            r.space()?;
+            let user = r.astring_text()?;
+            r.space()?;
+            let pass = r.astring_text()?;
+            Cmd::Login { user, pass }
+        }
+        ("AUTHENTICATE", false) => {
+            r.space()?;
+            let mechanism = r.atom()?.to_ascii_uppercase();
+            let initial = if r.maybe_space() { Some(r.atom_with(b"=+/")?.into_bytes()) } else { None };
+            Cmd::Authenticate { mechanism, initial }
+        }
+        ("ENABLE", false) => {
+            let mut caps = Vec::new();
+            while r.maybe_space() {
+                caps.push(r.atom()?);
+            }
+            Cmd::Enable(caps)
+        }
+        ("ID", false) => {
+            r.space()?;
+            r.value()?;
+            Cmd::Id
+        }
+        ("NAMESPACE", false) => Cmd::Namespace,
+        ("SELECT", false) | ("EXAMINE", false) => {
+            let mailbox = mailbox(r)?;
+            // Select parameters such as (CONDSTORE) are accepted and ignored.
+            if r.maybe_space() {
+                r.value()?;
+            }
+            Cmd::Select { mailbox, read_only: name == "EXAMINE" }
+        }
+        ("CREATE", false) => {
+            let m = mailbox(r)?;
+            Cmd::Create(m.trim_end_matches('/').to_string())
+        }
+        ("DELETE", false) => Cmd::Delete(mailbox(r)?),
+        ("RENAME", false) => {
+            let from = mailbox(r)?;
+            Cmd::Rename(from, mailbox(r)?)
+        }
+        ("SUBSCRIBE", false) => Cmd::Subscribe(mailbox(r)?, true),
+        ("UNSUBSCRIBE", false) => Cmd::Subscribe(mailbox(r)?, false),
+        ("LIST", false) | ("LSUB", false) => parse_list(r, name == "LSUB")?,
+        ("STATUS", false) => {
+            let mailbox = mailbox(r)?;
+            r.space()?;
+            let items = atoms(r.value()?)?;
+            Cmd::Status { mailbox, items }
+        }
+        ("APPEND", false) => parse_append(r)?,
+        ("IDLE", false) => Cmd::Idle,
+        ("CHECK", false) => Cmd::Check,
+        ("CLOSE", false) => Cmd::Close,
+        ("UNSELECT", false) => Cmd::Unselect,
+        ("EXPUNGE", false) => Cmd::Expunge { uids: None },
+        ("EXPUNGE", true) => {
+            r.space()?;
+            Cmd::Expunge { uids: Some(sequence_set(&r.atom_with(b"*")?)?) }
+        }
+        ("SEARCH", _) => {
+            let mut esearch = false;
+            r.space()?;
+            if r.rest_starts_with_ci(b"RETURN") {
+                r.atom()?;
+                r.space()?;
+                r.value()?;
+                r.space()?;
+                esearch = true;
+            }
+            if r.rest_starts_with_ci(b"CHARSET ") {
+                r.atom()?;
+                r.space()?;
+                r.astring()?;
+                r.space()?;
+            }
+            let mut keys = vec![search_key(r)?];
+            while r.maybe_space() {
+                keys.push(search_key(r)?);
+            }
+            let key = if keys.len() == 1 { keys.pop().unwrap_or(SearchKey::All) } else { SearchKey::And(keys) };
+            Cmd::Search { uid, key, esearch }
+        }
+        ("FETCH", _) => {
+            r.space()?;
+            let set = sequence_set(&r.atom_with(b"*")?)?;
+            r.space()?;
+            let items = fetch_items(r)?;
+            // FETCH modifiers such as (CHANGEDSINCE n) are not supported.
+            Cmd::Fetch { uid, set, items }
+        }
+        ("STORE", _) => {
+            r.space()?;
+            let set = sequence_set(&r.atom_with(b"*")?)?;
+            r.space()?;
+            let what = r.atom_with(b".+-")?.to_ascii_uppercase();
+            let (mode, rest) = match what.as_bytes().first() {
+                Some(b'+') => (StoreMode::Add, &what[1..]),
+                Some(b'-') => (StoreMode::Remove, &what[1..]),
+                _ => (StoreMode::Replace, &what[..]),
+            };
+            let silent = match rest {
+                "FLAGS" => false,
+                "FLAGS.SILENT" => true,
+                _ => return Err(Bad("unknown STORE item".into())),
+            };
+            r.space()?;
+            let flags = match r.value()? {
+                Value::List(v) => atoms(Value::List(v))?,
+                v => vec![v.text().ok_or(Bad("bad flag".into()))?],
+            };
+            let mut flags = flags;
+            while r.maybe_space() {
+                if let Value::Atom(a) = r.value()? {
+                    flags.push(a);
+                }
+            }
+            Cmd::Store { uid, set, mode, silent, flags }
+        }
+        ("COPY", _) | ("MOVE", _) => {
+            r.space()?;
+            let set = sequence_set(&r.atom_with(b"*")?)?;
+            let mailbox = mailbox(r)?;
+            Cmd::Copy { uid, set, mailbox, remove: name == "MOVE" }
+        }
+        ("GETQUOTA", false) => {
+            r.space()?;
+            Cmd::GetQuota(r.astring_text()?)
+        }
+        ("GETQUOTAROOT", false) => Cmd::GetQuotaRoot(mailbox(r)?),
+        _ => return Err(Bad(format!("unknown command {name}"))),
+    };
+    r.expect_end()?;
+    Ok(cmd)
+}
+
+fn atoms(v: Value) -> Result<Vec<String>, Bad> {
+    match v {
+        Value::List(items) => items.into_iter().map(|i| i.text().ok_or(Bad("expected atoms".into()))).collect(),
+        other => Ok(vec![other.text().ok_or(Bad("expected atoms".into()))?]),
+    }
+}
+
+fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
+    r.space()?;
+    let mut subscribed_only = lsub;
+    if r.peek_is(b'(') {
+        let options = atoms(r.value()?)?;
+        subscribed_only |= options.iter().any(|o| o.eq_ignore_ascii_case("SUBSCRIBED"));
+        r.space()?;
+    }
+    let reference = r.astring_text()?;
+    r.space()?;
+    let patterns = if r.peek_is(b'(') {
+        atoms(r.value()?)?
+    } else {
+        vec![r.pattern()?]
+    };
+    let mut status = Vec::new();
+    if r.maybe_space() {
+        let word = r.atom()?;
+        if !word.eq_ignore_ascii_case("RETURN") {
+            return Err(Bad("expected RETURN".into()));
+        }
+        r.space()?;
+        if let Value::List(opts) = r.value()? {
+            let mut it = opts.into_iter();
+            while let Some(o) = it.next() {
+                if matches!(&o, Value::Atom(a) if a.eq_ignore_ascii_case("STATUS")) {
+                    if let Some(items) = it.next() {
+                        status = atoms(items)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Cmd::List { reference, patterns, subscribed_only, lsub, status })
+}
+
+fn parse_append(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
+    r.space()?;
+    let mailbox = mailbox_name(r.astring_text()?);
+    r.space()?;
+    let mut flags = Vec::new();
+    let mut date = None;
+    if r.peek_is(b'(') {
+        flags = atoms(r.value()?)?;
+        r.space()?;
+    }
+    if r.peek_is(b'"') {
+        let text = r.astring_text()?;
+        date = Some(parse_date_time(&text).ok_or(Bad("bad date-time".into()))?);
+        r.space()?;
+    }
+    let message = r.astring()?;
+    Ok(Cmd::Append { mailbox, flags, date, message })
+}
+
+const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+
+/// Days since the epoch of a civil date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// "1-Feb-2024" → days since the epoch.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let mut it = text.trim().split('-');
+    let d: u32 = it.next()?.trim().parse().ok()?;
+    let month = it.next()?.get(..3)?;
+    let m = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
+    let y: i64 = it.next()?.trim().parse().ok()?;
+    Some(days_from_civil(y, m, d))
+}
+
+/// "17-Jul-1996 02:44:25 -0700" → Unix time.
+pub fn parse_date_time(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let days = parse_date(parts.next()?)?;
+    let hms: Vec<i64> = parts.next()?.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let zone = parts.next()?;
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let z: i64 = zone.get(1..)?.parse().ok()?;
+    let offset = sign * ((z / 100) * 3600 + (z % 100) * 60);
+    Some(days * 86400 + hms.first()? * 3600 + hms.get(1)? * 60 + hms.get(2)? - offset)
+}
+
+fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
+    if r.peek_is(b'(') {
+        // A parenthesized group: parse its keys from a sub-reader.
+        let mut keys = Vec::new();
+        r.open_paren()?;
+        loop {
+            keys.push(search_key(r)?);
+            if r.close_paren() {
+                break;
+            }
+            r.space()?;
+        }
+        return Ok(if keys.len() == 1 { keys.remove(0) } else { SearchKey::And(keys) });
+    }
+    let word = r.atom_with(b"*:,")?;
+    let upper = word.to_ascii_uppercase();
+    let arg = |r: &mut Reader<'_>| -> Result<String, Bad> {
+        r.space()?;
+        r.astring_text()
+    };
+    let date = |s: String| parse_date(&s).ok_or(Bad("bad date".into()));
+    use super::response::system_flag;
+    use crate::store::schema::flags as f;
+    Ok(match upper.as_str() {
+        "ALL" => SearchKey::All,
+        "ANSWERED" => SearchKey::Flag(f::ANSWERED, true),
+        "DELETED" => SearchKey::Flag(f::DELETED, true),
+        "DRAFT" => SearchKey::Flag(f::DRAFT, true),
+        "FLAGGED" => SearchKey::Flag(f::FLAGGED, true),
+        "SEEN" => SearchKey::Flag(f::SEEN, true),
+        "UNANSWERED" => SearchKey::Flag(f::ANSWERED, false),
+        "UNDELETED" => SearchKey::Flag(f::DELETED, false),
+        "UNDRAFT" => SearchKey::Flag(f::DRAFT, false),
+        "UNFLAGGED" => SearchKey::Flag(f::FLAGGED, false),
+        "UNSEEN" => SearchKey::Flag(f::SEEN, false),
+        "NEW" | "RECENT" => SearchKey::None,
+        "OLD" => SearchKey::All,
+        "KEYWORD" | "UNKEYWORD" => {
+            let k = arg(r)?;
+            match system_flag(&k) {
+                Some(bit) => SearchKey::Flag(bit, upper == "KEYWORD"),
+                None => SearchKey::Keyword(k, upper == "KEYWORD"),
+            }
+        }
+        "LARGER" => SearchKey::Larger(arg(r)?.parse().map_err(|_| Bad("bad number".into()))?),
+        "SMALLER" => SearchKey::Smaller(arg(r)?.parse().map_err(|_| Bad("bad number".into()))?),
+        "UID" => SearchKey::Uid(sequence_set(&arg(r)?)?),
+        "BEFORE" => SearchKey::Before(date(arg(r)?)?),
+        "ON" => SearchKey::On(date(arg(r)?)?),
+        "SINCE" => SearchKey::Since(date(arg(r)?)?),
+        "SENTBEFORE" => SearchKey::SentBefore(date(arg(r)?)?),
+        "SENTON" => SearchKey::SentOn(date(arg(r)?)?),
+        "SENTSINCE" => SearchKey::SentSince(date(arg(r)?)?),
+        "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => SearchKey::Header(upper.clone(), arg(r)?),
+        "HEADER" => {
+            let field = arg(r)?;
+            SearchKey::Header(field.to_ascii_uppercase(), arg(r)?)
+        }
+        "BODY" => SearchKey::Body(arg(r)?),
+        "TEXT" => SearchKey::Text(arg(r)?),
+        "NOT" => {
+            r.space()?;
+            SearchKey::Not(Box::new(search_key(r)?))
+        }
+        "OR" => {
+            r.space()?;
+            let a = search_key(r)?;
+            r.space()?;
+            SearchKey::Or(Box::new(a), Box::new(search_key(r)?))
+        }
+        _ if word.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'*') => SearchKey::Seq(sequence_set(&word)?),
+        _ => return Err(Bad(format!("unknown search key {word}"))),
+    })
+}
+
+fn fetch_items(r: &mut Reader<'_>) -> Result<Vec<FetchItem>, Bad> {
+    let mut names = Vec::new();
+    if r.peek_is(b'(') {
+        r.open_paren()?;
+        loop {
+            names.push(r.fetch_item()?);
+            if r.close_paren() {
+                break;
+            }
+            r.space()?;
+        }
+    } else {
+        names.push(r.fetch_item()?);
+    }
+    let mut items = Vec::new();
+    for n in names {
+        match n.to_ascii_uppercase().as_str() {
+            "ALL" => items.extend([FetchItem::Flags, FetchItem::InternalDate, FetchItem::Size, FetchItem::Envelope]),
+            "FAST" => items.extend([FetchItem::Flags, FetchItem::InternalDate, FetchItem::Size]),
+            "FULL" => items.extend([FetchItem::Flags, FetchItem::InternalDate, FetchItem::Size, FetchItem::Envelope, FetchItem::Body]),
+            _ => items.push(fetch_item(&n)?),
+        }
+    }
+    Ok(items)
+}
+
+fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
+    let upper = name.to_ascii_uppercase();
+    let simple = match upper.as_str() {
+        "UID" => Some(FetchItem::Uid),
+        "FLAGS" => Some(FetchItem::Flags),
+        "INTERNALDATE" => Some(FetchItem::InternalDate),
+        "RFC822.SIZE" => Some(FetchItem::Size),
+        "ENVELOPE" => Some(FetchItem::Envelope),
+        "BODYSTRUCTURE" => Some(FetchItem::BodyStructure),
+        "BODY" => Some(FetchItem::Body),
+        "RFC822" => Some(section_item("RFC822", false, vec![], SectionText::Full, None)),
+        "RFC822.HEADER" => Some(section_item("RFC822.HEADER", true, vec![], SectionText::Header, None)),
+        "RFC822.TEXT" => Some(section_item("RFC822.TEXT", false, vec![], SectionText::Text, None)),
+        _ => None,
+    };
+    if let Some(item) = simple {
+        return Ok(item);
+    }
+    let (peek, rest) = if let Some(rest) = upper.strip_prefix("BODY.PEEK[") {
+        (true, rest)
+    } else if let Some(rest) = upper.strip_prefix("BODY[") {
+        (false, rest)
+    } else if let Some(rest) = upper.strip_prefix("BINARY.PEEK[") {
+        (true, rest)
+    } else if let Some(rest) = upper.strip_prefix("BINARY[") {
+        (false, rest)
+    } else {
+        return Err(Bad(format!("unknown fetch item {name}")));
+    };
+    let close = rest.find(']').ok_or(Bad("missing ]".into()))?;
+    let spec = &rest[..close];
+    let original_spec = &name[name.len() - rest.len()..][..close];
+    let after = &rest[close + 1..];
+    let partial = if after.is_empty() {
+        None
+    } else {
+        let inner = after.strip_prefix('<').and_then(|a| a.strip_suffix('>')).ok_or(Bad("bad partial".into()))?;
+        let (a, b) = inner.split_once('.').ok_or(Bad("bad partial".into()))?;
+        Some((a.parse().map_err(|_| Bad("bad partial".into()))?, b.parse().map_err(|_| Bad("bad partial".into()))?))
+    };
+    let mut path = Vec::new();
+    let mut words = spec.split('.').peekable();
+    while let Some(w) = words.peek() {
+        match w.parse::<u32>() {
+            Ok(n) if n > 0 => {
+                path.push(n);
+                words.next();
+            }
+            _ => break,
+        }
+    }
+    let text_spec: Vec<&str> = words.collect();
+    let text_spec = text_spec.join(".");
+    let text = if text_spec.is_empty() {
+        SectionText::Full
+    } else if text_spec == "HEADER" {
+        SectionText::Header
+    } else if text_spec == "TEXT" {
+        SectionText::Text
+    } else if text_spec == "MIME" {
+        SectionText::Mime
+    } else if let Some(fields) = text_spec.strip_prefix("HEADER.FIELDS") {
+        let (not, fields) = match fields.strip_prefix(".NOT") {
+            Some(f) => (true, f),
+            None => (false, fields),
+        };
+        let names: Vec<String> = fields
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split_whitespace()
+            .map(|s| s.trim_matches('"').to_string())
+            .collect();
+        SectionText::HeaderFields { names, not }
+    } else {
+        return Err(Bad(format!("bad section {spec}")));
+    };
+    let label = format!("BODY[{}]", original_spec.to_ascii_uppercase());
+    let label = match partial {
+        Some((a, _)) => format!("{label}<{a}>"),
+        None => label,
+    };
+    Ok(section_item(&label, peek, path, text, partial))
+}
+
+fn section_item(name: &str, peek: bool, path: Vec<u32>, text: SectionText, partial: Option<(u32, u32)>) -> FetchItem {
+    FetchItem::Section { name: name.to_string(), peek, path, text, partial }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Cmd, Bad> {
+        parse(&mut Reader::new(s.as_bytes()))
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(p("LOGIN alice \"Secret 1\"").unwrap(), Cmd::Login { user: "alice".into(), pass: "Secret 1".into() });
+        assert_eq!(p("select inbox").unwrap(), Cmd::Select { mailbox: "INBOX".into(), read_only: false });
+        assert!(matches!(p("UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)])").unwrap(), Cmd::Fetch { uid: true, .. }));
+        assert!(matches!(p("UID STORE 1 +FLAGS.SILENT (\\Seen)").unwrap(), Cmd::Store { mode: StoreMode::Add, silent: true, .. }));
+        assert!(matches!(p("SEARCH OR FROM alice (UNSEEN LARGER 10) NOT DELETED").unwrap(), Cmd::Search { .. }));
+        assert!(matches!(p("UID MOVE 1:3 Trash").unwrap(), Cmd::Copy { remove: true, .. }));
+        assert!(matches!(p("LIST \"\" *").unwrap(), Cmd::List { .. }));
+        assert!(matches!(p("LIST (SPECIAL-USE) \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN))").unwrap(), Cmd::List { .. }));
+        assert!(p("FETCH 1 (FOO)").is_err());
+        assert!(p("BOGUS").is_err());
+        assert!(p("NOOP extra").is_err());
+    }
+
+    #[test]
+    fn sections() {
+        match fetch_item("BODY.PEEK[1.2.HEADER.FIELDS (Subject)]<0.10>").unwrap() {
+            FetchItem::Section { name, peek, path, text, partial } => {
+                assert!(peek);
+                assert_eq!(path, vec![1, 2]);
+                assert_eq!(text, SectionText::HeaderFields { names: vec!["SUBJECT".into()], not: false });
+                assert_eq!(partial, Some((0, 10)));
+                assert_eq!(name, "BODY[1.2.HEADER.FIELDS (SUBJECT)]<0>");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1-Jan-1970"), Some(0));
+        assert_eq!(parse_date_time("01-Jan-1970 01:00:00 +0100"), Some(0));
+        assert_eq!(parse_date("29-Feb-2000"), Some(11016));
+    }
+}
