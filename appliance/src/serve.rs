@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use gannet_core::auth::service::AuthService;
 use gannet_core::config::Config;
 use gannet_core::delivery::routing::Directory;
+use gannet_core::imap::ImapConfig;
 use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, QuotaBook, RateLimiter};
 use gannet_core::pop3::Pop3Config;
 use gannet_core::runtime::{self, certs, Listeners, MaildropLocks, ServerContext};
@@ -66,6 +67,8 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         submissions: address("submissions", &config.listen.submissions)?,
         pop3: address("pop3", &config.listen.pop3)?,
         pop3s: address("pop3s", &config.listen.pop3s)?,
+        imap: address("imap", &config.listen.imap)?,
+        imaps: address("imaps", &config.listen.imaps)?,
     };
     let failures = FailureTracker::new(
         config.auth.max_failures,
@@ -93,6 +96,11 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
             ..Pop3Config::default()
         }),
         pop3_locks: Arc::new(MaildropLocks::default()),
+        imap: Arc::new(ImapConfig {
+            hostname: config.server.hostname.clone(),
+            max_literal: limits.max_message_size.0,
+            ..ImapConfig::default()
+        }),
     };
     let count = config.worker_count();
     let workers = runtime::start(ctx, &listeners, count)?;
@@ -102,6 +110,8 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         submissions = %listeners.submissions,
         pop3 = %listeners.pop3,
         pop3s = %listeners.pop3s,
+        imap = %listeners.imap,
+        imaps = %listeners.imaps,
         workers = count,
         data = %data_dir.display(),
         "gannet serving"

@@ -48,6 +48,8 @@ pub struct Server {
     pub submissions: SocketAddr,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
 }
@@ -67,6 +69,8 @@ impl Server {
             submissions: unset,
             pop3: unset,
             pop3s: unset,
+            imap: unset,
+            imaps: unset,
             config,
             child: None,
         };
@@ -79,10 +83,11 @@ impl Server {
         let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
         (self.smtp, self.submission, self.submissions) = (port(), port(), port());
         (self.pop3, self.pop3s) = (port(), port());
+        (self.imap, self.imaps) = (port(), port());
         let text = format!(
             "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n\
-             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\n\n{}",
-            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.extra
+             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\n\n{}",
+            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.extra
         );
         std::fs::write(&self.config, text).unwrap();
     }

@@ -11,28 +11,72 @@ pub enum Cmd {
     Noop,
     Logout,
     StartTls,
-    Login { user: String, pass: String },
-    Authenticate { mechanism: String, initial: Option<Vec<u8>> },
+    Login {
+        user: String,
+        pass: String,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<Vec<u8>>,
+    },
     Enable(Vec<String>),
     Id,
     Namespace,
-    Select { mailbox: String, read_only: bool },
+    Select {
+        mailbox: String,
+        read_only: bool,
+    },
     Create(String),
     Delete(String),
     Rename(String, String),
     Subscribe(String, bool),
-    List { reference: String, patterns: Vec<String>, subscribed_only: bool, lsub: bool, status: Vec<String> },
-    Status { mailbox: String, items: Vec<String> },
-    Append { mailbox: String, flags: Vec<String>, date: Option<i64>, message: Vec<u8> },
+    List {
+        reference: String,
+        patterns: Vec<String>,
+        subscribed_only: bool,
+        lsub: bool,
+        status: Vec<String>,
+    },
+    Status {
+        mailbox: String,
+        items: Vec<String>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<String>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
     Idle,
     Check,
     Close,
     Unselect,
-    Expunge { uids: Option<SeqSet> },
-    Search { uid: bool, key: SearchKey, esearch: bool },
-    Fetch { uid: bool, set: SeqSet, items: Vec<FetchItem> },
-    Store { uid: bool, set: SeqSet, mode: StoreMode, silent: bool, flags: Vec<String> },
-    Copy { uid: bool, set: SeqSet, mailbox: String, remove: bool },
+    Expunge {
+        uids: Option<SeqSet>,
+    },
+    Search {
+        uid: bool,
+        key: SearchKey,
+        esearch: bool,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        items: Vec<FetchItem>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+        remove: bool,
+    },
     GetQuota(String),
     GetQuotaRoot(String),
 }
@@ -66,7 +110,13 @@ pub enum FetchItem {
 impl FetchItem {
     /// True when the message bytes are needed to answer.
     pub fn needs_body(&self) -> bool {
-        matches!(self, FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body | FetchItem::Section { .. })
+        matches!(
+            self,
+            FetchItem::Envelope
+                | FetchItem::BodyStructure
+                | FetchItem::Body
+                | FetchItem::Section { .. }
+        )
     }
 }
 
@@ -150,7 +200,11 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
         ("AUTHENTICATE", false) => {
             r.space()?;
             let mechanism = r.atom()?.to_ascii_uppercase();
-            let initial = if r.maybe_space() { Some(r.atom_with(b"=+/")?.into_bytes()) } else { None };
+            let initial = if r.maybe_space() {
+                Some(r.atom_with(b"=+/")?.into_bytes())
+            } else {
+                None
+            };
             Cmd::Authenticate { mechanism, initial }
         }
         ("ENABLE", false) => {
@@ -172,7 +226,10 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
             if r.maybe_space() {
                 r.value()?;
             }
-            Cmd::Select { mailbox, read_only: name == "EXAMINE" }
+            Cmd::Select {
+                mailbox,
+                read_only: name == "EXAMINE",
+            }
         }
         ("CREATE", false) => {
             let m = mailbox(r)?;
@@ -200,7 +257,9 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
         ("EXPUNGE", false) => Cmd::Expunge { uids: None },
         ("EXPUNGE", true) => {
             r.space()?;
-            Cmd::Expunge { uids: Some(sequence_set(&r.atom_with(b"*")?)?) }
+            Cmd::Expunge {
+                uids: Some(sequence_set(&r.atom_with(b"*")?)?),
+            }
         }
         ("SEARCH", _) => {
             let mut esearch = false;
@@ -222,7 +281,11 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
             while r.maybe_space() {
                 keys.push(search_key(r)?);
             }
-            let key = if keys.len() == 1 { keys.pop().unwrap_or(SearchKey::All) } else { SearchKey::And(keys) };
+            let key = if keys.len() == 1 {
+                keys.pop().unwrap_or(SearchKey::All)
+            } else {
+                SearchKey::And(keys)
+            };
             Cmd::Search { uid, key, esearch }
         }
         ("FETCH", _) => {
@@ -259,13 +322,24 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
                     flags.push(a);
                 }
             }
-            Cmd::Store { uid, set, mode, silent, flags }
+            Cmd::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+            }
         }
         ("COPY", _) | ("MOVE", _) => {
             r.space()?;
             let set = sequence_set(&r.atom_with(b"*")?)?;
             let mailbox = mailbox(r)?;
-            Cmd::Copy { uid, set, mailbox, remove: name == "MOVE" }
+            Cmd::Copy {
+                uid,
+                set,
+                mailbox,
+                remove: name == "MOVE",
+            }
         }
         ("GETQUOTA", false) => {
             r.space()?;
@@ -280,7 +354,10 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
 
 fn atoms(v: Value) -> Result<Vec<String>, Bad> {
     match v {
-        Value::List(items) => items.into_iter().map(|i| i.text().ok_or(Bad("expected atoms".into()))).collect(),
+        Value::List(items) => items
+            .into_iter()
+            .map(|i| i.text().ok_or(Bad("expected atoms".into())))
+            .collect(),
         other => Ok(vec![other.text().ok_or(Bad("expected atoms".into()))?]),
     }
 }
@@ -318,7 +395,13 @@ fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
             }
         }
     }
-    Ok(Cmd::List { reference, patterns, subscribed_only, lsub, status })
+    Ok(Cmd::List {
+        reference,
+        patterns,
+        subscribed_only,
+        lsub,
+        status,
+    })
 }
 
 fn parse_append(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
@@ -337,10 +420,17 @@ fn parse_append(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
         r.space()?;
     }
     let message = r.astring()?;
-    Ok(Cmd::Append { mailbox, flags, date, message })
+    Ok(Cmd::Append {
+        mailbox,
+        flags,
+        date,
+        message,
+    })
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 
 /// Days since the epoch of a civil date.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -367,7 +457,11 @@ pub fn parse_date(text: &str) -> Option<i64> {
 pub fn parse_date_time(text: &str) -> Option<i64> {
     let mut parts = text.split_whitespace();
     let days = parse_date(parts.next()?)?;
-    let hms: Vec<i64> = parts.next()?.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let hms: Vec<i64> = parts
+        .next()?
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let zone = parts.next()?;
     let sign = if zone.starts_with('-') { -1 } else { 1 };
     let z: i64 = zone.get(1..)?.parse().ok()?;
@@ -387,7 +481,11 @@ fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
             }
             r.space()?;
         }
-        return Ok(if keys.len() == 1 { keys.remove(0) } else { SearchKey::And(keys) });
+        return Ok(if keys.len() == 1 {
+            keys.remove(0)
+        } else {
+            SearchKey::And(keys)
+        });
     }
     let word = r.atom_with(b"*:,")?;
     let upper = word.to_ascii_uppercase();
@@ -445,7 +543,13 @@ fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
             r.space()?;
             SearchKey::Or(Box::new(a), Box::new(search_key(r)?))
         }
-        _ if word.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'*') => SearchKey::Seq(sequence_set(&word)?),
+        _ if word
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'*') =>
+        {
+            SearchKey::Seq(sequence_set(&word)?)
+        }
         _ => return Err(Bad(format!("unknown search key {word}"))),
     })
 }
@@ -467,9 +571,20 @@ fn fetch_items(r: &mut Reader<'_>) -> Result<Vec<FetchItem>, Bad> {
     let mut items = Vec::new();
     for n in names {
         match n.to_ascii_uppercase().as_str() {
-            "ALL" => items.extend([FetchItem::Flags, FetchItem::InternalDate, FetchItem::Size, FetchItem::Envelope]),
+            "ALL" => items.extend([
+                FetchItem::Flags,
+                FetchItem::InternalDate,
+                FetchItem::Size,
+                FetchItem::Envelope,
+            ]),
             "FAST" => items.extend([FetchItem::Flags, FetchItem::InternalDate, FetchItem::Size]),
-            "FULL" => items.extend([FetchItem::Flags, FetchItem::InternalDate, FetchItem::Size, FetchItem::Envelope, FetchItem::Body]),
+            "FULL" => items.extend([
+                FetchItem::Flags,
+                FetchItem::InternalDate,
+                FetchItem::Size,
+                FetchItem::Envelope,
+                FetchItem::Body,
+            ]),
             _ => items.push(fetch_item(&n)?),
         }
     }
@@ -486,9 +601,27 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
         "ENVELOPE" => Some(FetchItem::Envelope),
         "BODYSTRUCTURE" => Some(FetchItem::BodyStructure),
         "BODY" => Some(FetchItem::Body),
-        "RFC822" => Some(section_item("RFC822", false, vec![], SectionText::Full, None)),
-        "RFC822.HEADER" => Some(section_item("RFC822.HEADER", true, vec![], SectionText::Header, None)),
-        "RFC822.TEXT" => Some(section_item("RFC822.TEXT", false, vec![], SectionText::Text, None)),
+        "RFC822" => Some(section_item(
+            "RFC822",
+            false,
+            vec![],
+            SectionText::Full,
+            None,
+        )),
+        "RFC822.HEADER" => Some(section_item(
+            "RFC822.HEADER",
+            true,
+            vec![],
+            SectionText::Header,
+            None,
+        )),
+        "RFC822.TEXT" => Some(section_item(
+            "RFC822.TEXT",
+            false,
+            vec![],
+            SectionText::Text,
+            None,
+        )),
         _ => None,
     };
     if let Some(item) = simple {
@@ -512,9 +645,15 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     let partial = if after.is_empty() {
         None
     } else {
-        let inner = after.strip_prefix('<').and_then(|a| a.strip_suffix('>')).ok_or(Bad("bad partial".into()))?;
+        let inner = after
+            .strip_prefix('<')
+            .and_then(|a| a.strip_suffix('>'))
+            .ok_or(Bad("bad partial".into()))?;
         let (a, b) = inner.split_once('.').ok_or(Bad("bad partial".into()))?;
-        Some((a.parse().map_err(|_| Bad("bad partial".into()))?, b.parse().map_err(|_| Bad("bad partial".into()))?))
+        Some((
+            a.parse().map_err(|_| Bad("bad partial".into()))?,
+            b.parse().map_err(|_| Bad("bad partial".into()))?,
+        ))
     };
     let mut path = Vec::new();
     let mut words = spec.split('.').peekable();
@@ -561,8 +700,20 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     Ok(section_item(&label, peek, path, text, partial))
 }
 
-fn section_item(name: &str, peek: bool, path: Vec<u32>, text: SectionText, partial: Option<(u32, u32)>) -> FetchItem {
-    FetchItem::Section { name: name.to_string(), peek, path, text, partial }
+fn section_item(
+    name: &str,
+    peek: bool,
+    path: Vec<u32>,
+    text: SectionText,
+    partial: Option<(u32, u32)>,
+) -> FetchItem {
+    FetchItem::Section {
+        name: name.to_string(),
+        peek,
+        path,
+        text,
+        partial,
+    }
 }
 
 #[cfg(test)]
@@ -575,14 +726,45 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(p("LOGIN alice \"Secret 1\"").unwrap(), Cmd::Login { user: "alice".into(), pass: "Secret 1".into() });
-        assert_eq!(p("select inbox").unwrap(), Cmd::Select { mailbox: "INBOX".into(), read_only: false });
-        assert!(matches!(p("UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)])").unwrap(), Cmd::Fetch { uid: true, .. }));
-        assert!(matches!(p("UID STORE 1 +FLAGS.SILENT (\\Seen)").unwrap(), Cmd::Store { mode: StoreMode::Add, silent: true, .. }));
-        assert!(matches!(p("SEARCH OR FROM alice (UNSEEN LARGER 10) NOT DELETED").unwrap(), Cmd::Search { .. }));
-        assert!(matches!(p("UID MOVE 1:3 Trash").unwrap(), Cmd::Copy { remove: true, .. }));
+        assert_eq!(
+            p("LOGIN alice \"Secret 1\"").unwrap(),
+            Cmd::Login {
+                user: "alice".into(),
+                pass: "Secret 1".into()
+            }
+        );
+        assert_eq!(
+            p("select inbox").unwrap(),
+            Cmd::Select {
+                mailbox: "INBOX".into(),
+                read_only: false
+            }
+        );
+        assert!(matches!(
+            p("UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)])").unwrap(),
+            Cmd::Fetch { uid: true, .. }
+        ));
+        assert!(matches!(
+            p("UID STORE 1 +FLAGS.SILENT (\\Seen)").unwrap(),
+            Cmd::Store {
+                mode: StoreMode::Add,
+                silent: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p("SEARCH OR FROM alice (UNSEEN LARGER 10) NOT DELETED").unwrap(),
+            Cmd::Search { .. }
+        ));
+        assert!(matches!(
+            p("UID MOVE 1:3 Trash").unwrap(),
+            Cmd::Copy { remove: true, .. }
+        ));
         assert!(matches!(p("LIST \"\" *").unwrap(), Cmd::List { .. }));
-        assert!(matches!(p("LIST (SPECIAL-USE) \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN))").unwrap(), Cmd::List { .. }));
+        assert!(matches!(
+            p("LIST (SPECIAL-USE) \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN))").unwrap(),
+            Cmd::List { .. }
+        ));
         assert!(p("FETCH 1 (FOO)").is_err());
         assert!(p("BOGUS").is_err());
         assert!(p("NOOP extra").is_err());
@@ -591,10 +773,22 @@ mod tests {
     #[test]
     fn sections() {
         match fetch_item("BODY.PEEK[1.2.HEADER.FIELDS (Subject)]<0.10>").unwrap() {
-            FetchItem::Section { name, peek, path, text, partial } => {
+            FetchItem::Section {
+                name,
+                peek,
+                path,
+                text,
+                partial,
+            } => {
                 assert!(peek);
                 assert_eq!(path, vec![1, 2]);
-                assert_eq!(text, SectionText::HeaderFields { names: vec!["SUBJECT".into()], not: false });
+                assert_eq!(
+                    text,
+                    SectionText::HeaderFields {
+                        names: vec!["SUBJECT".into()],
+                        not: false
+                    }
+                );
                 assert_eq!(partial, Some((0, 10)));
                 assert_eq!(name, "BODY[1.2.HEADER.FIELDS (SUBJECT)]<0>");
             }

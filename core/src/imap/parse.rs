@@ -29,7 +29,9 @@ pub fn frame(buf: &[u8], max_line: usize, max_literal: u64, acked: usize) -> Fra
             return if buf.len() - pos > max_line {
                 Frame::LineTooLong
             } else {
-                Frame::Incomplete { continuation: false }
+                Frame::Incomplete {
+                    continuation: false,
+                }
             };
         };
         let line_end = pos + lf + 1;
@@ -394,13 +396,43 @@ mod tests {
 
     #[test]
     fn framing_with_literals() {
-        assert_eq!(frame(b"a1 NOOP\r\nx", 1000, 10, 0), Frame::Complete { len: 9 });
-        assert_eq!(frame(b"a1 NOO", 1000, 10, 0), Frame::Incomplete { continuation: false });
-        assert_eq!(frame(b"a LOGIN {5}\r\n", 1000, 10, 0), Frame::Incomplete { continuation: true });
-        assert_eq!(frame(b"a LOGIN {5}\r\n", 1000, 10, 13), Frame::Incomplete { continuation: false });
-        assert_eq!(frame(b"a LOGIN {5+}\r\nal", 1000, 10, 0), Frame::Incomplete { continuation: false });
-        assert_eq!(frame(b"a LOGIN {5}\r\nalice {3}\r\npwd\r\nnext", 1000, 10, 0), Frame::Complete { len: 29 });
-        assert_eq!(frame(b"a APPEND x {11}\r\n", 1000, 10, 0), Frame::TooBig { sync: true, tag: "a".into() });
+        assert_eq!(
+            frame(b"a1 NOOP\r\nx", 1000, 10, 0),
+            Frame::Complete { len: 9 }
+        );
+        assert_eq!(
+            frame(b"a1 NOO", 1000, 10, 0),
+            Frame::Incomplete {
+                continuation: false
+            }
+        );
+        assert_eq!(
+            frame(b"a LOGIN {5}\r\n", 1000, 10, 0),
+            Frame::Incomplete { continuation: true }
+        );
+        assert_eq!(
+            frame(b"a LOGIN {5}\r\n", 1000, 10, 13),
+            Frame::Incomplete {
+                continuation: false
+            }
+        );
+        assert_eq!(
+            frame(b"a LOGIN {5+}\r\nal", 1000, 10, 0),
+            Frame::Incomplete {
+                continuation: false
+            }
+        );
+        assert_eq!(
+            frame(b"a LOGIN {5}\r\nalice {3}\r\npwd\r\nnext", 1000, 10, 0),
+            Frame::Complete { len: 29 }
+        );
+        assert_eq!(
+            frame(b"a APPEND x {11}\r\n", 1000, 10, 0),
+            Frame::TooBig {
+                sync: true,
+                tag: "a".into()
+            }
+        );
         assert_eq!(frame(&[b'x'; 2000], 1000, 10, 0), Frame::LineTooLong);
     }
 
@@ -413,7 +445,10 @@ mod tests {
         r.space().unwrap();
         assert_eq!(
             r.value().unwrap(),
-            Value::List(vec![Value::Atom("\\Seen".into()), Value::Atom("$Junk".into())])
+            Value::List(vec![
+                Value::Atom("\\Seen".into()),
+                Value::Atom("$Junk".into())
+            ])
         );
         r.space().unwrap();
         assert_eq!(r.value().unwrap(), Value::Nil);
@@ -427,8 +462,14 @@ mod tests {
     #[test]
     fn fetch_items_and_sets() {
         let mut r = Reader::new(b"BODY.PEEK[HEADER.FIELDS (To From)]<0.100> FLAGS");
-        assert_eq!(r.fetch_item().unwrap(), "BODY.PEEK[HEADER.FIELDS (To From)]<0.100>");
-        assert_eq!(sequence_set("1:3,7,9:*").unwrap(), vec![(1, 3), (7, 7), (9, u32::MAX)]);
+        assert_eq!(
+            r.fetch_item().unwrap(),
+            "BODY.PEEK[HEADER.FIELDS (To From)]<0.100>"
+        );
+        assert_eq!(
+            sequence_set("1:3,7,9:*").unwrap(),
+            vec![(1, 3), (7, 7), (9, u32::MAX)]
+        );
         assert_eq!(sequence_set("5:2").unwrap(), vec![(2, 5)]);
         assert!(sequence_set("0").is_err());
         assert!(sequence_set("a").is_err());

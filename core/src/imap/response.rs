@@ -76,7 +76,10 @@ pub fn internal_date(unix: i64) -> String {
     // From "Sun, 29 Nov 2026 14:30:30 +0000".
     let full = format_rfc5322_date(unix);
     let parts: Vec<&str> = full.split(' ').collect();
-    format!("\"{}-{}-{} {} {}\"", parts[1], parts[2], parts[3], parts[4], parts[5])
+    format!(
+        "\"{}-{}-{} {} {}\"",
+        parts[1], parts[2], parts[3], parts[4], parts[5]
+    )
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use mail_parser::{Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 use super::response::{nstring, string};
 
@@ -27,10 +29,17 @@ fn raw_header<'a>(msg: &'a Message<'_>, name: &str) -> Option<Cow<'a, [u8]>> {
 
 fn addresses(out: &mut Vec<u8>, value: Option<&Address<'_>>) {
     let list: Vec<(Option<&str>, Option<&str>)> = match value {
-        Some(Address::List(list)) => list.iter().map(|a| (a.name.as_deref(), a.address.as_deref())).collect(),
+        Some(Address::List(list)) => list
+            .iter()
+            .map(|a| (a.name.as_deref(), a.address.as_deref()))
+            .collect(),
         Some(Address::Group(groups)) => groups
             .iter()
-            .flat_map(|g| g.addresses.iter().map(|a| (a.name.as_deref(), a.address.as_deref())))
+            .flat_map(|g| {
+                g.addresses
+                    .iter()
+                    .map(|a| (a.name.as_deref(), a.address.as_deref()))
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -173,7 +182,14 @@ fn part_structure(out: &mut Vec<u8>, msg: &Message<'_>, index: usize, extended: 
     let (ty, subtype) = match ct {
         Some(c) => (
             c.c_type.to_string(),
-            c.c_subtype.as_deref().unwrap_or(if c.c_type.eq_ignore_ascii_case("text") { "plain" } else { "octet-stream" }).to_string(),
+            c.c_subtype
+                .as_deref()
+                .unwrap_or(if c.c_type.eq_ignore_ascii_case("text") {
+                    "plain"
+                } else {
+                    "octet-stream"
+                })
+                .to_string(),
         ),
         None => ("text".into(), "plain".into()),
     };
@@ -187,17 +203,27 @@ fn part_structure(out: &mut Vec<u8>, msg: &Message<'_>, index: usize, extended: 
         _ => out.extend_from_slice(b"NIL"),
     }
     out.push(b' ');
-    nstring(out, part.content_id().map(|id| format!("<{id}>")).as_deref().map(str::as_bytes));
+    nstring(
+        out,
+        part.content_id()
+            .map(|id| format!("<{id}>"))
+            .as_deref()
+            .map(str::as_bytes),
+    );
     out.push(b' ');
     nstring(out, part.content_description().map(str::as_bytes));
     out.push(b' ');
-    string(out, &upper(part.content_transfer_encoding().unwrap_or("7bit")));
+    string(
+        out,
+        &upper(part.content_transfer_encoding().unwrap_or("7bit")),
+    );
     let body = raw
         .get(part.offset_body as usize..part.offset_end as usize)
         .unwrap_or_default();
     out.extend_from_slice(format!(" {}", body.len()).as_bytes());
     // Text lines, counting a last line without its line ending.
-    let lines = memchr::memchr_iter(b'\n', body).count() + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
+    let lines = memchr::memchr_iter(b'\n', body).count()
+        + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
     if let PartType::Message(nested) = &part.body {
         out.push(b' ');
         envelope(out, nested);
@@ -225,7 +251,12 @@ pub enum SectionText {
 }
 
 /// The bytes of `BODY[path.text]`; None when the part does not exist.
-pub fn section<'a>(raw: &'a [u8], msg: &Message<'_>, path: &[u32], text: &SectionText) -> Option<Cow<'a, [u8]>> {
+pub fn section<'a>(
+    raw: &'a [u8],
+    msg: &Message<'_>,
+    path: &[u32],
+    text: &SectionText,
+) -> Option<Cow<'a, [u8]>> {
     // Walk to the part; an offset turns nested messages' offsets into ours.
     let mut current: &Message<'_> = msg;
     let mut base = 0usize;
@@ -254,14 +285,26 @@ pub fn section<'a>(raw: &'a [u8], msg: &Message<'_>, path: &[u32], text: &Sectio
         }
     }
     let at = |o: u32| base + o as usize;
-    let (header_start, body_start, end) = (at(part.offset_header), at(part.offset_body), at(part.offset_end));
+    let (header_start, body_start, end) = (
+        at(part.offset_header),
+        at(part.offset_body),
+        at(part.offset_end),
+    );
     let slice = |a: usize, b: usize| raw.get(a..b.min(raw.len())).map(Cow::Borrowed);
     // HEADER and TEXT of a message/rfc822 part name the nested message's header and body.
     let (h, b, e) = match (&part.body, path.is_empty(), text) {
-        (PartType::Message(nested), false, SectionText::Header | SectionText::Text | SectionText::HeaderFields { .. }) => {
+        (
+            PartType::Message(nested),
+            false,
+            SectionText::Header | SectionText::Text | SectionText::HeaderFields { .. },
+        ) => {
             let nb = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
             let root = nested.parts.first()?;
-            (nb + root.offset_header as usize, nb + root.offset_body as usize, nb + root.offset_end as usize)
+            (
+                nb + root.offset_header as usize,
+                nb + root.offset_body as usize,
+                nb + root.offset_end as usize,
+            )
         }
         _ => (header_start, body_start, end),
     };
@@ -287,7 +330,9 @@ fn filter_headers(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
         }
         if !line.starts_with(b" ") && !line.starts_with(b"\t") {
             let name = line.split(|&b| b == b':').next().unwrap_or_default();
-            let named = names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name.trim_ascii()));
+            let named = names
+                .iter()
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(name.trim_ascii()));
             keep = named != not;
         }
         if keep {
@@ -324,14 +369,28 @@ mod tests {
     #[test]
     fn sections() {
         let msg = parse(MULTI).unwrap();
-        let get = |path: &[u32], t: SectionText| section(MULTI, &msg, path, &t).map(|c| c.into_owned());
+        let get =
+            |path: &[u32], t: SectionText| section(MULTI, &msg, path, &t).map(|c| c.into_owned());
         assert_eq!(get(&[], SectionText::Full).unwrap(), MULTI);
         assert_eq!(get(&[1], SectionText::Full).unwrap(), b"hello\r\nworld");
-        assert!(get(&[2], SectionText::Mime).unwrap().starts_with(b"Content-Type: application/pdf"));
+        assert!(get(&[2], SectionText::Mime)
+            .unwrap()
+            .starts_with(b"Content-Type: application/pdf"));
         assert_eq!(get(&[3], SectionText::Full), None);
-        let h = get(&[], SectionText::HeaderFields { names: vec!["subject".into(), "TO".into()], not: false }).unwrap();
+        let h = get(
+            &[],
+            SectionText::HeaderFields {
+                names: vec!["subject".into(), "TO".into()],
+                not: false,
+            },
+        )
+        .unwrap();
         assert_eq!(h, b"To: bob@example.test\r\nSubject: hi\r\n\r\n");
-        assert!(get(&[], SectionText::Header).unwrap().ends_with(b"multipart/mixed; boundary=\"b\"\r\n\r\n"));
-        assert!(get(&[], SectionText::Text).unwrap().starts_with(b"preamble"));
+        assert!(get(&[], SectionText::Header)
+            .unwrap()
+            .ends_with(b"multipart/mixed; boundary=\"b\"\r\n\r\n"));
+        assert!(get(&[], SectionText::Text)
+            .unwrap()
+            .starts_with(b"preamble"));
     }
 }

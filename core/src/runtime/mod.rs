@@ -9,6 +9,7 @@
 mod bufpool;
 pub mod certs;
 mod conn;
+mod imap_conn;
 mod listener;
 mod pop3_conn;
 mod smtp_conn;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::auth::service::AuthService;
 use crate::delivery::routing::SharedDirectory;
+use crate::imap::ImapConfig;
 use crate::policy::{ConnectionLimiter, Networks, QuotaBook, RateLimiter};
 use crate::pop3::Pop3Config;
 use crate::smtp::SessionConfig;
@@ -52,6 +54,7 @@ pub struct ServerContext {
     /// Threads for reads that may touch the disk (message bodies, mailbox listings).
     pub readers: Readers,
     pub pop3: Arc<Pop3Config>,
+    pub imap: Arc<ImapConfig>,
     /// Accounts with an open POP3 maildrop.
     pub pop3_locks: Arc<pop3_conn::MaildropLocks>,
 }
@@ -71,6 +74,10 @@ pub enum PortKind {
     Pop3,
     /// POP3 over implicit TLS (995).
     Pop3s,
+    /// IMAP (143): STARTTLS, then login.
+    Imap,
+    /// IMAP over implicit TLS (993).
+    Imaps,
 }
 
 /// Addresses to listen on.
@@ -81,16 +88,20 @@ pub struct Listeners {
     pub submissions: SocketAddr,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
 }
 
 impl Listeners {
-    fn all(&self) -> [(PortKind, SocketAddr); 5] {
+    fn all(&self) -> [(PortKind, SocketAddr); 7] {
         [
             (PortKind::Mx, self.smtp),
             (PortKind::Submission, self.submission),
             (PortKind::Submissions, self.submissions),
             (PortKind::Pop3, self.pop3),
             (PortKind::Pop3s, self.pop3s),
+            (PortKind::Imap, self.imap),
+            (PortKind::Imaps, self.imaps),
         ]
     }
 }

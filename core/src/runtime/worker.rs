@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::bufpool::BufferPool;
-use super::{pop3_conn, smtp_conn, PortKind, ServerContext};
+use super::{imap_conn, pop3_conn, smtp_conn, PortKind, ServerContext};
 
 /// Per-worker state shared by the worker's sessions (single-threaded, no locks).
 pub struct WorkerContext {
@@ -113,6 +113,9 @@ async fn accept_loop(ctx: Rc<WorkerContext>, kind: PortKind, socket: std::net::T
                             }
                             PortKind::Pop3 | PortKind::Pop3s => {
                                 pop3_conn::serve(&guard.0, stream, peer, kind).await
+                            }
+                            PortKind::Imap | PortKind::Imaps => {
+                                imap_conn::serve(&guard.0, stream, peer, kind).await
                             }
                         }
                         drop(guard);

@@ -12,6 +12,29 @@ pub fn mailbox(store: &Store, account: u32, name: &str) -> Result<Option<Mailbox
         .transpose()
 }
 
+/// An account's mailboxes by name.
+pub fn mailboxes(store: &Store, account: u32) -> Result<Vec<(String, MailboxMeta)>, StoreError> {
+    let mut out = Vec::new();
+    let mut error = None;
+    let prefix = keys::mailboxes_of(account);
+    store
+        .kv()
+        .scan_prefix(Cf::Mailboxes, &prefix, &mut |k, v| {
+            match decode::<MailboxMeta>(Cf::Mailboxes, v) {
+                Ok(meta) => out.push((
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    meta,
+                )),
+                Err(e) => error = Some(e),
+            }
+            error.is_none()
+        })?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 /// The messages of a mailbox, in UID order.
 pub fn list(
     store: &Store,

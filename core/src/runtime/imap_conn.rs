@@ -1,0 +1,221 @@
+//! Drives one IMAP session: TLS (STARTTLS or implicit), logins through the auth service,
+//! and the session's store requests: listings and message bodies on the reader threads,
+//! changes through the commit thread. IDLE polls the selected mailbox twice a second.
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_uring::net::TcpStream;
+
+use super::conn::{self, Admission, Wake};
+use super::smtp_conn::LOCKOUT_DELAY;
+use super::tls::Transport;
+use super::worker::{unix_now, WorkerContext};
+use super::PortKind;
+use crate::auth::service::AuthOutcome;
+use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session, Step};
+use crate::store::mail;
+use crate::store::schema::flags;
+
+/// How often an IDLE session looks for changes.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
+
+pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+    let _ = stream.set_nodelay(true);
+    let ip = conn::canonical(peer.ip());
+    let server = &ctx.server;
+    let _permit = match conn::admit(ctx, ip) {
+        Admission::Trusted => None,
+        Admission::Counted(permit) => Some(permit),
+        Admission::Refused => {
+            if kind == PortKind::Imaps {
+                let _ = stream.shutdown(Shutdown::Both);
+            } else {
+                conn::refuse(&stream, TOO_MANY_CONNECTIONS).await;
+            }
+            return;
+        }
+    };
+    let mut transport = Transport::Plain;
+    if kind == PortKind::Imaps {
+        match conn::handshake(ctx, &stream).await {
+            Some(tls) => transport = Transport::Tls(Box::new(tls)),
+            None => {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+    let policy = ImapPolicy {
+        tls: transport.is_tls(),
+        starttls: true,
+        auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
+    };
+    let mut session = Session::new(server.imap.clone(), policy, ctx.buffers.take());
+    let mut stop = ctx.stop.clone();
+    loop {
+        match session.step(unix_now()) {
+            Step::Close => {
+                flush(ctx, &stream, &mut transport, &mut session).await;
+                transport.close(&stream).await;
+                break;
+            }
+            Step::StartTls => {
+                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                    break;
+                }
+                match conn::handshake(ctx, &stream).await {
+                    Some(tls) => {
+                        transport = Transport::Tls(Box::new(tls));
+                        session.tls_started();
+                    }
+                    None => break,
+                }
+            }
+            Step::Authenticate => {
+                if let Some(credentials) = session.take_credentials() {
+                    let outcome = server.auth.authenticate(credentials, ip).await;
+                    if outcome == AuthOutcome::LockedOut {
+                        tokio::time::sleep(LOCKOUT_DELAY).await;
+                    }
+                    session.auth_result(outcome);
+                }
+            }
+            Step::Request(request) => {
+                let answer = fulfil(ctx, request).await;
+                session.answer(answer);
+            }
+            Step::Idle => {
+                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                    break;
+                }
+                let buf = session.take_input();
+                tokio::select! {
+                    (result, buf) = transport.read(&stream, buf) => match result {
+                        Ok(n) if n > 0 => session.input_filled(buf),
+                        _ => break,
+                    },
+                    _ = tokio::time::sleep(IDLE_POLL) => session.idle_poll(),
+                    _ = stop.wait_for(|stop| *stop) => session.close_with("Server shutting down"),
+                }
+            }
+            Step::NeedInput => {
+                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                    break;
+                }
+                let idle = session.is_idle();
+                let buf = session.take_input();
+                match conn::read_input(ctx, &stream, &mut transport, buf, idle, &mut stop).await {
+                    Wake::Data(buf) => session.input_filled(buf),
+                    Wake::Closed => break,
+                    Wake::IdleTimeout => session.close_with("Idle timeout"),
+                    Wake::Stop => session.close_with("Server shutting down"),
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    ctx.buffers.give(session.into_input_buffer());
+}
+
+/// Answers a session's store request: reads on the reader threads, writes through the
+/// commit thread.
+async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
+    let server = &ctx.server;
+    match request {
+        Request::Mailboxes { account } => {
+            let list = server
+                .readers
+                .run(move |store| {
+                    let mut out = Vec::new();
+                    for (name, meta) in mail::mailboxes(store, account).ok()? {
+                        let messages = mail::list(store, account, meta.id).ok()?;
+                        let count = |bit: u32, on: bool| {
+                            messages
+                                .iter()
+                                .filter(|(_, e)| (e.flags & bit != 0) == on)
+                                .count() as u32
+                        };
+                        out.push(MailboxSummary {
+                            messages: messages.len() as u32,
+                            unseen: count(flags::SEEN, false),
+                            deleted: count(flags::DELETED, true),
+                            size: messages.iter().map(|(_, e)| e.size).sum(),
+                            name,
+                            meta,
+                        });
+                    }
+                    Some(out)
+                })
+                .await
+                .flatten()
+                .unwrap_or_default();
+            let usage = server.quotas.usage(account);
+            Answer::Mailboxes {
+                list,
+                used: usage.map_or(0, |u| u.used.max(0) as u64),
+                limit: usage.map_or(u64::MAX, |u| u.limit),
+            }
+        }
+        Request::Mailbox { account, name } => {
+            let found = server
+                .readers
+                .run(move |store| {
+                    let meta = mail::mailbox(store, account, &name).ok().flatten()?;
+                    let messages = mail::list(store, account, meta.id).ok()?;
+                    Some((meta, messages))
+                })
+                .await
+                .flatten();
+            Answer::Mailbox(found)
+        }
+        Request::Blobs(ids) => {
+            let map = server
+                .readers
+                .run(move |store| {
+                    let mut map = HashMap::with_capacity(ids.len());
+                    for id in ids {
+                        if let Ok(Some(bytes)) = mail::blob(store, &id) {
+                            map.insert(id, Arc::new(bytes));
+                        }
+                    }
+                    map
+                })
+                .await
+                .unwrap_or_default();
+            Answer::Blobs(map)
+        }
+        Request::Commit {
+            batch,
+            account,
+            usage,
+        } => match server.store.commit_appending(batch).await {
+            Ok(uids) => {
+                if usage != 0 {
+                    server.quotas.add(account, usage);
+                }
+                Answer::Committed(Ok(uids))
+            }
+            Err(e) => Answer::Committed(Err(e.to_string())),
+        },
+    }
+}
+
+async fn flush(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    transport: &mut Transport,
+    session: &mut Session,
+) -> bool {
+    if !session.has_output() {
+        return true;
+    }
+    let (sent, buf) = conn::write_out(ctx, stream, transport, session.take_output()).await;
+    if let Some(buf) = buf {
+        session.output_written(buf);
+    }
+    sent
+}
