@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use gannet_tests::{python, require_tool, RawSmtp, Server};
+use gannet_tests::{corpus, python, require_tool, RawSmtp, Server};
 
 fn server() -> Server {
     let mut s = Server::new("[auth]\nplaintext_on_loopback = false\n");
@@ -189,48 +189,6 @@ fn fetchmail_over_pop3s() {
     }
     // fetchmail deletes what it fetched (no --keep).
     assert!(server.mail_list("alice@example.test").is_empty());
-}
-
-/// The corpus, with CRLF line endings as an MTA sends them.
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    let mut out = Vec::new();
-    for kind in ["ham", "spam"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(kind))
-            .unwrap_or_else(|e| panic!("corpus at {}: {e}", root.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files {
-            let raw = std::fs::read(&f).unwrap();
-            out.push((
-                f.file_name().unwrap().to_string_lossy().into_owned(),
-                to_crlf(&raw),
-            ));
-        }
-    }
-    out
-}
-
-/// Every line ending (CRLF, bare LF, bare CR) as CRLF, and a final one.
-fn to_crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 30);
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'\r' if raw.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 1;
-            }
-            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[test]

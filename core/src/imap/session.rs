@@ -146,6 +146,8 @@ pub struct Session {
     pending_validity: Option<u32>,
     /// UIDs an EXPUNGE, COPY or MOVE in progress works on.
     pending_expunge: Vec<u32>,
+    /// The entry an APPEND in progress writes.
+    pending_entry: Option<MailEntry>,
     /// Unix time, given by the runtime at each step.
     now: i64,
 }
@@ -172,6 +174,7 @@ impl Session {
             tls_pending: false,
             pending_validity: None,
             pending_expunge: Vec::new(),
+            pending_entry: None,
             now: 0,
         };
         s.input.clear();
@@ -1093,14 +1096,16 @@ impl Session {
                 Ok(uids) => {
                     let uid = uids.first().copied().unwrap_or_default();
                     let validity = self.pending_validity.take().unwrap_or_default();
-                    self.tagged(
-                        tag,
-                        "OK",
-                        &format!("[APPENDUID {validity} {uid}] APPEND completed"),
-                    );
-                    if matches!(&self.state, State::Selected(s) if s.name == mailbox) {
-                        return self.refresh("", "");
+                    // Appended to the selected mailbox: the client learns of it now.
+                    let entry = self.pending_entry.take();
+                    if let (State::Selected(sel), Some(entry)) = (&mut self.state, entry) {
+                        if sel.name == mailbox && sel.messages.last().is_none_or(|(u, _)| *u < uid) {
+                            sel.messages.push((uid, entry));
+                            let exists = sel.messages.len();
+                            self.line(&format!("* {exists} EXISTS"));
+                        }
                     }
+                    self.tagged(tag, "OK", &format!("[APPENDUID {validity} {uid}] APPEND completed"));
                 }
                 Err(e) if e.contains("does not exist") => {
                     self.tagged(tag, "NO", "[TRYCREATE] No such mailbox")
@@ -1127,19 +1132,17 @@ impl Session {
         let mut b = Batch::new();
         b.put(Cf::Blobs, keys::blob(&blob), message.to_vec());
         b.add(Cf::Counters, keys::blob_refs(&blob), 1);
-        b.append_mail(
-            self.account(),
-            mailbox,
-            MailEntry {
-                blob,
-                size: message.len() as u64,
-                internal_date: date.unwrap_or(self.now),
-                flags: bits,
-                keywords,
-                modseq: 0,
-                spam_score: None,
-            },
-        );
+        let entry = MailEntry {
+            blob,
+            size: message.len() as u64,
+            internal_date: date.unwrap_or(self.now),
+            flags: bits,
+            keywords,
+            modseq: 0,
+            spam_score: None,
+        };
+        self.pending_entry = Some(entry.clone());
+        b.append_mail(self.account(), mailbox, entry);
         b.add(
             Cf::Counters,
             keys::usage(self.account()),

@@ -92,14 +92,35 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 if !flush(ctx, &stream, &mut transport, &mut session).await {
                     break;
                 }
-                let buf = session.take_input();
-                tokio::select! {
-                    (result, buf) = transport.read(&stream, buf) => match result {
-                        Ok(n) if n > 0 => session.input_filled(buf),
-                        _ => break,
-                    },
-                    _ = tokio::time::sleep(IDLE_POLL) => session.idle_poll(),
-                    _ = stop.wait_for(|stop| *stop) => session.close_with("Server shutting down"),
+                // The read stays pending while changes are looked for and reported: a
+                // tokio-uring read cannot be cancelled without losing what it reads.
+                let read = transport.read(&stream, session.take_input());
+                tokio::pin!(read);
+                let mut polls = tokio::time::interval(IDLE_POLL);
+                polls.tick().await;
+                let woke = loop {
+                    tokio::select! {
+                        (result, buf) = &mut read => break Some((result, buf)),
+                        _ = polls.tick() => {
+                            session.idle_poll();
+                            while let Step::Request(request) = session.step(unix_now()) {
+                                let answer = fulfil(ctx, request).await;
+                                session.answer(answer);
+                            }
+                            if session.has_output() {
+                                let (result, out) = transport.write_all(&stream, session.take_output()).await;
+                                session.output_written(out);
+                                if result.is_err() {
+                                    break None;
+                                }
+                            }
+                        }
+                        _ = stop.wait_for(|stop| *stop) => break None,
+                    }
+                };
+                match woke {
+                    Some((Ok(n), buf)) if n > 0 => session.input_filled(buf),
+                    _ => break,
                 }
             }
             Step::NeedInput => {

@@ -3,6 +3,7 @@
 //! plaintext is handed to the protocol session's own input buffer. Every protocol (SMTP
 //! now, IMAP and POP3 later) uses it through [`Transport`].
 
+use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
 use std::sync::Arc;
 
@@ -16,10 +17,13 @@ const CIPHERTEXT_READ: usize = 18 * 1024;
 const PLAINTEXT_CHUNK: usize = 16 * 1024;
 
 /// A TLS session on top of a TCP stream (the stream itself is passed to each call).
+///
+/// Methods take `&self`: the TLS state is borrowed only between awaits, never across one,
+/// so a read may stay pending while replies are written (IMAP IDLE).
 pub struct TlsStream {
-    conn: ServerConnection,
-    incoming: Vec<u8>,
-    outgoing: Vec<u8>,
+    conn: RefCell<ServerConnection>,
+    incoming: RefCell<Vec<u8>>,
+    outgoing: RefCell<Vec<u8>>,
 }
 
 fn tls_error(e: rustls::Error) -> io::Error {
@@ -32,15 +36,22 @@ impl TlsStream {
         let mut conn = ServerConnection::new(config).map_err(tls_error)?;
         // Replies are small and written at once: no need to bound what rustls buffers.
         conn.set_buffer_limit(None);
-        let mut tls = TlsStream {
-            conn,
-            incoming: Vec::with_capacity(CIPHERTEXT_READ),
-            outgoing: Vec::with_capacity(4096),
+        let tls = TlsStream {
+            conn: RefCell::new(conn),
+            incoming: RefCell::new(Vec::with_capacity(CIPHERTEXT_READ)),
+            outgoing: RefCell::new(Vec::with_capacity(4096)),
         };
-        while tls.conn.is_handshaking() {
-            if tls.conn.wants_write() {
+        loop {
+            let (handshaking, wants_write, wants_read) = {
+                let c = tls.conn.borrow();
+                (c.is_handshaking(), c.wants_write(), c.wants_read())
+            };
+            if !handshaking {
+                break;
+            }
+            if wants_write {
                 tls.flush(tcp).await?;
-            } else if tls.conn.wants_read() {
+            } else if wants_read {
                 if tls.read_ciphertext(tcp).await? == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
@@ -54,38 +65,53 @@ impl TlsStream {
 
     /// The negotiated protocol version, for logs.
     pub fn protocol(&self) -> Option<rustls::ProtocolVersion> {
-        self.conn.protocol_version()
+        self.conn.borrow().protocol_version()
     }
 
     /// Reads ciphertext from the socket and decrypts it; returns the bytes read (0 = EOF).
-    async fn read_ciphertext(&mut self, tcp: &TcpStream) -> io::Result<usize> {
-        let mut buf = std::mem::take(&mut self.incoming);
+    async fn read_ciphertext(&self, tcp: &TcpStream) -> io::Result<usize> {
+        let mut buf = self.incoming.take();
         buf.clear();
         let (result, slice) = tcp.read(buf.slice(0..CIPHERTEXT_READ)).await;
-        self.incoming = slice.into_inner();
-        let n = result?;
-        let mut data = &self.incoming[..n];
-        while !data.is_empty() {
-            self.conn.read_tls(&mut data)?;
-            if let Err(e) = self.conn.process_new_packets() {
-                // Tell the peer why (rustls queued an alert), then give up.
-                let _ = self.flush(tcp).await;
-                return Err(tls_error(e));
+        let buf = slice.into_inner();
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => {
+                self.incoming.replace(buf);
+                return Err(e);
             }
+        };
+        let processed = {
+            let mut conn = self.conn.borrow_mut();
+            let mut data = &buf[..n];
+            let mut outcome = Ok(());
+            while !data.is_empty() {
+                if let Err(e) = conn.read_tls(&mut data) {
+                    outcome = Err(e);
+                    break;
+                }
+                if let Err(e) = conn.process_new_packets() {
+                    outcome = Err(tls_error(e));
+                    break;
+                }
+            }
+            outcome
+        };
+        self.incoming.replace(buf);
+        if let Err(e) = processed {
+            // Tell the peer why (rustls queued an alert), then give up.
+            let _ = self.flush(tcp).await;
+            return Err(e);
         }
         Ok(n)
     }
 
     /// Appends decrypted bytes to `dst`; returns how many (0 = the peer closed).
-    pub async fn read(
-        &mut self,
-        tcp: &TcpStream,
-        mut dst: Vec<u8>,
-    ) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read(&self, tcp: &TcpStream, mut dst: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         loop {
             let start = dst.len();
             dst.resize(start + PLAINTEXT_CHUNK, 0);
-            let got = self.conn.reader().read(&mut dst[start..]);
+            let got = self.conn.borrow_mut().reader().read(&mut dst[start..]);
             match got {
                 Ok(n) => {
                     dst.truncate(start + n);
@@ -102,7 +128,8 @@ impl TlsStream {
                 Ok(_) => {}
                 Err(e) => return (Err(e), dst),
             }
-            if self.conn.wants_write() {
+            let wants_write = self.conn.borrow().wants_write();
+            if wants_write {
                 if let Err(e) = self.flush(tcp).await {
                     return (Err(e), dst);
                 }
@@ -111,27 +138,33 @@ impl TlsStream {
     }
 
     /// Encrypts and sends all of `data`.
-    pub async fn write_all(&mut self, tcp: &TcpStream, data: &[u8]) -> io::Result<()> {
-        self.conn.writer().write_all(data)?;
+    pub async fn write_all(&self, tcp: &TcpStream, data: &[u8]) -> io::Result<()> {
+        self.conn.borrow_mut().writer().write_all(data)?;
         self.flush(tcp).await
     }
 
     /// Sends everything rustls has queued.
-    async fn flush(&mut self, tcp: &TcpStream) -> io::Result<()> {
-        while self.conn.wants_write() {
-            let mut out = std::mem::take(&mut self.outgoing);
-            out.clear();
-            self.conn.write_tls(&mut out)?;
+    async fn flush(&self, tcp: &TcpStream) -> io::Result<()> {
+        loop {
+            let out = {
+                let mut conn = self.conn.borrow_mut();
+                if !conn.wants_write() {
+                    return Ok(());
+                }
+                let mut out = self.outgoing.take();
+                out.clear();
+                conn.write_tls(&mut out)?;
+                out
+            };
             let (result, out) = tcp.write_all(out).await;
-            self.outgoing = out;
+            self.outgoing.replace(out);
             result?;
         }
-        Ok(())
     }
 
     /// Sends close_notify (best effort).
-    pub async fn close(&mut self, tcp: &TcpStream) {
-        self.conn.send_close_notify();
+    pub async fn close(&self, tcp: &TcpStream) {
+        self.conn.borrow_mut().send_close_notify();
         let _ = self.flush(tcp).await;
     }
 }
@@ -144,7 +177,7 @@ pub enum Transport {
 
 impl Transport {
     /// Appends received bytes to `buf`; returns how many (0 = the peer closed).
-    pub async fn read(&mut self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read(&self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         match self {
             Transport::Plain => {
                 let filled = buf.len();
@@ -156,7 +189,7 @@ impl Transport {
     }
 
     /// Sends all of `buf` and gives it back.
-    pub async fn write_all(&mut self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    pub async fn write_all(&self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         match self {
             Transport::Plain => tcp.write_all(buf).await,
             Transport::Tls(tls) => {
@@ -170,7 +203,7 @@ impl Transport {
         matches!(self, Transport::Tls(_))
     }
 
-    pub async fn close(&mut self, tcp: &TcpStream) {
+    pub async fn close(&self, tcp: &TcpStream) {
         if let Transport::Tls(tls) = self {
             tls.close(tcp).await;
         }
