@@ -457,4 +457,3 @@ fn to_crlf(raw: &[u8]) -> Vec<u8> {
     }
     out
 }
-

@@ -50,7 +50,11 @@ fn imaplib_starttls_and_imaps_basics() {
     for i in 0..3 {
         deliver(&server, "alice@example.test", format!("From: Bob <bob@example.org>\r\nSubject: note {i}\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\n..body {i}\r\n").as_bytes());
     }
-    let out = run(&server, &format!("{PRELUDE}{}", r#"
+    let out = run(
+        &server,
+        &format!(
+            "{PRELUDE}{}",
+            r#"
 m = imaplib.IMAP4('localhost', imap)
 print('caps', m.capabilities)
 try:
@@ -84,22 +88,36 @@ print('quota', s.getquotaroot('INBOX'))
 print('append', s.append('Sent', '(\\Seen)', None, b'Subject: sent\r\n\r\nx\r\n'))
 print('create', s.create('Projects/2026'), s.rename('Projects/2026', 'Projects/2027'), s.delete('Projects/2027'))
 s.logout()
-"#));
-    assert!(out.contains("'LOGINDISABLED'") && out.contains("'STARTTLS'"), "{out}");
+"#
+        ),
+    );
+    assert!(
+        out.contains("'LOGINDISABLED'") && out.contains("'STARTTLS'"),
+        "{out}"
+    );
     assert!(out.contains("login-refused"), "{out}");
     assert!(out.contains("\nOK\n"), "{out}");
     for special in ["\\\\Drafts", "\\\\Sent", "\\\\Trash", "\\\\Junk"] {
         assert!(out.contains(special), "{special}: {out}");
     }
     assert!(out.contains("select OK [b'3']"), "{out}");
-    assert!(out.contains("..body 0") == false && out.contains(".body 0"), "dot-unstuffed body: {out}");
+    assert!(
+        !out.contains("..body 0") && out.contains(".body 0"),
+        "dot-unstuffed body: {out}"
+    );
     assert!(out.contains("search [b'3']"), "{out}");
     assert!(out.contains("search2 [b'1 2 3']"), "{out}");
     assert!(out.contains("\\\\Flagged $Work"), "{out}");
-    assert!(out.contains("status ('OK', [b'\"Trash\" (MESSAGES 1 UIDNEXT 2)'])"), "{out}");
+    assert!(
+        out.contains("status ('OK', [b'\"Trash\" (MESSAGES 1 UIDNEXT 2)'])"),
+        "{out}"
+    );
     assert!(out.contains("examine ('OK', [b'2'])"), "{out}");
     assert!(out.contains("Subject: note 1"), "{out}");
-    assert!(out.contains("flags-ro ('OK', [b'1 (FLAGS (\\\\Flagged $Work))'])"), "EXAMINE does not set \\Seen: {out}");
+    assert!(
+        out.contains("flags-ro ('OK', [b'1 (FLAGS (\\\\Flagged $Work))'])"),
+        "EXAMINE does not set \\Seen: {out}"
+    );
     assert!(out.contains("[b'\"\" (STORAGE "), "{out}");
     assert!(out.contains("APPENDUID"), "{out}");
     assert!(out.contains("create ('OK', [b'CREATE completed']) ('OK', [b'RENAME completed']) ('OK', [b'DELETE completed'])"), "{out}");
@@ -116,24 +134,44 @@ fn curl_imap_and_imaps() {
             .args(["--silent", "--show-error", "--max-time", "30", "--ssl-reqd"])
             .arg("--cacert")
             .arg(server.cert())
-            .args(["--resolve", &format!("mx.example.test:{}:127.0.0.1", port.port())])
-            .arg(format!("{scheme}://mx.example.test:{}/INBOX;UID=1", port.port()))
+            .args([
+                "--resolve",
+                &format!("mx.example.test:{}:127.0.0.1", port.port()),
+            ])
+            .arg(format!(
+                "{scheme}://mx.example.test:{}/INBOX;UID=1",
+                port.port()
+            ))
             .args(["--user", "alice@example.test:Secret123"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{scheme}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(out.stdout, server.mail_get("alice@example.test", 1), "{scheme}");
+        assert!(
+            out.status.success(),
+            "{scheme}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            out.stdout,
+            server.mail_get("alice@example.test", 1),
+            "{scheme}"
+        );
     }
 }
 
 #[test]
 fn two_sessions_see_each_other_idle_and_expunge() {
     let server = server();
-    deliver(&server, "alice@example.test", b"Subject: first\r\n\r\nx\r\n");
+    deliver(
+        &server,
+        "alice@example.test",
+        b"Subject: first\r\n\r\nx\r\n",
+    );
     let smtp = server.smtp.port().to_string();
     let args = ports(&server);
     let out = python(
-        &format!("{PRELUDE}{}", r#"
+        &format!(
+            "{PRELUDE}{}",
+            r#"
 import smtplib, socket
 smtp = int(sys.argv[4])
 a = tls_login(); b = tls_login()
@@ -158,12 +196,16 @@ b.noop()
 b.store('1', '+FLAGS', '(\\Flagged)')
 a.noop()
 print('fetch', a.untagged_responses.get('FETCH'))
-"#),
+"#
+        ),
         &[&args[0], &args[1], &args[2], &smtp],
     );
     assert!(out.contains("idle + idling"), "{out}");
     assert!(out.contains("pushed * 2 EXISTS within True"), "{out}");
-    assert!(out.contains("done ") && out.contains("OK IDLE terminated"), "{out}");
+    assert!(
+        out.contains("done ") && out.contains("OK IDLE terminated"),
+        "{out}"
+    );
     assert!(out.contains("noop [b'1']"), "{out}");
     assert!(out.contains("\\\\Flagged"), "{out}");
 }
@@ -171,9 +213,17 @@ print('fetch', a.untagged_responses.get('FETCH'))
 #[test]
 fn accounts_are_isolated_and_quotas_hold() {
     let server = server();
-    deliver(&server, "alice@example.test", b"Subject: private\r\n\r\nfor alice only\r\n");
+    deliver(
+        &server,
+        "alice@example.test",
+        b"Subject: private\r\n\r\nfor alice only\r\n",
+    );
     server.admin(&["account", "set", "carol@example.test", "--quota", "1kB"]);
-    let out = run(&server, &format!("{PRELUDE}{}", r#"
+    let out = run(
+        &server,
+        &format!(
+            "{PRELUDE}{}",
+            r#"
 c = tls_login('carol@example.test')
 print('carol', c.select('INBOX'))
 print('search', c.search(None, 'TEXT', 'alice'))
@@ -189,7 +239,9 @@ raw = c.socket()
 c.send(b'X1 FETCH 1 (NOSUCHITEM)\r\n'); print('badline', c.readline())
 c.send(b'X2 APPEND INBOX {999999999}\r\n'); print('toobig', c.readline())
 c.send(b'X3 NOOP\r\n'); print('after', c.readline())
-"#));
+"#
+        ),
+    );
     assert!(out.contains("carol ('OK', [b'0'])"), "{out}");
     assert!(out.contains("search ('OK', [b''])"), "{out}");
     assert!(out.contains("uid ('OK', [None])"), "{out}");
@@ -197,7 +249,10 @@ c.send(b'X3 NOOP\r\n'); print('after', c.readline())
     assert!(out.contains("[OVERQUOTA]"), "{out}");
     assert!(out.contains("select-other ('NO'"), "{out}");
     assert!(out.contains("badline b'X1 BAD"), "{out}");
-    assert!(out.contains("toobig b'X2 NO [TOOBIG]"), "literal refused before it is read: {out}");
+    assert!(
+        out.contains("toobig b'X2 NO [TOOBIG]"),
+        "literal refused before it is read: {out}"
+    );
     assert!(out.contains("after b'X3 OK"), "{out}");
 }
 
@@ -213,7 +268,9 @@ fn the_whole_corpus_by_body_and_bodystructure() {
     let args = ports(&server);
     let smtp = server.smtp.port().to_string();
     let out = python(
-        &format!("{PRELUDE}{}", r#"
+        &format!(
+            "{PRELUDE}{}",
+            r#"
 import email, email.policy, os, re, smtplib
 smtp, d = int(sys.argv[4]), sys.argv[5]
 names = sorted(os.listdir(d))
@@ -294,10 +351,14 @@ for i, n in enumerate(names, 1):
         bad_structure += 1
         if bad_structure <= 15: print('structure differs', n, ours, theirs)
 print('checked', len(names), 'bad_body', bad_body, 'bad_structure', bad_structure)
-"#),
+"#
+        ),
         &[&args[0], &args[1], &args[2], &smtp, dir.to_str().unwrap()],
     );
-    assert!(out.contains("checked 3125 bad_body 0 bad_structure 0"), "{out}");
+    assert!(
+        out.contains("checked 3125 bad_body 0 bad_structure 0"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -307,7 +368,16 @@ fn mbsync_syncs_a_thousand_messages_and_a_flag_back() {
     let mut c = RawSmtp::connect(server.smtp).unwrap();
     c.cmd("EHLO bulk.example").unwrap();
     for i in 0..1000 {
-        let r = c.send_message("bulk@example.org", "alice@example.test", format!("Subject: bulk {i}\r\nMessage-ID: <{i}@bulk>\r\n\r\nmessage number {i}\r\n").as_bytes()).unwrap();
+        let r = c
+            .send_message(
+                "bulk@example.org",
+                "alice@example.test",
+                format!(
+                    "Subject: bulk {i}\r\nMessage-ID: <{i}@bulk>\r\n\r\nmessage number {i}\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
         assert!(r.starts_with("250"), "{r}");
     }
     let dir = server.dir.path();
@@ -329,8 +399,18 @@ fn mbsync_syncs_a_thousand_messages_and_a_flag_back() {
     )
     .unwrap();
     let mbsync = || {
-        let out = Command::new("mbsync").arg("-c").arg(&rc).arg("-a").env("HOME", dir).output().unwrap();
-        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("mbsync")
+            .arg("-c")
+            .arg(&rc)
+            .arg("-a")
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "{log}");
         log
     };
@@ -342,15 +422,32 @@ fn mbsync_syncs_a_thousand_messages_and_a_flag_back() {
         .collect();
     assert_eq!(cur.len(), 1000);
     // Flag one message locally (Maildir "F" flag) and sync the change back.
-    let file = cur.iter().find(|p| std::fs::read_to_string(p).unwrap().contains("Subject: bulk 7\n")).unwrap();
+    let file = cur
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("Subject: bulk 7\n")
+        })
+        .unwrap();
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
-    let flagged = if name.contains(":2,") { format!("{name}F") } else { format!("{name}:2,F") };
+    let flagged = if name.contains(":2,") {
+        format!("{name}F")
+    } else {
+        format!("{name}:2,F")
+    };
     std::fs::rename(file, maildir.join("INBOX/cur").join(flagged)).unwrap();
     mbsync();
-    let out = run(&server, &format!("{PRELUDE}{}", r#"
+    let out = run(
+        &server,
+        &format!(
+            "{PRELUDE}{}",
+            r#"
 m = tls_login()
 m.select('INBOX')
 print('flagged', m.search(None, 'FLAGGED'))
-"#));
+"#
+        ),
+    );
     assert!(out.contains("flagged ('OK', [b'8'])"), "{out}");
 }

@@ -444,7 +444,7 @@ impl Session {
                     .and_then(|_| reader.space().map_err(|_| ()))
                     .and_then(|_| {
                         command::parse(&mut reader).map_err(|e| {
-                            self.bad(&tag, &format!("{}", e.0));
+                            self.bad(&tag, &e.0);
                         })
                     });
                 match parsed {
@@ -551,11 +551,7 @@ impl Session {
                         self.rev2 = true;
                     }
                     let list: Vec<&str> = on.iter().map(|s| s.as_str()).collect();
-                    self.line(
-                        &format!("* ENABLED {}", list.join(" "))
-                            .trim_end()
-                            .to_string(),
-                    );
+                    self.line(format!("* ENABLED {}", list.join(" ")).trim_end());
                     self.tagged(tag, "OK", "ENABLE completed");
                 }
             }
@@ -1099,13 +1095,18 @@ impl Session {
                     // Appended to the selected mailbox: the client learns of it now.
                     let entry = self.pending_entry.take();
                     if let (State::Selected(sel), Some(entry)) = (&mut self.state, entry) {
-                        if sel.name == mailbox && sel.messages.last().is_none_or(|(u, _)| *u < uid) {
+                        if sel.name == mailbox && sel.messages.last().is_none_or(|(u, _)| *u < uid)
+                        {
                             sel.messages.push((uid, entry));
                             let exists = sel.messages.len();
                             self.line(&format!("* {exists} EXISTS"));
                         }
                     }
-                    self.tagged(tag, "OK", &format!("[APPENDUID {validity} {uid}] APPEND completed"));
+                    self.tagged(
+                        tag,
+                        "OK",
+                        &format!("[APPENDUID {validity} {uid}] APPEND completed"),
+                    );
                 }
                 Err(e) if e.contains("does not exist") => {
                     self.tagged(tag, "NO", "[TRYCREATE] No such mailbox")
@@ -1286,11 +1287,7 @@ impl Session {
             self.line(&l);
         } else {
             let list: Vec<String> = hits.iter().map(u32::to_string).collect();
-            self.line(
-                &format!("* SEARCH {}", list.join(" "))
-                    .trim_end()
-                    .to_string(),
-            );
+            self.line(format!("* SEARCH {}", list.join(" ")).trim_end());
         }
         self.tagged(tag, "OK", "SEARCH completed");
         Flow::Done
