@@ -5,8 +5,10 @@
 //!   messages/s, MB/s and p50/p99/p999 latency of the final reply to the message.
 //! * `idle`: opens N connections that stay idle and reports the server's RSS per connection.
 //! * `tls`: full TLS handshakes per second against an implicit-TLS port.
+//! * `imap`: IMAP and POP3 reading speed against a filled mailbox.
 
 mod idle;
+mod imap;
 mod smtp;
 mod tls;
 
@@ -27,6 +29,8 @@ enum Command {
     Idle(idle::Options),
     /// Full TLS handshakes per second against an implicit-TLS port.
     Tls(tls::Options),
+    /// IMAP and POP3 reading speed against a filled mailbox.
+    Imap(imap::Options),
 }
 
 /// A tokio runtime for a load against `target`, which must be on this machine.
@@ -50,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Smtp(opts) => smtp::run(opts),
         Command::Idle(opts) => idle::run(opts),
         Command::Tls(opts) => tls::run(opts),
+        Command::Imap(opts) => imap::run(opts),
     }
 }

@@ -1699,16 +1699,27 @@ fn write_fetch(
         sep(out);
         out.extend_from_slice(format!("UID {uid}").as_bytes());
     }
-    let parsed = body
-        .filter(|_| {
-            items.iter().any(|i| {
-                !matches!(
-                    i,
-                    FetchItem::Uid | FetchItem::Flags | FetchItem::InternalDate | FetchItem::Size
-                )
-            })
-        })
-        .and_then(structure::parse);
+    // Parse the MIME tree only when an item needs it (not for a whole BODY[]).
+    let needs_tree = items.iter().any(|i| match i {
+        FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body => true,
+        FetchItem::Section { path, text, .. } => !path.is_empty() || *text != SectionText::Full,
+        _ => false,
+    });
+    // ENVELOPE alone needs only the header: parse no more than that.
+    let header_only = items.iter().all(|i| {
+        !matches!(
+            i,
+            FetchItem::BodyStructure | FetchItem::Body | FetchItem::Section { .. }
+        )
+    });
+    let parsed = body.filter(|_| needs_tree).and_then(|b| {
+        if header_only {
+            let end = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
+            structure::parse(&b[..end])
+        } else {
+            structure::parse(b)
+        }
+    });
     let mut flags_written = false;
     for item in items {
         match item {

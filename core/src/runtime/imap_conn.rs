@@ -194,19 +194,34 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             Answer::Mailbox(found)
         }
         Request::Blobs(ids) => {
-            let map = server
-                .readers
-                .run(move |store| {
-                    let mut map = HashMap::with_capacity(ids.len());
-                    for id in ids {
-                        if let Ok(Some(bytes)) = mail::blob(store, &id) {
-                            map.insert(id, Arc::new(bytes));
-                        }
+            // What is in memory is read here; the rest on a reader thread.
+            let mut map = HashMap::with_capacity(ids.len());
+            let mut missing = Vec::new();
+            for id in ids {
+                match mail::blob_cached(&server.store, &id) {
+                    Some(Some(bytes)) => {
+                        map.insert(id, Arc::new(bytes));
                     }
-                    map
-                })
-                .await
-                .unwrap_or_default();
+                    Some(None) => {}
+                    None => missing.push(id),
+                }
+            }
+            if !missing.is_empty() {
+                let read = server
+                    .readers
+                    .run(move |store| {
+                        let mut map = HashMap::with_capacity(missing.len());
+                        for id in missing {
+                            if let Ok(Some(bytes)) = mail::blob(store, &id) {
+                                map.insert(id, Arc::new(bytes));
+                            }
+                        }
+                        map
+                    })
+                    .await
+                    .unwrap_or_default();
+                map.extend(read);
+            }
             Answer::Blobs(map)
         }
         Request::Commit {

@@ -136,11 +136,15 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                     .and_then(|m| m.entries.iter().find(|(u, _)| *u == uid))
                     .map(|(_, e)| e.blob);
                 let message = match blob {
-                    Some(id) => server
-                        .readers
-                        .run(move |store| mail::blob(store, &id).ok().flatten())
-                        .await
-                        .flatten(),
+                    // In memory: read here; else on a reader thread.
+                    Some(id) => match mail::blob_cached(&server.store, &id) {
+                        Some(cached) => cached,
+                        None => server
+                            .readers
+                            .run(move |store| mail::blob(store, &id).ok().flatten())
+                            .await
+                            .flatten(),
+                    },
                     None => None,
                 };
                 session.message_read(message.as_deref(), top);

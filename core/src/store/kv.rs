@@ -95,6 +95,10 @@ pub enum StoreError {
 pub trait KvStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Like `get`, but only from memory (memtables and caches): `None` when answering would
+    /// need a disk read. Lets an io_uring worker read hot values without ever blocking.
+    fn get_cached(&self, cf: Cf, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError>;
+
     /// Calls `visit` with each key (in order) starting with `prefix` until it returns false.
     fn scan_prefix(
         &self,

@@ -78,6 +78,15 @@ pub fn blob(store: &Store, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
     store.kv().get(Cf::Blobs, &keys::blob(id))
 }
 
+/// A message's bytes if they are in memory; `None` when reading them needs the disk.
+pub fn blob_cached(store: &Store, id: &BlobId) -> Option<Option<Vec<u8>>> {
+    store
+        .kv()
+        .get_cached(Cf::Blobs, &keys::blob(id))
+        .ok()
+        .flatten()
+}
+
 /// The batch that removes messages from a mailbox: entries, usage and blob references.
 /// (Blobs whose count reaches zero are left for a later collection pass.)
 pub fn expunge_batch(account: u32, mailbox_id: u32, messages: &[(u32, MailEntry)]) -> Batch {

@@ -51,6 +51,9 @@ impl RocksStore {
                     opts.set_min_blob_size(1024);
                     opts.set_blob_compression_type(DBCompressionType::Lz4);
                     opts.set_enable_blob_gc(true);
+                    // Message bodies read recently stay in memory, where workers may read
+                    // them directly (see `get_cached`).
+                    opts.set_blob_cache(&cache);
                     opts.set_write_buffer_size(64 << 20);
                 }
                 Cf::Counters => opts.set_merge_operator_associative("add_i64", add_counters),
@@ -72,6 +75,16 @@ impl RocksStore {
 impl KvStore for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get_cf(self.handle(cf)?, key).map_err(engine)
+    }
+
+    fn get_cached(&self, cf: Cf, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_read_tier(rocksdb::ReadTier::BlockCache);
+        match self.db.get_cf_opt(self.handle(cf)?, key, &opts) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(engine(e)),
+        }
     }
 
     fn scan_prefix(

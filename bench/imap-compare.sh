@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# IMAP and POP3 side by side, in one run: Dovecot 2.3 (../shared/peers/setup/dovecot.sh)
+# and gannet serve, each holding the same 1,000 corpus messages (the first 1,000 files of
+# ../shared/corpus by path), measured with the same clients: the peers' imap-bench.py
+# (Python imaplib/poplib) and gannet-bench's own `imap` client.
+#
+# usage: bench/imap-compare.sh [REPS=3]
+# Needs a release build and dovecot-imapd, dovecot-pop3d (installed if missing).
+set -u
+cd "$(dirname "$0")/.."
+REPS=${1:-3}
+PEERS=$(cd ../shared/peers && pwd)
+CORPUS=$(cd ../shared/corpus && pwd)
+GANNET=target/release/gannet
+BENCH=target/release/gannet-bench
+WORK=$(mktemp -d /tmp/gannet-imap-compare.XXXXXX)
+export PEER_WORK=$WORK/peer
+
+for p in dovecot-imapd dovecot-pop3d; do
+    dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p" >/dev/null; }
+done
+
+echo "== Dovecot"
+"$PEERS/setup/dovecot.sh" start "$CORPUS" >/dev/null
+for r in $(seq "$REPS"); do
+    echo "-- rep $r: imap-bench.py"
+    timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 1143 bench benchpass --pop3-port 1110 --runs 5
+    echo "-- rep $r: gannet-bench imap"
+    "$BENCH" imap --imap 127.0.0.1:1143 --pop3 127.0.0.1:1110 --user bench --password benchpass --runs 5
+done
+"$PEERS/setup/dovecot.sh" stop >/dev/null
+
+echo "== gannet"
+cat > "$WORK/gannet.toml" <<CONF
+[server]
+hostname = "mx.example.test"
+[listen]
+smtp = "127.0.0.1:3525"
+submission = "127.0.0.1:3587"
+submissions = "127.0.0.1:3465"
+pop3 = "127.0.0.1:3110"
+pop3s = "127.0.0.1:3995"
+imap = "127.0.0.1:3143"
+imaps = "127.0.0.1:3993"
+[auth]
+plaintext_on_loopback = true   # the peers' client logs in without TLS, as with Dovecot
+CONF
+G="$GANNET --config $WORK/gannet.toml --data $WORK/data"
+$G domain add example.test >/dev/null
+$G account add bench@example.test --password Benchpass1 >/dev/null
+$G serve 2>"$WORK/gannet.log" &
+GPID=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/3525) 2>/dev/null && break; sleep 0.1; done
+python3 - "$CORPUS" <<'PY'
+import os, smtplib, sys
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs)[:1000]
+with smtplib.SMTP('127.0.0.1', 3525) as s:
+    for f in files:
+        raw = open(f, 'rb').read().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
+        s.sendmail('corpus@example.org', ['bench@example.test'], raw)
+print('delivered', len(files))
+PY
+for r in $(seq "$REPS"); do
+    echo "-- rep $r: imap-bench.py"
+    timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 3143 bench@example.test Benchpass1 --pop3-port 3110 --runs 5
+    echo "-- rep $r: gannet-bench imap"
+    "$BENCH" imap --imap 127.0.0.1:3143 --pop3 127.0.0.1:3110 --user bench@example.test --password Benchpass1 --runs 5
+done
+kill -TERM $GPID; wait $GPID
+rm -rf "$WORK"

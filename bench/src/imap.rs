@@ -1,0 +1,249 @@
+//! The `imap` load: the same measurements as the peers' imap-bench.py, with a client
+//! whose own parsing costs little, so that the server's speed shows. Against a mailbox
+//! that already holds the test messages: LOGIN+SELECT latency, FETCH of metadata, FETCH
+//! of every body (MB/s), UID SEARCH (all, a header, the bodies), STORE on 1:*; and POP3
+//! RETR of every message (MB/s).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// IMAP address (plain; loopback only).
+    #[arg(long)]
+    imap: SocketAddr,
+    /// POP3 address (plain); POP3 is skipped without it.
+    #[arg(long)]
+    pop3: Option<SocketAddr>,
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    password: String,
+    /// Repetitions of each measurement.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Logins timed for login_select.
+    #[arg(long, default_value_t = 20)]
+    logins: usize,
+}
+
+struct Imap {
+    stream: BufReader<TcpStream>,
+    tag: u32,
+    line: Vec<u8>,
+}
+
+impl Imap {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Imap> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut c = Imap {
+            stream: BufReader::with_capacity(256 * 1024, stream),
+            tag: 0,
+            line: Vec::new(),
+        };
+        c.read_line().await?;
+        Ok(c)
+    }
+
+    async fn read_line(&mut self) -> anyhow::Result<()> {
+        self.line.clear();
+        if self.stream.read_until(b'\n', &mut self.line).await? == 0 {
+            bail!("connection closed");
+        }
+        Ok(())
+    }
+
+    /// Sends a command; reads until its tagged reply. Returns the bytes of literals seen
+    /// and the untagged lines' count.
+    async fn command(&mut self, text: &str) -> anyhow::Result<(u64, usize)> {
+        self.tag += 1;
+        let tag = format!("b{}", self.tag);
+        self.stream
+            .get_mut()
+            .write_all(format!("{tag} {text}\r\n").as_bytes())
+            .await?;
+        let mut literal_bytes = 0u64;
+        let mut untagged = 0;
+        let mut skip = vec![0u8; 64 * 1024];
+        loop {
+            self.read_line().await?;
+            if self.line.starts_with(tag.as_bytes()) && self.line.get(tag.len()) == Some(&b' ') {
+                if !self.line[tag.len() + 1..].starts_with(b"OK") {
+                    bail!("{text}: {}", String::from_utf8_lossy(&self.line).trim_end());
+                }
+                return Ok((literal_bytes, untagged));
+            }
+            if self.line.starts_with(b"* ") {
+                untagged += 1;
+            }
+            // A line ending in {n} is followed by n bytes of literal, then the line goes on.
+            while let Some(n) = literal_size(&self.line) {
+                literal_bytes += n;
+                let mut left = n as usize;
+                while left > 0 {
+                    let take = left.min(skip.len());
+                    self.stream.read_exact(&mut skip[..take]).await?;
+                    left -= take;
+                }
+                self.read_line().await?;
+            }
+        }
+    }
+}
+
+fn literal_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&inner[open + 1..]).ok()?.parse().ok()
+}
+
+fn stats(label: &str, values: &mut [f64], unit: &str) {
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    println!(
+        "{label:<18} {:>10.2} / {:>10.2} / {:>10.2} {unit}",
+        values[0],
+        median,
+        values[values.len() - 1]
+    );
+    println!("result {label}={median:.3}");
+}
+
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    let runtime = crate::loopback_runtime(opts.imap, 1)?;
+    runtime.block_on(async {
+        let login = format!("LOGIN \"{}\" \"{}\"", opts.user, opts.password);
+        let mut times = Vec::new();
+        for _ in 0..opts.logins {
+            let t = Instant::now();
+            let mut c = Imap::connect(opts.imap).await?;
+            c.command(&login).await?;
+            c.command("SELECT INBOX").await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            c.command("LOGOUT").await.ok();
+        }
+        stats("login_select", &mut times, "ms");
+        let mut c = Imap::connect(opts.imap).await?;
+        c.command(&login).await?;
+        let (_, n) = c.command("SELECT INBOX").await?;
+        let _ = n;
+        let timed =
+            |values: &mut Vec<f64>, t: Instant| values.push(t.elapsed().as_secs_f64() * 1000.0);
+        let (mut meta, mut body, mut body_mbps, mut all, mut subj, mut text, mut add, mut del) = (
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        );
+        let mut messages = 0;
+        for _ in 0..opts.runs {
+            let t = Instant::now();
+            let (_, count) = c.command("FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)").await?;
+            messages = count;
+            timed(&mut meta, t);
+            let t = Instant::now();
+            let (bytes, _) = c.command("FETCH 1:* BODY.PEEK[]").await?;
+            let secs = t.elapsed().as_secs_f64();
+            body.push(secs * 1000.0);
+            body_mbps.push(bytes as f64 / secs / 1e6);
+            let t = Instant::now();
+            c.command("UID SEARCH ALL").await?;
+            timed(&mut all, t);
+            let t = Instant::now();
+            c.command("UID SEARCH SUBJECT \"the\"").await?;
+            timed(&mut subj, t);
+            let t = Instant::now();
+            c.command("UID SEARCH BODY \"unsubscribe\"").await?;
+            timed(&mut text, t);
+            let t = Instant::now();
+            c.command("STORE 1:* +FLAGS.SILENT (\\Flagged)").await?;
+            timed(&mut add, t);
+            let t = Instant::now();
+            c.command("STORE 1:* -FLAGS.SILENT (\\Flagged)").await?;
+            timed(&mut del, t);
+        }
+        c.command("LOGOUT").await.ok();
+        println!(
+            "{messages} messages; min / median / max of {} runs",
+            opts.runs
+        );
+        stats("fetch_meta", &mut meta, "ms");
+        stats("fetch_body", &mut body, "ms");
+        stats("fetch_body_MBps", &mut body_mbps, "MB/s");
+        stats("search_all", &mut all, "ms");
+        stats("search_subj", &mut subj, "ms");
+        stats("search_body", &mut text, "ms");
+        stats("store_add", &mut add, "ms");
+        stats("store_del", &mut del, "ms");
+        if let Some(pop3) = opts.pop3 {
+            let mut mbps = Vec::new();
+            for _ in 0..opts.runs {
+                mbps.push(pop3_retr_all(pop3, &opts.user, &opts.password).await?);
+            }
+            stats("pop3_retr_MBps", &mut mbps, "MB/s");
+        }
+        Ok(())
+    })
+}
+
+/// USER, PASS, STAT, RETR every message (one at a time, as clients do), QUIT: MB/s.
+async fn pop3_retr_all(addr: SocketAddr, user: &str, password: &str) -> anyhow::Result<f64> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut s = BufReader::with_capacity(256 * 1024, stream);
+    let mut line = Vec::new();
+    async fn reply(s: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> anyhow::Result<()> {
+        line.clear();
+        s.read_until(b'\n', line).await?;
+        if !line.starts_with(b"+OK") {
+            bail!("POP3: {}", String::from_utf8_lossy(line).trim_end());
+        }
+        Ok(())
+    }
+    reply(&mut s, &mut line).await?;
+    for cmd in [
+        format!("USER {user}\r\n"),
+        format!("PASS {password}\r\n"),
+        "STAT\r\n".to_string(),
+    ] {
+        s.get_mut().write_all(cmd.as_bytes()).await?;
+        reply(&mut s, &mut line).await.context("login")?;
+    }
+    let count: usize = String::from_utf8_lossy(&line)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    for i in 1..=count {
+        s.get_mut()
+            .write_all(format!("RETR {i}\r\n").as_bytes())
+            .await?;
+        reply(&mut s, &mut line).await?;
+        loop {
+            line.clear();
+            s.read_until(b'\n', &mut line).await?;
+            if line == b".\r\n" || line.is_empty() {
+                break;
+            }
+            bytes += line.len() as u64;
+        }
+    }
+    let secs = started
+        .elapsed()
+        .as_secs_f64()
+        .max(Duration::from_micros(1).as_secs_f64());
+    s.get_mut().write_all(b"QUIT\r\n").await?;
+    Ok(bytes as f64 / secs / 1e6)
+}
