@@ -14,6 +14,7 @@ CORPUS=$(cd ../shared/corpus && pwd)
 GANNET=target/release/gannet
 BENCH=target/release/gannet-bench
 WORK=$(mktemp -d /tmp/gannet-imap-compare.XXXXXX)
+chmod 755 "$WORK"   # Dovecot's auth process must read its users file in there
 export PEER_WORK=$WORK/peer
 
 for p in dovecot-imapd dovecot-pop3d; do
@@ -26,7 +27,7 @@ for r in $(seq "$REPS"); do
     echo "-- rep $r: imap-bench.py"
     timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 1143 bench benchpass --pop3-port 1110 --runs 5
     echo "-- rep $r: gannet-bench imap"
-    "$BENCH" imap --imap 127.0.0.1:1143 --pop3 127.0.0.1:1110 --user bench --password benchpass --runs 5
+    RUST_BACKTRACE=0 "$BENCH" imap --imap 127.0.0.1:1143 --pop3 127.0.0.1:1110 --user bench --password benchpass --runs 5
 done
 "$PEERS/setup/dovecot.sh" stop >/dev/null
 
@@ -64,7 +65,7 @@ for r in $(seq "$REPS"); do
     echo "-- rep $r: imap-bench.py"
     timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 3143 bench@example.test Benchpass1 --pop3-port 3110 --runs 5
     echo "-- rep $r: gannet-bench imap"
-    "$BENCH" imap --imap 127.0.0.1:3143 --pop3 127.0.0.1:3110 --user bench@example.test --password Benchpass1 --runs 5
+    RUST_BACKTRACE=0 "$BENCH" imap --imap 127.0.0.1:3143 --pop3 127.0.0.1:3110 --user bench@example.test --password Benchpass1 --runs 5
 done
 kill -TERM $GPID; wait $GPID
 rm -rf "$WORK"

@@ -284,3 +284,52 @@ p.user('carol@example.test'); p.pass_('Secret123'); p.dele(1); p.quit()
     let bad = server.gannet(&["account", "set", "carol@example.test", "--quota", "lots"]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn pop3_session_while_imap_deletes() {
+    let server = server();
+    for i in 0..3 {
+        deliver(
+            &server,
+            "alice@example.test",
+            format!("Subject: m{i}\r\n\r\nbody {i}\r\n").as_bytes(),
+        );
+    }
+    let out = python(
+        r#"
+import imaplib, poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+p = poplib.POP3_SSL('localhost', int(sys.argv[1]), context=ctx, timeout=30)
+p.user('alice@example.test'); p.pass_('Secret123')
+print('pop-stat', p.stat()[0])
+m = imaplib.IMAP4_SSL('localhost', int(sys.argv[2]), ssl_context=ctx)
+m.login('alice@example.test', 'Secret123'); m.select('INBOX')
+m.store('1', '+FLAGS', '(\\Deleted)'); m.expunge()
+print('imap-left', m.search(None, 'ALL')[1])
+# The POP3 session keeps its snapshot; deleting what IMAP already removed is harmless.
+print('retr2', p.retr(2)[0])
+p.dele(1); p.dele(2)
+print('quit', p.quit())
+m.noop()
+print('imap-after', m.search(None, 'ALL')[1])
+"#,
+        &[
+            &server.pop3s.port().to_string(),
+            &server.imaps.port().to_string(),
+            server.cert().to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("pop-stat 3"), "{out}");
+    assert!(out.contains("imap-left [b'1 2']"), "{out}");
+    assert!(out.contains("retr2 b'+OK"), "{out}");
+    assert!(out.contains("quit b'+OK"), "{out}");
+    assert!(out.contains("imap-after [b'1']"), "{out}");
+    // Usage counts the one message left, once.
+    let left = server.mail_list("alice@example.test");
+    assert_eq!(left.len(), 1);
+    let list = String::from_utf8(server.admin(&["account", "list"])).unwrap();
+    assert!(
+        list.contains(&format!("alice@example.test\t{}\t", left[0].1)),
+        "{list}"
+    );
+}

@@ -215,22 +215,35 @@ async fn open_maildrop(
     ))
 }
 
-/// Removes the messages deleted in the session (QUIT).
+/// Removes the messages deleted in the session (QUIT). Messages that another session
+/// (IMAP) removed meanwhile are skipped, so usage and references are counted once.
 async fn expunge(ctx: &WorkerContext, maildrop: &Maildrop, deleted: &[u32]) -> bool {
     if deleted.is_empty() {
         return true;
     }
-    let gone: Vec<(u32, MailEntry)> = maildrop
-        .entries
-        .iter()
-        .filter(|(uid, _)| deleted.contains(uid))
-        .cloned()
-        .collect();
+    let (account, mailbox_id) = (maildrop.account, maildrop.mailbox_id);
+    let wanted: Vec<u32> = deleted.to_vec();
+    let still_there = ctx
+        .server
+        .readers
+        .run(move |store| {
+            wanted
+                .into_iter()
+                .filter_map(|uid| Some((uid, mail::entry(store, account, mailbox_id, uid).ok()??)))
+                .collect::<Vec<(u32, MailEntry)>>()
+        })
+        .await;
+    let Some(gone) = still_there else {
+        return false;
+    };
+    if gone.is_empty() {
+        return true;
+    }
     let freed: i64 = gone.iter().map(|(_, e)| e.size as i64).sum();
-    let batch = mail::expunge_batch(maildrop.account, maildrop.mailbox_id, &gone);
+    let batch = mail::expunge_batch(account, mailbox_id, &gone);
     match ctx.server.store.commit(batch).await {
         Ok(()) => {
-            ctx.server.quotas.add(maildrop.account, -freed);
+            ctx.server.quotas.add(account, -freed);
             true
         }
         Err(e) => {
