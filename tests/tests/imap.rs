@@ -451,3 +451,31 @@ print('flagged', m.search(None, 'FLAGGED'))
     );
     assert!(out.contains("flagged ('OK', [b'8'])"), "{out}");
 }
+
+#[test]
+fn binary_fetch_decodes_the_transfer_encoding() {
+    let server = server();
+    deliver(
+        &server,
+        "alice@example.test",
+        b"Subject: attachment\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECA/9oZWxsbw==\r\n--b--\r\n",
+    );
+    let out = run(
+        &server,
+        &format!(
+            "{PRELUDE}{}",
+            r#"
+m = tls_login()
+m.select('INBOX')
+typ, data = m.fetch('1', '(BINARY.PEEK[2] BODY.PEEK[2])')
+print('binary', data)
+"#
+        ),
+    );
+    assert!(
+        out.contains("BINARY[2] ~{10}"),
+        "literal8 for content with NUL: {out}"
+    );
+    assert!(out.contains("\\x00\\x01\\x02\\x03\\xffhello"), "{out}");
+    assert!(out.contains("BODY[2] {16}"), "{out}");
+}

@@ -104,6 +104,8 @@ pub enum FetchItem {
         path: Vec<u32>,
         text: SectionText,
         partial: Option<(u32, u32)>,
+        /// BINARY[...]: the part's content with its transfer encoding undone (RFC 3516).
+        binary: bool,
     },
 }
 
@@ -627,14 +629,14 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     if let Some(item) = simple {
         return Ok(item);
     }
-    let (peek, rest) = if let Some(rest) = upper.strip_prefix("BODY.PEEK[") {
-        (true, rest)
+    let (peek, binary, rest) = if let Some(rest) = upper.strip_prefix("BODY.PEEK[") {
+        (true, false, rest)
     } else if let Some(rest) = upper.strip_prefix("BODY[") {
-        (false, rest)
+        (false, false, rest)
     } else if let Some(rest) = upper.strip_prefix("BINARY.PEEK[") {
-        (true, rest)
+        (true, true, rest)
     } else if let Some(rest) = upper.strip_prefix("BINARY[") {
-        (false, rest)
+        (false, true, rest)
     } else {
         return Err(Bad(format!("unknown fetch item {name}")));
     };
@@ -692,12 +694,23 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     } else {
         return Err(Bad(format!("bad section {spec}")));
     };
-    let label = format!("BODY[{}]", original_spec.to_ascii_uppercase());
+    if binary && text != SectionText::Full {
+        return Err(Bad("BINARY takes a part number only".into()));
+    }
+    let label = format!(
+        "{}[{}]",
+        if binary { "BINARY" } else { "BODY" },
+        original_spec.to_ascii_uppercase()
+    );
     let label = match partial {
         Some((a, _)) => format!("{label}<{a}>"),
         None => label,
     };
-    Ok(section_item(&label, peek, path, text, partial))
+    let mut item = section_item(&label, peek, path, text, partial);
+    if let FetchItem::Section { binary: b, .. } = &mut item {
+        *b = binary;
+    }
+    Ok(item)
 }
 
 fn section_item(
@@ -713,6 +726,7 @@ fn section_item(
         path,
         text,
         partial,
+        binary: false,
     }
 }
 
@@ -779,6 +793,7 @@ mod tests {
                 path,
                 text,
                 partial,
+                ..
             } => {
                 assert!(peek);
                 assert_eq!(path, vec![1, 2]);

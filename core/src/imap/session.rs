@@ -1765,11 +1765,29 @@ fn write_fetch(
                 path,
                 text,
                 partial,
+                binary,
                 ..
             } => {
                 sep(out);
                 out.extend_from_slice(name.as_bytes());
                 out.push(b' ');
+                if *binary {
+                    let decoded = match (body, &parsed) {
+                        (Some(raw), _) if path.is_empty() => Some(raw.to_vec()),
+                        (Some(raw), Some(m)) => structure::binary_section(raw, m, path),
+                        _ => None,
+                    };
+                    match decoded {
+                        // literal8 (RFC 3516) when the content has a NUL.
+                        Some(d) if d.contains(&0) => {
+                            out.extend_from_slice(format!("~{{{}}}\r\n", d.len()).as_bytes());
+                            out.extend_from_slice(&d);
+                        }
+                        Some(d) => literal(out, &d),
+                        None => out.extend_from_slice(b"NIL"),
+                    }
+                    continue;
+                }
                 let data = match (body, &parsed) {
                     (Some(raw), Some(m)) => structure::section(raw, m, path, text),
                     (Some(raw), None) if path.is_empty() && *text == SectionText::Full => {

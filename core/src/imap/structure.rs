@@ -320,6 +320,67 @@ pub fn section<'a>(
     }
 }
 
+/// `BINARY[path]`: the part's content with its Content-Transfer-Encoding undone.
+pub fn binary_section(raw: &[u8], msg: &Message<'_>, path: &[u32]) -> Option<Vec<u8>> {
+    let content = section(raw, msg, path, &SectionText::Full)?;
+    if path.is_empty() {
+        return Some(content.into_owned());
+    }
+    let mime = section(raw, msg, path, &SectionText::Mime)?;
+    let encoding = crate::mime::header_value(&mime, "Content-Transfer-Encoding")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match encoding.trim() {
+        "base64" => {
+            use base64::Engine as _;
+            let clean: Vec<u8> = content
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(&clean)
+                .or_else(|_| {
+                    base64::engine::general_purpose::STANDARD_NO_PAD
+                        .decode(clean.trim_ascii_end().strip_suffix(b"=").unwrap_or(&clean))
+                })
+                .ok()
+        }
+        "quoted-printable" => Some(decode_quoted_printable(&content)),
+        _ => Some(content.into_owned()),
+    }
+}
+
+fn decode_quoted_printable(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    while i < text.len() {
+        match text[i] {
+            b'=' if text.get(i + 1) == Some(&b'\r') && text.get(i + 2) == Some(&b'\n') => i += 3,
+            b'=' if text.get(i + 1) == Some(&b'\n') => i += 2,
+            b'=' => match (
+                text.get(i + 1).copied().and_then(hex),
+                text.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'=');
+                    i += 1;
+                }
+            },
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The header fields named (or, with `not`, all others), and the blank line.
 fn filter_headers(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
@@ -363,6 +424,20 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 12 2)(\"APPLICATION\" \"PDF\" NIL NIL NIL \"BASE64\" 4 ) \"MIXED\")".replace(" 4 )", " 4)")
+        );
+    }
+
+    #[test]
+    fn binary_sections_undo_the_transfer_encoding() {
+        let msg = parse(MULTI).unwrap();
+        assert_eq!(binary_section(MULTI, &msg, &[2]).unwrap(), vec![0u8, 0, 0]);
+        assert_eq!(
+            binary_section(MULTI, &msg, &[1]).unwrap(),
+            b"hello\r\nworld"
+        );
+        assert_eq!(
+            decode_quoted_printable(b"caf=C3=A9 =\r\nnext =3D"),
+            "café next =".as_bytes()
         );
     }
 
