@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod filter;
 pub mod imap;
 pub mod mime;
 pub mod policy;

@@ -1,5 +1,6 @@
-//! Reading messages: header fields of a raw RFC 5322 message.
+//! Reading messages: header fields of a raw message, and the decoded view the spam rules see.
 
 mod header;
+pub mod view;
 
 pub use header::header_value;

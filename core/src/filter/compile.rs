@@ -1,0 +1,283 @@
+//! The compiled ruleset: regexes compiled once (the `regex` crate where it can, a
+//! backtracking engine with a limit where a rule needs look-around or back-references),
+//! and for each kind of text one `aho-corasick` automaton over the literal atoms of its
+//! rules, so that one pass over the text names the few rules worth running.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aho_corasick::AhoCorasick;
+
+use super::atoms::required_atoms;
+use super::meta::{self, Expr};
+use super::rules::{HeaderSource, Kind, RuleSource, Test};
+
+/// Steps a backtracking regex may take on one text before it is given up (no match).
+const BACKTRACK_LIMIT: usize = 200_000;
+
+pub enum Matcher {
+    Fast(regex::Regex),
+    Backtracking(fancy_regex::Regex),
+}
+
+impl Matcher {
+    pub fn is_match(&self, text: &str) -> bool {
+        match self {
+            Matcher::Fast(r) => r.is_match(text),
+            Matcher::Backtracking(r) => r.is_match(text).unwrap_or(false),
+        }
+    }
+}
+
+pub enum CompiledTest {
+    Regex {
+        matcher: Matcher,
+        negate: bool,
+        source: Option<HeaderSource>,
+        if_unset: Option<String>,
+    },
+    Exists(String),
+    Eval {
+        function: String,
+        args: Vec<String>,
+    },
+    Meta(Expr),
+}
+
+pub struct CompiledRule {
+    pub name: String,
+    pub kind: Kind,
+    pub score: f64,
+    pub describe: String,
+    pub test: CompiledTest,
+}
+
+/// Settings of the ruleset as a whole.
+#[derive(Default)]
+pub struct Globals {
+    pub required_score: f64,
+    pub whitelist_from: Vec<String>,
+    pub blacklist_from: Vec<String>,
+}
+
+/// One automaton per kind of text: which rules each atom points to, and the rules that
+/// must always run.
+pub struct Prefilter {
+    pub automaton: Option<AhoCorasick>,
+    pub atom_rules: Vec<Vec<usize>>,
+    pub always: Vec<usize>,
+}
+
+/// What loading found.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub loaded: usize,
+    pub backtracking: usize,
+    /// Rules without a prefilter atom, by kind: they run on every message.
+    pub without_atom: BTreeMap<String, usize>,
+    pub skipped: BTreeMap<String, usize>,
+}
+
+pub struct Ruleset {
+    pub rules: Vec<CompiledRule>,
+    pub by_name: HashMap<String, usize>,
+    pub prefilters: HashMap<Kind, Prefilter>,
+    pub globals: Globals,
+    pub report: Report,
+}
+
+fn perl_to_rust(pattern: &str, flags: &str) -> String {
+    let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
+    // Perl's \Z (end, or before a final newline) and \z.
+    let p = pattern.replace("\\Z", "(?:\\n?\\z)");
+    if f.is_empty() {
+        p
+    } else {
+        format!("(?{f}){p}")
+    }
+}
+
+fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matcher> {
+    let full = perl_to_rust(pattern, flags);
+    if let Ok(r) = regex::RegexBuilder::new(&full).size_limit(50 << 20).build() {
+        return Some(Matcher::Fast(r));
+    }
+    match fancy_regex::RegexBuilder::new(&full)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .build()
+    {
+        Ok(r) => {
+            report.backtracking += 1;
+            Some(Matcher::Backtracking(r))
+        }
+        Err(_) => None,
+    }
+}
+
+impl Ruleset {
+    pub fn compile(source: RuleSource) -> Ruleset {
+        let mut report = Report {
+            skipped: source.skipped.clone(),
+            ..Report::default()
+        };
+        let mut rules = Vec::new();
+        // A later definition of a rule replaces an earlier one, as in SpamAssassin.
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        for def in source.rules {
+            let mut atoms = None;
+            let test = match def.test {
+                Test::Regex {
+                    pattern,
+                    flags,
+                    negate,
+                    source: hs,
+                    if_unset,
+                } => {
+                    let Some(matcher) = compile_regex(&pattern, &flags, &mut report) else {
+                        *report
+                            .skipped
+                            .entry("regex: not supported".into())
+                            .or_default() += 1;
+                        continue;
+                    };
+                    if !negate
+                        && matches!(
+                            def.kind,
+                            Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full
+                        )
+                    {
+                        atoms = required_atoms(&pattern);
+                    }
+                    CompiledTest::Regex {
+                        matcher,
+                        negate,
+                        source: hs,
+                        if_unset,
+                    }
+                }
+                Test::Exists(h) => CompiledTest::Exists(h),
+                Test::Eval { function, args } => CompiledTest::Eval { function, args },
+                Test::Meta(text) => match meta::parse(&text) {
+                    Some(e) => CompiledTest::Meta(e),
+                    None => {
+                        *report.skipped.entry("meta: unparsable".into()).or_default() += 1;
+                        continue;
+                    }
+                },
+            };
+            let default_score = if def.name.starts_with("__") {
+                0.0
+            } else if def.name.starts_with("T_") {
+                0.01
+            } else {
+                1.0
+            };
+            let score = source
+                .scores
+                .get(&def.name)
+                .copied()
+                .unwrap_or(default_score);
+            let rule = CompiledRule {
+                describe: source.describes.get(&def.name).cloned().unwrap_or_default(),
+                name: def.name.clone(),
+                kind: def.kind,
+                score,
+                test,
+            };
+            match by_name.get(&def.name) {
+                Some(&i) => {
+                    rules[i] = rule;
+                    atoms_of[i] = atoms;
+                }
+                None => {
+                    by_name.insert(def.name, rules.len());
+                    rules.push(rule);
+                    atoms_of.push(atoms);
+                }
+            }
+        }
+        report.loaded = rules.len();
+        let mut prefilters = HashMap::new();
+        for kind in [Kind::Body, Kind::RawBody, Kind::Uri, Kind::Full] {
+            let mut patterns: Vec<Vec<u8>> = Vec::new();
+            let mut atom_rules: Vec<Vec<usize>> = Vec::new();
+            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut always = Vec::new();
+            for (i, rule) in rules.iter().enumerate() {
+                if rule.kind != kind {
+                    continue;
+                }
+                match &atoms_of[i] {
+                    Some(atoms) => {
+                        for a in atoms {
+                            let a = a.to_ascii_lowercase();
+                            let slot = *index.entry(a.clone()).or_insert_with(|| {
+                                patterns.push(a);
+                                atom_rules.push(Vec::new());
+                                patterns.len() - 1
+                            });
+                            atom_rules[slot].push(i);
+                        }
+                    }
+                    None => {
+                        if matches!(rule.test, CompiledTest::Regex { .. }) {
+                            *report
+                                .without_atom
+                                .entry(format!("{kind:?}").to_lowercase())
+                                .or_default() += 1;
+                        }
+                        always.push(i);
+                    }
+                }
+            }
+            let automaton = (!patterns.is_empty())
+                .then(|| {
+                    AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(&patterns)
+                        .ok()
+                })
+                .flatten();
+            prefilters.insert(
+                kind,
+                Prefilter {
+                    automaton,
+                    atom_rules,
+                    always,
+                },
+            );
+        }
+        Ruleset {
+            rules,
+            by_name,
+            prefilters,
+            globals: Globals {
+                required_score: source.required_score.unwrap_or(5.0),
+                whitelist_from: source.whitelist_from,
+                blacklist_from: source.blacklist_from,
+            },
+            report,
+        }
+    }
+
+    /// The rules of `kind` worth running on `text`: those whose atoms occur, and those
+    /// without atoms.
+    pub fn candidates(&self, kind: Kind, text: &str, out: &mut Vec<usize>) {
+        let Some(p) = self.prefilters.get(&kind) else {
+            return;
+        };
+        out.extend_from_slice(&p.always);
+        if let Some(ac) = &p.automaton {
+            let mut seen = vec![false; p.atom_rules.len()];
+            for m in ac.find_overlapping_iter(text) {
+                let id = m.pattern().as_usize();
+                if !seen[id] {
+                    seen[id] = true;
+                    out.extend_from_slice(&p.atom_rules[id]);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}

@@ -1,0 +1,86 @@
+//! The `eval:` tests Gannet implements natively. Unknown ones are reported and never fire.
+
+use crate::mime::view::MessageView;
+
+/// Result of an eval test, or None when the function is not implemented.
+pub fn run(
+    function: &str,
+    args: &[String],
+    view: &MessageView,
+    rules: &super::compile::Globals,
+) -> Option<bool> {
+    let num = |i: usize| args.get(i).and_then(|a| a.parse::<f64>().ok());
+    Some(match function {
+        "check_for_missing_to_header" => view.header_values("To").next().is_none(),
+        "check_header_count_range" => {
+            let n = view.header_values(args.first()?).count() as f64;
+            n >= num(1)? && n <= num(2)?
+        }
+        "html_test" => match args.first().map(String::as_str) {
+            Some("html") => view.has_html,
+            Some("image") => view.html_images > 0,
+            _ => return None,
+        },
+        // html_range('ratio', min, max): share of the HTML parts that is markup.
+        "html_range" if args.first().map(String::as_str) == Some("ratio") => {
+            view.has_html && view.html_ratio >= num(1)? && view.html_ratio < num(2)?
+        }
+        "check_illegal_chars" => {
+            // check_illegal_chars('Header', ratio, count): 8-bit or control bytes in a raw header.
+            let header = args.first()?;
+            let ratio = num(1)?;
+            let count = num(2)?;
+            let text: String = if header == "ALL" {
+                view.headers.iter().map(|f| f.raw.as_str()).collect()
+            } else {
+                view.header_values(header).map(|f| f.raw.as_str()).collect()
+            };
+            let bad = text
+                .bytes()
+                .filter(|b| *b >= 0x80 || (*b < 0x20 && *b != b'\t'))
+                .count() as f64;
+            !text.is_empty() && bad >= count && bad / text.len() as f64 > ratio
+        }
+        "subject_is_all_caps" => view.header_values("Subject").next().is_some_and(|s| {
+            let letters: Vec<char> = s.value.chars().filter(|c| c.is_alphabetic()).collect();
+            letters.len() >= 10 && letters.iter().all(|c| c.is_uppercase())
+        }),
+        "check_for_missing_date" | "check_for_missing_date_header" => {
+            view.header_values("Date").next().is_none()
+        }
+        "check_for_missing_from" => view.header_values("From").next().is_none(),
+        "check_from_in_whitelist" | "check_from_in_welcomelist" => {
+            from_listed(view, &rules.whitelist_from)
+        }
+        "check_from_in_blacklist" | "check_from_in_blocklist" => {
+            from_listed(view, &rules.blacklist_from)
+        }
+        _ => return None,
+    })
+}
+
+/// True when the From address matches one of the patterns (`*@domain`, `user@*`, exact).
+pub fn from_listed(view: &MessageView, patterns: &[String]) -> bool {
+    let Some(from) = view.header_values("From").next() else {
+        return false;
+    };
+    let address = from
+        .value
+        .rsplit_once('<')
+        .map_or(from.value.as_str(), |(_, a)| a.trim_end_matches('>'))
+        .trim()
+        .to_lowercase();
+    patterns.iter().any(|p| address_matches(&address, p))
+}
+
+pub fn address_matches(address: &str, pattern: &str) -> bool {
+    let pattern = pattern.to_lowercase();
+    match pattern.split_once('*') {
+        None => address == pattern,
+        Some((head, tail)) => {
+            address.len() >= head.len() + tail.len()
+                && address.starts_with(head)
+                && address.ends_with(tail)
+        }
+    }
+}

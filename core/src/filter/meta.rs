@@ -1,0 +1,239 @@
+//! Meta rule expressions: `A && (B || !C)`, `(A + B + C) >= 2`, over other rules' hits.
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Num(f64),
+    Rule(String),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    Bin(Box<Expr>, Op, Box<Expr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op {
+    Or,
+    And,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Ident(String),
+    Op(&'static str),
+    Open,
+    Close,
+}
+
+fn tokenize(s: &str) -> Option<Vec<Tok>> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                i += 1;
+            }
+            out.push(Tok::Num(s[start..i].parse().ok()?));
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push(Tok::Ident(s[start..i].to_string()));
+        } else if c == b'(' {
+            out.push(Tok::Open);
+            i += 1;
+        } else if c == b')' {
+            out.push(Tok::Close);
+            i += 1;
+        } else {
+            let two = s.get(i..i + 2).unwrap_or("");
+            let op = ["&&", "||", ">=", "<=", "==", "!="]
+                .into_iter()
+                .find(|o| *o == two);
+            let op = match op {
+                Some(o) => o,
+                None => ["!", ">", "<", "+", "-", "*", "/"]
+                    .into_iter()
+                    .find(|o| o.as_bytes()[0] == c)?,
+            };
+            i += op.len();
+            out.push(Tok::Op(op));
+        }
+    }
+    Some(out)
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek_op(&self) -> Option<&'static str> {
+        match self.toks.get(self.pos) {
+            Some(Tok::Op(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn binary(&mut self, level: usize) -> Option<Expr> {
+        const LEVELS: [&[(&str, Op)]; 5] = [
+            &[("||", Op::Or)],
+            &[("&&", Op::And)],
+            &[
+                (">=", Op::Ge),
+                ("<=", Op::Le),
+                ("==", Op::Eq),
+                ("!=", Op::Ne),
+                (">", Op::Gt),
+                ("<", Op::Lt),
+            ],
+            &[("+", Op::Add), ("-", Op::Sub)],
+            &[("*", Op::Mul), ("/", Op::Div)],
+        ];
+        if level == LEVELS.len() {
+            return self.unary();
+        }
+        let mut left = self.binary(level + 1)?;
+        while let Some(op) = self
+            .peek_op()
+            .and_then(|o| LEVELS[level].iter().find(|(s, _)| *s == o))
+            .map(|(_, op)| *op)
+        {
+            self.pos += 1;
+            let right = self.binary(level + 1)?;
+            left = Expr::Bin(Box::new(left), op, Box::new(right));
+        }
+        Some(left)
+    }
+
+    fn unary(&mut self) -> Option<Expr> {
+        match self.toks.get(self.pos).cloned()? {
+            Tok::Op("!") => {
+                self.pos += 1;
+                Some(Expr::Not(Box::new(self.unary()?)))
+            }
+            Tok::Op("-") => {
+                self.pos += 1;
+                Some(Expr::Neg(Box::new(self.unary()?)))
+            }
+            Tok::Num(n) => {
+                self.pos += 1;
+                Some(Expr::Num(n))
+            }
+            Tok::Ident(name) => {
+                self.pos += 1;
+                Some(Expr::Rule(name))
+            }
+            Tok::Open => {
+                self.pos += 1;
+                let e = self.binary(0)?;
+                if self.toks.get(self.pos) != Some(&Tok::Close) {
+                    return None;
+                }
+                self.pos += 1;
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn parse(text: &str) -> Option<Expr> {
+    let mut p = Parser {
+        toks: tokenize(text)?,
+        pos: 0,
+    };
+    let e = p.binary(0)?;
+    (p.pos == p.toks.len()).then_some(e)
+}
+
+impl Expr {
+    /// Evaluates with `hits` giving each rule's hit count.
+    pub fn eval(&self, hits: &mut dyn FnMut(&str) -> f64) -> f64 {
+        let b = |x: bool| if x { 1.0 } else { 0.0 };
+        match self {
+            Expr::Num(n) => *n,
+            Expr::Rule(r) => hits(r),
+            Expr::Not(e) => b(e.eval(hits) == 0.0),
+            Expr::Neg(e) => -e.eval(hits),
+            Expr::Bin(l, op, r) => {
+                let a = l.eval(hits);
+                match op {
+                    Op::Or => b(a != 0.0 || r.eval(hits) != 0.0),
+                    Op::And => b(a != 0.0 && r.eval(hits) != 0.0),
+                    op => {
+                        let c = r.eval(hits);
+                        match op {
+                            Op::Gt => b(a > c),
+                            Op::Ge => b(a >= c),
+                            Op::Lt => b(a < c),
+                            Op::Le => b(a <= c),
+                            Op::Eq => b(a == c),
+                            Op::Ne => b(a != c),
+                            Op::Add => a + c,
+                            Op::Sub => a - c,
+                            Op::Mul => a * c,
+                            Op::Div if c != 0.0 => a / c,
+                            _ => 0.0,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rule names it refers to.
+    pub fn names(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Rule(r) => out.push(r.clone()),
+            Expr::Not(e) | Expr::Neg(e) => e.names(out),
+            Expr::Bin(l, _, r) => {
+                l.names(out);
+                r.names(out);
+            }
+            Expr::Num(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions() {
+        let hits = |n: &str| match n {
+            "A" => 1.0,
+            "B" => 0.0,
+            "C" => 2.0,
+            _ => 0.0,
+        };
+        let e = |s: &str| parse(s).unwrap().eval(&mut { hits });
+        assert_eq!(e("A && !B"), 1.0);
+        assert_eq!(e("A && B || C"), 1.0);
+        assert_eq!(e("(A + B + C) >= 3"), 1.0);
+        assert_eq!(e("(A + B) > 1"), 0.0);
+        assert_eq!(e("!(A || B)"), 0.0);
+        assert_eq!(e("__X_1 || A"), 1.0);
+        assert_eq!(e("A * 2 - 1 == 1"), 1.0);
+        assert!(parse("A &&").is_none());
+        assert!(parse("(A").is_none());
+    }
+}

@@ -1,0 +1,163 @@
+//! The spam engine: SpamAssassin's rule language ([`rules`]), compiled with a
+//! multi-pattern prefilter ([`compile`], [`atoms`]), and scanning ([`scan`]).
+
+pub mod atoms;
+pub mod compile;
+pub mod eval;
+pub mod meta;
+pub mod rules;
+pub mod scan;
+
+use std::path::Path;
+
+pub use compile::{Report, Ruleset};
+pub use scan::{Hit, Verdict};
+
+/// Gannet's built-in rules.
+pub const DEFAULT_RULES: &str = include_str!("default.cf");
+
+/// The built-in rules plus every `.cf` file of `dirs`.
+pub fn load(dirs: &[impl AsRef<Path>]) -> std::io::Result<Ruleset> {
+    let mut source = rules::RuleSource::default();
+    source.add_text(DEFAULT_RULES, None);
+    for d in dirs {
+        source.add_dir(d.as_ref())?;
+    }
+    Ok(Ruleset::compile(source))
+}
+
+/// The threshold of a spam level: off (never), low 15, medium 10, high 5.
+pub fn level_threshold(level: &str) -> Option<f64> {
+    match level {
+        "low" => Some(15.0),
+        "medium" => Some(10.0),
+        "high" => Some(5.0),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ruleset(extra: &str) -> Ruleset {
+        let mut src = rules::RuleSource::default();
+        src.add_text(DEFAULT_RULES, None);
+        src.add_text(extra, None);
+        Ruleset::compile(src)
+    }
+
+    fn names(v: &Verdict) -> Vec<&str> {
+        v.hits.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_two_examples_score_one_point_three() {
+        let rs = ruleset("");
+        // The HTML part: about a quarter markup.
+        // About a fifth of the HTML part is markup.
+        let html = "<div><b>Great deals today at http://deals.shop.biz/today</b></div>";
+        let msg = format!(
+            "From: a@example.org\r\nTo: b@example.test\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: deals\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n{html}\r\n"
+        );
+        let v = rs.scan(msg.as_bytes());
+        assert_eq!(
+            names(&v),
+            ["BIZ_TLD", "HTML_20_30"],
+            "{v:?} {:?}",
+            rs.report
+        );
+        assert!(
+            rs.report.skipped.is_empty(),
+            "the built-in rules all load: {:?}",
+            rs.report
+        );
+        assert!((v.score - 1.3).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn rule_kinds_meta_and_headers() {
+        let rs = ruleset(
+            r#"
+header FROM_ADMIN   From:name =~ /^Admin$/
+header TO_OR_CC     ToCc =~ /boss\@example\.test/
+header ALL_XMAILER  ALL =~ /^X-Mailer: Bulk/m
+header NO_LIST      List-Id !~ /./ [if-unset: ]
+mimeheader EXE_ATT  Content-Type =~ /\.exe/
+full   FULL_MARK    /MARKER-123/
+rawbody RAW_HTML    /<blink>/i
+meta   COMBO        (FROM_ADMIN + TO_OR_CC + ALL_XMAILER) >= 2
+score  COMBO        2.5
+"#,
+        );
+        let msg = b"From: \"Admin\" <admin@example.org>\r\nTo: x@example.test\r\nCc: boss@example.test\r\nX-Mailer: Bulk 1.0\r\nSubject: hi\r\nDate: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<blink>MARKER-123</blink>\r\n--b\r\nContent-Type: application/octet-stream; name=\"a.exe\"\r\n\r\nxx\r\n--b--\r\n";
+        let v = rs.scan(msg);
+        for want in [
+            "FROM_ADMIN",
+            "TO_OR_CC",
+            "ALL_XMAILER",
+            "NO_LIST",
+            "EXE_ATT",
+            "FULL_MARK",
+            "RAW_HTML",
+            "COMBO",
+        ] {
+            assert!(names(&v).contains(&want), "{want} missing: {:?}", names(&v));
+        }
+        assert!(!names(&v).contains(&"NO_DATE"));
+        assert!(!names(&v).contains(&"MISSING_TO"));
+    }
+
+    #[test]
+    fn sub_rules_do_not_score_and_meta_combines_them() {
+        let rs = ruleset("");
+        let v = rs.scan(b"To: a@b\r\nDate: x\r\nSubject: hello\r\n\r\nYou have won the lottery!\r\nClaim your prize now.\r\n");
+        assert_eq!(names(&v), ["LOTTERY_SCAM"]);
+        assert_eq!(v.score, 4.0);
+        let v =
+            rs.scan(b"To: a@b\r\nDate: x\r\nSubject: hello\r\n\r\nYou have won the lottery!\r\n");
+        assert!(v.hits.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn prefilter_selects_candidates_and_reports() {
+        let rs = ruleset("body ODD /\\d{3}-\\d{4}/\n");
+        assert_eq!(rs.report.without_atom.get("body"), Some(&1));
+        let mut c = Vec::new();
+        rs.candidates(rules::Kind::Body, "please CLICK HERE now", &mut c);
+        let names: Vec<&str> = c.iter().map(|&i| rs.rules[i].name.as_str()).collect();
+        assert!(
+            names.contains(&"CLICK_BELOW")
+                && names.contains(&"ODD")
+                && !names.contains(&"VIAGRA_ETC")
+        );
+    }
+
+    #[test]
+    fn headers_and_levels() {
+        let v = Verdict {
+            score: 6.25,
+            hits: vec![Hit {
+                name: "A".into(),
+                score: 6.25,
+                describe: String::new(),
+            }],
+        };
+        let h = v.headers(5.0);
+        assert!(h.starts_with("X-Spam-Flag: YES\r\nX-Spam-Score: 6.2\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.2 required=5.0 tests=A\r\n"), "{h}");
+        assert!(!v.headers(10.0).contains("X-Spam-Flag"));
+        assert_eq!(level_threshold("high"), Some(5.0));
+        assert_eq!(level_threshold("off"), None);
+    }
+
+    #[test]
+    fn garbage_and_backtracking_stay_bounded() {
+        let rs = ruleset("body EVIL /(a+)+\\1b/\n");
+        assert_eq!(rs.report.backtracking, 1);
+        let text = format!("Subject: x\r\n\r\n{}\r\n", "a".repeat(30));
+        let t = std::time::Instant::now();
+        let _ = rs.scan(text.as_bytes());
+        assert!(t.elapsed().as_secs() < 2);
+        let _ = rs.scan(b"\xff\xfe\x00garbage without headers");
+    }
+}

@@ -1,0 +1,481 @@
+//! SpamAssassin's `.cf` rule language, read into rule definitions.
+//!
+//! Directives understood: header, body, rawbody, uri, full, mimeheader, meta, describe,
+//! score, tflags, if/ifplugin/else/endif, include, required_score, whitelist_from,
+//! welcomelist_from, blacklist_from, blocklist_from, rewrite_header, add_header,
+//! report_safe. Everything else is counted by name and skipped, never fatal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Where a rule looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Header,
+    Body,
+    RawBody,
+    Uri,
+    Full,
+    MimeHeader,
+    Meta,
+}
+
+/// What a header rule reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSource {
+    Named {
+        name: String,
+        modifier: Option<String>,
+    },
+    All,
+    ToCc,
+    EnvelopeFrom,
+}
+
+/// The test of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// A Perl regex (already split into pattern and flags).
+    Regex {
+        pattern: String,
+        flags: String,
+        negate: bool,
+        source: Option<HeaderSource>,
+        if_unset: Option<String>,
+    },
+    /// `exists:Name`.
+    Exists(String),
+    /// `eval:function(args)`.
+    Eval { function: String, args: Vec<String> },
+    /// A meta expression.
+    Meta(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDef {
+    pub name: String,
+    pub kind: Kind,
+    pub test: Test,
+}
+
+/// Everything read from a set of `.cf` files.
+#[derive(Debug, Default)]
+pub struct RuleSource {
+    pub rules: Vec<RuleDef>,
+    pub scores: HashMap<String, f64>,
+    pub describes: HashMap<String, String>,
+    pub tflags: HashMap<String, Vec<String>>,
+    pub required_score: Option<f64>,
+    pub whitelist_from: Vec<String>,
+    pub blacklist_from: Vec<String>,
+    pub rewrite_subject: Option<String>,
+    /// Directives skipped, by name, with how often.
+    pub skipped: BTreeMap<String, usize>,
+    pub files: usize,
+}
+
+impl RuleSource {
+    /// Reads text in `.cf` syntax; `base` resolves `include`s.
+    pub fn add_text(&mut self, text: &str, base: Option<&Path>) {
+        self.files += 1;
+        // A stack of conditional blocks: true while their lines apply.
+        let mut active: Vec<bool> = Vec::new();
+        for raw in text.lines() {
+            let line = strip_comment(raw).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (directive, rest) = split_word(line);
+            let directive = directive.to_ascii_lowercase();
+            match directive.as_str() {
+                "if" | "ifplugin" => {
+                    // Plugins and version checks are taken as present; a negated condition
+                    // ("if !plugin(...)") as false, since its block provides a fallback.
+                    let on = !(directive == "if" && rest.trim_start().starts_with('!'));
+                    active.push(on);
+                    continue;
+                }
+                "else" => {
+                    if let Some(top) = active.last_mut() {
+                        *top = !*top;
+                    }
+                    continue;
+                }
+                "endif" => {
+                    active.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            if active.iter().any(|on| !on) {
+                continue;
+            }
+            self.directive(&directive, rest.trim(), base);
+        }
+    }
+
+    pub fn add_file(&mut self, path: &Path) -> std::io::Result<()> {
+        let text = std::fs::read(path)?;
+        let text = String::from_utf8_lossy(&text);
+        self.add_text(&text, path.parent());
+        Ok(())
+    }
+
+    /// Reads every `*.cf` file of a directory, in name order.
+    pub fn add_dir(&mut self, dir: &Path) -> std::io::Result<()> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "cf"))
+            .collect();
+        files.sort();
+        for f in files {
+            self.add_file(&f)?;
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, what: &str) {
+        *self.skipped.entry(what.to_string()).or_default() += 1;
+    }
+
+    fn directive(&mut self, directive: &str, rest: &str, base: Option<&Path>) {
+        let (name, def) = split_word(rest);
+        let def = def.trim();
+        match directive {
+            "header" => self.header_rule(name, def),
+            "body" | "rawbody" | "uri" | "full" => {
+                let kind = match directive {
+                    "body" => Kind::Body,
+                    "rawbody" => Kind::RawBody,
+                    "uri" => Kind::Uri,
+                    _ => Kind::Full,
+                };
+                match parse_test(def, None) {
+                    Some(test) => self.rules.push(RuleDef {
+                        name: name.into(),
+                        kind,
+                        test,
+                    }),
+                    None => self.skip(&format!("{directive}: unparsable")),
+                }
+            }
+            "mimeheader" => {
+                let (header, test) = split_header_test(def);
+                match (header, test.and_then(|t| parse_test(t, None))) {
+                    (
+                        Some(h),
+                        Some(Test::Regex {
+                            pattern,
+                            flags,
+                            negate,
+                            ..
+                        }),
+                    ) => self.rules.push(RuleDef {
+                        name: name.into(),
+                        kind: Kind::MimeHeader,
+                        test: Test::Regex {
+                            pattern,
+                            flags,
+                            negate,
+                            source: Some(HeaderSource::Named {
+                                name: h,
+                                modifier: None,
+                            }),
+                            if_unset: None,
+                        },
+                    }),
+                    _ => self.skip("mimeheader: unparsable"),
+                }
+            }
+            "meta" => self.rules.push(RuleDef {
+                name: name.into(),
+                kind: Kind::Meta,
+                test: Test::Meta(def.to_string()),
+            }),
+            "describe" => {
+                self.describes.insert(name.into(), def.to_string());
+            }
+            "score" => {
+                let values: Vec<f64> = def
+                    .split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                // Of four values, the first is the set without Bayes and network tests.
+                match values.first() {
+                    Some(v) => {
+                        self.scores.insert(name.into(), *v);
+                    }
+                    None => self.skip("score: no value"),
+                }
+            }
+            "tflags" => {
+                let flags = def.split_whitespace().map(str::to_string).collect();
+                self.tflags.insert(name.into(), flags);
+            }
+            "required_score" | "required_hits" => self.required_score = name.parse().ok(),
+            "whitelist_from" | "welcomelist_from" => self
+                .whitelist_from
+                .extend(rest.split_whitespace().map(str::to_lowercase)),
+            "blacklist_from" | "blocklist_from" => self
+                .blacklist_from
+                .extend(rest.split_whitespace().map(str::to_lowercase)),
+            "rewrite_header" if name.eq_ignore_ascii_case("subject") => {
+                self.rewrite_subject = Some(def.to_string())
+            }
+            "include" => {
+                let path = base.map_or_else(|| PathBuf::from(rest), |b| b.join(rest));
+                if self.add_file(&path).is_err() {
+                    self.skip("include: unreadable");
+                }
+            }
+            "add_header" | "report_safe" | "lang" | "priority" | "test" | "rewrite_header" => {}
+            other => self.skip(other),
+        }
+    }
+
+    fn header_rule(&mut self, name: &str, def: &str) {
+        if let Some(eval) = def.strip_prefix("eval:") {
+            if let Some(test) = parse_eval(eval) {
+                self.rules.push(RuleDef {
+                    name: name.into(),
+                    kind: Kind::Header,
+                    test,
+                });
+            } else {
+                self.skip("header: bad eval");
+            }
+            return;
+        }
+        if let Some(header) = def.strip_prefix("exists:") {
+            self.rules.push(RuleDef {
+                name: name.into(),
+                kind: Kind::Header,
+                test: Test::Exists(header.trim().to_string()),
+            });
+            return;
+        }
+        let (header, test) = split_header_test(def);
+        let (Some(header), Some(test_text)) = (header, test) else {
+            self.skip("header: unparsable");
+            return;
+        };
+        let (header_name, modifier) = match header.split_once(':') {
+            Some((h, m)) => (h.to_string(), Some(m.to_ascii_lowercase())),
+            None => (header, None),
+        };
+        let source = match header_name.as_str() {
+            "ALL" => HeaderSource::All,
+            "ToCc" => HeaderSource::ToCc,
+            "EnvelopeFrom" => HeaderSource::EnvelopeFrom,
+            _ => HeaderSource::Named {
+                name: header_name,
+                modifier,
+            },
+        };
+        match parse_test(test_text, Some(source)) {
+            Some(test) => self.rules.push(RuleDef {
+                name: name.into(),
+                kind: Kind::Header,
+                test,
+            }),
+            None => self.skip("header: unparsable"),
+        }
+    }
+}
+
+fn strip_comment(line: &str) -> &str {
+    // `#` starts a comment unless escaped (`\#`, used inside regexes).
+    let bytes = line.as_bytes();
+    for i in 0..bytes.len() {
+        if bytes[i] == b'#' && (i == 0 || bytes[i - 1] != b'\\') {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    }
+}
+
+/// `Subject =~ /re/` → ("Subject", "=~ /re/").
+fn split_header_test(def: &str) -> (Option<String>, Option<&str>) {
+    let (header, rest) = split_word(def);
+    if header.is_empty() {
+        return (None, None);
+    }
+    (Some(header.to_string()), Some(rest.trim()))
+}
+
+/// A test: `/re/flags`, `m{re}flags`, `=~ ...`, `!~ ...`, `eval:...`, with `[if-unset: x]`.
+fn parse_test(text: &str, source: Option<HeaderSource>) -> Option<Test> {
+    let text = text.trim();
+    if let Some(eval) = text.strip_prefix("eval:") {
+        return parse_eval(eval);
+    }
+    let (negate, text) = if let Some(t) = text.strip_prefix("!~") {
+        (true, t.trim_start())
+    } else if let Some(t) = text.strip_prefix("=~") {
+        (false, t.trim_start())
+    } else {
+        (false, text)
+    };
+    let (regex_part, if_unset) = match text.rfind("[if-unset:") {
+        Some(i) => {
+            let v = text[i + "[if-unset:".len()..]
+                .trim()
+                .trim_end_matches(']')
+                .trim()
+                .to_string();
+            (text[..i].trim(), Some(v))
+        }
+        None => (text, None),
+    };
+    let (pattern, flags) = split_perl_regex(regex_part)?;
+    Some(Test::Regex {
+        pattern,
+        flags,
+        negate,
+        source,
+        if_unset,
+    })
+}
+
+/// `/re/flags` or `m{re}flags` (any delimiter after m) → (re, flags).
+pub fn split_perl_regex(text: &str) -> Option<(String, String)> {
+    let text = text.trim();
+    let (open, body) = if let Some(rest) = text.strip_prefix('m') {
+        let mut chars = rest.chars();
+        let open = chars.next()?;
+        (open, chars.as_str())
+    } else if let Some(rest) = text.strip_prefix('/') {
+        ('/', rest)
+    } else {
+        return None;
+    };
+    let close = match open {
+        '{' => '}',
+        '(' => ')',
+        '[' => ']',
+        '<' => '>',
+        c => c,
+    };
+    let end = body.rfind(close)?;
+    let flags = body[end + close.len_utf8()..].trim().to_string();
+    if !flags.chars().all(|c| "imsxgo".contains(c)) {
+        return None;
+    }
+    Some((body[..end].to_string(), flags))
+}
+
+fn parse_eval(text: &str) -> Option<Test> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let function = text[..open].trim().to_string();
+    let args = text[open + 1..close]
+        .split(',')
+        .map(|a| a.trim().trim_matches(['\'', '"']).to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    Some(Test::Eval { function, args })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rules_scores_and_conditionals() {
+        let mut src = RuleSource::default();
+        src.add_text(
+            r#"
+# a comment
+header   SUBJ_FREE   Subject =~ /\bfree\b/i
+header   NO_SUBJ     Subject !~ /./ [if-unset: ]
+header   HAS_XM      exists:X-Mailer
+header   FROM_NAME   From:name =~ m{^Admin}
+header   MISSING_TO  eval:check_for_missing_to_header()
+body     CLICK       /click (?:here|now)\#x/
+uri      BIZ         /\.biz\b/i
+meta     BOTH        SUBJ_FREE && (CLICK || BIZ)
+score    SUBJ_FREE   1.5
+score    BIZ         0 0.8 0 0.8
+describe BOTH        Free and click
+tflags   CLICK       multiple maxhits=3
+ifplugin Mail::SpamAssassin::Plugin::Foo
+body     IN_PLUGIN   /x/
+endif
+if !plugin(Mail::SpamAssassin::Plugin::Foo)
+body     FALLBACK    /y/
+else
+body     OTHERWISE   /z/
+endif
+loadplugin Foo
+bayes_auto_learn 0
+"#,
+            None,
+        );
+        let names: Vec<&str> = src.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SUBJ_FREE",
+                "NO_SUBJ",
+                "HAS_XM",
+                "FROM_NAME",
+                "MISSING_TO",
+                "CLICK",
+                "BIZ",
+                "BOTH",
+                "IN_PLUGIN",
+                "OTHERWISE"
+            ]
+        );
+        assert_eq!(src.scores["BIZ"], 0.0);
+        assert_eq!(src.scores["SUBJ_FREE"], 1.5);
+        assert_eq!(src.skipped["loadplugin"], 1);
+        assert_eq!(src.skipped["bayes_auto_learn"], 1);
+        match &src.rules[1].test {
+            Test::Regex {
+                negate, if_unset, ..
+            } => {
+                assert!(*negate);
+                assert_eq!(if_unset.as_deref(), Some(""));
+            }
+            t => panic!("{t:?}"),
+        }
+        match &src.rules[3].test {
+            Test::Regex {
+                pattern,
+                source: Some(HeaderSource::Named { modifier, .. }),
+                ..
+            } => {
+                assert_eq!(pattern, "^Admin");
+                assert_eq!(modifier.as_deref(), Some("name"));
+            }
+            t => panic!("{t:?}"),
+        }
+        match &src.rules[5].test {
+            Test::Regex { pattern, .. } => assert_eq!(pattern, "click (?:here|now)\\#x"),
+            t => panic!("{t:?}"),
+        }
+    }
+
+    #[test]
+    fn perl_regex_forms() {
+        assert_eq!(
+            split_perl_regex("/a\\/b/i"),
+            Some(("a\\/b".into(), "i".into()))
+        );
+        assert_eq!(
+            split_perl_regex("m{a/b}s"),
+            Some(("a/b".into(), "s".into()))
+        );
+        assert_eq!(split_perl_regex("m!x!"), Some(("x".into(), "".into())));
+        assert_eq!(split_perl_regex("nope"), None);
+    }
+}

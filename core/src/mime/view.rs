@@ -1,0 +1,302 @@
+//! The message as the spam rules see it: decoded headers (with raw forms kept), the text
+//! of the text parts decoded to UTF-8, HTML rendered to visible text, the URIs it
+//! contains, and a few measurements of its HTML.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+
+/// One header field.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    /// RFC 2047 decoded, unfolded.
+    pub value: String,
+    /// As in the message, unfolded.
+    pub raw: String,
+}
+
+#[derive(Debug, Default)]
+pub struct MessageView {
+    pub headers: Vec<Field>,
+    /// Headers of every MIME part (for `mimeheader` rules).
+    pub mime_headers: Vec<Field>,
+    /// Subject, then the visible text of every text part, one paragraph per line.
+    pub body: String,
+    /// Text parts decoded, HTML not rendered.
+    pub rawbody: String,
+    pub uris: Vec<String>,
+    pub has_html: bool,
+    /// Share of the HTML parts' bytes that is markup rather than visible text (0..1).
+    pub html_ratio: f64,
+    pub html_tags: usize,
+    pub html_images: usize,
+}
+
+fn unfold(s: &str) -> String {
+    s.replace("\r\n", "").replace('\n', "").trim().to_string()
+}
+
+fn address_text(a: &Address<'_>) -> String {
+    let one = |n: Option<&str>, e: Option<&str>| match (n, e) {
+        (Some(n), Some(e)) => format!("{n} <{e}>"),
+        (None, Some(e)) => e.to_string(),
+        (Some(n), None) => n.to_string(),
+        (None, None) => String::new(),
+    };
+    match a {
+        Address::List(list) => list
+            .iter()
+            .map(|x| one(x.name.as_deref(), x.address.as_deref()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Address::Group(groups) => groups
+            .iter()
+            .flat_map(|g| {
+                g.addresses
+                    .iter()
+                    .map(|x| one(x.name.as_deref(), x.address.as_deref()))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
+    headers
+        .iter()
+        .map(|h| {
+            let raw_value = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(|b| unfold(&String::from_utf8_lossy(b)))
+                .unwrap_or_default();
+            let value = match &h.value {
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(l) => l.join(", "),
+                HeaderValue::Address(a) => address_text(a),
+                _ => raw_value.clone(),
+            };
+            Field {
+                name: h.name.as_str().to_string(),
+                value,
+                raw: raw_value,
+            }
+        })
+        .collect()
+}
+
+impl MessageView {
+    pub fn new(raw: &[u8]) -> MessageView {
+        let mut view = MessageView::default();
+        let Some(msg) = MessageParser::default().parse(raw) else {
+            view.body = String::from_utf8_lossy(raw).into_owned();
+            view.rawbody = view.body.clone();
+            return view;
+        };
+        view.headers = fields(raw, &msg.root_part().headers);
+        let mut body = Vec::new();
+        if let Some(s) = msg.subject() {
+            body.push(s.to_string());
+        }
+        let mut html_bytes = 0usize;
+        let mut html_markup = 0usize;
+        for part in &msg.parts {
+            if !std::ptr::eq(part, msg.root_part()) {
+                view.mime_headers.extend(fields(raw, &part.headers));
+            }
+            match &part.body {
+                PartType::Text(t) => {
+                    view.rawbody.push_str(t);
+                    view.rawbody.push('\n');
+                    body.push(t.to_string());
+                    find_uris(t, &mut view.uris);
+                }
+                PartType::Html(h) => {
+                    view.has_html = true;
+                    view.rawbody.push_str(h);
+                    view.rawbody.push('\n');
+                    let rendered = render_html(h, &mut view);
+                    html_bytes += h.len();
+                    html_markup += h.len().saturating_sub(rendered.len());
+                    find_uris(&rendered, &mut view.uris);
+                    body.push(rendered);
+                }
+                _ => {}
+            }
+            let _ = part.content_type();
+        }
+        if html_bytes > 0 {
+            view.html_ratio = html_markup as f64 / html_bytes as f64;
+        }
+        // One paragraph per line, as SpamAssassin's body tests see it.
+        view.body = body
+            .iter()
+            .flat_map(|b| {
+                b.split("\n\n")
+                    .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        view.uris.sort();
+        view.uris.dedup();
+        view
+    }
+
+    /// The values of a header (decoded), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Field> + 'a {
+        self.headers
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Visible text of an HTML document; counts tags and images, collects link targets.
+fn render_html(html: &str, view: &mut MessageView) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    let mut skip_until: Option<&str> = None;
+    while let Some(lt) = rest.find('<') {
+        if skip_until.is_none() {
+            out.push_str(&decode_entities(&rest[..lt]));
+        }
+        let after = &rest[lt + 1..];
+        let Some(gt) = after.find('>') else { break };
+        let tag = &after[..gt];
+        rest = &after[gt + 1..];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if let Some(end) = skip_until {
+            if tag.trim_start().to_ascii_lowercase().starts_with(end) {
+                skip_until = None;
+            }
+            continue;
+        }
+        view.html_tags += 1;
+        match name.as_str() {
+            "script" if !tag.starts_with('/') => skip_until = Some("/script"),
+            "style" if !tag.starts_with('/') => skip_until = Some("/style"),
+            "img" => view.html_images += 1,
+            "br" | "p" | "div" | "tr" | "li" => out.push('\n'),
+            _ => out.push(' '),
+        }
+        for attr in ["href=", "src="] {
+            if let Some(i) = tag.to_ascii_lowercase().find(attr) {
+                let v = tag[i + attr.len()..].trim_start();
+                let v = v.trim_start_matches(['"', '\'']);
+                let end = v.find(['"', '\'', ' ', '>']).unwrap_or(v.len());
+                let uri = decode_entities(&v[..end]);
+                if !uri.is_empty() {
+                    view.uris.push(normalize_uri(&uri));
+                }
+            }
+        }
+    }
+    if skip_until.is_none() {
+        out.push_str(&decode_entities(rest));
+    }
+    out
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find(';').filter(|&e| e < 10);
+        let decoded = end.and_then(|e| {
+            let name = &tail[1..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name
+                    .strip_prefix('#')
+                    .and_then(|n| match n.strip_prefix(['x', 'X']) {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => n.parse().ok(),
+                    })
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &tail[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn normalize_uri(uri: &str) -> String {
+    let u = uri.trim();
+    let lower = u.to_ascii_lowercase();
+    if lower.starts_with("www.") {
+        format!("http://{u}")
+    } else {
+        u.to_string()
+    }
+}
+
+/// URIs written out in text: scheme:// links, www. hosts, mailto:.
+fn find_uris(text: &str, out: &mut Vec<String>) {
+    let lower = text.to_ascii_lowercase();
+    for prefix in ["http://", "https://", "www.", "mailto:", "ftp://"] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(prefix) {
+            let start = from + i;
+            let end = text[start..]
+                .find(|c: char| c.is_whitespace() || "<>\"'()[]{}".contains(c))
+                .map_or(text.len(), |e| start + e);
+            let uri = text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?']);
+            if uri.len() > prefix.len() {
+                out.push(normalize_uri(uri));
+            }
+            from = end.max(start + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_html_and_uris() {
+        let raw = b"From: Ann <ann@example.org>\r\nTo: bob@example.test\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nVisit www.shop.biz today.\r\n--b\r\nContent-Type: text/html\r\n\r\n<html><style>p{}</style><p>Hello &amp; <a href=\"http://x.example.com/a\">click</a><img src=\"http://i.example/p.png\"></p></html>\r\n--b--\r\n";
+        let v = MessageView::new(raw);
+        assert_eq!(v.header_values("subject").next().unwrap().value, "café");
+        assert!(v
+            .header_values("Subject")
+            .next()
+            .unwrap()
+            .raw
+            .starts_with("=?utf-8?q?"));
+        assert!(v.body.starts_with("café\n"));
+        assert!(v.body.contains("Hello & click"), "{}", v.body);
+        assert!(!v.body.contains("p{}"));
+        assert!(
+            v.uris.contains(&"http://www.shop.biz".to_string()),
+            "{:?}",
+            v.uris
+        );
+        assert!(v.uris.contains(&"http://x.example.com/a".to_string()));
+        assert!(v.has_html && v.html_images == 1 && v.html_ratio > 0.3);
+    }
+}
