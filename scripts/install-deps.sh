@@ -3,7 +3,7 @@
 # libclang-dev (RocksDB's bindings), swaks and curl (test clients), python3.
 # Postfix (for smtp-source / the peer benchmark) is installed only with --bench.
 set -euo pipefail
-pkgs=(libclang-dev swaks curl openssl fetchmail isync python3 ca-certificates)
+pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 ca-certificates)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(postfix)
 fi

@@ -15,6 +15,7 @@ use gannet_core::store::{directory, mail, queue, Store};
 
 use crate::cli::{
     AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand, QueueCommand,
+    RulesCommand, WhitelistCommand,
 };
 use crate::control;
 
@@ -55,6 +56,9 @@ pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<Exi
         password::check_policy(pw)?;
         *pw = password::hash(pw)?;
     }
+    if let AdminCommand::Rules(RulesCommand::Check) = command {
+        return rules_check(&config);
+    }
     let outcome = match control::request(&config.server.data_dir, &command)? {
         Some(outcome) => outcome,
         None => {
@@ -88,11 +92,37 @@ pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<Exi
 pub struct LiveState {
     pub routing: SharedDirectory,
     pub quotas: std::sync::Arc<QuotaBook>,
+    pub rules: std::sync::Arc<arc_swap::ArcSwap<gannet_core::filter::Ruleset>>,
+    pub rules_dirs: Vec<std::path::PathBuf>,
+}
+
+impl LiveState {
+    /// Compiles the rules again and swaps them in; scans in flight finish on the old set.
+    pub fn reload_rules(&self) -> anyhow::Result<gannet_core::filter::Report> {
+        let rules = gannet_core::filter::load(&self.rules_dirs)?;
+        let report = rules.report.clone();
+        self.rules.store(std::sync::Arc::new(rules));
+        tracing::info!(loaded = report.loaded, "spam rules reloaded");
+        Ok(report)
+    }
 }
 
 /// Carries out a command; `live` is the running server's in-memory state, refreshed
 /// after a change. Account passwords arrive already hashed.
 pub fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCommand) -> Outcome {
+    if let AdminCommand::Rules(RulesCommand::Reload) = command {
+        return match live.map(LiveState::reload_rules) {
+            Some(Ok(report)) => Outcome::ok(format!("rules reloaded: {} loaded\n", report.loaded)),
+            Some(Err(e)) => Outcome {
+                ok: false,
+                output: format!("gannet: {e:#}\n").into_bytes(),
+            },
+            None => Outcome {
+                ok: false,
+                output: b"gannet: no server is running on this data directory\n".to_vec(),
+            },
+        };
+    }
     match execute_inner(store, command) {
         Ok(output) => {
             if let (Some(live), true) = (live, changes_accounts(command)) {
@@ -119,6 +149,7 @@ fn changes_accounts(command: &AdminCommand) -> bool {
         AdminCommand::Domain(DomainCommand::Add { .. })
             | AdminCommand::Account(AccountCommand::Add { .. } | AccountCommand::Set { .. })
             | AdminCommand::Alias(AliasCommand::Add { .. })
+            | AdminCommand::Whitelist(WhitelistCommand::Add { .. })
     )
 }
 
@@ -142,8 +173,19 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             let account = directory::add_account(store, address, password, now)?;
             format!("account {} added (id {})\n", account.address, account.id).into_bytes()
         }
-        AdminCommand::Account(AccountCommand::Set { address, quota }) => {
+        AdminCommand::Account(AccountCommand::Set {
+            address,
+            quota,
+            spam_level,
+        }) => {
             let mut out = String::new();
+            if let Some(level) = spam_level {
+                let account = directory::set_spam_level(store, address, level)?;
+                out.push_str(&format!(
+                    "{}: spam level {}\n",
+                    account.address, account.spam_level
+                ));
+            }
             if let Some(quota) = quota {
                 let bytes = parse_size(quota)
                     .with_context(|| format!("not a size: {quota:?} (try 500MB or 1GiB)"))?;
@@ -189,6 +231,19 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             mail::blob(store, &entry.blob)?
                 .with_context(|| format!("message UID {uid}: its content is missing"))?
         }
+        AdminCommand::Whitelist(WhitelistCommand::Add { address, sender }) => {
+            let list = directory::add_to_whitelist(store, address, sender)?;
+            format!("{address}: whitelist {}\n", list.join(" ")).into_bytes()
+        }
+        AdminCommand::Whitelist(WhitelistCommand::List { address }) => {
+            let account = directory::account_for_address(store, address)?;
+            directory::whitelist(store, account.id)?
+                .iter()
+                .map(|w| format!("{w}\n"))
+                .collect::<String>()
+                .into_bytes()
+        }
+        AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
         AdminCommand::Queue(QueueCommand::List) => {
             let mut out = String::from("ID\tSENDER\tRECIPIENTS\tAGE\tATTEMPTS\tLAST ERROR\n");
             for m in queue::list(store)? {
@@ -215,4 +270,25 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
     let meta = mail::mailbox(store, account.id, mailbox)?
         .with_context(|| format!("{} has no mailbox {mailbox}", account.address))?;
     Ok((account.id, meta.id))
+}
+
+/// `gannet rules check`: loads the configured rules and reports what was understood.
+fn rules_check(config: &Config) -> anyhow::Result<ExitCode> {
+    let rules = gannet_core::filter::load(&config.spam.rules_dirs)?;
+    let r = &rules.report;
+    println!(
+        "loaded {} rules ({} with a backtracking regex)",
+        r.loaded, r.backtracking
+    );
+    let without: usize = r.without_atom.values().sum();
+    println!("without a prefilter atom (run on every message): {without}");
+    for (kind, n) in &r.without_atom {
+        println!("  {kind}: {n}");
+    }
+    let skipped: usize = r.skipped.values().sum();
+    println!("skipped: {skipped}");
+    for (why, n) in &r.skipped {
+        println!("  {why}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

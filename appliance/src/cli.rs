@@ -47,6 +47,20 @@ pub enum Command {
     },
     #[command(flatten)]
     Admin(AdminCommand),
+    /// Scan messages with the spam rules (no server needed).
+    #[command(subcommand)]
+    Spam(SpamCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SpamCommand {
+    /// Score each FILE: total and rules hit.
+    Scan {
+        files: Vec<std::path::PathBuf>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Commands that read or change the appliance's records.
@@ -67,6 +81,28 @@ pub enum AdminCommand {
     /// The outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The spam rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Senders whose mail skips an account's spam filter.
+    #[command(subcommand)]
+    Whitelist(WhitelistCommand),
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum RulesCommand {
+    /// Load the rules and report: loaded, skipped by reason, rules without a prefilter atom.
+    Check,
+    /// Make the running server load the rules again.
+    Reload,
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub enum WhitelistCommand {
+    /// Add a sender (a@b or *@domain) to an account's whitelist.
+    Add { address: String, sender: String },
+    /// Show an account's whitelist.
+    List { address: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
@@ -99,6 +135,9 @@ pub enum AccountCommand {
         /// Storage quota ("500MB", "1GiB", or bytes).
         #[arg(long)]
         quota: Option<String>,
+        /// Spam level: off, low (15), medium (10), high (5).
+        #[arg(long)]
+        spam_level: Option<String>,
     },
 }
 

@@ -6,6 +6,7 @@ mod admin;
 mod cli;
 mod control;
 mod serve;
+mod spam;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Serve { workers } => serve::run(&args.global, workers),
         cli::Command::Admin(command) => admin::run_cli(&args.global, command),
+        cli::Command::Spam(command) => spam::run(&args.global, command),
     };
     match result {
         Ok(code) => code,

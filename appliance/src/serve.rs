@@ -38,11 +38,17 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     let store = owner.store().clone();
     let routing = Arc::new(ArcSwap::from_pointee(Directory::load(&store)?));
     let quotas = QuotaBook::load(&store)?;
+    let rules = Arc::new(ArcSwap::from_pointee(
+        gannet_core::filter::load(&config.spam.rules_dirs).context("loading the spam rules")?,
+    ));
+    tracing::info!(loaded = rules.load().report.loaded, "spam rules loaded");
     let live = LiveState {
         routing: routing.clone(),
         quotas: quotas.clone(),
+        rules: rules.clone(),
+        rules_dirs: config.spam.rules_dirs.clone(),
     };
-    control::spawn(&data_dir, store.clone(), live)?;
+    control::spawn(&data_dir, store.clone(), live.clone())?;
 
     let cert = load_certificate(&config)?;
     let tls = Arc::new(ArcSwap::new(cert.config));
@@ -91,6 +97,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         rates: RateLimiter::new(limits.messages_per_hour),
         quotas,
         readers: Readers::start(store.clone(), 2)?,
+        rules,
         pop3: Arc::new(Pop3Config {
             hostname: config.server.hostname.clone(),
             ..Pop3Config::default()
@@ -125,6 +132,9 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
                 Err(e) => {
                     tracing::error!(error = %e, "certificate reload failed; keeping the old one")
                 }
+            }
+            if let Err(e) = live.reload_rules() {
+                tracing::error!(error = %e, "rules reload failed; keeping the old ones");
             }
             continue;
         }

@@ -1,19 +1,36 @@
-//! What one accepted message writes to the store.
+//! What one accepted message writes to the store, and where the spam verdict puts it.
 //!
-//! One blob (the message with its trace headers, keyed by content hash), one INBOX entry
-//! per distinct local account, one outbound queue entry for all remote recipients, the
-//! blob's reference count and each account's usage, all in one batch: the message is
-//! stored whole or not at all.
+//! Local recipients are grouped by what they get: the mailbox (INBOX or Junk, by each
+//! account's spam level and whitelist) and the `X-Spam-*` headers (which name the
+//! account's threshold). Each group shares one blob; remote recipients share one queue
+//! entry with the message as received. All of it is one batch: stored whole or not at all.
 
+use std::collections::HashMap;
+
+use super::routing::Directory;
+use crate::filter::eval::address_matches;
+use crate::filter::Verdict;
 use crate::smtp::Envelope;
 use crate::store::queue::{self, QueuedMessage, QueuedRecipient, RecipientStatus};
 use crate::store::schema::{encode, keys, BlobId, MailEntry};
 use crate::store::{Batch, Cf};
 
-/// The batch that stores `message` for every recipient of `envelope`.
-pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>) -> Batch {
-    let blob: BlobId = *blake3::hash(&message).as_bytes();
-    let size = message.len() as u64;
+/// Local accounts that get the message in the same mailbox with the same headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub accounts: Vec<u32>,
+    pub mailbox: &'static str,
+    /// `X-Spam-*` lines to add (empty: none).
+    pub headers: String,
+}
+
+/// Decides each local recipient's mailbox and headers from the verdict.
+pub fn placements(
+    envelope: &Envelope,
+    verdict: Option<&Verdict>,
+    directory: &Directory,
+    from_header: Option<&str>,
+) -> Vec<Placement> {
     let mut accounts: Vec<u32> = envelope
         .recipients
         .iter()
@@ -21,6 +38,97 @@ pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>) -> Batch {
         .collect();
     accounts.sort_unstable();
     accounts.dedup();
+    let senders: Vec<String> = [
+        Some(envelope.reverse_path.to_lowercase()),
+        from_header.map(str::to_lowercase),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| !s.is_empty())
+    .collect();
+    let mut groups: Vec<Placement> = Vec::new();
+    for account in accounts {
+        let (mailbox, headers) = match verdict {
+            None => ("INBOX", String::new()),
+            Some(v) => {
+                let prefs = directory.spam_prefs(account);
+                let whitelisted = senders
+                    .iter()
+                    .any(|s| prefs.whitelist.iter().any(|p| address_matches(s, p)));
+                let threshold = if whitelisted { None } else { prefs.threshold };
+                let spam = threshold.is_some_and(|t| v.score >= t);
+                (if spam { "Junk" } else { "INBOX" }, v.headers(threshold))
+            }
+        };
+        match groups
+            .iter_mut()
+            .find(|g| g.mailbox == mailbox && g.headers == headers)
+        {
+            Some(g) => g.accounts.push(account),
+            None => groups.push(Placement {
+                accounts: vec![account],
+                mailbox,
+                headers,
+            }),
+        }
+    }
+    groups
+}
+
+/// The message with `headers` after its first line (the Return-Path of local delivery).
+fn with_headers(message: &[u8], headers: &str) -> Vec<u8> {
+    let at = memchr::memmem::find(message, b"\r\n").map_or(0, |i| i + 2);
+    let mut out = Vec::with_capacity(message.len() + headers.len());
+    out.extend_from_slice(&message[..at]);
+    out.extend_from_slice(headers.as_bytes());
+    out.extend_from_slice(&message[at..]);
+    out
+}
+
+/// The batch that stores `message` for every recipient of `envelope`, local recipients
+/// as `placements` say.
+pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>, placements: &[Placement]) -> Batch {
+    let mut blobs: HashMap<BlobId, (Vec<u8>, i64)> = HashMap::new();
+    let mut batch = Batch::new();
+    let original: BlobId = *blake3::hash(&message).as_bytes();
+    for p in placements {
+        let (id, size) = if p.headers.is_empty() {
+            (original, message.len())
+        } else {
+            let variant = with_headers(&message, &p.headers);
+            let id: BlobId = *blake3::hash(&variant).as_bytes();
+            let size = variant.len();
+            blobs.entry(id).or_insert((variant, 0));
+            (id, size)
+        };
+        for &account in &p.accounts {
+            batch.append_mail(
+                account,
+                p.mailbox,
+                MailEntry {
+                    blob: id,
+                    size: size as u64,
+                    internal_date: envelope.received_at,
+                    flags: 0,
+                    keywords: Vec::new(),
+                    modseq: 0,
+                    spam_score: None,
+                },
+            );
+            batch.add(Cf::Counters, keys::usage(account), size as i64);
+            if id == original {
+                continue;
+            }
+            if let Some(b) = blobs.get_mut(&id) {
+                b.1 += 1;
+            }
+        }
+    }
+    let original_refs = placements
+        .iter()
+        .filter(|p| p.headers.is_empty())
+        .map(|p| p.accounts.len() as i64)
+        .sum::<i64>();
     let remote: Vec<QueuedRecipient> = envelope
         .recipients
         .iter()
@@ -30,51 +138,45 @@ pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>) -> Batch {
             status: RecipientStatus::Queued,
         })
         .collect();
-    // The queued copy is sent without the Return-Path line that local delivery adds.
-    let skip = if message.starts_with(b"Return-Path:") {
-        memchr::memmem::find(&message, b"\r\n").map_or(0, |i| i + 2) as u32
-    } else {
-        0
-    };
-    let references = accounts.len() + usize::from(!remote.is_empty());
-    let mut batch = Batch::new();
-    batch.put(Cf::Blobs, keys::blob(&blob), message);
-    batch.add(Cf::Counters, keys::blob_refs(&blob), references as i64);
-    for &account in &accounts {
-        batch.append_mail(
-            account,
-            "INBOX",
-            MailEntry {
-                blob,
-                size,
-                internal_date: envelope.received_at,
-                flags: 0,
-                keywords: Vec::new(),
-                modseq: 0,
-                spam_score: None,
-            },
-        );
-        batch.add(Cf::Counters, keys::usage(account), size as i64);
-    }
-    if !remote.is_empty() {
-        let queued = QueuedMessage {
-            id: envelope.id,
-            reverse_path: envelope.reverse_path.clone(),
-            recipients: remote,
-            blob,
-            skip,
-            size: size - u64::from(skip),
-            created: envelope.received_at,
-            attempts: 0,
-            next_attempt: envelope.received_at,
-            last_error: None,
+    let queue_refs = i64::from(!remote.is_empty());
+    if original_refs + queue_refs > 0 {
+        // The queued copy is sent without the Return-Path line that local delivery adds.
+        let skip = if message.starts_with(b"Return-Path:") {
+            memchr::memmem::find(&message, b"\r\n").map_or(0, |i| i + 2) as u32
+        } else {
+            0
         };
-        batch.put(
-            Cf::Queue,
-            queue::key(queued.next_attempt, queued.id),
-            encode(&queued),
+        let size = message.len() as u64;
+        if !remote.is_empty() {
+            let queued = QueuedMessage {
+                id: envelope.id,
+                reverse_path: envelope.reverse_path.clone(),
+                recipients: remote,
+                blob: original,
+                skip,
+                size: size - u64::from(skip),
+                created: envelope.received_at,
+                attempts: 0,
+                next_attempt: envelope.received_at,
+                last_error: None,
+            };
+            batch.put(
+                Cf::Queue,
+                queue::key(queued.next_attempt, queued.id),
+                encode(&queued),
+            );
+            batch.add(Cf::Counters, keys::stat("messages_queued"), 1);
+        }
+        batch.add(
+            Cf::Counters,
+            keys::blob_refs(&original),
+            original_refs + queue_refs,
         );
-        batch.add(Cf::Counters, keys::stat("messages_queued"), 1);
+        batch.put(Cf::Blobs, keys::blob(&original), message);
+    }
+    for (id, (bytes, refs)) in blobs {
+        batch.add(Cf::Counters, keys::blob_refs(&id), refs);
+        batch.put(Cf::Blobs, keys::blob(&id), bytes);
     }
     batch.add(Cf::Counters, keys::stat("messages_accepted"), 1);
     batch

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::smtp::RcptRoute;
-use crate::store::directory::all_routes;
+use crate::store::directory::{all_routes, list_accounts, whitelist};
 use crate::store::schema::Route;
 use crate::store::{Store, StoreError};
 
@@ -18,17 +18,46 @@ use crate::store::{Store, StoreError};
 pub struct Directory {
     /// Keys are lower-case addresses and `@domain`s.
     routes: HashMap<String, Route>,
+    /// Each account's spam level and whitelist.
+    spam: HashMap<u32, SpamPrefs>,
+}
+
+/// What an account wants done with spam.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpamPrefs {
+    /// The score at which mail goes to Junk; None = the filter is off.
+    pub threshold: Option<f64>,
+    /// Senders (`a@b`, `*@domain`) whose mail skips the filter.
+    pub whitelist: Vec<String>,
 }
 
 impl Directory {
     pub fn load(store: &Store) -> Result<Directory, StoreError> {
-        Ok(Directory::from_routes(all_routes(store)?))
+        let mut d = Directory::from_routes(all_routes(store)?);
+        for info in list_accounts(store)? {
+            let a = info.account;
+            let prefs = SpamPrefs {
+                threshold: crate::filter::level_threshold(&a.spam_level),
+                whitelist: whitelist(store, a.id)?,
+            };
+            d.spam.insert(a.id, prefs);
+        }
+        Ok(d)
     }
 
     pub fn from_routes(routes: impl IntoIterator<Item = (String, Route)>) -> Directory {
         Directory {
             routes: routes.into_iter().collect(),
+            spam: HashMap::new(),
         }
+    }
+
+    /// An account's spam settings (medium, no whitelist, when unknown).
+    pub fn spam_prefs(&self, account: u32) -> SpamPrefs {
+        self.spam.get(&account).cloned().unwrap_or(SpamPrefs {
+            threshold: crate::filter::level_threshold("medium"),
+            whitelist: Vec::new(),
+        })
     }
 
     /// Routes a lower-case address: its own route, else its domain's catch-all, else

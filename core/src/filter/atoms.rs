@@ -14,14 +14,71 @@ const MAX_ATOMS: usize = 64;
 
 /// The atoms of a pattern (without case folding applied), or None if it has none.
 pub fn required_atoms(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let relaxed = relax(pattern);
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
-        .parse(pattern)
+        .parse(&relaxed)
         .ok()?;
     let atoms = of(&hir)?;
     (atoms.iter().all(|a| a.len() >= MIN_ATOM) && atoms.len() <= MAX_ATOMS).then_some(atoms)
+}
+
+/// The pattern without what `regex-syntax` cannot read and a match does not need to
+/// contain: look-around groups are dropped, back-references and atomic groups loosened.
+/// Any match of the original matches the relaxed pattern, so its atoms remain required.
+fn relax(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            if b[i + 1].is_ascii_digit() && b[i + 1] != b'0' {
+                // A back-reference: anything.
+                out.push_str("(?s:.*)");
+            } else {
+                out.push_str(&pattern[i..i + 2]);
+            }
+            i += 2;
+            continue;
+        }
+        let rest = &pattern[i..];
+        if rest.starts_with("(?=")
+            || rest.starts_with("(?!")
+            || rest.starts_with("(?<=")
+            || rest.starts_with("(?<!")
+        {
+            // Skip the whole group, respecting nesting and escapes.
+            let mut depth = 0;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'\\' => j += 1,
+                    b'(' => depth += 1,
+                    b')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        if rest.starts_with("(?>") {
+            out.push_str("(?:");
+            i += 3;
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 fn quality(atoms: &[Vec<u8>]) -> usize {
@@ -99,5 +156,7 @@ mod tests {
         assert_eq!(atoms(r"a.b"), None);
         assert_eq!(atoms(r"(?:foo)?bar"), Some(vec!["bar".into()]));
         assert_eq!(atoms(r"\.biz\b"), Some(vec![".biz".into()]));
+        assert_eq!(atoms(r"(?!foo)barbaz(?<=z)"), Some(vec!["barbaz".into()]));
+        assert_eq!(atoms(r"(\w+) money \1"), Some(vec![" money ".into()]));
     }
 }

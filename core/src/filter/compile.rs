@@ -133,6 +133,16 @@ impl Ruleset {
                     source: hs,
                     if_unset,
                 } => {
+                    // Body, rawbody and uri rules see one line at a time in SpamAssassin:
+                    // they are matched once over the whole text in multi-line mode, so `^`
+                    // and `$` still mean a line's start and end.
+                    let flags = if matches!(def.kind, Kind::Body | Kind::RawBody | Kind::Uri)
+                        && !flags.contains('m')
+                    {
+                        format!("{flags}m")
+                    } else {
+                        flags
+                    };
                     let Some(matcher) = compile_regex(&pattern, &flags, &mut report) else {
                         *report
                             .skipped

@@ -143,9 +143,12 @@ score  COMBO        2.5
                 describe: String::new(),
             }],
         };
-        let h = v.headers(5.0);
+        let h = v.headers(Some(5.0));
         assert!(h.starts_with("X-Spam-Flag: YES\r\nX-Spam-Score: 6.2\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.2 required=5.0 tests=A\r\n"), "{h}");
-        assert!(!v.headers(10.0).contains("X-Spam-Flag"));
+        assert!(!v.headers(Some(10.0)).contains("X-Spam-Flag"));
+        assert!(v
+            .headers(None)
+            .contains("X-Spam-Status: No, score=6.2 required=none tests=A"));
         assert_eq!(level_threshold("high"), Some(5.0));
         assert_eq!(level_threshold("off"), None);
     }

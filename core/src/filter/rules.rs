@@ -21,7 +21,7 @@ pub enum Kind {
 }
 
 /// What a header rule reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HeaderSource {
     Named {
         name: String,

@@ -22,9 +22,10 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// `X-Spam-*` headers for a recipient whose threshold is `required`.
-    pub fn headers(&self, required: f64) -> String {
-        let spam = self.score >= required;
+    /// `X-Spam-*` headers for a recipient whose threshold is `required` (None: the
+    /// filter is off or the sender whitelisted, so the message is not spam).
+    pub fn headers(&self, required: Option<f64>) -> String {
+        let spam = required.is_some_and(|r| self.score >= r);
         let stars = "*".repeat(self.score.clamp(0.0, 50.0) as usize);
         let tests: Vec<&str> = self.hits.iter().map(|h| h.name.as_str()).collect();
         let mut h = String::new();
@@ -33,11 +34,11 @@ impl Verdict {
         }
         h.push_str(&format!("X-Spam-Score: {:.1}\r\n", self.score));
         h.push_str(&format!("X-Spam-Level: {stars}\r\n"));
+        let required = required.map_or_else(|| "none".to_string(), |r| format!("{r:.1}"));
         h.push_str(&format!(
-            "X-Spam-Status: {}, score={:.1} required={:.1} tests={}\r\n",
+            "X-Spam-Status: {}, score={:.1} required={required} tests={}\r\n",
             if spam { "Yes" } else { "No" },
             self.score,
-            required,
             if tests.is_empty() {
                 "none".to_string()
             } else {
@@ -124,15 +125,11 @@ impl Ruleset {
                 let CompiledTest::Regex { matcher, .. } = &self.rules[i].test else {
                     continue;
                 };
-                hits[i] = match kind {
-                    // Body tests see one paragraph at a time, as in SpamAssassin.
-                    Kind::Body | Kind::RawBody | Kind::Uri => {
-                        text.lines().filter(|l| matcher.is_match(l)).count().min(1) as u32
-                    }
-                    _ => u32::from(matcher.is_match(text)),
-                };
+                hits[i] = u32::from(matcher.is_match(text));
             }
         }
+        // Each header source is assembled once per message, however many rules read it.
+        let mut header_texts: HashMap<&HeaderSource, Option<String>> = HashMap::new();
         for (i, rule) in self.rules.iter().enumerate() {
             match (&rule.test, rule.kind) {
                 (
@@ -144,10 +141,15 @@ impl Ruleset {
                     },
                     Kind::Header,
                 ) => {
-                    let text = header_text(view, source)
-                        .or_else(|| if_unset.clone())
-                        .unwrap_or_default();
-                    hits[i] = u32::from(matcher.is_match(&text) != *negate);
+                    let text = header_texts
+                        .entry(source)
+                        .or_insert_with(|| header_text(view, source));
+                    let text = match (text.as_deref(), if_unset) {
+                        (Some(t), _) => t,
+                        (None, Some(u)) => u.as_str(),
+                        (None, None) => "",
+                    };
+                    hits[i] = u32::from(matcher.is_match(text) != *negate);
                 }
                 (
                     CompiledTest::Regex {

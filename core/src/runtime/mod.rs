@@ -54,6 +54,8 @@ pub struct ServerContext {
     /// Threads for reads that may touch the disk (message bodies, mailbox listings).
     pub readers: Readers,
     pub pop3: Arc<Pop3Config>,
+    /// The compiled spam rules (replaced on reload; scans in flight keep theirs).
+    pub rules: Arc<ArcSwap<crate::filter::Ruleset>>,
     pub imap: Arc<ImapConfig>,
     /// Accounts with an open POP3 maildrop.
     pub pop3_locks: Arc<pop3_conn::MaildropLocks>,

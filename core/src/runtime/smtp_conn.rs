@@ -12,11 +12,14 @@ use super::tls::Transport;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
 use crate::auth::service::AuthOutcome;
-use crate::delivery::local::delivery_batch;
+use crate::delivery::local::{delivery_batch, placements};
 use crate::policy::RateKey;
 use crate::smtp::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Environment, RcptRoute, Session, Step,
 };
+
+/// Messages up to this size are scanned on the worker itself.
+const INLINE_SCAN_LIMIT: usize = 256 * 1024;
 
 /// A locked-out client waits this long for its refusal.
 pub const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
@@ -178,11 +181,50 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
         );
         return DeliveryOutcome::OverQuota;
     }
-    let batch = delivery_batch(&envelope, buffer);
+    // One scan per message, whatever the number of recipients. Small messages are scanned
+    // here (bounded CPU); large ones on a reader thread, so the worker stays responsive.
+    let (verdict, buffer) = if accounts.is_empty() {
+        (None, buffer)
+    } else if buffer.len() <= INLINE_SCAN_LIMIT {
+        (Some(ctx.server.rules.load().scan(&buffer)), buffer)
+    } else {
+        let rules = ctx.server.rules.load_full();
+        match ctx
+            .server
+            .readers
+            .run(move |_| (rules.scan(&buffer), buffer))
+            .await
+        {
+            Some((v, b)) => (Some(v), b),
+            None => return DeliveryOutcome::Failed,
+        }
+    };
+    let from = crate::mime::header_value(&buffer, "From").map(|f| {
+        f.rsplit_once('<')
+            .map_or(f.as_str(), |(_, a)| a.trim_end_matches('>'))
+            .trim()
+            .to_string()
+    });
+    let directory = ctx.server.directory.load();
+    let placed = placements(&envelope, verdict.as_ref(), &directory, from.as_deref());
+    let added: Vec<(u32, i64)> = placed
+        .iter()
+        .flat_map(|p| {
+            p.accounts
+                .iter()
+                .map(move |&a| (a, (size + p.headers.len()) as i64))
+        })
+        .collect();
+    let junk = placed
+        .iter()
+        .filter(|p| p.mailbox == "Junk")
+        .map(|p| p.accounts.len())
+        .sum::<usize>();
+    let batch = delivery_batch(&envelope, buffer, &placed);
     match ctx.server.store.commit(batch).await {
         Ok(()) => {
-            for &account in &accounts {
-                quotas.add(account, size as i64);
+            for &(account, bytes) in &added {
+                quotas.add(account, bytes);
             }
             let remote = envelope
                 .recipients
@@ -194,6 +236,8 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
                 from = %envelope.reverse_path,
                 recipients = envelope.recipients.len(),
                 queued = remote,
+                junk,
+                score = verdict.as_ref().map_or(0.0, |v| v.score),
                 size,
                 "accepted"
             );

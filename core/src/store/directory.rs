@@ -255,6 +255,60 @@ pub fn set_quota(store: &Store, address: &str, quota: u64) -> Result<Account, Di
     Ok(account)
 }
 
+/// Sets an account's spam level: off, low, medium or high.
+pub fn set_spam_level(
+    store: &Store,
+    address: &str,
+    level: &str,
+) -> Result<Account, DirectoryError> {
+    let level = level.to_ascii_lowercase();
+    if !["off", "low", "medium", "high"].contains(&level.as_str()) {
+        return Err(DirectoryError::Invalid {
+            what: "spam level (off, low, medium, high)",
+            value: level,
+        });
+    }
+    let mut account = account_for_address(store, address)?;
+    account.spam_level = level;
+    let mut b = Batch::new();
+    b.put(Cf::Accounts, keys::account(account.id), encode(&account));
+    store.commit_blocking(b)?;
+    Ok(account)
+}
+
+/// The senders whose mail skips the spam filter for an account (`a@b`, `*@domain`).
+pub fn whitelist(store: &Store, account: u32) -> Result<Vec<String>, StoreError> {
+    store
+        .kv()
+        .get(Cf::Accounts, &keys::whitelist(account))?
+        .map(|raw| decode(Cf::Accounts, &raw))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+pub fn add_to_whitelist(
+    store: &Store,
+    address: &str,
+    pattern: &str,
+) -> Result<Vec<String>, DirectoryError> {
+    let account = account_for_address(store, address)?;
+    let pattern = pattern.trim().to_lowercase();
+    if !pattern.contains('@') || pattern.contains(char::is_whitespace) {
+        return Err(DirectoryError::Invalid {
+            what: "whitelist entry (a@b or *@domain)",
+            value: pattern,
+        });
+    }
+    let mut list = whitelist(store, account.id)?;
+    if !list.contains(&pattern) {
+        list.push(pattern);
+    }
+    let mut b = Batch::new();
+    b.put(Cf::Accounts, keys::whitelist(account.id), encode(&list));
+    store.commit_blocking(b)?;
+    Ok(list)
+}
+
 /// Every route, for building the in-memory routing table.
 pub fn all_routes(store: &Store) -> Result<Vec<(String, Route)>, StoreError> {
     let mut routes = Vec::new();

@@ -97,6 +97,12 @@ pub mod keys {
 
     pub const ACCOUNT_PREFIX: &[u8] = b"id:";
 
+    pub fn whitelist(account: u32) -> Vec<u8> {
+        let mut k = b"wl:".to_vec();
+        k.extend_from_slice(&account.to_be_bytes());
+        k
+    }
+
     pub fn account_by_name(address: &str) -> Vec<u8> {
         [b"name:", address.as_bytes()].concat()
     }

@@ -1,0 +1,225 @@
+//! The spam engine end to end: `gannet spam scan`, `gannet rules check` and `rules reload`,
+//! and delivery over SMTP to INBOX or Junk by each account's level and whitelist.
+
+use gannet_tests::{RawSmtp, Server};
+
+/// 20-30% HTML and a .biz link: the two built-in example rules, 1.3 points.
+const EXAMPLE: &str = "From: a@example.org\r\nTo: b@example.test\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: deals\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n<div><b>Great deals today at http://deals.shop.biz/today</b></div>\r\n";
+
+/// Scores 7: a prescription drug (3) and a lottery to claim (4).
+const SPAMMY: &str = "From: Lucky <win@prizes.example>\r\nTo: you@example.test\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: news\r\n\r\nYou have won the lottery!\r\nClaim your prize and buy viagra.\r\n";
+
+#[test]
+fn spam_scan_cli_and_rules_check() {
+    let server = Server::new("");
+    let dir = server.dir.path();
+    std::fs::write(dir.join("a.eml"), EXAMPLE).unwrap();
+    std::fs::write(dir.join("b.eml"), SPAMMY).unwrap();
+    let out = server.gannet(&[
+        "spam",
+        "scan",
+        "--json",
+        dir.join("a.eml").to_str().unwrap(),
+        dir.join("b.eml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("\"score\":1.3")
+            && lines[0].contains("BIZ_TLD")
+            && lines[0].contains("HTML_20_30"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("\"score\":7.0")
+            && lines[1].contains("LOTTERY_SCAM")
+            && lines[1].contains("VIAGRA_ETC"),
+        "{text}"
+    );
+    let check = String::from_utf8(server.admin(&["rules", "check"])).unwrap();
+    assert!(check.starts_with("loaded 13 rules"), "{check}");
+    assert!(check.contains("skipped: 0"), "{check}");
+}
+
+fn deliver(server: &Server, to: &[&str], body: &str) {
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO test.example").unwrap();
+    c.cmd("MAIL FROM:<win@prizes.example>").unwrap();
+    for r in to {
+        assert!(c.cmd(&format!("RCPT TO:<{r}>")).unwrap().starts_with("250"));
+    }
+    c.send(b"DATA\r\n").unwrap();
+    assert!(c.reply().unwrap().starts_with("354"));
+    c.send(body.as_bytes()).unwrap();
+    c.send(b".\r\n").unwrap();
+    assert!(c.reply().unwrap().starts_with("250"));
+}
+
+fn in_box(server: &Server, address: &str, mailbox: &str) -> Vec<String> {
+    let out = server.admin(&["mail", "list", address, "--mailbox", mailbox]);
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn levels_and_whitelist_route_to_inbox_or_junk() {
+    let server = Server::started();
+    server.with_example_accounts();
+    for a in ["dave", "erin", "frank"] {
+        server.admin(&[
+            "account",
+            "add",
+            &format!("{a}@example.test"),
+            "--password",
+            "Secret123",
+        ]);
+    }
+    server.admin(&[
+        "account",
+        "set",
+        "carol@example.test",
+        "--spam-level",
+        "high",
+    ]);
+    server.admin(&["account", "set", "dave@example.test", "--spam-level", "off"]);
+    server.admin(&["account", "set", "erin@example.test", "--spam-level", "low"]);
+    server.admin(&[
+        "account",
+        "set",
+        "frank@example.test",
+        "--spam-level",
+        "high",
+    ]);
+    server.admin(&["whitelist", "add", "frank@example.test", "*@prizes.example"]);
+    let bad = server.gannet(&[
+        "account",
+        "set",
+        "alice@example.test",
+        "--spam-level",
+        "paranoid",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    // One message, one scan, six different outcomes.
+    deliver(
+        &server,
+        &[
+            "alice@example.test",
+            "carol@example.test",
+            "dave@example.test",
+            "erin@example.test",
+            "frank@example.test",
+        ],
+        SPAMMY,
+    );
+    assert_eq!(
+        in_box(&server, "alice@example.test", "INBOX").len(),
+        1,
+        "medium (10): 7 points is not spam"
+    );
+    assert_eq!(
+        in_box(&server, "carol@example.test", "Junk").len(),
+        1,
+        "high (5): spam goes to Junk"
+    );
+    assert!(in_box(&server, "carol@example.test", "INBOX").is_empty());
+    assert_eq!(
+        in_box(&server, "dave@example.test", "INBOX").len(),
+        1,
+        "off"
+    );
+    assert_eq!(
+        in_box(&server, "erin@example.test", "INBOX").len(),
+        1,
+        "low (15)"
+    );
+    assert_eq!(
+        in_box(&server, "frank@example.test", "INBOX").len(),
+        1,
+        "whitelisted sender skips the filter"
+    );
+    let junk = String::from_utf8(server.admin(&[
+        "mail",
+        "get",
+        "carol@example.test",
+        "1",
+        "--mailbox",
+        "Junk",
+    ]))
+    .unwrap();
+    assert!(junk.contains("X-Spam-Flag: YES\r\nX-Spam-Score: 7.0\r\nX-Spam-Level: *******\r\nX-Spam-Status: Yes, score=7.0 required=5.0 tests=LOTTERY_SCAM,VIAGRA_ETC\r\n"), "{junk}");
+    let inbox = String::from_utf8(server.mail_get("alice@example.test", 1)).unwrap();
+    assert!(
+        inbox.contains(
+            "X-Spam-Status: No, score=7.0 required=10.0 tests=LOTTERY_SCAM,VIAGRA_ETC\r\n"
+        ),
+        "{inbox}"
+    );
+    assert!(!inbox.contains("X-Spam-Flag"));
+    let white = String::from_utf8(server.mail_get("frank@example.test", 1)).unwrap();
+    assert!(white.contains("required=none"), "{white}");
+    // The message itself follows its headers unchanged.
+    assert!(inbox.ends_with(SPAMMY), "{inbox}");
+}
+
+#[test]
+fn site_rules_load_and_reload_without_restart() {
+    let rules_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules_dir.path().join("local.cf"),
+        "body SITE_WORD /\\bzorblax\\b/i\nscore SITE_WORD 6.0\n",
+    )
+    .unwrap();
+    let mut server = Server::new(&format!(
+        "[spam]\nrules_dirs = [\"{}\"]\n",
+        rules_dir.path().display()
+    ));
+    server.start();
+    server.with_example_accounts();
+    server.admin(&[
+        "account",
+        "set",
+        "carol@example.test",
+        "--spam-level",
+        "high",
+    ]);
+    let body = "To: x@example.test\r\nDate: x\r\nSubject: s\r\n\r\nzorblax and quuxfoo\r\n";
+    deliver(&server, &["carol@example.test"], body);
+    assert_eq!(in_box(&server, "carol@example.test", "Junk").len(), 1);
+    // A new rule file, then `gannet rules reload`: applies to the next message.
+    std::fs::write(
+        rules_dir.path().join("more.cf"),
+        "body SITE_OTHER /quuxfoo/\nscore SITE_OTHER -10\n",
+    )
+    .unwrap();
+    let out = String::from_utf8(server.admin(&["rules", "reload"])).unwrap();
+    assert!(out.starts_with("rules reloaded: 15 loaded"), "{out}");
+    deliver(&server, &["carol@example.test"], body);
+    assert_eq!(
+        in_box(&server, "carol@example.test", "INBOX").len(),
+        1,
+        "the new rule cancels the score"
+    );
+}
+
+#[test]
+fn stock_spamassassin_rules_load() {
+    let stock = std::path::Path::new("/usr/share/spamassassin");
+    gannet_tests::require_tool("spamassassin");
+    assert!(stock.is_dir());
+    let server = Server::new("[spam]\nrules_dirs = [\"/usr/share/spamassassin\"]\n");
+    let out = server.gannet(&["rules", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8(out.stdout).unwrap();
+    let loaded: usize = report.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(loaded > 500, "{report}");
+    println!("{report}");
+}
