@@ -9,7 +9,7 @@ cargo build --release -j2 --workspace --all-targets
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --release -j2 --workspace 2>&1 | tee "$log" || status=$?
+cargo test --release -j2 --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole suite, summed over every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

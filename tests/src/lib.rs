@@ -266,8 +266,8 @@ impl Drop for Server {
     }
 }
 
-/// Splits a stored message into its added trace headers (Return-Path and Received) and
-/// the message as the client sent it.
+/// Splits a stored message into the headers delivery added (Return-Path, the spam
+/// verdict's X-Spam-*, Received) and the message as the client sent it.
 pub fn strip_trace_headers(stored: &[u8]) -> (String, &[u8]) {
     let text = stored;
     let mut pos = 0;
@@ -286,6 +286,7 @@ pub fn strip_trace_headers(stored: &[u8]) -> (String, &[u8]) {
                 "first line: {:?}",
                 String::from_utf8_lossy(line)
             );
+        } else if line.starts_with(b"X-Spam-") && !seen_received {
         } else if line.starts_with(b"Received: ") && !seen_received {
             seen_received = true;
         } else if !(continuation && seen_received) {

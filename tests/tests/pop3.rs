@@ -223,7 +223,7 @@ for i, n in enumerate(names, 1):
     _, lines, octets = p.retr(i)
     got = b'\r\n'.join(lines) + b'\r\n'
     # Behind the Return-Path and Received lines the server added, the message as sent.
-    if not got.endswith(sent) or not got.startswith(b'Return-Path: <corpus@example.org>\r\nReceived: '):
+    if not got.endswith(sent) or not got.startswith(b'Return-Path: <corpus@example.org>\r\n') or b'\r\nReceived: from ' not in got:
         bad += 1
         print('differs', n)
 p.quit()

@@ -23,7 +23,8 @@ fn assert_delivered(server: &Server, address: &str, uid: u32, sent: &[u8], from:
     let (trace, body) = strip_trace_headers(&stored);
     assert_eq!(body, sent, "body differs; trace headers were:\n{trace}");
     assert!(
-        trace.starts_with(&format!("Return-Path: <{from}>\r\nReceived: from ")),
+        trace.starts_with(&format!("Return-Path: <{from}>\r\nX-Spam-Score: "))
+            && trace.contains("\r\nReceived: from "),
         "{trace}"
     );
     assert!(
