@@ -807,6 +807,15 @@ impl Session {
         }
     }
 
+    /// When the commit asked for earlier has answered: its tagged reply, and done.
+    fn commit_done(&mut self, tag: &str, done: &str) -> Option<Flow> {
+        match self.committed()? {
+            Ok(_) => self.tagged(tag, "OK", done),
+            Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
+        }
+        Some(Flow::Done)
+    }
+
     /// The result of a commit asked for earlier, if it has arrived.
     fn committed(&mut self) -> Option<Result<Vec<u32>, String>> {
         match self.answer.take() {
@@ -819,12 +828,8 @@ impl Session {
     }
 
     fn create(&mut self, tag: &str, name: &str) -> Flow {
-        if let Some(result) = self.committed() {
-            match result {
-                Ok(_) => self.tagged(tag, "OK", "CREATE completed"),
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
-            }
-            return Flow::Done;
+        if let Some(flow) = self.commit_done(tag, "CREATE completed") {
+            return flow;
         }
         let list = match self.summaries() {
             Ok(l) => l,
@@ -860,12 +865,8 @@ impl Session {
     }
 
     fn delete(&mut self, tag: &str, name: &str) -> Flow {
-        if let Some(result) = self.committed() {
-            match result {
-                Ok(_) => self.tagged(tag, "OK", "DELETE completed"),
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
-            }
-            return Flow::Done;
+        if let Some(flow) = self.commit_done(tag, "DELETE completed") {
+            return flow;
         }
         if name == "INBOX" {
             self.tagged(tag, "NO", "[CANNOT] INBOX cannot be deleted");
@@ -895,12 +896,8 @@ impl Session {
     }
 
     fn rename(&mut self, tag: &str, from: &str, to: &str) -> Flow {
-        if let Some(result) = self.committed() {
-            match result {
-                Ok(_) => self.tagged(tag, "OK", "RENAME completed"),
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
-            }
-            return Flow::Done;
+        if let Some(flow) = self.commit_done(tag, "RENAME completed") {
+            return flow;
         }
         let list = match self.summaries() {
             Ok(l) => l,
@@ -934,12 +931,8 @@ impl Session {
     }
 
     fn subscribe(&mut self, tag: &str, name: &str, on: bool) -> Flow {
-        if let Some(result) = self.committed() {
-            match result {
-                Ok(_) => self.tagged(tag, "OK", "Subscription changed"),
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
-            }
-            return Flow::Done;
+        if let Some(flow) = self.commit_done(tag, "Subscription changed") {
+            return flow;
         }
         let list = match self.summaries() {
             Ok(l) => l,
@@ -1294,12 +1287,8 @@ impl Session {
     }
 
     fn fetch(&mut self, tag: &str, uid: bool, set: &SeqSet, items: &[FetchItem]) -> Flow {
-        if let Some(result) = self.committed() {
-            match result {
-                Ok(_) => self.tagged(tag, "OK", "FETCH completed"),
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
-            }
-            return Flow::Done;
+        if let Some(flow) = self.commit_done(tag, "FETCH completed") {
+            return flow;
         }
         let indexes = self.resolve(uid, set);
         let bodies = if items.iter().any(FetchItem::needs_body) {
@@ -1365,12 +1354,8 @@ impl Session {
         silent: bool,
         names: &[String],
     ) -> Flow {
-        if let Some(result) = self.committed() {
-            match result {
-                Ok(_) => self.tagged(tag, "OK", "STORE completed"),
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
-            }
-            return Flow::Done;
+        if let Some(flow) = self.commit_done(tag, "STORE completed") {
+            return flow;
         }
         if self.selected_ref().read_only {
             self.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");

@@ -10,7 +10,143 @@ use tokio_uring::net::TcpStream;
 
 use super::tls::{TlsStream, Transport};
 use super::worker::WorkerContext;
+use crate::auth::sasl::Credentials;
+use crate::auth::service::AuthOutcome;
 use crate::policy::ConnectionPermit;
+
+/// A locked-out client waits this long for its refusal.
+const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
+
+/// The output side every protocol session offers the runtime.
+pub trait Wire {
+    fn take_output(&mut self) -> Vec<u8>;
+    fn output_written(&mut self, buf: Vec<u8>);
+    fn has_output(&self) -> bool;
+}
+
+macro_rules! wire {
+    ($($session:ty),*) => {$(
+        impl Wire for $session {
+            fn take_output(&mut self) -> Vec<u8> {
+                <$session>::take_output(self)
+            }
+            fn output_written(&mut self, buf: Vec<u8>) {
+                <$session>::output_written(self, buf)
+            }
+            fn has_output(&self) -> bool {
+                <$session>::has_output(self)
+            }
+        }
+    )*};
+}
+
+wire!(
+    crate::smtp::Session,
+    crate::pop3::Session,
+    crate::imap::Session
+);
+
+/// A connection let in: who it is from, and its transport (TLS already up on an
+/// implicit-TLS port).
+pub struct Opened {
+    pub ip: IpAddr,
+    pub trusted: bool,
+    pub transport: Transport,
+    _permit: Option<ConnectionPermit>,
+}
+
+/// Admits a new connection (the per-IP limit; `refusal` is sent in the clear to those over
+/// it) and runs the TLS handshake of implicit-TLS ports. None: the connection is closed.
+pub async fn open(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    peer: std::net::SocketAddr,
+    implicit_tls: bool,
+    refusal: &'static [u8],
+) -> Option<Opened> {
+    // Without TCP_NODELAY, pipelined replies stall on delayed ACKs.
+    let _ = stream.set_nodelay(true);
+    let ip = canonical(peer.ip());
+    let (trusted, permit) = match admit(ctx, ip) {
+        Admission::Trusted => (true, None),
+        Admission::Counted(permit) => (false, Some(permit)),
+        Admission::Refused => {
+            tracing::info!(%ip, "refused: too many connections");
+            if implicit_tls {
+                let _ = stream.shutdown(Shutdown::Both);
+            } else {
+                refuse(stream, refusal).await;
+            }
+            return None;
+        }
+    };
+    let transport = if implicit_tls {
+        match handshake(ctx, stream).await {
+            Some(tls) => Transport::Tls(Box::new(tls)),
+            None => {
+                let _ = stream.shutdown(Shutdown::Both);
+                return None;
+            }
+        }
+    } else {
+        Transport::Plain
+    };
+    Some(Opened {
+        ip,
+        trusted,
+        transport,
+        _permit: permit,
+    })
+}
+
+/// Writes a session's pending output; false if the client is gone or stopped reading.
+pub async fn flush<W: Wire>(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    transport: &Transport,
+    session: &mut W,
+) -> bool {
+    if !session.has_output() {
+        return true;
+    }
+    let (sent, buf) = write_out(ctx, stream, transport, session.take_output()).await;
+    if let Some(buf) = buf {
+        session.output_written(buf);
+    }
+    sent
+}
+
+/// STARTTLS / STLS: writes the session's "go ahead", then upgrades the transport.
+pub async fn start_tls<W: Wire>(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    transport: &mut Transport,
+    session: &mut W,
+) -> bool {
+    if !flush(ctx, stream, transport, session).await {
+        return false;
+    }
+    match handshake(ctx, stream).await {
+        Some(tls) => {
+            *transport = Transport::Tls(Box::new(tls));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Verifies a login on the auth threads; a locked-out client waits before its refusal.
+pub async fn authenticate(
+    ctx: &WorkerContext,
+    credentials: Credentials,
+    ip: IpAddr,
+) -> AuthOutcome {
+    let outcome = ctx.server.auth.authenticate(credentials, ip).await;
+    if outcome == AuthOutcome::LockedOut {
+        tokio::time::sleep(LOCKOUT_DELAY).await;
+    }
+    outcome
+}
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,7 +205,7 @@ pub async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStr
 pub async fn write_out(
     ctx: &WorkerContext,
     stream: &TcpStream,
-    transport: &mut Transport,
+    transport: &Transport,
     out: Vec<u8>,
 ) -> (bool, Option<Vec<u8>>) {
     match tokio::time::timeout(ctx.server.idle_timeout, transport.write_all(stream, out)).await {
@@ -95,7 +231,7 @@ pub enum Wake {
 pub async fn read_input(
     ctx: &WorkerContext,
     stream: &TcpStream,
-    transport: &mut Transport,
+    transport: &Transport,
     buf: Vec<u8>,
     idle: bool,
     stop: &mut watch::Receiver<bool>,

@@ -9,12 +9,9 @@ use std::time::Duration;
 
 use tokio_uring::net::TcpStream;
 
-use super::conn::{self, Admission, Wake};
-use super::smtp_conn::LOCKOUT_DELAY;
-use super::tls::Transport;
+use super::conn::{self, Wake};
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
-use crate::auth::service::AuthOutcome;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session, Step};
 use crate::store::mail;
 use crate::store::schema::flags;
@@ -24,31 +21,12 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
 
 pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
-    let _ = stream.set_nodelay(true);
-    let ip = conn::canonical(peer.ip());
-    let server = &ctx.server;
-    let _permit = match conn::admit(ctx, ip) {
-        Admission::Trusted => None,
-        Admission::Counted(permit) => Some(permit),
-        Admission::Refused => {
-            if kind == PortKind::Imaps {
-                let _ = stream.shutdown(Shutdown::Both);
-            } else {
-                conn::refuse(&stream, TOO_MANY_CONNECTIONS).await;
-            }
-            return;
-        }
+    let implicit = kind == PortKind::Imaps;
+    let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
+        return;
     };
-    let mut transport = Transport::Plain;
-    if kind == PortKind::Imaps {
-        match conn::handshake(ctx, &stream).await {
-            Some(tls) => transport = Transport::Tls(Box::new(tls)),
-            None => {
-                let _ = stream.shutdown(Shutdown::Both);
-                return;
-            }
-        }
-    }
+    let (ip, mut transport) = (opened.ip, opened.transport);
+    let server = &ctx.server;
     let policy = ImapPolicy {
         tls: transport.is_tls(),
         starttls: true,
@@ -59,28 +37,19 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     loop {
         match session.step(unix_now()) {
             Step::Close => {
-                flush(ctx, &stream, &mut transport, &mut session).await;
+                conn::flush(ctx, &stream, &transport, &mut session).await;
                 transport.close(&stream).await;
                 break;
             }
             Step::StartTls => {
-                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                if !conn::start_tls(ctx, &stream, &mut transport, &mut session).await {
                     break;
                 }
-                match conn::handshake(ctx, &stream).await {
-                    Some(tls) => {
-                        transport = Transport::Tls(Box::new(tls));
-                        session.tls_started();
-                    }
-                    None => break,
-                }
+                session.tls_started();
             }
             Step::Authenticate => {
                 if let Some(credentials) = session.take_credentials() {
-                    let outcome = server.auth.authenticate(credentials, ip).await;
-                    if outcome == AuthOutcome::LockedOut {
-                        tokio::time::sleep(LOCKOUT_DELAY).await;
-                    }
+                    let outcome = conn::authenticate(ctx, credentials, ip).await;
                     session.auth_result(outcome);
                 }
             }
@@ -89,7 +58,7 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 session.answer(answer);
             }
             Step::Idle => {
-                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                if !conn::flush(ctx, &stream, &transport, &mut session).await {
                     break;
                 }
                 // The read stays pending while changes are looked for and reported: a
@@ -124,12 +93,12 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
             }
             Step::NeedInput => {
-                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                if !conn::flush(ctx, &stream, &transport, &mut session).await {
                     break;
                 }
                 let idle = session.is_idle();
                 let buf = session.take_input();
-                match conn::read_input(ctx, &stream, &mut transport, buf, idle, &mut stop).await {
+                match conn::read_input(ctx, &stream, &transport, buf, idle, &mut stop).await {
                     Wake::Data(buf) => session.input_filled(buf),
                     Wake::Closed => break,
                     Wake::IdleTimeout => session.close_with("Idle timeout"),
@@ -238,20 +207,4 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             Err(e) => Answer::Committed(Err(e.to_string())),
         },
     }
-}
-
-async fn flush(
-    ctx: &WorkerContext,
-    stream: &TcpStream,
-    transport: &mut Transport,
-    session: &mut Session,
-) -> bool {
-    if !session.has_output() {
-        return true;
-    }
-    let (sent, buf) = conn::write_out(ctx, stream, transport, session.take_output()).await;
-    if let Some(buf) = buf {
-        session.output_written(buf);
-    }
-    sent
 }

@@ -3,15 +3,12 @@
 //! logins to the auth service and commits finished messages through the store.
 
 use std::net::{Shutdown, SocketAddr};
-use std::time::Duration;
 
 use tokio_uring::net::TcpStream;
 
-use super::conn::{self, Admission, Wake};
-use super::tls::Transport;
+use super::conn::{self, Wake};
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
-use crate::auth::service::AuthOutcome;
 use crate::delivery::local::{delivery_batch, placements};
 use crate::policy::RateKey;
 use crate::smtp::{
@@ -21,8 +18,6 @@ use crate::smtp::{
 /// Messages up to this size are scanned on the worker itself.
 const INLINE_SCAN_LIMIT: usize = 256 * 1024;
 
-/// A locked-out client waits this long for its refusal.
-pub const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
 const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
 
 /// The session's view of the world, backed by the worker.
@@ -47,40 +42,19 @@ impl Environment for WorkerEnv<'_> {
 }
 
 pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
-    // Without TCP_NODELAY, pipelined replies stall on delayed ACKs.
-    let _ = stream.set_nodelay(true);
-    let ip = conn::canonical(peer.ip());
-    let server = &ctx.server;
-    let (trusted, _permit) = match conn::admit(ctx, ip) {
-        Admission::Trusted => (true, None),
-        Admission::Counted(permit) => (false, Some(permit)),
-        Admission::Refused => {
-            tracing::info!(%ip, "refused: too many connections");
-            if kind == PortKind::Submissions {
-                let _ = stream.shutdown(Shutdown::Both);
-            } else {
-                conn::refuse(&stream, TOO_MANY_CONNECTIONS).await;
-            }
-            return;
-        }
+    let implicit = kind == PortKind::Submissions;
+    let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
+        return;
     };
-    let mut transport = Transport::Plain;
-    if kind == PortKind::Submissions {
-        match conn::handshake(ctx, &stream).await {
-            Some(tls) => transport = Transport::Tls(Box::new(tls)),
-            None => {
-                let _ = stream.shutdown(Shutdown::Both);
-                return;
-            }
-        }
-    }
+    let (ip, mut transport) = (opened.ip, opened.transport);
+    let server = &ctx.server;
     let policy = ConnectionPolicy {
         client_ip: ip,
         tls: transport.is_tls(),
         starttls: true,
         auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
         submission: kind != PortKind::Mx,
-        trusted,
+        trusted: opened.trusted,
     };
     let mut session = Session::new(server.smtp.clone(), policy, ctx.buffers.take());
     let mut stop = ctx.stop.clone();
@@ -93,38 +67,29 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
             }
             Step::Close => {
-                flush(ctx, &stream, &mut transport, &mut session).await;
+                conn::flush(ctx, &stream, &transport, &mut session).await;
                 transport.close(&stream).await;
                 break;
             }
             Step::StartTls => {
-                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                if !conn::start_tls(ctx, &stream, &mut transport, &mut session).await {
                     break;
                 }
-                match conn::handshake(ctx, &stream).await {
-                    Some(tls) => {
-                        transport = Transport::Tls(Box::new(tls));
-                        session.tls_started();
-                    }
-                    None => break,
-                }
+                session.tls_started();
             }
             Step::Authenticate => {
                 if let Some(credentials) = session.take_credentials() {
-                    let outcome = server.auth.authenticate(credentials, ip).await;
-                    if outcome == AuthOutcome::LockedOut {
-                        tokio::time::sleep(LOCKOUT_DELAY).await;
-                    }
+                    let outcome = conn::authenticate(ctx, credentials, ip).await;
                     session.auth_result(outcome);
                 }
             }
             Step::NeedInput => {
-                if !flush(ctx, &stream, &mut transport, &mut session).await {
+                if !conn::flush(ctx, &stream, &transport, &mut session).await {
                     break;
                 }
                 let idle = session.is_idle();
                 let buf = session.take_input();
-                match conn::read_input(ctx, &stream, &mut transport, buf, idle, &mut stop).await {
+                match conn::read_input(ctx, &stream, &transport, buf, idle, &mut stop).await {
                     Wake::Data(buf) => session.input_filled(buf),
                     Wake::Closed => break,
                     Wake::IdleTimeout => session.close_with(Session::idle_timeout_reply()),
@@ -136,23 +101,6 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     // A read may still be in flight: shutting the socket down ends it and tells the client.
     let _ = stream.shutdown(Shutdown::Both);
     ctx.buffers.give(session.into_input_buffer());
-}
-
-/// Writes pending replies; false if the client is gone or stopped reading.
-async fn flush(
-    ctx: &WorkerContext,
-    stream: &TcpStream,
-    transport: &mut Transport,
-    session: &mut Session,
-) -> bool {
-    if !session.has_output() {
-        return true;
-    }
-    let (sent, buf) = conn::write_out(ctx, stream, transport, session.take_output()).await;
-    if let Some(buf) = buf {
-        session.output_written(buf);
-    }
-    sent
 }
 
 /// Makes the message durable; only then may the session say 250.
