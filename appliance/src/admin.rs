@@ -56,8 +56,8 @@ pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<Exi
         password::check_policy(pw)?;
         *pw = password::hash(pw)?;
     }
-    if let AdminCommand::Rules(RulesCommand::Check) = command {
-        return rules_check(&config);
+    if let AdminCommand::Rules(RulesCommand::Check { list }) = command {
+        return rules_check(&config, list);
     }
     let outcome = match control::request(&config.server.data_dir, &command)? {
         Some(outcome) => outcome,
@@ -273,8 +273,26 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
 }
 
 /// `gannet rules check`: loads the configured rules and reports what was understood.
-fn rules_check(config: &Config) -> anyhow::Result<ExitCode> {
+fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     let rules = gannet_core::filter::load(&config.spam.rules_dirs)?;
+    if list {
+        for rule in &rules.rules {
+            let runnable = match &rule.test {
+                gannet_core::filter::compile::CompiledTest::Eval { function, .. } => {
+                    gannet_core::filter::eval::implemented(function)
+                }
+                _ => true,
+            };
+            println!(
+                "{}\t{:?}\t{}\t{}",
+                rule.name,
+                rule.kind,
+                rule.score,
+                if runnable { "runs" } else { "eval-missing" }
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let r = &rules.report;
     println!(
         "loaded {} rules ({} with a backtracking regex)",

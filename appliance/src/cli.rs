@@ -92,7 +92,11 @@ pub enum AdminCommand {
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
 pub enum RulesCommand {
     /// Load the rules and report: loaded, skipped by reason, rules without a prefilter atom.
-    Check,
+    Check {
+        /// Also list every rule: name, kind, and whether Gannet can run its test.
+        #[arg(long)]
+        list: bool,
+    },
     /// Make the running server load the rules again.
     Reload,
 }

@@ -34,8 +34,8 @@ fn spam_scan_cli_and_rules_check() {
     );
     assert!(
         lines[1].contains("\"score\":7.0")
-            && lines[1].contains("LOTTERY_SCAM")
-            && lines[1].contains("VIAGRA_ETC"),
+            && lines[1].contains("GANNET_LOTTERY")
+            && lines[1].contains("GANNET_DRUGS"),
         "{text}"
     );
     let check = String::from_utf8(server.admin(&["rules", "check"])).unwrap();
@@ -151,11 +151,11 @@ fn levels_and_whitelist_route_to_inbox_or_junk() {
         "Junk",
     ]))
     .unwrap();
-    assert!(junk.contains("X-Spam-Flag: YES\r\nX-Spam-Score: 7.0\r\nX-Spam-Level: *******\r\nX-Spam-Status: Yes, score=7.0 required=5.0 tests=LOTTERY_SCAM,VIAGRA_ETC\r\n"), "{junk}");
+    assert!(junk.contains("X-Spam-Flag: YES\r\nX-Spam-Score: 7.0\r\nX-Spam-Level: *******\r\nX-Spam-Status: Yes, score=7.0 required=5.0 tests=GANNET_DRUGS,GANNET_LOTTERY\r\n"), "{junk}");
     let inbox = String::from_utf8(server.mail_get("alice@example.test", 1)).unwrap();
     assert!(
         inbox.contains(
-            "X-Spam-Status: No, score=7.0 required=10.0 tests=LOTTERY_SCAM,VIAGRA_ETC\r\n"
+            "X-Spam-Status: No, score=7.0 required=10.0 tests=GANNET_DRUGS,GANNET_LOTTERY\r\n"
         ),
         "{inbox}"
     );

@@ -2,6 +2,26 @@
 
 use crate::mime::view::MessageView;
 
+/// The eval functions [`run`] knows.
+pub fn implemented(function: &str) -> bool {
+    matches!(
+        function,
+        "check_for_missing_to_header"
+            | "check_header_count_range"
+            | "html_test"
+            | "html_range"
+            | "check_illegal_chars"
+            | "subject_is_all_caps"
+            | "check_for_missing_date"
+            | "check_for_missing_date_header"
+            | "check_for_missing_from"
+            | "check_from_in_whitelist"
+            | "check_from_in_welcomelist"
+            | "check_from_in_blacklist"
+            | "check_from_in_blocklist"
+    )
+}
+
 /// Result of an eval test, or None when the function is not implemented.
 pub fn run(
     function: &str,

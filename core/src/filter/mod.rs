@@ -104,15 +104,15 @@ score  COMBO        2.5
         ] {
             assert!(names(&v).contains(&want), "{want} missing: {:?}", names(&v));
         }
-        assert!(!names(&v).contains(&"NO_DATE"));
-        assert!(!names(&v).contains(&"MISSING_TO"));
+        assert!(!names(&v).contains(&"GANNET_NO_DATE"));
+        assert!(!names(&v).contains(&"GANNET_NO_TO"));
     }
 
     #[test]
     fn sub_rules_do_not_score_and_meta_combines_them() {
         let rs = ruleset("");
         let v = rs.scan(b"To: a@b\r\nDate: x\r\nSubject: hello\r\n\r\nYou have won the lottery!\r\nClaim your prize now.\r\n");
-        assert_eq!(names(&v), ["LOTTERY_SCAM"]);
+        assert_eq!(names(&v), ["GANNET_LOTTERY"]);
         assert_eq!(v.score, 4.0);
         let v =
             rs.scan(b"To: a@b\r\nDate: x\r\nSubject: hello\r\n\r\nYou have won the lottery!\r\n");
@@ -127,9 +127,9 @@ score  COMBO        2.5
         rs.candidates(rules::Kind::Body, "please CLICK HERE now", &mut c);
         let names: Vec<&str> = c.iter().map(|&i| rs.rules[i].name.as_str()).collect();
         assert!(
-            names.contains(&"CLICK_BELOW")
+            names.contains(&"GANNET_CLICK")
                 && names.contains(&"ODD")
-                && !names.contains(&"VIAGRA_ETC")
+                && !names.contains(&"GANNET_DRUGS")
         );
     }
 
