@@ -168,7 +168,14 @@ impl Ruleset {
                     hits[i] = u32::from(found != *negate);
                 }
                 (CompiledTest::Exists(h), _) => {
-                    hits[i] = u32::from(view.header_values(h).next().is_some())
+                    // The pseudo-headers of header rules exist when what they stand for does.
+                    let exists = |n: &str| view.header_values(n).next().is_some();
+                    hits[i] = u32::from(match h.as_str() {
+                        "ToCc" => exists("To") || exists("Cc"),
+                        "EnvelopeFrom" => exists("Return-Path"),
+                        "ALL" => !view.headers.is_empty(),
+                        name => exists(name),
+                    })
                 }
                 (CompiledTest::Eval { function, args }, _) => {
                     hits[i] =

@@ -74,8 +74,20 @@ fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
                 HeaderValue::Address(a) => address_text(a),
                 _ => raw_value.clone(),
             };
+            // The name as written (SpamAssassin's header rules match it case-sensitively).
+            let name = raw
+                .get(h.offset_field as usize..h.offset_start as usize)
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .trim()
+                        .trim_end_matches(':')
+                        .trim()
+                        .to_string()
+                })
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| h.name.as_str().to_string());
             Field {
-                name: h.name.as_str().to_string(),
+                name,
                 value,
                 raw: raw_value,
             }
