@@ -276,19 +276,13 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
 fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     let rules = gannet_core::filter::load(&config.spam.rules_dirs)?;
     if list {
-        for rule in &rules.rules {
-            let runnable = match &rule.test {
-                gannet_core::filter::compile::CompiledTest::Eval { function, .. } => {
-                    gannet_core::filter::eval::implemented(function)
-                }
-                _ => true,
-            };
+        for (rule, runnable) in rules.rules.iter().zip(rules.runnable()) {
             println!(
                 "{}\t{:?}\t{}\t{}",
                 rule.name,
                 rule.kind,
                 rule.score,
-                if runnable { "runs" } else { "eval-missing" }
+                if runnable { "runs" } else { "cannot-run" }
             );
         }
         return Ok(ExitCode::SUCCESS);

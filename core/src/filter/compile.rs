@@ -270,6 +270,44 @@ impl Ruleset {
         }
     }
 
+    /// For each rule, whether Gannet can run it: not an eval it lacks, and for a meta, every
+    /// rule it names exists and can run.
+    pub fn runnable(&self) -> Vec<bool> {
+        fn visit(rs: &Ruleset, i: usize, memo: &mut Vec<Option<bool>>, depth: usize) -> bool {
+            if let Some(v) = memo[i] {
+                return v;
+            }
+            if depth > 32 {
+                return false;
+            }
+            memo[i] = Some(false);
+            let v = match &rs.rules[i].test {
+                CompiledTest::Eval { function, .. } => super::eval::implemented(function),
+                // SpamAssassin's pseudo-headers about relays are not synthesized yet.
+                CompiledTest::Regex {
+                    source: Some(HeaderSource::Named { name, .. }),
+                    ..
+                } if name.starts_with("X-Spam-Relays") => false,
+                CompiledTest::Meta(expr) => {
+                    let mut names = Vec::new();
+                    expr.names(&mut names);
+                    names.iter().all(|n| {
+                        rs.by_name
+                            .get(n)
+                            .is_some_and(|&j| visit(rs, j, memo, depth + 1))
+                    })
+                }
+                _ => true,
+            };
+            memo[i] = Some(v);
+            v
+        }
+        let mut memo = vec![None; self.rules.len()];
+        (0..self.rules.len())
+            .map(|i| visit(self, i, &mut memo, 0))
+            .collect()
+    }
+
     /// The rules of `kind` worth running on `text`: those whose atoms occur, and those
     /// without atoms.
     pub fn candidates(&self, kind: Kind, text: &str, out: &mut Vec<usize>) {
