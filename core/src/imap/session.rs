@@ -1804,3 +1804,168 @@ fn write_fetch(
     }
     out.extend_from_slice(b")\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(flags: u32) -> MailEntry {
+        MailEntry {
+            blob: [1; 32],
+            size: 30,
+            internal_date: 0,
+            flags,
+            keywords: Vec::new(),
+            modseq: 0,
+            spam_score: None,
+        }
+    }
+
+    const MESSAGE: &[u8] = b"Subject: hi\r\nFrom: a@b.example\r\n\r\nhello there\r\n";
+
+    /// Feeds `input` and plays the runtime with an INBOX of two messages.
+    fn run(s: &mut Session, input: &str, commits: &mut usize) -> String {
+        s.feed(input.as_bytes());
+        loop {
+            match s.step(0) {
+                Step::NeedInput | Step::Close | Step::Idle => break,
+                Step::StartTls => s.tls_started(),
+                Step::Authenticate => {
+                    let c = s.take_credentials().unwrap();
+                    let ok = c.password == "Secret123";
+                    s.auth_result(if ok {
+                        AuthOutcome::Success { account: 1 }
+                    } else {
+                        AuthOutcome::Failure
+                    });
+                }
+                Step::Request(Request::Mailbox { name, .. }) => {
+                    let meta = MailboxMeta {
+                        id: 1,
+                        uidvalidity: 7,
+                        uidnext: 3,
+                        highest_modseq: 0,
+                        subscribed: true,
+                        special_use: None,
+                    };
+                    let found = (name == "INBOX")
+                        .then(|| (meta, vec![(1, entry(0)), (2, entry(flags::SEEN))]));
+                    s.answer(Answer::Mailbox(found));
+                }
+                Step::Request(Request::Blobs(ids)) => {
+                    let map = ids
+                        .into_iter()
+                        .map(|id| (id, Arc::new(MESSAGE.to_vec())))
+                        .collect();
+                    s.answer(Answer::Blobs(map));
+                }
+                Step::Request(Request::Commit { .. }) => {
+                    *commits += 1;
+                    s.answer(Answer::Committed(Ok(vec![])));
+                }
+                Step::Request(Request::Mailboxes { .. }) => s.answer(Answer::Mailboxes {
+                    list: vec![],
+                    used: 0,
+                    limit: 1,
+                }),
+            }
+        }
+        String::from_utf8(s.take_output()).unwrap()
+    }
+
+    fn session(tls: bool) -> Session {
+        let mut s = Session::new(
+            Arc::new(ImapConfig::default()),
+            ImapPolicy {
+                tls,
+                starttls: true,
+                auth_without_tls: false,
+            },
+            Vec::new(),
+        );
+        let greeting = String::from_utf8(s.take_output()).unwrap();
+        assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev2"));
+        s
+    }
+
+    #[test]
+    fn login_select_fetch_store_search() {
+        let mut s = session(true);
+        let mut commits = 0;
+        let out = run(
+            &mut s,
+            "a1 LOGIN alice Wrong1\r\na2 LOGIN alice Secret123\r\n",
+            &mut commits,
+        );
+        assert!(
+            out.contains("a1 NO [AUTHENTICATIONFAILED]") && out.contains("a2 OK [CAPABILITY"),
+            "{out}"
+        );
+        let out = run(&mut s, "a3 SELECT inbox\r\n", &mut commits);
+        assert!(
+            out.contains("* 2 EXISTS\r\n")
+                && out.contains("[UIDVALIDITY 7]")
+                && out.ends_with("a3 OK [READ-WRITE] SELECT completed\r\n"),
+            "{out}"
+        );
+        let out = run(
+            &mut s,
+            "a4 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])\r\n",
+            &mut commits,
+        );
+        assert!(out.contains("* 1 FETCH (UID 1 FLAGS () BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: hi\r\n\r\n)"), "{out}");
+        assert_eq!(commits, 0, "PEEK sets no flag");
+        let out = run(&mut s, "a5 FETCH 1 BODY[TEXT]\r\n", &mut commits);
+        assert!(
+            out.contains("BODY[TEXT] {13}\r\nhello there\r\n FLAGS (\\Seen))"),
+            "{out}"
+        );
+        assert_eq!(commits, 1);
+        let out = run(
+            &mut s,
+            "a6 SEARCH UNSEEN\r\na7 UID SEARCH TEXT \"there\" SEEN\r\n",
+            &mut commits,
+        );
+        assert!(
+            out.contains("* SEARCH\r\n") && out.contains("* SEARCH 1 2\r\n"),
+            "{out}"
+        );
+        let out = run(
+            &mut s,
+            "a8 STORE 2 +FLAGS (\\Deleted)\r\na9 EXPUNGE\r\n",
+            &mut commits,
+        );
+        assert!(
+            out.contains("* 2 FETCH (FLAGS (\\Seen \\Deleted))")
+                && out.contains("* 2 EXPUNGE\r\na9 OK"),
+            "{out}"
+        );
+        let out = run(&mut s, "b1 LOGOUT\r\n", &mut commits);
+        assert!(out.starts_with("* BYE"));
+    }
+
+    #[test]
+    fn errors_and_literals() {
+        let mut s = session(false);
+        let mut c = 0;
+        let out = run(&mut s, "a1 LOGIN alice Secret123\r\n", &mut c);
+        assert!(out.starts_with("a1 NO [PRIVACYREQUIRED]"), "{out}");
+        let out = run(&mut s, "a2 SELECT INBOX\r\nBOGUS\r\na3 FROB\r\n", &mut c);
+        assert!(
+            out.contains("a2 BAD") && out.contains("* BAD") && out.contains("a3 BAD"),
+            "{out}"
+        );
+        // A synchronizing literal gets a continuation; a too-large one is refused unread.
+        let mut s = session(true);
+        let out = run(&mut s, "a1 LOGIN {5}\r\n", &mut c);
+        assert_eq!(out, "+ Ready for literal data\r\n");
+        let out = run(&mut s, "alice {9}\r\nSecret123\r\n", &mut c);
+        assert!(out.contains("a1 OK"), "{out}");
+        let out = run(
+            &mut s,
+            "a2 APPEND INBOX {999999999999}\r\na3 NOOP\r\n",
+            &mut c,
+        );
+        assert!(out.starts_with("a2 NO [TOOBIG]"), "{out}");
+    }
+}
