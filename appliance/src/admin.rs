@@ -289,8 +289,8 @@ fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     }
     let r = &rules.report;
     println!(
-        "loaded {} rules ({} with a backtracking regex)",
-        r.loaded, r.backtracking
+        "loaded {} rules ({} with a backtracking regex; {} scored 0 and needed by no meta, not run)",
+        r.loaded, r.backtracking, r.inactive
     );
     let without: usize = r.without_atom.values().sum();
     println!("without a prefilter atom (run on every message): {without}");

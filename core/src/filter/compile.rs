@@ -71,6 +71,8 @@ pub struct Prefilter {
 #[derive(Debug, Default, Clone)]
 pub struct Report {
     pub loaded: usize,
+    /// Scored 0 and needed by no meta: not run.
+    pub inactive: usize,
     pub backtracking: usize,
     /// Rules without a prefilter atom, by kind: they run on every message.
     pub without_atom: BTreeMap<String, usize>,
@@ -79,6 +81,9 @@ pub struct Report {
 
 pub struct Ruleset {
     pub rules: Vec<CompiledRule>,
+    /// Rules worth running: a score of their own, or named by a meta that is worth running.
+    /// As in SpamAssassin, a rule scored 0 that no meta needs is not run at all.
+    pub active: Vec<bool>,
     pub by_name: HashMap<String, usize>,
     pub prefilters: HashMap<Kind, Prefilter>,
     pub globals: Globals,
@@ -207,6 +212,8 @@ impl Ruleset {
             }
         }
         report.loaded = rules.len();
+        let active = active_rules(&rules, &by_name);
+        report.inactive = active.iter().filter(|a| !**a).count();
         let mut prefilters = HashMap::new();
         for kind in [Kind::Body, Kind::RawBody, Kind::Uri, Kind::Full] {
             let mut patterns: Vec<Vec<u8>> = Vec::new();
@@ -214,7 +221,7 @@ impl Ruleset {
             let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
             let mut always = Vec::new();
             for (i, rule) in rules.iter().enumerate() {
-                if rule.kind != kind {
+                if rule.kind != kind || !active[i] {
                     continue;
                 }
                 match &atoms_of[i] {
@@ -259,6 +266,7 @@ impl Ruleset {
         }
         Ruleset {
             rules,
+            active,
             by_name,
             prefilters,
             globals: Globals {
@@ -328,4 +336,24 @@ impl Ruleset {
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// Marks the rules that must run: scored ones, and everything their metas name.
+fn active_rules(rules: &[CompiledRule], by_name: &HashMap<String, usize>) -> Vec<bool> {
+    let mut active = vec![false; rules.len()];
+    let mut stack: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].score != 0.0 && !rules[i].name.starts_with("__"))
+        .collect();
+    while let Some(i) = stack.pop() {
+        if active[i] {
+            continue;
+        }
+        active[i] = true;
+        if let CompiledTest::Meta(expr) = &rules[i].test {
+            let mut names = Vec::new();
+            expr.names(&mut names);
+            stack.extend(names.iter().filter_map(|n| by_name.get(n)).copied());
+        }
+    }
+    active
 }

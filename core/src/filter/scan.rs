@@ -131,6 +131,9 @@ impl Ruleset {
         // Each header source is assembled once per message, however many rules read it.
         let mut header_texts: HashMap<&HeaderSource, Option<String>> = HashMap::new();
         for (i, rule) in self.rules.iter().enumerate() {
+            if !self.active[i] {
+                continue;
+            }
             match (&rule.test, rule.kind) {
                 (
                     CompiledTest::Regex {
@@ -187,7 +190,7 @@ impl Ruleset {
         // Meta rules, each evaluated once, in any order of dependency.
         let mut memo: HashMap<usize, f64> = HashMap::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            if matches!(rule.test, CompiledTest::Meta(_)) {
+            if self.active[i] && matches!(rule.test, CompiledTest::Meta(_)) {
                 let v = self.meta_value(i, &hits, &mut memo, 0);
                 hits[i] = u32::from(v != 0.0);
             }
