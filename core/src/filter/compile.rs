@@ -155,12 +155,14 @@ impl Ruleset {
                             .or_default() += 1;
                         continue;
                     };
-                    if !negate
-                        && matches!(
-                            def.kind,
-                            Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full
-                        )
-                    {
+                    // Header rules with an if-unset value may match that value, not the headers: they
+                    // always run.
+                    let prefiltered = match def.kind {
+                        Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full => true,
+                        Kind::Header => if_unset.is_none(),
+                        _ => false,
+                    };
+                    if !negate && prefiltered {
                         atoms = required_atoms(&pattern);
                     }
                     CompiledTest::Regex {
@@ -215,7 +217,13 @@ impl Ruleset {
         let active = active_rules(&rules, &by_name);
         report.inactive = active.iter().filter(|a| !**a).count();
         let mut prefilters = HashMap::new();
-        for kind in [Kind::Body, Kind::RawBody, Kind::Uri, Kind::Full] {
+        for kind in [
+            Kind::Header,
+            Kind::Body,
+            Kind::RawBody,
+            Kind::Uri,
+            Kind::Full,
+        ] {
             let mut patterns: Vec<Vec<u8>> = Vec::new();
             let mut atom_rules: Vec<Vec<usize>> = Vec::new();
             let mut index: HashMap<Vec<u8>, usize> = HashMap::new();

@@ -128,7 +128,19 @@ impl Ruleset {
                 hits[i] = u32::from(matcher.is_match(text));
             }
         }
-        // Each header source is assembled once per message, however many rules read it.
+        // Header rules: one prefilter pass over every header (decoded and raw) names the
+        // candidates; each header source is assembled once, however many rules read it.
+        let header_block: String = view
+            .headers
+            .iter()
+            .map(|f| format!("{}: {}\n{}\n", f.name, f.value, f.raw))
+            .collect();
+        candidates.clear();
+        self.candidates(Kind::Header, &header_block, &mut candidates);
+        let mut header_candidate = vec![false; self.rules.len()];
+        for &i in &candidates {
+            header_candidate[i] = true;
+        }
         let mut header_texts: HashMap<&HeaderSource, Option<String>> = HashMap::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if !self.active[i] {
@@ -144,6 +156,9 @@ impl Ruleset {
                     },
                     Kind::Header,
                 ) => {
+                    if !header_candidate[i] {
+                        continue;
+                    }
                     let text = header_texts
                         .entry(source)
                         .or_insert_with(|| header_text(view, source));
