@@ -90,10 +90,49 @@ pub struct Ruleset {
     pub report: Report,
 }
 
+/// Perl escapes the `regex` crate lacks, rewritten: `\e` (escape), 3-digit octal `\042`,
+/// and `\Z` (end, or before a final newline).
+pub(crate) fn translate_escapes(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let next = b[i + 1];
+            let octal = b
+                .get(i + 1..i + 4)
+                .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+            if next == b'e' {
+                out.push_str("\\x1B");
+                i += 2;
+                continue;
+            }
+            if next == b'Z' {
+                out.push_str("(?:\\n?\\z)");
+                i += 2;
+                continue;
+            }
+            if let Some(digits) = octal {
+                let value =
+                    u32::from_str_radix(std::str::from_utf8(digits).unwrap_or("0"), 8).unwrap_or(0);
+                out.push_str(&format!("\\x{{{value:02X}}}"));
+                i += 4;
+                continue;
+            }
+            out.push_str(&pattern[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        let c = pattern[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
 fn perl_to_rust(pattern: &str, flags: &str) -> String {
     let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
-    // Perl's \Z (end, or before a final newline) and \z.
-    let p = pattern.replace("\\Z", "(?:\\n?\\z)");
+    let p = translate_escapes(pattern);
     if f.is_empty() {
         p
     } else {
@@ -163,7 +202,7 @@ impl Ruleset {
                         _ => false,
                     };
                     if !negate && prefiltered {
-                        atoms = required_atoms(&pattern);
+                        atoms = required_atoms(&translate_escapes(&pattern));
                     }
                     CompiledTest::Regex {
                         matcher,
