@@ -52,9 +52,15 @@ pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<Exi
     let config = load_config(global)?;
     // The password is checked and hashed here, so that it never travels and the slow
     // hash never runs on the server's admin thread.
-    if let AdminCommand::Account(AccountCommand::Add { password: pw, .. }) = &mut command {
+    if let AdminCommand::Account(AccountCommand::Add {
+        password: pw,
+        spam_level,
+        ..
+    }) = &mut command
+    {
         password::check_policy(pw)?;
         *pw = password::hash(pw)?;
+        *spam_level = Some(config.spam.default_level.clone());
     }
     if let AdminCommand::Rules(RulesCommand::Check { list }) = command {
         return rules_check(&config, list);
@@ -166,11 +172,18 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             .map(|d| format!("{d}\n"))
             .collect::<String>()
             .into_bytes(),
-        AdminCommand::Account(AccountCommand::Add { address, password }) => {
+        AdminCommand::Account(AccountCommand::Add {
+            address,
+            password,
+            spam_level,
+        }) => {
             if !password.starts_with("$argon2id$") {
                 bail!("internal: the password was not hashed");
             }
-            let account = directory::add_account(store, address, password, now)?;
+            let mut account = directory::add_account(store, address, password, now)?;
+            if let Some(level) = spam_level.as_deref().filter(|l| *l != "medium") {
+                account = directory::set_spam_level(store, &account.address, level)?;
+            }
             format!("account {} added (id {})\n", account.address, account.id).into_bytes()
         }
         AdminCommand::Account(AccountCommand::Set {

@@ -130,6 +130,10 @@ pub enum AccountCommand {
         address: String,
         #[arg(long)]
         password: String,
+        /// Filled from `spam.default_level` of the configuration, not from the command line.
+        #[arg(skip)]
+        #[serde(default)]
+        spam_level: Option<String>,
     },
     /// List accounts with their storage use.
     List,

@@ -223,3 +223,21 @@ fn stock_spamassassin_rules_load() {
     assert!(loaded > 500, "{report}");
     println!("{report}");
 }
+
+#[test]
+fn new_accounts_take_the_configured_default_level() {
+    let server = Server::new("[spam]\ndefault_level = \"high\"\n");
+    server.admin(&["domain", "add", "example.test"]);
+    server.admin(&[
+        "account",
+        "add",
+        "gina@example.test",
+        "--password",
+        "Secret123",
+    ]);
+    let list = String::from_utf8(server.admin(&["account", "list"])).unwrap();
+    assert!(
+        list.contains("gina@example.test\t0\t1000000000\thigh\n"),
+        "{list}"
+    );
+}
