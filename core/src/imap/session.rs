@@ -15,7 +15,7 @@ use crate::auth::sasl::{self, Credentials};
 use crate::auth::service::AuthOutcome;
 use crate::store::mail::expunge_batch;
 use crate::store::schema::{encode, flags, keys, BlobId, MailEntry, MailboxMeta};
-use crate::store::{Batch, Cf};
+use crate::store::{Batch, Cf, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
@@ -86,7 +86,7 @@ pub enum Answer {
     },
     Mailbox(Option<(MailboxMeta, Vec<(u32, MailEntry)>)>),
     Blobs(HashMap<BlobId, Arc<Vec<u8>>>),
-    Committed(Result<Vec<u32>, String>),
+    Committed(Result<Vec<u32>, StoreError>),
 }
 
 #[derive(Debug)]
@@ -811,13 +811,21 @@ impl Session {
     fn commit_done(&mut self, tag: &str, done: &str) -> Option<Flow> {
         match self.committed()? {
             Ok(_) => self.tagged(tag, "OK", done),
-            Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
+            Err(e) => self.commit_failed(tag, &e),
         }
         Some(Flow::Done)
     }
 
+    /// The tagged reply to a failed commit.
+    fn commit_failed(&mut self, tag: &str, e: &StoreError) {
+        match e {
+            StoreError::NoSuchMailbox(_) => self.tagged(tag, "NO", "[TRYCREATE] No such mailbox"),
+            e => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
+        }
+    }
+
     /// The result of a commit asked for earlier, if it has arrived.
-    fn committed(&mut self) -> Option<Result<Vec<u32>, String>> {
+    fn committed(&mut self) -> Option<Result<Vec<u32>, StoreError>> {
         match self.answer.take() {
             Some(Answer::Committed(r)) => Some(r),
             other => {
@@ -1101,10 +1109,7 @@ impl Session {
                         &format!("[APPENDUID {validity} {uid}] APPEND completed"),
                     );
                 }
-                Err(e) if e.contains("does not exist") => {
-                    self.tagged(tag, "NO", "[TRYCREATE] No such mailbox")
-                }
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
+                Err(e) => self.commit_failed(tag, &e),
             }
             return Flow::Done;
         }
@@ -1193,7 +1198,7 @@ impl Session {
     fn expunge(&mut self, tag: &str, uids: Option<&SeqSet>, silent: bool) -> Option<Flow> {
         if let Some(result) = self.committed() {
             if let Err(e) = result {
-                self.tagged(tag, "NO", &format!("[SERVERBUG] {e}"));
+                self.commit_failed(tag, &e);
                 return Some(Flow::Done);
             }
             let gone: std::collections::HashSet<u32> = self.pending_expunge.drain(..).collect();
@@ -1453,10 +1458,7 @@ impl Session {
                         self.tagged(tag, "OK", &format!("{code}COPY completed"));
                     }
                 }
-                Err(e) if e.contains("does not exist") => {
-                    self.tagged(tag, "NO", "[TRYCREATE] No such mailbox")
-                }
-                Err(e) => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
+                Err(e) => self.commit_failed(tag, &e),
             }
             return Flow::Done;
         }

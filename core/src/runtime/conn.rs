@@ -17,15 +17,21 @@ use crate::policy::ConnectionPermit;
 /// A locked-out client waits this long for its refusal.
 const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
 
-/// The output side every protocol session offers the runtime.
+/// What every protocol session offers the runtime: its buffers, whether it is between
+/// commands, and how it says goodbye on an idle timeout or a shutdown.
 pub trait Wire {
     fn take_output(&mut self) -> Vec<u8>;
     fn output_written(&mut self, buf: Vec<u8>);
     fn has_output(&self) -> bool;
+    fn take_input(&mut self) -> Vec<u8>;
+    fn input_filled(&mut self, buf: Vec<u8>);
+    fn is_idle(&self) -> bool;
+    fn close_idle(&mut self);
+    fn close_shutdown(&mut self);
 }
 
 macro_rules! wire {
-    ($($session:ty),*) => {$(
+    ($($session:ty => $idle:expr, $shutdown:expr;)*) => {$(
         impl Wire for $session {
             fn take_output(&mut self) -> Vec<u8> {
                 <$session>::take_output(self)
@@ -36,15 +42,30 @@ macro_rules! wire {
             fn has_output(&self) -> bool {
                 <$session>::has_output(self)
             }
+            fn take_input(&mut self) -> Vec<u8> {
+                <$session>::take_input(self)
+            }
+            fn input_filled(&mut self, buf: Vec<u8>) {
+                <$session>::input_filled(self, buf)
+            }
+            fn is_idle(&self) -> bool {
+                <$session>::is_idle(self)
+            }
+            fn close_idle(&mut self) {
+                self.close_with($idle)
+            }
+            fn close_shutdown(&mut self) {
+                self.close_with($shutdown)
+            }
         }
     )*};
 }
 
-wire!(
-    crate::smtp::Session,
-    crate::pop3::Session,
-    crate::imap::Session
-);
+wire! {
+    crate::smtp::Session => crate::smtp::Session::idle_timeout_reply(), crate::smtp::Session::shutdown_reply();
+    crate::pop3::Session => "Idle timeout, closing connection", "[SYS/TEMP] Server shutting down";
+    crate::imap::Session => "Idle timeout", "Server shutting down";
+}
 
 /// A connection let in: who it is from, and its transport (TLS already up on an
 /// implicit-TLS port).
@@ -213,6 +234,29 @@ pub async fn write_out(
         Ok((Err(_), out)) => (false, Some(out)),
         Err(_) => (false, None),
     }
+}
+
+/// Writes the session's replies and waits for more input (or the idle timeout, or, between
+/// commands, the shutdown). False when the connection is over.
+pub async fn await_input<W: Wire>(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    transport: &Transport,
+    session: &mut W,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    if !flush(ctx, stream, transport, session).await {
+        return false;
+    }
+    let idle = session.is_idle();
+    let buf = session.take_input();
+    match read_input(ctx, stream, transport, buf, idle, stop).await {
+        Wake::Data(buf) => session.input_filled(buf),
+        Wake::Closed => return false,
+        Wake::IdleTimeout => session.close_idle(),
+        Wake::Stop => session.close_shutdown(),
+    }
+    true
 }
 
 /// What ended a wait for input.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_uring::net::TcpStream;
 
-use super::conn::{self, Wake};
+use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session, Step};
@@ -93,16 +93,8 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
             }
             Step::NeedInput => {
-                if !conn::flush(ctx, &stream, &transport, &mut session).await {
+                if !conn::await_input(ctx, &stream, &transport, &mut session, &mut stop).await {
                     break;
-                }
-                let idle = session.is_idle();
-                let buf = session.take_input();
-                match conn::read_input(ctx, &stream, &transport, buf, idle, &mut stop).await {
-                    Wake::Data(buf) => session.input_filled(buf),
-                    Wake::Closed => break,
-                    Wake::IdleTimeout => session.close_with("Idle timeout"),
-                    Wake::Stop => session.close_with("Server shutting down"),
                 }
             }
         }
@@ -204,7 +196,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                 }
                 Answer::Committed(Ok(uids))
             }
-            Err(e) => Answer::Committed(Err(e.to_string())),
+            Err(e) => Answer::Committed(Err(e)),
         },
     }
 }

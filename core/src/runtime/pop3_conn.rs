@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_uring::net::TcpStream;
 
-use super::conn::{self, Wake};
+use super::conn;
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::pop3::{DropMessage, MaildropError, Pop3Policy, Session, Step};
@@ -126,16 +126,8 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 session.committed(ok);
             }
             Step::NeedInput => {
-                if !conn::flush(ctx, &stream, &transport, &mut session).await {
+                if !conn::await_input(ctx, &stream, &transport, &mut session, &mut stop).await {
                     break;
-                }
-                let idle = session.is_idle();
-                let buf = session.take_input();
-                match conn::read_input(ctx, &stream, &transport, buf, idle, &mut stop).await {
-                    Wake::Data(buf) => session.input_filled(buf),
-                    Wake::Closed => break,
-                    Wake::IdleTimeout => session.close_with("Idle timeout, closing connection"),
-                    Wake::Stop => session.close_with("[SYS/TEMP] Server shutting down"),
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr};
 
 use tokio_uring::net::TcpStream;
 
-use super::conn::{self, Wake};
+use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
 use crate::delivery::local::{delivery_batch, placements};
@@ -84,16 +84,8 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
             }
             Step::NeedInput => {
-                if !conn::flush(ctx, &stream, &transport, &mut session).await {
+                if !conn::await_input(ctx, &stream, &transport, &mut session, &mut stop).await {
                     break;
-                }
-                let idle = session.is_idle();
-                let buf = session.take_input();
-                match conn::read_input(ctx, &stream, &transport, buf, idle, &mut stop).await {
-                    Wake::Data(buf) => session.input_filled(buf),
-                    Wake::Closed => break,
-                    Wake::IdleTimeout => session.close_with(Session::idle_timeout_reply()),
-                    Wake::Stop => session.close_with(Session::shutdown_reply()),
                 }
             }
         }
