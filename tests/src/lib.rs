@@ -222,6 +222,27 @@ impl Server {
         out.stdout
     }
 
+    /// `curl` over TLS to `scheme://mx.example.test:PORT/PATH`, verifying the server's
+    /// certificate by name, as a careful client would; callers add the rest.
+    pub fn curl_tls(&self, scheme: &str, port: SocketAddr, path: &str) -> Command {
+        let mut c = Command::new("curl");
+        c.args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "30",
+            "--ssl-reqd",
+            "--cacert",
+        ])
+        .arg(self.cert())
+        .args([
+            "--resolve",
+            &format!("mx.example.test:{}:127.0.0.1", port.port()),
+        ])
+        .arg(format!("{scheme}://mx.example.test:{}/{path}", port.port()));
+        c
+    }
+
     /// example.test with alice (password Secret123) and bob as an alias of alice.
     pub fn with_example_accounts(&self) {
         self.admin(&["domain", "add", "example.test"]);

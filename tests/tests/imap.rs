@@ -130,18 +130,8 @@ fn curl_imap_and_imaps() {
     let body = b"Subject: for curl\r\n\r\nhello imap\r\n";
     deliver(&server, "alice@example.test", body);
     for (scheme, port) in [("imap", server.imap), ("imaps", server.imaps)] {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "30", "--ssl-reqd"])
-            .arg("--cacert")
-            .arg(server.cert())
-            .args([
-                "--resolve",
-                &format!("mx.example.test:{}:127.0.0.1", port.port()),
-            ])
-            .arg(format!(
-                "{scheme}://mx.example.test:{}/INBOX;UID=1",
-                port.port()
-            ))
+        let out = server
+            .curl_tls(scheme, port, "INBOX;UID=1")
             .args(["--user", "alice@example.test:Secret123"])
             .output()
             .unwrap();

@@ -111,15 +111,8 @@ fn curl_pop3_and_pop3s() {
     let body = b"Subject: for curl\r\n\r\nhello curl\r\n";
     deliver(&server, "alice@example.test", body);
     for (scheme, port) in [("pop3", server.pop3), ("pop3s", server.pop3s)] {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "30", "--ssl-reqd"])
-            .arg("--cacert")
-            .arg(server.cert())
-            .args([
-                "--resolve",
-                &format!("mx.example.test:{}:127.0.0.1", port.port()),
-            ])
-            .arg(format!("{scheme}://mx.example.test:{}/1", port.port()))
+        let out = server
+            .curl_tls(scheme, port, "1")
             .args(["--user", "alice@example.test:Secret123"])
             .output()
             .unwrap();

@@ -174,19 +174,8 @@ fn curl_with_ssl_reqd_and_a_verified_certificate() {
     let server = server();
     let file = message_file(&server, "curl-tls");
     for (scheme, port) in [("smtp", server.submission), ("smtps", server.submissions)] {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "30", "--ssl-reqd"])
-            // Verify the self-signed certificate by its name, as a careful client would.
-            .arg("--cacert")
-            .arg(server.cert())
-            .args([
-                "--resolve",
-                &format!("mx.example.test:{}:127.0.0.1", port.port()),
-            ])
-            .arg(format!(
-                "{scheme}://mx.example.test:{}/client.example",
-                port.port()
-            ))
+        let out = server
+            .curl_tls(scheme, port, "client.example")
             .args([
                 "--user",
                 "alice@example.test:Secret123",
