@@ -807,6 +807,19 @@ impl Session {
         }
     }
 
+    /// For APPEND and COPY/MOVE: the target mailbox's UIDVALIDITY and the
+    /// account's quota use and limit; `NO [TRYCREATE]` when the target is missing.
+    fn target_and_quota(&mut self, tag: &str, target: &str) -> Result<(u32, u64, u64), Flow> {
+        let (list, used, limit) = self.summaries_and_quota()?;
+        match list.iter().find(|m| m.name == target) {
+            Some(found) => Ok((found.meta.uidvalidity, used, limit)),
+            None => {
+                self.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+                Err(Flow::Done)
+            }
+        }
+    }
+
     /// When the commit asked for earlier has answered: its tagged reply, and done.
     fn commit_done(&mut self, tag: &str, done: &str) -> Option<Flow> {
         match self.committed()? {
@@ -1113,15 +1126,10 @@ impl Session {
             }
             return Flow::Done;
         }
-        let (list, used, limit) = match self.summaries_and_quota() {
+        let (validity, used, limit) = match self.target_and_quota(tag, mailbox) {
             Ok(q) => q,
             Err(flow) => return flow,
         };
-        let Some(target) = list.iter().find(|m| m.name == mailbox) else {
-            self.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-            return Flow::Done;
-        };
-        let validity = target.meta.uidvalidity;
         if used + message.len() as u64 > limit {
             self.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Flow::Done;
@@ -1462,13 +1470,9 @@ impl Session {
             }
             return Flow::Done;
         }
-        let (list, used, limit) = match self.summaries_and_quota() {
+        let (validity, used, limit) = match self.target_and_quota(tag, target) {
             Ok(q) => q,
             Err(flow) => return flow,
-        };
-        let Some(dest) = list.iter().find(|m| m.name == target) else {
-            self.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-            return Flow::Done;
         };
         let indexes = self.resolve(uid, set);
         let account = self.account();
@@ -1498,7 +1502,7 @@ impl Session {
             self.tagged(tag, "OK", &format!("{verb} completed"));
             return Flow::Done;
         }
-        self.pending_validity = Some(dest.meta.uidvalidity);
+        self.pending_validity = Some(validity);
         self.pending_expunge = chosen.iter().map(|(u, _)| *u).collect();
         let usage = if remove { 0 } else { added };
         self.need(Request::Commit {
