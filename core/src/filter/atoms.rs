@@ -13,9 +13,11 @@ const MIN_ATOM: usize = 3;
 const MAX_ATOMS: usize = 64;
 
 /// The atoms of a pattern (without case folding applied), or None if it has none.
-pub fn required_atoms(pattern: &str) -> Option<Vec<Vec<u8>>> {
+/// `extended`: the pattern has Perl's `/x` flag (whitespace and `#` comments ignored).
+pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
     let relaxed = relax(pattern);
     let hir = regex_syntax::ParserBuilder::new()
+        .ignore_whitespace(extended)
         .unicode(false)
         .utf8(false)
         .build()
@@ -137,7 +139,7 @@ mod tests {
     use super::*;
 
     fn atoms(p: &str) -> Option<Vec<String>> {
-        required_atoms(p).map(|v| {
+        required_atoms(p, false).map(|v| {
             v.into_iter()
                 .map(|a| String::from_utf8(a).unwrap())
                 .collect()
@@ -158,5 +160,10 @@ mod tests {
         assert_eq!(atoms(r"\.biz\b"), Some(vec![".biz".into()]));
         assert_eq!(atoms(r"(?!foo)barbaz(?<=z)"), Some(vec!["barbaz".into()]));
         assert_eq!(atoms(r"(\w+) money \1"), Some(vec![" money ".into()]));
+        // Under /x spaces and comments are not part of the pattern: "money" follows
+        // "free" and a whitespace character, not a space.
+        let extended = required_atoms(r"free\s money # comment", true).unwrap();
+        assert!(extended.iter().all(|a| !a.contains(&b' ')), "{extended:?}");
+        assert_eq!(atoms(r"free\s money"), Some(vec![" money".into()]));
     }
 }

@@ -11,19 +11,24 @@ use super::atoms::required_atoms;
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
 
-/// Steps a backtracking regex may take on one text before it is given up (no match).
-const BACKTRACK_LIMIT: usize = 200_000;
+/// Machine stack a JIT-compiled backtracking regex may use on one text: past it the match
+/// fails (counted as no match) instead of running on.
+const JIT_STACK_LIMIT: usize = 1 << 20;
 
+/// A compiled rule regex. Both engines match octets, as Perl matches SpamAssassin's text:
+/// `\w`, `\b` and `/i` are ASCII, `.` is one byte.
 pub enum Matcher {
-    Fast(regex::Regex),
-    Backtracking(fancy_regex::Regex),
+    /// The `regex` crate: linear time, no look-around or back-references.
+    Fast(regex::bytes::Regex),
+    /// PCRE2 with JIT for the rest; its match limit bounds the backtracking.
+    Backtracking(pcre2::bytes::Regex),
 }
 
 impl Matcher {
     pub fn is_match(&self, text: &str) -> bool {
         match self {
-            Matcher::Fast(r) => r.is_match(text),
-            Matcher::Backtracking(r) => r.is_match(text).unwrap_or(false),
+            Matcher::Fast(r) => r.is_match(text.as_bytes()),
+            Matcher::Backtracking(r) => r.is_match(text.as_bytes()).unwrap_or(false),
         }
     }
 }
@@ -130,31 +135,35 @@ pub(crate) fn translate_escapes(pattern: &str) -> String {
     out
 }
 
-fn perl_to_rust(pattern: &str, flags: &str) -> String {
-    let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
+fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matcher> {
     let p = translate_escapes(pattern);
-    if f.is_empty() {
-        p
+    let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
+    let full = if f.is_empty() {
+        p.clone()
     } else {
         format!("(?{f}){p}")
-    }
-}
-
-fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matcher> {
-    let full = perl_to_rust(pattern, flags);
-    if let Ok(r) = regex::RegexBuilder::new(&full).size_limit(50 << 20).build() {
-        return Some(Matcher::Fast(r));
-    }
-    match fancy_regex::RegexBuilder::new(&full)
-        .backtrack_limit(BACKTRACK_LIMIT)
-        .build()
-    {
-        Ok(r) => {
-            report.backtracking += 1;
-            Some(Matcher::Backtracking(r))
+    };
+    // Octet semantics first; a pattern that needs Unicode classes keeps them.
+    for unicode in [false, true] {
+        if let Ok(r) = regex::bytes::RegexBuilder::new(&full)
+            .unicode(unicode)
+            .size_limit(50 << 20)
+            .build()
+        {
+            return Some(Matcher::Fast(r));
         }
-        Err(_) => None,
     }
+    let r = pcre2::bytes::RegexBuilder::new()
+        .caseless(f.contains('i'))
+        .multi_line(f.contains('m'))
+        .dotall(f.contains('s'))
+        .extended(f.contains('x'))
+        .jit_if_available(true)
+        .max_jit_stack_size(Some(JIT_STACK_LIMIT))
+        .build(pattern)
+        .ok()?;
+    report.backtracking += 1;
+    Some(Matcher::Backtracking(r))
 }
 
 impl Ruleset {
@@ -202,7 +211,7 @@ impl Ruleset {
                         _ => false,
                     };
                     if !negate && prefiltered {
-                        atoms = required_atoms(&translate_escapes(&pattern));
+                        atoms = required_atoms(&translate_escapes(&pattern), flags.contains('x'));
                     }
                     CompiledTest::Regex {
                         matcher,

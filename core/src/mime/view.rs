@@ -4,6 +4,29 @@
 
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 
+/// Text of one part that body rules see, as SpamAssassin's `body_part_scan_size`: a
+/// message's worth of text, and a bound on what every rule's regex must read.
+pub const BODY_PART_SCAN_SIZE: usize = 50_000;
+/// The same for rawbody rules (`rawbody_part_scan_size`).
+pub const RAWBODY_PART_SCAN_SIZE: usize = 500_000;
+
+/// `text` cut to about `limit` bytes: at the last whitespace of the final kilobyte if
+/// there is one, else at a character boundary.
+fn truncated(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = &text[..end];
+    match cut[end.saturating_sub(1024)..].rfind(char::is_whitespace) {
+        Some(i) => &cut[..end.saturating_sub(1024) + i],
+        None => cut,
+    }
+}
+
 /// One header field.
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -116,16 +139,19 @@ impl MessageView {
             }
             match &part.body {
                 PartType::Text(t) => {
-                    view.rawbody.push_str(t);
+                    view.rawbody.push_str(truncated(t, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
+                    let t = truncated(t, BODY_PART_SCAN_SIZE);
                     body.push(t.to_string());
                     find_uris(t, &mut view.uris);
                 }
                 PartType::Html(h) => {
                     view.has_html = true;
-                    view.rawbody.push_str(h);
+                    view.rawbody.push_str(truncated(h, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
-                    let rendered = render_html(h, &mut view);
+                    let h = truncated(h, RAWBODY_PART_SCAN_SIZE);
+                    let mut rendered = render_html(h, &mut view);
+                    rendered.truncate(truncated(&rendered, BODY_PART_SCAN_SIZE).len());
                     html_bytes += h.len();
                     html_markup += h.len().saturating_sub(rendered.len());
                     find_uris(&rendered, &mut view.uris);
@@ -310,5 +336,16 @@ mod tests {
         );
         assert!(v.uris.contains(&"http://x.example.com/a".to_string()));
         assert!(v.has_html && v.html_images == 1 && v.html_ratio > 0.3);
+    }
+
+    #[test]
+    fn long_parts_are_cut_for_the_rules() {
+        let text = "word ".repeat(30_000);
+        let raw = format!("Subject: s\r\n\r\n{text}\r\n");
+        let v = MessageView::new(raw.as_bytes());
+        assert!(v.body.len() <= BODY_PART_SCAN_SIZE + 2 && v.body.len() > 48_000);
+        assert!(v.body.ends_with("word"), "cut at a space");
+        assert_eq!(truncated("héllo", 2), "h");
+        assert_eq!(truncated("short", 100), "short");
     }
 }
