@@ -6,10 +6,12 @@
 //! * `idle`: opens N connections that stay idle and reports the server's RSS per connection.
 //! * `tls`: full TLS handshakes per second against an implicit-TLS port.
 //! * `imap`: IMAP and POP3 reading speed against a filled mailbox.
+//! * `spam`: the spam engine alone on one core over a labelled corpus.
 
 mod idle;
 mod imap;
 mod smtp;
+mod spam;
 mod tls;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ enum Command {
     Tls(tls::Options),
     /// IMAP and POP3 reading speed against a filled mailbox.
     Imap(imap::Options),
+    /// Spam scanning speed and verdicts on one core over a labelled corpus.
+    Spam(spam::Options),
 }
 
 /// A tokio runtime for a load against `target`, which must be on this machine.
@@ -55,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Command::Idle(opts) => idle::run(opts),
         Command::Tls(opts) => tls::run(opts),
         Command::Imap(opts) => imap::run(opts),
+        Command::Spam(opts) => spam::run(opts),
     }
 }

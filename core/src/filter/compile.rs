@@ -31,6 +31,44 @@ impl Matcher {
             Matcher::Backtracking(r) => r.is_match(text.as_bytes()).unwrap_or(false),
         }
     }
+
+    /// Non-overlapping matches in `text`, counted up to `max`.
+    pub fn count(&self, text: &str, max: u32) -> u32 {
+        let n = match self {
+            Matcher::Fast(r) => r.find_iter(text.as_bytes()).take(max as usize).count(),
+            Matcher::Backtracking(r) => r
+                .find_iter(text.as_bytes())
+                .take(max as usize)
+                .take_while(Result::is_ok)
+                .count(),
+        };
+        n as u32
+    }
+
+    /// 1 or 0 if `max_hits` is 1 (the rule is not `tflags multiple`), else the count.
+    pub fn hits(&self, text: &str, max_hits: u32) -> u32 {
+        if max_hits > 1 {
+            self.count(text, max_hits)
+        } else {
+            u32::from(self.is_match(text))
+        }
+    }
+}
+
+/// Matches counted for a `tflags multiple` rule without `maxhits=`.
+const MULTIPLE_DEFAULT_MAX: u32 = 1000;
+
+/// How many matches of a rule count: 1 unless its tflags say `multiple`.
+fn max_hits(tflags: Option<&Vec<String>>) -> u32 {
+    let Some(flags) = tflags else { return 1 };
+    if !flags.iter().any(|f| f == "multiple") {
+        return 1;
+    }
+    flags
+        .iter()
+        .find_map(|f| f.strip_prefix("maxhits=")?.parse().ok())
+        .unwrap_or(MULTIPLE_DEFAULT_MAX)
+        .max(1)
 }
 
 pub enum CompiledTest {
@@ -52,6 +90,8 @@ pub struct CompiledRule {
     pub name: String,
     pub kind: Kind,
     pub score: f64,
+    /// Matches counted (`tflags multiple`, `maxhits=`); 1 for the rest.
+    pub max_hits: u32,
     pub describe: String,
     pub test: CompiledTest,
 }
@@ -176,6 +216,7 @@ impl Ruleset {
         // A later definition of a rule replaces an earlier one, as in SpamAssassin.
         let mut by_name: HashMap<String, usize> = HashMap::new();
         let mut atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let replace_tags = source.replace_tags;
         for def in source.rules {
             let mut atoms = None;
             let test = match def.test {
@@ -186,6 +227,7 @@ impl Ruleset {
                     source: hs,
                     if_unset,
                 } => {
+                    let pattern = replace_tags.apply(&def.name, &pattern);
                     // Body, rawbody and uri rules see one line at a time in SpamAssassin:
                     // they are matched once over the whole text in multi-line mode, so `^`
                     // and `$` still mean a line's start and end.
@@ -243,6 +285,7 @@ impl Ruleset {
                 .copied()
                 .unwrap_or(default_score);
             let rule = CompiledRule {
+                max_hits: max_hits(source.tflags.get(&def.name)),
                 describe: source.describes.get(&def.name).cloned().unwrap_or_default(),
                 name: def.name.clone(),
                 kind: def.kind,
@@ -349,9 +392,9 @@ impl Ruleset {
                 CompiledTest::Eval { function, .. } => super::eval::implemented(function),
                 // SpamAssassin's pseudo-headers about relays are not synthesized yet.
                 CompiledTest::Regex {
-                    source: Some(HeaderSource::Named { name, .. }),
+                    source: Some(HeaderSource { name, .. }),
                     ..
-                } if name.starts_with("X-Spam-Relays") => false,
+                } if name.starts_with("X-Spam-Relays") || name.starts_with("ALL-") => false,
                 CompiledTest::Meta(expr) => {
                     let mut names = Vec::new();
                     expr.names(&mut names);

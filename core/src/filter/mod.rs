@@ -5,6 +5,7 @@ pub mod atoms;
 pub mod compile;
 pub mod eval;
 pub mod meta;
+pub mod replace_tags;
 pub mod rules;
 pub mod scan;
 

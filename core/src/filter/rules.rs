@@ -20,16 +20,30 @@ pub enum Kind {
     Meta,
 }
 
-/// What a header rule reads.
+/// What a header rule reads: a header, or one of SpamAssassin's pseudo-headers (`ALL`,
+/// `ToCc`, `EnvelopeFrom`, `MESSAGEID`), with the modifiers written after it
+/// (`:raw`, `:addr`, `:name`, `:first`, `:last`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum HeaderSource {
-    Named {
-        name: String,
-        modifier: Option<String>,
-    },
-    All,
-    ToCc,
-    EnvelopeFrom,
+pub struct HeaderSource {
+    pub name: String,
+    pub modifiers: Vec<String>,
+}
+
+impl HeaderSource {
+    /// Reads `Name:mod1:mod2`.
+    pub fn parse(text: &str) -> HeaderSource {
+        let mut parts = text.split(':');
+        let name = parts.next().unwrap_or_default().to_string();
+        let modifiers = parts
+            .filter(|m| !m.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        HeaderSource { name, modifiers }
+    }
+
+    pub fn has(&self, modifier: &str) -> bool {
+        self.modifiers.iter().any(|m| m == modifier)
+    }
 }
 
 /// The test of a rule.
@@ -69,6 +83,7 @@ pub struct RuleSource {
     pub whitelist_from: Vec<String>,
     pub blacklist_from: Vec<String>,
     pub rewrite_subject: Option<String>,
+    pub replace_tags: super::replace_tags::ReplaceTags,
     /// Directives skipped, by name, with how often.
     pub skipped: BTreeMap<String, usize>,
     pub files: usize,
@@ -177,10 +192,7 @@ impl RuleSource {
                             pattern,
                             flags,
                             negate,
-                            source: Some(HeaderSource::Named {
-                                name: h,
-                                modifier: None,
-                            }),
+                            source: Some(HeaderSource::parse(&h)),
                             if_unset: None,
                         },
                     }),
@@ -229,7 +241,11 @@ impl RuleSource {
                 }
             }
             "add_header" | "report_safe" | "lang" | "priority" | "test" | "rewrite_header" => {}
-            other => self.skip(other),
+            other => {
+                if !self.replace_tags.directive(other, name, def) {
+                    self.skip(other)
+                }
+            }
         }
     }
 
@@ -259,19 +275,7 @@ impl RuleSource {
             self.skip("header: unparsable");
             return;
         };
-        let (header_name, modifier) = match header.split_once(':') {
-            Some((h, m)) => (h.to_string(), Some(m.to_ascii_lowercase())),
-            None => (header, None),
-        };
-        let source = match header_name.as_str() {
-            "ALL" => HeaderSource::All,
-            "ToCc" => HeaderSource::ToCc,
-            "EnvelopeFrom" => HeaderSource::EnvelopeFrom,
-            _ => HeaderSource::Named {
-                name: header_name,
-                modifier,
-            },
-        };
+        let source = HeaderSource::parse(&header);
         match parse_test(test_text, Some(source)) {
             Some(test) => self.rules.push(RuleDef {
                 name: name.into(),
@@ -451,11 +455,11 @@ bayes_auto_learn 0
         match &src.rules[3].test {
             Test::Regex {
                 pattern,
-                source: Some(HeaderSource::Named { modifier, .. }),
+                source: Some(source),
                 ..
             } => {
                 assert_eq!(pattern, "^Admin");
-                assert_eq!(modifier.as_deref(), Some("name"));
+                assert!(source.has("name") && !source.has("raw"));
             }
             t => panic!("{t:?}"),
         }

@@ -49,55 +49,109 @@ impl Verdict {
     }
 }
 
+/// The text a header rule matches, as SpamAssassin's `get`: the values of the header
+/// (RFC 2047-decoded, or as written with `:raw`), one per line, in message order; with
+/// `:first`/`:last` only one of them; with `:addr` or `:name` every address or display
+/// name they hold, one per line. None when the message has no such header.
 fn header_text(view: &MessageView, source: &HeaderSource) -> Option<String> {
-    let join = |it: &mut dyn Iterator<Item = String>| {
-        let v: Vec<String> = it.collect();
-        (!v.is_empty()).then(|| v.join("\n"))
+    let raw = source.has("raw");
+    let value = |f: &crate::mime::view::Field| if raw { f.raw.clone() } else { f.value.clone() };
+    let of = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .flat_map(|n| view.header_values(n).map(value))
+            .collect()
     };
-    match source {
-        HeaderSource::All => join(
-            &mut view
-                .headers
-                .iter()
-                .map(|f| format!("{}: {}", f.name, f.raw)),
-        ),
-        HeaderSource::ToCc => join(
-            &mut view
-                .headers
-                .iter()
-                .filter(|f| f.name.eq_ignore_ascii_case("To") || f.name.eq_ignore_ascii_case("Cc"))
-                .map(|f| f.value.clone()),
-        ),
-        HeaderSource::EnvelopeFrom => join(
-            &mut view
-                .header_values("Return-Path")
-                .map(|f| address_of(&f.value)),
-        ),
-        HeaderSource::Named { name, modifier } => {
-            join(
-                &mut view.header_values(name).map(|f| match modifier.as_deref() {
-                    Some("raw") => f.raw.clone(),
-                    Some("addr") => address_of(&f.value),
-                    Some("name") => name_of(&f.value),
-                    _ => f.value.clone(),
-                }),
-            )
+    let mut values: Vec<String> = match source.name.as_str() {
+        "ALL" => view
+            .headers
+            .iter()
+            .map(|f| format!("{}: {}", f.name, value(f)))
+            .collect(),
+        "ToCc" => of(&["To", "Cc"]),
+        "MESSAGEID" => of(&[
+            "X-Message-Id",
+            "Resent-Message-Id",
+            "X-Original-Message-ID",
+            "Message-Id",
+        ])
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .collect(),
+        "EnvelopeFrom" => of(&["Return-Path"])
+            .iter()
+            .flat_map(|v| addresses(v))
+            .take(1)
+            .collect(),
+        name => of(&[name]),
+    };
+    if source.has("first") {
+        values.truncate(1);
+    } else if source.has("last") && !values.is_empty() {
+        values.drain(..values.len() - 1);
+    }
+    if source.has("addr") {
+        values = values.iter().flat_map(|v| addresses(v)).collect();
+    } else if source.has("name") {
+        values = values.iter().flat_map(|v| display_names(v)).collect();
+    }
+    (!values.is_empty()).then(|| values.join("\n"))
+}
+
+/// The comma-separated entries of an address header, commas inside quotes, angle
+/// brackets and comments kept.
+fn address_entries(value: &str) -> Vec<&str> {
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    let mut out = Vec::new();
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' | '(' if !quoted => depth += 1,
+            '>' | ')' if !quoted => depth -= 1,
+            ',' if !quoted && depth <= 0 => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
         }
     }
+    out.push(&value[start..]);
+    out.into_iter().filter(|e| !e.trim().is_empty()).collect()
 }
 
-fn address_of(value: &str) -> String {
-    match (value.rfind('<'), value.rfind('>')) {
-        (Some(a), Some(b)) if a < b => value[a + 1..b].trim().to_string(),
-        _ => value.split(',').next().unwrap_or("").trim().to_string(),
-    }
+/// The addresses of a header value: what is in angle brackets, else the bare word.
+fn addresses(value: &str) -> Vec<String> {
+    address_entries(value)
+        .into_iter()
+        .filter_map(|e| {
+            let a = match (e.rfind('<'), e.rfind('>')) {
+                (Some(a), Some(b)) if a < b => e[a + 1..b].trim(),
+                _ => e.split('(').next().unwrap_or("").trim(),
+            };
+            (!a.is_empty()).then(|| a.to_string())
+        })
+        .collect()
 }
 
-fn name_of(value: &str) -> String {
-    match value.rfind('<') {
-        Some(a) => value[..a].trim().trim_matches('"').to_string(),
-        None => String::new(),
-    }
+/// The display names of a header value (the phrase before `<`, or a trailing comment).
+fn display_names(value: &str) -> Vec<String> {
+    address_entries(value)
+        .into_iter()
+        .filter_map(|e| {
+            let name = match e.rfind('<') {
+                Some(a) => e[..a].trim(),
+                None => e
+                    .find('(')
+                    .map_or("", |a| e[a + 1..].trim_end().trim_end_matches(')')),
+            };
+            let name = name.trim().trim_matches('"').trim();
+            let name = name
+                .strip_prefix('\'')
+                .and_then(|n| n.strip_suffix('\''))
+                .unwrap_or(name);
+            (!name.is_empty()).then(|| name.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .collect()
 }
 
 impl Ruleset {
@@ -125,7 +179,7 @@ impl Ruleset {
                 let CompiledTest::Regex { matcher, .. } = &self.rules[i].test else {
                     continue;
                 };
-                hits[i] = u32::from(matcher.is_match(text));
+                hits[i] = matcher.hits(text, self.rules[i].max_hits);
             }
         }
         // Header rules: one prefilter pass over every header (decoded and raw) names the
@@ -173,7 +227,7 @@ impl Ruleset {
                     CompiledTest::Regex {
                         matcher,
                         negate,
-                        source: Some(HeaderSource::Named { name, .. }),
+                        source: Some(HeaderSource { name, .. }),
                         ..
                     },
                     Kind::MimeHeader,
@@ -190,6 +244,7 @@ impl Ruleset {
                     let exists = |n: &str| view.header_values(n).next().is_some();
                     hits[i] = u32::from(match h.as_str() {
                         "ToCc" => exists("To") || exists("Cc"),
+                        "MESSAGEID" => header_text(view, &HeaderSource::parse(h)).is_some(),
                         "EnvelopeFrom" => exists("Return-Path"),
                         "ALL" => !view.headers.is_empty(),
                         name => exists(name),

@@ -2,7 +2,8 @@
 //! of the text parts decoded to UTF-8, HTML rendered to visible text, the URIs it
 //! contains, and a few measurements of its HTML.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 
 /// Text of one part that body rules see, as SpamAssassin's `body_part_scan_size`: a
 /// message's worth of text, and a bound on what every rule's regex must read.
@@ -58,31 +59,6 @@ fn unfold(s: &str) -> String {
     s.replace("\r\n", "").replace('\n', "").trim().to_string()
 }
 
-fn address_text(a: &Address<'_>) -> String {
-    let one = |n: Option<&str>, e: Option<&str>| match (n, e) {
-        (Some(n), Some(e)) => format!("{n} <{e}>"),
-        (None, Some(e)) => e.to_string(),
-        (Some(n), None) => n.to_string(),
-        (None, None) => String::new(),
-    };
-    match a {
-        Address::List(list) => list
-            .iter()
-            .map(|x| one(x.name.as_deref(), x.address.as_deref()))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Address::Group(groups) => groups
-            .iter()
-            .flat_map(|g| {
-                g.addresses
-                    .iter()
-                    .map(|x| one(x.name.as_deref(), x.address.as_deref()))
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-}
-
 fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
     headers
         .iter()
@@ -91,12 +67,15 @@ fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .map(|b| unfold(&String::from_utf8_lossy(b)))
                 .unwrap_or_default();
-            let value = match &h.value {
-                HeaderValue::Text(t) => t.to_string(),
-                HeaderValue::TextList(l) => l.join(", "),
-                HeaderValue::Address(a) => address_text(a),
-                _ => raw_value.clone(),
-            };
+            // Decoded as SpamAssassin decodes: encoded words and folding undone, the rest
+            // as written (not mail-parser's structured rendering of addresses or ids).
+            let value = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(|b| match MessageStream::new(b).parse_unstructured() {
+                    HeaderValue::Text(t) => t.trim().to_string(),
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
             // The name as written (SpamAssassin's header rules match it case-sensitively).
             let name = raw
                 .get(h.offset_field as usize..h.offset_start as usize)
@@ -309,6 +288,28 @@ fn find_uris(text: &str, out: &mut Vec<String>) {
             from = end.max(start + 1);
         }
     }
+    find_email_uris(text, out);
+}
+
+/// Bare addresses in text become `mailto:` URIs, as SpamAssassin's URI list has them.
+fn find_email_uris(text: &str, out: &mut Vec<String>) {
+    let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-=".contains(&c);
+    let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    let b = text.as_bytes();
+    for at in memchr::memchr_iter(b'@', b) {
+        let start = (0..at).rev().take_while(|&i| local(b[i])).last();
+        let end = (at + 1..b.len())
+            .take_while(|&i| domain(b[i]))
+            .last()
+            .map(|e| e + 1);
+        let (Some(start), Some(end)) = (start, end) else {
+            continue;
+        };
+        let host = text[at + 1..end].trim_end_matches(['.', '-']);
+        if host.contains('.') && !text[..start].to_ascii_lowercase().ends_with("mailto:") {
+            out.push(format!("mailto:{}@{host}", &text[start..at]));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +336,12 @@ mod tests {
             v.uris
         );
         assert!(v.uris.contains(&"http://x.example.com/a".to_string()));
+        let mut uris = Vec::new();
+        find_uris("write to unsubscribe@list.example.org. or a@b", &mut uris);
+        assert_eq!(
+            uris,
+            vec!["mailto:unsubscribe@list.example.org".to_string()]
+        );
         assert!(v.has_html && v.html_images == 1 && v.html_ratio > 0.3);
     }
 
