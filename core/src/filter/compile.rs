@@ -15,6 +15,9 @@ use super::rules::{HeaderSource, Kind, RuleSource, Test};
 /// fails (counted as no match) instead of running on.
 const JIT_STACK_LIMIT: usize = 1 << 20;
 
+/// Lazy DFA cache of one `regex` rule, per thread that runs it.
+const LAZY_DFA_CACHE: usize = 8 << 20;
+
 /// A compiled rule regex. Both engines match octets, as Perl matches SpamAssassin's text:
 /// `\w`, `\b` and `/i` are ASCII, `.` is one byte.
 pub enum Matcher {
@@ -130,6 +133,8 @@ pub struct Ruleset {
     /// As in SpamAssassin, a rule scored 0 that no meta needs is not run at all.
     pub active: Vec<bool>,
     pub by_name: HashMap<String, usize>,
+    /// The active metas with names resolved to indices, each after the rules it reads.
+    pub meta_plan: Vec<(usize, Expr<Option<usize>>)>,
     pub prefilters: HashMap<Kind, Prefilter>,
     pub globals: Globals,
     pub report: Report,
@@ -188,6 +193,9 @@ fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matc
         if let Ok(r) = regex::bytes::RegexBuilder::new(&full)
             .unicode(unicode)
             .size_limit(50 << 20)
+            // A lazy DFA cache big enough that the largest rules (ReplaceTags
+            // alternations) do not rebuild their states on every message.
+            .dfa_size_limit(LAZY_DFA_CACHE)
             .build()
         {
             return Some(Matcher::Fast(r));
@@ -363,10 +371,12 @@ impl Ruleset {
                 },
             );
         }
+        let meta_plan = meta_plan(&rules, &active, &by_name);
         Ruleset {
             rules,
             active,
             by_name,
+            meta_plan,
             prefilters,
             globals: Globals {
                 required_score: source.required_score.unwrap_or(5.0),
@@ -435,6 +445,43 @@ impl Ruleset {
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// The active metas in an order where each comes after the metas it reads. A meta that
+/// reads itself through a cycle sees 0 there.
+fn meta_plan(
+    rules: &[CompiledRule],
+    active: &[bool],
+    by_name: &HashMap<String, usize>,
+) -> Vec<(usize, Expr<Option<usize>>)> {
+    fn visit(
+        i: usize,
+        rules: &[CompiledRule],
+        by_name: &HashMap<String, usize>,
+        state: &mut [u8],
+        plan: &mut Vec<(usize, Expr<Option<usize>>)>,
+    ) {
+        // 0: not seen, 1: being visited, 2: planned.
+        if state[i] != 0 {
+            return;
+        }
+        state[i] = 1;
+        if let CompiledTest::Meta(expr) = &rules[i].test {
+            let mut names = Vec::new();
+            expr.names(&mut names);
+            for j in names.iter().filter_map(|n| by_name.get(n)) {
+                visit(*j, rules, by_name, state, plan);
+            }
+            plan.push((i, expr.resolve(&|n| by_name.get(n).copied())));
+        }
+        state[i] = 2;
+    }
+    let mut state = vec![0u8; rules.len()];
+    let mut plan = Vec::new();
+    for i in (0..rules.len()).filter(|&i| active[i]) {
+        visit(i, rules, by_name, &mut state, &mut plan);
+    }
+    plan
 }
 
 /// Marks the rules that must run: scored ones, and everything their metas name.

@@ -1,12 +1,14 @@
 //! Meta rule expressions: `A && (B || !C)`, `(A + B + C) >= 2`, over other rules' hits.
 
+/// An expression over rules named `R`: names as written, or (resolved for scanning)
+/// rule indices, `None` for a rule that does not exist.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub enum Expr<R = String> {
     Num(f64),
-    Rule(String),
-    Not(Box<Expr>),
-    Neg(Box<Expr>),
-    Bin(Box<Expr>, Op, Box<Expr>),
+    Rule(R),
+    Not(Box<Expr<R>>),
+    Neg(Box<Expr<R>>),
+    Bin(Box<Expr<R>>, Op, Box<Expr<R>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,8 +167,36 @@ pub fn parse(text: &str) -> Option<Expr> {
 }
 
 impl Expr {
+    /// The rule names it refers to.
+    pub fn names(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Rule(r) => out.push(r.clone()),
+            Expr::Not(e) | Expr::Neg(e) => e.names(out),
+            Expr::Bin(l, _, r) => {
+                l.names(out);
+                r.names(out);
+            }
+            Expr::Num(_) => {}
+        }
+    }
+
+    /// The expression with names replaced by what `index` makes of them.
+    pub fn resolve(&self, index: &dyn Fn(&str) -> Option<usize>) -> Expr<Option<usize>> {
+        match self {
+            Expr::Num(n) => Expr::Num(*n),
+            Expr::Rule(r) => Expr::Rule(index(r)),
+            Expr::Not(e) => Expr::Not(Box::new(e.resolve(index))),
+            Expr::Neg(e) => Expr::Neg(Box::new(e.resolve(index))),
+            Expr::Bin(l, op, r) => {
+                Expr::Bin(Box::new(l.resolve(index)), *op, Box::new(r.resolve(index)))
+            }
+        }
+    }
+}
+
+impl<R> Expr<R> {
     /// Evaluates with `hits` giving each rule's hit count.
-    pub fn eval(&self, hits: &mut dyn FnMut(&str) -> f64) -> f64 {
+    pub fn eval(&self, hits: &mut dyn FnMut(&R) -> f64) -> f64 {
         let b = |x: bool| if x { 1.0 } else { 0.0 };
         match self {
             Expr::Num(n) => *n,
@@ -198,19 +228,6 @@ impl Expr {
             }
         }
     }
-
-    /// The rule names it refers to.
-    pub fn names(&self, out: &mut Vec<String>) {
-        match self {
-            Expr::Rule(r) => out.push(r.clone()),
-            Expr::Not(e) | Expr::Neg(e) => e.names(out),
-            Expr::Bin(l, _, r) => {
-                l.names(out);
-                r.names(out);
-            }
-            Expr::Num(_) => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -219,7 +236,7 @@ mod tests {
 
     #[test]
     fn expressions() {
-        let hits = |n: &str| match n {
+        let hits = |n: &String| match n.as_str() {
             "A" => 1.0,
             "B" => 0.0,
             "C" => 2.0,
@@ -233,6 +250,10 @@ mod tests {
         assert_eq!(e("!(A || B)"), 0.0);
         assert_eq!(e("__X_1 || A"), 1.0);
         assert_eq!(e("A * 2 - 1 == 1"), 1.0);
+        let resolved = parse("A + Z")
+            .unwrap()
+            .resolve(&|n| (n == "A").then_some(7));
+        assert_eq!(resolved.eval(&mut |r| r.map_or(0.0, |i| i as f64)), 7.0);
         assert!(parse("A &&").is_none());
         assert!(parse("(A").is_none());
     }

@@ -257,13 +257,13 @@ impl Ruleset {
                 _ => {}
             }
         }
-        // Meta rules, each evaluated once, in any order of dependency.
-        let mut memo: HashMap<usize, f64> = HashMap::new();
-        for (i, rule) in self.rules.iter().enumerate() {
-            if self.active[i] && matches!(rule.test, CompiledTest::Meta(_)) {
-                let v = self.meta_value(i, &hits, &mut memo, 0);
-                hits[i] = u32::from(v != 0.0);
-            }
+        // Meta rules, each once, after the rules they read; a meta's value (a count or
+        // a sum, not only 0 or 1) is what the metas above it see.
+        let mut values: Vec<f64> = hits.iter().map(|&h| f64::from(h)).collect();
+        for (i, expr) in &self.meta_plan {
+            let v = expr.eval(&mut |r| r.map_or(0.0, |j| values[j]));
+            values[*i] = v;
+            hits[*i] = u32::from(v != 0.0);
         }
         let mut verdict = Verdict::default();
         for (i, rule) in self.rules.iter().enumerate() {
@@ -279,30 +279,5 @@ impl Ruleset {
         verdict.hits.sort_by(|a, b| a.name.cmp(&b.name));
         verdict.score = (verdict.score * 1000.0).round() / 1000.0;
         verdict
-    }
-
-    fn meta_value(
-        &self,
-        i: usize,
-        hits: &[u32],
-        memo: &mut HashMap<usize, f64>,
-        depth: usize,
-    ) -> f64 {
-        if let Some(v) = memo.get(&i) {
-            return *v;
-        }
-        let CompiledTest::Meta(expr) = &self.rules[i].test else {
-            return f64::from(hits[i]);
-        };
-        if depth > 32 {
-            return 0.0;
-        }
-        memo.insert(i, 0.0);
-        let v = expr.eval(&mut |name: &str| match self.by_name.get(name) {
-            Some(&j) => self.meta_value(j, hits, memo, depth + 1),
-            None => 0.0,
-        });
-        memo.insert(i, v);
-        v
     }
 }
