@@ -66,6 +66,12 @@ fn in_box(server: &Server, address: &str, mailbox: &str) -> Vec<String> {
         .collect()
 }
 
+/// The first message of an account's Junk folder, as stored.
+fn first_in_junk(server: &Server, address: &str) -> String {
+    let out = server.admin(&["mail", "get", address, "1", "--mailbox", "Junk"]);
+    String::from_utf8(out).unwrap()
+}
+
 #[test]
 fn levels_and_whitelist_route_to_inbox_or_junk() {
     let server = Server::started();
@@ -142,15 +148,7 @@ fn levels_and_whitelist_route_to_inbox_or_junk() {
         1,
         "whitelisted sender skips the filter"
     );
-    let junk = String::from_utf8(server.admin(&[
-        "mail",
-        "get",
-        "carol@example.test",
-        "1",
-        "--mailbox",
-        "Junk",
-    ]))
-    .unwrap();
+    let junk = first_in_junk(&server, "carol@example.test");
     assert!(junk.contains("X-Spam-Flag: YES\r\nX-Spam-Score: 7.0\r\nX-Spam-Level: *******\r\nX-Spam-Status: Yes, score=7.0 required=5.0 tests=GANNET_DRUGS,GANNET_LOTTERY\r\n"), "{junk}");
     let inbox = String::from_utf8(server.mail_get("alice@example.test", 1)).unwrap();
     assert!(
@@ -166,20 +164,24 @@ fn levels_and_whitelist_route_to_inbox_or_junk() {
     assert!(inbox.ends_with(SPAMMY), "{inbox}");
 }
 
-#[test]
-fn site_rules_load_and_reload_without_restart() {
+/// A started server with the example accounts whose `spam.rules_dirs` is a directory
+/// holding `local.cf` with `rules`.
+fn server_with_site_rules(rules: &str) -> (tempfile::TempDir, Server) {
     let rules_dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules_dir.path().join("local.cf"),
-        "body SITE_WORD /\\bzorblax\\b/i\nscore SITE_WORD 6.0\n",
-    )
-    .unwrap();
+    std::fs::write(rules_dir.path().join("local.cf"), rules).unwrap();
     let mut server = Server::new(&format!(
         "[spam]\nrules_dirs = [\"{}\"]\n",
         rules_dir.path().display()
     ));
     server.start();
     server.with_example_accounts();
+    (rules_dir, server)
+}
+
+#[test]
+fn site_rules_load_and_reload_without_restart() {
+    let (rules_dir, server) =
+        server_with_site_rules("body SITE_WORD /\\bzorblax\\b/i\nscore SITE_WORD 6.0\n");
     server.admin(&[
         "account",
         "set",
@@ -239,5 +241,40 @@ fn new_accounts_take_the_configured_default_level() {
     assert!(
         list.contains("gina@example.test\t0\t1000000000\thigh\n"),
         "{list}"
+    );
+}
+
+#[test]
+fn rules_tag_the_subject_and_add_headers_of_spam() {
+    let (_rules_dir, server) = server_with_site_rules("rewrite_header Subject [SPAM _SCORE_]\nadd_header all Report _YESNO_ tests=_TESTS_\nreport_safe 0\n");
+    for (account, level) in [
+        ("carol@example.test", "high"),
+        ("alice@example.test", "low"),
+    ] {
+        server.admin(&["account", "set", account, "--spam-level", level]);
+    }
+    // 7 points: spam for carol (high, 5), not for alice (low, 15).
+    deliver(
+        &server,
+        &["carol@example.test", "alice@example.test"],
+        SPAMMY,
+    );
+    assert_eq!(in_box(&server, "carol@example.test", "Junk").len(), 1);
+    let junk = first_in_junk(&server, "carol@example.test");
+    assert!(junk.contains("\r\nSubject: [SPAM 7.0] news\r\n"), "{junk}");
+    assert!(
+        junk.contains("X-Spam-Report: Yes tests=GANNET_DRUGS,GANNET_LOTTERY\r\n"),
+        "{junk}"
+    );
+    let inbox = String::from_utf8(server.mail_get("alice@example.test", 1)).unwrap();
+    assert!(
+        inbox.contains("\r\nSubject: news\r\n"),
+        "not tagged: {inbox}"
+    );
+    assert!(inbox.contains("X-Spam-Report: No tests="), "{inbox}");
+    let check = String::from_utf8(server.admin(&["rules", "check"])).unwrap();
+    assert!(
+        !check.contains("add_header"),
+        "understood, not skipped: {check}"
     );
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::routing::Directory;
+use crate::filter::actions::tag_subject;
 use crate::filter::eval::address_matches;
 use crate::filter::Verdict;
 use crate::smtp::Envelope;
@@ -22,6 +23,8 @@ pub struct Placement {
     pub mailbox: &'static str,
     /// `X-Spam-*` lines to add (empty: none).
     pub headers: String,
+    /// Prefix for the Subject (`rewrite_header Subject` in the rules), for spam.
+    pub subject_tag: Option<String>,
 }
 
 /// Decides each local recipient's mailbox and headers from the verdict.
@@ -48,8 +51,8 @@ pub fn placements(
     .collect();
     let mut groups: Vec<Placement> = Vec::new();
     for account in accounts {
-        let (mailbox, headers) = match verdict {
-            None => ("INBOX", String::new()),
+        let (mailbox, headers, subject_tag) = match verdict {
+            None => ("INBOX", String::new(), None),
             Some(v) => {
                 let prefs = directory.spam_prefs(account);
                 let whitelisted = senders
@@ -57,18 +60,23 @@ pub fn placements(
                     .any(|s| prefs.whitelist.iter().any(|p| address_matches(s, p)));
                 let threshold = if whitelisted { None } else { prefs.threshold };
                 let spam = threshold.is_some_and(|t| v.score >= t);
-                (if spam { "Junk" } else { "INBOX" }, v.headers(threshold))
+                (
+                    if spam { "Junk" } else { "INBOX" },
+                    v.headers(threshold),
+                    v.subject_tag(threshold),
+                )
             }
         };
         match groups
             .iter_mut()
-            .find(|g| g.mailbox == mailbox && g.headers == headers)
+            .find(|g| g.mailbox == mailbox && g.headers == headers && g.subject_tag == subject_tag)
         {
             Some(g) => g.accounts.push(account),
             None => groups.push(Placement {
                 accounts: vec![account],
                 mailbox,
                 headers,
+                subject_tag,
             }),
         }
     }
@@ -92,10 +100,13 @@ pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>, placements: &[Place
     let mut batch = Batch::new();
     let original: BlobId = *blake3::hash(&message).as_bytes();
     for p in placements {
-        let (id, size) = if p.headers.is_empty() {
+        let (id, size) = if p.headers.is_empty() && p.subject_tag.is_none() {
             (original, message.len())
         } else {
-            let variant = with_headers(&message, &p.headers);
+            let mut variant = with_headers(&message, &p.headers);
+            if let Some(tag) = &p.subject_tag {
+                variant = tag_subject(&variant, tag);
+            }
             let id: BlobId = *blake3::hash(&variant).as_bytes();
             let size = variant.len();
             blobs.entry(id).or_insert((variant, 0));

@@ -137,6 +137,7 @@ pub struct Ruleset {
     pub meta_plan: Vec<(usize, Expr<Option<usize>>)>,
     pub prefilters: HashMap<Kind, Prefilter>,
     pub globals: Globals,
+    pub actions: std::sync::Arc<super::actions::Actions>,
     pub report: Report,
 }
 
@@ -378,6 +379,7 @@ impl Ruleset {
             by_name,
             meta_plan,
             prefilters,
+            actions: std::sync::Arc::new(source.actions),
             globals: Globals {
                 required_score: source.required_score.unwrap_or(5.0),
                 whitelist_from: source.whitelist_from,
@@ -399,7 +401,7 @@ impl Ruleset {
             }
             memo[i] = Some(false);
             let v = match &rs.rules[i].test {
-                CompiledTest::Eval { function, .. } => super::eval::implemented(function),
+                CompiledTest::Eval { function, args } => super::eval::implemented(function, args),
                 // SpamAssassin's pseudo-headers about relays are not synthesized yet.
                 CompiledTest::Regex {
                     source: Some(HeaderSource { name, .. }),

@@ -2,24 +2,36 @@
 
 use crate::mime::view::MessageView;
 
-/// The eval functions [`run`] knows.
-pub fn implemented(function: &str) -> bool {
-    matches!(
-        function,
-        "check_for_missing_to_header"
-            | "check_header_count_range"
-            | "html_test"
-            | "html_range"
-            | "check_illegal_chars"
-            | "subject_is_all_caps"
-            | "check_for_missing_date"
-            | "check_for_missing_date_header"
-            | "check_for_missing_from"
-            | "check_from_in_whitelist"
-            | "check_from_in_welcomelist"
-            | "check_from_in_blacklist"
-            | "check_from_in_blocklist"
-    )
+/// `html_test` arguments [`run`] knows.
+const HTML_TESTS: &[&str] = &[
+    "html",
+    "image",
+    "font_low_contrast",
+    "font_invalid_color",
+    "font_face_bad",
+];
+
+/// Whether [`run`] knows this eval function with these arguments.
+pub fn implemented(function: &str, args: &[String]) -> bool {
+    let first = args.first().map(String::as_str).unwrap_or("");
+    match function {
+        "html_test" => HTML_TESTS.contains(&first),
+        "html_range" => matches!(first, "ratio" | "max_size"),
+        _ => matches!(
+            function,
+            "check_for_missing_to_header"
+                | "check_header_count_range"
+                | "check_illegal_chars"
+                | "subject_is_all_caps"
+                | "check_for_missing_date"
+                | "check_for_missing_date_header"
+                | "check_for_missing_from"
+                | "check_from_in_whitelist"
+                | "check_from_in_welcomelist"
+                | "check_from_in_blacklist"
+                | "check_from_in_blocklist"
+        ),
+    }
 }
 
 /// Result of an eval test, or None when the function is not implemented.
@@ -39,11 +51,25 @@ pub fn run(
         "html_test" => match args.first().map(String::as_str) {
             Some("html") => view.has_html,
             Some("image") => view.html_images > 0,
+            Some("font_low_contrast") => view.html_style.font_low_contrast,
+            Some("font_invalid_color") => view.html_style.font_invalid_color,
+            Some("font_face_bad") => view.html_style.font_face_bad,
             _ => return None,
         },
-        // html_range('ratio', min, max): share of the HTML parts that is markup.
-        "html_range" if args.first().map(String::as_str) == Some("ratio") => {
-            view.has_html && view.html_ratio >= num(1)? && view.html_ratio < num(2)?
+        // html_range(test, min, max): SpamAssassin's min < value <= max (max may be
+        // 'inf'), for 'ratio' (share of the HTML parts that is markup) and 'max_size'
+        // (the largest font size; 3 is the default).
+        "html_range" => {
+            let value = match args.first().map(String::as_str) {
+                Some("ratio") => view.html_ratio,
+                Some("max_size") => f64::from(view.html_style.max_size),
+                _ => return None,
+            };
+            let max = args
+                .get(2)
+                .and_then(|a| a.parse::<f64>().ok())
+                .unwrap_or(f64::INFINITY);
+            view.has_html && value > num(1)? && value <= max
         }
         "check_illegal_chars" => {
             // check_illegal_chars('Header', ratio, count): 8-bit or control bytes in a raw header.

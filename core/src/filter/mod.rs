@@ -1,6 +1,7 @@
 //! The spam engine: SpamAssassin's rule language ([`rules`]), compiled with a
 //! multi-pattern prefilter ([`compile`], [`atoms`]), and scanning ([`scan`]).
 
+pub mod actions;
 pub mod atoms;
 pub mod compile;
 pub mod eval;
@@ -143,6 +144,7 @@ score  COMBO        2.5
                 score: 6.25,
                 describe: String::new(),
             }],
+            actions: None,
         };
         let h = v.headers(Some(5.0));
         assert!(h.starts_with("X-Spam-Flag: YES\r\nX-Spam-Score: 6.2\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.2 required=5.0 tests=A\r\n"), "{h}");

@@ -82,7 +82,9 @@ pub struct RuleSource {
     pub required_score: Option<f64>,
     pub whitelist_from: Vec<String>,
     pub blacklist_from: Vec<String>,
-    pub rewrite_subject: Option<String>,
+    pub actions: super::actions::Actions,
+    /// `report_safe` as read (not applied: spam is filed in Junk intact).
+    pub report_safe: Option<u8>,
     pub replace_tags: super::replace_tags::ReplaceTags,
     /// Directives skipped, by name, with how often.
     pub skipped: BTreeMap<String, usize>,
@@ -232,7 +234,7 @@ impl RuleSource {
                 .blacklist_from
                 .extend(rest.split_whitespace().map(str::to_lowercase)),
             "rewrite_header" if name.eq_ignore_ascii_case("subject") => {
-                self.rewrite_subject = Some(def.to_string())
+                self.actions.subject_tag = Some(def.to_string())
             }
             "include" => {
                 let path = base.map_or_else(|| PathBuf::from(rest), |b| b.join(rest));
@@ -240,7 +242,13 @@ impl RuleSource {
                     self.skip("include: unreadable");
                 }
             }
-            "add_header" | "report_safe" | "lang" | "priority" | "test" | "rewrite_header" => {}
+            "add_header" => {
+                if !self.actions.add_header(rest) {
+                    self.skip("add_header: unparsable");
+                }
+            }
+            "report_safe" => self.report_safe = name.parse().ok(),
+            "lang" | "priority" | "test" | "rewrite_header" => {}
             other => {
                 if !self.replace_tags.directive(other, name, def) {
                     self.skip(other)

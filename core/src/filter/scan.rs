@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::actions::Actions;
 use super::compile::{CompiledTest, Ruleset};
 use super::eval;
 use super::rules::{HeaderSource, Kind};
@@ -19,6 +20,8 @@ pub struct Hit {
 pub struct Verdict {
     pub score: f64,
     pub hits: Vec<Hit>,
+    /// The ruleset's `add_header` and Subject tag settings.
+    pub actions: Option<std::sync::Arc<Actions>>,
 }
 
 impl Verdict {
@@ -26,6 +29,7 @@ impl Verdict {
     /// filter is off or the sender whitelisted, so the message is not spam).
     pub fn headers(&self, required: Option<f64>) -> String {
         let spam = required.is_some_and(|r| self.score >= r);
+        let required_value = required;
         let stars = "*".repeat(self.score.clamp(0.0, 50.0) as usize);
         let tests: Vec<&str> = self.hits.iter().map(|h| h.name.as_str()).collect();
         let mut h = String::new();
@@ -45,7 +49,17 @@ impl Verdict {
                 tests.join(",")
             }
         ));
+        if let Some(a) = &self.actions {
+            h.push_str(&a.headers(self, required_value, spam));
+        }
         h
+    }
+
+    /// The Subject prefix for a recipient whose threshold is `required`, if the rules
+    /// set one (`rewrite_header Subject`) and the message is spam for them.
+    pub fn subject_tag(&self, required: Option<f64>) -> Option<String> {
+        let spam = required.is_some_and(|r| self.score >= r);
+        self.actions.as_ref()?.subject_tag(self, required, spam)
     }
 }
 
@@ -265,7 +279,10 @@ impl Ruleset {
             values[*i] = v;
             hits[*i] = u32::from(v != 0.0);
         }
-        let mut verdict = Verdict::default();
+        let mut verdict = Verdict {
+            actions: Some(self.actions.clone()),
+            ..Verdict::default()
+        };
         for (i, rule) in self.rules.iter().enumerate() {
             if hits[i] > 0 && !rule.name.starts_with("__") && rule.score != 0.0 {
                 verdict.score += rule.score;

@@ -1,6 +1,7 @@
 //! Reading messages: header fields of a raw message, and the decoded view the spam rules see.
 
 mod header;
+pub mod html_style;
 pub mod view;
 
 pub use header::header_value;

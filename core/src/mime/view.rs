@@ -3,6 +3,8 @@
 //! contains, and a few measurements of its HTML.
 
 use mail_parser::parsers::MessageStream;
+
+use super::html_style::{attr, StyleTracker};
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 
 /// Text of one part that body rules see, as SpamAssassin's `body_part_scan_size`: a
@@ -53,6 +55,8 @@ pub struct MessageView {
     pub html_ratio: f64,
     pub html_tags: usize,
     pub html_images: usize,
+    /// Colours, faces and sizes of the HTML parts' text.
+    pub html_style: StyleTracker,
 }
 
 fn unfold(s: &str) -> String {
@@ -166,25 +170,32 @@ impl MessageView {
     }
 }
 
-/// Visible text of an HTML document; counts tags and images, collects link targets.
+/// Visible text of an HTML document; counts tags and images, collects link targets,
+/// follows the text style.
 fn render_html(html: &str, view: &mut MessageView) -> String {
     let mut out = String::with_capacity(html.len() / 2);
+    let mut style = StyleTracker::default();
     let mut rest = html;
     let mut skip_until: Option<&str> = None;
+    let text = |chunk: &str, out: &mut String, style: &mut StyleTracker| {
+        let decoded = decode_entities(chunk);
+        style.text(&decoded);
+        out.push_str(&decoded);
+    };
     while let Some(lt) = rest.find('<') {
         if skip_until.is_none() {
-            out.push_str(&decode_entities(&rest[..lt]));
+            text(&rest[..lt], &mut out, &mut style);
         }
         let after = &rest[lt + 1..];
         let Some(gt) = after.find('>') else { break };
         let tag = &after[..gt];
         rest = &after[gt + 1..];
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let closing = tag.starts_with('/');
+        let body = tag.trim_start_matches('/');
+        let name_len = body
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(body.len());
+        let name = body[..name_len].to_ascii_lowercase();
         if let Some(end) = skip_until {
             if tag.trim_start().to_ascii_lowercase().starts_with(end) {
                 skip_until = None;
@@ -192,19 +203,21 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
             continue;
         }
         view.html_tags += 1;
+        if closing {
+            style.close(&name);
+        } else {
+            style.open(&name, &body[name_len..]);
+        }
         match name.as_str() {
-            "script" if !tag.starts_with('/') => skip_until = Some("/script"),
-            "style" if !tag.starts_with('/') => skip_until = Some("/style"),
+            "script" if !closing => skip_until = Some("/script"),
+            "style" if !closing => skip_until = Some("/style"),
             "img" => view.html_images += 1,
             "br" | "p" | "div" | "tr" | "li" => out.push('\n'),
             _ => out.push(' '),
         }
-        for attr in ["href=", "src="] {
-            if let Some(i) = tag.to_ascii_lowercase().find(attr) {
-                let v = tag[i + attr.len()..].trim_start();
-                let v = v.trim_start_matches(['"', '\'']);
-                let end = v.find(['"', '\'', ' ', '>']).unwrap_or(v.len());
-                let uri = decode_entities(&v[..end]);
+        for name in ["href", "src"] {
+            if let Some(uri) = attr(&body[name_len..], name) {
+                let uri = decode_entities(uri.trim());
                 if !uri.is_empty() {
                     view.uris.push(normalize_uri(&uri));
                 }
@@ -212,8 +225,9 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
         }
     }
     if skip_until.is_none() {
-        out.push_str(&decode_entities(rest));
+        text(rest, &mut out, &mut style);
     }
+    view.html_style.merge(&style);
     out
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Spam scanning side by side, one core each, on the same 1,000 messages of ../shared/corpus
+# (500 ham picked evenly, 500 spam), in one run:
+#   gannet     gannet-bench spam: the engine in-process on one thread, stock SpamAssassin
+#              rules (/usr/share/spamassassin) plus the built-in ones
+#   spamd      SpamAssassin 4 with the same stock rules, 1 child (CHILDREN=1), -L
+#   rspamd     Rspamd 3.4 with its own stock rules, 1 worker (WORKERS=1), network off
+# The peers run under ../shared/peers/spam-scan.sh with 2 messages in flight, so their one
+# process is never idle waiting for the client. Verdicts at thresholds 5 (Gannet's level
+# high) and 10 (medium) for all three.
+#
+# usage: bench/spam-compare.sh [RUNS=3]
+# Needs a release build (cargo build --release -p gannet-bench); installs spamassassin,
+# spamc and rspamd with apt-get when missing. Bounded: each peer run stops after
+# MAX_SECONDS (default 600).
+set -u
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+PEERS=$(cd ../shared/peers && pwd)
+CORPUS=$(cd ../shared/corpus && pwd)
+WORK=$(mktemp -d /tmp/gannet-spam-compare.XXXXXX)
+chmod 755 "$WORK"
+export PEER_WORK=$WORK/peer MAX_SECONDS=${MAX_SECONDS:-600}
+missing=()
+for p in spamassassin spamc rspamd; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+# rspamd's package starts its own service; the peer script runs its own instance.
+systemctl stop rspamd >/dev/null 2>&1 || pkill -x rspamd 2>/dev/null || true
+
+SAMPLE=$WORK/sample
+mkdir -p "$SAMPLE/ham" "$SAMPLE/spam"
+python3 - "$CORPUS" "$SAMPLE" <<'PY'
+import os, sys
+src, out = sys.argv[1], sys.argv[2]
+for label, k in (("ham", 500), ("spam", 500)):
+    files = sorted(os.listdir(os.path.join(src, label)))
+    n = len(files)
+    pick = files if k >= n else [files[(i * n) // k] for i in range(k)]
+    for f in pick:
+        os.symlink(os.path.join(src, label, f), os.path.join(out, label, f))
+    print(f"{label}: {len(pick)} messages")
+PY
+
+echo "== gannet (one thread)"
+target/release/gannet-bench spam "$SAMPLE" --rules-dir /usr/share/spamassassin \
+    --runs "$RUNS" --thresholds 5,10
+
+# peer NAME SETUP VAR=1 PROTO TARGET: start a peer with one process, scan, stop it.
+peer() {
+    local name=$1 setup=$2 one=$3 proto=$4 target=$5
+    echo "== $name ($one)"
+    if env "$one" "$PEERS/setup/$setup" start >/dev/null 2>&1; then
+        "$PEERS/spam-scan.sh" "$proto" "$target" "$SAMPLE" 2 "$RUNS" 5,10
+        "$PEERS/setup/$setup" stop >/dev/null 2>&1
+    else
+        echo "$name did not start"
+    fi
+}
+peer spamd spamassassin.sh CHILDREN=1 spamd 127.0.0.1:783
+peer rspamd rspamd.sh WORKERS=1 rspamd 127.0.0.1:11333
+rm -rf "$WORK"
