@@ -133,8 +133,8 @@ pub struct Ruleset {
     /// As in SpamAssassin, a rule scored 0 that no meta needs is not run at all.
     pub active: Vec<bool>,
     pub by_name: HashMap<String, usize>,
-    /// The active metas with names resolved to indices, each after the rules it reads.
-    pub meta_plan: Vec<(usize, Expr<Option<usize>>)>,
+    /// Each meta's expression with names resolved to rule indices (None: not a meta).
+    pub resolved_metas: Vec<Option<Expr<Option<usize>>>>,
     pub prefilters: HashMap<Kind, Prefilter>,
     pub globals: Globals,
     pub actions: std::sync::Arc<super::actions::Actions>,
@@ -372,12 +372,18 @@ impl Ruleset {
                 },
             );
         }
-        let meta_plan = meta_plan(&rules, &active, &by_name);
+        let resolved_metas = rules
+            .iter()
+            .map(|r| match &r.test {
+                CompiledTest::Meta(e) => Some(e.resolve(&|n| by_name.get(n).copied())),
+                _ => None,
+            })
+            .collect();
         Ruleset {
             rules,
             active,
             by_name,
-            meta_plan,
+            resolved_metas,
             prefilters,
             actions: std::sync::Arc::new(source.actions),
             globals: Globals {
@@ -447,43 +453,6 @@ impl Ruleset {
         out.sort_unstable();
         out.dedup();
     }
-}
-
-/// The active metas in an order where each comes after the metas it reads. A meta that
-/// reads itself through a cycle sees 0 there.
-fn meta_plan(
-    rules: &[CompiledRule],
-    active: &[bool],
-    by_name: &HashMap<String, usize>,
-) -> Vec<(usize, Expr<Option<usize>>)> {
-    fn visit(
-        i: usize,
-        rules: &[CompiledRule],
-        by_name: &HashMap<String, usize>,
-        state: &mut [u8],
-        plan: &mut Vec<(usize, Expr<Option<usize>>)>,
-    ) {
-        // 0: not seen, 1: being visited, 2: planned.
-        if state[i] != 0 {
-            return;
-        }
-        state[i] = 1;
-        if let CompiledTest::Meta(expr) = &rules[i].test {
-            let mut names = Vec::new();
-            expr.names(&mut names);
-            for j in names.iter().filter_map(|n| by_name.get(n)) {
-                visit(*j, rules, by_name, state, plan);
-            }
-            plan.push((i, expr.resolve(&|n| by_name.get(n).copied())));
-        }
-        state[i] = 2;
-    }
-    let mut state = vec![0u8; rules.len()];
-    let mut plan = Vec::new();
-    for i in (0..rules.len()).filter(|&i| active[i]) {
-        visit(i, rules, by_name, &mut state, &mut plan);
-    }
-    plan
 }
 
 /// Marks the rules that must run: scored ones, and everything their metas name.

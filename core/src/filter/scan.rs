@@ -176,115 +176,50 @@ impl Ruleset {
     }
 
     pub fn scan_view(&self, view: &MessageView, raw: &[u8]) -> Verdict {
-        let mut hits = vec![0u32; self.rules.len()];
-        let mut candidates = Vec::new();
-        // Texts scanned by the prefilter, and the pieces each rule is matched against.
         let uri_text = view.uris.join("\n");
         let full = String::from_utf8_lossy(raw);
-        for (kind, text) in [
-            (Kind::Body, view.body.as_str()),
-            (Kind::RawBody, view.rawbody.as_str()),
-            (Kind::Uri, uri_text.as_str()),
-            (Kind::Full, &*full),
-        ] {
-            candidates.clear();
-            self.candidates(kind, text, &mut candidates);
-            for &i in &candidates {
-                let CompiledTest::Regex { matcher, .. } = &self.rules[i].test else {
-                    continue;
-                };
-                hits[i] = matcher.hits(text, self.rules[i].max_hits);
-            }
-        }
-        // Header rules: one prefilter pass over every header (decoded and raw) names the
-        // candidates; each header source is assembled once, however many rules read it.
+        // Header rules: one prefilter pass over every header (decoded and raw).
         let header_block: String = view
             .headers
             .iter()
             .map(|f| format!("{}: {}\n{}\n", f.name, f.value, f.raw))
             .collect();
-        candidates.clear();
-        self.candidates(Kind::Header, &header_block, &mut candidates);
-        let mut header_candidate = vec![false; self.rules.len()];
-        for &i in &candidates {
-            header_candidate[i] = true;
-        }
-        let mut header_texts: HashMap<&HeaderSource, Option<String>> = HashMap::new();
-        for (i, rule) in self.rules.iter().enumerate() {
-            if !self.active[i] {
-                continue;
-            }
-            match (&rule.test, rule.kind) {
-                (
-                    CompiledTest::Regex {
-                        matcher,
-                        negate,
-                        source: Some(source),
-                        if_unset,
-                    },
-                    Kind::Header,
-                ) => {
-                    if !header_candidate[i] {
-                        continue;
-                    }
-                    let text = header_texts
-                        .entry(source)
-                        .or_insert_with(|| header_text(view, source));
-                    let text = match (text.as_deref(), if_unset) {
-                        (Some(t), _) => t,
-                        (None, Some(u)) => u.as_str(),
-                        (None, None) => "",
-                    };
-                    hits[i] = u32::from(matcher.is_match(text) != *negate);
-                }
-                (
-                    CompiledTest::Regex {
-                        matcher,
-                        negate,
-                        source: Some(HeaderSource { name, .. }),
-                        ..
-                    },
-                    Kind::MimeHeader,
-                ) => {
-                    let found = view
-                        .mime_headers
-                        .iter()
-                        .filter(|f| f.name.eq_ignore_ascii_case(name))
-                        .any(|f| matcher.is_match(&f.value));
-                    hits[i] = u32::from(found != *negate);
-                }
-                (CompiledTest::Exists(h), _) => {
-                    // The pseudo-headers of header rules exist when what they stand for does.
-                    let exists = |n: &str| view.header_values(n).next().is_some();
-                    hits[i] = u32::from(match h.as_str() {
-                        "ToCc" => exists("To") || exists("Cc"),
-                        "MESSAGEID" => header_text(view, &HeaderSource::parse(h)).is_some(),
-                        "EnvelopeFrom" => exists("Return-Path"),
-                        "ALL" => !view.headers.is_empty(),
-                        name => exists(name),
-                    })
-                }
-                (CompiledTest::Eval { function, args }, _) => {
-                    hits[i] =
-                        u32::from(eval::run(function, args, view, &self.globals).unwrap_or(false));
-                }
-                _ => {}
+        let texts = [
+            (Kind::Body, view.body.as_str()),
+            (Kind::RawBody, view.rawbody.as_str()),
+            (Kind::Uri, uri_text.as_str()),
+            (Kind::Full, &*full),
+            (Kind::Header, header_block.as_str()),
+        ];
+        let mut candidate = vec![false; self.rules.len()];
+        let mut found = Vec::new();
+        for (kind, text) in texts {
+            found.clear();
+            self.candidates(kind, text, &mut found);
+            for &i in &found {
+                candidate[i] = true;
             }
         }
-        // Meta rules, each once, after the rules they read; a meta's value (a count or
-        // a sum, not only 0 or 1) is what the metas above it see.
-        let mut values: Vec<f64> = hits.iter().map(|&h| f64::from(h)).collect();
-        for (i, expr) in &self.meta_plan {
-            let v = expr.eval(&mut |r| r.map_or(0.0, |j| values[j]));
-            values[*i] = v;
-            hits[*i] = u32::from(v != 0.0);
-        }
+        let mut scan = Scan {
+            rules: self,
+            view,
+            texts,
+            candidate,
+            header_texts: HashMap::new(),
+            values: vec![None; self.rules.len()],
+        };
+        // Rules that score are evaluated; the sub-rules and metas they read only when
+        // an expression needs them (`A && B` does not read B when A is 0).
         let mut verdict = Verdict {
             actions: Some(self.actions.clone()),
             ..Verdict::default()
         };
         for (i, rule) in self.rules.iter().enumerate() {
-            if hits[i] > 0 && !rule.name.starts_with("__") && rule.score != 0.0 {
+            if self.active[i]
+                && !rule.name.starts_with("__")
+                && rule.score != 0.0
+                && scan.value(i) != 0.0
+            {
                 verdict.score += rule.score;
                 verdict.hits.push(Hit {
                     name: rule.name.clone(),
@@ -296,5 +231,106 @@ impl Ruleset {
         verdict.hits.sort_by(|a, b| a.name.cmp(&b.name));
         verdict.score = (verdict.score * 1000.0).round() / 1000.0;
         verdict
+    }
+}
+
+/// One message being scanned: the texts rules read, the rules the prefilter named, and
+/// each rule's value once it has been needed.
+struct Scan<'a> {
+    rules: &'a Ruleset,
+    view: &'a MessageView,
+    texts: [(Kind, &'a str); 5],
+    /// Rules of a prefiltered kind whose atoms occur (or that have none): the others
+    /// cannot match.
+    candidate: Vec<bool>,
+    header_texts: HashMap<&'a HeaderSource, Option<String>>,
+    /// Hit count (a meta's value: its expression's) of each rule evaluated so far.
+    values: Vec<Option<f64>>,
+}
+
+impl<'a> Scan<'a> {
+    fn value(&mut self, i: usize) -> f64 {
+        if let Some(v) = self.values[i] {
+            return v;
+        }
+        // A meta that reaches itself through a cycle reads 0 there.
+        self.values[i] = Some(0.0);
+        let v = self.compute(i);
+        self.values[i] = Some(v);
+        v
+    }
+
+    fn compute(&mut self, i: usize) -> f64 {
+        let rules: &'a Ruleset = self.rules;
+        let view = self.view;
+        let rule = &rules.rules[i];
+        let hit = |b: bool| if b { 1.0 } else { 0.0 };
+        match (&rule.test, rule.kind) {
+            (CompiledTest::Meta(_), _) => match &rules.resolved_metas[i] {
+                Some(expr) => expr.eval(&mut |r| r.map_or(0.0, |j| self.value(j))),
+                None => 0.0,
+            },
+            (_, Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full | Kind::Header)
+                if matches!(rule.test, CompiledTest::Regex { .. }) && !self.candidate[i] =>
+            {
+                0.0
+            }
+            (
+                CompiledTest::Regex {
+                    matcher,
+                    negate,
+                    source: Some(source),
+                    if_unset,
+                },
+                Kind::Header,
+            ) => {
+                let text = self
+                    .header_texts
+                    .entry(source)
+                    .or_insert_with(|| header_text(view, source));
+                let text = match (text.as_deref(), if_unset) {
+                    (Some(t), _) => t,
+                    (None, Some(u)) => u.as_str(),
+                    (None, None) => "",
+                };
+                hit(matcher.is_match(text) != *negate)
+            }
+            (
+                CompiledTest::Regex {
+                    matcher,
+                    negate,
+                    source: Some(HeaderSource { name, .. }),
+                    ..
+                },
+                Kind::MimeHeader,
+            ) => {
+                let found = view
+                    .mime_headers
+                    .iter()
+                    .filter(|f| f.name.eq_ignore_ascii_case(name))
+                    .any(|f| matcher.is_match(&f.value));
+                hit(found != *negate)
+            }
+            (CompiledTest::Regex { matcher, .. }, kind) => {
+                match self.texts.iter().find(|(k, _)| *k == kind) {
+                    Some((_, text)) => f64::from(matcher.hits(text, rule.max_hits)),
+                    None => 0.0,
+                }
+            }
+            (CompiledTest::Exists(h), _) => {
+                // The pseudo-headers of header rules exist when what they stand for does.
+                let exists = |n: &str| view.header_values(n).next().is_some();
+                hit(match h.as_str() {
+                    "ToCc" => exists("To") || exists("Cc"),
+                    "MESSAGEID" => header_text(view, &HeaderSource::parse(h)).is_some(),
+                    "EnvelopeFrom" => exists("Return-Path"),
+                    "ALL" => !view.headers.is_empty(),
+                    name => exists(name),
+                })
+            }
+            (CompiledTest::Eval { function, args }, _) => {
+                hit(eval::run(function, args, view, &rules.globals).unwrap_or(false))
+            }
+        }
     }
 }
