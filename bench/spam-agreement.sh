@@ -31,8 +31,9 @@ random.Random(42).shuffle(files)
 sample = sorted(files[:n])
 # Gannet's own built-in rules have no SpamAssassin counterpart: compare stock rules only.
 own = {'HTML_20_30', 'BIZ_TLD'}
-runs = {l.split('\t')[0] for l in open(os.path.join(work, 'rules.tsv'))
-        if l.rstrip('\n').split('\t')[3] == 'runs' and not l.startswith('GANNET_') and l.split('\t')[0] not in own}
+table = [l.rstrip('\n').split('\t') for l in open(os.path.join(work, 'rules.tsv'))]
+runs = {r[0] for r in table if r[3] == 'runs' and not r[0].startswith('GANNET_') and r[0] not in own}
+score_of = {r[0]: float(r[2]) for r in table}
 
 def sa_symbols(msg):
     s = socket.create_connection(('127.0.0.1', 783), timeout=120)
@@ -49,8 +50,12 @@ out = subprocess.run(sys.argv[0:0] + ['target/release/gannet', '--config', os.pa
 ours = {json.loads(l)['file']: {h['name'] for h in json.loads(l)['hits']} for l in out.splitlines()}
 both = only_sa = only_g = 0
 miss, extra = {}, {}
+cannot = {}
 for f in sample:
-    sa = {r for r in sa_symbols(open(f, 'rb').read()) if r in runs}
+    sa_all = sa_symbols(open(f, 'rb').read())
+    for r in sa_all - runs:
+        cannot[r] = cannot.get(r, 0) + 1
+    sa = {r for r in sa_all if r in runs}
     g = {r for r in ours[f] if r in runs}
     both += len(sa & g); only_sa += len(sa - g); only_g += len(g - sa)
     for r in sa - g: miss[r] = miss.get(r, 0) + 1
@@ -61,6 +66,11 @@ print(f'SpamAssassin hits also fired by Gannet: {both}/{sa_total} = {100 * both 
 print(f'Gannet hits also fired by SpamAssassin: {both}/{g_total} = {100 * both / max(g_total, 1):.1f}%')
 print('missed most:', sorted(miss.items(), key=lambda x: -x[1])[:12])
 print('extra most: ', sorted(extra.items(), key=lambda x: -x[1])[:12])
+# What to implement next: SpamAssassin's hits on rules Gannet cannot run, by weight
+# (hits x score; BAYES_* cannot fire here, spamd's Bayes database is empty).
+weight = sorted(cannot.items(), key=lambda x: -x[1] * abs(score_of.get(x[0], 0.0)))
+print('not runnable, most weight (rule, hits, score):',
+      [(r, n, score_of.get(r)) for r, n in weight[:15]])
 PY
 "$PEERS/setup/spamassassin.sh" stop >/dev/null 2>&1
 rm -rf "$WORK"

@@ -412,7 +412,7 @@ impl Ruleset {
                 CompiledTest::Regex {
                     source: Some(HeaderSource { name, .. }),
                     ..
-                } if name.starts_with("X-Spam-Relays") || name.starts_with("ALL-") => false,
+                } if name.starts_with("ALL-") => false,
                 CompiledTest::Meta(expr) => {
                     let mut names = Vec::new();
                     expr.names(&mut names);

@@ -20,6 +20,8 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         _ => matches!(
             function,
             "check_for_missing_to_header"
+                | "check_all_trusted"
+                | "check_no_relays"
                 | "check_header_count_range"
                 | "check_illegal_chars"
                 | "subject_is_all_caps"
@@ -44,6 +46,8 @@ pub fn run(
     let num = |i: usize| args.get(i).and_then(|a| a.parse::<f64>().ok());
     Some(match function {
         "check_for_missing_to_header" => view.header_values("To").next().is_none(),
+        "check_all_trusted" => !view.relays.trusted.is_empty() && view.relays.untrusted.is_empty(),
+        "check_no_relays" => view.relays.trusted.is_empty() && view.relays.untrusted.is_empty(),
         "check_header_count_range" => {
             let n = view.header_values(args.first()?).count() as f64;
             n >= num(1)? && n <= num(2)?

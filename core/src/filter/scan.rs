@@ -97,6 +97,9 @@ fn header_text(view: &MessageView, source: &HeaderSource) -> Option<String> {
             .flat_map(|v| addresses(v))
             .take(1)
             .collect(),
+        name if name.len() > 14 && name[..14].eq_ignore_ascii_case("X-Spam-Relays-") => {
+            return view.relays.header(name);
+        }
         name => of(&[name]),
     };
     if source.has("first") {
@@ -179,11 +182,17 @@ impl Ruleset {
         let uri_text = view.uris.join("\n");
         let full = String::from_utf8_lossy(raw);
         // Header rules: one prefilter pass over every header (decoded and raw).
-        let header_block: String = view
+        // The relay pseudo-headers are in the block, as header rules read them too.
+        let mut header_block: String = view
             .headers
             .iter()
             .map(|f| format!("{}: {}\n{}\n", f.name, f.value, f.raw))
             .collect();
+        for name in ["X-Spam-Relays-Trusted", "X-Spam-Relays-Untrusted"] {
+            if let Some(value) = view.relays.header(name) {
+                header_block.push_str(&format!("{name}: {value}\n"));
+            }
+        }
         let texts = [
             (Kind::Body, view.body.as_str()),
             (Kind::RawBody, view.rawbody.as_str()),

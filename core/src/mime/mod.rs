@@ -2,6 +2,7 @@
 
 mod header;
 pub mod html_style;
+pub mod relays;
 pub mod view;
 
 pub use header::header_value;

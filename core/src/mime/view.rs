@@ -5,6 +5,7 @@
 use mail_parser::parsers::MessageStream;
 
 use super::html_style::{attr, StyleTracker};
+use super::relays::Relays;
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 
 /// Text of one part that body rules see, as SpamAssassin's `body_part_scan_size`: a
@@ -57,6 +58,8 @@ pub struct MessageView {
     pub html_images: usize,
     /// Colours, faces and sizes of the HTML parts' text.
     pub html_style: StyleTracker,
+    /// The relays of the `Received` headers, trusted and untrusted.
+    pub relays: Relays,
 }
 
 fn unfold(s: &str) -> String {
@@ -110,6 +113,8 @@ impl MessageView {
             return view;
         };
         view.headers = fields(raw, &msg.root_part().headers);
+        view.relays =
+            Relays::from_received(view.header_values("Received").map(|f| f.value.as_str()));
         let mut body = Vec::new();
         if let Some(s) = msg.subject() {
             body.push(s.to_string());

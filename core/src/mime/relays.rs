@@ -1,0 +1,287 @@
+//! The relays a message passed through, read from its `Received` headers the way
+//! SpamAssassin reads them, for its `X-Spam-Relays-*` pseudo-headers and relay evals
+//! (`RDNS_NONE`, `ALL_TRUSTED`, ...). With no trusted networks configured, SpamAssassin's
+//! inference applies: starting from the newest header, a relay from a private address is
+//! trusted, and so is an authenticated one after a trusted one; the first other relay and
+//! every older one are untrusted.
+
+use std::net::IpAddr;
+
+/// One relay: the host that handed the message to the host that wrote the header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Relay {
+    pub ip: String,
+    /// The reverse DNS name the receiving host recorded ("" if none or "unknown").
+    pub rdns: String,
+    pub helo: String,
+    pub by: String,
+    pub id: String,
+    pub envfrom: String,
+    pub auth: String,
+}
+
+impl Relay {
+    /// SpamAssassin's text form of a relay; regexes depend on the order of the fields.
+    fn as_string(&self, internal: bool) -> String {
+        format!(
+            "[ ip={} rdns={} helo={} by={} ident= envfrom={} intl={} id={} auth={} msa=0 ]",
+            self.ip,
+            self.rdns,
+            self.helo,
+            self.by,
+            self.envfrom,
+            u8::from(internal),
+            self.id,
+            self.auth
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Relays {
+    /// Newest first, as the headers are.
+    pub trusted: Vec<Relay>,
+    pub untrusted: Vec<Relay>,
+}
+
+impl Relays {
+    /// From the values of the `Received` headers, newest first.
+    pub fn from_received<'a>(headers: impl Iterator<Item = &'a str>) -> Relays {
+        let mut relays = Relays::default();
+        let mut trusting = true;
+        for h in headers {
+            // A mail fetcher (fetchmail over POP3 or IMAP) restarts the chain while it is
+            // still trusted: the relays before it are the fetching host's own.
+            if trusting && is_fetcher_marker(h) {
+                relays = Relays::default();
+                continue;
+            }
+            let Some(r) = parse(h) else { continue };
+            let private = r.ip.parse::<IpAddr>().is_ok_and(is_private);
+            if trusting && (private || !r.auth.is_empty()) {
+                relays.trusted.push(r);
+            } else {
+                trusting = false;
+                relays.untrusted.push(r);
+            }
+        }
+        relays
+    }
+
+    /// `X-Spam-Relays-Trusted` (= Internal here) and `-Untrusted` (= External).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let (list, internal) = match name.to_ascii_lowercase().as_str() {
+            "x-spam-relays-trusted" | "x-spam-relays-internal" => (&self.trusted, true),
+            "x-spam-relays-untrusted" | "x-spam-relays-external" => (&self.untrusted, false),
+            _ => return None,
+        };
+        Some(
+            list.iter()
+                .map(|r| r.as_string(internal))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
+}
+
+fn is_fetcher_marker(header: &str) -> bool {
+    let lower = header.to_ascii_lowercase();
+    lower.contains("(fetchmail-")
+        || lower.contains(" with pop3")
+        || lower.contains(" with imap")
+        || lower.contains(" with odmr")
+}
+
+/// RFC 1918, loopback, link-local, shared (CGN) and unique-local addresses.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments()[0];
+            v6.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The word after `key` (a space-delimited keyword) in `text`, case-insensitively.
+fn word_after(text: &str, lower: &str, key: &str) -> String {
+    lower
+        .find(key)
+        .map(|i| {
+            text[i + key.len()..]
+                .split(|c: char| c.is_whitespace() || c == ';' || c == ')' || c == '(')
+                .find(|w| !w.is_empty())
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The first IP address literal in `text`: `[1.2.3.4]`, `[IPv6:...]`, `(1.2.3.4)` or bare.
+fn first_ip(text: &str) -> Option<String> {
+    let is_ip_char = |c: char| c.is_ascii_hexdigit() || c == '.' || c == ':';
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest.find(|c: char| c.is_ascii_hexdigit() || c == ':')?;
+        let candidate: String = rest[start..]
+            .chars()
+            .take_while(|&c| is_ip_char(c))
+            .collect();
+        let trimmed = candidate.trim_start_matches("ipv6:").trim_end_matches('.');
+        let bare = trimmed.strip_prefix("IPv6:").unwrap_or(trimmed);
+        if bare.contains(['.', ':']) && bare.parse::<IpAddr>().is_ok() {
+            return Some(bare.to_string());
+        }
+        rest = &rest[start + candidate.len().max(1)..];
+    }
+    None
+}
+
+/// The relay of one `Received` header; None for a header without a `from` clause or
+/// without an address in it (local submission, a hand-off inside one host), which
+/// SpamAssassin does not count as a relay either.
+fn parse(header: &str) -> Option<Relay> {
+    let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lower = text.to_ascii_lowercase();
+    let from_at = lower.find("from ").filter(|&i| i == 0)?;
+    // The from clause ends where the receiving host's own part begins.
+    let from_end = lower[from_at..]
+        .find(" by ")
+        .map_or(lower.len(), |i| from_at + i);
+    let clause = &text[from_at + 5..from_end];
+    let clause = clause.replace("IPv6:", "").replace("ipv6:", "");
+    let ip = first_ip(&clause)?;
+    let first_word = clause
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_matches(['[', ']', '(', ')'])
+        .to_string();
+    let mut helo = if first_word == ip {
+        String::new()
+    } else {
+        first_word.clone()
+    };
+    let clause_lower = clause.to_ascii_lowercase();
+    // Exim writes "from RDNS ([IP] helo=HELO)": the name outside is the reverse name.
+    let exim_rdns =
+        (clause_lower.contains("helo=") && first_word != ip && first_word.contains('.'))
+            .then(|| first_word.clone());
+    if let Some(i) = clause_lower.find("helo=") {
+        helo = clause[i + 5..]
+            .split(|c: char| c.is_whitespace() || c == ')')
+            .next()
+            .unwrap_or("")
+            .to_string();
+    } else if let Some(i) = clause_lower.find("(helo ") {
+        helo = clause[i + 6..]
+            .split(|c: char| c.is_whitespace() || c == ')')
+            .next()
+            .unwrap_or("")
+            .to_string();
+    }
+    // The reverse name the receiving host looked up: the word in the parenthesis that
+    // holds the address ("(rdns [ip])", Postfix and Sendmail), unless it says unknown.
+    let rdns = clause
+        .find('(')
+        .map(|open| {
+            let inner = &clause[open + 1..];
+            let word = inner
+                .split(|c: char| c.is_whitespace() || c == ')' || c == '[')
+                .next()
+                .unwrap_or("");
+            let holds_ip = inner.split(')').next().unwrap_or("").contains(&ip);
+            if holds_ip
+                && word.contains('.')
+                && !word.eq_ignore_ascii_case("unknown")
+                && word.parse::<IpAddr>().is_err()
+                && !word.to_ascii_lowercase().starts_with("helo")
+            {
+                word.to_string()
+            } else {
+                String::new()
+            }
+        })
+        .unwrap_or_default();
+    let rdns = exim_rdns.filter(|_| rdns.is_empty()).unwrap_or(rdns);
+    let after = &text[from_end..];
+    let after_lower = after.to_ascii_lowercase();
+    let with = word_after(after, &after_lower, " with ").to_ascii_lowercase();
+    let auth = if with.ends_with("sa") || with.ends_with("a") && with.starts_with("esmtp") {
+        with.to_ascii_uppercase()
+    } else if lower.contains("(authenticated") {
+        "authenticated".to_string()
+    } else {
+        String::new()
+    };
+    Some(Relay {
+        ip,
+        rdns,
+        helo,
+        by: word_after(after, &after_lower, " by "),
+        id: word_after(after, &after_lower, " id "),
+        envfrom: word_after(&text, &lower, "envelope-from ")
+            .trim_matches(['<', '>'])
+            .to_string(),
+        auth,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_exim_qmail_and_trust() {
+        let headers = [
+            "from mx.example.test (localhost [127.0.0.1]) by mail.example.test (Postfix) with ESMTP id 1A2B",
+            "from helo.spam.example (unknown [203.0.113.9]) by mx.example.test (Postfix) with SMTP id XYZ",
+            "from host.example.org ([198.51.100.7] helo=fake.example) by relay.example.org with esmtp (Exim 4.96) id 1abc",
+            "from unknown (HELO x) (192.0.2.1) by qmail.example with SMTP",
+            "from nowhere by somewhere",
+            "by localhost with LMTP",
+        ];
+        let r = Relays::from_received(headers.iter().copied());
+        assert_eq!(r.trusted.len(), 1);
+        assert_eq!(r.untrusted.len(), 3);
+        assert_eq!(
+            r.header("X-Spam-Relays-Untrusted").unwrap().split(" ] ").next().unwrap(),
+            "[ ip=203.0.113.9 rdns= helo=helo.spam.example by=mx.example.test ident= envfrom= intl=0 id=XYZ auth= msa=0"
+        );
+        assert_eq!(r.untrusted[1].rdns, "host.example.org");
+        assert_eq!(r.untrusted[1].helo, "fake.example");
+        assert_eq!(r.untrusted[2].helo, "x");
+        assert_eq!(r.untrusted[2].ip, "192.0.2.1");
+        assert!(r
+            .header("X-Spam-Relays-Trusted")
+            .unwrap()
+            .contains(" intl=1 "));
+        // A fetcher's header restarts the chain.
+        let r = Relays::from_received(
+            [
+                "from localhost (localhost [127.0.0.1]) by a (Postfix) with ESMTP id 1",
+                "from pop.example [192.0.2.9] by localhost with POP3 (fetchmail-5.9.0)",
+                "from x (y.example [192.0.2.7]) by pop.example with ESMTP id 2",
+            ]
+            .into_iter(),
+        );
+        assert!(r.trusted.is_empty());
+        assert_eq!(r.untrusted.len(), 1);
+        assert_eq!(r.untrusted[0].rdns, "y.example");
+        // A public relay first: nothing is trusted after it.
+        let r = Relays::from_received(
+            [
+                "from a (a.example [192.0.2.5]) by b",
+                "from c (c [10.0.0.1]) by d",
+            ]
+            .into_iter(),
+        );
+        assert!(r.trusted.is_empty() && r.untrusted.len() == 2);
+    }
+}
