@@ -281,13 +281,19 @@ impl Ruleset {
                     }
                 },
             };
+            // SpamAssassin's defaults for a rule without a score: 1 point, 0.01 for a
+            // test rule (T_), negative for a `nice` one, none for a sub-rule.
+            let nice = source
+                .tflags
+                .get(&def.name)
+                .is_some_and(|f| f.iter().any(|f| f == "nice"));
             let default_score = if def.name.starts_with("__") {
                 0.0
             } else if def.name.starts_with("T_") {
                 0.01
             } else {
                 1.0
-            };
+            } * if nice { -1.0 } else { 1.0 };
             let score = source
                 .scores
                 .get(&def.name)

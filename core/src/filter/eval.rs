@@ -1,5 +1,7 @@
 //! The `eval:` tests Gannet implements natively. Unknown ones are reported and never fire.
 
+use super::rules::HeaderSource;
+use super::scan::header_text;
 use crate::mime::view::MessageView;
 
 /// `html_test` arguments [`run`] knows.
@@ -21,6 +23,8 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
             function,
             "check_for_missing_to_header"
                 | "check_all_trusted"
+                | "check_equal_from_domains"
+                | "check_for_shifted_date"
                 | "check_no_relays"
                 | "check_header_count_range"
                 | "check_illegal_chars"
@@ -99,6 +103,32 @@ pub fn run(
             view.header_values("Date").next().is_none()
         }
         "check_for_missing_from" => view.header_values("From").next().is_none(),
+        // The second-level domains of From and of the envelope sender differ.
+        "check_equal_from_domains" => {
+            let domain = |source: &str| {
+                let addr = header_text(view, &HeaderSource::parse(source))?;
+                let first = addr.lines().next()?.to_ascii_lowercase();
+                let domain = first.rsplit_once('@')?.1.to_string();
+                let labels: Vec<&str> = domain.split('.').collect();
+                let two = labels[labels.len().saturating_sub(2)..].join(".");
+                (!two.is_empty()).then_some(two)
+            };
+            match (domain("From:addr"), domain("EnvelopeFrom:addr")) {
+                (Some(a), Some(b)) => a != b,
+                _ => false,
+            }
+        }
+        // check_for_shifted_date(min, max): hours from the Received dates to the Date
+        // header ('undef' for no bound).
+        "check_for_shifted_date" => {
+            let hours = date_shift(view) / 3600.0;
+            let bound = |i: usize| {
+                args.get(i)
+                    .filter(|a| *a != "undef")
+                    .and_then(|a| a.parse::<f64>().ok())
+            };
+            bound(0).is_none_or(|min| hours >= min) && bound(1).is_none_or(|max| hours < max)
+        }
         "check_from_in_whitelist" | "check_from_in_welcomelist" => {
             from_listed(view, &rules.whitelist_from)
         }
@@ -133,4 +163,58 @@ pub fn address_matches(address: &str, pattern: &str) -> bool {
                 && address.ends_with(tail)
         }
     }
+}
+
+/// Seconds from the dates of the `Received` headers to the `Date` header, as
+/// SpamAssassin measures it: the local delivery and fetchmail hops at the top are left
+/// out, a last hop with no difference too, and of the rest the smallest difference in
+/// absolute value counts. 0 when either side has no date.
+fn date_shift(view: &MessageView) -> f64 {
+    let Some(date) = view
+        .header_values("Date")
+        .next()
+        .and_then(|d| mail_parser::DateTime::parse_rfc822(&d.value))
+    else {
+        return 0.0;
+    };
+    let date = date.to_timestamp() as f64;
+    let mut received: Vec<&str> = view
+        .header_values("Received")
+        .map(|f| f.value.as_str())
+        .collect();
+    let is_local = |r: &str| {
+        r.starts_with("from localhost ")
+            || r.split(" by ")
+                .next()
+                .is_some_and(|from| from.contains("127.0.0.1"))
+            || r.contains(" invoked by uid ")
+    };
+    if received.first().is_some_and(|r| is_local(r))
+        && received
+            .get(1)
+            .is_some_and(|r| r.contains("by localhost with") && r.contains("(fetchmail-"))
+    {
+        received.drain(..2);
+    }
+    let mut diffs: Vec<f64> = received
+        .iter()
+        .filter_map(|r| received_date(r))
+        .map(|t| date - t as f64)
+        .collect();
+    if diffs.len() > 1 && diffs.last() == Some(&0.0) {
+        diffs.pop();
+    }
+    diffs
+        .into_iter()
+        .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        .unwrap_or(0.0)
+}
+
+/// The date of a `Received` header: "D Mon YYYY HH:MM:SS ZONE" after its semicolon.
+fn received_date(received: &str) -> Option<i64> {
+    let after = received
+        .rsplit_once(';')
+        .map_or(received, |(_, d)| d)
+        .trim();
+    mail_parser::DateTime::parse_rfc822(after).map(|d| d.to_timestamp())
 }

@@ -166,4 +166,44 @@ score  COMBO        2.5
         assert!(t.elapsed().as_secs() < 2);
         let _ = rs.scan(b"\xff\xfe\x00garbage without headers");
     }
+
+    #[test]
+    fn relay_date_and_domain_evals_and_nice_defaults() {
+        let rs = ruleset(
+            "header TRUSTED eval:check_all_trusted()\n\
+             header NO_RDNS X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n\
+             header PAST_3_6 eval:check_for_shifted_date('-6', '-3')\n\
+             header DIFF_DOMAINS eval:check_equal_from_domains()\n\
+             header LISTY exists:List-Id\ntflags LISTY nice\n",
+        );
+        let scan = |m: &str| {
+            let v = rs.scan(m.as_bytes());
+            let names: Vec<String> = v.hits.iter().map(|h| h.name.clone()).collect();
+            (
+                names,
+                v.hits.iter().find(|h| h.name == "LISTY").map(|h| h.score),
+            )
+        };
+        // From a public host without reverse DNS, dated 4 hours before it was received.
+        let (hits, _) = scan(
+            "Return-Path: <bounce@lists.example.net>\r\n\
+             Received: from helo.example (unknown [203.0.113.5]) by mx.example.test (Postfix) with ESMTP id A1; Sun, 29 Nov 2026 14:00:00 +0000\r\n\
+             From: Ann <ann@example.org>\r\nTo: b@example.test\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: s\r\n\r\nbody\r\n",
+        );
+        assert!(hits.contains(&"NO_RDNS".to_string()), "{hits:?}");
+        assert!(hits.contains(&"PAST_3_6".to_string()), "{hits:?}");
+        assert!(hits.contains(&"DIFF_DOMAINS".to_string()), "{hits:?}");
+        assert!(!hits.contains(&"TRUSTED".to_string()), "{hits:?}");
+        // Only a private hop, same domains, on time; a nice rule scores -1 by default.
+        let (hits, listy) = scan(
+            "Return-Path: <ann@mail.example.org>\r\n\
+             Received: from pc (pc.lan [192.168.1.20]) by mx.example.test (Postfix) with ESMTP id A2; Sun, 29 Nov 2026 10:01:00 +0000\r\n\
+             From: Ann <ann@example.org>\r\nTo: b@example.test\r\nList-Id: <l.example.org>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: s\r\n\r\nbody\r\n",
+        );
+        assert!(hits.contains(&"TRUSTED".to_string()), "{hits:?}");
+        for absent in ["NO_RDNS", "PAST_3_6", "DIFF_DOMAINS"] {
+            assert!(!hits.contains(&absent.to_string()), "{absent}: {hits:?}");
+        }
+        assert_eq!(listy, Some(-1.0));
+    }
 }

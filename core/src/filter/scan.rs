@@ -67,7 +67,7 @@ impl Verdict {
 /// (RFC 2047-decoded, or as written with `:raw`), one per line, in message order; with
 /// `:first`/`:last` only one of them; with `:addr` or `:name` every address or display
 /// name they hold, one per line. None when the message has no such header.
-fn header_text(view: &MessageView, source: &HeaderSource) -> Option<String> {
+pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<String> {
     let raw = source.has("raw");
     let value = |f: &crate::mime::view::Field| if raw { f.raw.clone() } else { f.value.clone() };
     let of = |names: &[&str]| -> Vec<String> {
