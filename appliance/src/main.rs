@@ -19,6 +19,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     init_logging(args.log_format);
+    if !matches!(args.command, cli::Command::Serve { .. }) {
+        // Administration commands are filters too (`gannet rules check --list | head`):
+        // a closed pipe ends them quietly, as it ends any Unix tool, instead of a panic
+        // in println!. The server keeps SIGPIPE ignored (peers close sockets).
+        // SAFETY: setting a signal disposition to its default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match args.command {
         cli::Command::Serve { workers } => serve::run(&args.global, workers),
         cli::Command::Admin(command) => admin::run_cli(&args.global, command),
