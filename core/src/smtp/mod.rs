@@ -1,10 +1,12 @@
-//! SMTP: the sans-IO server session and what it is made of.
+//! SMTP: the sans-IO server session and what it is made of, and the sans-IO client
+//! ([`client`]) that outbound delivery drives.
 //!
 //! [`Session`] is a state machine: the runtime appends received bytes to its input buffer,
 //! calls [`Session::step`], writes what the session put in its output buffer, and carries
 //! out the action it returns (read more, commit a message, close). No sockets, no clock:
 //! time and routing come in through [`Environment`].
 
+pub mod client;
 mod command;
 mod data;
 mod received;
