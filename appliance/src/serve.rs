@@ -22,6 +22,48 @@ use signal_hook::iterator::Signals;
 use crate::admin::{load_config, store_dir, LiveState};
 use crate::cli::Global;
 use crate::control;
+use gannet_core::delivery::outbound::OutboundConfig;
+
+/// The outbound runner's settings from `[delivery]`, `[dns]` and the hostname.
+fn outbound_config(config: &Config) -> anyhow::Result<OutboundConfig> {
+    let d = &config.delivery;
+    let host_port = |text: &str, default_port: u16| -> anyhow::Result<(String, u16)> {
+        match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => Ok((
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().with_context(|| format!("bad port in {text:?}"))?,
+            )),
+            _ => Ok((text.to_string(), default_port)),
+        }
+    };
+    let relay_host = if d.relay_host.is_empty() {
+        None
+    } else {
+        Some(host_port(&d.relay_host, 25).context("delivery.relay_host")?)
+    };
+    let nameservers = config
+        .dns
+        .nameservers
+        .iter()
+        .map(|n| {
+            let (h, p) = host_port(n, 53)?;
+            Ok(std::net::SocketAddr::new(
+                h.parse()
+                    .with_context(|| format!("dns.nameservers: {n:?} is not an address"))?,
+                p,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(OutboundConfig {
+        hostname: config.server.hostname.clone(),
+        relay_host,
+        remote_port: d.remote_port,
+        retry_schedule: d.retry_schedule.iter().map(|x| x.0).collect(),
+        max_queue_age: d.max_queue_age.0,
+        nameservers,
+        ..OutboundConfig::default()
+    })
+}
 
 pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> {
     let mut config = load_config(global)?;
@@ -49,6 +91,12 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         rules_dirs: config.spam.rules_dirs.clone(),
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
+    gannet_core::delivery::outbound::spawn(
+        store.clone(),
+        routing.clone(),
+        outbound_config(&config)?,
+    )
+    .context("cannot start outbound delivery")?;
 
     let cert = load_certificate(&config)?;
     let tls = Arc::new(ArcSwap::new(cert.config));

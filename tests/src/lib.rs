@@ -40,6 +40,8 @@ pub fn free_port() -> u16 {
 pub struct Server {
     pub dir: tempfile::TempDir,
     extra: String,
+    /// The loopback address every listener binds.
+    ip: std::net::IpAddr,
     started_once: bool,
     pub smtp: SocketAddr,
     /// Submission with STARTTLS (587 in production).
@@ -57,12 +59,19 @@ pub struct Server {
 impl Server {
     /// A data directory and config, with `extra` TOML appended; not started yet.
     pub fn new(extra: &str) -> Server {
+        Server::new_on("127.0.0.1", extra)
+    }
+
+    /// The same, listening on another loopback address (127.0.0.2, ...), as a second
+    /// mail server on "another host" does in the delivery tests.
+    pub fn new_on(ip: &str, extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gannet.toml");
         let unset: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut server = Server {
             dir,
             extra: extra.to_string(),
+            ip: ip.parse().expect("an IP address"),
             started_once: false,
             smtp: unset,
             submission: unset,
@@ -80,7 +89,8 @@ impl Server {
 
     /// Chooses free ports and writes the configuration with them.
     fn pick_ports(&mut self) {
-        let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
+        let ip = self.ip;
+        let port = || -> SocketAddr { SocketAddr::new(ip, free_port()) };
         (self.smtp, self.submission, self.submissions) = (port(), port(), port());
         (self.pop3, self.pop3s) = (port(), port());
         (self.imap, self.imaps) = (port(), port());
@@ -89,6 +99,13 @@ impl Server {
              [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\n\n{}",
             self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.extra
         );
+        // Outbound delivery never asks the machine's resolver: a test that wants DNS
+        // names its own server; the others get one where nothing answers.
+        let text = if self.extra.contains("[dns]") {
+            text
+        } else {
+            format!("{text}\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n")
+        };
         std::fs::write(&self.config, text).unwrap();
     }
 

@@ -93,6 +93,8 @@ pub struct Client {
     next_reply: usize,
     mail_reply: Option<ServerReply>,
     outcomes: Vec<Option<RcptOutcome>>,
+    /// The server answered about this message (MAIL or RCPT), not only about the session.
+    answered: bool,
 }
 
 impl Client {
@@ -121,7 +123,14 @@ impl Client {
             next_reply: 0,
             mail_reply: None,
             outcomes: vec![None; n],
+            answered: false,
         }
+    }
+
+    /// Whether the server answered about the message itself (its MAIL or RCPT replies);
+    /// if not, the session failed as a whole and another server may be tried.
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     pub fn is_done(&self) -> bool {
@@ -313,6 +322,7 @@ impl Client {
     }
 
     fn on_envelope_reply(&mut self, reply: ServerReply, actions: &mut Vec<Action>) {
+        self.answered = true;
         let n = self.recipients.len();
         let step = self.next_reply;
         self.next_reply += 1;

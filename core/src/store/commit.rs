@@ -64,6 +64,11 @@ impl Batch {
         self.changes.is_empty()
     }
 
+    /// Takes in `other`'s changes: both reach the disk together.
+    pub fn extend(&mut self, other: Batch) {
+        self.changes.extend(other.changes);
+    }
+
     fn payload_bytes(&self) -> usize {
         self.changes
             .iter()

@@ -1,0 +1,620 @@
+//! The outbound queue runner: on its own thread (a tokio runtime, as the design's
+//! `control` work), it takes the queue entries that are due, resolves where each
+//! recipient's domain takes mail (the smart host if one is configured, else MX records
+//! by preference, else the domain's own address), speaks SMTP through the sans-IO
+//! [`Client`], and writes what became of every recipient back in one batch: delivered,
+//! bounced (with a DSN to the sender) or queued again on the retry schedule until
+//! `max_queue_age`. Every network step has a timeout; a DNS failure, a refused
+//! connection, a 4xx or a dropped session only costs a retry.
+//!
+//! A message stays in the queue until the batch that records its outcome is durable,
+//! so a crash during delivery can deliver it twice, never zero times.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{Resolver, TokioResolver};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::dsn::{self, Failure};
+use super::local::{delivery_batch, placements};
+use super::routing::SharedDirectory;
+use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, RcptOutcome};
+use crate::smtp::{Envelope, RcptRoute, Recipient};
+use crate::store::queue::{self, QueuedMessage, RecipientStatus};
+use crate::store::schema::{encode, keys};
+use crate::store::{mail, Batch, Cf, Store};
+
+/// How the runner delivers.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Announced in EHLO and in DSNs.
+    pub hostname: String,
+    /// Every message goes here when set ("host", port).
+    pub relay_host: Option<(String, u16)>,
+    /// Port of MX delivery (25; tests use high ports).
+    pub remote_port: u16,
+    pub retry_schedule: Vec<Duration>,
+    pub max_queue_age: Duration,
+    /// Empty: the system's resolver configuration.
+    pub nameservers: Vec<SocketAddr>,
+    pub connect_timeout: Duration,
+    /// For each reply of the server (RFC 5321 suggests minutes; the data phase's final
+    /// reply can take long on a loaded server).
+    pub reply_timeout: Duration,
+    /// How often the queue is looked at.
+    pub poll_interval: Duration,
+    /// Messages delivered at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            hostname: "localhost".into(),
+            relay_host: None,
+            remote_port: 25,
+            retry_schedule: vec![Duration::from_secs(300)],
+            max_queue_age: Duration::from_secs(5 * 86400),
+            nameservers: Vec::new(),
+            connect_timeout: Duration::from_secs(30),
+            reply_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(1),
+            concurrency: 64,
+        }
+    }
+}
+
+struct Runner {
+    store: Store,
+    directory: SharedDirectory,
+    config: OutboundConfig,
+    resolver: TokioResolver,
+    tls: tokio_rustls::TlsConnector,
+    in_flight: RefCell<HashSet<u64>>,
+}
+
+/// Starts the runner on its own thread.
+pub fn spawn(
+    store: Store,
+    directory: SharedDirectory,
+    config: OutboundConfig,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("delivery".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery runtime did not start");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let resolver = match resolver(&config.nameservers) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "no DNS resolver: outbound delivery stopped");
+                        return;
+                    }
+                };
+                let runner = Rc::new(Runner {
+                    store,
+                    directory,
+                    tls: tokio_rustls::TlsConnector::from(super::tls::opportunistic_client_config()),
+                    resolver,
+                    config,
+                    in_flight: RefCell::new(HashSet::new()),
+                });
+                runner.run().await;
+            });
+        })?;
+    Ok(())
+}
+
+fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let builder = if nameservers.is_empty() {
+        Resolver::builder_tokio().map_err(|e| e.to_string())?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|s| {
+                let mut ns = NameServerConfig::udp_and_tcp(s.ip());
+                for c in &mut ns.connections {
+                    c.port = s.port();
+                }
+                ns
+            })
+            .collect();
+        Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Queue ids of DSNs: the top byte of the worker field is reserved for this thread.
+fn next_dsn_id(now: i64) -> u64 {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    (now as u64) << 32 | 0xff << 24 | u64::from(seq & 0xff_ffff)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Bytes on the wire, plain or after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+impl Runner {
+    async fn run(self: Rc<Self>) {
+        loop {
+            let now = unix_now();
+            match self.due(now) {
+                Ok(due) => {
+                    for message in due {
+                        if self.in_flight.borrow().len() >= self.config.concurrency {
+                            break;
+                        }
+                        if !self.in_flight.borrow_mut().insert(message.id) {
+                            continue;
+                        }
+                        let runner = self.clone();
+                        tokio::task::spawn_local(async move {
+                            let id = message.id;
+                            runner.deliver(message).await;
+                            runner.in_flight.borrow_mut().remove(&id);
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading the queue failed"),
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+
+    /// Entries due at `now`, soonest first (the queue is keyed by due time).
+    fn due(&self, now: i64) -> Result<Vec<QueuedMessage>, crate::store::StoreError> {
+        let mut out = Vec::new();
+        let limit = self.config.concurrency * 2;
+        self.store.kv().scan_prefix(Cf::Queue, b"", &mut |k, v| {
+            let due_at = k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes) as i64;
+            if due_at > now {
+                return false;
+            }
+            if let Ok(m) = crate::store::schema::decode::<QueuedMessage>(Cf::Queue, v) {
+                out.push(m);
+            }
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    async fn deliver(&self, mut message: QueuedMessage) {
+        let blob = match mail::blob(&self.store, &message.blob) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                tracing::error!(
+                    id = format_args!("{:016x}", message.id),
+                    "queued message has no blob; dropped"
+                );
+                let mut batch = Batch::new();
+                batch.delete(Cf::Queue, queue::key(message.next_attempt, message.id));
+                let _ = self.store.submit(batch).await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading a queued message failed");
+                return;
+            }
+        };
+        let body = blob.get(message.skip as usize..).unwrap_or(&[]);
+        // Recipients still to do, by destination: one SMTP session per destination.
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in message.recipients.iter().enumerate() {
+            if r.status != RecipientStatus::Queued {
+                continue;
+            }
+            let destination = match &self.config.relay_host {
+                Some((host, _)) => host.clone(),
+                None => r
+                    .address
+                    .rsplit_once('@')
+                    .map_or("", |(_, d)| d)
+                    .to_ascii_lowercase(),
+            };
+            groups.entry(destination).or_default().push(i);
+        }
+        let mut outcomes: Vec<(usize, RcptOutcome)> = Vec::new();
+        for (destination, indices) in groups {
+            let addresses: Vec<String> = indices
+                .iter()
+                .map(|&i| message.recipients[i].address.clone())
+                .collect();
+            let results = self
+                .deliver_to(&destination, &message.reverse_path, &addresses, body)
+                .await;
+            outcomes.extend(indices.into_iter().zip(results));
+        }
+        let id = message.id;
+        let batch = self.record(&mut message, outcomes, &blob);
+        match self.store.submit(batch).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(id = format_args!("{id:016x}"), error = %e, "recording a delivery failed")
+            }
+            Err(_) => tracing::error!("the commit thread is gone"),
+        }
+    }
+
+    /// Where `destination` takes mail: the smart host, or MX hosts by preference (each
+    /// host's addresses in turn), or the domain's own addresses if it has no MX.
+    async fn targets(&self, destination: &str) -> Result<Vec<SocketAddr>, String> {
+        if let Some((host, port)) = &self.config.relay_host {
+            return self.addresses(host, *port).await;
+        }
+        let port = self.config.remote_port;
+        let fqdn = format!("{}.", destination.trim_end_matches('.'));
+        match self.resolver.mx_lookup(fqdn.as_str()).await {
+            Ok(lookup) => {
+                let mut mx: Vec<(u16, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(m) => Some((m.preference, m.exchange.to_ascii())),
+                        _ => None,
+                    })
+                    .collect();
+                mx.sort();
+                if mx.is_empty() {
+                    return self.addresses(&fqdn, port).await;
+                }
+                let mut out = Vec::new();
+                let mut last_error = None;
+                for (_, host) in mx {
+                    match self.addresses(&host, port).await {
+                        Ok(a) => out.extend(a),
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                if out.is_empty() {
+                    return Err(last_error.unwrap_or_else(|| "no address for the MX hosts".into()));
+                }
+                Ok(out)
+            }
+            Err(e) if e.is_no_records_found() => self.addresses(&fqdn, port).await,
+            Err(e) => Err(format!("DNS: MX of {destination}: {e}")),
+        }
+    }
+
+    async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let lookup = self
+            .resolver
+            .lookup_ip(host)
+            .await
+            .map_err(|e| format!("DNS: address of {host}: {e}"))?;
+        Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    }
+
+    /// Delivers to one destination, trying its servers in order until one gives
+    /// answers about the recipients.
+    async fn deliver_to(
+        &self,
+        destination: &str,
+        reverse_path: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Vec<RcptOutcome> {
+        let deferred = |why: String| vec![RcptOutcome::Deferred(why); recipients.len()];
+        let targets = match self.targets(destination).await {
+            Ok(t) if !t.is_empty() => t,
+            Ok(_) => return deferred(format!("no address for {destination}")),
+            Err(e) => return deferred(e),
+        };
+        let mut last_error = String::new();
+        for target in targets {
+            let stream =
+                match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(target))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        last_error = format!("connect to {target}: {e}");
+                        continue;
+                    }
+                    Err(_) => {
+                        last_error = format!("connect to {target}: timed out");
+                        continue;
+                    }
+                };
+            let _ = stream.set_nodelay(true);
+            let (outcomes, answered) = self
+                .session(stream, target, reverse_path, recipients, body)
+                .await;
+            if answered {
+                return outcomes;
+            }
+            // The server said nothing about the recipients (refused us, broke off):
+            // the next one may do better.
+            last_error = match outcomes.first() {
+                Some(RcptOutcome::Deferred(e) | RcptOutcome::Failed(e)) => format!("{target}: {e}"),
+                _ => format!("{target}: no answer"),
+            };
+        }
+        deferred(last_error)
+    }
+
+    /// One SMTP session; the outcomes, and whether the server answered about the
+    /// recipients (as opposed to failing the session as a whole).
+    async fn session(
+        &self,
+        stream: TcpStream,
+        target: SocketAddr,
+        reverse_path: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> (Vec<RcptOutcome>, bool) {
+        let body_8bit = body.iter().any(|b| *b >= 0x80);
+        let mut client = Client::new(
+            ClientConfig {
+                helo: self.config.hostname.clone(),
+                tls_available: true,
+            },
+            reverse_path,
+            recipients.to_vec(),
+            body.len() as u64,
+            body_8bit,
+        );
+        let mut conn = Conn::Plain(stream);
+        let mut buf = vec![0u8; 8192];
+        let why = loop {
+            let n = match tokio::time::timeout(self.config.reply_timeout, conn.read(&mut buf)).await
+            {
+                Ok(Ok(0)) => break format!("{target}: connection closed by the server"),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => break format!("{target}: {e}"),
+                Err(_) => break format!("{target}: timed out waiting for a reply"),
+            };
+            let mut actions: VecDeque<Action> = client.feed(&buf[..n]).into();
+            let mut failed = None;
+            while let Some(action) = actions.pop_front() {
+                let result = match action {
+                    Action::Send(bytes) => {
+                        write(&mut conn, &bytes, self.config.reply_timeout).await
+                    }
+                    Action::SendMessage => {
+                        write(&mut conn, &dot_stuff(body), self.config.reply_timeout).await
+                    }
+                    Action::StartTls => match self.start_tls(conn).await {
+                        Ok(c) => {
+                            conn = c;
+                            actions.extend(client.tls_established());
+                            Ok(())
+                        }
+                        Err(e) => {
+                            // The connection is gone with the failed handshake.
+                            let answered = client.answered();
+                            return (client.finish(&format!("{target}: TLS: {e}")), answered);
+                        }
+                    },
+                    Action::Close => Ok(()),
+                };
+                if let Err(e) = result {
+                    failed = Some(format!("{target}: {e}"));
+                    break;
+                }
+            }
+            if let Some(e) = failed {
+                break e;
+            }
+            if client.is_done() {
+                break String::new();
+            }
+        };
+        let answered = client.answered();
+        (client.finish(&why), answered)
+    }
+
+    async fn start_tls(&self, conn: Conn) -> Result<Conn, String> {
+        let Conn::Plain(stream) = conn else {
+            return Err("already encrypted".into());
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.config.hostname.clone())
+            .unwrap_or_else(|_| {
+                rustls::pki_types::ServerName::try_from("localhost").expect("valid")
+            });
+        match tokio::time::timeout(self.config.reply_timeout, self.tls.connect(name, stream)).await
+        {
+            Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("handshake timed out".into()),
+        }
+    }
+
+    /// The batch that records a delivery run: recipient statuses, the entry queued
+    /// again or removed, and a DSN for the recipients that failed for good.
+    fn record(
+        &self,
+        message: &mut QueuedMessage,
+        outcomes: Vec<(usize, RcptOutcome)>,
+        blob: &[u8],
+    ) -> Batch {
+        let now = unix_now();
+        let mut failures = Vec::new();
+        let mut last_error = None;
+        for (i, outcome) in outcomes {
+            let r = &mut message.recipients[i];
+            match outcome {
+                RcptOutcome::Delivered => r.status = RecipientStatus::Delivered,
+                RcptOutcome::Failed(e) => {
+                    r.status = RecipientStatus::Bounced;
+                    failures.push(Failure {
+                        recipient: r.address.clone(),
+                        diagnostic: e,
+                    });
+                }
+                RcptOutcome::Deferred(e) => last_error = Some(e),
+            }
+        }
+        let expired = now - message.created >= self.config.max_queue_age.as_secs() as i64;
+        if expired {
+            for r in message
+                .recipients
+                .iter_mut()
+                .filter(|r| r.status == RecipientStatus::Queued)
+            {
+                r.status = RecipientStatus::Bounced;
+                failures.push(Failure {
+                    recipient: r.address.clone(),
+                    diagnostic: format!(
+                        "450 4.4.7 delivery time expired; last error: {}",
+                        last_error.as_deref().unwrap_or("none")
+                    ),
+                });
+            }
+        }
+        let mut batch = Batch::new();
+        batch.delete(Cf::Queue, queue::key(message.next_attempt, message.id));
+        let remaining = message
+            .recipients
+            .iter()
+            .any(|r| r.status == RecipientStatus::Queued);
+        message.attempts += 1;
+        if remaining {
+            let schedule = &self.config.retry_schedule;
+            let wait = schedule
+                .get((message.attempts as usize).saturating_sub(1))
+                .or(schedule.last())
+                .copied()
+                .unwrap_or(Duration::from_secs(3600));
+            message.next_attempt = now + wait.as_secs().max(1) as i64;
+            message.last_error = last_error;
+            batch.put(
+                Cf::Queue,
+                queue::key(message.next_attempt, message.id),
+                encode(message),
+            );
+        } else {
+            batch.add(Cf::Counters, keys::blob_refs(&message.blob), -1);
+            batch.add(Cf::Counters, keys::stat("messages_delivered_remote"), 1);
+        }
+        let id = format_args!("{:016x}", message.id).to_string();
+        tracing::info!(
+            id,
+            delivered = message
+                .recipients
+                .iter()
+                .filter(|r| r.status == RecipientStatus::Delivered)
+                .count(),
+            bounced = failures.len(),
+            queued = message
+                .recipients
+                .iter()
+                .filter(|r| r.status == RecipientStatus::Queued)
+                .count(),
+            error = message.last_error.as_deref().unwrap_or(""),
+            "delivery attempt"
+        );
+        // Never a DSN for a message from the null sender: no loops.
+        if !failures.is_empty() && !message.reverse_path.is_empty() {
+            let original = blob.get(message.skip as usize..).unwrap_or(&[]);
+            let report = dsn::build(
+                &self.config.hostname,
+                &message.reverse_path,
+                message.id,
+                original,
+                message.created,
+                &failures,
+                now,
+            );
+            self.add_dsn(&mut batch, &message.reverse_path, report, now);
+        }
+        batch
+    }
+
+    /// Adds the DSN's delivery to `batch`: into the sender's mailbox if the sender is
+    /// local, else to the queue (from the null sender).
+    fn add_dsn(&self, batch: &mut Batch, sender: &str, report: Vec<u8>, now: i64) {
+        let directory = self.directory.load();
+        let account = match directory.route(&sender.to_ascii_lowercase()) {
+            RcptRoute::Local { account } => Some(account),
+            RcptRoute::Remote => None,
+            RcptRoute::UnknownUser => {
+                tracing::warn!(sender, "DSN for an unknown local sender dropped");
+                return;
+            }
+        };
+        let envelope = Envelope {
+            id: next_dsn_id(now),
+            reverse_path: String::new(),
+            recipients: vec![Recipient {
+                address: sender.to_string(),
+                account,
+            }],
+            body_8bit: false,
+            smtputf8: false,
+            received_at: now,
+        };
+        let mut message = b"Return-Path: <>\r\n".to_vec();
+        message.extend_from_slice(&report);
+        let places = placements(&envelope, None, &directory, None);
+        batch.extend(delivery_batch(&envelope, message, &places));
+    }
+}
+
+async fn write(conn: &mut Conn, bytes: &[u8], limit: Duration) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, conn.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "write timed out",
+        )),
+    }
+}

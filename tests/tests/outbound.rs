@@ -1,0 +1,274 @@
+//! Outbound delivery end to end: a real DNS server (dnsmasq) on loopback with MX and
+//! address records, a second `gannet serve` on 127.0.0.3 as the receiving mail server,
+//! and Python's aiosmtpd as a smart host that answers 4xx before it accepts.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gannet_tests::{free_port, RawSmtp, Server};
+
+/// dnsmasq answering for the test zones only; stopped when dropped.
+struct Dns {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Dns {
+    /// `records`: dnsmasq options such as `--mx-host=dest.test,mx1.dest.test,10`.
+    fn start(records: &[String]) -> Dns {
+        let port = free_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--local=/test/",
+                "--log-facility=-",
+                "--user=root",
+                "--pid-file=",
+                &format!("--port={port}"),
+            ])
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (apt-get install dnsmasq-base)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Ready when it answers over TCP.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "dnsmasq did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dns { child, addr }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `limit` for `check` to hold.
+fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn send(server: &Server, from: &str, to: &[&str], body: &str) {
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO client.example").unwrap();
+    assert!(c
+        .cmd(&format!("MAIL FROM:<{from}>"))
+        .unwrap()
+        .starts_with("250"));
+    for r in to {
+        let reply = c.cmd(&format!("RCPT TO:<{r}>")).unwrap();
+        assert!(reply.starts_with("250"), "{r}: {reply}");
+    }
+    c.send(b"DATA\r\n").unwrap();
+    assert!(c.reply().unwrap().starts_with("354"));
+    c.send(body.as_bytes()).unwrap();
+    c.send(b".\r\n").unwrap();
+    assert!(c.reply().unwrap().starts_with("250"));
+}
+
+fn mailbox(server: &Server, address: &str) -> Vec<String> {
+    String::from_utf8(server.admin(&["mail", "list", address]))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn queue_is_empty(server: &Server) -> bool {
+    String::from_utf8(server.admin(&["queue", "list"]))
+        .unwrap()
+        .lines()
+        .count()
+        <= 1
+}
+
+/// The sending server: relays for 127.0.0.1, asks `dns`, delivers to `port`.
+fn sender(dns: &Dns, port: u16, extra: &str) -> Server {
+    let mut a = Server::new(&format!(
+        "[delivery]\nremote_port = {port}\nretry_schedule = [\"1s\"]\n{extra}\n[dns]\nnameservers = [\"{}\"]\n",
+        dns.addr
+    ));
+    a.start();
+    a.with_example_accounts();
+    a
+}
+
+#[test]
+fn mx_delivery_falls_back_to_the_second_mx_and_bounces_unknown_users() {
+    let mut receiver = Server::new_on("127.0.0.3", "");
+    receiver.start();
+    receiver.admin(&["domain", "add", "dest.test"]);
+    receiver.admin(&[
+        "account",
+        "add",
+        "user@dest.test",
+        "--password",
+        "Secret123",
+    ]);
+    // mx1 (preferred) is 127.0.0.2, where nothing listens; mx2 is the receiver.
+    let dns = Dns::start(&[
+        "--mx-host=dest.test,mx1.dest.test,10".into(),
+        "--mx-host=dest.test,mx2.dest.test,20".into(),
+        "--host-record=mx1.dest.test,127.0.0.2".into(),
+        "--host-record=mx2.dest.test,127.0.0.3".into(),
+    ]);
+    let a = sender(&dns, receiver.smtp.port(), "");
+    let body =
+        "From: alice@example.test\r\nTo: user@dest.test\r\nSubject: across\r\n\r\ntoken-7f3a\r\n";
+    send(
+        &a,
+        "alice@example.test",
+        &["user@dest.test", "nobody@dest.test"],
+        body,
+    );
+    wait_for(Duration::from_secs(20), "delivery to the second MX", || {
+        mailbox(&receiver, "user@dest.test").len() == 1
+    });
+    let got = String::from_utf8(receiver.mail_get("user@dest.test", 1)).unwrap();
+    assert!(
+        got.contains("token-7f3a") && got.contains("Subject: across"),
+        "{got}"
+    );
+    assert!(got.contains("Return-Path: <alice@example.test>"), "{got}");
+    // nobody@ got 550 5.1.1 from the receiver: a DSN in alice's mailbox, from <>.
+    wait_for(Duration::from_secs(20), "the DSN", || {
+        mailbox(&a, "alice@example.test").len() == 1
+    });
+    let dsn = String::from_utf8(a.mail_get("alice@example.test", 1)).unwrap();
+    assert!(dsn.starts_with("Return-Path: <>\r\n"), "{dsn}");
+    assert!(
+        dsn.contains("multipart/report; report-type=delivery-status"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains(
+            "Final-Recipient: rfc822; nobody@dest.test\r\nAction: failed\r\nStatus: 5.1.1"
+        ),
+        "{dsn}"
+    );
+    assert!(
+        !dsn.contains("rfc822; user@dest.test"),
+        "only the failed recipient: {dsn}"
+    );
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&a)
+    });
+}
+
+#[test]
+fn unreachable_mail_is_retried_then_expires_with_a_dsn() {
+    // gone.test's only MX is 127.0.0.2, where nothing listens.
+    let dns = Dns::start(&[
+        "--mx-host=gone.test,mx.gone.test,10".into(),
+        "--host-record=mx.gone.test,127.0.0.2".into(),
+    ]);
+    let a = sender(&dns, free_port(), "max_queue_age = \"4s\"");
+    send(
+        &a,
+        "alice@example.test",
+        &["someone@gone.test"],
+        "Subject: nowhere\r\n\r\nx\r\n",
+    );
+    // Retried (the queue shows attempts and the error) until it expires.
+    wait_for(Duration::from_secs(10), "a retry", || {
+        let list = String::from_utf8(a.admin(&["queue", "list"])).unwrap();
+        list.contains("connect to 127.0.0.2")
+    });
+    wait_for(Duration::from_secs(30), "the expiry DSN", || {
+        mailbox(&a, "alice@example.test").len() == 1
+    });
+    let dsn = String::from_utf8(a.mail_get("alice@example.test", 1)).unwrap();
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; someone@gone.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Status: 4.4.7"), "{dsn}");
+    assert!(queue_is_empty(&a));
+}
+
+/// An aiosmtpd smart host that answers the first RCPT with 451 and accepts after that;
+/// it writes each message it accepts to `out`.
+const SMART_HOST: &str = r#"
+import asyncio, sys
+from aiosmtpd.controller import Controller
+port, out = int(sys.argv[1]), sys.argv[2]
+class Handler:
+    def __init__(self): self.rcpts = 0
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        self.rcpts += 1
+        if self.rcpts == 1:
+            return '451 4.3.0 try again later'
+        envelope.rcpt_tos.append(address)
+        return '250 OK'
+    async def handle_DATA(self, server, session, envelope):
+        with open(out, 'ab') as f:
+            f.write(b'RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n')
+        return '250 OK queued'
+c = Controller(Handler(), hostname='127.0.0.1', port=port)
+c.start()
+print('ready', flush=True)
+try:
+    sys.stdin.read()
+finally:
+    c.stop()
+"#;
+
+#[test]
+fn smart_host_temporary_failure_then_delivery_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received");
+    let port = free_port();
+    // Debian's interpreter: python3-aiosmtpd installs there.
+    let mut host = Command::new("/usr/bin/python3")
+        .args(["-c", SMART_HOST, &port.to_string(), out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with aiosmtpd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "aiosmtpd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // No DNS needed: every message goes to the smart host.
+    let dns = Dns::start(&[]);
+    let a = sender(&dns, 25, &format!("relay_host = \"127.0.0.1:{port}\""));
+    send(
+        &a,
+        "alice@example.test",
+        &["friend@anywhere.example"],
+        "Subject: via the smart host\r\n\r\nhello\r\n",
+    );
+    wait_for(Duration::from_secs(20), "delivery on retry", || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("hello"))
+    });
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(got.starts_with("RCPT friend@anywhere.example\n"), "{got}");
+    assert_eq!(
+        got.matches("Subject: via the smart host").count(),
+        1,
+        "{got}"
+    );
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&a)
+    });
+    assert!(mailbox(&a, "alice@example.test").is_empty(), "no DSN");
+    let _ = host.kill();
+    let _ = host.wait();
+}
