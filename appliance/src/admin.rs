@@ -274,8 +274,49 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             }
             out.into_bytes()
         }
+        AdminCommand::Queue(QueueCommand::Retry { id, all }) => {
+            let targets: Vec<queue::QueuedMessage> = match (id, all) {
+                (Some(id), _) => vec![queued_message(store, id)?],
+                (None, true) => queue::list(store)?,
+                (None, false) => bail!("name a message id, or --all"),
+            };
+            let mut moved = 0;
+            // (A message due already is being delivered, or will be in a moment.)
+            for m in targets.iter().filter(|m| m.next_attempt > now) {
+                let due = queue::QueuedMessage {
+                    next_attempt: now,
+                    ..m.clone()
+                };
+                store.commit_blocking(queue::rewrite(m, &due))?;
+                moved += 1;
+            }
+            format!("{moved} message(s) due now\n").into_bytes()
+        }
+        AdminCommand::Queue(QueueCommand::Delete { id }) => {
+            let m = queued_message(store, id)?;
+            store.commit_blocking(queue::remove(&m))?;
+            format!("{:016x} deleted\n", m.id).into_bytes()
+        }
+        AdminCommand::Queue(QueueCommand::Bounce { id }) => {
+            let m = queued_message(store, id)?;
+            // Due now, marked as returned: the runner bounces it instead of delivering.
+            let returned = queue::QueuedMessage {
+                next_attempt: now,
+                created: queue::RETURNED_BY_ADMIN,
+                ..m.clone()
+            };
+            store.commit_blocking(queue::rewrite(&m, &returned))?;
+            format!("{:016x} returned to <{}>\n", m.id, m.reverse_path).into_bytes()
+        }
     };
     Ok(out)
+}
+
+/// The queued message with the id `queue list` shows (hex).
+fn queued_message(store: &Store, id: &str) -> anyhow::Result<queue::QueuedMessage> {
+    let n =
+        u64::from_str_radix(id.trim(), 16).with_context(|| format!("{id:?} is not a queue id"))?;
+    queue::find(store, n)?.with_context(|| format!("no queued message {id}"))
 }
 
 fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(u32, u32)> {

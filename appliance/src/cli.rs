@@ -113,6 +113,17 @@ pub enum WhitelistCommand {
 pub enum QueueCommand {
     /// One line per queued message: id, sender, recipients, age, attempts, last error.
     List,
+    /// Try a message (or every message) again now instead of at its next attempt.
+    Retry {
+        /// The id `queue list` shows.
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Drop a message from the queue without telling its sender.
+    Delete { id: String },
+    /// Return a message to its sender now: a DSN for every recipient still queued.
+    Bounce { id: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

@@ -272,3 +272,82 @@ fn smart_host_temporary_failure_then_delivery_on_retry() {
     let _ = host.kill();
     let _ = host.wait();
 }
+
+/// The id of the only queued message, from `gannet queue list`.
+fn only_queued_id(server: &Server) -> String {
+    let list = String::from_utf8(server.admin(&["queue", "list"])).unwrap();
+    let lines: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(lines.len(), 1, "{list}");
+    lines[0].split('\t').next().unwrap().to_string()
+}
+
+#[test]
+fn queue_commands_retry_delete_and_bounce() {
+    let dns = Dns::start(&[
+        "--mx-host=gone.test,mx.gone.test,10".into(),
+        "--host-record=mx.gone.test,127.0.0.2".into(),
+    ]);
+    // The first retry is an hour away: only the commands move the message.
+    let mut a = Server::new(&format!(
+        "[delivery]\nremote_port = {}\nretry_schedule = [\"1h\"]\n[dns]\nnameservers = [\"{}\"]\n",
+        free_port(),
+        dns.addr
+    ));
+    a.start();
+    a.with_example_accounts();
+    send(
+        &a,
+        "alice@example.test",
+        &["x@gone.test"],
+        "Subject: one\r\n\r\nx\r\n",
+    );
+    wait_for(Duration::from_secs(10), "the first attempt", || {
+        String::from_utf8(a.admin(&["queue", "list"]))
+            .unwrap()
+            .contains("\t1\tconnect to")
+    });
+    let out = String::from_utf8(a.admin(&["queue", "retry", "--all"])).unwrap();
+    assert_eq!(out, "1 message(s) due now\n");
+    wait_for(Duration::from_secs(10), "the second attempt", || {
+        String::from_utf8(a.admin(&["queue", "list"]))
+            .unwrap()
+            .contains("\t2\tconnect to")
+    });
+    let id = only_queued_id(&a);
+    let out = String::from_utf8(a.admin(&["queue", "bounce", &id])).unwrap();
+    assert_eq!(out, format!("{id} returned to <alice@example.test>\n"));
+    wait_for(Duration::from_secs(10), "the DSN", || {
+        mailbox(&a, "alice@example.test").len() == 1
+    });
+    let dsn = String::from_utf8(a.mail_get("alice@example.test", 1)).unwrap();
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; x@gone.test\r\nAction: failed\r\nStatus: 5.0.0"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("returned to the sender by the postmaster"),
+        "{dsn}"
+    );
+    assert!(queue_is_empty(&a));
+
+    send(
+        &a,
+        "alice@example.test",
+        &["y@gone.test"],
+        "Subject: two\r\n\r\ny\r\n",
+    );
+    let id = only_queued_id(&a);
+    assert_eq!(
+        String::from_utf8(a.admin(&["queue", "delete", &id])).unwrap(),
+        format!("{id} deleted\n")
+    );
+    assert!(queue_is_empty(&a));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        mailbox(&a, "alice@example.test").len(),
+        1,
+        "no DSN for a deleted message"
+    );
+    let bad = a.gannet(&["queue", "delete", "nothex"]);
+    assert!(!bad.status.success());
+}

@@ -270,6 +270,15 @@ impl Runner {
             groups.entry(destination).or_default().push(i);
         }
         let mut outcomes: Vec<(usize, RcptOutcome)> = Vec::new();
+        if message.created == queue::RETURNED_BY_ADMIN {
+            // `gannet queue bounce`: no delivery, a DSN for everyone still queued.
+            let returned =
+                RcptOutcome::Failed("550 5.0.0 returned to the sender by the postmaster".into());
+            for indices in groups.into_values() {
+                outcomes.extend(indices.into_iter().map(|i| (i, returned.clone())));
+            }
+            groups = BTreeMap::new();
+        }
         for (destination, indices) in groups {
             let addresses: Vec<String> = indices
                 .iter()

@@ -6,8 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::kv::{Cf, StoreError};
-use super::schema::{decode, BlobId};
-use super::Store;
+use super::schema::{decode, encode, keys, BlobId};
+use super::{Batch, Store};
+
+/// `created` of an entry the administrator returned to its sender (`gannet queue
+/// bounce`): the runner bounces its recipients at once instead of delivering.
+pub const RETURNED_BY_ADMIN: i64 = 0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedMessage {
@@ -60,4 +64,26 @@ pub fn list(store: &Store) -> Result<Vec<QueuedMessage>, StoreError> {
         Some(e) => Err(e),
         None => Ok(out),
     }
+}
+
+/// The queued message with this id.
+pub fn find(store: &Store, id: u64) -> Result<Option<QueuedMessage>, StoreError> {
+    Ok(list(store)?.into_iter().find(|m| m.id == id))
+}
+
+/// The batch that replaces the entry `old` with `new` (the same message, changed: its
+/// key moves with its due time).
+pub fn rewrite(old: &QueuedMessage, new: &QueuedMessage) -> Batch {
+    let mut batch = Batch::new();
+    batch.delete(Cf::Queue, key(old.next_attempt, old.id));
+    batch.put(Cf::Queue, key(new.next_attempt, new.id), encode(new));
+    batch
+}
+
+/// The batch that drops `message` from the queue (and its hold on the blob).
+pub fn remove(message: &QueuedMessage) -> Batch {
+    let mut batch = Batch::new();
+    batch.delete(Cf::Queue, key(message.next_attempt, message.id));
+    batch.add(Cf::Counters, keys::blob_refs(&message.blob), -1);
+    batch
 }
