@@ -57,6 +57,8 @@ fn outbound_config(config: &Config) -> anyhow::Result<OutboundConfig> {
     Ok(OutboundConfig {
         hostname: config.server.hostname.clone(),
         relay_host,
+        relay_auth: (!d.relay_user.is_empty())
+            .then(|| (d.relay_user.clone(), d.relay_password.clone())),
         remote_port: d.remote_port,
         retry_schedule: d.retry_schedule.iter().map(|x| x.0).collect(),
         max_queue_age: d.max_queue_age.0,

@@ -202,12 +202,17 @@ fn unreachable_mail_is_retried_then_expires_with_a_dsn() {
     assert!(queue_is_empty(&a));
 }
 
-/// An aiosmtpd smart host that answers the first RCPT with 451 and accepts after that;
-/// it writes each message it accepts to `out`.
+/// An aiosmtpd smart host that wants AUTH (user "relay", password "s3cret"), answers
+/// the first RCPT with 451 and accepts after that; it writes each message it accepts to
+/// `out`, with the user that authenticated.
 const SMART_HOST: &str = r#"
 import asyncio, sys
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 port, out = int(sys.argv[1]), sys.argv[2]
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == b'relay' and auth_data.password == b's3cret'
+    return AuthResult(success=ok, auth_data=auth_data.login)
 class Handler:
     def __init__(self): self.rcpts = 0
     async def handle_RCPT(self, server, session, envelope, address, options):
@@ -218,9 +223,10 @@ class Handler:
         return '250 OK'
     async def handle_DATA(self, server, session, envelope):
         with open(out, 'ab') as f:
-            f.write(b'RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n')
+            f.write(b'AUTH ' + (session.auth_data if session.authenticated else b'-') + b' RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n')
         return '250 OK queued'
-c = Controller(Handler(), hostname='127.0.0.1', port=port)
+c = Controller(Handler(), hostname='127.0.0.1', port=port, authenticator=authenticator,
+               auth_required=True, auth_require_tls=False)
 c.start()
 print('ready', flush=True)
 try:
@@ -230,7 +236,7 @@ finally:
 "#;
 
 #[test]
-fn smart_host_temporary_failure_then_delivery_on_retry() {
+fn smart_host_with_auth_temporary_failure_then_delivery_on_retry() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("received");
     let port = free_port();
@@ -248,7 +254,11 @@ fn smart_host_temporary_failure_then_delivery_on_retry() {
     }
     // No DNS needed: every message goes to the smart host.
     let dns = Dns::start(&[]);
-    let a = sender(&dns, 25, &format!("relay_host = \"127.0.0.1:{port}\""));
+    let a = sender(
+        &dns,
+        25,
+        &format!("relay_host = \"127.0.0.1:{port}\"\nrelay_user = \"relay\"\nrelay_password = \"s3cret\""),
+    );
     send(
         &a,
         "alice@example.test",
@@ -259,7 +269,10 @@ fn smart_host_temporary_failure_then_delivery_on_retry() {
         std::fs::read_to_string(&out).is_ok_and(|t| t.contains("hello"))
     });
     let got = std::fs::read_to_string(&out).unwrap();
-    assert!(got.starts_with("RCPT friend@anywhere.example\n"), "{got}");
+    assert!(
+        got.starts_with("AUTH relay RCPT friend@anywhere.example\n"),
+        "{got}"
+    );
     assert_eq!(
         got.matches("Subject: via the smart host").count(),
         1,

@@ -220,6 +220,9 @@ impl Default for Spam {
 #[serde(default, deny_unknown_fields)]
 pub struct Delivery {
     pub relay_host: String,
+    /// AUTH PLAIN credentials for the smart host (empty: no AUTH).
+    pub relay_user: String,
+    pub relay_password: String,
     pub remote_port: u16,
     pub max_queue_age: Duration,
     pub retry_schedule: Vec<Duration>,
@@ -230,6 +233,8 @@ impl Default for Delivery {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         Delivery {
             relay_host: String::new(),
+            relay_user: String::new(),
+            relay_password: String::new(),
             remote_port: 25,
             max_queue_age: Duration::from_secs(5 * 86400),
             retry_schedule: vec![

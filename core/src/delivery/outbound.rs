@@ -40,6 +40,8 @@ pub struct OutboundConfig {
     pub hostname: String,
     /// Every message goes here when set ("host", port).
     pub relay_host: Option<(String, u16)>,
+    /// AUTH PLAIN for the smart host (user, password).
+    pub relay_auth: Option<(String, String)>,
     /// Port of MX delivery (25; tests use high ports).
     pub remote_port: u16,
     pub retry_schedule: Vec<Duration>,
@@ -61,6 +63,7 @@ impl Default for OutboundConfig {
         OutboundConfig {
             hostname: "localhost".into(),
             relay_host: None,
+            relay_auth: None,
             remote_port: 25,
             retry_schedule: vec![Duration::from_secs(300)],
             max_queue_age: Duration::from_secs(5 * 86400),
@@ -415,6 +418,12 @@ impl Runner {
             ClientConfig {
                 helo: self.config.hostname.clone(),
                 tls_available: true,
+                // Credentials go to the smart host only, never to an MX.
+                auth: self
+                    .config
+                    .relay_host
+                    .as_ref()
+                    .and(self.config.relay_auth.clone()),
             },
             reverse_path,
             recipients.to_vec(),

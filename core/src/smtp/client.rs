@@ -58,6 +58,9 @@ pub struct ClientConfig {
     pub helo: String,
     /// Whether the runtime can upgrade to TLS (opportunistic STARTTLS).
     pub tls_available: bool,
+    /// User name and password for AUTH PLAIN (a smart host that wants them), sent only
+    /// once the session is encrypted if the server offers STARTTLS.
+    pub auth: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +69,7 @@ enum State {
     Ehlo,
     Helo,
     StartTls,
+    Auth,
     /// Waiting for the replies to MAIL, the RCPTs and DATA, in that order.
     Envelope,
     /// The message was sent; waiting for the final reply.
@@ -89,6 +93,7 @@ pub struct Client {
     size_ext: bool,
     eight_bit_mime: bool,
     starttls_offered: bool,
+    auth_offered: bool,
     /// Replies still expected in the envelope phase: 0 = MAIL, 1..=n = RCPT, n+1 = DATA.
     next_reply: usize,
     mail_reply: Option<ServerReply>,
@@ -120,6 +125,7 @@ impl Client {
             size_ext: false,
             eight_bit_mime: false,
             starttls_offered: false,
+            auth_offered: false,
             next_reply: 0,
             mail_reply: None,
             outcomes: vec![None; n],
@@ -243,7 +249,7 @@ impl Client {
                         actions.push(Action::Send(b"STARTTLS\r\n".to_vec()));
                         self.state = State::StartTls;
                     } else {
-                        self.send_envelope(actions);
+                        self.authenticate_or_send_envelope(actions);
                     }
                 } else if self.state == State::Ehlo && reply.is_permanent() {
                     self.state = State::Helo;
@@ -260,7 +266,17 @@ impl Client {
                     actions.push(Action::StartTls);
                 } else {
                     // Opportunistic: a refused STARTTLS means plain text.
+                    self.authenticate_or_send_envelope(actions);
+                }
+            }
+            State::Auth => {
+                if reply.code == 235 {
                     self.send_envelope(actions);
+                } else {
+                    // Wrong credentials are the sender's configuration, not the
+                    // message's fault: keep the mail and say why.
+                    let why = format!("authentication failed: {}", reply.summary());
+                    self.fail_all(RcptOutcome::Deferred(why), actions);
                 }
             }
             State::Envelope => self.on_envelope_reply(reply, actions),
@@ -288,6 +304,22 @@ impl Client {
         self.size_ext = words.contains(&"SIZE");
         self.eight_bit_mime = words.contains(&"8BITMIME");
         self.starttls_offered = words.contains(&"STARTTLS");
+        self.auth_offered = words.iter().any(|w| *w == "AUTH" || w.starts_with("AUTH="));
+    }
+
+    fn authenticate_or_send_envelope(&mut self, actions: &mut Vec<Action>) {
+        let Some((user, password)) = &self.config.auth else {
+            return self.send_envelope(actions);
+        };
+        if !self.auth_offered {
+            let why = "the server does not offer AUTH; not sent unauthenticated".to_string();
+            return self.fail_all(RcptOutcome::Deferred(why), actions);
+        }
+        use base64::Engine as _;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        actions.push(Action::Send(format!("AUTH PLAIN {token}\r\n").into_bytes()));
+        self.state = State::Auth;
     }
 
     fn mail_command(&self) -> Vec<u8> {
@@ -406,6 +438,7 @@ mod tests {
             ClientConfig {
                 helo: "mx.example.test".into(),
                 tls_available: tls,
+                auth: None,
             },
             "a@example.test",
             vec!["b@example.org".into(), "c@example.org".into()],
@@ -487,6 +520,49 @@ mod tests {
         let mut c = client(false);
         c.feed(b"HTTP/1.1 400 Bad Request\r\n");
         assert!(matches!(c.finish("x")[1], RcptOutcome::Deferred(_)));
+    }
+
+    #[test]
+    fn auth_plain_after_starttls() {
+        let mut c = Client::new(
+            ClientConfig {
+                helo: "mx.example.test".into(),
+                tls_available: true,
+                auth: Some(("relay".into(), "s3cret".into())),
+            },
+            "a@example.test",
+            vec!["b@example.org".into()],
+            10,
+            false,
+        );
+        c.feed(b"220 hi\r\n");
+        assert_eq!(sent(&c.feed(b"250-x\r\n250 STARTTLS\r\n")), "STARTTLS\r\n");
+        c.feed(b"220 go\r\n");
+        c.tls_established();
+        assert_eq!(
+            sent(&c.feed(b"250-x\r\n250 AUTH PLAIN LOGIN\r\n")),
+            "AUTH PLAIN AHJlbGF5AHMzY3JldA==\r\n"
+        );
+        assert_eq!(
+            sent(&c.feed(b"235 ok\r\n")),
+            "MAIL FROM:<a@example.test>\r\n"
+        );
+        // Refused credentials keep the mail.
+        let mut c = Client::new(
+            ClientConfig {
+                helo: "h".into(),
+                tls_available: false,
+                auth: Some(("u".into(), "p".into())),
+            },
+            "a@example.test",
+            vec!["b@example.org".into()],
+            10,
+            false,
+        );
+        c.feed(b"220 hi\r\n");
+        c.feed(b"250-x\r\n250 AUTH PLAIN\r\n");
+        assert_eq!(sent(&c.feed(b"535 5.7.8 no\r\n")), "QUIT\r\n");
+        assert!(matches!(&c.finish("x")[0], RcptOutcome::Deferred(e) if e.contains("535")));
     }
 
     #[test]
