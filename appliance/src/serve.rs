@@ -93,10 +93,12 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         rules_dirs: config.spam.rules_dirs.clone(),
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
+    let outbound_wake = gannet_core::delivery::outbound::Wake::default();
     gannet_core::delivery::outbound::spawn(
         store.clone(),
         routing.clone(),
         outbound_config(&config)?,
+        outbound_wake.clone(),
     )
     .context("cannot start outbound delivery")?;
 
@@ -153,6 +155,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
             ..Pop3Config::default()
         }),
         pop3_locks: Arc::new(MaildropLocks::default()),
+        outbound: outbound_wake,
         imap: Arc::new(ImapConfig {
             hostname: config.server.hostname.clone(),
             max_literal: limits.max_message_size.0,

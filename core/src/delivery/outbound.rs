@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
@@ -83,13 +84,21 @@ struct Runner {
     resolver: TokioResolver,
     tls: tokio_rustls::TlsConnector,
     in_flight: RefCell<HashSet<u64>>,
+    /// Signalled when a delivery ends.
+    finished: tokio::sync::Notify,
+    /// Signalled when mail is queued.
+    wake: Wake,
 }
 
-/// Starts the runner on its own thread.
+/// Signalled by whoever queues mail, so that the runner looks at once.
+pub type Wake = Arc<tokio::sync::Notify>;
+
+/// Starts the runner on its own thread; `wake` is signalled by whoever queues mail.
 pub fn spawn(
     store: Store,
     directory: SharedDirectory,
     config: OutboundConfig,
+    wake: Wake,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("delivery".into())
@@ -120,6 +129,8 @@ pub fn spawn(
                     resolver,
                     config,
                     in_flight: RefCell::new(HashSet::new()),
+                    finished: tokio::sync::Notify::new(),
+                    wake,
                 });
                 runner.run().await;
             });
@@ -193,34 +204,53 @@ impl Conn {
 impl Runner {
     async fn run(self: Rc<Self>) {
         loop {
-            let now = unix_now();
-            match self.due(now) {
-                Ok(due) => {
-                    for message in due {
-                        if self.in_flight.borrow().len() >= self.config.concurrency {
-                            break;
-                        }
-                        if !self.in_flight.borrow_mut().insert(message.id) {
-                            continue;
-                        }
-                        let runner = self.clone();
-                        tokio::task::spawn_local(async move {
-                            let id = message.id;
-                            runner.deliver(message).await;
-                            runner.in_flight.borrow_mut().remove(&id);
-                        });
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "reading the queue failed"),
+            self.start_due();
+            // Look again when a delivery ends (a slot is free, a retry may be due
+            // sooner) or after the poll interval (new mail, retries coming due).
+            tokio::select! {
+                _ = self.finished.notified() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
-            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+
+    /// Starts deliveries of due messages, up to the concurrency limit.
+    fn start_due(self: &Rc<Self>) {
+        let free = self
+            .config
+            .concurrency
+            .saturating_sub(self.in_flight.borrow().len());
+        if free == 0 {
+            return;
+        }
+        let due = match self.due(unix_now(), free + self.in_flight.borrow().len()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the queue failed");
+                return;
+            }
+        };
+        for message in due {
+            if self.in_flight.borrow().len() >= self.config.concurrency {
+                break;
+            }
+            if !self.in_flight.borrow_mut().insert(message.id) {
+                continue;
+            }
+            let runner = self.clone();
+            tokio::task::spawn_local(async move {
+                let id = message.id;
+                runner.deliver(message).await;
+                runner.in_flight.borrow_mut().remove(&id);
+                runner.finished.notify_one();
+            });
         }
     }
 
     /// Entries due at `now`, soonest first (the queue is keyed by due time).
-    fn due(&self, now: i64) -> Result<Vec<QueuedMessage>, crate::store::StoreError> {
+    fn due(&self, now: i64, limit: usize) -> Result<Vec<QueuedMessage>, crate::store::StoreError> {
         let mut out = Vec::new();
-        let limit = self.config.concurrency * 2;
         self.store.kv().scan_prefix(Cf::Queue, b"", &mut |k, v| {
             let due_at = k
                 .get(..8)

@@ -59,6 +59,8 @@ pub struct ServerContext {
     pub imap: Arc<ImapConfig>,
     /// Accounts with an open POP3 maildrop.
     pub pop3_locks: Arc<pop3_conn::MaildropLocks>,
+    /// Wakes the outbound runner when a message for remote recipients is queued.
+    pub outbound: crate::delivery::outbound::Wake,
 }
 
 pub use pop3_conn::MaildropLocks;

@@ -171,6 +171,9 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
                 .iter()
                 .filter(|r| r.account.is_none())
                 .count();
+            if remote > 0 {
+                ctx.server.outbound.notify_one();
+            }
             tracing::info!(
                 id = format_args!("{:016x}", envelope.id),
                 from = %envelope.reverse_path,
