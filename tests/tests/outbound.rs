@@ -2,6 +2,7 @@
 //! address records, a second `gannet serve` on 127.0.0.3 as the receiving mail server,
 //! and Python's aiosmtpd as a smart host that answers 4xx before it accepts.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -235,14 +236,11 @@ finally:
     c.stop()
 "#;
 
-#[test]
-fn smart_host_with_auth_temporary_failure_then_delivery_on_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("received");
-    let port = free_port();
-    // Debian's interpreter: python3-aiosmtpd installs there.
-    let mut host = Command::new("/usr/bin/python3")
-        .args(["-c", SMART_HOST, &port.to_string(), out.to_str().unwrap()])
+/// Starts an aiosmtpd script (Debian's interpreter: python3-aiosmtpd installs there) on
+/// `port` and waits until it listens.
+fn start_python_smtp(script: &str, port: u16, out: &std::path::Path) -> Child {
+    let child = Command::new("/usr/bin/python3")
+        .args(["-c", script, &port.to_string(), out.to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -252,6 +250,15 @@ fn smart_host_with_auth_temporary_failure_then_delivery_on_retry() {
         assert!(Instant::now() < deadline, "aiosmtpd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+#[test]
+fn smart_host_with_auth_temporary_failure_then_delivery_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received");
+    let port = free_port();
+    let mut host = start_python_smtp(SMART_HOST, port, &out);
     // No DNS needed: every message goes to the smart host.
     let dns = Dns::start(&[]);
     let a = sender(
@@ -363,4 +370,93 @@ fn queue_commands_retry_delete_and_bounce() {
     );
     let bad = a.gannet(&["queue", "delete", "nothex"]);
     assert!(!bad.status.success());
+}
+
+/// A sink that appends the Subject of every message it accepts to `out`, one per line.
+const SUBJECT_SINK: &str = r#"
+import sys
+from aiosmtpd.controller import Controller
+port, out = int(sys.argv[1]), sys.argv[2]
+f = open(out, 'ab', buffering=0)
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        for line in envelope.content.split(b'\n'):
+            if line.startswith(b'Subject: '):
+                f.write(line[9:].strip() + b'\n')
+                break
+        return '250 OK'
+c = Controller(Handler(), hostname='127.0.0.1', port=port)
+c.start()
+try:
+    sys.stdin.read()
+finally:
+    c.stop()
+"#;
+
+#[test]
+fn crash_during_a_delivery_run_loses_nothing() {
+    const N: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("subjects");
+    let port = free_port();
+    let dns = Dns::start(&[]);
+    // (Past the 500 messages an hour a trusted network may relay by default.)
+    let mut a = sender(
+        &dns,
+        25,
+        &format!("relay_host = \"127.0.0.1:{port}\"\n[limits]\nmessages_per_hour = 100000"),
+    );
+    // 1,000 messages queued while the smart host is down (retried every second).
+    let mut c = RawSmtp::connect(a.smtp).unwrap();
+    c.cmd("EHLO client.example").unwrap();
+    for i in 0..N {
+        assert!(c
+            .cmd("MAIL FROM:<alice@example.test>")
+            .unwrap()
+            .starts_with("250"));
+        assert!(c
+            .cmd(&format!("RCPT TO:<r{i}@far.example>"))
+            .unwrap()
+            .starts_with("250"));
+        c.send(b"DATA\r\n").unwrap();
+        assert!(c.reply().unwrap().starts_with("354"));
+        c.send(format!("Subject: msg-{i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
+            .unwrap();
+        assert!(c.reply().unwrap().starts_with("250"));
+    }
+    drop(c);
+    // The sink comes up; kill -9 the sender in the middle of the run.
+    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out);
+    let received = || std::fs::read_to_string(&out).unwrap_or_default();
+    wait_for(Duration::from_secs(60), "part of the run", || {
+        received().lines().count() >= 150
+    });
+    a.kill();
+    let at_crash = received().lines().count();
+    assert!(
+        at_crash < N,
+        "the crash came too late to test anything: {at_crash}"
+    );
+    a.start();
+    wait_for(Duration::from_secs(120), "the rest of the run", || {
+        queue_is_empty(&a)
+    });
+    let got = received();
+    let distinct: HashSet<&str> = got.lines().collect();
+    for i in 0..N {
+        assert!(
+            distinct.contains(format!("msg-{i}").as_str()),
+            "msg-{i} never arrived"
+        );
+    }
+    let duplicates = got.lines().count() - distinct.len();
+    eprintln!("received before the crash: {at_crash}; duplicates after the restart: {duplicates}");
+    // Only messages in flight at the crash may come twice.
+    assert!(duplicates <= 64, "{duplicates} duplicates");
+    assert!(
+        mailbox(&a, "alice@example.test").is_empty(),
+        "no DSN: every recipient delivered"
+    );
+    let _ = sink.kill();
+    let _ = sink.wait();
 }
