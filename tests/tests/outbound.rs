@@ -460,3 +460,87 @@ fn crash_during_a_delivery_run_loses_nothing() {
     let _ = sink.kill();
     let _ = sink.wait();
 }
+
+/// A server that misbehaves on its first three connections — garbage instead of a
+/// greeting, then silence, then a drop in the middle of DATA — and speaks SMTP on the
+/// fourth, writing the message to `out`.
+const BAD_SERVER: &str = r#"
+import socket, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', port)); srv.listen(16)
+log = open(out + '.log', 'a', buffering=1)
+def lines(conn):
+    buf = b''
+    while True:
+        while b'\r\n' in buf:
+            line, buf = buf.split(b'\r\n', 1)
+            yield line
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+held = []
+for n in range(1, 100):
+    conn, _ = srv.accept()
+    log.write(f'connection {n}\n')
+    if n == 1:
+        conn.sendall(b'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'); conn.close(); continue
+    if n == 2:
+        held.append(conn); continue  # never answers
+    conn.sendall(b'220 ok\r\n')
+    it = lines(conn); data = []
+    for line in it:
+        cmd = line[:4].upper()
+        if cmd in (b'EHLO', b'HELO'): conn.sendall(b'250 ok\r\n')
+        elif cmd in (b'MAIL', b'RCPT'): conn.sendall(b'250 ok\r\n')
+        elif cmd == b'DATA':
+            conn.sendall(b'354 go\r\n')
+            if n == 3:
+                next(it); conn.close(); break  # drop in the middle of the message
+            for l in it:
+                if l == b'.': break
+                data.append(l)
+            with open(out, 'ab') as f: f.write(b'\n'.join(data) + b'\n')
+            conn.sendall(b'250 queued\r\n')
+        elif cmd == b'QUIT': conn.sendall(b'221 bye\r\n'); conn.close(); break
+        else: conn.sendall(b'500 what\r\n')
+"#;
+
+#[test]
+fn garbage_silence_and_drops_cost_retries_not_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received");
+    let port = free_port();
+    let mut bad = start_python_smtp(BAD_SERVER, port, &out);
+    let dns = Dns::start(&[]);
+    let a = sender(
+        &dns,
+        25,
+        &format!("relay_host = \"127.0.0.1:{port}\"\nreply_timeout = \"2s\""),
+    );
+    send(
+        &a,
+        "alice@example.test",
+        &["friend@anywhere.example"],
+        "Subject: sturdy\r\n\r\nsurvives\r\n",
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "delivery on the fourth try",
+        || std::fs::read_to_string(&out).is_ok_and(|t| t.contains("survives")),
+    );
+    let log = std::fs::read_to_string(dir.path().join("received.log")).unwrap();
+    assert!(log.contains("connection 4"), "{log}");
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&a)
+    });
+    assert!(mailbox(&a, "alice@example.test").is_empty(), "no DSN");
+    let server_log = a.log();
+    assert!(
+        server_log.contains("timed out waiting for a reply"),
+        "the hang was timed out"
+    );
+    let _ = bad.kill();
+    let _ = bad.wait();
+}

@@ -226,6 +226,8 @@ pub struct Delivery {
     pub remote_port: u16,
     pub max_queue_age: Duration,
     pub retry_schedule: Vec<Duration>,
+    /// How long to wait for each reply of a remote server (and for a connection).
+    pub reply_timeout: Duration,
 }
 
 impl Default for Delivery {
@@ -244,6 +246,7 @@ impl Default for Delivery {
                 minutes(40),
                 minutes(60),
             ],
+            reply_timeout: Duration(std::time::Duration::from_secs(300)),
         }
     }
 }
