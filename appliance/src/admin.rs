@@ -11,6 +11,7 @@ use gannet_core::config::Config;
 use gannet_core::delivery::routing::{Directory, SharedDirectory};
 use gannet_core::mime::header_value;
 use gannet_core::policy::QuotaBook;
+use gannet_core::store::schema::Route;
 use gannet_core::store::{directory, mail, queue, Store};
 
 use crate::cli::{
@@ -164,8 +165,32 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let out: Vec<u8> = match command {
-        AdminCommand::Domain(DomainCommand::Add { name }) => {
-            format!("domain {} added\n", directory::add_domain(store, name)?).into_bytes()
+        AdminCommand::Domain(DomainCommand::Add {
+            name,
+            backup_mx,
+            primary,
+            scan_relay,
+        }) => {
+            let (route, what) = match (backup_mx, scan_relay) {
+                (true, _) => (
+                    Route::BackupMx {
+                        primary: primary.clone(),
+                    },
+                    format!(
+                        " as backup MX for {}",
+                        primary.as_deref().unwrap_or("its other MX hosts")
+                    ),
+                ),
+                (false, Some(target)) => (
+                    Route::ScanRelay {
+                        target: target.clone(),
+                    },
+                    format!(" as scan relay to {target}"),
+                ),
+                (false, None) => (Route::Domain { catch_all: None }, String::new()),
+            };
+            let name = directory::add_domain_route(store, name, route)?;
+            format!("domain {name} added{what}\n").into_bytes()
         }
         AdminCommand::Domain(DomainCommand::List) => directory::list_domains(store)?
             .iter()

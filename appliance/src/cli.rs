@@ -128,8 +128,22 @@ pub enum QueueCommand {
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
 pub enum DomainCommand {
-    /// Host a domain: accept mail for its addresses.
-    Add { name: String },
+    /// Host a domain (accept mail for its addresses), or with --backup-mx or
+    /// --scan-relay pass a customer's mail on to the customer's own server.
+    Add {
+        name: String,
+        /// Be the domain's backup MX: hold its mail (up to delivery.max_queue_age) and
+        /// deliver it to --primary, or to the domain's other MX hosts.
+        #[arg(long, conflicts_with = "scan_relay")]
+        backup_mx: bool,
+        /// The primary server of a backup-MX domain, HOST[:PORT].
+        #[arg(long, requires = "backup_mx")]
+        primary: Option<String>,
+        /// Scan the domain's mail for spam, add the X-Spam headers (and the Subject tag
+        /// the rules set), and deliver it to HOST[:PORT].
+        #[arg(long, value_name = "HOST[:PORT]")]
+        scan_relay: Option<String>,
+    },
     /// List hosted domains.
     List,
 }

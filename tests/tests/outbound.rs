@@ -544,3 +544,132 @@ fn garbage_silence_and_drops_cost_retries_not_mail() {
     let _ = bad.kill();
     let _ = bad.wait();
 }
+
+/// The reply to `RCPT TO:<to>` from a client at 127.0.0.2 (not a trusted network).
+fn rcpt_from_outside(server: &Server, to: &str) -> String {
+    let mut c = RawSmtp::connect_from(server.smtp, "127.0.0.2").unwrap();
+    c.cmd("EHLO outside.example").unwrap();
+    c.cmd("MAIL FROM:<someone@outside.example>").unwrap();
+    c.cmd(&format!("RCPT TO:<{to}>")).unwrap()
+}
+
+#[test]
+fn backup_mx_holds_mail_while_the_primary_is_down() {
+    // The customer's primary server, set up and then taken down.
+    let mut primary = Server::new_on("127.0.0.3", "");
+    primary.start();
+    primary.admin(&["domain", "add", "customer.test"]);
+    primary.admin(&[
+        "account",
+        "add",
+        "boss@customer.test",
+        "--password",
+        "Secret123",
+    ]);
+    primary.kill();
+    let dns = Dns::start(&[]);
+    let a = sender(&dns, 25, "");
+    let target = primary.smtp.to_string();
+    let out = String::from_utf8(a.admin(&[
+        "domain",
+        "add",
+        "customer.test",
+        "--backup-mx",
+        "--primary",
+        &target,
+    ]))
+    .unwrap();
+    assert_eq!(
+        out,
+        format!("domain customer.test added as backup MX for {target}\n")
+    );
+    // Anyone may send to the customer's domain; it is not an open relay for others.
+    assert!(rcpt_from_outside(&a, "boss@customer.test").starts_with("250"));
+    assert!(rcpt_from_outside(&a, "x@elsewhere.example").starts_with("554 5.7.1"));
+    send(
+        &a,
+        "someone@outside.example",
+        &["boss@customer.test"],
+        "Subject: held\r\n\r\nwhile you were out\r\n",
+    );
+    // Held: retried while the primary is down.
+    wait_for(Duration::from_secs(10), "a failed attempt", || {
+        String::from_utf8(a.admin(&["queue", "list"]))
+            .unwrap()
+            .contains("connect to 127.0.0.3")
+    });
+    primary.start();
+    wait_for(
+        Duration::from_secs(20),
+        "delivery once the primary is up",
+        || mailbox(&primary, "boss@customer.test").len() == 1,
+    );
+    let got = String::from_utf8(primary.mail_get("boss@customer.test", 1)).unwrap();
+    assert!(got.contains("while you were out"), "{got}");
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&a)
+    });
+}
+
+#[test]
+fn scan_relay_tags_spam_and_passes_everything_on() {
+    let mut office = Server::new_on("127.0.0.3", "");
+    office.start();
+    office.admin(&["domain", "add", "office.test"]);
+    office.admin(&[
+        "account",
+        "add",
+        "staff@office.test",
+        "--password",
+        "Secret123",
+    ]);
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("local.cf"),
+        "rewrite_header Subject [SPAM]\n",
+    )
+    .unwrap();
+    let dns = Dns::start(&[]);
+    let a = sender(
+        &dns,
+        25,
+        &format!("[spam]\nrules_dirs = [\"{}\"]", rules.path().display()),
+    );
+    a.admin(&[
+        "domain",
+        "add",
+        "office.test",
+        "--scan-relay",
+        &office.smtp.to_string(),
+    ]);
+    assert!(rcpt_from_outside(&a, "staff@office.test").starts_with("250"));
+    // Spam (7 points with the built-in rules, over the default required_score 5) and ham.
+    let spam = "From: Lucky <win@prizes.example>\r\nTo: staff@office.test\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: news\r\n\r\nYou have won the lottery!\r\nClaim your prize and buy viagra.\r\n";
+    let ham = "From: Colleague <c@partner.example>\r\nTo: staff@office.test\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: minutes\r\n\r\nThe minutes of today's meeting.\r\n";
+    send(&a, "win@prizes.example", &["staff@office.test"], spam);
+    send(&a, "c@partner.example", &["staff@office.test"], ham);
+    wait_for(
+        Duration::from_secs(20),
+        "both messages at the office",
+        || mailbox(&office, "staff@office.test").len() == 2,
+    );
+    let first = String::from_utf8(office.mail_get("staff@office.test", 1)).unwrap();
+    let second = String::from_utf8(office.mail_get("staff@office.test", 2)).unwrap();
+    let (tagged, clean) = if first.contains("lottery") {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(tagged.contains("X-Spam-Flag: YES\r\n"), "{tagged}");
+    assert!(
+        tagged.contains("X-Spam-Status: Yes, score=7.0 required=5.0"),
+        "{tagged}"
+    );
+    assert!(tagged.contains("\r\nSubject: [SPAM] news\r\n"), "{tagged}");
+    assert!(clean.contains("X-Spam-Status: No,"), "{clean}");
+    assert!(clean.contains("\r\nSubject: minutes\r\n"), "{clean}");
+    assert!(!clean.contains("X-Spam-Flag"), "{clean}");
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&a)
+    });
+}

@@ -93,9 +93,66 @@ fn with_headers(message: &[u8], headers: &str) -> Vec<u8> {
     out
 }
 
+/// What the queued copy for scan-relay recipients carries: the verdict's `X-Spam-*`
+/// headers and, for spam, the Subject tag the rules ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanCopy {
+    pub headers: String,
+    pub subject_tag: Option<String>,
+}
+
+/// `message` as a placement or scan copy stores it: `headers` after the first line, and
+/// the Subject tagged.
+fn decorated(message: &[u8], headers: &str, subject_tag: Option<&str>) -> Vec<u8> {
+    let variant = with_headers(message, headers);
+    match subject_tag {
+        Some(tag) => tag_subject(&variant, tag),
+        None => variant,
+    }
+}
+
+/// The queue entry of `recipients` of `envelope`, whose copy is `blob` (starting with
+/// the local Return-Path line, not sent).
+fn queue_entry(
+    envelope: &Envelope,
+    id: u64,
+    recipients: Vec<QueuedRecipient>,
+    blob: BlobId,
+    bytes: &[u8],
+) -> QueuedMessage {
+    let skip = if bytes.starts_with(b"Return-Path:") {
+        memchr::memmem::find(bytes, b"\r\n").map_or(0, |i| i + 2) as u32
+    } else {
+        0
+    };
+    QueuedMessage {
+        id,
+        reverse_path: envelope.reverse_path.clone(),
+        recipients,
+        blob,
+        skip,
+        size: bytes.len() as u64 - u64::from(skip),
+        created: envelope.received_at,
+        attempts: 0,
+        next_attempt: envelope.received_at,
+        last_error: None,
+    }
+}
+
+/// The queue id of a message's scan-relay copy: its own id with a bit of the sequence
+/// field set that no worker reaches within a second.
+fn scan_copy_id(id: u64) -> u64 {
+    id | 1 << 23
+}
+
 /// The batch that stores `message` for every recipient of `envelope`, local recipients
-/// as `placements` say.
-pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>, placements: &[Placement]) -> Batch {
+/// as `placements` say, scan-relay ones with `scan_copy`'s decorations.
+pub fn delivery_batch(
+    envelope: &Envelope,
+    message: Vec<u8>,
+    placements: &[Placement],
+    scan_copy: Option<&ScanCopy>,
+) -> Batch {
     let mut blobs: HashMap<BlobId, (Vec<u8>, i64)> = HashMap::new();
     let mut batch = Batch::new();
     let original: BlobId = *blake3::hash(&message).as_bytes();
@@ -103,10 +160,7 @@ pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>, placements: &[Place
         let (id, size) = if p.headers.is_empty() && p.subject_tag.is_none() {
             (original, message.len())
         } else {
-            let mut variant = with_headers(&message, &p.headers);
-            if let Some(tag) = &p.subject_tag {
-                variant = tag_subject(&variant, tag);
-            }
+            let variant = decorated(&message, &p.headers, p.subject_tag.as_deref());
             let id: BlobId = *blake3::hash(&variant).as_bytes();
             let size = variant.len();
             blobs.entry(id).or_insert((variant, 0));
@@ -140,37 +194,36 @@ pub fn delivery_batch(envelope: &Envelope, message: Vec<u8>, placements: &[Place
         .filter(|p| p.headers.is_empty())
         .map(|p| p.accounts.len() as i64)
         .sum::<i64>();
-    let remote: Vec<QueuedRecipient> = envelope
-        .recipients
-        .iter()
-        .filter(|r| r.account.is_none())
-        .map(|r| QueuedRecipient {
-            address: r.address.clone(),
-            status: RecipientStatus::Queued,
-        })
-        .collect();
+    let queued = |scan: bool| -> Vec<QueuedRecipient> {
+        envelope
+            .recipients
+            .iter()
+            .filter(|r| r.account.is_none() && r.scan == (scan && scan_copy.is_some()))
+            .map(|r| QueuedRecipient {
+                address: r.address.clone(),
+                status: RecipientStatus::Queued,
+            })
+            .collect()
+    };
+    let remote = queued(false);
+    let scanned = queued(true);
+    if let (false, Some(copy)) = (scanned.is_empty(), scan_copy) {
+        let variant = decorated(&message, &copy.headers, copy.subject_tag.as_deref());
+        let id: BlobId = *blake3::hash(&variant).as_bytes();
+        let entry = queue_entry(envelope, scan_copy_id(envelope.id), scanned, id, &variant);
+        batch.put(
+            Cf::Queue,
+            queue::key(entry.next_attempt, entry.id),
+            encode(&entry),
+        );
+        batch.add(Cf::Counters, keys::stat("messages_queued"), 1);
+        blobs.entry(id).or_insert((variant, 0)).1 += 1;
+    }
     let queue_refs = i64::from(!remote.is_empty());
     if original_refs + queue_refs > 0 {
         // The queued copy is sent without the Return-Path line that local delivery adds.
-        let skip = if message.starts_with(b"Return-Path:") {
-            memchr::memmem::find(&message, b"\r\n").map_or(0, |i| i + 2) as u32
-        } else {
-            0
-        };
-        let size = message.len() as u64;
         if !remote.is_empty() {
-            let queued = QueuedMessage {
-                id: envelope.id,
-                reverse_path: envelope.reverse_path.clone(),
-                recipients: remote,
-                blob: original,
-                skip,
-                size: size - u64::from(skip),
-                created: envelope.received_at,
-                attempts: 0,
-                next_attempt: envelope.received_at,
-                last_error: None,
-            };
+            let queued = queue_entry(envelope, envelope.id, remote, original, &message);
             batch.put(
                 Cf::Queue,
                 queue::key(queued.next_attempt, queued.id),

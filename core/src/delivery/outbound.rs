@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use super::dsn::{self, Failure};
 use super::local::{delivery_batch, placements};
-use super::routing::SharedDirectory;
+use super::routing::{ForwardTarget, SharedDirectory};
 use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, RcptOutcome};
 use crate::smtp::{Envelope, RcptRoute, Recipient};
 use crate::store::queue::{self, QueuedMessage, RecipientStatus};
@@ -173,6 +173,17 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Where a group of recipients goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Destination {
+    /// `delivery.relay_host`.
+    SmartHost,
+    /// A backup-MX primary or scan-relay target, "host[:port]".
+    Host(String),
+    /// The domain's MX hosts (without this appliance, for a backup MX).
+    Mx { domain: String, exclude_self: bool },
+}
+
 /// Bytes on the wire, plain or after STARTTLS.
 enum Conn {
     Plain(TcpStream),
@@ -287,21 +298,32 @@ impl Runner {
         };
         let body = blob.get(message.skip as usize..).unwrap_or(&[]);
         // Recipients still to do, by destination: one SMTP session per destination.
-        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut groups: BTreeMap<Destination, Vec<usize>> = BTreeMap::new();
+        let directory = self.directory.load();
         for (i, r) in message.recipients.iter().enumerate() {
             if r.status != RecipientStatus::Queued {
                 continue;
             }
-            let destination = match &self.config.relay_host {
-                Some((host, _)) => host.clone(),
-                None => r
-                    .address
-                    .rsplit_once('@')
-                    .map_or("", |(_, d)| d)
-                    .to_ascii_lowercase(),
+            let domain = r
+                .address
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_ascii_lowercase();
+            let destination = match (directory.forward_target(&domain), &self.config.relay_host) {
+                (Some(ForwardTarget::Host(host)), _) => Destination::Host(host),
+                (Some(ForwardTarget::OtherMx), _) => Destination::Mx {
+                    domain,
+                    exclude_self: true,
+                },
+                (None, Some(_)) => Destination::SmartHost,
+                (None, None) => Destination::Mx {
+                    domain,
+                    exclude_self: false,
+                },
             };
             groups.entry(destination).or_default().push(i);
         }
+        drop(directory);
         let mut outcomes: Vec<(usize, RcptOutcome)> = Vec::new();
         if message.created == queue::RETURNED_BY_ADMIN {
             // `gannet queue bounce`: no delivery, a DSN for everyone still queued.
@@ -333,14 +355,35 @@ impl Runner {
         }
     }
 
-    /// Where `destination` takes mail: the smart host, or MX hosts by preference (each
-    /// host's addresses in turn), or the domain's own addresses if it has no MX.
-    async fn targets(&self, destination: &str) -> Result<Vec<SocketAddr>, String> {
-        if let Some((host, port)) = &self.config.relay_host {
-            return self.addresses(host, *port).await;
-        }
+    /// Where `destination` takes mail: the smart host, a customer's server, or MX hosts
+    /// by preference (each host's addresses in turn; a backup MX skips itself), or the
+    /// domain's own addresses if it has no MX.
+    async fn targets(&self, destination: &Destination) -> Result<Vec<SocketAddr>, String> {
+        let (domain, exclude_self) = match destination {
+            Destination::SmartHost => {
+                let (host, port) = self.config.relay_host.as_ref().ok_or("no smart host")?;
+                return self.addresses(host, *port).await;
+            }
+            Destination::Host(target) => {
+                let (host, port) = match target.rsplit_once(':') {
+                    Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().unwrap_or(25)),
+                    _ => (target.as_str(), 25),
+                };
+                return self.addresses(host, port).await;
+            }
+            Destination::Mx {
+                domain,
+                exclude_self,
+            } => (domain, *exclude_self),
+        };
         let port = self.config.remote_port;
-        let fqdn = format!("{}.", destination.trim_end_matches('.'));
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let is_self = |host: &str| {
+            exclude_self
+                && host
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(self.config.hostname.trim_end_matches('.'))
+        };
         match self.resolver.mx_lookup(fqdn.as_str()).await {
             Ok(lookup) => {
                 let mut mx: Vec<(u16, String)> = lookup
@@ -350,6 +393,7 @@ impl Runner {
                         RData::MX(m) => Some((m.preference, m.exchange.to_ascii())),
                         _ => None,
                     })
+                    .filter(|(_, host)| !is_self(host))
                     .collect();
                 mx.sort();
                 if mx.is_empty() {
@@ -369,7 +413,7 @@ impl Runner {
                 Ok(out)
             }
             Err(e) if e.is_no_records_found() => self.addresses(&fqdn, port).await,
-            Err(e) => Err(format!("DNS: MX of {destination}: {e}")),
+            Err(e) => Err(format!("DNS: MX of {domain}: {e}")),
         }
     }
 
@@ -389,7 +433,7 @@ impl Runner {
     /// answers about the recipients.
     async fn deliver_to(
         &self,
-        destination: &str,
+        destination: &Destination,
         reverse_path: &str,
         recipients: &[String],
         body: &[u8],
@@ -397,7 +441,7 @@ impl Runner {
         let deferred = |why: String| vec![RcptOutcome::Deferred(why); recipients.len()];
         let targets = match self.targets(destination).await {
             Ok(t) if !t.is_empty() => t,
-            Ok(_) => return deferred(format!("no address for {destination}")),
+            Ok(_) => return deferred(format!("no address for {destination:?}")),
             Err(e) => return deferred(e),
         };
         let mut last_error = String::new();
@@ -418,7 +462,7 @@ impl Runner {
                 };
             let _ = stream.set_nodelay(true);
             let (outcomes, answered) = self
-                .session(stream, target, reverse_path, recipients, body)
+                .session(stream, target, destination, reverse_path, recipients, body)
                 .await;
             if answered {
                 return outcomes;
@@ -439,6 +483,7 @@ impl Runner {
         &self,
         stream: TcpStream,
         target: SocketAddr,
+        destination: &Destination,
         reverse_path: &str,
         recipients: &[String],
         body: &[u8],
@@ -451,9 +496,9 @@ impl Runner {
                 // Credentials go to the smart host only, never to an MX.
                 auth: self
                     .config
-                    .relay_host
-                    .as_ref()
-                    .and(self.config.relay_auth.clone()),
+                    .relay_auth
+                    .clone()
+                    .filter(|_| *destination == Destination::SmartHost),
             },
             reverse_path,
             recipients.to_vec(),
@@ -633,7 +678,7 @@ impl Runner {
         let directory = self.directory.load();
         let account = match directory.route(&sender.to_ascii_lowercase()) {
             RcptRoute::Local { account } => Some(account),
-            RcptRoute::Remote => None,
+            RcptRoute::Remote | RcptRoute::Forward { .. } => None,
             RcptRoute::UnknownUser => {
                 tracing::warn!(sender, "DSN for an unknown local sender dropped");
                 return;
@@ -645,6 +690,7 @@ impl Runner {
             recipients: vec![Recipient {
                 address: sender.to_string(),
                 account,
+                scan: false,
             }],
             body_8bit: false,
             smtputf8: false,
@@ -653,7 +699,7 @@ impl Runner {
         let mut message = b"Return-Path: <>\r\n".to_vec();
         message.extend_from_slice(&report);
         let places = placements(&envelope, None, &directory, None);
-        batch.extend(delivery_batch(&envelope, message, &places));
+        batch.extend(delivery_batch(&envelope, message, &places, None));
     }
 }
 

@@ -73,10 +73,35 @@ impl Directory {
             Some(Route::Domain {
                 catch_all: Some(account),
             }) => RcptRoute::Local { account: *account },
+            Some(Route::BackupMx { .. }) => RcptRoute::Forward { scan: false },
+            Some(Route::ScanRelay { .. }) => RcptRoute::Forward { scan: true },
             Some(_) => RcptRoute::UnknownUser,
             None => RcptRoute::Remote,
         }
     }
+
+    /// Where mail for a backup-MX or scan-relay domain goes; None for other domains.
+    pub fn forward_target(&self, domain: &str) -> Option<ForwardTarget> {
+        match self
+            .routes
+            .get(&format!("@{}", domain.to_ascii_lowercase()))?
+        {
+            Route::BackupMx { primary: Some(h) } | Route::ScanRelay { target: h } => {
+                Some(ForwardTarget::Host(h.clone()))
+            }
+            Route::BackupMx { primary: None } => Some(ForwardTarget::OtherMx),
+            _ => None,
+        }
+    }
+}
+
+/// The customer's server of a forwarded domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardTarget {
+    /// "host" or "host:port".
+    Host(String),
+    /// The domain's MX hosts other than this appliance.
+    OtherMx,
 }
 
 /// The current snapshot, shared by every worker.

@@ -9,7 +9,7 @@ use tokio_uring::net::TcpStream;
 use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
-use crate::delivery::local::{delivery_batch, placements};
+use crate::delivery::local::{delivery_batch, placements, ScanCopy};
 use crate::policy::RateKey;
 use crate::smtp::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Environment, RcptRoute, Session, Step,
@@ -123,7 +123,8 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
     }
     // One scan per message, whatever the number of recipients. Small messages are scanned
     // here (bounded CPU); large ones on a reader thread, so the worker stays responsive.
-    let (verdict, buffer) = if accounts.is_empty() {
+    let scan_relay = envelope.recipients.iter().any(|r| r.scan);
+    let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
         (None, buffer)
     } else if buffer.len() <= INLINE_SCAN_LIMIT {
         (Some(ctx.server.rules.load().scan(&buffer)), buffer)
@@ -160,7 +161,16 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
         .filter(|p| p.mailbox == "Junk")
         .map(|p| p.accounts.len())
         .sum::<usize>();
-    let batch = delivery_batch(&envelope, buffer, &placed);
+    // Scan-relay recipients get the verdict as headers (spam by the rules' own
+    // required_score), and the Subject tag if the rules set one: nothing else.
+    let scan_copy = verdict.as_ref().filter(|_| scan_relay).map(|v| {
+        let required = Some(ctx.server.rules.load().globals.required_score);
+        ScanCopy {
+            headers: v.headers(required),
+            subject_tag: v.subject_tag(required),
+        }
+    });
+    let batch = delivery_batch(&envelope, buffer, &placed, scan_copy.as_ref());
     match ctx.server.store.commit(batch).await {
         Ok(()) => {
             for &(account, bytes) in &added {

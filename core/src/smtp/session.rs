@@ -101,6 +101,9 @@ pub enum RcptRoute {
     Local { account: u32 },
     /// A hosted domain without this address: 550 5.1.1.
     UnknownUser,
+    /// A customer's domain this appliance passes mail on for (backup MX, or scan relay
+    /// when `scan`): accepted from anyone, queued for the customer's server.
+    Forward { scan: bool },
     /// Not a hosted domain: relayed for authenticated or trusted clients, else 554 5.7.1.
     Remote,
 }
@@ -111,6 +114,8 @@ pub struct Recipient {
     pub address: String,
     /// The local account, or None for a remote address (relayed through the queue).
     pub account: Option<u32>,
+    /// A scan-relay address: its queued copy carries the spam verdict's headers.
+    pub scan: bool,
 }
 
 /// The envelope of a message ready to be stored.
@@ -810,6 +815,7 @@ impl Session {
             // The bare "postmaster" of RFC 5321 4.5.1.
             address = format!("postmaster@{}", self.config.hostname.to_lowercase());
         }
+        let mut scan = false;
         let account = match env.route(&address) {
             RcptRoute::Local { account } => {
                 let declared = tx.params.size.unwrap_or(0);
@@ -820,6 +826,10 @@ impl Session {
                 Some(account)
             }
             RcptRoute::UnknownUser => return self.reply(replies::UNKNOWN_USER),
+            RcptRoute::Forward { scan: s } => {
+                scan = s;
+                None
+            }
             RcptRoute::Remote if self.authenticated.is_some() => None,
             RcptRoute::Remote if self.policy.trusted => {
                 // A trusted network relaying without AUTH counts per IP, once per message.
@@ -836,7 +846,11 @@ impl Session {
         };
         let tx = self.tx.as_mut().expect("checked above");
         if !tx.recipients.iter().any(|r| r.address == address) {
-            tx.recipients.push(Recipient { address, account });
+            tx.recipients.push(Recipient {
+                address,
+                account,
+                scan,
+            });
         }
         self.reply(replies::RECIPIENT_OK);
     }

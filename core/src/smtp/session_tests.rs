@@ -199,7 +199,8 @@ fn a_message_is_delivered_behind_trace_headers() {
         d.envelope.recipients,
         vec![Recipient {
             address: "alice@example.test".into(),
-            account: Some(1)
+            account: Some(1),
+            scan: false
         }]
     );
 }

@@ -80,13 +80,22 @@ fn require_hosted(store: &Store, domain: &str) -> Result<Option<u32>, DirectoryE
 }
 
 pub fn add_domain(store: &Store, domain: &str) -> Result<String, DirectoryError> {
+    add_domain_route(store, domain, Route::Domain { catch_all: None })
+}
+
+/// Adds a domain with its route: hosted, backup MX or scan relay.
+pub fn add_domain_route(
+    store: &Store,
+    domain: &str,
+    route: Route,
+) -> Result<String, DirectoryError> {
     let domain = normalize_domain(domain)?;
     let key = keys::route_domain(&domain);
     if get_route(store, &key)?.is_some() {
         return Err(DirectoryError::DomainExists(domain));
     }
     let mut b = Batch::new();
-    b.put(Cf::Routes, key, encode(&Route::Domain { catch_all: None }));
+    b.put(Cf::Routes, key, encode(&route));
     store.commit_blocking(b)?;
     Ok(domain)
 }

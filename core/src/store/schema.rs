@@ -71,6 +71,11 @@ pub enum Route {
     Domain { catch_all: Option<u32> },
     /// `local@domain`: delivered to this account (an alias when not its primary address).
     Address { account: u32, alias: bool },
+    /// `@domain` of a customer whose mail is held and passed on (backup MX): to `primary`
+    /// ("host" or "host:port") if set, else to the domain's other MX hosts.
+    BackupMx { primary: Option<String> },
+    /// `@domain` whose mail is scanned, tagged and passed on to `target` ("host[:port]").
+    ScanRelay { target: String },
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
