@@ -96,10 +96,28 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
     let outbound_wake = gannet_core::delivery::outbound::Wake::default();
+    let dnsbl_lists = config
+        .dnsbl
+        .iter()
+        .map(|l| match l.action.as_str() {
+            "reject" | "score" => Ok(gannet_core::policy::dnsbl::List {
+                zone: l.zone.clone(),
+                reject: l.action == "reject",
+                score: l.score,
+            }),
+            other => anyhow::bail!(
+                "dnsbl {}: action must be reject or score, not {other:?}",
+                l.zone
+            ),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let outbound = outbound_config(&config)?;
+    let dnsbl = gannet_core::policy::Dnsbl::start(dnsbl_lists, outbound.nameservers.clone())
+        .context("cannot start the blocklist checks")?;
     gannet_core::delivery::outbound::spawn(
         store.clone(),
         routing.clone(),
-        outbound_config(&config)?,
+        outbound,
         outbound_wake.clone(),
     )
     .context("cannot start outbound delivery")?;
@@ -158,6 +176,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         }),
         pop3_locks: Arc::new(MaildropLocks::default()),
         outbound: outbound_wake,
+        dnsbl,
         imap: Arc::new(ImapConfig {
             hostname: config.server.hostname.clone(),
             max_literal: limits.max_message_size.0,

@@ -673,3 +673,38 @@ fn scan_relay_tags_spam_and_passes_everything_on() {
         queue_is_empty(&a)
     });
 }
+
+/// The first line a client at `source` reads from `addr`.
+fn greeting_from(addr: SocketAddr, source: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let stream = gannet_tests::connect_from(addr, source).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn blocklisted_clients_are_refused_at_connect_on_the_mx_port() {
+    // bl.test lists 127.0.0.2 and 127.0.0.1.
+    let dns = Dns::start(&[
+        "--host-record=2.0.0.127.bl.test,127.0.0.2".into(),
+        "--host-record=1.0.0.127.bl.test,127.0.0.2".into(),
+    ]);
+    let mut a = Server::new(&format!(
+        "[[dnsbl]]\nzone = \"bl.test\"\naction = \"reject\"\n[dns]\nnameservers = [\"{}\"]\n",
+        dns.addr
+    ));
+    a.start();
+    assert_eq!(
+        greeting_from(a.smtp, "127.0.0.2"),
+        "554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test\r\n"
+    );
+    // Not listed; a trusted network; a submission port: never refused.
+    assert!(greeting_from(a.smtp, "127.0.0.3").starts_with("220 "));
+    assert!(greeting_from(a.smtp, "127.0.0.1").starts_with("220 "));
+    assert!(greeting_from(a.submission, "127.0.0.2").starts_with("220 "));
+    assert!(a.log().contains("listed by a DNS blocklist"));
+}

@@ -138,7 +138,8 @@ pub fn spawn(
     Ok(())
 }
 
-fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
+/// A resolver asking `nameservers`, or the system's when empty.
+pub(crate) fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
     let builder = if nameservers.is_empty() {
         Resolver::builder_tokio().map_err(|e| e.to_string())?
     } else {

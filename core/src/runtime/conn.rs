@@ -201,7 +201,7 @@ pub fn admit(ctx: &WorkerContext, ip: IpAddr) -> Admission {
 }
 
 /// Sends a last line in the clear and closes (for refusals before any session).
-pub async fn refuse(stream: &TcpStream, line: &'static [u8]) {
+pub async fn refuse(stream: &TcpStream, line: &[u8]) {
     let _ = stream.write_all(line.to_vec()).await;
     let _ = stream.shutdown(Shutdown::Both);
 }

@@ -48,6 +48,17 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     };
     let (ip, mut transport) = (opened.ip, opened.transport);
     let server = &ctx.server;
+    // Blocklists apply to the MX port, never to trusted networks or submission ports
+    // (where a roaming user on a listed address still authenticates).
+    if kind == PortKind::Mx && !opened.trusted {
+        if let Some(zone) = server.dnsbl.rejecting_list(ip).await {
+            tracing::info!(%ip, zone, "refused: listed by a DNS blocklist");
+            let line =
+                format!("554 5.7.1 Service unavailable; client [{ip}] blocked using {zone}\r\n");
+            conn::refuse(&stream, line.as_bytes()).await;
+            return;
+        }
+    }
     let policy = ConnectionPolicy {
         client_ip: ip,
         tls: transport.is_tls(),
