@@ -111,6 +111,9 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
             ),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for list in dnsbl_lists.iter().filter(|l| !l.reject) {
+        tracing::warn!(zone = %list.zone, "dnsbl action \"score\" is not applied yet: this list is not checked");
+    }
     let outbound = outbound_config(&config)?;
     let dnsbl = gannet_core::policy::Dnsbl::start(dnsbl_lists, outbound.nameservers.clone())
         .context("cannot start the blocklist checks")?;
