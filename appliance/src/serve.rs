@@ -100,7 +100,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         .dnsbl
         .iter()
         .map(|l| match l.action.as_str() {
-            "reject" | "score" => Ok(gannet_core::policy::dnsbl::List {
+            "reject" | "score" => Ok(gannet_core::policy::dns_checks::List {
                 zone: l.zone.clone(),
                 reject: l.action == "reject",
                 score: l.score,
@@ -115,8 +115,9 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         tracing::warn!(zone = %list.zone, "dnsbl action \"score\" is not applied yet: this list is not checked");
     }
     let outbound = outbound_config(&config)?;
-    let dnsbl = gannet_core::policy::Dnsbl::start(dnsbl_lists, outbound.nameservers.clone())
-        .context("cannot start the blocklist checks")?;
+    let dns_checks =
+        gannet_core::policy::DnsChecks::start(dnsbl_lists, outbound.nameservers.clone())
+            .context("cannot start the DNS checks")?;
     gannet_core::delivery::outbound::spawn(
         store.clone(),
         routing.clone(),
@@ -179,7 +180,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         }),
         pop3_locks: Arc::new(MaildropLocks::default()),
         outbound: outbound_wake,
-        dnsbl,
+        dns_checks,
         imap: Arc::new(ImapConfig {
             hostname: config.server.hostname.clone(),
             max_literal: limits.max_message_size.0,

@@ -708,3 +708,53 @@ fn blocklisted_clients_are_refused_at_connect_on_the_mx_port() {
     assert!(greeting_from(a.submission, "127.0.0.2").starts_with("220 "));
     assert!(a.log().contains("listed by a DNS blocklist"));
 }
+
+#[test]
+fn spf_results_in_received_spf_and_rule_hits() {
+    let dns = Dns::start(&[
+        // (One argument each: no shell, so no quotes around the text.)
+        "--txt-record=spf.test,v=spf1 ip4:127.0.0.2 -all".into(),
+        "--txt-record=soft.test,v=spf1 ~all".into(),
+    ]);
+    let mut a = Server::new(&format!("[dns]\nnameservers = [\"{}\"]\n", dns.addr));
+    a.start();
+    a.with_example_accounts();
+    let send_from = |source: &str, from: &str, token: &str| {
+        let mut c = RawSmtp::connect_from(a.smtp, source).unwrap();
+        c.cmd("EHLO outside.example").unwrap();
+        assert!(c
+            .cmd(&format!("MAIL FROM:<{from}>"))
+            .unwrap()
+            .starts_with("250"));
+        assert!(c
+            .cmd("RCPT TO:<alice@example.test>")
+            .unwrap()
+            .starts_with("250"));
+        c.send(b"DATA\r\n").unwrap();
+        assert!(c.reply().unwrap().starts_with("354"));
+        c.send(format!("Subject: {token}\r\n\r\n{token}\r\n.\r\n").as_bytes())
+            .unwrap();
+        assert!(c.reply().unwrap().starts_with("250"));
+    };
+    send_from("127.0.0.2", "user@spf.test", "one");
+    send_from("127.0.0.3", "user@spf.test", "two");
+    send_from("127.0.0.3", "user@soft.test", "three");
+    send_from("127.0.0.1", "user@spf.test", "four");
+    let stored: Vec<String> = (1..=4)
+        .map(|uid| String::from_utf8(a.mail_get("alice@example.test", uid)).unwrap())
+        .collect();
+    assert!(stored[0].contains("Received-SPF: pass (mx.example.test: domain of spf.test designates 127.0.0.2 as permitted sender) client-ip=127.0.0.2; envelope-from=<user@spf.test>; helo=outside.example;\r\n"), "{}", stored[0]);
+    assert!(stored[0].contains("SPF_PASS"), "a rule hit: {}", stored[0]);
+    assert!(stored[1].contains("Received-SPF: fail ("), "{}", stored[1]);
+    assert!(stored[1].contains("SPF_FAIL"), "{}", stored[1]);
+    assert!(
+        stored[2].contains("Received-SPF: softfail ("),
+        "{}",
+        stored[2]
+    );
+    assert!(
+        !stored[3].contains("Received-SPF"),
+        "not for a trusted network: {}",
+        stored[3]
+    );
+}

@@ -84,7 +84,7 @@ pub fn placements(
 }
 
 /// The message with `headers` after its first line (the Return-Path of local delivery).
-fn with_headers(message: &[u8], headers: &str) -> Vec<u8> {
+pub fn with_headers(message: &[u8], headers: &str) -> Vec<u8> {
     let at = memchr::memmem::find(message, b"\r\n").map_or(0, |i| i + 2);
     let mut out = Vec::with_capacity(message.len() + headers.len());
     out.extend_from_slice(&message[..at]);

@@ -55,6 +55,22 @@ impl Verdict {
         h
     }
 
+    /// Adds a hit found outside the rules (an SPF result): scored as the ruleset scores
+    /// a rule of that name, 0 if it has none.
+    pub fn add_hit(&mut self, rules: &Ruleset, name: &str, describe: &str) {
+        let score = rules
+            .by_name
+            .get(name)
+            .map_or(0.0, |&i| rules.rules[i].score);
+        self.score = ((self.score + score) * 1000.0).round() / 1000.0;
+        self.hits.push(Hit {
+            name: name.to_string(),
+            score,
+            describe: describe.to_string(),
+        });
+        self.hits.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
     /// The Subject prefix for a recipient whose threshold is `required`, if the rules
     /// set one (`rewrite_header Subject`) and the message is spam for them.
     pub fn subject_tag(&self, required: Option<f64>) -> Option<String> {

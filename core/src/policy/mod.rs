@@ -1,14 +1,14 @@
 //! Policy: who may relay, and the limits that keep one client or account from taking more
 //! than its share (connections per IP, messages per hour, failed logins, storage quotas),
-//! and which clients DNS blocklists refuse.
+//! and what DNS says of a client: blocklists and SPF.
 
-pub mod dnsbl;
+pub mod dns_checks;
 pub mod limits;
 pub mod networks;
 pub mod quota;
 mod sharded;
 
-pub use dnsbl::Dnsbl;
+pub use dns_checks::DnsChecks;
 pub use limits::{ConnectionLimiter, ConnectionPermit, FailureTracker, RateKey, RateLimiter};
 pub use networks::Networks;
 pub use quota::QuotaBook;

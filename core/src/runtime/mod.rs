@@ -61,8 +61,8 @@ pub struct ServerContext {
     pub pop3_locks: Arc<pop3_conn::MaildropLocks>,
     /// Wakes the outbound runner when a message for remote recipients is queued.
     pub outbound: crate::delivery::outbound::Wake,
-    /// DNS blocklists checked at connect on the MX port.
-    pub dnsbl: crate::policy::Dnsbl,
+    /// DNS blocklists (checked at connect on the MX port) and SPF.
+    pub dns_checks: crate::policy::DnsChecks,
 }
 
 pub use pop3_conn::MaildropLocks;

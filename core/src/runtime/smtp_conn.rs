@@ -9,7 +9,8 @@ use tokio_uring::net::TcpStream;
 use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
-use crate::delivery::local::{delivery_batch, placements, ScanCopy};
+use crate::delivery::local::{delivery_batch, placements, with_headers, ScanCopy};
+use crate::policy::dns_checks::SpfQuery;
 use crate::policy::RateKey;
 use crate::smtp::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Environment, RcptRoute, Session, Step,
@@ -46,12 +47,13 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;
     };
-    let (ip, mut transport) = (opened.ip, opened.transport);
+    let (ip, trusted) = (opened.ip, opened.trusted);
+    let mut transport = opened.transport;
     let server = &ctx.server;
     // Blocklists apply to the MX port, never to trusted networks or submission ports
     // (where a roaming user on a listed address still authenticates).
     if kind == PortKind::Mx && !opened.trusted {
-        if let Some(zone) = server.dnsbl.rejecting_list(ip).await {
+        if let Some(zone) = server.dns_checks.rejecting_list(ip).await {
             tracing::info!(%ip, zone, "refused: listed by a DNS blocklist");
             let line =
                 format!("554 5.7.1 Service unavailable; client [{ip}] blocked using {zone}\r\n");
@@ -72,8 +74,23 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     loop {
         match session.step(&mut WorkerEnv(ctx)) {
             Step::Deliver => {
+                // SPF is for mail from the outside: not from trusted networks, not from
+                // authenticated users, not on the submission ports.
+                let spf =
+                    (kind == PortKind::Mx && !trusted && !session.is_authenticated()).then(|| {
+                        SpfQuery {
+                            ip,
+                            helo: session.helo_name().unwrap_or_default().to_string(),
+                            mail_from: String::new(),
+                            receiver: server.smtp.hostname.clone(),
+                        }
+                    });
                 if let Some(delivery) = session.take_delivery(ctx.buffers.take()) {
-                    let outcome = store(ctx, delivery).await;
+                    let spf = spf.map(|q| SpfQuery {
+                        mail_from: delivery.envelope.reverse_path.clone(),
+                        ..q
+                    });
+                    let outcome = store(ctx, delivery, spf).await;
                     session.delivered(outcome);
                 }
             }
@@ -107,13 +124,20 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
 }
 
 /// Makes the message durable; only then may the session say 250.
-async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
+async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -> DeliveryOutcome {
     let Delivery {
         envelope,
         mut buffer,
         message_len,
     } = delivery;
     buffer.truncate(message_len);
+    let spf = match spf {
+        Some(query) => Some(ctx.server.dns_checks.spf(query).await),
+        None => None,
+    };
+    if let Some(v) = &spf {
+        buffer = with_headers(&buffer, &v.header);
+    }
     let size = buffer.len();
     let mut accounts: Vec<u32> = envelope
         .recipients
@@ -150,6 +174,15 @@ async fn store(ctx: &WorkerContext, delivery: Delivery) -> DeliveryOutcome {
             Some((v, b)) => (Some(v), b),
             None => return DeliveryOutcome::Failed,
         }
+    };
+    // The SPF result is a rule hit too, scored as the rules score it (0 if they do not).
+    let verdict = match (verdict, &spf) {
+        (Some(mut v), Some(s)) => {
+            let rules = ctx.server.rules.load();
+            v.add_hit(&rules, &s.rule(), &format!("SPF: {}", s.result));
+            Some(v)
+        }
+        (v, _) => v,
     };
     let from = crate::mime::header_value(&buffer, "From").map(|f| {
         f.rsplit_once('<')

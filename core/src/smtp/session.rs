@@ -439,6 +439,16 @@ impl Session {
 
     /// Takes the complete message out of the session, leaving it `fresh` as its new input
     /// buffer (with any pipelined bytes that followed the message).
+    /// The name the client gave in EHLO or HELO.
+    pub fn helo_name(&self) -> Option<&str> {
+        self.helo.as_ref().map(|h| h.name.as_str())
+    }
+
+    /// Whether the client has authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.is_some()
+    }
+
     pub fn take_delivery(&mut self, mut fresh: Vec<u8>) -> Option<Delivery> {
         if !matches!(self.mode, Mode::MessageReady) {
             return None;

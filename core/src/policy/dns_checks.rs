@@ -1,0 +1,261 @@
+//! The checks on incoming mail that ask DNS: blocklists (is the client listed in one of
+//! the configured zones?) and SPF (RFC 7208, through `mail-auth`: may this address send
+//! for the MAIL FROM domain?). The lookups run on their own thread (a tokio runtime with
+//! the hickory resolver); workers send a request and await the answer, so a slow DNS
+//! server never blocks a worker. A check that fails or takes longer than
+//! [`CHECK_TIMEOUT`] decides nothing: a broken blocklist never refuses mail, a broken SPF
+//! lookup is a `temperror`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Longest a connection waits for the blocklists.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One configured list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct List {
+    pub zone: String,
+    /// Refuse listed clients (554 5.7.1), or only score them.
+    pub reject: bool,
+    pub score: f64,
+}
+
+/// What SPF says of a sender (RFC 7208 section 2.6), and the header that records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpfVerdict {
+    /// `pass`, `fail`, `softfail`, `neutral`, `none`, `temperror` or `permerror`.
+    pub result: &'static str,
+    /// The `Received-SPF:` line, CRLF included.
+    pub header: String,
+}
+
+impl SpfVerdict {
+    /// SpamAssassin's rule name for the result (`SPF_PASS`, `SPF_FAIL`, ...).
+    pub fn rule(&self) -> String {
+        format!("SPF_{}", self.result.to_ascii_uppercase())
+    }
+}
+
+/// Who is sending, for SPF.
+#[derive(Debug, Clone)]
+pub struct SpfQuery {
+    pub ip: IpAddr,
+    pub helo: String,
+    /// The reverse-path (empty for the null sender: the HELO identity is checked).
+    pub mail_from: String,
+    /// This server's name, for the header.
+    pub receiver: String,
+}
+
+enum Request {
+    Listed(IpAddr, oneshot::Sender<Option<String>>),
+    Spf(SpfQuery, oneshot::Sender<SpfVerdict>),
+}
+
+/// Handle to the lookup thread; cheap to clone.
+#[derive(Clone)]
+pub struct DnsChecks {
+    lists: Arc<Vec<List>>,
+    requests: Option<mpsc::UnboundedSender<Request>>,
+}
+
+/// The name to look up for `ip` in `zone`: the address reversed (nibbles for IPv6).
+pub fn query_name(ip: IpAddr, zone: &str) -> String {
+    let zone = zone.trim_end_matches('.');
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.{zone}.", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut name = String::new();
+            for byte in v6.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            format!("{name}{zone}.")
+        }
+    }
+}
+
+impl DnsChecks {
+    /// Starts the lookup thread; `nameservers` as for outbound delivery (empty: the
+    /// system's resolver).
+    pub fn start(
+        lists: Vec<List>,
+        nameservers: Vec<std::net::SocketAddr>,
+    ) -> std::io::Result<DnsChecks> {
+        let lists = Arc::new(lists);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+        let thread_lists = lists.clone();
+        std::thread::Builder::new().name("dns-checks".into()).spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                tracing::error!("dnsbl runtime did not start");
+                return;
+            };
+            runtime.block_on(async move {
+                let resolver = match crate::delivery::outbound::resolver(&nameservers) {
+                    Ok(r) => Arc::new(mail_auth::MessageAuthenticator(r)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no DNS resolver: blocklists and SPF not checked");
+                        return;
+                    }
+                };
+                while let Some(request) = rx.recv().await {
+                    let resolver = resolver.clone();
+                    let lists = thread_lists.clone();
+                    let (ip, answer) = match request {
+                        Request::Listed(ip, answer) => (ip, answer),
+                        Request::Spf(query, answer) => {
+                            tokio::spawn(async move {
+                                let _ = answer.send(spf(&resolver, &query).await);
+                            });
+                            continue;
+                        }
+                    };
+                    let resolver = Arc::new(resolver.resolver().clone());
+                    tokio::spawn(async move {
+                        let mut listed = None;
+                        for list in lists.iter().filter(|l| l.reject) {
+                            let name = query_name(ip, &list.zone);
+                            if let Ok(found) = resolver.ipv4_lookup(name.as_str()).await {
+                                // Listings answer with 127.0.0.x.
+                                if found.answers().iter().any(|r| {
+                                    matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if a.0.octets()[0] == 127)
+                                }) {
+                                    listed = Some(list.zone.clone());
+                                    break;
+                                }
+                            }
+                        }
+                        let _ = answer.send(listed);
+                    });
+                }
+            });
+        })?;
+        Ok(DnsChecks {
+            lists,
+            requests: Some(tx),
+        })
+    }
+
+    pub fn lists(&self) -> &[List] {
+        &self.lists
+    }
+
+    /// The first refusing list that lists `ip`, if any.
+    pub async fn rejecting_list(&self, ip: IpAddr) -> Option<String> {
+        if !self.lists.iter().any(|l| l.reject) {
+            return None;
+        }
+        let requests = self.requests.as_ref()?;
+        let (tx, rx) = oneshot::channel();
+        requests.send(Request::Listed(ip, tx)).ok()?;
+        tokio::time::timeout(CHECK_TIMEOUT, rx).await.ok()?.ok()?
+    }
+
+    /// The SPF verdict on `query`; `temperror` if it cannot be had in time.
+    pub async fn spf(&self, query: SpfQuery) -> SpfVerdict {
+        let fallback = verdict("temperror", &query, "no answer in time");
+        let Some(requests) = self.requests.as_ref() else {
+            return fallback;
+        };
+        let (tx, rx) = oneshot::channel();
+        if requests.send(Request::Spf(query, tx)).is_err() {
+            return fallback;
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, rx).await {
+            Ok(Ok(v)) => v,
+            _ => fallback,
+        }
+    }
+}
+
+/// The SPF check: the MAIL FROM identity, or the HELO one for the null sender.
+async fn spf(resolver: &mail_auth::MessageAuthenticator, q: &SpfQuery) -> SpfVerdict {
+    use mail_auth::spf::verify::SpfParameters;
+    use mail_auth::SpfResult;
+    let sender = if q.mail_from.is_empty() {
+        format!("postmaster@{}", q.helo)
+    } else {
+        q.mail_from.clone()
+    };
+    let output = resolver
+        .verify_spf(SpfParameters::verify_mail_from(
+            q.ip,
+            &q.helo,
+            &q.receiver,
+            &sender,
+        ))
+        .await;
+    let result = match output.result() {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    };
+    let domain = sender.rsplit_once('@').map_or("", |(_, d)| d).to_string();
+    let why = match result {
+        "pass" => format!("domain of {domain} designates {} as permitted sender", q.ip),
+        "fail" | "softfail" => format!(
+            "domain of {domain} does not designate {} as permitted sender",
+            q.ip
+        ),
+        "none" => format!("domain of {domain} has no SPF record"),
+        other => format!("{other} evaluating the SPF record of {domain}"),
+    };
+    verdict(result, q, &why)
+}
+
+fn verdict(result: &'static str, q: &SpfQuery, why: &str) -> SpfVerdict {
+    // Header text comes from the client: keep it to one line of printable ASCII.
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    };
+    SpfVerdict {
+        result,
+        header: format!(
+            "Received-SPF: {result} ({}: {}) client-ip={}; envelope-from=<{}>; helo={};\r\n",
+            clean(&q.receiver),
+            clean(why),
+            q.ip,
+            clean(&q.mail_from),
+            clean(&q.helo)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reversed_names() {
+        assert_eq!(
+            query_name("192.0.2.99".parse().unwrap(), "bl.example."),
+            "99.2.0.192.bl.example."
+        );
+        assert!(
+            query_name("2001:db8::1".parse().unwrap(), "bl.example").starts_with(
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example."
+            )
+        );
+    }
+}
