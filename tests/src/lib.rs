@@ -305,7 +305,7 @@ impl Drop for Server {
 }
 
 /// Splits a stored message into the headers delivery added (Return-Path, the spam
-/// verdict's X-Spam-*, Received) and the message as the client sent it.
+/// verdict's X-Spam-*, Received-SPF, Received) and the message as the client sent it.
 pub fn strip_trace_headers(stored: &[u8]) -> (String, &[u8]) {
     let text = stored;
     let mut pos = 0;
@@ -324,7 +324,9 @@ pub fn strip_trace_headers(stored: &[u8]) -> (String, &[u8]) {
                 "first line: {:?}",
                 String::from_utf8_lossy(line)
             );
-        } else if line.starts_with(b"X-Spam-") && !seen_received {
+        } else if (line.starts_with(b"X-Spam-") || line.starts_with(b"Received-SPF: "))
+            && !seen_received
+        {
         } else if line.starts_with(b"Received: ") && !seen_received {
             seen_received = true;
         } else if !(continuation && seen_received) {
