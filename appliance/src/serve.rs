@@ -115,9 +115,12 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         tracing::warn!(zone = %list.zone, "dnsbl action \"score\" is not applied yet: this list is not checked");
     }
     let outbound = outbound_config(&config)?;
-    let dns_checks =
-        gannet_core::policy::DnsChecks::start(dnsbl_lists, outbound.nameservers.clone())
-            .context("cannot start the DNS checks")?;
+    let dns_checks = gannet_core::policy::DnsChecks::start(
+        dnsbl_lists,
+        outbound.nameservers.clone(),
+        config.spf.reject_fail,
+    )
+    .context("cannot start the DNS checks")?;
     gannet_core::delivery::outbound::spawn(
         store.clone(),
         routing.clone(),

@@ -36,6 +36,7 @@ pub struct Config {
     pub relay: Relay,
     pub limits: Limits,
     pub spam: Spam,
+    pub spf: Spf,
     pub delivery: Delivery,
     pub dns: Dns,
     pub dnsbl: Vec<Dnsbl>,
@@ -198,6 +199,15 @@ impl Default for Limits {
             over_quota_permanent: false,
         }
     }
+}
+
+/// SPF checks of mail from the outside.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Spf {
+    /// Refuse a message whose sender's SPF record says `-all` for the client (550 5.7.23)
+    /// instead of only recording the result.
+    pub reject_fail: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -60,6 +60,8 @@ enum Request {
 #[derive(Clone)]
 pub struct DnsChecks {
     lists: Arc<Vec<List>>,
+    /// `spf.reject_fail`: refuse mail whose SPF result is `fail`.
+    pub reject_spf_fail: bool,
     requests: Option<mpsc::UnboundedSender<Request>>,
 }
 
@@ -87,6 +89,7 @@ impl DnsChecks {
     pub fn start(
         lists: Vec<List>,
         nameservers: Vec<std::net::SocketAddr>,
+        reject_spf_fail: bool,
     ) -> std::io::Result<DnsChecks> {
         let lists = Arc::new(lists);
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
@@ -141,6 +144,7 @@ impl DnsChecks {
         })?;
         Ok(DnsChecks {
             lists,
+            reject_spf_fail,
             requests: Some(tx),
         })
     }

@@ -136,6 +136,10 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
         None => None,
     };
     if let Some(v) = &spf {
+        if v.result == "fail" && ctx.server.dns_checks.reject_spf_fail {
+            tracing::info!(id = format_args!("{:016x}", envelope.id), from = %envelope.reverse_path, "refused: SPF fail");
+            return DeliveryOutcome::SpfFail;
+        }
         buffer = with_headers(&buffer, &v.header);
     }
     let size = buffer.len();

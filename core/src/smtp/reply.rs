@@ -95,6 +95,11 @@ pub(crate) mod replies {
     );
     pub const TOO_MANY_ERRORS: Reply =
         Reply::new(421, "4.7.0", "Too many errors, closing connection");
+    pub const SPF_FAIL: Reply = Reply::new(
+        550,
+        "5.7.23",
+        "SPF validation failed: the sender's domain does not allow this client",
+    );
     pub const STORE_FAILED: Reply =
         Reply::new(451, "4.3.0", "Local error in processing, try again later");
     pub const SHUTTING_DOWN: Reply =

@@ -155,6 +155,8 @@ pub enum DeliveryOutcome {
     Failed,
     /// Not stored: a local recipient's mailbox is full.
     OverQuota,
+    /// Not stored: the sender's SPF record says this client may not send for it.
+    SpfFail,
 }
 
 /// What the runtime must do next.
@@ -481,6 +483,7 @@ impl Session {
             DeliveryOutcome::Stored => replies::QUEUED,
             DeliveryOutcome::Failed => replies::STORE_FAILED,
             DeliveryOutcome::OverQuota => self.mailbox_full(),
+            DeliveryOutcome::SpfFail => replies::SPF_FAIL,
         };
         reply.write_to(&mut self.output);
         self.mode = Mode::Command;
