@@ -111,9 +111,6 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
             ),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    for list in dnsbl_lists.iter().filter(|l| !l.reject) {
-        tracing::warn!(zone = %list.zone, "dnsbl action \"score\" is not applied yet: this list is not checked");
-    }
     let outbound = outbound_config(&config)?;
     let dns_checks = gannet_core::policy::DnsChecks::start(
         dnsbl_lists,

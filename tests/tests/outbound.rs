@@ -688,16 +688,27 @@ fn greeting_from(addr: SocketAddr, source: &str) -> String {
 
 #[test]
 fn blocklisted_clients_are_refused_at_connect_on_the_mx_port() {
-    // bl.test lists 127.0.0.2 and 127.0.0.1.
+    // bl.test lists 127.0.0.2 and 127.0.0.1; score.test lists 127.0.0.3.
     let dns = Dns::start(&[
         "--host-record=2.0.0.127.bl.test,127.0.0.2".into(),
         "--host-record=1.0.0.127.bl.test,127.0.0.2".into(),
+        "--host-record=3.0.0.127.score.test,127.0.0.2".into(),
     ]);
     let mut a = Server::new(&format!(
-        "[[dnsbl]]\nzone = \"bl.test\"\naction = \"reject\"\n[dns]\nnameservers = [\"{}\"]\n",
+        "[[dnsbl]]\nzone = \"bl.test\"\naction = \"reject\"\n\
+         [[dnsbl]]\nzone = \"score.test\"\naction = \"score\"\nscore = 6.5\n\
+         [dns]\nnameservers = [\"{}\"]\n",
         dns.addr
     ));
     a.start();
+    a.with_example_accounts();
+    a.admin(&[
+        "account",
+        "set",
+        "alice@example.test",
+        "--spam-level",
+        "high",
+    ]);
     assert_eq!(
         greeting_from(a.smtp, "127.0.0.2"),
         "554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test\r\n"
@@ -707,6 +718,28 @@ fn blocklisted_clients_are_refused_at_connect_on_the_mx_port() {
     assert!(greeting_from(a.smtp, "127.0.0.1").starts_with("220 "));
     assert!(greeting_from(a.submission, "127.0.0.2").starts_with("220 "));
     assert!(a.log().contains("listed by a DNS blocklist"));
+    // A scoring list is not a refusal: its weight goes into the verdict (6.5 > 5: Junk).
+    let mut c = RawSmtp::connect_from(a.smtp, "127.0.0.3").unwrap();
+    c.cmd("EHLO outside.example").unwrap();
+    c.cmd("MAIL FROM:<someone@outside.example>").unwrap();
+    assert!(c
+        .cmd("RCPT TO:<alice@example.test>")
+        .unwrap()
+        .starts_with("250"));
+    c.send(b"DATA\r\n").unwrap();
+    c.reply().unwrap();
+    c.send(b"Subject: hi\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nTo: alice@example.test\r\n\r\nhello\r\n.\r\n").unwrap();
+    assert!(c.reply().unwrap().starts_with("250"));
+    let junk = String::from_utf8(a.admin(&[
+        "mail",
+        "get",
+        "alice@example.test",
+        "1",
+        "--mailbox",
+        "Junk",
+    ]))
+    .unwrap();
+    assert!(junk.contains("RCVD_IN_SCORE_TEST"), "{junk}");
 }
 
 #[test]

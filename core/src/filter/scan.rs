@@ -62,6 +62,11 @@ impl Verdict {
             .by_name
             .get(name)
             .map_or(0.0, |&i| rules.rules[i].score);
+        self.add_scored_hit(name, score, describe);
+    }
+
+    /// Adds a hit with its own score (a blocklist's configured weight).
+    pub fn add_scored_hit(&mut self, name: &str, score: f64, describe: &str) {
         self.score = ((self.score + score) * 1000.0).round() / 1000.0;
         self.hits.push(Hit {
             name: name.to_string(),

@@ -3,11 +3,20 @@
 /// The unfolded value of the first header field called `name` (case-insensitive), or None.
 /// Only the header section (up to the first empty line) is searched.
 pub fn header_value(message: &[u8], name: &str) -> Option<String> {
+    header_values(message, name, 1).into_iter().next()
+}
+
+/// The unfolded values of the first `limit` header fields called `name`, in order.
+pub fn header_values(message: &[u8], name: &str, limit: usize) -> Vec<String> {
+    let mut found = Vec::new();
     let mut lines = message.split(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
+        if found.len() >= limit {
+            break;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return None;
+            break;
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
@@ -29,9 +38,9 @@ pub fn header_value(message: &[u8], name: &str) -> Option<String> {
             value.push(' ');
             value.push_str(&String::from_utf8_lossy(next.trim_ascii()));
         }
-        return Some(value);
+        found.push(value);
     }
-    None
+    found
 }
 
 #[cfg(test)]
@@ -45,5 +54,8 @@ mod tests {
         assert_eq!(header_value(m, "X").as_deref(), Some("y"));
         assert_eq!(header_value(m, "To"), None);
         assert_eq!(header_value(b"\r\nSubject: x\r\n", "Subject"), None);
+        let r = b"Received: one\r\nX: y\r\nreceived: two\r\n three\r\n\r\nReceived: body\r\n";
+        assert_eq!(header_values(r, "Received", 10), ["one", "two three"]);
+        assert_eq!(header_values(r, "Received", 1), ["one"]);
     }
 }

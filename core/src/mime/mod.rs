@@ -5,4 +5,4 @@ pub mod html_style;
 pub mod relays;
 pub mod view;
 
-pub use header::header_value;
+pub use header::{header_value, header_values};

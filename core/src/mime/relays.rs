@@ -93,7 +93,7 @@ fn is_fetcher_marker(header: &str) -> bool {
 }
 
 /// RFC 1918, loopback, link-local, shared (CGN) and unique-local addresses.
-fn is_private(ip: IpAddr) -> bool {
+pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();

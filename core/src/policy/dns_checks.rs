@@ -53,6 +53,7 @@ pub struct SpfQuery {
 
 enum Request {
     Listed(IpAddr, oneshot::Sender<Option<String>>),
+    Scored(Vec<IpAddr>, oneshot::Sender<Vec<(String, f64)>>),
     Spf(SpfQuery, oneshot::Sender<SpfVerdict>),
 }
 
@@ -115,6 +116,22 @@ impl DnsChecks {
                     let lists = thread_lists.clone();
                     let (ip, answer) = match request {
                         Request::Listed(ip, answer) => (ip, answer),
+                        Request::Scored(ips, answer) => {
+                            let resolver = Arc::new(resolver.resolver().clone());
+                            tokio::spawn(async move {
+                                let mut hits = Vec::new();
+                                for list in lists.iter().filter(|l| !l.reject) {
+                                    for &ip in &ips {
+                                        if listed(&resolver, ip, &list.zone).await {
+                                            hits.push((list.zone.clone(), list.score));
+                                            break;
+                                        }
+                                    }
+                                }
+                                let _ = answer.send(hits);
+                            });
+                            continue;
+                        }
                         Request::Spf(query, answer) => {
                             tokio::spawn(async move {
                                 let _ = answer.send(spf(&resolver, &query).await);
@@ -124,20 +141,14 @@ impl DnsChecks {
                     };
                     let resolver = Arc::new(resolver.resolver().clone());
                     tokio::spawn(async move {
-                        let mut listed = None;
+                        let mut found = None;
                         for list in lists.iter().filter(|l| l.reject) {
-                            let name = query_name(ip, &list.zone);
-                            if let Ok(found) = resolver.ipv4_lookup(name.as_str()).await {
-                                // Listings answer with 127.0.0.x.
-                                if found.answers().iter().any(|r| {
-                                    matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if a.0.octets()[0] == 127)
-                                }) {
-                                    listed = Some(list.zone.clone());
-                                    break;
-                                }
+                            if listed(&resolver, ip, &list.zone).await {
+                                found = Some(list.zone.clone());
+                                break;
                             }
                         }
-                        let _ = answer.send(listed);
+                        let _ = answer.send(found);
                     });
                 }
             });
@@ -164,6 +175,40 @@ impl DnsChecks {
         tokio::time::timeout(CHECK_TIMEOUT, rx).await.ok()?.ok()?
     }
 
+    /// The scoring lists that list any of `ips`, with their scores.
+    pub async fn scored_listings(&self, ips: Vec<IpAddr>) -> Vec<(String, f64)> {
+        if ips.is_empty() || !self.lists.iter().any(|l| !l.reject) {
+            return Vec::new();
+        }
+        let Some(requests) = self.requests.as_ref() else {
+            return Vec::new();
+        };
+        let (tx, rx) = oneshot::channel();
+        if requests.send(Request::Scored(ips, tx)).is_err() {
+            return Vec::new();
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, rx).await {
+            Ok(Ok(hits)) => hits,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The rule name of a scoring list's hit: `RCVD_IN_` and the zone in capitals.
+    pub fn rule_name(zone: &str) -> String {
+        let zone: String = zone
+            .trim_end_matches('.')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("RCVD_IN_{zone}")
+    }
+
     /// The SPF verdict on `query`; `temperror` if it cannot be had in time.
     pub async fn spf(&self, query: SpfQuery) -> SpfVerdict {
         let fallback = verdict("temperror", &query, "no answer in time");
@@ -178,6 +223,17 @@ impl DnsChecks {
             Ok(Ok(v)) => v,
             _ => fallback,
         }
+    }
+}
+
+/// Whether `zone` lists `ip` (answers with an address in 127.0.0.0/8).
+async fn listed(resolver: &hickory_resolver::TokioResolver, ip: IpAddr, zone: &str) -> bool {
+    let name = query_name(ip, zone);
+    match resolver.ipv4_lookup(name.as_str()).await {
+        Ok(found) => found.answers().iter().any(|r| {
+            matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if a.0.octets()[0] == 127)
+        }),
+        Err(_) => false,
     }
 }
 

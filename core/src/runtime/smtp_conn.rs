@@ -10,7 +10,7 @@ use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
 use crate::delivery::local::{delivery_batch, placements, with_headers, ScanCopy};
-use crate::policy::dns_checks::SpfQuery;
+use crate::policy::dns_checks::{DnsChecks, SpfQuery};
 use crate::policy::RateKey;
 use crate::smtp::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Environment, RcptRoute, Session, Step,
@@ -131,6 +131,25 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
         message_len,
     } = delivery;
     buffer.truncate(message_len);
+    // Mail from the outside (the SPF query says so) is also looked up in the scoring
+    // blocklists: the client and the public addresses its Received headers name.
+    let listings = match &spf {
+        Some(query) => {
+            let received = crate::mime::header_values(&buffer, "Received", 20);
+            let relays =
+                crate::mime::relays::Relays::from_received(received.iter().map(String::as_str));
+            let mut ips = vec![query.ip];
+            for r in relays.untrusted.iter().chain(&relays.trusted) {
+                if let Ok(ip) = r.ip.parse::<std::net::IpAddr>() {
+                    if !ips.contains(&ip) && !crate::mime::relays::is_private(ip) {
+                        ips.push(ip);
+                    }
+                }
+            }
+            ctx.server.dns_checks.scored_listings(ips).await
+        }
+        None => Vec::new(),
+    };
     let spf = match spf {
         Some(query) => Some(ctx.server.dns_checks.spf(query).await),
         None => None,
@@ -180,14 +199,20 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
         }
     };
     // The SPF result is a rule hit too, scored as the rules score it (0 if they do not).
-    let verdict = match (verdict, &spf) {
-        (Some(mut v), Some(s)) => {
-            let rules = ctx.server.rules.load();
+    let verdict = verdict.map(|mut v| {
+        let rules = ctx.server.rules.load();
+        if let Some(s) = &spf {
             v.add_hit(&rules, &s.rule(), &format!("SPF: {}", s.result));
-            Some(v)
         }
-        (v, _) => v,
-    };
+        for (zone, score) in &listings {
+            v.add_scored_hit(
+                &DnsChecks::rule_name(zone),
+                *score,
+                &format!("listed in {zone}"),
+            );
+        }
+        v
+    });
     let from = crate::mime::header_value(&buffer, "From").map(|f| {
         f.rsplit_once('<')
             .map_or(f.as_str(), |(_, a)| a.trim_end_matches('>'))
