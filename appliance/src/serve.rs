@@ -63,6 +63,7 @@ fn outbound_config(config: &Config) -> anyhow::Result<OutboundConfig> {
         retry_schedule: d.retry_schedule.iter().map(|x| x.0).collect(),
         max_queue_age: d.max_queue_age.0,
         reply_timeout: d.reply_timeout.0,
+        destination_concurrency: d.destination_concurrency.max(1),
         connect_timeout: d.reply_timeout.0.min(std::time::Duration::from_secs(30)),
         nameservers,
         ..OutboundConfig::default()

@@ -238,6 +238,8 @@ pub struct Delivery {
     pub retry_schedule: Vec<Duration>,
     /// How long to wait for each reply of a remote server (and for a connection).
     pub reply_timeout: Duration,
+    /// Messages delivered at once to one destination.
+    pub destination_concurrency: usize,
 }
 
 impl Default for Delivery {
@@ -257,6 +259,7 @@ impl Default for Delivery {
                 minutes(60),
             ],
             reply_timeout: Duration(std::time::Duration::from_secs(300)),
+            destination_concurrency: 20,
         }
     }
 }

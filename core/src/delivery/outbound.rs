@@ -11,7 +11,7 @@
 //! so a crash during delivery can deliver it twice, never zero times.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -57,6 +57,9 @@ pub struct OutboundConfig {
     pub poll_interval: Duration,
     /// Messages delivered at the same time.
     pub concurrency: usize,
+    /// Messages delivered at the same time to one destination (a smart host, a
+    /// customer's server, a domain's MX hosts): what one server is asked to bear.
+    pub destination_concurrency: usize,
 }
 
 impl Default for OutboundConfig {
@@ -73,6 +76,7 @@ impl Default for OutboundConfig {
             reply_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_secs(1),
             concurrency: 64,
+            destination_concurrency: 20,
         }
     }
 }
@@ -84,6 +88,8 @@ struct Runner {
     resolver: TokioResolver,
     tls: tokio_rustls::TlsConnector,
     in_flight: RefCell<HashSet<u64>>,
+    /// Deliveries in flight per destination (of a message's first recipient).
+    per_destination: RefCell<HashMap<Destination, usize>>,
     /// Signalled when a delivery ends.
     finished: tokio::sync::Notify,
     /// Signalled when mail is queued.
@@ -129,6 +135,7 @@ pub fn spawn(
                     resolver,
                     config,
                     in_flight: RefCell::new(HashSet::new()),
+                    per_destination: RefCell::new(HashMap::new()),
                     finished: tokio::sync::Notify::new(),
                     wake,
                 });
@@ -175,7 +182,7 @@ fn unix_now() -> i64 {
 }
 
 /// Where a group of recipients goes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Destination {
     /// `delivery.relay_host`.
     SmartHost,
@@ -247,14 +254,41 @@ impl Runner {
             if self.in_flight.borrow().len() >= self.config.concurrency {
                 break;
             }
-            if !self.in_flight.borrow_mut().insert(message.id) {
+            if self.in_flight.borrow().contains(&message.id) {
                 continue;
             }
+            // A message whose destination is busy waits for a later round.
+            let Some(first) = message
+                .recipients
+                .iter()
+                .find(|r| r.status == RecipientStatus::Queued)
+            else {
+                continue;
+            };
+            let destination = self.destination_of(&first.address);
+            let busy = self
+                .per_destination
+                .borrow()
+                .get(&destination)
+                .copied()
+                .unwrap_or(0);
+            if busy >= self.config.destination_concurrency {
+                continue;
+            }
+            *self
+                .per_destination
+                .borrow_mut()
+                .entry(destination.clone())
+                .or_default() += 1;
+            self.in_flight.borrow_mut().insert(message.id);
             let runner = self.clone();
             tokio::task::spawn_local(async move {
                 let id = message.id;
                 runner.deliver(message).await;
                 runner.in_flight.borrow_mut().remove(&id);
+                if let Some(n) = runner.per_destination.borrow_mut().get_mut(&destination) {
+                    *n = n.saturating_sub(1);
+                }
                 runner.finished.notify_one();
             });
         }
@@ -300,31 +334,14 @@ impl Runner {
         let body = blob.get(message.skip as usize..).unwrap_or(&[]);
         // Recipients still to do, by destination: one SMTP session per destination.
         let mut groups: BTreeMap<Destination, Vec<usize>> = BTreeMap::new();
-        let directory = self.directory.load();
         for (i, r) in message.recipients.iter().enumerate() {
-            if r.status != RecipientStatus::Queued {
-                continue;
+            if r.status == RecipientStatus::Queued {
+                groups
+                    .entry(self.destination_of(&r.address))
+                    .or_default()
+                    .push(i);
             }
-            let domain = r
-                .address
-                .rsplit_once('@')
-                .map_or("", |(_, d)| d)
-                .to_ascii_lowercase();
-            let destination = match (directory.forward_target(&domain), &self.config.relay_host) {
-                (Some(ForwardTarget::Host(host)), _) => Destination::Host(host),
-                (Some(ForwardTarget::OtherMx), _) => Destination::Mx {
-                    domain,
-                    exclude_self: true,
-                },
-                (None, Some(_)) => Destination::SmartHost,
-                (None, None) => Destination::Mx {
-                    domain,
-                    exclude_self: false,
-                },
-            };
-            groups.entry(destination).or_default().push(i);
         }
-        drop(directory);
         let mut outcomes: Vec<(usize, RcptOutcome)> = Vec::new();
         if message.created == queue::RETURNED_BY_ADMIN {
             // `gannet queue bounce`: no delivery, a DSN for everyone still queued.
@@ -353,6 +370,29 @@ impl Runner {
                 tracing::error!(id = format_args!("{id:016x}"), error = %e, "recording a delivery failed")
             }
             Err(_) => tracing::error!("the commit thread is gone"),
+        }
+    }
+
+    /// Where mail for `address` goes.
+    fn destination_of(&self, address: &str) -> Destination {
+        let domain = address
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase();
+        match (
+            self.directory.load().forward_target(&domain),
+            &self.config.relay_host,
+        ) {
+            (Some(ForwardTarget::Host(host)), _) => Destination::Host(host),
+            (Some(ForwardTarget::OtherMx), _) => Destination::Mx {
+                domain,
+                exclude_self: true,
+            },
+            (None, Some(_)) => Destination::SmartHost,
+            (None, None) => Destination::Mx {
+                domain,
+                exclude_self: false,
+            },
         }
     }
 
