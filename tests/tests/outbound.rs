@@ -791,3 +791,51 @@ fn spf_results_in_received_spf_and_rule_hits() {
         stored[3]
     );
 }
+
+/// A sink that also counts sessions: one `EHLO` line in `OUT.ehlo` per greeting.
+const COUNTING_SINK: &str = r#"
+import sys
+from aiosmtpd.controller import Controller
+port, out = int(sys.argv[1]), sys.argv[2]
+f = open(out, 'ab', buffering=0)
+e = open(out + '.ehlo', 'ab', buffering=0)
+class Handler:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        e.write(b'EHLO\n')
+        session.host_name = hostname
+        return responses
+    async def handle_DATA(self, server, session, envelope):
+        f.write(envelope.content.split(b'Subject: ', 1)[1].split(b'\r\n', 1)[0] + b'\n')
+        return '250 OK'
+c = Controller(Handler(), hostname='127.0.0.1', port=port)
+c.start()
+try:
+    sys.stdin.read()
+finally:
+    c.stop()
+"#;
+
+#[test]
+fn consecutive_messages_share_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got");
+    let port = free_port();
+    let mut sink = start_python_smtp(COUNTING_SINK, port, &out);
+    let dns = Dns::start(&[]);
+    let a = sender(&dns, 25, &format!("relay_host = \"127.0.0.1:{port}\""));
+    for i in 1..=3 {
+        send(
+            &a,
+            "alice@example.test",
+            &["x@far.example"],
+            &format!("Subject: m{i}\r\n\r\nx\r\n"),
+        );
+        wait_for(Duration::from_secs(10), "the delivery", || {
+            std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == i)
+        });
+    }
+    let ehlo = std::fs::read_to_string(dir.path().join("got.ehlo")).unwrap();
+    assert_eq!(ehlo.lines().count(), 1, "one session for three messages");
+    let _ = sink.kill();
+    let _ = sink.wait();
+}

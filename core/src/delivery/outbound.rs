@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use super::dsn::{self, Failure};
 use super::local::{delivery_batch, placements};
 use super::routing::{ForwardTarget, SharedDirectory};
-use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, RcptOutcome};
+use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, Negotiated, RcptOutcome};
 use crate::smtp::{Envelope, RcptRoute, Recipient};
 use crate::store::queue::{self, QueuedMessage, RecipientStatus};
 use crate::store::schema::{encode, keys};
@@ -88,6 +88,8 @@ struct Runner {
     resolver: TokioResolver,
     tls: tokio_rustls::TlsConnector,
     in_flight: RefCell<HashSet<u64>>,
+    /// Sessions left open for the next message, by server address.
+    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
     /// Deliveries in flight per destination (of a message's first recipient).
     per_destination: RefCell<HashMap<Destination, usize>>,
     /// Signalled when a delivery ends.
@@ -136,6 +138,7 @@ pub fn spawn(
                     config,
                     in_flight: RefCell::new(HashSet::new()),
                     per_destination: RefCell::new(HashMap::new()),
+                    idle: RefCell::new(HashMap::new()),
                     finished: tokio::sync::Notify::new(),
                     wake,
                 });
@@ -181,6 +184,30 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// How long a session may wait for the next message before it is closed.
+const IDLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// A session left open after a delivered message.
+struct Idle {
+    conn: Conn,
+    negotiated: Negotiated,
+    since: Instant,
+}
+
+/// How a session begins: a new connection, or a kept one.
+enum Start {
+    Fresh(TcpStream),
+    Reuse(Idle),
+}
+
+/// The message a session carries.
+struct Outgoing<'a> {
+    destination: &'a Destination,
+    reverse_path: &'a str,
+    recipients: &'a [String],
+    body: &'a [u8],
+}
+
 /// Where a group of recipients goes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Destination {
@@ -223,6 +250,7 @@ impl Conn {
 impl Runner {
     async fn run(self: Rc<Self>) {
         loop {
+            self.sweep_idle();
             self.start_due();
             // Look again when a delivery ends (a slot is free, a retry may be due
             // sooner) or after the poll interval (new mail, retries coming due).
@@ -485,8 +513,22 @@ impl Runner {
             Ok(_) => return deferred(format!("no address for {destination:?}")),
             Err(e) => return deferred(e),
         };
+        let message = Outgoing {
+            destination,
+            reverse_path,
+            recipients,
+            body,
+        };
         let mut last_error = String::new();
         for target in targets {
+            // A session an earlier message left open first; if the server has closed it
+            // meanwhile, a new one.
+            if let Some(idle) = self.take_idle(target) {
+                let (outcomes, answered) = self.session(Start::Reuse(idle), target, &message).await;
+                if answered {
+                    return outcomes;
+                }
+            }
             let stream =
                 match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(target))
                     .await
@@ -502,9 +544,7 @@ impl Runner {
                     }
                 };
             let _ = stream.set_nodelay(true);
-            let (outcomes, answered) = self
-                .session(stream, target, destination, reverse_path, recipients, body)
-                .await;
+            let (outcomes, answered) = self.session(Start::Fresh(stream), target, &message).await;
             if answered {
                 return outcomes;
             }
@@ -518,45 +558,71 @@ impl Runner {
         deferred(last_error)
     }
 
-    /// One SMTP session; the outcomes, and whether the server answered about the
-    /// recipients (as opposed to failing the session as a whole).
+    /// An open session to `target` left by an earlier message, if one is fresh enough.
+    fn take_idle(&self, target: SocketAddr) -> Option<Idle> {
+        let mut pool = self.idle.borrow_mut();
+        let list = pool.get_mut(&target)?;
+        while let Some(idle) = list.pop() {
+            if idle.since.elapsed() < IDLE_LIMIT {
+                return Some(idle);
+            }
+        }
+        None
+    }
+
+    /// Closes the sessions that have waited too long for a next message.
+    fn sweep_idle(&self) {
+        self.idle.borrow_mut().retain(|_, list| {
+            list.retain(|idle| idle.since.elapsed() < IDLE_LIMIT);
+            !list.is_empty()
+        });
+    }
+
+    /// One SMTP session (or the next transaction of a kept one); the outcomes, and
+    /// whether the server answered about the recipients (as opposed to failing the
+    /// session as a whole). A session that delivered is kept for the next message.
     async fn session(
         &self,
-        stream: TcpStream,
+        start: Start,
         target: SocketAddr,
-        destination: &Destination,
-        reverse_path: &str,
-        recipients: &[String],
-        body: &[u8],
+        message: &Outgoing<'_>,
     ) -> (Vec<RcptOutcome>, bool) {
-        let body_8bit = body.iter().any(|b| *b >= 0x80);
-        let mut client = Client::new(
-            ClientConfig {
-                helo: self.config.hostname.clone(),
-                tls_available: true,
-                // Credentials go to the smart host only, never to an MX.
-                auth: self
-                    .config
-                    .relay_auth
-                    .clone()
-                    .filter(|_| *destination == Destination::SmartHost),
-            },
-            reverse_path,
-            recipients.to_vec(),
-            body.len() as u64,
-            body_8bit,
-        );
-        let mut conn = Conn::Plain(stream);
+        let config = ClientConfig {
+            helo: self.config.hostname.clone(),
+            tls_available: true,
+            // Credentials go to the smart host only, never to an MX.
+            auth: self
+                .config
+                .relay_auth
+                .clone()
+                .filter(|_| *message.destination == Destination::SmartHost),
+            keep_open: true,
+        };
+        let size = message.body.len() as u64;
+        let body_8bit = message.body.iter().any(|b| *b >= 0x80);
+        let recipients = message.recipients.to_vec();
+        let (mut client, mut conn, first): (Client, Conn, Vec<Action>) = match start {
+            Start::Fresh(stream) => (
+                Client::new(config, message.reverse_path, recipients, size, body_8bit),
+                Conn::Plain(stream),
+                Vec::new(),
+            ),
+            Start::Reuse(idle) => {
+                let (client, actions) = Client::reuse(
+                    config,
+                    idle.negotiated,
+                    message.reverse_path,
+                    recipients,
+                    size,
+                    body_8bit,
+                );
+                (client, idle.conn, actions)
+            }
+        };
+        let mut actions: VecDeque<Action> = first.into();
+        let mut kept = false;
         let mut buf = vec![0u8; 8192];
         let why = loop {
-            let n = match tokio::time::timeout(self.config.reply_timeout, conn.read(&mut buf)).await
-            {
-                Ok(Ok(0)) => break format!("{target}: connection closed by the server"),
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => break format!("{target}: {e}"),
-                Err(_) => break format!("{target}: timed out waiting for a reply"),
-            };
-            let mut actions: VecDeque<Action> = client.feed(&buf[..n]).into();
             let mut failed = None;
             while let Some(action) = actions.pop_front() {
                 let result = match action {
@@ -564,7 +630,12 @@ impl Runner {
                         write(&mut conn, &bytes, self.config.reply_timeout).await
                     }
                     Action::SendMessage => {
-                        write(&mut conn, &dot_stuff(body), self.config.reply_timeout).await
+                        write(
+                            &mut conn,
+                            &dot_stuff(message.body),
+                            self.config.reply_timeout,
+                        )
+                        .await
                     }
                     Action::StartTls => match self.start_tls(conn).await {
                         Ok(c) => {
@@ -578,6 +649,10 @@ impl Runner {
                             return (client.finish(&format!("{target}: TLS: {e}")), answered);
                         }
                     },
+                    Action::Keep => {
+                        kept = true;
+                        Ok(())
+                    }
                     Action::Close => Ok(()),
                 };
                 if let Err(e) = result {
@@ -591,7 +666,26 @@ impl Runner {
             if client.is_done() {
                 break String::new();
             }
+            let n = match tokio::time::timeout(self.config.reply_timeout, conn.read(&mut buf)).await
+            {
+                Ok(Ok(0)) => break format!("{target}: connection closed by the server"),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => break format!("{target}: {e}"),
+                Err(_) => break format!("{target}: timed out waiting for a reply"),
+            };
+            actions.extend(client.feed(&buf[..n]));
         };
+        if kept {
+            let mut pool = self.idle.borrow_mut();
+            let list = pool.entry(target).or_default();
+            if list.len() < self.config.destination_concurrency {
+                list.push(Idle {
+                    conn,
+                    negotiated: client.negotiated(),
+                    since: Instant::now(),
+                });
+            }
+        }
         let answered = client.answered();
         (client.finish(&why), answered)
     }

@@ -49,6 +49,18 @@ pub enum Action {
     StartTls,
     /// The session is over: close the connection.
     Close,
+    /// The message is done and the session is idle: the connection may carry the next
+    /// message to the same server ([`Client::reuse`]), or be closed.
+    Keep,
+}
+
+/// What the server offered in this session, for the next message on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Negotiated {
+    pub pipelining: bool,
+    pub size: bool,
+    pub eight_bit_mime: bool,
+    pub tls: bool,
 }
 
 /// What the client needs to know about its session.
@@ -61,6 +73,9 @@ pub struct ClientConfig {
     /// User name and password for AUTH PLAIN (a smart host that wants them), sent only
     /// once the session is encrypted if the server offers STARTTLS.
     pub auth: Option<(String, String)>,
+    /// After a delivered message, leave the session open ([`Action::Keep`]) instead of
+    /// QUIT.
+    pub keep_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +152,36 @@ impl Client {
     /// if not, the session failed as a whole and another server may be tried.
     pub fn answered(&self) -> bool {
         self.answered
+    }
+
+    /// A client for the next message on a session left open by [`Action::Keep`]: it
+    /// starts with MAIL. Returns the actions that start it.
+    pub fn reuse(
+        config: ClientConfig,
+        negotiated: Negotiated,
+        reverse_path: &str,
+        recipients: Vec<String>,
+        size: u64,
+        body_8bit: bool,
+    ) -> (Client, Vec<Action>) {
+        let mut c = Client::new(config, reverse_path, recipients, size, body_8bit);
+        c.pipelining = negotiated.pipelining;
+        c.size_ext = negotiated.size;
+        c.eight_bit_mime = negotiated.eight_bit_mime;
+        c.tls = negotiated.tls;
+        let mut actions = Vec::new();
+        c.send_envelope(&mut actions);
+        (c, actions)
+    }
+
+    /// What the server offered, for [`Client::reuse`].
+    pub fn negotiated(&self) -> Negotiated {
+        Negotiated {
+            pipelining: self.pipelining,
+            size: self.size_ext,
+            eight_bit_mime: self.eight_bit_mime,
+            tls: self.tls,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -285,7 +330,13 @@ impl Client {
                 for o in self.outcomes.iter_mut().filter(|o| o.is_none()) {
                     *o = Some(outcome.clone());
                 }
-                self.quit(actions);
+                if self.config.keep_open && reply.is_positive() {
+                    // The transaction is over; the session can take another.
+                    self.state = State::Done;
+                    actions.push(Action::Keep);
+                } else {
+                    self.quit(actions);
+                }
             }
             State::Quit => {
                 self.state = State::Done;
@@ -439,6 +490,7 @@ mod tests {
                 helo: "mx.example.test".into(),
                 tls_available: tls,
                 auth: None,
+                keep_open: false,
             },
             "a@example.test",
             vec!["b@example.org".into(), "c@example.org".into()],
@@ -529,6 +581,7 @@ mod tests {
                 helo: "mx.example.test".into(),
                 tls_available: true,
                 auth: Some(("relay".into(), "s3cret".into())),
+                keep_open: false,
             },
             "a@example.test",
             vec!["b@example.org".into()],
@@ -553,6 +606,7 @@ mod tests {
                 helo: "h".into(),
                 tls_available: false,
                 auth: Some(("u".into(), "p".into())),
+                keep_open: false,
             },
             "a@example.test",
             vec!["b@example.org".into()],
@@ -563,6 +617,49 @@ mod tests {
         c.feed(b"250-x\r\n250 AUTH PLAIN\r\n");
         assert_eq!(sent(&c.feed(b"535 5.7.8 no\r\n")), "QUIT\r\n");
         assert!(matches!(&c.finish("x")[0], RcptOutcome::Deferred(e) if e.contains("535")));
+    }
+
+    #[test]
+    fn a_kept_session_carries_the_next_message() {
+        let config = ClientConfig {
+            helo: "h".into(),
+            tls_available: false,
+            auth: None,
+            keep_open: true,
+        };
+        let mut c = Client::new(
+            config.clone(),
+            "a@x.test",
+            vec!["b@y.test".into()],
+            5,
+            false,
+        );
+        c.feed(b"220 hi\r\n");
+        c.feed(b"250-y\r\n250 PIPELINING\r\n");
+        assert_eq!(
+            c.feed(b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            vec![Action::SendMessage]
+        );
+        assert_eq!(c.feed(b"250 queued\r\n"), vec![Action::Keep]);
+        assert_eq!(c.finish("x"), vec![RcptOutcome::Delivered]);
+        let (mut next, start) = Client::reuse(
+            config,
+            c.negotiated(),
+            "a@x.test",
+            vec!["c@y.test".into()],
+            5,
+            false,
+        );
+        assert_eq!(
+            sent(&start),
+            "MAIL FROM:<a@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n"
+        );
+        assert_eq!(
+            next.feed(b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            vec![Action::SendMessage]
+        );
+        // A refused message is not a reason to keep the session.
+        assert_eq!(sent(&next.feed(b"554 no\r\n")), "QUIT\r\n");
     }
 
     #[test]
