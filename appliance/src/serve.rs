@@ -105,6 +105,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
                 zone: l.zone.clone(),
                 reject: l.action == "reject",
                 score: l.score,
+                answers: l.answers.clone(),
             }),
             other => anyhow::bail!(
                 "dnsbl {}: action must be reject or score, not {other:?}",

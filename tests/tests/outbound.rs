@@ -694,14 +694,16 @@ fn greeting_from(addr: SocketAddr, source: &str) -> String {
 
 #[test]
 fn blocklisted_clients_are_refused_at_connect_on_the_mx_port() {
-    // bl.test lists 127.0.0.2 and 127.0.0.1; score.test lists 127.0.0.3.
+    // bl.test lists 127.0.0.2 and 127.0.0.1 (and names 127.0.0.3 with an answer the
+    // configuration does not count); score.test lists 127.0.0.3.
     let dns = Dns::start(&[
         "--host-record=2.0.0.127.bl.test,127.0.0.2".into(),
         "--host-record=1.0.0.127.bl.test,127.0.0.2".into(),
+        "--host-record=3.0.0.127.bl.test,127.0.0.9".into(),
         "--host-record=3.0.0.127.score.test,127.0.0.2".into(),
     ]);
     let mut a = Server::new(&format!(
-        "[[dnsbl]]\nzone = \"bl.test\"\naction = \"reject\"\n\
+        "[[dnsbl]]\nzone = \"bl.test\"\naction = \"reject\"\nanswers = [\"127.0.0.2\"]\n\
          [[dnsbl]]\nzone = \"score.test\"\naction = \"score\"\nscore = 6.5\n\
          [dns]\nnameservers = [\"{}\"]\n",
         dns.addr

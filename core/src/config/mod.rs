@@ -278,6 +278,10 @@ pub struct Dnsbl {
     pub action: String,
     #[serde(default = "Dnsbl::default_score")]
     pub score: f64,
+    /// The answers that count as listed (e.g. `["127.0.0.2", "127.0.0.4"]`); empty: any
+    /// address in 127.0.0.0/8.
+    #[serde(default)]
+    pub answers: Vec<std::net::Ipv4Addr>,
 }
 
 impl Dnsbl {

@@ -22,6 +22,8 @@ pub struct List {
     /// Refuse listed clients (554 5.7.1), or only score them.
     pub reject: bool,
     pub score: f64,
+    /// Answers that mean "listed"; empty: any 127.0.0.0/8 address.
+    pub answers: Vec<std::net::Ipv4Addr>,
 }
 
 /// What SPF says of a sender (RFC 7208 section 2.6), and the header that records it.
@@ -122,7 +124,7 @@ impl DnsChecks {
                                 let mut hits = Vec::new();
                                 for list in lists.iter().filter(|l| !l.reject) {
                                     for &ip in &ips {
-                                        if listed(&resolver, ip, &list.zone).await {
+                                        if listed(&resolver, ip, list).await {
                                             hits.push((list.zone.clone(), list.score));
                                             break;
                                         }
@@ -143,7 +145,7 @@ impl DnsChecks {
                     tokio::spawn(async move {
                         let mut found = None;
                         for list in lists.iter().filter(|l| l.reject) {
-                            if listed(&resolver, ip, &list.zone).await {
+                            if listed(&resolver, ip, list).await {
                                 found = Some(list.zone.clone());
                                 break;
                             }
@@ -226,12 +228,19 @@ impl DnsChecks {
     }
 }
 
-/// Whether `zone` lists `ip` (answers with an address in 127.0.0.0/8).
-async fn listed(resolver: &hickory_resolver::TokioResolver, ip: IpAddr, zone: &str) -> bool {
-    let name = query_name(ip, zone);
+/// Whether `list` lists `ip`: an answer among its `answers`, or in 127.0.0.0/8.
+async fn listed(resolver: &hickory_resolver::TokioResolver, ip: IpAddr, list: &List) -> bool {
+    let name = query_name(ip, &list.zone);
+    let counts = |a: std::net::Ipv4Addr| {
+        if list.answers.is_empty() {
+            a.octets()[0] == 127
+        } else {
+            list.answers.contains(&a)
+        }
+    };
     match resolver.ipv4_lookup(name.as_str()).await {
         Ok(found) => found.answers().iter().any(|r| {
-            matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if a.0.octets()[0] == 127)
+            matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if counts(a.0))
         }),
         Err(_) => false,
     }
