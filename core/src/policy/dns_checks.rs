@@ -239,9 +239,10 @@ async fn listed(resolver: &hickory_resolver::TokioResolver, ip: IpAddr, list: &L
         }
     };
     match resolver.ipv4_lookup(name.as_str()).await {
-        Ok(found) => found.answers().iter().any(|r| {
-            matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if counts(a.0))
-        }),
+        Ok(found) => found
+            .answers()
+            .iter()
+            .any(|r| matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if counts(a.0))),
         Err(_) => false,
     }
 }
