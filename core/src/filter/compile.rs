@@ -105,6 +105,10 @@ pub struct Globals {
     pub required_score: f64,
     pub whitelist_from: Vec<String>,
     pub blacklist_from: Vec<String>,
+    /// Free mail providers' domains: exact, and those written with `*` wildcards (one
+    /// label part each, as SpamAssassin reads them) as one regex.
+    pub freemail: std::collections::HashSet<String>,
+    pub freemail_wildcards: Option<regex::Regex>,
 }
 
 /// One automaton per kind of text: which rules each atom points to, and the rules that
@@ -396,6 +400,13 @@ impl Ruleset {
                 required_score: source.required_score.unwrap_or(5.0),
                 whitelist_from: source.whitelist_from,
                 blacklist_from: source.blacklist_from,
+                freemail: source
+                    .freemail_domains
+                    .iter()
+                    .filter(|d| !d.contains('*'))
+                    .cloned()
+                    .collect(),
+                freemail_wildcards: freemail_wildcards(&source.freemail_domains),
             },
             report,
         }
@@ -459,6 +470,18 @@ impl Ruleset {
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// One regex for the `freemail_domains` written with `*` (any run of characters but a dot).
+fn freemail_wildcards(domains: &[String]) -> Option<regex::Regex> {
+    let parts: Vec<String> = domains
+        .iter()
+        .filter(|d| d.contains('*'))
+        .map(|d| regex::escape(d).replace(r"\*", "[^.]*"))
+        .collect();
+    (!parts.is_empty())
+        .then(|| regex::Regex::new(&format!("^(?:{})$", parts.join("|"))).ok())
+        .flatten()
 }
 
 /// Marks the rules that must run: scored ones, and everything their metas name.

@@ -23,6 +23,8 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
             function,
             "check_for_missing_to_header"
                 | "check_all_trusted"
+                | "check_freemail_from"
+                | "check_freemail_header"
                 | "check_equal_from_domains"
                 | "check_for_shifted_date"
                 | "check_no_relays"
@@ -103,6 +105,30 @@ pub fn run(
             view.header_values("Date").next().is_none()
         }
         "check_for_missing_from" => view.header_values("From").next().is_none(),
+        // FreeMail: an address of the From header (or of the named header) at a free mail
+        // provider, optionally also matching a regex.
+        "check_freemail_from" | "check_freemail_header" => {
+            let (source, regex) = if function == "check_freemail_from" {
+                ("From:addr".to_string(), args.first())
+            } else {
+                let header = args.first()?;
+                let source = if header.contains(':') {
+                    header.clone()
+                } else {
+                    format!("{header}:addr")
+                };
+                (source, args.get(1))
+            };
+            let regex = match regex {
+                Some(r) => Some(regex::Regex::new(&format!("(?i){r}")).ok()?),
+                None => None,
+            };
+            header_text(view, &HeaderSource::parse(&source))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_ascii_lowercase)
+                .any(|a| is_freemail(&a, rules) && regex.as_ref().is_none_or(|r| r.is_match(&a)))
+        }
         // The second-level domains of From and of the envelope sender differ.
         "check_equal_from_domains" => {
             let domain = |source: &str| {
@@ -217,4 +243,25 @@ fn received_date(received: &str) -> Option<i64> {
         .map_or(received, |(_, d)| d)
         .trim();
     mail_parser::DateTime::parse_rfc822(after).map(|d| d.to_timestamp())
+}
+
+/// Role and machine addresses the FreeMail plugin never counts (its default welcomelist).
+static FREEMAIL_EXEMPT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master|undisclosed.*|request-[a-f0-9]{16}|bounced?-|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)@",
+    )
+    .expect("valid")
+});
+
+/// Whether `address` (lower case) is at a free mail provider.
+fn is_freemail(address: &str, rules: &super::compile::Globals) -> bool {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !FREEMAIL_EXEMPT.is_match(address)
+        && (rules.freemail.contains(domain)
+            || rules
+                .freemail_wildcards
+                .as_ref()
+                .is_some_and(|r| r.is_match(domain)))
 }

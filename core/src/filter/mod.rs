@@ -206,4 +206,35 @@ score  COMBO        2.5
         }
         assert_eq!(listy, Some(-1.0));
     }
+
+    #[test]
+    fn freemail_domains_exact_wildcard_and_exempt() {
+        let rs = ruleset(
+            "freemail_domains gmail.com hotmail.* yahoo.co*.*\n\
+             header FM_FROM eval:check_freemail_from()\n\
+             header FM_REPLYTO eval:check_freemail_header('Reply-To', '\\d@')\n",
+        );
+        let hits = |m: &str| -> Vec<String> {
+            rs.scan(m.as_bytes())
+                .hits
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        let h = hits("From: A <a@gmail.com>\r\nReply-To: b7@hotmail.fr\r\nSubject: s\r\n\r\nx\r\n");
+        assert!(
+            h.contains(&"FM_FROM".into()) && h.contains(&"FM_REPLYTO".into()),
+            "{h:?}"
+        );
+        let h = hits("From: a@yahoo.co.uk\r\nReply-To: b@hotmail.fr\r\nSubject: s\r\n\r\nx\r\n");
+        assert!(
+            h.contains(&"FM_FROM".into()) && !h.contains(&"FM_REPLYTO".into()),
+            "{h:?}"
+        );
+        // Role addresses and other domains are not free mail.
+        let h = hits("From: support@gmail.com\r\nSubject: s\r\n\r\nx\r\n");
+        assert!(!h.contains(&"FM_FROM".into()), "{h:?}");
+        let h = hits("From: a@gmail.com.example\r\nSubject: s\r\n\r\nx\r\n");
+        assert!(!h.contains(&"FM_FROM".into()), "{h:?}");
+    }
 }

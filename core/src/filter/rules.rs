@@ -82,6 +82,8 @@ pub struct RuleSource {
     pub required_score: Option<f64>,
     pub whitelist_from: Vec<String>,
     pub blacklist_from: Vec<String>,
+    /// The FreeMail plugin's `freemail_domains` (`*.example` for subdomains).
+    pub freemail_domains: Vec<String>,
     pub actions: super::actions::Actions,
     /// `report_safe` as read (not applied: spam is filed in Junk intact).
     pub report_safe: Option<u8>,
@@ -248,6 +250,9 @@ impl RuleSource {
                 }
             }
             "report_safe" => self.report_safe = name.parse().ok(),
+            "freemail_domains" => self
+                .freemail_domains
+                .extend(rest.split_whitespace().map(str::to_ascii_lowercase)),
             "lang" | "priority" | "test" | "rewrite_header" => {}
             other => {
                 if !self.replace_tags.directive(other, name, def) {
