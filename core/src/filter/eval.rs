@@ -119,15 +119,15 @@ pub fn run(
                 };
                 (source, args.get(1))
             };
-            let regex = match regex {
-                Some(r) => Some(regex::Regex::new(&format!("(?i){r}")).ok()?),
-                None => None,
-            };
-            header_text(view, &HeaderSource::parse(&source))
-                .unwrap_or_default()
+            let addresses = header_text(view, &HeaderSource::parse(&source)).unwrap_or_default();
+            let mut free = addresses
                 .lines()
                 .map(str::to_ascii_lowercase)
-                .any(|a| is_freemail(&a, rules) && regex.as_ref().is_none_or(|r| r.is_match(&a)))
+                .filter(|a| is_freemail(a, rules));
+            match regex {
+                None => free.next().is_some(),
+                Some(r) => with_regex(r, |re| free.any(|a| re.is_match(&a)))?,
+            }
         }
         // The second-level domains of From and of the envelope sender differ.
         "check_equal_from_domains" => {
@@ -264,4 +264,21 @@ fn is_freemail(address: &str, rules: &super::compile::Globals) -> bool {
                 .freemail_wildcards
                 .as_ref()
                 .is_some_and(|r| r.is_match(domain)))
+}
+
+thread_local! {
+    /// Regexes that eval arguments carry, compiled once per thread.
+    static EVAL_REGEXES: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+        Default::default();
+}
+
+/// Runs `f` with the case-insensitive regex `pattern` (None if it does not compile).
+fn with_regex<T>(pattern: &str, f: impl FnOnce(&regex::Regex) -> T) -> Option<T> {
+    EVAL_REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let re = cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| regex::Regex::new(&format!("(?i){pattern}")).ok());
+        re.as_ref().map(f)
+    })
 }
