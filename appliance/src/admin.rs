@@ -161,9 +161,7 @@ fn changes_accounts(command: &AdminCommand) -> bool {
 }
 
 fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8>> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = gannet_core::runtime::unix_now();
     let out: Vec<u8> = match command {
         AdminCommand::Domain(DomainCommand::Add {
             name,

@@ -34,13 +34,7 @@ pub fn placements(
     directory: &Directory,
     from_header: Option<&str>,
 ) -> Vec<Placement> {
-    let mut accounts: Vec<u32> = envelope
-        .recipients
-        .iter()
-        .filter_map(|r| r.account)
-        .collect();
-    accounts.sort_unstable();
-    accounts.dedup();
+    let accounts = envelope.local_accounts();
     let senders: Vec<String> = [
         Some(envelope.reverse_path.to_lowercase()),
         from_header.map(str::to_lowercase),
@@ -84,7 +78,7 @@ pub fn placements(
 }
 
 /// The message with `headers` after its first line (the Return-Path of local delivery).
-pub fn with_headers(message: &[u8], headers: &str) -> Vec<u8> {
+fn with_headers(message: &[u8], headers: &str) -> Vec<u8> {
     let at = memchr::memmem::find(message, b"\r\n").map_or(0, |i| i + 2);
     let mut out = Vec::with_capacity(message.len() + headers.len());
     out.extend_from_slice(&message[..at]);

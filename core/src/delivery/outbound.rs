@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use super::dsn::{self, Failure};
 use super::local::{delivery_batch, placements};
 use super::routing::{ForwardTarget, SharedDirectory};
+use crate::runtime::unix_now;
 use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, Negotiated, RcptOutcome};
 use crate::smtp::{Envelope, RcptRoute, Recipient};
 use crate::store::queue::{self, QueuedMessage, RecipientStatus};
@@ -176,12 +177,6 @@ fn next_dsn_id(now: i64) -> u64 {
     static SEQ: AtomicU32 = AtomicU32::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     (now as u64) << 32 | 0xff << 24 | u64::from(seq & 0xff_ffff)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// How long a session may wait for the next message before it is closed.

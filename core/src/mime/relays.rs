@@ -68,6 +68,16 @@ impl Relays {
         relays
     }
 
+    /// The public addresses of every relay, newest first (for blocklist lookups).
+    pub fn public_addresses(&self) -> Vec<IpAddr> {
+        self.trusted
+            .iter()
+            .chain(&self.untrusted)
+            .filter_map(|r| r.ip.parse::<IpAddr>().ok())
+            .filter(|ip| !is_private(*ip))
+            .collect()
+    }
+
     /// `X-Spam-Relays-Trusted` (= Internal here) and `-Untrusted` (= External).
     pub fn header(&self, name: &str) -> Option<String> {
         let (list, internal) = match name.to_ascii_lowercase().as_str() {

@@ -119,7 +119,6 @@ impl DnsChecks {
                     let (ip, answer) = match request {
                         Request::Listed(ip, answer) => (ip, answer),
                         Request::Scored(ips, answer) => {
-                            let resolver = Arc::new(resolver.resolver().clone());
                             tokio::spawn(async move {
                                 let mut hits = Vec::new();
                                 for list in lists.iter().filter(|l| !l.reject) {
@@ -141,7 +140,6 @@ impl DnsChecks {
                             continue;
                         }
                     };
-                    let resolver = Arc::new(resolver.resolver().clone());
                     tokio::spawn(async move {
                         let mut found = None;
                         for list in lists.iter().filter(|l| l.reject) {
@@ -177,9 +175,14 @@ impl DnsChecks {
         tokio::time::timeout(CHECK_TIMEOUT, rx).await.ok()?.ok()?
     }
 
+    /// Whether any list scores (rather than refuses).
+    pub fn has_scoring_lists(&self) -> bool {
+        self.lists.iter().any(|l| !l.reject)
+    }
+
     /// The scoring lists that list any of `ips`, with their scores.
     pub async fn scored_listings(&self, ips: Vec<IpAddr>) -> Vec<(String, f64)> {
-        if ips.is_empty() || !self.lists.iter().any(|l| !l.reject) {
+        if ips.is_empty() || !self.has_scoring_lists() {
             return Vec::new();
         }
         let Some(requests) = self.requests.as_ref() else {
@@ -229,7 +232,7 @@ impl DnsChecks {
 }
 
 /// Whether `list` lists `ip`: an answer among its `answers`, or in 127.0.0.0/8.
-async fn listed(resolver: &hickory_resolver::TokioResolver, ip: IpAddr, list: &List) -> bool {
+async fn listed(resolver: &mail_auth::MessageAuthenticator, ip: IpAddr, list: &List) -> bool {
     let name = query_name(ip, &list.zone);
     let counts = |a: std::net::Ipv4Addr| {
         if list.answers.is_empty() {
@@ -238,7 +241,7 @@ async fn listed(resolver: &hickory_resolver::TokioResolver, ip: IpAddr, list: &L
             list.answers.contains(&a)
         }
     };
-    match resolver.ipv4_lookup(name.as_str()).await {
+    match resolver.resolver().ipv4_lookup(name.as_str()).await {
         Ok(found) => found
             .answers()
             .iter()

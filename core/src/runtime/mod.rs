@@ -66,6 +66,7 @@ pub struct ServerContext {
 }
 
 pub use pop3_conn::MaildropLocks;
+pub use worker::unix_now;
 
 /// What a listening port serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

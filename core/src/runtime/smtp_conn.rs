@@ -9,7 +9,8 @@ use tokio_uring::net::TcpStream;
 use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
-use crate::delivery::local::{delivery_batch, placements, with_headers, ScanCopy};
+use crate::delivery::local::{delivery_batch, placements, ScanCopy};
+use crate::mime::relays::Relays;
 use crate::policy::dns_checks::{DnsChecks, SpfQuery};
 use crate::policy::RateKey;
 use crate::smtp::{
@@ -133,42 +134,36 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
     buffer.truncate(message_len);
     // Mail from the outside (the SPF query says so) is also looked up in the scoring
     // blocklists: the client and the public addresses its Received headers name.
-    let listings = match &spf {
+    // Both lookups at once: they wait on the DNS-checks thread, not on this worker.
+    let checks = &ctx.server.dns_checks;
+    let (listings, spf) = match spf {
         Some(query) => {
-            let received = crate::mime::header_values(&buffer, "Received", 20);
-            let relays =
-                crate::mime::relays::Relays::from_received(received.iter().map(String::as_str));
             let mut ips = vec![query.ip];
-            for r in relays.untrusted.iter().chain(&relays.trusted) {
-                if let Ok(ip) = r.ip.parse::<std::net::IpAddr>() {
-                    if !ips.contains(&ip) && !crate::mime::relays::is_private(ip) {
+            if checks.has_scoring_lists() {
+                let received = crate::mime::header_values(&buffer, "Received", 20);
+                let relays = Relays::from_received(received.iter().map(String::as_str));
+                for ip in relays.public_addresses() {
+                    if !ips.contains(&ip) {
                         ips.push(ip);
                     }
                 }
             }
-            ctx.server.dns_checks.scored_listings(ips).await
+            let (listings, verdict) = tokio::join!(checks.scored_listings(ips), checks.spf(query));
+            (listings, Some(verdict))
         }
-        None => Vec::new(),
-    };
-    let spf = match spf {
-        Some(query) => Some(ctx.server.dns_checks.spf(query).await),
-        None => None,
+        None => (Vec::new(), None),
     };
     if let Some(v) = &spf {
         if v.result == "fail" && ctx.server.dns_checks.reject_spf_fail {
             tracing::info!(id = format_args!("{:016x}", envelope.id), from = %envelope.reverse_path, "refused: SPF fail");
             return DeliveryOutcome::SpfFail;
         }
-        buffer = with_headers(&buffer, &v.header);
+        // After the Return-Path line, in the buffer itself (no second copy of the message).
+        let at = memchr::memmem::find(&buffer, b"\r\n").map_or(0, |i| i + 2);
+        buffer.splice(at..at, v.header.bytes());
     }
     let size = buffer.len();
-    let mut accounts: Vec<u32> = envelope
-        .recipients
-        .iter()
-        .filter_map(|r| r.account)
-        .collect();
-    accounts.sort_unstable();
-    accounts.dedup();
+    let accounts = envelope.local_accounts();
     let quotas = &ctx.server.quotas;
     if let Some(full) = accounts.iter().find(|&&a| !quotas.allows(a, size as u64)) {
         // Refused whole, never half-stored: the client retries for every recipient.

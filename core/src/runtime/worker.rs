@@ -29,6 +29,7 @@ impl WorkerContext {
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock says otherwise).
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

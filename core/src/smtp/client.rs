@@ -484,14 +484,29 @@ pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn config(tls: bool, auth: Option<(&str, &str)>, keep_open: bool) -> ClientConfig {
+        ClientConfig {
+            helo: "mx.example.test".into(),
+            tls_available: tls,
+            auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+            keep_open,
+        }
+    }
+
+    /// A client for one small message to b@example.org.
+    fn to_one(config: ClientConfig) -> Client {
+        Client::new(
+            config,
+            "a@example.test",
+            vec!["b@example.org".into()],
+            10,
+            false,
+        )
+    }
+
     fn client(tls: bool) -> Client {
         Client::new(
-            ClientConfig {
-                helo: "mx.example.test".into(),
-                tls_available: tls,
-                auth: None,
-                keep_open: false,
-            },
+            config(tls, None, false),
             "a@example.test",
             vec!["b@example.org".into(), "c@example.org".into()],
             1234,
@@ -576,18 +591,7 @@ mod tests {
 
     #[test]
     fn auth_plain_after_starttls() {
-        let mut c = Client::new(
-            ClientConfig {
-                helo: "mx.example.test".into(),
-                tls_available: true,
-                auth: Some(("relay".into(), "s3cret".into())),
-                keep_open: false,
-            },
-            "a@example.test",
-            vec!["b@example.org".into()],
-            10,
-            false,
-        );
+        let mut c = to_one(config(true, Some(("relay", "s3cret")), false));
         c.feed(b"220 hi\r\n");
         assert_eq!(sent(&c.feed(b"250-x\r\n250 STARTTLS\r\n")), "STARTTLS\r\n");
         c.feed(b"220 go\r\n");
@@ -601,18 +605,7 @@ mod tests {
             "MAIL FROM:<a@example.test>\r\n"
         );
         // Refused credentials keep the mail.
-        let mut c = Client::new(
-            ClientConfig {
-                helo: "h".into(),
-                tls_available: false,
-                auth: Some(("u".into(), "p".into())),
-                keep_open: false,
-            },
-            "a@example.test",
-            vec!["b@example.org".into()],
-            10,
-            false,
-        );
+        let mut c = to_one(config(false, Some(("u", "p")), false));
         c.feed(b"220 hi\r\n");
         c.feed(b"250-x\r\n250 AUTH PLAIN\r\n");
         assert_eq!(sent(&c.feed(b"535 5.7.8 no\r\n")), "QUIT\r\n");
@@ -621,12 +614,7 @@ mod tests {
 
     #[test]
     fn a_kept_session_carries_the_next_message() {
-        let config = ClientConfig {
-            helo: "h".into(),
-            tls_available: false,
-            auth: None,
-            keep_open: true,
-        };
+        let config = config(false, None, true);
         let mut c = Client::new(
             config.clone(),
             "a@x.test",

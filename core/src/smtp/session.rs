@@ -130,6 +130,16 @@ pub struct Envelope {
     pub received_at: i64,
 }
 
+impl Envelope {
+    /// The local accounts among the recipients, each once, in id order.
+    pub fn local_accounts(&self) -> Vec<u32> {
+        let mut accounts: Vec<u32> = self.recipients.iter().filter_map(|r| r.account).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        accounts
+    }
+}
+
 /// A complete message, handed to the runtime to be made durable.
 #[derive(Debug)]
 pub struct Delivery {
