@@ -65,9 +65,9 @@ fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn send(server: &Server, from: &str, to: &[&str], body: &str) {
-    let mut c = RawSmtp::connect(server.smtp).unwrap();
-    c.cmd("EHLO client.example").unwrap();
+/// One transaction on an open session: MAIL, every RCPT and DATA must be accepted;
+/// returns the reply to the message (`body`, without the final dot line).
+fn transaction(c: &mut RawSmtp, from: &str, to: &[&str], body: &str) -> String {
     assert!(c
         .cmd(&format!("MAIL FROM:<{from}>"))
         .unwrap()
@@ -80,7 +80,20 @@ fn send(server: &Server, from: &str, to: &[&str], body: &str) {
     assert!(c.reply().unwrap().starts_with("354"));
     c.send(body.as_bytes()).unwrap();
     c.send(b".\r\n").unwrap();
-    assert!(c.reply().unwrap().starts_with("250"));
+    c.reply().unwrap()
+}
+
+/// A session from `source` (a loopback address) saying EHLO `helo` that sends one
+/// message, which must be accepted.
+fn send_from(server: &Server, source: &str, helo: &str, from: &str, to: &[&str], body: &str) {
+    let mut c = RawSmtp::connect_from(server.smtp, source).unwrap();
+    c.cmd(&format!("EHLO {helo}")).unwrap();
+    let reply = transaction(&mut c, from, to, body);
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+fn send(server: &Server, from: &str, to: &[&str], body: &str) {
+    send_from(server, "127.0.0.1", "client.example", from, to, body);
 }
 
 fn mailbox(server: &Server, address: &str) -> Vec<String> {
@@ -416,19 +429,10 @@ fn crash_during_a_delivery_run_loses_nothing() {
     let mut c = RawSmtp::connect(a.smtp).unwrap();
     c.cmd("EHLO client.example").unwrap();
     for i in 0..N {
-        assert!(c
-            .cmd("MAIL FROM:<alice@example.test>")
-            .unwrap()
-            .starts_with("250"));
-        assert!(c
-            .cmd(&format!("RCPT TO:<r{i}@far.example>"))
-            .unwrap()
-            .starts_with("250"));
-        c.send(b"DATA\r\n").unwrap();
-        assert!(c.reply().unwrap().starts_with("354"));
-        c.send(format!("Subject: msg-{i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
-            .unwrap();
-        assert!(c.reply().unwrap().starts_with("250"));
+        let rcpt = format!("r{i}@far.example");
+        let body = format!("Subject: msg-{i}\r\n\r\nbody {i}\r\n");
+        let reply = transaction(&mut c, "alice@example.test", &[&rcpt], &body);
+        assert!(reply.starts_with("250"), "{reply}");
     }
     drop(c);
     // The sink comes up; kill -9 the sender in the middle of the run.
@@ -727,17 +731,14 @@ fn blocklisted_clients_are_refused_at_connect_on_the_mx_port() {
     assert!(greeting_from(a.submission, "127.0.0.2").starts_with("220 "));
     assert!(a.log().contains("listed by a DNS blocklist"));
     // A scoring list is not a refusal: its weight goes into the verdict (6.5 > 5: Junk).
-    let mut c = RawSmtp::connect_from(a.smtp, "127.0.0.3").unwrap();
-    c.cmd("EHLO outside.example").unwrap();
-    c.cmd("MAIL FROM:<someone@outside.example>").unwrap();
-    assert!(c
-        .cmd("RCPT TO:<alice@example.test>")
-        .unwrap()
-        .starts_with("250"));
-    c.send(b"DATA\r\n").unwrap();
-    c.reply().unwrap();
-    c.send(b"Subject: hi\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nTo: alice@example.test\r\n\r\nhello\r\n.\r\n").unwrap();
-    assert!(c.reply().unwrap().starts_with("250"));
+    send_from(
+        &a,
+        "127.0.0.3",
+        "outside.example",
+        "someone@outside.example",
+        &["alice@example.test"],
+        "Subject: hi\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nTo: alice@example.test\r\n\r\nhello\r\n",
+    );
     let junk = String::from_utf8(a.admin(&[
         "mail",
         "get",
@@ -761,21 +762,15 @@ fn spf_results_in_received_spf_and_rule_hits() {
     a.start();
     a.with_example_accounts();
     let send_from = |source: &str, from: &str, token: &str| {
-        let mut c = RawSmtp::connect_from(a.smtp, source).unwrap();
-        c.cmd("EHLO outside.example").unwrap();
-        assert!(c
-            .cmd(&format!("MAIL FROM:<{from}>"))
-            .unwrap()
-            .starts_with("250"));
-        assert!(c
-            .cmd("RCPT TO:<alice@example.test>")
-            .unwrap()
-            .starts_with("250"));
-        c.send(b"DATA\r\n").unwrap();
-        assert!(c.reply().unwrap().starts_with("354"));
-        c.send(format!("Subject: {token}\r\n\r\n{token}\r\n.\r\n").as_bytes())
-            .unwrap();
-        assert!(c.reply().unwrap().starts_with("250"));
+        let body = format!("Subject: {token}\r\n\r\n{token}\r\n");
+        send_from(
+            &a,
+            source,
+            "outside.example",
+            from,
+            &["alice@example.test"],
+            &body,
+        );
     };
     send_from("127.0.0.2", "user@spf.test", "one");
     send_from("127.0.0.3", "user@spf.test", "two");
@@ -797,6 +792,32 @@ fn spf_results_in_received_spf_and_rule_hits() {
         !stored[3].contains("Received-SPF"),
         "not for a trusted network: {}",
         stored[3]
+    );
+
+    // With spf.reject_fail the hard fail is refused at the end of data; a pass is not.
+    let mut strict = Server::new(&format!(
+        "[spf]\nreject_fail = true\n[dns]\nnameservers = [\"{}\"]\n",
+        dns.addr
+    ));
+    strict.start();
+    strict.with_example_accounts();
+    let final_reply = |source: &str| {
+        let mut c = RawSmtp::connect_from(strict.smtp, source).unwrap();
+        c.cmd("EHLO outside.example").unwrap();
+        transaction(
+            &mut c,
+            "user@spf.test",
+            &["alice@example.test"],
+            "Subject: s\r\n\r\nx\r\n",
+        )
+    };
+    let refused = final_reply("127.0.0.3");
+    assert!(refused.starts_with("550 5.7.23 "), "{refused}");
+    assert!(final_reply("127.0.0.2").starts_with("250 "));
+    assert_eq!(
+        mailbox(&strict, "alice@example.test").len(),
+        1,
+        "only the pass is stored"
     );
 }
 
