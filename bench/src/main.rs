@@ -14,6 +14,10 @@ mod smtp;
 mod spam;
 mod tls;
 
+// The allocator the server uses, so the in-process loads (spam) allocate as it does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

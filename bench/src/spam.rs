@@ -27,6 +27,10 @@ pub struct Options {
     /// Stop a run after this many seconds (the run's count is then partial).
     #[arg(long, default_value_t = 600)]
     max_seconds: u64,
+    /// After the runs, one profiled pass: where the time goes (view, prefilter per kind,
+    /// rules by engine and kind) and the N costliest rules.
+    #[arg(long, value_name = "N")]
+    rule_costs: Option<usize>,
 }
 
 fn read_dir(dir: &Path, spam: bool, out: &mut Vec<(PathBuf, bool, Vec<u8>)>) -> anyhow::Result<()> {
@@ -90,6 +94,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     if let Some((rate, mbs)) = rates.get(rates.len() / 2) {
         println!("median: {rate:.0} msgs/s, {mbs:.2} MB/s (one core)");
     }
+    if let Some(top) = opts.rule_costs {
+        let mut costs = gannet_core::filter::RuleCosts::default();
+        for m in &messages {
+            std::hint::black_box(rules.scan_profiled(&m.2, &mut costs));
+        }
+        print_costs(&rules, &costs, top, messages.len());
+    }
     let spam_total = messages.iter().filter(|m| m.1).count();
     let ham_total = messages.len() - spam_total;
     for th in opts
@@ -114,4 +125,77 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The profile of one pass: totals per stage, per (kind, engine), then the costliest rules.
+fn print_costs(
+    rules: &gannet_core::filter::Ruleset,
+    costs: &gannet_core::filter::RuleCosts,
+    top: usize,
+    messages: usize,
+) {
+    use gannet_core::filter::compile::{CompiledTest, Matcher};
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let engine = |i: usize| match &rules.rules[i].test {
+        CompiledTest::Regex {
+            matcher: Matcher::Fast(_),
+            ..
+        } => "regex",
+        CompiledTest::Regex { .. } => "pcre2",
+        CompiledTest::Eval { .. } => "eval",
+        CompiledTest::Exists(_) => "exists",
+        CompiledTest::Meta(_) => "meta",
+    };
+    let atomless: std::collections::HashSet<usize> = rules
+        .prefilters
+        .values()
+        .flat_map(|p| p.always.iter().copied())
+        .collect();
+    println!("profile over {messages} messages (ms in all):");
+    println!("  view {:.1}", ms(costs.view));
+    let mut pre: Vec<_> = costs.prefilter.iter().collect();
+    pre.sort_by_key(|(k, _)| **k);
+    for (kind, d) in pre {
+        println!("  prefilter {kind:?} {:.1}", ms(*d));
+    }
+    let mut groups: std::collections::BTreeMap<(String, &str, bool), (f64, usize)> =
+        Default::default();
+    for (i, d) in costs.rule_time.iter().enumerate() {
+        if costs.rule_runs[i] == 0 {
+            continue;
+        }
+        let g = groups
+            .entry((
+                format!("{:?}", rules.rules[i].kind),
+                engine(i),
+                atomless.contains(&i),
+            ))
+            .or_default();
+        g.0 += ms(*d);
+        g.1 += 1;
+    }
+    for ((kind, engine, atomless), (t, n)) in groups {
+        let atoms = if atomless { "no atom" } else { "atoms" };
+        println!("  rules {kind} {engine} ({atoms}): {n} rules, {t:.1}");
+    }
+    let mut order: Vec<usize> = (0..costs.rule_time.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(costs.rule_time[i]));
+    println!("costliest rules: ms in all, messages that ran it, µs per run");
+    for &i in order.iter().take(top) {
+        let runs = costs.rule_runs[i].max(1);
+        println!(
+            "  {:<32} {:?} {} {}: {:.1} ms, {} runs, {:.1} µs",
+            rules.rules[i].name,
+            rules.rules[i].kind,
+            engine(i),
+            if atomless.contains(&i) {
+                "no-atom"
+            } else {
+                "atoms"
+            },
+            ms(costs.rule_time[i]),
+            costs.rule_runs[i],
+            ms(costs.rule_time[i]) * 1000.0 / runs as f64
+        );
+    }
 }

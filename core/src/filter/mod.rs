@@ -13,7 +13,7 @@ pub mod scan;
 use std::path::Path;
 
 pub use compile::{Report, Ruleset};
-pub use scan::{Hit, Verdict};
+pub use scan::{Hit, RuleCosts, Verdict};
 
 /// Gannet's built-in rules.
 pub const DEFAULT_RULES: &str = include_str!("default.cf");
