@@ -1,16 +1,25 @@
 //! Literal atoms that any match of a regex must contain: the keys of the prefilter.
 //!
-//! From the regex's syntax tree: a literal is its own atom; a concatenation needs the atoms
-//! of one of its parts (the best one is chosen); an alternation needs one atom of each
-//! branch; a repetition of at least once needs its body's. Atoms are compared ASCII
-//! case-insensitively by the prefilter, so case does not matter here.
+//! From the regex's syntax tree, each part gives what it can: every string it matches when
+//! they are few (a literal; a class of a few bytes; an alternation or a bounded repetition
+//! of such parts), and atoms one of which every match of it contains. A concatenation
+//! combines the strings of adjacent finite parts (`[i1]m[i1]tr` gives `imitr`, `1mitr`,
+//! `im1tr`, `1m1tr`) and keeps the most selective choice; an alternation needs an atom of
+//! each branch; a repetition at least once needs its body's. Atoms are compared ASCII
+//! case-insensitively by the prefilter, so they are lowercased here.
 
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Shortest atom worth filtering on: shorter ones match nearly everywhere.
 const MIN_ATOM: usize = 3;
 /// More atoms than this for one rule make the prefilter slower than the rule.
-const MAX_ATOMS: usize = 64;
+const MAX_ATOMS: usize = 256;
+/// Most strings a finite part may stand for (a class of up to `MAX_CLASS` bytes is such a
+/// part; so are combinations of parts, up to this many).
+const MAX_SET: usize = 256;
+const MAX_CLASS: usize = 16;
+/// Bounded repetitions of a finite part are expanded up to this many times.
+const MAX_REPEAT: u32 = 8;
 
 /// The atoms of a pattern (without case folding applied), or None if it has none.
 /// `extended`: the pattern has Perl's `/x` flag (whitespace and `#` comments ignored).
@@ -23,8 +32,7 @@ pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
         .build()
         .parse(&relaxed)
         .ok()?;
-    let atoms = of(&hir)?;
-    (atoms.iter().all(|a| a.len() >= MIN_ATOM) && atoms.len() <= MAX_ATOMS).then_some(atoms)
+    of(&hir).atoms()
 }
 
 /// The pattern without what `regex-syntax` cannot read and a match does not need to
@@ -83,54 +91,240 @@ fn relax(pattern: &str) -> String {
     out
 }
 
-fn quality(atoms: &[Vec<u8>]) -> usize {
+/// How selective a set of atoms is (higher is better; 0: not worth filtering on). The
+/// shortest atom counts most; sixteen alternatives cost about one byte of it.
+fn quality(atoms: &[Vec<u8>]) -> f64 {
     let shortest = atoms.iter().map(Vec::len).min().unwrap_or(0);
     if shortest < MIN_ATOM || atoms.len() > MAX_ATOMS {
-        0
+        0.0
     } else {
-        shortest * 100 / atoms.len().max(1)
+        shortest as f64 - (atoms.len() as f64).log(16.0)
     }
 }
 
-fn of(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+/// What one part of a pattern gives.
+struct Part {
+    /// Every string the part matches, when they are few (lowercased, deduplicated).
+    exact: Option<Vec<Vec<u8>>>,
+    /// Atoms one of which every match of the part contains.
+    required: Option<Vec<Vec<u8>>>,
+}
+
+impl Part {
+    fn exact(set: Vec<Vec<u8>>) -> Part {
+        Part {
+            exact: Some(set),
+            required: None,
+        }
+    }
+
+    /// The better of the part's required atoms and its exact strings taken as atoms.
+    fn atoms(&self) -> Option<Vec<Vec<u8>>> {
+        let exact = self.exact.as_ref().map(|e| minimal(e.clone()));
+        let best = match (exact, &self.required) {
+            (Some(e), Some(r)) if quality(&e) >= quality(r) => e,
+            (_, Some(r)) => r.clone(),
+            (Some(e), None) => e,
+            (None, None) => return None,
+        };
+        (quality(&best) > 0.0).then_some(best)
+    }
+}
+
+/// The set without duplicates and without strings that contain another of its strings
+/// (finding the shorter one is enough).
+fn minimal(mut set: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    set.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    set.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(set.len());
+    for s in set {
+        if !kept.iter().any(|k| contains(&s, k)) {
+            kept.push(s);
+        }
+    }
+    kept
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every concatenation of a string of `a` with one of `b`, if there are at most `MAX_SET`.
+fn product(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len() * b.len() > MAX_SET {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            out.push([x.as_slice(), y.as_slice()].concat());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+/// The strings of `min` to `max` repetitions of a set, if there are at most `MAX_SET`.
+fn repeat(set: &[Vec<u8>], min: u32, max: u32) -> Option<Vec<Vec<u8>>> {
+    let mut power = vec![Vec::new()];
+    let mut all = if min == 0 {
+        vec![Vec::new()]
+    } else {
+        Vec::new()
+    };
+    for k in 1..=max {
+        power = product(&power, set)?;
+        if k >= min {
+            all.extend(power.iter().cloned());
+            all.sort();
+            all.dedup();
+            if all.len() > MAX_SET {
+                return None;
+            }
+        }
+    }
+    Some(all)
+}
+
+fn lowered(bytes: &[u8]) -> Vec<u8> {
+    bytes.to_ascii_lowercase()
+}
+
+/// The bytes of a class, lowercased, if there are at most `MAX_CLASS` of them.
+fn class_bytes(ranges: impl Iterator<Item = (u32, u32)>) -> Option<Vec<Vec<u8>>> {
+    let mut seen = [false; 256];
+    let mut count = 0;
+    for (lo, hi) in ranges {
+        if hi > 0xFF || hi - lo >= MAX_CLASS as u32 {
+            return None;
+        }
+        for b in lo..=hi {
+            let b = (b as u8).to_ascii_lowercase();
+            if !seen[b as usize] {
+                seen[b as usize] = true;
+                count += 1;
+                if count > MAX_CLASS {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(
+        (0..=255u8)
+            .filter(|&b| seen[b as usize])
+            .map(|b| vec![b])
+            .collect(),
+    )
+}
+
+fn of(hir: &Hir) -> Part {
     match hir.kind() {
-        HirKind::Literal(lit) => Some(vec![lit.0.to_vec()]),
+        HirKind::Empty | HirKind::Look(_) => Part::exact(vec![Vec::new()]),
+        HirKind::Literal(lit) => Part::exact(vec![lowered(&lit.0)]),
+        HirKind::Class(Class::Bytes(c)) => Part {
+            exact: class_bytes(
+                c.ranges()
+                    .iter()
+                    .map(|r| (r.start().into(), r.end().into())),
+            ),
+            required: None,
+        },
+        HirKind::Class(Class::Unicode(c)) => Part {
+            exact: class_bytes(
+                c.ranges()
+                    .iter()
+                    .map(|r| (r.start().into(), r.end().into())),
+            ),
+            required: None,
+        },
         HirKind::Capture(c) => of(&c.sub),
-        HirKind::Repetition(r) if r.min >= 1 => of(&r.sub),
-        HirKind::Concat(parts) => {
-            // Adjacent literals join into one longer atom.
-            let mut best: Option<Vec<Vec<u8>>> = None;
-            let mut run: Vec<u8> = Vec::new();
-            let consider = |cand: Option<Vec<Vec<u8>>>, best: &mut Option<Vec<Vec<u8>>>| {
-                if let Some(c) = cand {
-                    if best.as_ref().is_none_or(|b| quality(&c) > quality(b)) {
-                        *best = Some(c);
-                    }
-                }
+        HirKind::Repetition(r) => {
+            let sub = of(&r.sub);
+            let exact = match (&sub.exact, r.max) {
+                (Some(e), Some(max)) if max <= MAX_REPEAT => repeat(e, r.min, max),
+                _ => None,
             };
-            for p in parts {
-                if let HirKind::Literal(lit) = p.kind() {
-                    run.extend_from_slice(&lit.0);
-                    continue;
-                }
-                if !run.is_empty() {
-                    consider(Some(vec![std::mem::take(&mut run)]), &mut best);
-                }
-                consider(of(p), &mut best);
-            }
-            if !run.is_empty() {
-                consider(Some(vec![run]), &mut best);
-            }
-            best.filter(|b| quality(b) > 0)
+            let required = if r.min >= 1 { sub.atoms() } else { None };
+            Part { exact, required }
         }
+        HirKind::Concat(parts) => concat(&parts.iter().map(of).collect::<Vec<_>>()),
         HirKind::Alternation(branches) => {
-            let mut all = Vec::new();
-            for b in branches {
-                all.extend(of(b)?);
-            }
-            Some(all)
+            let parts: Vec<Part> = branches.iter().map(of).collect();
+            let exact = parts
+                .iter()
+                .map(|p| p.exact.clone())
+                .collect::<Option<Vec<_>>>()
+                .map(|sets| {
+                    let mut all: Vec<Vec<u8>> = sets.into_iter().flatten().collect();
+                    all.sort();
+                    all.dedup();
+                    all
+                })
+                .filter(|a| a.len() <= MAX_SET);
+            let required = parts
+                .iter()
+                .map(Part::atoms)
+                .collect::<Option<Vec<_>>>()
+                .map(|sets| minimal(sets.into_iter().flatten().collect()))
+                .filter(|a| a.len() <= MAX_ATOMS);
+            Part { exact, required }
         }
-        _ => None,
+    }
+}
+
+/// A concatenation: its exact strings if few, and the best atoms among its parts' and
+/// those of each window of adjacent finite parts, combined.
+fn concat(parts: &[Part]) -> Part {
+    let mut exact = Some(vec![Vec::new()]);
+    for p in parts {
+        exact = match (&exact, &p.exact) {
+            (Some(a), Some(b)) => product(a, b),
+            _ => None,
+        };
+    }
+    let mut best: Option<Vec<Vec<u8>>> = None;
+    let mut consider = |cand: Option<Vec<Vec<u8>>>| {
+        if let Some(c) = cand {
+            if best.as_ref().is_none_or(|b| quality(&c) > quality(b)) {
+                best = Some(c);
+            }
+        }
+    };
+    for p in parts {
+        consider(p.atoms());
+    }
+    // The window of adjacent finite parts whose combinations look most selective: its
+    // shortest string is the sum of the parts' shortest, its size their product.
+    let mut window: Option<(f64, usize, usize)> = None;
+    for i in 0..parts.len() {
+        let (mut shortest, mut count) = (0usize, 1usize);
+        for (j, p) in parts.iter().enumerate().skip(i) {
+            let Some(e) = &p.exact else { break };
+            count = count.saturating_mul(e.len());
+            if count > MAX_SET {
+                break;
+            }
+            shortest += e.iter().map(Vec::len).min().unwrap_or(0);
+            let estimate = shortest as f64 - (count as f64).log(16.0);
+            if shortest >= MIN_ATOM && window.is_none_or(|(q, ..)| estimate > q) {
+                window = Some((estimate, i, j));
+            }
+        }
+    }
+    if let Some((_, i, j)) = window {
+        let mut set = Some(vec![Vec::new()]);
+        for p in &parts[i..=j] {
+            set = match (&set, &p.exact) {
+                (Some(a), Some(b)) => product(a, b),
+                _ => None,
+            };
+        }
+        consider(set.map(minimal));
+    }
+    Part {
+        exact,
+        required: best,
     }
 }
 
@@ -149,10 +343,18 @@ mod tests {
     #[test]
     fn extraction() {
         assert_eq!(atoms(r"\bviagra\b"), Some(vec!["viagra".into()]));
-        assert_eq!(atoms(r"click (?:here|now)"), Some(vec!["click ".into()]));
+        assert_eq!(
+            atoms(r"click (?:here|now)"),
+            Some(vec!["click now".into(), "click here".into()])
+        );
         assert_eq!(
             atoms(r"(?:cheap|free) (?:meds|pills)"),
-            Some(vec!["cheap".into(), "free".into()])
+            Some(vec![
+                "free meds".into(),
+                "cheap meds".into(),
+                "free pills".into(),
+                "cheap pills".into()
+            ])
         );
         assert_eq!(atoms(r"\d+\.\d+"), None);
         assert_eq!(atoms(r"a.b"), None);
@@ -161,9 +363,40 @@ mod tests {
         assert_eq!(atoms(r"(?!foo)barbaz(?<=z)"), Some(vec!["barbaz".into()]));
         assert_eq!(atoms(r"(\w+) money \1"), Some(vec![" money ".into()]));
         // Under /x spaces and comments are not part of the pattern: "money" follows
-        // "free" and a whitespace character, not a space.
+        // "free" and one whitespace character, not a space after it.
         let extended = required_atoms(r"free\s money # comment", true).unwrap();
-        assert!(extended.iter().all(|a| !a.contains(&b' ')), "{extended:?}");
-        assert_eq!(atoms(r"free\s money"), Some(vec![" money".into()]));
+        assert_eq!(
+            extended.len(),
+            6,
+            "one atom per whitespace byte: {extended:?}"
+        );
+        assert!(extended.iter().all(|a| a.len() == "free money".len()));
+        let plain = required_atoms(r"free\s money", false).unwrap();
+        assert!(plain.iter().all(|a| a.len() == "free  money".len()));
+    }
+
+    #[test]
+    fn small_classes_and_repetitions_combine() {
+        // Every spelling of the obfuscated word is an atom; case does not matter.
+        let mut found = atoms(r"(?i)\b_{0,3}[i1]m[i1]tr[e3]x_{0,3}\b").unwrap();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "1m1tr3x", "1m1trex", "1mitr3x", "1mitrex", "im1tr3x", "im1trex", "imitr3x",
+                "imitrex"
+            ]
+        );
+        // An optional part adds nothing required: the shorter spelling covers the longer.
+        let paypal = atoms(r"pay-?pal").unwrap();
+        assert_eq!(paypal, vec!["paypal".to_string(), "pay-pal".to_string()]);
+        // Bounded repetition of a class: every length of it.
+        let mut digits = atoms(r"ab[xy]{1,2}c").unwrap();
+        digits.sort();
+        assert_eq!(digits, ["abxc", "abxxc", "abxyc", "abyc", "abyxc", "abyyc"]);
+        // A class too wide to expand leaves the literal around it.
+        assert_eq!(atoms(r"\w{2}hello\w"), Some(vec!["hello".into()]));
+        // Too many combinations: the best window that fits is kept.
+        assert!(atoms(r"[a-p][a-p][a-p]xyz").is_some_and(|a| a.len() <= MAX_ATOMS));
     }
 }
