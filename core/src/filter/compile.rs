@@ -453,6 +453,18 @@ impl Ruleset {
     /// The rules of `kind` worth running on `text`: those whose atoms occur, and those
     /// without atoms.
     pub fn candidates(&self, kind: Kind, text: &str, out: &mut Vec<usize>) {
+        self.candidates_at(kind, text, out, None);
+    }
+
+    /// As [`Ruleset::candidates`], and with `spots`, where: (rule, offset) for every
+    /// occurrence of an atom of the rule.
+    pub fn candidates_at(
+        &self,
+        kind: Kind,
+        text: &str,
+        out: &mut Vec<usize>,
+        mut spots: Option<&mut Vec<(usize, usize)>>,
+    ) {
         let Some(p) = self.prefilters.get(&kind) else {
             return;
         };
@@ -461,6 +473,9 @@ impl Ruleset {
             let mut seen = vec![false; p.atom_rules.len()];
             for m in ac.find_overlapping_iter(text) {
                 let id = m.pattern().as_usize();
+                if let Some(spots) = spots.as_deref_mut() {
+                    spots.extend(p.atom_rules[id].iter().map(|&r| (r, m.start())));
+                }
                 if !seen[id] {
                     seen[id] = true;
                     out.extend_from_slice(&p.atom_rules[id]);

@@ -122,6 +122,26 @@ score  COMBO        2.5
     }
 
     #[test]
+    fn body_rules_match_within_one_paragraph() {
+        // As in SpamAssassin, a body rule sees one paragraph at a time: `\s` does not
+        // reach into the next one. Counting (`tflags multiple`) adds up over paragraphs.
+        let rs = ruleset(
+            "body CROSS /lottery\\s+claim/i\nscore CROSS 1\n\
+             body __PRIZE /prize/\ntflags __PRIZE multiple\n\
+             meta THREE_PRIZES __PRIZE > 2\nscore THREE_PRIZES 1\n",
+        );
+        let msg = |body: &str| format!("To: a@b\r\nDate: x\r\nSubject: s\r\n\r\n{body}");
+        let v = rs.scan(msg("You won the lottery\r\n\r\nClaim it now\r\n").as_bytes());
+        assert!(!names(&v).contains(&"CROSS"), "{v:?}");
+        let v = rs.scan(msg("You won the lottery\r\nclaim it now\r\n").as_bytes());
+        assert!(names(&v).contains(&"CROSS"), "{v:?}");
+        let v = rs.scan(msg("a prize\r\n\r\nprize\r\n\r\nanother prize, prize\r\n").as_bytes());
+        assert!(names(&v).contains(&"THREE_PRIZES"), "{v:?}");
+        let v = rs.scan(msg("a prize\r\n\r\nprize\r\n").as_bytes());
+        assert!(!names(&v).contains(&"THREE_PRIZES"), "{v:?}");
+    }
+
+    #[test]
     fn prefilter_selects_candidates_and_reports() {
         let rs = ruleset("body ODD /\\d{3}-\\d{4}/\n");
         assert_eq!(rs.report.without_atom.get("body"), Some(&1));

@@ -236,11 +236,17 @@ impl Ruleset {
         let full = String::from_utf8_lossy(raw);
         // Header rules: one prefilter pass over every header (decoded and raw).
         // The relay pseudo-headers are in the block, as header rules read them too.
-        let mut header_block: String = view
-            .headers
-            .iter()
-            .map(|f| format!("{}: {}\n{}\n", f.name, f.value, f.raw))
-            .collect();
+        let mut header_block = String::new();
+        for f in &view.headers {
+            for piece in [&f.name, ": ", &f.value, "\n"] {
+                header_block.push_str(piece);
+            }
+            // The raw form only where decoding changed it: its atoms are the same.
+            if f.raw != f.value {
+                header_block.push_str(&f.raw);
+                header_block.push('\n');
+            }
+        }
         for name in ["X-Spam-Relays-Trusted", "X-Spam-Relays-Untrusted"] {
             if let Some(value) = view.relays.header(name) {
                 header_block.push_str(&format!("{name}: {value}\n"));
@@ -255,10 +261,12 @@ impl Ruleset {
         ];
         let mut candidate = vec![false; self.rules.len()];
         let mut found = Vec::new();
+        let mut spots = Vec::new();
         for (kind, text) in texts {
             found.clear();
             let t = Instant::now();
-            self.candidates(kind, text, &mut found);
+            let spots = (kind == Kind::Body).then_some(&mut spots);
+            self.candidates_at(kind, text, &mut found, spots);
             if let Some(c) = costs.as_deref_mut() {
                 *c.prefilter.entry(kind).or_default() += t.elapsed();
             }
@@ -266,11 +274,13 @@ impl Ruleset {
                 candidate[i] = true;
             }
         }
+        let paragraphs = Paragraphs::new(&view.body, spots);
         let mut scan = Scan {
             rules: self,
             view,
             texts,
             candidate,
+            paragraphs,
             header_texts: HashMap::new(),
             values: vec![None; self.rules.len()],
             costs,
@@ -301,6 +311,67 @@ impl Ruleset {
     }
 }
 
+/// The body's paragraphs (its lines) and, for each body rule found by its atoms, the
+/// paragraphs they are in. SpamAssassin matches body rules one paragraph at a time, so a
+/// rule with atoms runs on those paragraphs only.
+struct Paragraphs<'a> {
+    body: &'a str,
+    starts: Vec<usize>,
+    /// (rule, paragraph), sorted, for the rules with few enough paragraphs.
+    spots: Vec<(usize, usize)>,
+}
+
+/// A rule whose atoms are in more paragraphs than this runs once over the whole body.
+const MAX_PARAGRAPHS_PER_RULE: usize = 16;
+
+impl<'a> Paragraphs<'a> {
+    fn new(body: &'a str, atom_offsets: Vec<(usize, usize)>) -> Paragraphs<'a> {
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', body.as_bytes()).map(|i| i + 1))
+            .collect();
+        let mut spots: Vec<(usize, usize)> = atom_offsets
+            .into_iter()
+            .map(|(rule, at)| (rule, starts.partition_point(|&s| s <= at) - 1))
+            .collect();
+        spots.sort_unstable();
+        spots.dedup();
+        // Rules whose atoms are everywhere: the whole body is cheaper than many calls.
+        let mut kept = Vec::with_capacity(spots.len());
+        for group in spots.chunk_by(|a, b| a.0 == b.0) {
+            if group.len() <= MAX_PARAGRAPHS_PER_RULE {
+                kept.extend_from_slice(group);
+            }
+        }
+        Paragraphs {
+            body,
+            starts,
+            spots: kept,
+        }
+    }
+
+    fn range(&self, rule: usize) -> std::ops::Range<usize> {
+        let from = self.spots.partition_point(|s| s.0 < rule);
+        let to = self.spots.partition_point(|s| s.0 <= rule);
+        from..to
+    }
+
+    fn has_spots(&self, rule: usize) -> bool {
+        !self.range(rule).is_empty()
+    }
+
+    /// The paragraphs where the rule's atoms are, without their newline.
+    fn of(&self, rule: usize) -> impl Iterator<Item = &'a str> + '_ {
+        self.spots[self.range(rule)].iter().map(|&(_, p)| {
+            let start = self.starts[p];
+            let end = self
+                .starts
+                .get(p + 1)
+                .map_or(self.body.len(), |&next| next - 1);
+            &self.body[start..end]
+        })
+    }
+}
+
 /// One message being scanned: the texts rules read, the rules the prefilter named, and
 /// each rule's value once it has been needed.
 struct Scan<'a, 'c> {
@@ -310,6 +381,8 @@ struct Scan<'a, 'c> {
     /// Rules of a prefiltered kind whose atoms occur (or that have none): the others
     /// cannot match.
     candidate: Vec<bool>,
+    /// Where in the body each body rule's atoms are.
+    paragraphs: Paragraphs<'a>,
     header_texts: HashMap<&'a HeaderSource, Option<String>>,
     /// Hit count (a meta's value: its expression's) of each rule evaluated so far.
     values: Vec<Option<f64>>,
@@ -393,6 +466,16 @@ impl<'a> Scan<'a, '_> {
                     .filter(|f| f.name.eq_ignore_ascii_case(name))
                     .any(|f| matcher.is_match(&f.value));
                 hit(found != *negate)
+            }
+            (CompiledTest::Regex { matcher, .. }, Kind::Body) if self.paragraphs.has_spots(i) => {
+                let mut hits = 0;
+                for text in self.paragraphs.of(i) {
+                    hits += matcher.hits(text, rule.max_hits - hits);
+                    if hits >= rule.max_hits {
+                        break;
+                    }
+                }
+                f64::from(hits)
             }
             (CompiledTest::Regex { matcher, .. }, kind) => {
                 match self.texts.iter().find(|(k, _)| *k == kind) {

@@ -152,16 +152,35 @@ impl MessageView {
         if html_bytes > 0 {
             view.html_ratio = html_markup as f64 / html_bytes as f64;
         }
-        // One paragraph per line, as SpamAssassin's body tests see it.
-        view.body = body
-            .iter()
-            .flat_map(|b| {
-                b.split("\n\n")
-                    .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-            })
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n");
+        // One paragraph per line, as SpamAssassin's body tests see it: a blank line (or
+        // one of only white space, CRs included) ends a paragraph, white space runs
+        // become one space.
+        let mut text = String::new();
+        for part in &body {
+            let mut paragraph_open = false;
+            for line in part.split('\n') {
+                // SpamAssassin's white space: ASCII only (a no-break space is text).
+                let mut words = line
+                    .split([' ', '\t', '\r', '\x0b', '\x0c'])
+                    .filter(|w| !w.is_empty())
+                    .peekable();
+                if words.peek().is_none() {
+                    paragraph_open = false;
+                    continue;
+                }
+                if !text.is_empty() {
+                    text.push(if paragraph_open { ' ' } else { '\n' });
+                }
+                for (k, w) in words.enumerate() {
+                    if k > 0 {
+                        text.push(' ');
+                    }
+                    text.push_str(w);
+                }
+                paragraph_open = true;
+            }
+        }
+        view.body = text;
         view.uris.sort();
         view.uris.dedup();
         view
