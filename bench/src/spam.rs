@@ -141,6 +141,10 @@ fn print_costs(
             matcher: Matcher::Fast(_),
             ..
         } => "regex",
+        CompiledTest::Regex {
+            matcher: Matcher::Backtracking { gate: Some(_), .. },
+            ..
+        } => "pcre2+gate",
         CompiledTest::Regex { .. } => "pcre2",
         CompiledTest::Eval { .. } => "eval",
         CompiledTest::Exists(_) => "exists",

@@ -38,7 +38,7 @@ pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
 /// The pattern without what `regex-syntax` cannot read and a match does not need to
 /// contain: look-around groups are dropped, back-references and atomic groups loosened.
 /// Any match of the original matches the relaxed pattern, so its atoms remain required.
-fn relax(pattern: &str) -> String {
+pub(crate) fn relax(pattern: &str) -> String {
     let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len());
     let mut i = 0;

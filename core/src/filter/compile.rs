@@ -23,15 +23,23 @@ const LAZY_DFA_CACHE: usize = 8 << 20;
 pub enum Matcher {
     /// The `regex` crate: linear time, no look-around or back-references.
     Fast(regex::bytes::Regex),
-    /// PCRE2 with JIT for the rest; its match limit bounds the backtracking.
-    Backtracking(pcre2::bytes::Regex),
+    /// PCRE2 with JIT for the rest; its match limit bounds the backtracking. With a gate:
+    /// the pattern loosened for the `regex` crate (look-around dropped), which every match
+    /// also matches; PCRE2 runs only where the gate matched.
+    Backtracking {
+        exact: pcre2::bytes::Regex,
+        gate: Option<regex::bytes::Regex>,
+    },
 }
 
 impl Matcher {
     pub fn is_match(&self, text: &str) -> bool {
         match self {
             Matcher::Fast(r) => r.is_match(text.as_bytes()),
-            Matcher::Backtracking(r) => r.is_match(text.as_bytes()).unwrap_or(false),
+            Matcher::Backtracking { exact, gate } => {
+                gate.as_ref().is_none_or(|g| g.is_match(text.as_bytes()))
+                    && exact.is_match(text.as_bytes()).unwrap_or(false)
+            }
         }
     }
 
@@ -39,7 +47,8 @@ impl Matcher {
     pub fn count(&self, text: &str, max: u32) -> u32 {
         let n = match self {
             Matcher::Fast(r) => r.find_iter(text.as_bytes()).take(max as usize).count(),
-            Matcher::Backtracking(r) => r
+            Matcher::Backtracking { gate: Some(g), .. } if !g.is_match(text.as_bytes()) => 0,
+            Matcher::Backtracking { exact, .. } => exact
                 .find_iter(text.as_bytes())
                 .take(max as usize)
                 .take_while(Result::is_ok)
@@ -216,7 +225,28 @@ fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matc
         .build(pattern)
         .ok()?;
     report.backtracking += 1;
-    Some(Matcher::Backtracking(r))
+    Some(Matcher::Backtracking {
+        exact: r,
+        gate: None,
+    })
+}
+
+/// The pattern without look-around and back-references, for the `regex` crate: every
+/// match of the pattern is a match of it. None if it still needs PCRE2.
+fn loosened(pattern: &str, flags: &str) -> Option<regex::bytes::Regex> {
+    let loose = super::atoms::relax(&translate_escapes(pattern));
+    let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
+    let full = if f.is_empty() {
+        loose
+    } else {
+        format!("(?{f}){loose}")
+    };
+    regex::bytes::RegexBuilder::new(&full)
+        .unicode(false)
+        .size_limit(50 << 20)
+        .dfa_size_limit(LAZY_DFA_CACHE)
+        .build()
+        .ok()
 }
 
 impl Ruleset {
@@ -251,7 +281,7 @@ impl Ruleset {
                     } else {
                         flags
                     };
-                    let Some(matcher) = compile_regex(&pattern, &flags, &mut report) else {
+                    let Some(mut matcher) = compile_regex(&pattern, &flags, &mut report) else {
                         *report
                             .skipped
                             .entry("regex: not supported".into())
@@ -267,6 +297,18 @@ impl Ruleset {
                     };
                     if !negate && prefiltered {
                         atoms = required_atoms(&translate_escapes(&pattern), flags.contains('x'));
+                    }
+                    // A body rule that runs on every message gets a fast gate when it
+                    // needs PCRE2 (only bodies: their size is bounded per part).
+                    if let (
+                        Matcher::Backtracking {
+                            gate: gate @ None, ..
+                        },
+                        Kind::Body,
+                        None,
+                    ) = (&mut matcher, def.kind, &atoms)
+                    {
+                        *gate = loosened(&pattern, &flags);
                     }
                     CompiledTest::Regex {
                         matcher,

@@ -13,6 +13,9 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 pub const BODY_PART_SCAN_SIZE: usize = 50_000;
 /// The same for rawbody rules (`rawbody_part_scan_size`).
 pub const RAWBODY_PART_SCAN_SIZE: usize = 500_000;
+/// Text parts scanned: the rest of a message made of thousands of them is not read, so
+/// that a scan takes a bounded time whatever the message (SpamAssassin has no such bound).
+pub const TEXT_PARTS_SCANNED: usize = 20;
 
 /// `text` cut to about `limit` bytes: at the last whitespace of the final kilobyte if
 /// there is one, else at a character boundary.
@@ -25,8 +28,12 @@ fn truncated(text: &str, limit: usize) -> &str {
         end -= 1;
     }
     let cut = &text[..end];
-    match cut[end.saturating_sub(1024)..].rfind(char::is_whitespace) {
-        Some(i) => &cut[..end.saturating_sub(1024) + i],
+    let mut window = end.saturating_sub(1024);
+    while !cut.is_char_boundary(window) {
+        window += 1;
+    }
+    match cut[window..].rfind(char::is_whitespace) {
+        Some(i) => &cut[..window + i],
         None => cut,
     }
 }
@@ -121,7 +128,14 @@ impl MessageView {
         }
         let mut html_bytes = 0usize;
         let mut html_markup = 0usize;
+        let mut text_parts = 0usize;
         for part in &msg.parts {
+            if matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+                text_parts += 1;
+                if text_parts > TEXT_PARTS_SCANNED {
+                    continue;
+                }
+            }
             if !std::ptr::eq(part, msg.root_part()) {
                 view.mime_headers.extend(fields(raw, &part.headers));
             }
@@ -353,6 +367,45 @@ fn find_email_uris(text: &str, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_first_text_parts_are_read() {
+        let mut msg = String::from(
+            "Subject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n",
+        );
+        for i in 1..=TEXT_PARTS_SCANNED + 5 {
+            msg.push_str(&format!(
+                "--B\r\nContent-Type: text/plain\r\n\r\npart{i}\r\n"
+            ));
+        }
+        msg.push_str("--B--\r\n");
+        let v = MessageView::new(msg.as_bytes());
+        assert!(
+            v.body.contains(&format!("part{TEXT_PARTS_SCANNED}\n"))
+                || v.body.ends_with(&format!("part{TEXT_PARTS_SCANNED}")),
+            "{}",
+            v.body
+        );
+        assert!(!v.body.contains(&format!("part{}", TEXT_PARTS_SCANNED + 1)));
+        assert!(!v
+            .rawbody
+            .contains(&format!("part{}", TEXT_PARTS_SCANNED + 1)));
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        // Multi-byte characters everywhere: the cut and the search for a space before it
+        // must both land between characters.
+        // (Six bytes a round, which 1,024 is not a multiple of.)
+        for shift in 0..6 {
+            let text = format!("{}{}", "x".repeat(shift), "\u{e9}\u{20ac} ".repeat(20_000));
+            let cut = truncated(&text, BODY_PART_SCAN_SIZE);
+            assert!(cut.len() <= BODY_PART_SCAN_SIZE && cut.len() > BODY_PART_SCAN_SIZE - 1100);
+            let no_space = "\u{e9}".repeat(40_000);
+            let cut = truncated(&no_space, BODY_PART_SCAN_SIZE + shift);
+            assert!(cut.len() <= BODY_PART_SCAN_SIZE + shift);
+        }
+    }
 
     #[test]
     fn text_html_and_uris() {
