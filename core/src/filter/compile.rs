@@ -145,6 +145,8 @@ pub struct Ruleset {
     /// Rules worth running: a score of their own, or named by a meta that is worth running.
     /// As in SpamAssassin, a rule scored 0 that no meta needs is not run at all.
     pub active: Vec<bool>,
+    /// The rules whose hits count in a verdict: active, scored, not sub-rules.
+    pub scored: Vec<usize>,
     pub by_name: HashMap<String, usize>,
     /// Each meta's expression with names resolved to rule indices (None: not a meta).
     pub resolved_metas: Vec<Option<Expr<Option<usize>>>>,
@@ -431,8 +433,12 @@ impl Ruleset {
                 _ => None,
             })
             .collect();
+        let scored = (0..rules.len())
+            .filter(|&i| active[i] && !rules[i].name.starts_with("__") && rules[i].score != 0.0)
+            .collect();
         Ruleset {
             rules,
+            scored,
             active,
             by_name,
             resolved_metas,

@@ -291,12 +291,9 @@ impl Ruleset {
             actions: Some(self.actions.clone()),
             ..Verdict::default()
         };
-        for (i, rule) in self.rules.iter().enumerate() {
-            if self.active[i]
-                && !rule.name.starts_with("__")
-                && rule.score != 0.0
-                && scan.value(i) != 0.0
-            {
+        for &i in &self.scored {
+            if scan.value(i) != 0.0 {
+                let rule = &self.rules[i];
                 verdict.score += rule.score;
                 verdict.hits.push(Hit {
                     name: rule.name.clone(),
