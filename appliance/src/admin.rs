@@ -370,9 +370,14 @@ fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
         r.loaded, r.backtracking, r.inactive
     );
     let without: usize = r.without_atom.values().sum();
-    println!("without a prefilter atom (run on every message): {without}");
+    let ascii: usize = r.ascii_atoms.values().sum();
+    println!(
+        "without a prefilter atom: {without} ({ascii} of them have atoms on ASCII text and run \
+         on every other text; the rest run on every message)"
+    );
     for (kind, n) in &r.without_atom {
-        println!("  {kind}: {n}");
+        let ascii = r.ascii_atoms.get(kind).copied().unwrap_or(0);
+        println!("  {kind}: {n} ({ascii} with ASCII atoms)");
     }
     let skipped: usize = r.skipped.values().sum();
     println!("skipped: {skipped}");

@@ -24,6 +24,24 @@ const MAX_REPEAT: u32 = 8;
 /// The atoms of a pattern (without case folding applied), or None if it has none.
 /// `extended`: the pattern has Perl's `/x` flag (whitespace and `#` comments ignored).
 pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
+    atoms_for(pattern, extended, Text::Any)
+}
+
+/// The atoms of a pattern on texts that are pure ASCII: many rules that have none in
+/// general (a letter may be any of dozens of look-alikes) have some there, where only the
+/// ASCII look-alikes can occur. An empty list: the pattern cannot match ASCII text.
+pub fn required_ascii_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
+    atoms_for(pattern, extended, Text::Ascii)
+}
+
+/// What the text a pattern will run on may hold.
+#[derive(Clone, Copy, PartialEq)]
+enum Text {
+    Any,
+    Ascii,
+}
+
+fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<Vec<Vec<u8>>> {
     let relaxed = relax(pattern);
     let hir = regex_syntax::ParserBuilder::new()
         .ignore_whitespace(extended)
@@ -32,7 +50,7 @@ pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
         .build()
         .parse(&relaxed)
         .ok()?;
-    of(&hir).atoms()
+    of(&hir, text).atoms()
 }
 
 /// The pattern without what `regex-syntax` cannot read and a match does not need to
@@ -94,6 +112,10 @@ pub(crate) fn relax(pattern: &str) -> String {
 /// How selective a set of atoms is (higher is better; 0: not worth filtering on). The
 /// shortest atom counts most; sixteen alternatives cost about one byte of it.
 fn quality(atoms: &[Vec<u8>]) -> f64 {
+    if atoms.is_empty() {
+        // Nothing can match: no need to run at all.
+        return f64::INFINITY;
+    }
     let shortest = atoms.iter().map(Vec::len).min().unwrap_or(0);
     if shortest < MIN_ATOM || atoms.len() > MAX_ATOMS {
         0.0
@@ -192,10 +214,18 @@ fn lowered(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The bytes of a class, lowercased, if there are at most `MAX_CLASS` of them.
-fn class_bytes(ranges: impl Iterator<Item = (u32, u32)>) -> Option<Vec<Vec<u8>>> {
+fn class_bytes(ranges: impl Iterator<Item = (u32, u32)>, text: Text) -> Option<Vec<Vec<u8>>> {
     let mut seen = [false; 256];
     let mut count = 0;
     for (lo, hi) in ranges {
+        let hi = if text == Text::Ascii {
+            hi.min(0x7F)
+        } else {
+            hi
+        };
+        if lo > hi {
+            continue;
+        }
         if hi > 0xFF || hi - lo >= MAX_CLASS as u32 {
             return None;
         }
@@ -218,15 +248,20 @@ fn class_bytes(ranges: impl Iterator<Item = (u32, u32)>) -> Option<Vec<Vec<u8>>>
     )
 }
 
-fn of(hir: &Hir) -> Part {
+fn of(hir: &Hir, text: Text) -> Part {
     match hir.kind() {
         HirKind::Empty | HirKind::Look(_) => Part::exact(vec![Vec::new()]),
+        // A literal with a byte ASCII text cannot hold matches nothing there.
+        HirKind::Literal(lit) if text == Text::Ascii && !lit.0.is_ascii() => {
+            Part::exact(Vec::new())
+        }
         HirKind::Literal(lit) => Part::exact(vec![lowered(&lit.0)]),
         HirKind::Class(Class::Bytes(c)) => Part {
             exact: class_bytes(
                 c.ranges()
                     .iter()
                     .map(|r| (r.start().into(), r.end().into())),
+                text,
             ),
             required: None,
         },
@@ -235,12 +270,13 @@ fn of(hir: &Hir) -> Part {
                 c.ranges()
                     .iter()
                     .map(|r| (r.start().into(), r.end().into())),
+                text,
             ),
             required: None,
         },
-        HirKind::Capture(c) => of(&c.sub),
+        HirKind::Capture(c) => of(&c.sub, text),
         HirKind::Repetition(r) => {
-            let sub = of(&r.sub);
+            let sub = of(&r.sub, text);
             let exact = match (&sub.exact, r.max) {
                 (Some(e), Some(max)) if max <= MAX_REPEAT => repeat(e, r.min, max),
                 _ => None,
@@ -248,9 +284,9 @@ fn of(hir: &Hir) -> Part {
             let required = if r.min >= 1 { sub.atoms() } else { None };
             Part { exact, required }
         }
-        HirKind::Concat(parts) => concat(&parts.iter().map(of).collect::<Vec<_>>()),
+        HirKind::Concat(parts) => concat(&parts.iter().map(|p| of(p, text)).collect::<Vec<_>>()),
         HirKind::Alternation(branches) => {
-            let parts: Vec<Part> = branches.iter().map(of).collect();
+            let parts: Vec<Part> = branches.iter().map(|b| of(b, text)).collect();
             let exact = parts
                 .iter()
                 .map(|p| p.exact.clone())
@@ -373,6 +409,24 @@ mod tests {
         assert!(extended.iter().all(|a| a.len() == "free money".len()));
         let plain = required_atoms(r"free\s money", false).unwrap();
         assert!(plain.iter().all(|a| a.len() == "free  money".len()));
+    }
+
+    #[test]
+    fn ascii_text_has_atoms_where_look_alikes_hid_them() {
+        // Each letter may be one of many bytes: no atom in general...
+        let pattern = r"[p\xF0-\xFF][a\xE0-\xFF][y\xE0-\xFF]";
+        assert_eq!(required_atoms(pattern, false), None);
+        // ...but in ASCII text only the plain letters can occur.
+        assert_eq!(
+            required_ascii_atoms(pattern, false),
+            Some(vec![b"pay".to_vec()])
+        );
+        // A pattern that needs a non-ASCII byte cannot match ASCII text at all.
+        assert_eq!(required_ascii_atoms(r"caf\xE9", false), Some(vec![]));
+        assert_eq!(
+            required_ascii_atoms(r"(?:caf\xE9|tea)s?", false),
+            Some(vec![b"tea".to_vec()])
+        );
     }
 
     #[test]

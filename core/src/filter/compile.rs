@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aho_corasick::AhoCorasick;
 
-use super::atoms::required_atoms;
+use super::atoms::{required_ascii_atoms, required_atoms};
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
 
@@ -125,6 +125,11 @@ pub struct Globals {
 pub struct Prefilter {
     pub automaton: Option<AhoCorasick>,
     pub atom_rules: Vec<Vec<usize>>,
+    /// Per atom, the rules that have it only on ASCII text.
+    pub ascii_atom_rules: Vec<Vec<usize>>,
+    /// Rules without atoms in general that have some on ASCII text (or cannot match
+    /// it): they run on every text that is not ASCII, on ASCII text only when named.
+    pub ascii_gated: Vec<usize>,
     pub always: Vec<usize>,
 }
 
@@ -135,8 +140,11 @@ pub struct Report {
     /// Scored 0 and needed by no meta: not run.
     pub inactive: usize,
     pub backtracking: usize,
-    /// Rules without a prefilter atom, by kind: they run on every message.
+    /// Rules without a prefilter atom, by kind (the ones in `ascii_atoms` run on every
+    /// message that is not ASCII, the rest on every message).
     pub without_atom: BTreeMap<String, usize>,
+    /// Of those, the ones that have atoms on ASCII text, by kind.
+    pub ascii_atoms: BTreeMap<String, usize>,
     pub skipped: BTreeMap<String, usize>,
 }
 
@@ -261,9 +269,11 @@ impl Ruleset {
         // A later definition of a rule replaces an earlier one, as in SpamAssassin.
         let mut by_name: HashMap<String, usize> = HashMap::new();
         let mut atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let mut ascii_atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         let replace_tags = source.replace_tags;
         for def in source.rules {
             let mut atoms = None;
+            let mut ascii_atoms = None;
             let test = match def.test {
                 Test::Regex {
                     pattern,
@@ -298,7 +308,11 @@ impl Ruleset {
                         _ => false,
                     };
                     if !negate && prefiltered {
-                        atoms = required_atoms(&translate_escapes(&pattern), flags.contains('x'));
+                        let translated = translate_escapes(&pattern);
+                        atoms = required_atoms(&translated, flags.contains('x'));
+                        if atoms.is_none() {
+                            ascii_atoms = required_ascii_atoms(&translated, flags.contains('x'));
+                        }
                     }
                     // A body rule that runs on every message gets a fast gate when it
                     // needs PCRE2 (only bodies: their size is bounded per part).
@@ -359,11 +373,13 @@ impl Ruleset {
                 Some(&i) => {
                     rules[i] = rule;
                     atoms_of[i] = atoms;
+                    ascii_atoms_of[i] = ascii_atoms;
                 }
                 None => {
                     by_name.insert(def.name, rules.len());
                     rules.push(rule);
                     atoms_of.push(atoms);
+                    ascii_atoms_of.push(ascii_atoms);
                 }
             }
         }
@@ -380,32 +396,52 @@ impl Ruleset {
         ] {
             let mut patterns: Vec<Vec<u8>> = Vec::new();
             let mut atom_rules: Vec<Vec<usize>> = Vec::new();
+            let mut ascii_atom_rules: Vec<Vec<usize>> = Vec::new();
+            let mut ascii_gated = Vec::new();
             let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
             let mut always = Vec::new();
             for (i, rule) in rules.iter().enumerate() {
                 if rule.kind != kind || !active[i] {
                     continue;
                 }
-                match &atoms_of[i] {
-                    Some(atoms) => {
+                // Registers atom `a` of rule i (on ASCII text only, or on any).
+                let mut add = |a: &[u8], ascii_only: bool| {
+                    let a = a.to_ascii_lowercase();
+                    let slot = *index.entry(a.clone()).or_insert_with(|| {
+                        patterns.push(a);
+                        atom_rules.push(Vec::new());
+                        ascii_atom_rules.push(Vec::new());
+                        patterns.len() - 1
+                    });
+                    if ascii_only {
+                        ascii_atom_rules[slot].push(i);
+                    } else {
+                        atom_rules[slot].push(i);
+                    }
+                };
+                match (&atoms_of[i], &ascii_atoms_of[i]) {
+                    (Some(atoms), _) => {
                         for a in atoms {
-                            let a = a.to_ascii_lowercase();
-                            let slot = *index.entry(a.clone()).or_insert_with(|| {
-                                patterns.push(a);
-                                atom_rules.push(Vec::new());
-                                patterns.len() - 1
-                            });
-                            atom_rules[slot].push(i);
+                            add(a, false);
                         }
                     }
-                    None => {
+                    (None, ascii) => {
                         if matches!(rule.test, CompiledTest::Regex { .. }) {
-                            *report
-                                .without_atom
-                                .entry(format!("{kind:?}").to_lowercase())
-                                .or_default() += 1;
+                            let kind_name = format!("{kind:?}").to_lowercase();
+                            *report.without_atom.entry(kind_name.clone()).or_default() += 1;
+                            if ascii.is_some() {
+                                *report.ascii_atoms.entry(kind_name).or_default() += 1;
+                            }
                         }
-                        always.push(i);
+                        match ascii {
+                            Some(atoms) => {
+                                for a in atoms {
+                                    add(a, true);
+                                }
+                                ascii_gated.push(i);
+                            }
+                            None => always.push(i),
+                        }
                     }
                 }
             }
@@ -422,6 +458,8 @@ impl Ruleset {
                 Prefilter {
                     automaton,
                     atom_rules,
+                    ascii_atom_rules,
+                    ascii_gated,
                     always,
                 },
             );
@@ -517,16 +555,27 @@ impl Ruleset {
             return;
         };
         out.extend_from_slice(&p.always);
+        let ascii = !p.ascii_gated.is_empty() && text.is_ascii();
+        if !ascii {
+            out.extend_from_slice(&p.ascii_gated);
+        }
         if let Some(ac) = &p.automaton {
             let mut seen = vec![false; p.atom_rules.len()];
             for m in ac.find_overlapping_iter(text) {
                 let id = m.pattern().as_usize();
+                let ascii_rules: &[usize] = if ascii { &p.ascii_atom_rules[id] } else { &[] };
                 if let Some(spots) = spots.as_deref_mut() {
-                    spots.extend(p.atom_rules[id].iter().map(|&r| (r, m.start())));
+                    spots.extend(
+                        p.atom_rules[id]
+                            .iter()
+                            .chain(ascii_rules)
+                            .map(|&r| (r, m.start())),
+                    );
                 }
                 if !seen[id] {
                     seen[id] = true;
                     out.extend_from_slice(&p.atom_rules[id]);
+                    out.extend_from_slice(ascii_rules);
                 }
             }
         }

@@ -142,6 +142,31 @@ score  COMBO        2.5
     }
 
     #[test]
+    fn ascii_atoms_narrow_rules_on_ascii_text_only() {
+        let rs = ruleset("body LOOKALIKE /[p\\xF0-\\xFF](?:a|\\xC3[\\xA0-\\xA5])[y\\xE0-\\xFF]/\nscore LOOKALIKE 1\n");
+        assert_eq!(rs.report.ascii_atoms.get("body"), Some(&1));
+        let i = rs.by_name["LOOKALIKE"];
+        let candidates = |text: &str| {
+            let mut c = Vec::new();
+            rs.candidates(rules::Kind::Body, text, &mut c);
+            c.contains(&i)
+        };
+        assert!(candidates("please pay now"));
+        assert!(!candidates("nothing to see"), "ASCII text without the atom");
+        assert!(
+            candidates("caf\u{e9} without the atom"),
+            "not ASCII: it runs"
+        );
+        // The verdicts follow: the look-alike spelling is still caught.
+        let msg = |body: &str| {
+            format!("To: a@b\r\nDate: x\r\nSubject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
+        };
+        assert!(names(&rs.scan(msg("p\u{e0}y me").as_bytes())).contains(&"LOOKALIKE"));
+        assert!(names(&rs.scan(msg("pay me").as_bytes())).contains(&"LOOKALIKE"));
+        assert!(!names(&rs.scan(msg("nothing").as_bytes())).contains(&"LOOKALIKE"));
+    }
+
+    #[test]
     fn prefilter_selects_candidates_and_reports() {
         let rs = ruleset("body ODD /\\d{3}-\\d{4}/\n");
         assert_eq!(rs.report.without_atom.get("body"), Some(&1));
