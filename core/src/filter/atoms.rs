@@ -50,7 +50,7 @@ fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<Vec<Vec<u8>>> 
         .build()
         .parse(&relaxed)
         .ok()?;
-    of(&hir, text).atoms()
+    of(&hir, text).atoms().map(minimal)
 }
 
 /// The pattern without what `regex-syntax` cannot read and a match does not need to
@@ -142,7 +142,8 @@ impl Part {
 
     /// The better of the part's required atoms and its exact strings taken as atoms.
     fn atoms(&self) -> Option<Vec<Vec<u8>>> {
-        let exact = self.exact.as_ref().map(|e| minimal(e.clone()));
+        // (Sets are minimized once, at the end: choosing on their full size is cheaper.)
+        let exact = self.exact.clone();
         let best = match (exact, &self.required) {
             (Some(e), Some(r)) if quality(&e) >= quality(r) => e,
             (_, Some(r)) => r.clone(),
@@ -302,7 +303,12 @@ fn of(hir: &Hir, text: Text) -> Part {
                 .iter()
                 .map(Part::atoms)
                 .collect::<Option<Vec<_>>>()
-                .map(|sets| minimal(sets.into_iter().flatten().collect()))
+                .map(|sets| {
+                    let mut all: Vec<Vec<u8>> = sets.into_iter().flatten().collect();
+                    all.sort();
+                    all.dedup();
+                    all
+                })
                 .filter(|a| a.len() <= MAX_ATOMS);
             Part { exact, required }
         }
@@ -356,7 +362,7 @@ fn concat(parts: &[Part]) -> Part {
                 _ => None,
             };
         }
-        consider(set.map(minimal));
+        consider(set);
     }
     Part {
         exact,
