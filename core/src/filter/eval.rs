@@ -38,6 +38,8 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
                 | "check_from_in_welcomelist"
                 | "check_from_in_blacklist"
                 | "check_from_in_blocklist"
+                | "check_outlook_message_id"
+                | "gated_through_received_hdr_remover"
         ),
     }
 }
@@ -161,6 +163,8 @@ pub fn run(
         "check_from_in_blacklist" | "check_from_in_blocklist" => {
             from_listed(view, &rules.blacklist_from)
         }
+        "check_outlook_message_id" => outlook_message_id_invalid(view),
+        "gated_through_received_hdr_remover" => received_headers_removed(view),
         _ => return None,
     })
 }
@@ -243,6 +247,77 @@ fn received_date(received: &str) -> Option<i64> {
         .map_or(received, |(_, d)| d)
         .trim();
     mail_parser::DateTime::parse_rfc822(after).map(|d| d.to_timestamp())
+}
+
+/// A compiled pattern of the evals below (case-sensitive, as SpamAssassin writes them).
+struct Pattern(std::sync::LazyLock<regex::Regex>);
+
+macro_rules! pattern {
+    ($name:ident, $re:expr) => {
+        static $name: Pattern = Pattern(std::sync::LazyLock::new(|| {
+            regex::Regex::new($re).expect("valid")
+        }));
+    };
+}
+
+pattern!(
+    OUTLOOK_MSGID,
+    r"^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@"
+);
+pattern!(EZMLM_LIST, r"(?m)^contact \S+@\S+; run by ezmlm$");
+pattern!(EZMLM_DELIVERED_TO, r"(?m)^mailing list \S+@\S+");
+pattern!(
+    QMAIL_INVOKED,
+    r"qmail \d+ invoked (?:from network|by .{3,20})\); \d+ ... \d+"
+);
+pattern!(MSN_GROUPS, r"from groups\.msn\.com \(\S+\.msn\.com ");
+
+/// A header as SpamAssassin's `get` gives it: every value, one per line.
+fn get(view: &MessageView, name: &str) -> Option<String> {
+    header_text(view, &HeaderSource::parse(name))
+}
+
+/// SpamAssassin's check_outlook_message_id: a Message-ID in Outlook's form carries a
+/// time token; it must be near the time of the Date header or of the first Received.
+fn outlook_message_id_invalid(view: &MessageView) -> bool {
+    let Some(id) = get(view, "MESSAGEID") else {
+        return false;
+    };
+    let Some(token) = OUTLOOK_MSGID
+        .0
+        .captures(&id)
+        .and_then(|c| i64::from_str_radix(&c[1], 16).ok())
+    else {
+        return false;
+    };
+    // Outlook's clock: the token grows by one every 2^32 / 10^7 / 42.95... seconds.
+    let expected = |seconds: i64| (seconds as f64 * 0.0023283064365387 + 27111902.8329849) as i64;
+    let fudge = 250;
+    let date = view
+        .header_values("Date")
+        .next()
+        .and_then(|d| mail_parser::DateTime::parse_rfc822(&d.value))
+        .map_or(0, |d| d.to_timestamp());
+    if (token - expected(date)).abs() < fudge {
+        return false;
+    }
+    let received = view
+        .header_values("Received")
+        .find_map(|r| received_date(&r.value))
+        .unwrap_or(0);
+    (token - expected(received)).abs() >= fudge
+}
+
+/// SpamAssassin's gated_through_received_hdr_remover: lists that remove Received
+/// headers (ezmlm's, MSN groups), or none at all, make Message-ID tests meaningless.
+fn received_headers_removed(view: &MessageView) -> bool {
+    let Some(received) = get(view, "Received") else {
+        return true;
+    };
+    let ezmlm = get(view, "Mailing-List").is_some_and(|l| EZMLM_LIST.0.is_match(&l))
+        && get(view, "Delivered-To").is_some_and(|d| EZMLM_DELIVERED_TO.0.is_match(&d))
+        && QMAIL_INVOKED.0.is_match(&received);
+    ezmlm || MSN_GROUPS.0.is_match(&received)
 }
 
 /// Role and machine addresses the FreeMail plugin never counts (its default welcomelist).

@@ -167,6 +167,33 @@ score  COMBO        2.5
     }
 
     #[test]
+    fn outlook_message_ids_carry_their_time() {
+        let rs = ruleset(
+            "header OUTLOOK_BAD eval:check_outlook_message_id()\nscore OUTLOOK_BAD 1\n\
+             header RCVD_REMOVED eval:gated_through_received_hdr_remover()\nscore RCVD_REMOVED 1\n",
+        );
+        let msg = |token: &str, received: &str| {
+            format!(
+                "{received}Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nTo: a@b\r\nFrom: c@d\r\n\
+                 Message-ID: <abcd{token}$0123abcd$0123abcd@host.example>\r\nSubject: s\r\n\r\nhi\r\n"
+            )
+        };
+        let relay = "Received: from mx.example (mx.example [192.0.2.1]) by mail.example with ESMTP; Mon, 1 Jan 2024 00:00:05 +0000\r\n";
+        // The token of 2024-01-01 00:00 UTC (SpamAssassin's formula) agrees with the Date.
+        let v = rs.scan(msg("01da3c45", relay).as_bytes());
+        assert!(!names(&v).contains(&"OUTLOOK_BAD"), "{v:?}");
+        assert!(!names(&v).contains(&"RCVD_REMOVED"), "{v:?}");
+        // A token days away from both the Date and the Received time is forged.
+        let v = rs.scan(msg("01da6355", relay).as_bytes());
+        assert!(names(&v).contains(&"OUTLOOK_BAD"), "{v:?}");
+        // No Received header at all: the Message-ID tests cannot be trusted.
+        let v = rs.scan(msg("01da3c45", "").as_bytes());
+        assert!(names(&v).contains(&"RCVD_REMOVED"), "{v:?}");
+        let msn = "Received: from groups.msn.com (tk2.msn.com [192.0.2.9]) by x; Mon, 1 Jan 2024 00:00:05 +0000\r\n";
+        assert!(names(&rs.scan(msg("01da3c45", msn).as_bytes())).contains(&"RCVD_REMOVED"));
+    }
+
+    #[test]
     fn prefilter_selects_candidates_and_reports() {
         let rs = ruleset("body ODD /\\d{3}-\\d{4}/\n");
         assert_eq!(rs.report.without_atom.get("body"), Some(&1));
