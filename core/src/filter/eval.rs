@@ -40,6 +40,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
                 | "check_from_in_blocklist"
                 | "check_outlook_message_id"
                 | "gated_through_received_hdr_remover"
+                | "check_mailfrom_matches_rcvd"
         ),
     }
 }
@@ -136,10 +137,8 @@ pub fn run(
             let domain = |source: &str| {
                 let addr = header_text(view, &HeaderSource::parse(source))?;
                 let first = addr.lines().next()?.to_ascii_lowercase();
-                let domain = first.rsplit_once('@')?.1.to_string();
-                let labels: Vec<&str> = domain.split('.').collect();
-                let two = labels[labels.len().saturating_sub(2)..].join(".");
-                (!two.is_empty()).then_some(two)
+                let domain = registered_domain(first.rsplit_once('@')?.1);
+                (!domain.is_empty()).then_some(domain)
             };
             match (domain("From:addr"), domain("EnvelopeFrom:addr")) {
                 (Some(a), Some(b)) => a != b,
@@ -165,6 +164,7 @@ pub fn run(
         }
         "check_outlook_message_id" => outlook_message_id_invalid(view),
         "gated_through_received_hdr_remover" => received_headers_removed(view),
+        "check_mailfrom_matches_rcvd" => sender_matches_relay(view),
         _ => return None,
     })
 }
@@ -306,6 +306,52 @@ fn outlook_message_id_invalid(view: &MessageView) -> bool {
         .find_map(|r| received_date(&r.value))
         .unwrap_or(0);
     (token - expected(received)).abs() >= fudge
+}
+
+/// The domain a name is registered under: its last two labels, three under the
+/// common second-level public suffixes of country domains (`example.co.uk`).
+fn registered_domain(name: &str) -> String {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = name.split('.').collect();
+    let n = labels.len();
+    let keep = match labels.as_slice() {
+        [.., second, tld]
+            if n >= 3
+                && tld.len() == 2
+                && matches!(
+                    *second,
+                    "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or"
+                ) =>
+        {
+            3
+        }
+        _ => 2,
+    };
+    labels[n.saturating_sub(keep)..].join(".")
+}
+
+/// SpamAssassin's check_mailfrom_matches_rcvd: the envelope sender's domain is that of
+/// the relay that handed the message in (the first untrusted one, else any trusted one),
+/// by its reverse DNS name.
+fn sender_matches_relay(view: &MessageView) -> bool {
+    let Some(sender) = get(view, "EnvelopeFrom:addr") else {
+        return false;
+    };
+    let Some((_, domain)) = sender.lines().next().unwrap_or("").rsplit_once('@') else {
+        return false;
+    };
+    if !domain.contains('.') {
+        return false;
+    }
+    let domain = registered_domain(domain);
+    let relays = match view.relays.untrusted.first() {
+        Some(first) => std::slice::from_ref(first),
+        None => view.relays.trusted.as_slice(),
+    };
+    relays
+        .iter()
+        .filter(|r| !r.rdns.is_empty())
+        .any(|r| registered_domain(&r.rdns) == domain)
 }
 
 /// SpamAssassin's gated_through_received_hdr_remover: lists that remove Received

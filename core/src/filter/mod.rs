@@ -194,6 +194,26 @@ score  COMBO        2.5
     }
 
     #[test]
+    fn envelope_sender_matches_the_relay_that_handed_it_in() {
+        let rs = ruleset("header RP_RCVD eval:check_mailfrom_matches_rcvd()\nscore RP_RCVD 1\n");
+        let msg = |return_path: &str, rdns: &str| {
+            format!(
+                "Return-Path: <{return_path}>\r\n\
+                 Received: from mail.sender.example ({rdns} [203.0.113.7]) by mx.gannet.test with ESMTP id 1; Mon, 1 Jan 2024 00:00:05 +0000\r\n\
+                 To: a@b\r\nFrom: c@d\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nSubject: s\r\n\r\nhi\r\n"
+            )
+        };
+        let hit = |m: String| names(&rs.scan(m.as_bytes())).contains(&"RP_RCVD");
+        assert!(hit(msg("bounce@news.shop.co.uk", "out3.mailer.shop.co.uk")));
+        assert!(!hit(msg(
+            "bounce@news.shop.co.uk",
+            "out3.mailer.other.co.uk"
+        )));
+        assert!(hit(msg("x@example.org", "smtp.example.org")));
+        assert!(!hit(msg("x@example.org", "unknown")), "no reverse DNS name");
+    }
+
+    #[test]
     fn prefilter_selects_candidates_and_reports() {
         let rs = ruleset("body ODD /\\d{3}-\\d{4}/\n");
         assert_eq!(rs.report.without_atom.get("body"), Some(&1));
