@@ -471,8 +471,13 @@ impl Ruleset {
                 _ => None,
             })
             .collect();
+        // Network tests score through the DNS checks' own hits (Verdict::add_hit).
         let scored = (0..rules.len())
             .filter(|&i| active[i] && !rules[i].name.starts_with("__") && rules[i].score != 0.0)
+            .filter(|&i| {
+                !matches!(&rules[i].test, CompiledTest::Eval { function, .. }
+                    if super::eval::answered_by_dns_checks(function))
+            })
             .collect();
         Ruleset {
             rules,

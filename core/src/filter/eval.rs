@@ -13,9 +13,19 @@ const HTML_TESTS: &[&str] = &[
     "font_face_bad",
 ];
 
+/// Network tests: SPF results and DNS list lookups. The DNS checks answer them before
+/// the scan (`policy::dns_checks`) and the scan is told which fired; without that (no
+/// network, as SpamAssassin's `-L`) they do not fire.
+pub fn answered_by_dns_checks(function: &str) -> bool {
+    function.starts_with("check_for_spf_") || function.starts_with("check_rbl")
+}
+
 /// Whether [`run`] knows this eval function with these arguments.
 pub fn implemented(function: &str, args: &[String]) -> bool {
     let first = args.first().map(String::as_str).unwrap_or("");
+    if answered_by_dns_checks(function) {
+        return true;
+    }
     match function {
         "html_test" => HTML_TESTS.contains(&first),
         "html_range" => matches!(first, "ratio" | "max_size"),

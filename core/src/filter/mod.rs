@@ -214,6 +214,21 @@ score  COMBO        2.5
     }
 
     #[test]
+    fn metas_read_the_network_tests_answered_before_the_scan() {
+        let rs = ruleset(
+            "header SPF_PASS eval:check_for_spf_pass()\nscore SPF_PASS -0.1\n\
+             header __NO_XM exists:X-Nothing\n\
+             meta AUTHENTIC SPF_PASS || __NO_XM\nscore AUTHENTIC -1\n",
+        );
+        assert!(rs.runnable()[rs.by_name["AUTHENTIC"]]);
+        let msg = b"To: a@b\r\nFrom: c@d\r\nDate: x\r\nSubject: s\r\n\r\nhi\r\n";
+        assert!(names(&rs.scan(msg)).is_empty());
+        let v = rs.scan_with_facts(msg, &["SPF_PASS".to_string()]);
+        // The meta sees the SPF result; the SPF hit itself is the caller's to add.
+        assert_eq!(names(&v), ["AUTHENTIC"]);
+    }
+
+    #[test]
     fn prefilter_selects_candidates_and_reports() {
         let rs = ruleset("body ODD /\\d{3}-\\d{4}/\n");
         assert_eq!(rs.report.without_atom.get("body"), Some(&1));

@@ -93,6 +93,96 @@ pub struct RuleSource {
     pub files: usize,
 }
 
+/// SpamAssassin plugins whose tests Gannet does not provide in any form, so that the
+/// rules' own fallbacks for their absence apply (`if !plugin(...)`): DKIM signatures are
+/// not verified (the fallbacks read `__DKIM_EXISTS` instead of `DKIM_VALID`). The other
+/// plugins count as present: their evals are implemented natively, answered by the DNS
+/// checks, or reported as not implemented.
+const ABSENT_PLUGINS: &[&str] = &["Mail::SpamAssassin::Plugin::DKIM"];
+
+fn plugin_present(name: &str) -> bool {
+    !ABSENT_PLUGINS.contains(&name.trim())
+}
+
+/// The value of an `if` condition: `plugin(NAME)` as [`plugin_present`] says, any other
+/// test (`version >= 3.004`, `can(...)`, `perl_version ...`) true, combined with `!`,
+/// `&&`, `||` and parentheses. A condition it cannot read counts as true.
+fn condition(text: &str) -> bool {
+    /// A recursive-descent reader over the condition's bytes.
+    struct Reader<'a> {
+        text: &'a str,
+        at: usize,
+    }
+    impl Reader<'_> {
+        fn skip_space(&mut self) {
+            while self.text[self.at..].starts_with(char::is_whitespace) {
+                self.at += 1;
+            }
+        }
+        fn eat(&mut self, token: &str) -> bool {
+            self.skip_space();
+            let found = self.text[self.at..].starts_with(token);
+            if found {
+                self.at += token.len();
+            }
+            found
+        }
+        fn or(&mut self) -> bool {
+            let mut value = self.and();
+            while self.eat("||") {
+                value |= self.and();
+            }
+            value
+        }
+        fn and(&mut self) -> bool {
+            let mut value = self.unary();
+            while self.eat("&&") {
+                value &= self.unary();
+            }
+            value
+        }
+        fn unary(&mut self) -> bool {
+            if self.eat("!") {
+                return !self.unary();
+            }
+            if self.eat("(") {
+                let value = self.or();
+                self.eat(")");
+                return value;
+            }
+            if self.eat("plugin(") {
+                let rest = &self.text[self.at..];
+                let end = rest.find(')').unwrap_or(rest.len());
+                self.at += (end + 1).min(rest.len());
+                return plugin_present(&rest[..end]);
+            }
+            // Any other test up to the next operator or closing parenthesis: true. A
+            // parenthesized call such as can(...) is read whole.
+            let rest = &self.text[self.at..];
+            let mut depth = 0;
+            let mut end = rest.len();
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' if depth == 0 => {
+                        end = i;
+                        break;
+                    }
+                    ')' => depth -= 1,
+                    '&' | '|' if depth == 0 => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            self.at += end;
+            true
+        }
+    }
+    Reader { text, at: 0 }.or()
+}
+
 impl RuleSource {
     /// Reads text in `.cf` syntax; `base` resolves `include`s.
     pub fn add_text(&mut self, text: &str, base: Option<&Path>) {
@@ -107,11 +197,12 @@ impl RuleSource {
             let (directive, rest) = split_word(line);
             let directive = directive.to_ascii_lowercase();
             match directive.as_str() {
-                "if" | "ifplugin" => {
-                    // Plugins and version checks are taken as present; a negated condition
-                    // ("if !plugin(...)") as false, since its block provides a fallback.
-                    let on = !(directive == "if" && rest.trim_start().starts_with('!'));
-                    active.push(on);
+                "ifplugin" => {
+                    active.push(plugin_present(rest.trim()));
+                    continue;
+                }
+                "if" => {
+                    active.push(condition(rest));
                     continue;
                 }
                 "else" => {
@@ -431,6 +522,15 @@ body     FALLBACK    /y/
 else
 body     OTHERWISE   /z/
 endif
+ifplugin Mail::SpamAssassin::Plugin::DKIM
+body     NEEDS_DKIM  /d/
+endif
+if !(!plugin(Mail::SpamAssassin::Plugin::DKIM)) && version >= 3.004000
+body     DKIM_TWICE  /d/
+endif
+if !plugin(Mail::SpamAssassin::Plugin::DKIM) && (can(Mail::SpamAssassin::Conf::feature_x) || 0)
+body     NO_DKIM     /e/
+endif
 loadplugin Foo
 bayes_auto_learn 0
 "#,
@@ -449,7 +549,8 @@ bayes_auto_learn 0
                 "BIZ",
                 "BOTH",
                 "IN_PLUGIN",
-                "OTHERWISE"
+                "OTHERWISE",
+                "NO_DKIM"
             ]
         );
         assert_eq!(src.scores["BIZ"], 0.0);

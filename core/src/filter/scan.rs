@@ -208,8 +208,16 @@ pub struct RuleCosts {
 impl Ruleset {
     /// Scans a raw message.
     pub fn scan(&self, raw: &[u8]) -> Verdict {
+        self.scan_with_facts(raw, &[])
+    }
+
+    /// Scans a raw message whose network tests were answered before: `facts` names the
+    /// rules that fired there (`SPF_PASS`, a blocklist's rule), so that the metas reading
+    /// them see them. Their own hits are not in the verdict: the caller adds them
+    /// ([`Verdict::add_hit`]).
+    pub fn scan_with_facts(&self, raw: &[u8], facts: &[String]) -> Verdict {
         let view = MessageView::new(raw);
-        self.scan_view(&view, raw)
+        self.scan_with(&view, raw, None, facts)
     }
 
     /// Scans a raw message, adding where the time went to `costs` (slower than `scan`).
@@ -219,11 +227,11 @@ impl Ruleset {
         costs.view += t.elapsed();
         costs.rule_time.resize(self.rules.len(), Duration::ZERO);
         costs.rule_runs.resize(self.rules.len(), 0);
-        self.scan_with(&view, raw, Some(costs))
+        self.scan_with(&view, raw, Some(costs), &[])
     }
 
     pub fn scan_view(&self, view: &MessageView, raw: &[u8]) -> Verdict {
-        self.scan_with(view, raw, None)
+        self.scan_with(view, raw, None, &[])
     }
 
     fn scan_with(
@@ -231,6 +239,7 @@ impl Ruleset {
         view: &MessageView,
         raw: &[u8],
         mut costs: Option<&mut RuleCosts>,
+        facts: &[String],
     ) -> Verdict {
         let uri_text = view.uris.join("\n");
         let full = String::from_utf8_lossy(raw);
@@ -284,6 +293,7 @@ impl Ruleset {
             header_texts: HashMap::new(),
             values: vec![None; self.rules.len()],
             costs,
+            facts,
         };
         // Rules that score are evaluated; the sub-rules and metas they read only when
         // an expression needs them (`A && B` does not read B when A is 0).
@@ -385,6 +395,8 @@ struct Scan<'a, 'c> {
     values: Vec<Option<f64>>,
     /// Where the time goes, when profiling.
     costs: Option<&'c mut RuleCosts>,
+    /// Network tests that fired, answered before the scan.
+    facts: &'c [String],
 }
 
 impl<'a> Scan<'a, '_> {
@@ -490,6 +502,9 @@ impl<'a> Scan<'a, '_> {
                     "ALL" => !view.headers.is_empty(),
                     name => exists(name),
                 })
+            }
+            (CompiledTest::Eval { function, .. }, _) if eval::answered_by_dns_checks(function) => {
+                hit(self.facts.iter().any(|f| *f == rule.name))
             }
             (CompiledTest::Eval { function, args }, _) => {
                 hit(eval::run(function, args, view, &rules.globals).unwrap_or(false))

@@ -177,16 +177,23 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
     // One scan per message, whatever the number of recipients. Small messages are scanned
     // here (bounded CPU); large ones on a reader thread, so the worker stays responsive.
     let scan_relay = envelope.recipients.iter().any(|r| r.scan);
+    // The network tests' results, for the metas that read them.
+    let facts: Vec<String> = spf
+        .iter()
+        .map(|s| s.rule())
+        .chain(listings.iter().map(|(zone, _)| DnsChecks::rule_name(zone)))
+        .collect();
     let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
         (None, buffer)
     } else if buffer.len() <= INLINE_SCAN_LIMIT {
-        (Some(ctx.server.rules.load().scan(&buffer)), buffer)
+        let verdict = ctx.server.rules.load().scan_with_facts(&buffer, &facts);
+        (Some(verdict), buffer)
     } else {
         let rules = ctx.server.rules.load_full();
         match ctx
             .server
             .readers
-            .run(move |_| (rules.scan(&buffer), buffer))
+            .run(move |_| (rules.scan_with_facts(&buffer, &facts), buffer))
             .await
         {
             Some((v, b)) => (Some(v), b),
