@@ -504,7 +504,7 @@ impl<'a> Scan<'a, '_> {
                 })
             }
             (CompiledTest::Eval { function, .. }, _) if eval::answered_by_dns_checks(function) => {
-                hit(self.facts.iter().any(|f| *f == rule.name))
+                hit(self.facts.contains(&rule.name))
             }
             (CompiledTest::Eval { function, args }, _) => {
                 hit(eval::run(function, args, view, &rules.globals).unwrap_or(false))
