@@ -371,13 +371,16 @@ fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     );
     let without: usize = r.without_atom.values().sum();
     let ascii: usize = r.ascii_atoms.values().sum();
+    let alnum: usize = r.alnum_atoms.values().sum();
     println!(
         "without a prefilter atom: {without} ({ascii} of them have atoms on ASCII text and run \
-         on every other text; the rest run on every message)"
+         on every other text; {alnum} have atoms in the text's letters and digits; the rest \
+         run on every message)"
     );
     for (kind, n) in &r.without_atom {
         let ascii = r.ascii_atoms.get(kind).copied().unwrap_or(0);
-        println!("  {kind}: {n} ({ascii} with ASCII atoms)");
+        let alnum = r.alnum_atoms.get(kind).copied().unwrap_or(0);
+        println!("  {kind}: {n} ({ascii} with ASCII atoms, {alnum} with letter atoms)");
     }
     let skipped: usize = r.skipped.values().sum();
     println!("skipped: {skipped}");

@@ -34,11 +34,30 @@ pub fn required_ascii_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>
     atoms_for(pattern, extended, Text::Ascii)
 }
 
+/// The atoms of a pattern in the text's letters and digits: the text with every other
+/// byte removed ([`alnum_projection`]). Rules that spell a word with up to a few
+/// non-alphanumeric bytes between its letters (`p[_\W]{0,3}h[_\W]{0,3}e...`) have none in
+/// the text itself but do there, where those bytes are gone.
+pub fn required_alnum_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
+    atoms_for(pattern, extended, Text::Alnum)
+}
+
+/// The ASCII letters and digits of `text`, in order, lowercased: a match's letters and
+/// digits are a contiguous run of it.
+pub fn alnum_projection(text: &[u8]) -> Vec<u8> {
+    text.iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase)
+        .collect()
+}
+
 /// What the text a pattern will run on may hold.
 #[derive(Clone, Copy, PartialEq)]
 enum Text {
     Any,
     Ascii,
+    /// Only ASCII letters and digits: [`alnum_projection`].
+    Alnum,
 }
 
 fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<Vec<Vec<u8>>> {
@@ -210,6 +229,35 @@ fn repeat(set: &[Vec<u8>], min: u32, max: u32) -> Option<Vec<Vec<u8>>> {
     Some(all)
 }
 
+/// What one byte of a class leaves in the alphanumeric projection: one of its letters
+/// or digits (lowercased), or nothing if it may be another byte. None if too many.
+fn projected_class(ranges: &[(u32, u32)]) -> Option<Vec<Vec<u8>>> {
+    let mut seen = [false; 128];
+    let mut other = false;
+    for &(lo, hi) in ranges {
+        for b in lo..=hi.min(0xFF) {
+            let b = b as u8;
+            if b.is_ascii_alphanumeric() {
+                seen[b.to_ascii_lowercase() as usize] = true;
+            } else {
+                other = true;
+            }
+        }
+        other |= hi > 0xFF;
+    }
+    let mut set: Vec<Vec<u8>> = (0..128u8)
+        .filter(|&b| seen[b as usize])
+        .map(|b| vec![b])
+        .collect();
+    if set.len() > MAX_CLASS {
+        return None;
+    }
+    if other {
+        set.push(Vec::new());
+    }
+    Some(set)
+}
+
 fn lowered(bytes: &[u8]) -> Vec<u8> {
     bytes.to_ascii_lowercase()
 }
@@ -256,7 +304,26 @@ fn of(hir: &Hir, text: Text) -> Part {
         HirKind::Literal(lit) if text == Text::Ascii && !lit.0.is_ascii() => {
             Part::exact(Vec::new())
         }
+        HirKind::Literal(lit) if text == Text::Alnum => Part::exact(vec![alnum_projection(&lit.0)]),
         HirKind::Literal(lit) => Part::exact(vec![lowered(&lit.0)]),
+        HirKind::Class(c) if text == Text::Alnum => {
+            let ranges: Vec<(u32, u32)> = match c {
+                Class::Bytes(c) => c
+                    .ranges()
+                    .iter()
+                    .map(|r| (r.start().into(), r.end().into()))
+                    .collect(),
+                Class::Unicode(c) => c
+                    .ranges()
+                    .iter()
+                    .map(|r| (r.start().into(), r.end().into()))
+                    .collect(),
+            };
+            Part {
+                exact: projected_class(&ranges),
+                required: None,
+            }
+        }
         HirKind::Class(Class::Bytes(c)) => Part {
             exact: class_bytes(
                 c.ranges()
@@ -433,6 +500,26 @@ mod tests {
             required_ascii_atoms(r"(?:caf\xE9|tea)s?", false),
             Some(vec![b"tea".to_vec()])
         );
+    }
+
+    #[test]
+    fn letters_spelled_apart_have_atoms_in_the_letters() {
+        // A word whose letters may be split by up to three other bytes, some of them
+        // look-alikes that are not letters at all (è, |): no atom in the text...
+        let pattern = r"(?i)(?:\b|\s)[_\W]{0,3}p[_\W]{0,3}h[_\W]{0,3}[e3\xE8-\xEB][_\W]{0,3}n[_\W]{0,3}t[_\W]{0,3}[i1!|l]";
+        assert_eq!(required_atoms(pattern, false), None);
+        // ...but in its letters and digits it is one run, the look-alikes' places empty.
+        let atoms = required_alnum_atoms(pattern, false).expect("atoms");
+        for spelled in ["p.h-e n_t!", "ph3nt1", "ph\u{e8}nt|"] {
+            let letters = alnum_projection(spelled.as_bytes());
+            assert!(
+                atoms
+                    .iter()
+                    .any(|a| letters.windows(a.len()).any(|w| w == a.as_slice())),
+                "{spelled}: {atoms:?}"
+            );
+        }
+        assert!(atoms.iter().all(|a| a.len() >= MIN_ATOM));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aho_corasick::AhoCorasick;
 
-use super::atoms::{required_ascii_atoms, required_atoms};
+use super::atoms::{alnum_projection, required_alnum_atoms, required_ascii_atoms, required_atoms};
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
 
@@ -130,6 +130,9 @@ pub struct Prefilter {
     /// Rules without atoms in general that have some on ASCII text (or cannot match
     /// it): they run on every text that is not ASCII, on ASCII text only when named.
     pub ascii_gated: Vec<usize>,
+    /// Rules with atoms only in the text's letters and digits ([`alnum_projection`]): an
+    /// automaton over those atoms and the rules of each.
+    pub alnum: Option<(AhoCorasick, Vec<Vec<usize>>)>,
     pub always: Vec<usize>,
 }
 
@@ -145,6 +148,8 @@ pub struct Report {
     pub without_atom: BTreeMap<String, usize>,
     /// Of those, the ones that have atoms on ASCII text, by kind.
     pub ascii_atoms: BTreeMap<String, usize>,
+    /// Of those, the ones that have atoms in the text's letters and digits, by kind.
+    pub alnum_atoms: BTreeMap<String, usize>,
     pub skipped: BTreeMap<String, usize>,
 }
 
@@ -270,10 +275,12 @@ impl Ruleset {
         let mut by_name: HashMap<String, usize> = HashMap::new();
         let mut atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         let mut ascii_atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let mut alnum_atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         let replace_tags = source.replace_tags;
         for def in source.rules {
             let mut atoms = None;
             let mut ascii_atoms = None;
+            let mut alnum_atoms = None;
             let test = match def.test {
                 Test::Regex {
                     pattern,
@@ -312,6 +319,9 @@ impl Ruleset {
                         atoms = required_atoms(&translated, flags.contains('x'));
                         if atoms.is_none() {
                             ascii_atoms = required_ascii_atoms(&translated, flags.contains('x'));
+                        }
+                        if atoms.is_none() && matches!(def.kind, Kind::Body | Kind::RawBody) {
+                            alnum_atoms = required_alnum_atoms(&translated, flags.contains('x'));
                         }
                     }
                     // A body rule that runs on every message gets a fast gate when it
@@ -374,12 +384,14 @@ impl Ruleset {
                     rules[i] = rule;
                     atoms_of[i] = atoms;
                     ascii_atoms_of[i] = ascii_atoms;
+                    alnum_atoms_of[i] = alnum_atoms;
                 }
                 None => {
                     by_name.insert(def.name, rules.len());
                     rules.push(rule);
                     atoms_of.push(atoms);
                     ascii_atoms_of.push(ascii_atoms);
+                    alnum_atoms_of.push(alnum_atoms);
                 }
             }
         }
@@ -398,6 +410,9 @@ impl Ruleset {
             let mut atom_rules: Vec<Vec<usize>> = Vec::new();
             let mut ascii_atom_rules: Vec<Vec<usize>> = Vec::new();
             let mut ascii_gated = Vec::new();
+            let mut alnum_patterns: Vec<Vec<u8>> = Vec::new();
+            let mut alnum_rules: Vec<Vec<usize>> = Vec::new();
+            let mut alnum_index: HashMap<Vec<u8>, usize> = HashMap::new();
             let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
             let mut always = Vec::new();
             for (i, rule) in rules.iter().enumerate() {
@@ -433,14 +448,28 @@ impl Ruleset {
                                 *report.ascii_atoms.entry(kind_name).or_default() += 1;
                             }
                         }
-                        match ascii {
-                            Some(atoms) => {
+                        match (ascii, &alnum_atoms_of[i]) {
+                            (Some(atoms), _) => {
                                 for a in atoms {
                                     add(a, true);
                                 }
                                 ascii_gated.push(i);
                             }
-                            None => always.push(i),
+                            (None, Some(atoms)) => {
+                                *report
+                                    .alnum_atoms
+                                    .entry(format!("{kind:?}").to_lowercase())
+                                    .or_default() += 1;
+                                for a in atoms {
+                                    let slot = *alnum_index.entry(a.clone()).or_insert_with(|| {
+                                        alnum_patterns.push(a.clone());
+                                        alnum_rules.push(Vec::new());
+                                        alnum_patterns.len() - 1
+                                    });
+                                    alnum_rules[slot].push(i);
+                                }
+                            }
+                            (None, None) => always.push(i),
                         }
                     }
                 }
@@ -460,6 +489,10 @@ impl Ruleset {
                     atom_rules,
                     ascii_atom_rules,
                     ascii_gated,
+                    alnum: (!alnum_patterns.is_empty())
+                        .then(|| AhoCorasick::new(&alnum_patterns).ok())
+                        .flatten()
+                        .map(|ac| (ac, alnum_rules)),
                     always,
                 },
             );
@@ -560,6 +593,17 @@ impl Ruleset {
             return;
         };
         out.extend_from_slice(&p.always);
+        if let Some((ac, rules)) = &p.alnum {
+            let letters = alnum_projection(text.as_bytes());
+            let mut seen = vec![false; rules.len()];
+            for m in ac.find_overlapping_iter(&letters) {
+                let id = m.pattern().as_usize();
+                if !seen[id] {
+                    seen[id] = true;
+                    out.extend_from_slice(&rules[id]);
+                }
+            }
+        }
         let ascii = !p.ascii_gated.is_empty() && text.is_ascii();
         if !ascii {
             out.extend_from_slice(&p.ascii_gated);
