@@ -33,7 +33,7 @@ use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, Negotiated, R
 use crate::smtp::{Envelope, RcptRoute, Recipient};
 use crate::store::queue::{self, QueuedMessage, RecipientStatus};
 use crate::store::schema::{encode, keys};
-use crate::store::{mail, Batch, Cf, Store};
+use crate::store::{mail, Batch, Cf, Store, StoreError};
 
 /// How the runner delivers.
 #[derive(Debug, Clone)]
@@ -389,6 +389,10 @@ impl Runner {
         let batch = self.record(&mut message, outcomes, &blob);
         match self.store.submit(batch).await {
             Ok(Ok(_)) => {}
+            Ok(Err(StoreError::Changed(_))) => tracing::info!(
+                id = format_args!("{id:016x}"),
+                "queue entry changed by an admin during the attempt; their change stands"
+            ),
             Ok(Err(e)) => {
                 tracing::error!(id = format_args!("{id:016x}"), error = %e, "recording a delivery failed")
             }
@@ -744,6 +748,9 @@ impl Runner {
             }
         }
         let mut batch = Batch::new();
+        // If an admin deleted, retried or bounced the entry during this attempt, their
+        // change stands and this outcome is dropped (the commit answers Changed).
+        batch.require(Cf::Queue, queue::key(message.next_attempt, message.id));
         batch.delete(Cf::Queue, queue::key(message.next_attempt, message.id));
         let remaining = message
             .recipients

@@ -29,6 +29,11 @@ enum Change {
         mailbox: String,
         entry: MailEntry,
     },
+    /// The batch applies only if this record exists when it commits.
+    Require {
+        cf: Cf,
+        key: Vec<u8>,
+    },
 }
 
 impl Batch {
@@ -49,6 +54,14 @@ impl Batch {
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.changes
             .push(Change::Write(WriteOp::Delete { cf, key }));
+    }
+
+    /// Makes the whole batch depend on the record `key` existing when it commits: if
+    /// another writer removed it first, nothing of the batch is written and the commit
+    /// answers [`StoreError::Changed`]. (The commit thread is the only writer, so the check
+    /// and the write cannot be separated by another change.)
+    pub fn require(&mut self, cf: Cf, key: Vec<u8>) {
+        self.changes.push(Change::Require { cf, key });
     }
 
     /// Appends a message to a mailbox; the commit thread assigns its UID and modseq.
@@ -174,6 +187,24 @@ impl Sequencer {
         batch: Batch,
         ops: &mut Vec<WriteOp>,
     ) -> Result<Vec<u32>, StoreError> {
+        // The records the batch requires: as the earlier batches of this group leave them,
+        // else as stored.
+        for change in &batch.changes {
+            if let Change::Require { cf, key } = change {
+                let pending = ops.iter().rev().find_map(|op| match op {
+                    WriteOp::Put { cf: c, key: k, .. } if c == cf && k == key => Some(true),
+                    WriteOp::Delete { cf: c, key: k } if c == cf && k == key => Some(false),
+                    _ => None,
+                });
+                let exists = match pending {
+                    Some(exists) => exists,
+                    None => kv.get(*cf, key)?.is_some(),
+                };
+                if !exists {
+                    return Err(StoreError::Changed(cf.name()));
+                }
+            }
+        }
         // First make sure every mailbox named exists, so that nothing changes on failure.
         for change in &batch.changes {
             if let Change::AppendMail {
@@ -209,6 +240,7 @@ impl Sequencer {
                     }
                     resolved.push(op);
                 }
+                Change::Require { .. } => {}
                 Change::AppendMail {
                     account,
                     mailbox,

@@ -89,6 +89,9 @@ pub enum StoreError {
     NoSuchMailbox(String),
     #[error("the store is shut down")]
     Closed,
+    /// A batch required a record that another writer removed first.
+    #[error("{0} changed meanwhile")]
+    Changed(&'static str),
 }
 
 /// What every storage engine offers.

@@ -139,6 +139,40 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_that_requires_a_removed_record_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Store::open(dir.path()).unwrap();
+        let store = owner.store().clone();
+        let mut b = Batch::new();
+        b.put(Cf::Queue, b"entry".to_vec(), b"v1".to_vec());
+        store.commit_blocking(b).unwrap();
+        // The queue runner's rewrite, conditional on the entry it read.
+        let rewrite = || {
+            let mut b = Batch::new();
+            b.require(Cf::Queue, b"entry".to_vec());
+            b.delete(Cf::Queue, b"entry".to_vec());
+            b.put(Cf::Queue, b"entry-later".to_vec(), b"v2".to_vec());
+            b
+        };
+        // An admin deleted it first: the rewrite must not bring it back.
+        let mut delete = Batch::new();
+        delete.delete(Cf::Queue, b"entry".to_vec());
+        store.commit_blocking(delete).unwrap();
+        assert!(matches!(
+            store.commit_blocking(rewrite()),
+            Err(StoreError::Changed("queue"))
+        ));
+        assert_eq!(store.kv().get(Cf::Queue, b"entry-later").unwrap(), None);
+        // When it is still there, the rewrite applies.
+        let mut b = Batch::new();
+        b.put(Cf::Queue, b"entry".to_vec(), b"v1".to_vec());
+        store.commit_blocking(b).unwrap();
+        store.commit_blocking(rewrite()).unwrap();
+        assert_eq!(store.kv().get(Cf::Queue, b"entry").unwrap(), None);
+        assert!(store.kv().get(Cf::Queue, b"entry-later").unwrap().is_some());
+    }
+
+    #[test]
     fn appends_get_dense_uids_and_counters_add_up() {
         let dir = tempfile::tempdir().unwrap();
         let owner = Store::open(dir.path()).unwrap();
