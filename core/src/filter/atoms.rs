@@ -149,6 +149,10 @@ struct Part {
     exact: Option<Vec<Vec<u8>>>,
     /// Atoms one of which every match of the part contains.
     required: Option<Vec<Vec<u8>>>,
+    /// For a part with no exact strings that repeats a finite one at least n times
+    /// (`d+`, `x{2,}`): the strings of n repetitions, which every match starts and ends
+    /// with, so that it can end or begin a window of combined parts.
+    edge: Option<Vec<Vec<u8>>>,
 }
 
 impl Part {
@@ -156,6 +160,7 @@ impl Part {
         Part {
             exact: Some(set),
             required: None,
+            edge: None,
         }
     }
 
@@ -322,6 +327,7 @@ fn of(hir: &Hir, text: Text) -> Part {
             Part {
                 exact: projected_class(&ranges),
                 required: None,
+                edge: None,
             }
         }
         HirKind::Class(Class::Bytes(c)) => Part {
@@ -332,6 +338,7 @@ fn of(hir: &Hir, text: Text) -> Part {
                 text,
             ),
             required: None,
+            edge: None,
         },
         HirKind::Class(Class::Unicode(c)) => Part {
             exact: class_bytes(
@@ -341,6 +348,7 @@ fn of(hir: &Hir, text: Text) -> Part {
                 text,
             ),
             required: None,
+            edge: None,
         },
         HirKind::Capture(c) => of(&c.sub, text),
         HirKind::Repetition(r) => {
@@ -350,7 +358,15 @@ fn of(hir: &Hir, text: Text) -> Part {
                 _ => None,
             };
             let required = if r.min >= 1 { sub.atoms() } else { None };
-            Part { exact, required }
+            let edge = match (&exact, &sub.exact) {
+                (None, Some(e)) if r.min >= 1 && r.min <= MAX_REPEAT => repeat(e, r.min, r.min),
+                _ => None,
+            };
+            Part {
+                exact,
+                required,
+                edge,
+            }
         }
         HirKind::Concat(parts) => concat(&parts.iter().map(|p| of(p, text)).collect::<Vec<_>>()),
         HirKind::Alternation(branches) => {
@@ -377,7 +393,11 @@ fn of(hir: &Hir, text: Text) -> Part {
                     all
                 })
                 .filter(|a| a.len() <= MAX_ATOMS);
-            Part { exact, required }
+            Part {
+                exact,
+                required,
+                edge: None,
+            }
         }
     }
 }
@@ -404,12 +424,21 @@ fn concat(parts: &[Part]) -> Part {
         consider(p.atoms());
     }
     // The window of adjacent finite parts whose combinations look most selective: its
-    // shortest string is the sum of the parts' shortest, its size their product.
+    // shortest string is the sum of the parts' shortest, its size their product. A
+    // repetition without exact strings may begin or end a window with its edge strings.
+    let strings = |k: usize, first: bool, last: bool| -> Option<&Vec<Vec<u8>>> {
+        let p = &parts[k];
+        p.exact
+            .as_ref()
+            .or(if first || last { p.edge.as_ref() } else { None })
+    };
     let mut window: Option<(f64, usize, usize)> = None;
     for i in 0..parts.len() {
         let (mut shortest, mut count) = (0usize, 1usize);
-        for (j, p) in parts.iter().enumerate().skip(i) {
-            let Some(e) = &p.exact else { break };
+        for (j, part) in parts.iter().enumerate().skip(i) {
+            let Some(e) = strings(j, j == i, true) else {
+                break;
+            };
             count = count.saturating_mul(e.len());
             if count > MAX_SET {
                 break;
@@ -419,12 +448,16 @@ fn concat(parts: &[Part]) -> Part {
             if shortest >= MIN_ATOM && window.is_none_or(|(q, ..)| estimate > q) {
                 window = Some((estimate, i, j));
             }
+            // An edge ends the window (unless it is also its start).
+            if j > i && part.exact.is_none() {
+                break;
+            }
         }
     }
     if let Some((_, i, j)) = window {
         let mut set = Some(vec![Vec::new()]);
-        for p in &parts[i..=j] {
-            set = match (&set, &p.exact) {
+        for k in i..=j {
+            set = match (&set, strings(k, k == i, k == j)) {
                 (Some(a), Some(b)) => product(a, b),
                 _ => None,
             };
@@ -434,6 +467,7 @@ fn concat(parts: &[Part]) -> Part {
     Part {
         exact,
         required: best,
+        edge: None,
     }
 }
 
@@ -465,7 +499,10 @@ mod tests {
                 "cheap pills".into()
             ])
         );
-        assert_eq!(atoms(r"\d+\.\d+"), None);
+        // Digits around a dot: every digit, the dot, every digit.
+        let decimal = atoms(r"\d+\.\d+").unwrap();
+        assert_eq!(decimal.len(), 100);
+        assert!(decimal.iter().all(|a| a.len() == 3 && &a[1..2] == "."));
         assert_eq!(atoms(r"a.b"), None);
         assert_eq!(atoms(r"(?:foo)?bar"), Some(vec!["bar".into()]));
         assert_eq!(atoms(r"\.biz\b"), Some(vec![".biz".into()]));
@@ -541,6 +578,9 @@ mod tests {
         let mut digits = atoms(r"ab[xy]{1,2}c").unwrap();
         digits.sort();
         assert_eq!(digits, ["abxc", "abxxc", "abxyc", "abyc", "abyxc", "abyyc"]);
+        // A repetition at least once may begin or end a combination: `d+` is followed
+        // by "res" wherever it ends, `s+` starts with one "s".
+        assert_eq!(atoms(r"ad+res+e?"), Some(vec!["dres".into()]));
         // A class too wide to expand leaves the literal around it.
         assert_eq!(atoms(r"\w{2}hello\w"), Some(vec!["hello".into()]));
         // Too many combinations: the best window that fits is kept.
