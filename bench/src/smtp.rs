@@ -60,6 +60,9 @@ struct Shared {
     failed: AtomicU64,
     deadline: Instant,
     progress: ProgressBar,
+    /// Why the first message that failed did (the progress bar's lines are not shown
+    /// when standard error is not a terminal).
+    first_error: std::sync::Mutex<Option<String>>,
 }
 
 async fn load(opts: Options) -> anyhow::Result<()> {
@@ -83,6 +86,7 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         next: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         progress,
+        first_error: std::sync::Mutex::new(None),
         opts: opts.clone(),
     });
     let started = Instant::now();
@@ -132,7 +136,13 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         pct(0.999)
     );
     if failed > 0 {
-        bail!("{failed} messages failed");
+        let first = shared
+            .first_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_else(|| "past --max-seconds".into());
+        bail!("{failed} messages failed; the first: {first}");
     }
     Ok(())
 }
@@ -167,6 +177,9 @@ async fn session_loop(shared: Arc<Shared>) -> Vec<Duration> {
             Ok(latency) => latencies.push(latency),
             Err(e) => {
                 shared.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = shared.first_error.lock() {
+                    first.get_or_insert_with(|| format!("{e:#}"));
+                }
                 shared.progress.println(format!("message failed: {e:#}"));
                 conn = None;
             }
