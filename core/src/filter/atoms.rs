@@ -160,8 +160,13 @@ struct Part {
 
 impl Part {
     fn exact(set: Vec<Vec<u8>>) -> Part {
+        Part::finite(Some(set))
+    }
+
+    /// A part known only by its strings, if they are few.
+    fn finite(exact: Option<Vec<Vec<u8>>>) -> Part {
         Part {
-            exact: Some(set),
+            exact,
             required: None,
             edge: None,
         }
@@ -314,7 +319,7 @@ fn of(hir: &Hir, text: Text) -> Part {
         }
         HirKind::Literal(lit) if text == Text::Alnum => Part::exact(vec![alnum_projection(&lit.0)]),
         HirKind::Literal(lit) => Part::exact(vec![lowered(&lit.0)]),
-        HirKind::Class(c) if text == Text::Alnum => {
+        HirKind::Class(c) => {
             let ranges: Vec<(u32, u32)> = match c {
                 Class::Bytes(c) => c
                     .ranges()
@@ -327,32 +332,12 @@ fn of(hir: &Hir, text: Text) -> Part {
                     .map(|r| (r.start().into(), r.end().into()))
                     .collect(),
             };
-            Part {
-                exact: projected_class(&ranges),
-                required: None,
-                edge: None,
-            }
+            Part::finite(if text == Text::Alnum {
+                projected_class(&ranges)
+            } else {
+                class_bytes(ranges.into_iter(), text)
+            })
         }
-        HirKind::Class(Class::Bytes(c)) => Part {
-            exact: class_bytes(
-                c.ranges()
-                    .iter()
-                    .map(|r| (r.start().into(), r.end().into())),
-                text,
-            ),
-            required: None,
-            edge: None,
-        },
-        HirKind::Class(Class::Unicode(c)) => Part {
-            exact: class_bytes(
-                c.ranges()
-                    .iter()
-                    .map(|r| (r.start().into(), r.end().into())),
-                text,
-            ),
-            required: None,
-            edge: None,
-        },
         HirKind::Capture(c) => of(&c.sub, text),
         HirKind::Repetition(r) => {
             let sub = of(&r.sub, text);

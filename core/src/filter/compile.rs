@@ -406,93 +406,52 @@ impl Ruleset {
             Kind::Uri,
             Kind::Full,
         ] {
-            let mut patterns: Vec<Vec<u8>> = Vec::new();
-            let mut atom_rules: Vec<Vec<usize>> = Vec::new();
-            let mut ascii_atom_rules: Vec<Vec<usize>> = Vec::new();
+            let kind_name = format!("{kind:?}").to_lowercase();
+            let mut table = AtomTable::default();
+            let mut alnum_table = AtomTable::default();
             let mut ascii_gated = Vec::new();
-            let mut alnum_patterns: Vec<Vec<u8>> = Vec::new();
-            let mut alnum_rules: Vec<Vec<usize>> = Vec::new();
-            let mut alnum_index: HashMap<Vec<u8>, usize> = HashMap::new();
-            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
             let mut always = Vec::new();
             for (i, rule) in rules.iter().enumerate() {
                 if rule.kind != kind || !active[i] {
                     continue;
                 }
-                // Registers atom `a` of rule i (on ASCII text only, or on any).
-                let mut add = |a: &[u8], ascii_only: bool| {
-                    let a = a.to_ascii_lowercase();
-                    let slot = *index.entry(a.clone()).or_insert_with(|| {
-                        patterns.push(a);
-                        atom_rules.push(Vec::new());
-                        ascii_atom_rules.push(Vec::new());
-                        patterns.len() - 1
-                    });
-                    if ascii_only {
-                        ascii_atom_rules[slot].push(i);
-                    } else {
-                        atom_rules[slot].push(i);
+                if let Some(atoms) = &atoms_of[i] {
+                    for a in atoms {
+                        table.add(a, i, false);
                     }
-                };
-                match (&atoms_of[i], &ascii_atoms_of[i]) {
-                    (Some(atoms), _) => {
-                        for a in atoms {
-                            add(a, false);
-                        }
-                    }
-                    (None, ascii) => {
-                        if matches!(rule.test, CompiledTest::Regex { .. }) {
-                            let kind_name = format!("{kind:?}").to_lowercase();
-                            *report.without_atom.entry(kind_name.clone()).or_default() += 1;
-                            if ascii.is_some() {
-                                *report.ascii_atoms.entry(kind_name).or_default() += 1;
-                            }
-                        }
-                        match (ascii, &alnum_atoms_of[i]) {
-                            (Some(atoms), _) => {
-                                for a in atoms {
-                                    add(a, true);
-                                }
-                                ascii_gated.push(i);
-                            }
-                            (None, Some(atoms)) => {
-                                *report
-                                    .alnum_atoms
-                                    .entry(format!("{kind:?}").to_lowercase())
-                                    .or_default() += 1;
-                                for a in atoms {
-                                    let slot = *alnum_index.entry(a.clone()).or_insert_with(|| {
-                                        alnum_patterns.push(a.clone());
-                                        alnum_rules.push(Vec::new());
-                                        alnum_patterns.len() - 1
-                                    });
-                                    alnum_rules[slot].push(i);
-                                }
-                            }
-                            (None, None) => always.push(i),
-                        }
+                    continue;
+                }
+                let ascii = &ascii_atoms_of[i];
+                if matches!(rule.test, CompiledTest::Regex { .. }) {
+                    *report.without_atom.entry(kind_name.clone()).or_default() += 1;
+                    if ascii.is_some() {
+                        *report.ascii_atoms.entry(kind_name.clone()).or_default() += 1;
                     }
                 }
+                match (ascii, &alnum_atoms_of[i]) {
+                    (Some(atoms), _) => {
+                        for a in atoms {
+                            table.add(a, i, true);
+                        }
+                        ascii_gated.push(i);
+                    }
+                    (None, Some(atoms)) => {
+                        *report.alnum_atoms.entry(kind_name.clone()).or_default() += 1;
+                        for a in atoms {
+                            alnum_table.add(a, i, false);
+                        }
+                    }
+                    (None, None) => always.push(i),
+                }
             }
-            let automaton = (!patterns.is_empty())
-                .then(|| {
-                    AhoCorasick::builder()
-                        .ascii_case_insensitive(true)
-                        .build(&patterns)
-                        .ok()
-                })
-                .flatten();
             prefilters.insert(
                 kind,
                 Prefilter {
-                    automaton,
-                    atom_rules,
-                    ascii_atom_rules,
+                    automaton: table.automaton(),
+                    atom_rules: table.rules,
+                    ascii_atom_rules: table.ascii_rules,
                     ascii_gated,
-                    alnum: (!alnum_patterns.is_empty())
-                        .then(|| AhoCorasick::new(&alnum_patterns).ok())
-                        .flatten()
-                        .map(|ac| (ac, alnum_rules)),
+                    alnum: alnum_table.automaton().map(|ac| (ac, alnum_table.rules)),
                     always,
                 },
             );
@@ -630,6 +589,48 @@ impl Ruleset {
         }
         out.sort_unstable();
         out.dedup();
+    }
+}
+
+/// The atoms of one automaton, each once, and the rules each names: on any text, and
+/// on ASCII text only.
+#[derive(Default)]
+struct AtomTable {
+    patterns: Vec<Vec<u8>>,
+    index: HashMap<Vec<u8>, usize>,
+    rules: Vec<Vec<usize>>,
+    ascii_rules: Vec<Vec<usize>>,
+}
+
+impl AtomTable {
+    fn add(&mut self, atom: &[u8], rule: usize, ascii_only: bool) {
+        let atom = atom.to_ascii_lowercase();
+        let slot = match self.index.get(&atom) {
+            Some(&slot) => slot,
+            None => {
+                self.index.insert(atom.clone(), self.patterns.len());
+                self.patterns.push(atom);
+                self.rules.push(Vec::new());
+                self.ascii_rules.push(Vec::new());
+                self.patterns.len() - 1
+            }
+        };
+        if ascii_only {
+            self.ascii_rules[slot].push(rule);
+        } else {
+            self.rules[slot].push(rule);
+        }
+    }
+
+    /// One ASCII case-insensitive automaton over the atoms (None if there are none).
+    fn automaton(&self) -> Option<AhoCorasick> {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&self.patterns)
+            .ok()
     }
 }
 

@@ -132,7 +132,7 @@ pub fn run(
                 };
                 (source, args.get(1))
             };
-            let addresses = header_text(view, &HeaderSource::parse(&source)).unwrap_or_default();
+            let addresses = get(view, &source).unwrap_or_default();
             let mut free = addresses
                 .lines()
                 .map(str::to_ascii_lowercase)
@@ -145,7 +145,7 @@ pub fn run(
         // The second-level domains of From and of the envelope sender differ.
         "check_equal_from_domains" => {
             let domain = |source: &str| {
-                let addr = header_text(view, &HeaderSource::parse(source))?;
+                let addr = get(view, source)?;
                 let first = addr.lines().next()?.to_ascii_lowercase();
                 let domain = registered_domain(first.rsplit_once('@')?.1);
                 (!domain.is_empty()).then_some(domain)
@@ -259,14 +259,12 @@ fn received_date(received: &str) -> Option<i64> {
     mail_parser::DateTime::parse_rfc822(after).map(|d| d.to_timestamp())
 }
 
-/// A compiled pattern of the evals below (case-sensitive, as SpamAssassin writes them).
-struct Pattern(std::sync::LazyLock<regex::Regex>);
-
+/// A fixed regex of the evals here, compiled on first use (case-sensitive unless it says
+/// otherwise, as SpamAssassin writes them).
 macro_rules! pattern {
     ($name:ident, $re:expr) => {
-        static $name: Pattern = Pattern(std::sync::LazyLock::new(|| {
-            regex::Regex::new($re).expect("valid")
-        }));
+        static $name: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new($re).expect("valid"));
     };
 }
 
@@ -294,7 +292,6 @@ fn outlook_message_id_invalid(view: &MessageView) -> bool {
         return false;
     };
     let Some(token) = OUTLOOK_MSGID
-        .0
         .captures(&id)
         .and_then(|c| i64::from_str_radix(&c[1], 16).ok())
     else {
@@ -370,19 +367,17 @@ fn received_headers_removed(view: &MessageView) -> bool {
     let Some(received) = get(view, "Received") else {
         return true;
     };
-    let ezmlm = get(view, "Mailing-List").is_some_and(|l| EZMLM_LIST.0.is_match(&l))
-        && get(view, "Delivered-To").is_some_and(|d| EZMLM_DELIVERED_TO.0.is_match(&d))
-        && QMAIL_INVOKED.0.is_match(&received);
-    ezmlm || MSN_GROUPS.0.is_match(&received)
+    let ezmlm = get(view, "Mailing-List").is_some_and(|l| EZMLM_LIST.is_match(&l))
+        && get(view, "Delivered-To").is_some_and(|d| EZMLM_DELIVERED_TO.is_match(&d))
+        && QMAIL_INVOKED.is_match(&received);
+    ezmlm || MSN_GROUPS.is_match(&received)
 }
 
-/// Role and machine addresses the FreeMail plugin never counts (its default welcomelist).
-static FREEMAIL_EXEMPT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(
-        r"(?i)^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master|undisclosed.*|request-[a-f0-9]{16}|bounced?-|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)@",
-    )
-    .expect("valid")
-});
+// Role and machine addresses the FreeMail plugin never counts (its default welcomelist).
+pattern!(
+    FREEMAIL_EXEMPT,
+    r"(?i)^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master|undisclosed.*|request-[a-f0-9]{16}|bounced?-|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)@"
+);
 
 /// Whether `address` (lower case) is at a free mail provider.
 fn is_freemail(address: &str, rules: &super::compile::Globals) -> bool {
