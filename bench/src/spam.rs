@@ -184,11 +184,11 @@ fn print_costs(
     }
     let mut order: Vec<usize> = (0..costs.rule_time.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(costs.rule_time[i]));
-    println!("costliest rules: ms in all, messages that ran it, µs per run");
+    println!("costliest rules: ms in all, messages that ran it (that it matched), µs per run");
     for &i in order.iter().take(top) {
         let runs = costs.rule_runs[i].max(1);
         println!(
-            "  {:<32} {:?} {} {}: {:.1} ms, {} runs, {:.1} µs",
+            "  {:<32} {:?} {} {}: {:.1} ms, {} runs ({} hits), {:.1} µs",
             rules.rules[i].name,
             rules.rules[i].kind,
             engine(i),
@@ -199,6 +199,7 @@ fn print_costs(
             },
             ms(costs.rule_time[i]),
             costs.rule_runs[i],
+            costs.rule_hits[i],
             ms(costs.rule_time[i]) * 1000.0 / runs as f64
         );
     }

@@ -27,14 +27,14 @@ const MAX_REPEAT: u32 = 8;
 /// The atoms of a pattern (without case folding applied), or None if it has none.
 /// `extended`: the pattern has Perl's `/x` flag (whitespace and `#` comments ignored).
 pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
-    atoms_for(pattern, extended, Text::Any)
+    atoms_for(pattern, extended, Text::Any).map(|(atoms, _)| atoms)
 }
 
 /// The atoms of a pattern on texts that are pure ASCII: many rules that have none in
 /// general (a letter may be any of dozens of look-alikes) have some there, where only the
 /// ASCII look-alikes can occur. An empty list: the pattern cannot match ASCII text.
 pub fn required_ascii_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
-    atoms_for(pattern, extended, Text::Ascii)
+    atoms_for(pattern, extended, Text::Ascii).map(|(atoms, _)| atoms)
 }
 
 /// The atoms of a pattern in the text's letters and digits: the text with every other
@@ -42,7 +42,7 @@ pub fn required_ascii_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>
 /// non-alphanumeric bytes between its letters (`p[_\W]{0,3}h[_\W]{0,3}e...`) have none in
 /// the text itself but do there, where those bytes are gone.
 pub fn required_alnum_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
-    atoms_for(pattern, extended, Text::Alnum)
+    atoms_for(pattern, extended, Text::Alnum).map(|(atoms, _)| atoms)
 }
 
 /// The ASCII letters and digits of `text`, in order, lowercased: a match's letters and
@@ -56,14 +56,18 @@ pub fn alnum_projection(text: &[u8]) -> Vec<u8> {
 
 /// What the text a pattern will run on may hold.
 #[derive(Clone, Copy, PartialEq)]
-enum Text {
+pub enum Text {
     Any,
     Ascii,
     /// Only ASCII letters and digits: [`alnum_projection`].
     Alnum,
 }
 
-fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<Vec<Vec<u8>>> {
+/// The atoms of a pattern on `text` ([`required_atoms`], [`required_ascii_atoms`],
+/// [`required_alnum_atoms`]), and how many of them, at distinct offsets, any match holds:
+/// a pattern repeating a part at least n times (`(?:name:\s*_+\s*){5}`) whose atoms come
+/// from that part holds n.
+pub fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<(Vec<Vec<u8>>, u32)> {
     let relaxed = relax(pattern);
     let hir = regex_syntax::ParserBuilder::new()
         .ignore_whitespace(extended)
@@ -72,7 +76,11 @@ fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<Vec<Vec<u8>>> 
         .build()
         .parse(&relaxed)
         .ok()?;
-    of(&hir, text).atoms().map(minimal)
+    // Minimizing keeps the count: a match's copies of the repeated part are disjoint,
+    // so the shorter atoms inside their atoms are at distinct offsets too.
+    of(&hir, text)
+        .atoms()
+        .map(|(atoms, times)| (minimal(atoms), times))
 }
 
 /// The pattern without what `regex-syntax` cannot read and a match does not need to
@@ -152,6 +160,8 @@ struct Part {
     exact: Option<Vec<Vec<u8>>>,
     /// Atoms one of which every match of the part contains.
     required: Option<Vec<Vec<u8>>>,
+    /// How many occurrences of `required` atoms, at distinct offsets, a match contains.
+    times: u32,
     /// For a part with no exact strings that repeats a finite one at least n times
     /// (`d+`, `x{2,}`): the strings of n repetitions, which every match starts and ends
     /// with, so that it can end or begin a window of combined parts.
@@ -168,21 +178,23 @@ impl Part {
         Part {
             exact,
             required: None,
+            times: 1,
             edge: None,
         }
     }
 
-    /// The better of the part's required atoms and its exact strings taken as atoms.
-    fn atoms(&self) -> Option<Vec<Vec<u8>>> {
+    /// The better of the part's required atoms and its exact strings taken as atoms, and
+    /// how many times a match contains them.
+    fn atoms(&self) -> Option<(Vec<Vec<u8>>, u32)> {
         // (Sets are minimized once, at the end: choosing on their full size is cheaper.)
         let exact = self.exact.clone();
         let best = match (exact, &self.required) {
-            (Some(e), Some(r)) if quality(&e) >= quality(r) => e,
-            (_, Some(r)) => r.clone(),
-            (Some(e), None) => e,
+            (Some(e), Some(r)) if quality(&e) >= quality(r) => (e, 1),
+            (_, Some(r)) => (r.clone(), self.times),
+            (Some(e), None) => (e, 1),
             (None, None) => return None,
         };
-        (quality(&best) > 0.0).then_some(best)
+        (quality(&best.0) > 0.0).then_some(best)
     }
 }
 
@@ -345,7 +357,11 @@ fn of(hir: &Hir, text: Text) -> Part {
                 (Some(e), Some(max)) if max <= MAX_REPEAT => repeat(e, r.min, max),
                 _ => None,
             };
-            let required = if r.min >= 1 { sub.atoms() } else { None };
+            // Each of the at least `min` copies holds the body's atoms.
+            let (required, times) = match sub.atoms() {
+                Some((atoms, times)) if r.min >= 1 => (Some(atoms), times.saturating_mul(r.min)),
+                _ => (None, 1),
+            };
             let edge = match (&exact, &sub.exact) {
                 (None, Some(e)) if r.min >= 1 && r.min <= MAX_REPEAT => repeat(e, r.min, r.min),
                 _ => None,
@@ -353,6 +369,7 @@ fn of(hir: &Hir, text: Text) -> Part {
             Part {
                 exact,
                 required,
+                times,
                 edge,
             }
         }
@@ -370,12 +387,16 @@ fn of(hir: &Hir, text: Text) -> Part {
                     all
                 })
                 .filter(|a| a.len() <= MAX_SET);
-            let required = parts
-                .iter()
-                .map(Part::atoms)
-                .collect::<Option<Vec<_>>>()
+            let branches = parts.iter().map(Part::atoms).collect::<Option<Vec<_>>>();
+            // Whichever branch matched, its atoms are there as many times as it needs.
+            let times = branches
+                .as_ref()
+                .and_then(|b| b.iter().map(|(_, t)| *t).min())
+                .unwrap_or(1);
+            let required = branches
                 .map(|sets| {
-                    let mut all: Vec<Vec<u8>> = sets.into_iter().flatten().collect();
+                    let mut all: Vec<Vec<u8>> =
+                        sets.into_iter().flat_map(|(atoms, _)| atoms).collect();
                     all.sort();
                     all.dedup();
                     all
@@ -384,6 +405,7 @@ fn of(hir: &Hir, text: Text) -> Part {
             Part {
                 exact,
                 required,
+                times,
                 edge: None,
             }
         }
@@ -400,10 +422,10 @@ fn concat(parts: &[Part]) -> Part {
             _ => None,
         };
     }
-    let mut best: Option<Vec<Vec<u8>>> = None;
-    let mut consider = |cand: Option<Vec<Vec<u8>>>| {
+    let mut best: Option<(Vec<Vec<u8>>, u32)> = None;
+    let mut consider = |cand: Option<(Vec<Vec<u8>>, u32)>| {
         if let Some(c) = cand {
-            if best.as_ref().is_none_or(|b| quality(&c) > quality(b)) {
+            if best.as_ref().is_none_or(|b| quality(&c.0) > quality(&b.0)) {
                 best = Some(c);
             }
         }
@@ -450,11 +472,16 @@ fn concat(parts: &[Part]) -> Part {
                 _ => None,
             };
         }
-        consider(set);
+        consider(set.map(|s| (s, 1)));
     }
+    let (required, times) = match best {
+        Some((atoms, times)) => (Some(atoms), times),
+        None => (None, 1),
+    };
     Part {
         exact,
-        required: best,
+        required,
+        times,
         edge: None,
     }
 }
@@ -505,6 +532,37 @@ mod tests {
         assert!(extended.iter().all(|a| a.len() == "free money".len()));
         let plain = required_atoms(r"free\s money", false).unwrap();
         assert!(plain.iter().all(|a| a.len() == "free  money".len()));
+    }
+
+    #[test]
+    fn a_repeated_part_needs_its_atoms_as_many_times() {
+        let counted = |p: &str, text| atoms_for(p, false, text).map(|(_, times)| times);
+        assert_eq!(
+            counted(r"(?:(?:name|phone):\s*_+\s*){5}", Text::Any),
+            Some(5)
+        );
+        assert_eq!(
+            counted(r"(?:(?:name|phone):\s*_+\s*){3,}", Text::Any),
+            Some(3)
+        );
+        assert_eq!(counted(r"(?:name|phone):\s*_+", Text::Any), Some(1));
+        // Nested: three copies of two.
+        assert_eq!(counted(r"(?:(?:x\s*name\s*){2}-){3}", Text::Any), Some(6));
+        // An alternation holds as many as its poorest branch.
+        assert_eq!(counted(r"(?:(?:name\s*){4}|phone)", Text::Any), Some(1));
+        // The atoms chosen from outside the repetition count once.
+        assert_eq!(
+            counted(r"application form(?:\s*[a-z]+:){3}", Text::Any),
+            Some(1)
+        );
+        // Letters and digits of a form spelled with separators between them.
+        assert_eq!(
+            counted(
+                r"(?:(?:n[_\W]?a[_\W]?m[_\W]?e|a[_\W]?g[_\W]?e)[\s:]{1,5}_+\s*){5}",
+                Text::Alnum
+            ),
+            Some(5)
+        );
     }
 
     #[test]

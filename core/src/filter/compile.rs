@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aho_corasick::AhoCorasick;
 
-use super::atoms::{alnum_projection, required_alnum_atoms, required_ascii_atoms, required_atoms};
+use super::atoms::{atoms_for, Text};
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
 
@@ -164,6 +164,9 @@ pub struct Ruleset {
     /// Each meta's expression with names resolved to rule indices (None: not a meta).
     pub resolved_metas: Vec<Option<Expr<Option<usize>>>>,
     pub prefilters: HashMap<Kind, Prefilter>,
+    /// Per rule: how many occurrences of its atoms, at distinct offsets, a match holds
+    /// (more than 1 for a repeated part: `(?:name:\s*_+\s*){5}` needs 5).
+    pub atom_times: Vec<u32>,
     pub globals: Globals,
     pub actions: std::sync::Arc<super::actions::Actions>,
     pub report: Report,
@@ -273,9 +276,10 @@ impl Ruleset {
         let mut rules = Vec::new();
         // A later definition of a rule replaces an earlier one, as in SpamAssassin.
         let mut by_name: HashMap<String, usize> = HashMap::new();
-        let mut atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
-        let mut ascii_atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
-        let mut alnum_atoms_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        // A rule's atoms and how many of them (at distinct offsets) a match holds.
+        let mut atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
+        let mut ascii_atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
+        let mut alnum_atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
         let replace_tags = source.replace_tags;
         for def in source.rules {
             let mut atoms = None;
@@ -316,12 +320,13 @@ impl Ruleset {
                     };
                     if !negate && prefiltered {
                         let translated = translate_escapes(&pattern);
-                        atoms = required_atoms(&translated, flags.contains('x'));
+                        let extended = flags.contains('x');
+                        atoms = atoms_for(&translated, extended, Text::Any);
                         if atoms.is_none() {
-                            ascii_atoms = required_ascii_atoms(&translated, flags.contains('x'));
+                            ascii_atoms = atoms_for(&translated, extended, Text::Ascii);
                         }
                         if atoms.is_none() && matches!(def.kind, Kind::Body | Kind::RawBody) {
-                            alnum_atoms = required_alnum_atoms(&translated, flags.contains('x'));
+                            alnum_atoms = atoms_for(&translated, extended, Text::Alnum);
                         }
                     }
                     // A body rule that runs on every message gets a fast gate when it
@@ -415,7 +420,7 @@ impl Ruleset {
                 if rule.kind != kind || !active[i] {
                     continue;
                 }
-                if let Some(atoms) = &atoms_of[i] {
+                if let Some((atoms, _)) = &atoms_of[i] {
                     for a in atoms {
                         table.add(a, i, false);
                     }
@@ -429,13 +434,13 @@ impl Ruleset {
                     }
                 }
                 match (ascii, &alnum_atoms_of[i]) {
-                    (Some(atoms), _) => {
+                    (Some((atoms, _)), _) => {
                         for a in atoms {
                             table.add(a, i, true);
                         }
                         ascii_gated.push(i);
                     }
-                    (None, Some(atoms)) => {
+                    (None, Some((atoms, _))) => {
                         *report.alnum_atoms.entry(kind_name.clone()).or_default() += 1;
                         for a in atoms {
                             alnum_table.add(a, i, false);
@@ -456,6 +461,16 @@ impl Ruleset {
                 },
             );
         }
+        // (A rule is in one table: the first of these it has atoms for.)
+        let atom_times = (0..rules.len())
+            .map(|i| {
+                atoms_of[i]
+                    .as_ref()
+                    .or(ascii_atoms_of[i].as_ref())
+                    .or(alnum_atoms_of[i].as_ref())
+                    .map_or(1, |(_, times)| *times)
+            })
+            .collect();
         let resolved_metas = rules
             .iter()
             .map(|r| match &r.test {
@@ -477,6 +492,7 @@ impl Ruleset {
             active,
             by_name,
             resolved_metas,
+            atom_times,
             prefilters,
             actions: std::sync::Arc::new(source.actions),
             globals: Globals {
@@ -553,13 +569,37 @@ impl Ruleset {
         };
         out.extend_from_slice(&p.always);
         if let Some((ac, rules)) = &p.alnum {
-            let letters = alnum_projection(text.as_bytes());
+            // The projection, and where each of its bytes is in the text.
+            let (letters, origin): (Vec<u8>, Vec<usize>) = text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| b.is_ascii_alphanumeric())
+                .map(|(i, b)| (b.to_ascii_lowercase(), i))
+                .unzip();
             let mut seen = vec![false; rules.len()];
+            // (rule, offset) for the rules that need several atoms.
+            let mut counted = Vec::new();
             for m in ac.find_overlapping_iter(&letters) {
                 let id = m.pattern().as_usize();
+                let at = origin[m.start()];
+                for &r in &rules[id] {
+                    if self.atom_times[r] > 1 {
+                        counted.push((r, at));
+                    }
+                    if let Some(spots) = spots.as_deref_mut() {
+                        spots.push((r, at));
+                    }
+                }
                 if !seen[id] {
                     seen[id] = true;
-                    out.extend_from_slice(&rules[id]);
+                    out.extend(rules[id].iter().filter(|&&r| self.atom_times[r] <= 1));
+                }
+            }
+            counted.sort_unstable();
+            counted.dedup();
+            for group in counted.chunk_by(|a, b| a.0 == b.0) {
+                if group.len() >= self.atom_times[group[0].0] as usize {
+                    out.push(group[0].0);
                 }
             }
         }

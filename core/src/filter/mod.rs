@@ -142,6 +142,31 @@ score  COMBO        2.5
     }
 
     #[test]
+    fn a_rule_needing_several_atoms_runs_where_one_paragraph_has_them() {
+        // Three fields in a row: the rule needs three of its atoms in one paragraph, so
+        // a message with them spread over paragraphs does not run it; the verdicts
+        // stay those of the regex.
+        let form = "(?:(?:name|phone|city):\\s*_{3,}\\s*){3}";
+        let spelled =
+            "(?:(?:n[_\\W]?a[_\\W]?m[_\\W]?e|c[_\\W]?i[_\\W]?t[_\\W]?y):\\s*_{3,}\\s*){2}";
+        let rs = ruleset(&format!(
+            "body FORM /{form}/i\nscore FORM 1\nbody SPELLED /{spelled}/i\nscore SPELLED 1\n"
+        ));
+        for rule in ["FORM", "SPELLED"] {
+            let i = rs.by_name[rule];
+            assert!(rs.atom_times[i] > 1, "{rule}: {}", rs.atom_times[i]);
+        }
+        let msg = |body: &str| format!("To: a@b\r\nDate: x\r\nSubject: s\r\n\r\n{body}");
+        let v = rs.scan(msg("Name: ____ Phone: ____ City: ____\r\n").as_bytes());
+        assert_eq!(names(&v), ["FORM"], "{v:?}");
+        let v = rs.scan(msg("N.a.m.e: ____ c-i-t-y: ___\r\n").as_bytes());
+        assert_eq!(names(&v), ["SPELLED"], "{v:?}");
+        let spread = "Name: ____\r\n\r\nPhone: ____\r\n\r\nCity: ____ name city\r\n";
+        let v = rs.scan(msg(spread).as_bytes());
+        assert!(v.hits.is_empty(), "{v:?}");
+    }
+
+    #[test]
     fn ascii_atoms_narrow_rules_on_ascii_text_only() {
         let rs = ruleset("body LOOKALIKE /[p\\xF0-\\xFF](?:a|\\xC3[\\xA0-\\xA5])[y\\xE0-\\xFF]/\nscore LOOKALIKE 1\n");
         assert_eq!(rs.report.ascii_atoms.get("body"), Some(&1));

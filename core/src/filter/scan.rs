@@ -203,6 +203,8 @@ pub struct RuleCosts {
     /// Per rule (by index): time spent in its test, and how many messages ran it.
     pub rule_time: Vec<Duration>,
     pub rule_runs: Vec<u32>,
+    /// Per rule: how many of those runs it matched.
+    pub rule_hits: Vec<u32>,
 }
 
 impl Ruleset {
@@ -227,6 +229,7 @@ impl Ruleset {
         costs.view += t.elapsed();
         costs.rule_time.resize(self.rules.len(), Duration::ZERO);
         costs.rule_runs.resize(self.rules.len(), 0);
+        costs.rule_hits.resize(self.rules.len(), 0);
         self.scan_with(&view, raw, Some(costs), &[])
     }
 
@@ -283,7 +286,10 @@ impl Ruleset {
                 candidate[i] = true;
             }
         }
-        let paragraphs = Paragraphs::new(&view.body, spots);
+        let (paragraphs, ruled_out) = Paragraphs::new(&view.body, spots, &self.atom_times);
+        for i in ruled_out {
+            candidate[i] = false;
+        }
         let mut scan = Scan {
             rules: self,
             view,
@@ -320,7 +326,8 @@ impl Ruleset {
 
 /// The body's paragraphs (its lines) and, for each body rule found by its atoms, the
 /// paragraphs they are in. SpamAssassin matches body rules one paragraph at a time, so a
-/// rule with atoms runs on those paragraphs only.
+/// rule with atoms runs on those paragraphs only, and only on those that hold as many of
+/// them as a match needs.
 struct Paragraphs<'a> {
     body: &'a str,
     starts: Vec<usize>,
@@ -332,28 +339,49 @@ struct Paragraphs<'a> {
 const MAX_PARAGRAPHS_PER_RULE: usize = 16;
 
 impl<'a> Paragraphs<'a> {
-    fn new(body: &'a str, atom_offsets: Vec<(usize, usize)>) -> Paragraphs<'a> {
+    /// From the (rule, offset) of every atom found in the body and how many atoms (at
+    /// distinct offsets) a match of each rule holds ([`Ruleset::atom_times`]): the
+    /// paragraphs, and the rules that no paragraph has enough atoms for.
+    fn new(
+        body: &'a str,
+        mut atom_offsets: Vec<(usize, usize)>,
+        times: &[u32],
+    ) -> (Paragraphs<'a>, Vec<usize>) {
         let starts: Vec<usize> = std::iter::once(0)
             .chain(memchr::memchr_iter(b'\n', body.as_bytes()).map(|i| i + 1))
             .collect();
-        let mut spots: Vec<(usize, usize)> = atom_offsets
+        atom_offsets.sort_unstable();
+        atom_offsets.dedup();
+        let spots: Vec<(usize, usize)> = atom_offsets
             .into_iter()
             .map(|(rule, at)| (rule, starts.partition_point(|&s| s <= at) - 1))
             .collect();
-        spots.sort_unstable();
-        spots.dedup();
-        // Rules whose atoms are everywhere: the whole body is cheaper than many calls.
         let mut kept = Vec::with_capacity(spots.len());
+        let mut ruled_out = Vec::new();
+        let mut paragraphs = Vec::new();
         for group in spots.chunk_by(|a, b| a.0 == b.0) {
-            if group.len() <= MAX_PARAGRAPHS_PER_RULE {
-                kept.extend_from_slice(group);
+            let rule = group[0].0;
+            let needed = times.get(rule).copied().unwrap_or(1) as usize;
+            paragraphs.clear();
+            // (The offsets were distinct and sorted: equal paragraphs are adjacent.)
+            for same in group.chunk_by(|a, b| a.1 == b.1) {
+                if same.len() >= needed {
+                    paragraphs.push(same[0]);
+                }
             }
+            if paragraphs.is_empty() {
+                ruled_out.push(rule);
+            } else if paragraphs.len() <= MAX_PARAGRAPHS_PER_RULE {
+                kept.extend_from_slice(&paragraphs);
+            }
+            // Else the atoms are everywhere: the whole body is cheaper than many calls.
         }
-        Paragraphs {
+        let paragraphs = Paragraphs {
             body,
             starts,
             spots: kept,
-        }
+        };
+        (paragraphs, ruled_out)
     }
 
     fn range(&self, rule: usize) -> std::ops::Range<usize> {
@@ -414,6 +442,7 @@ impl<'a> Scan<'a, '_> {
         if let (Some(t), Some(c)) = (started, self.costs.as_deref_mut()) {
             c.rule_time[i] += t.elapsed();
             c.rule_runs[i] += 1;
+            c.rule_hits[i] += u32::from(v != 0.0);
         }
         self.values[i] = Some(v);
         v

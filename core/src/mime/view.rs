@@ -215,10 +215,21 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
     let mut style = StyleTracker::default();
     let mut rest = html;
     let mut skip_until: Option<&str> = None;
+    // As SpamAssassin's renderer: in text, any run of white space (line breaks
+    // included, and the no-break space) is one space; line and paragraph breaks come
+    // from the tags.
     let text = |chunk: &str, out: &mut String, style: &mut StyleTracker| {
         let decoded = decode_entities(chunk);
         style.text(&decoded);
-        out.push_str(&decoded);
+        let mut words = decoded
+            .split([' ', '\t', '\n', '\r', '\x0b', '\x0c', '\u{a0}'])
+            .peekable();
+        while let Some(word) = words.next() {
+            out.push_str(word);
+            if words.peek().is_some() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        }
     };
     while let Some(lt) = rest.find('<') {
         if skip_until.is_none() {
@@ -250,8 +261,15 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
             "script" if !closing => skip_until = Some("/script"),
             "style" if !closing => skip_until = Some("/style"),
             "img" => view.html_images += 1,
-            "br" | "p" | "div" | "tr" | "li" => out.push('\n'),
-            _ => out.push(' '),
+            // SpamAssassin's elements that insert white space (start and end tags);
+            // other tags insert nothing (`te<b>x</b>t` reads "text").
+            "br" | "div" => out.push('\n'),
+            "p" | "hr" | "blockquote" | "pre" | "listing" | "plaintext" | "xmp" | "title" => {
+                out.push_str("\n\n")
+            }
+            "li" | "th" | "td" | "dt" | "dd" | "embed" | "h1" | "h2" | "h3" | "h4" | "h5"
+            | "h6" => out.push(' '),
+            _ => {}
         }
         for name in ["href", "src"] {
             if let Some(uri) = attr(&body[name_len..], name) {
@@ -367,6 +385,21 @@ fn find_email_uris(text: &str, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_breaks_lines_where_spamassassin_does() {
+        let html = "<html><body><p>Name,\r\n  Address,<b>Ph</b>one\nand&nbsp;fax<br>\n\
+                    (if any)</p><table><tr><td>a</td><td>b</td></tr></table><div>c</div>d</body></html>";
+        let msg =
+            format!("Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n{html}\r\n");
+        let view = MessageView::new(msg.as_bytes());
+        // Source line breaks are spaces; <br> and <div> break a line, which stays in its
+        // paragraph; <p> ends one; cells are spaced; other tags insert nothing.
+        assert_eq!(
+            view.body,
+            "s\nName, Address,Phone and fax (if any)\na b c d"
+        );
+    }
 
     #[test]
     fn only_the_first_text_parts_are_read() {
