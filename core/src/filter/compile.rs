@@ -161,9 +161,13 @@ pub struct Ruleset {
     /// The rules whose hits count in a verdict: active, scored, not sub-rules.
     pub scored: Vec<usize>,
     pub by_name: HashMap<String, usize>,
-    /// Each meta's expression with names resolved to rule indices (None: not a meta).
-    pub resolved_metas: Vec<Option<Expr<Option<usize>>>>,
+    /// The meta expressions, and the root of each rule's (None: not a meta).
+    pub metas: super::meta::Compiled,
+    pub meta_roots: Vec<Option<u32>>,
     pub prefilters: HashMap<Kind, Prefilter>,
+    /// Per rule: a regex rule of a kind the prefilter reads (it cannot match unless the
+    /// prefilter names it).
+    pub prefiltered: Vec<bool>,
     /// Per rule: how many occurrences of its atoms, at distinct offsets, a match holds
     /// (more than 1 for a repeated part: `(?:name:\s*_+\s*){5}` needs 5).
     pub atom_times: Vec<u32>,
@@ -471,10 +475,11 @@ impl Ruleset {
                     .map_or(1, |(_, times)| *times)
             })
             .collect();
-        let resolved_metas = rules
+        let mut metas = super::meta::Compiled::default();
+        let meta_roots = rules
             .iter()
             .map(|r| match &r.test {
-                CompiledTest::Meta(e) => Some(e.resolve(&|n| by_name.get(n).copied())),
+                CompiledTest::Meta(e) => Some(metas.add(e, &|n| by_name.get(n).copied())),
                 _ => None,
             })
             .collect();
@@ -486,12 +491,23 @@ impl Ruleset {
                     if super::eval::answered_by_dns_checks(function))
             })
             .collect();
+        let prefiltered = rules
+            .iter()
+            .map(|r| {
+                matches!(
+                    r.kind,
+                    Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full | Kind::Header
+                ) && matches!(r.test, CompiledTest::Regex { .. })
+            })
+            .collect();
         Ruleset {
+            prefiltered,
             rules,
             scored,
             active,
             by_name,
-            resolved_metas,
+            metas,
+            meta_roots,
             atom_times,
             prefilters,
             actions: std::sync::Arc::new(source.actions),
@@ -570,18 +586,20 @@ impl Ruleset {
         out.extend_from_slice(&p.always);
         if let Some((ac, rules)) = &p.alnum {
             // The projection, and where each of its bytes is in the text.
-            let (letters, origin): (Vec<u8>, Vec<usize>) = text
-                .bytes()
-                .enumerate()
-                .filter(|(_, b)| b.is_ascii_alphanumeric())
-                .map(|(i, b)| (b.to_ascii_lowercase(), i))
-                .unzip();
+            let mut letters = Vec::with_capacity(text.len());
+            let mut origin = Vec::with_capacity(text.len());
+            for (i, &b) in text.as_bytes().iter().enumerate() {
+                if b.is_ascii_alphanumeric() {
+                    letters.push(b.to_ascii_lowercase());
+                    origin.push(i as u32);
+                }
+            }
             let mut seen = vec![false; rules.len()];
             // (rule, offset) for the rules that need several atoms.
             let mut counted = Vec::new();
             for m in ac.find_overlapping_iter(&letters) {
                 let id = m.pattern().as_usize();
-                let at = origin[m.start()];
+                let at = origin[m.start()] as usize;
                 for &r in &rules[id] {
                     if self.atom_times[r] > 1 {
                         counted.push((r, at));

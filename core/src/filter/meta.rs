@@ -1,7 +1,6 @@
 //! Meta rule expressions: `A && (B || !C)`, `(A + B + C) >= 2`, over other rules' hits.
 
-/// An expression over rules named `R`: names as written, or (resolved for scanning)
-/// rule indices, `None` for a rule that does not exist.
+/// An expression over rules named `R` (names as written; for scanning, see [`Compiled`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr<R = String> {
     Num(f64),
@@ -179,17 +178,84 @@ impl Expr {
             Expr::Num(_) => {}
         }
     }
+}
 
-    /// The expression with names replaced by what `index` makes of them.
-    pub fn resolve(&self, index: &dyn Fn(&str) -> Option<usize>) -> Expr<Option<usize>> {
-        match self {
-            Expr::Num(n) => Expr::Num(*n),
-            Expr::Rule(r) => Expr::Rule(index(r)),
-            Expr::Not(e) => Expr::Not(Box::new(e.resolve(index))),
-            Expr::Neg(e) => Expr::Neg(Box::new(e.resolve(index))),
+/// The meta expressions of a ruleset, compiled for scanning: names resolved to rule
+/// indices, every node in one array and the nodes of one expression adjacent, so that
+/// evaluating one reads a short run of memory instead of chasing boxes (a scan
+/// evaluates hundreds).
+#[derive(Debug, Default)]
+pub struct Compiled {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Node {
+    Num(f64),
+    /// A rule by index; None for a name no rule has (it reads 0).
+    Rule(Option<u32>),
+    Not(u32),
+    Neg(u32),
+    Bin(u32, Op, u32),
+}
+
+impl Compiled {
+    /// Adds an expression, names resolved by `index`; returns its root for [`Compiled::eval`].
+    pub fn add(&mut self, e: &Expr, index: &dyn Fn(&str) -> Option<usize>) -> u32 {
+        let node = match e {
+            Expr::Num(n) => Node::Num(*n),
+            Expr::Rule(r) => Node::Rule(index(r).map(|i| i as u32)),
+            Expr::Not(x) => Node::Not(self.add(x, index)),
+            Expr::Neg(x) => Node::Neg(self.add(x, index)),
             Expr::Bin(l, op, r) => {
-                Expr::Bin(Box::new(l.resolve(index)), *op, Box::new(r.resolve(index)))
+                let left = self.add(l, index);
+                Node::Bin(left, *op, self.add(r, index))
             }
+        };
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as u32
+    }
+
+    /// Evaluates the expression at `root` as [`Expr::eval`], with `hits` giving the hit
+    /// count of a rule by index.
+    pub fn eval(&self, root: u32, hits: &mut impl FnMut(usize) -> f64) -> f64 {
+        let b = |x: bool| if x { 1.0 } else { 0.0 };
+        match self.nodes[root as usize] {
+            Node::Num(n) => n,
+            Node::Rule(r) => r.map_or(0.0, |i| hits(i as usize)),
+            Node::Not(e) => b(self.eval(e, hits) == 0.0),
+            Node::Neg(e) => -self.eval(e, hits),
+            Node::Bin(l, op, r) => {
+                let a = self.eval(l, hits);
+                match op {
+                    Op::Or => b(a != 0.0 || self.eval(r, hits) != 0.0),
+                    Op::And => b(a != 0.0 && self.eval(r, hits) != 0.0),
+                    op => op.apply(a, self.eval(r, hits)),
+                }
+            }
+        }
+    }
+}
+
+impl Op {
+    /// A comparison or arithmetic operator applied (`Or`/`And` as booleans, though
+    /// evaluation short-circuits them before this).
+    fn apply(self, a: f64, c: f64) -> f64 {
+        let b = |x: bool| if x { 1.0 } else { 0.0 };
+        match self {
+            Op::Or => b(a != 0.0 || c != 0.0),
+            Op::And => b(a != 0.0 && c != 0.0),
+            Op::Gt => b(a > c),
+            Op::Ge => b(a >= c),
+            Op::Lt => b(a < c),
+            Op::Le => b(a <= c),
+            Op::Eq => b(a == c),
+            Op::Ne => b(a != c),
+            Op::Add => a + c,
+            Op::Sub => a - c,
+            Op::Mul => a * c,
+            Op::Div if c != 0.0 => a / c,
+            Op::Div => 0.0,
         }
     }
 }
@@ -208,22 +274,7 @@ impl<R> Expr<R> {
                 match op {
                     Op::Or => b(a != 0.0 || r.eval(hits) != 0.0),
                     Op::And => b(a != 0.0 && r.eval(hits) != 0.0),
-                    op => {
-                        let c = r.eval(hits);
-                        match op {
-                            Op::Gt => b(a > c),
-                            Op::Ge => b(a >= c),
-                            Op::Lt => b(a < c),
-                            Op::Le => b(a <= c),
-                            Op::Eq => b(a == c),
-                            Op::Ne => b(a != c),
-                            Op::Add => a + c,
-                            Op::Sub => a - c,
-                            Op::Mul => a * c,
-                            Op::Div if c != 0.0 => a / c,
-                            _ => 0.0,
-                        }
-                    }
+                    op => op.apply(a, r.eval(hits)),
                 }
             }
         }
@@ -250,10 +301,14 @@ mod tests {
         assert_eq!(e("!(A || B)"), 0.0);
         assert_eq!(e("__X_1 || A"), 1.0);
         assert_eq!(e("A * 2 - 1 == 1"), 1.0);
-        let resolved = parse("A + Z")
-            .unwrap()
-            .resolve(&|n| (n == "A").then_some(7));
-        assert_eq!(resolved.eval(&mut |r| r.map_or(0.0, |i| i as f64)), 7.0);
+        // Compiled: names resolved (Z has no rule: 0), the same values.
+        let mut compiled = Compiled::default();
+        let index = |n: &str| (n == "A").then_some(7);
+        let sum = compiled.add(&parse("A + Z").unwrap(), &index);
+        let both = compiled.add(&parse("A && (Z || !Z) && 2 > 1").unwrap(), &index);
+        let mut hits = |i: usize| i as f64;
+        assert_eq!(compiled.eval(sum, &mut hits), 7.0);
+        assert_eq!(compiled.eval(both, &mut hits), 1.0);
         assert!(parse("A &&").is_none());
         assert!(parse("(A").is_none());
     }

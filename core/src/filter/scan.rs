@@ -297,7 +297,7 @@ impl Ruleset {
             candidate,
             paragraphs,
             header_texts: HashMap::new(),
-            values: vec![None; self.rules.len()],
+            values: vec![NOT_YET; self.rules.len()],
             costs,
             facts,
         };
@@ -419,43 +419,53 @@ struct Scan<'a, 'c> {
     /// Where in the body each body rule's atoms are.
     paragraphs: Paragraphs<'a>,
     header_texts: HashMap<&'a HeaderSource, Option<String>>,
-    /// Hit count (a meta's value: its expression's) of each rule evaluated so far.
-    values: Vec<Option<f64>>,
+    /// Hit count (a meta's value: its expression's) of each rule evaluated so far;
+    /// [`NOT_YET`] for the others.
+    values: Vec<f64>,
     /// Where the time goes, when profiling.
     costs: Option<&'c mut RuleCosts>,
     /// Network tests that fired, answered before the scan.
     facts: &'c [String],
 }
 
+/// A rule's value not computed yet (a computed value is never NaN).
+const NOT_YET: f64 = f64::NAN;
+
 impl<'a> Scan<'a, '_> {
     fn value(&mut self, i: usize) -> f64 {
-        if let Some(v) = self.values[i] {
+        // Most rules the verdict asks about are regex rules the prefilter ruled out: that
+        // answer reads two small arrays, not the rule.
+        if self.rules.prefiltered[i] && !self.candidate[i] {
+            return 0.0;
+        }
+        let v = self.values[i];
+        if !v.is_nan() {
             return v;
         }
         // A meta that reaches itself through a cycle reads 0 there.
-        self.values[i] = Some(0.0);
-        let timed = self.costs.is_some()
-            && self.rules.resolved_metas[i].is_none()
-            && !self.prefiltered_out(i);
-        let started = timed.then(Instant::now);
+        self.values[i] = 0.0;
+        let rules: &'a Ruleset = self.rules;
+        if let Some(root) = rules.meta_roots[i] {
+            let v = rules.metas.eval(root, &mut |j| self.value(j));
+            let v = if v.is_nan() { 0.0 } else { v };
+            self.values[i] = v;
+            return v;
+        }
+        let started = self.costs.is_some().then(Instant::now);
         let v = self.compute(i);
         if let (Some(t), Some(c)) = (started, self.costs.as_deref_mut()) {
             c.rule_time[i] += t.elapsed();
             c.rule_runs[i] += 1;
             c.rule_hits[i] += u32::from(v != 0.0);
         }
-        self.values[i] = Some(v);
+        let v = if v.is_nan() { 0.0 } else { v };
+        self.values[i] = v;
         v
     }
 
     /// A regex rule of a prefiltered kind whose atoms are not in the text: it cannot match.
     fn prefiltered_out(&self, i: usize) -> bool {
-        let rule = &self.rules.rules[i];
-        matches!(
-            rule.kind,
-            Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full | Kind::Header
-        ) && matches!(rule.test, CompiledTest::Regex { .. })
-            && !self.candidate[i]
+        self.rules.prefiltered[i] && !self.candidate[i]
     }
 
     fn compute(&mut self, i: usize) -> f64 {
@@ -464,10 +474,8 @@ impl<'a> Scan<'a, '_> {
         let rule = &rules.rules[i];
         let hit = |b: bool| if b { 1.0 } else { 0.0 };
         match (&rule.test, rule.kind) {
-            (CompiledTest::Meta(_), _) => match &rules.resolved_metas[i] {
-                Some(expr) => expr.eval(&mut |r| r.map_or(0.0, |j| self.value(j))),
-                None => 0.0,
-            },
+            // (Metas are evaluated by `value`.)
+            (CompiledTest::Meta(_), _) => 0.0,
             _ if self.prefiltered_out(i) => 0.0,
             (
                 CompiledTest::Regex {
