@@ -283,20 +283,22 @@ fn leading_int(s: &str) -> Option<i32> {
 
 /// The value of attribute `name` in a tag's attribute text (quoted or bare).
 pub fn attr(attrs: &str, name: &str) -> Option<String> {
-    let lower = attrs.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find(name) {
-        let start = from + i;
-        from = start + name.len();
-        let before_ok = start == 0
-            || !lower.as_bytes()[start - 1].is_ascii_alphanumeric()
-                && lower.as_bytes()[start - 1] != b'-';
-        let rest = lower[from..].trim_start();
-        if !before_ok || !rest.starts_with('=') {
+    // Each `=` with the name (any case) before it, white space between allowed: no
+    // lowercased copy and no substring search (this runs for every tag and attribute).
+    let b = attrs.as_bytes();
+    for eq in memchr::memchr_iter(b'=', b) {
+        let end = b[..eq]
+            .iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .map_or(0, |p| p + 1);
+        let Some(start) = end.checked_sub(name.len()) else {
+            continue;
+        };
+        let before_ok = start == 0 || !b[start - 1].is_ascii_alphanumeric() && b[start - 1] != b'-';
+        if !before_ok || !b[start..end].eq_ignore_ascii_case(name.as_bytes()) {
             continue;
         }
-        let offset = attrs.len() - rest.len() + 1;
-        let v = attrs[offset..].trim_start();
+        let v = attrs[eq + 1..].trim_start();
         return Some(match v.chars().next() {
             Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or("").to_string(),
             _ => v

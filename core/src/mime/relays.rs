@@ -135,20 +135,23 @@ fn word_after(text: &str, lower: &str, key: &str) -> String {
 
 /// The first IP address literal in `text`: `[1.2.3.4]`, `[IPv6:...]`, `(1.2.3.4)` or bare.
 fn first_ip(text: &str) -> Option<String> {
-    let is_ip_char = |c: char| c.is_ascii_hexdigit() || c == '.' || c == ':';
-    let mut rest = text;
-    while !rest.is_empty() {
-        let start = rest.find(|c: char| c.is_ascii_hexdigit() || c == ':')?;
-        let candidate: String = rest[start..]
-            .chars()
-            .take_while(|&c| is_ip_char(c))
-            .collect();
-        let trimmed = candidate.trim_start_matches("ipv6:").trim_end_matches('.');
-        let bare = trimmed.strip_prefix("IPv6:").unwrap_or(trimmed);
-        if bare.contains(['.', ':']) && bare.parse::<IpAddr>().is_ok() {
-            return Some(bare.to_string());
+    let b = text.as_bytes();
+    let is_ip_byte = |c: u8| c.is_ascii_hexdigit() || c == b'.' || c == b':';
+    let mut i = 0;
+    while i < b.len() {
+        // A candidate: a run of address characters from a hex digit or a colon.
+        if !(b[i].is_ascii_hexdigit() || b[i] == b':') {
+            i += 1;
+            continue;
         }
-        rest = &rest[start + candidate.len().max(1)..];
+        let start = i;
+        while i < b.len() && is_ip_byte(b[i]) {
+            i += 1;
+        }
+        let candidate = text[start..i].trim_end_matches('.');
+        if candidate.contains(['.', ':']) && candidate.parse::<IpAddr>().is_ok() {
+            return Some(candidate.to_string());
+        }
     }
     None
 }

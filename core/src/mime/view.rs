@@ -6,7 +6,7 @@ use mail_parser::parsers::MessageStream;
 
 use super::html_style::{attr, StyleTracker};
 use super::relays::Relays;
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MimeHeaders, PartType};
 
 /// Text of one part that body rules see, as SpamAssassin's `body_part_scan_size`: a
 /// message's worth of text, and a bound on what every rule's regex must read.
@@ -69,8 +69,17 @@ pub struct MessageView {
     pub relays: Relays,
 }
 
+/// A header value unfolded: line breaks (CRLF or LF) removed, ends trimmed.
 fn unfold(s: &str) -> String {
-    s.replace("\r\n", "").replace('\n', "").trim().to_string()
+    let s = s.trim();
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\n') {
+        out.push_str(rest[..i].strip_suffix('\r').unwrap_or(&rest[..i]));
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
@@ -114,7 +123,15 @@ fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
 impl MessageView {
     pub fn new(raw: &[u8]) -> MessageView {
         let mut view = MessageView::default();
-        let Some(msg) = MessageParser::default().parse(raw) else {
+        // Only what the parts need is parsed into structure (the MIME headers, and the
+        // Subject, decoded); every header's value is decoded below as SpamAssassin
+        // decodes it, so mail-parser's parsing of dates, addresses and Received
+        // headers would be thrown away.
+        let parser = MessageParser::new()
+            .with_mime_headers()
+            .header_text(HeaderName::Subject)
+            .default_header_raw();
+        let Some(msg) = parser.parse(raw) else {
             view.body = String::from_utf8_lossy(raw).into_owned();
             view.rawbody = view.body.clone();
             return view;
@@ -343,20 +360,33 @@ fn normalize_uri(uri: &str) -> String {
 
 /// URIs written out in text: scheme:// links, www. hosts, mailto:.
 fn find_uris(text: &str, out: &mut Vec<String>) {
-    let lower = text.to_ascii_lowercase();
-    for prefix in ["http://", "https://", "www.", "mailto:", "ftp://"] {
-        let mut from = 0;
-        while let Some(i) = lower[from..].find(prefix) {
-            let start = from + i;
-            let end = text[start..]
-                .find(|c: char| c.is_whitespace() || "<>\"'()[]{}".contains(c))
-                .map_or(text.len(), |e| start + e);
-            let uri = text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?']);
-            if uri.len() > prefix.len() {
-                out.push(normalize_uri(uri));
-            }
-            from = end.max(start + 1);
+    const PREFIXES: [&str; 5] = ["http://", "https://", "www.", "mailto:", "ftp://"];
+    static STARTS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(PREFIXES)
+                .ok()
+        });
+    let Some(starts) = STARTS.as_ref() else {
+        return;
+    };
+    // Every prefix is looked for on its own (`http://www.x` gives both URIs), from the
+    // end of its last URI on.
+    let mut next_from = [0usize; PREFIXES.len()];
+    for m in starts.find_overlapping_iter(text) {
+        let (p, start) = (m.pattern().as_usize(), m.start());
+        if start < next_from[p] {
+            continue;
         }
+        let end = text[start..]
+            .find(|c: char| c.is_whitespace() || "<>\"'()[]{}".contains(c))
+            .map_or(text.len(), |e| start + e);
+        let uri = text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        if uri.len() > PREFIXES[p].len() {
+            out.push(normalize_uri(uri));
+        }
+        next_from[p] = end.max(start + 1);
     }
     find_email_uris(text, out);
 }
