@@ -48,10 +48,26 @@ pub fn required_alnum_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>
 /// The ASCII letters and digits of `text`, in order, lowercased: a match's letters and
 /// digits are a contiguous run of it.
 pub fn alnum_projection(text: &[u8]) -> Vec<u8> {
-    text.iter()
-        .filter(|b| b.is_ascii_alphanumeric())
-        .map(u8::to_ascii_lowercase)
-        .collect()
+    alnum_projection_at(text, false).0
+}
+
+/// [`alnum_projection`], and if `with_origin`, the offset in `text` of each of its bytes.
+pub fn alnum_projection_at(text: &[u8], with_origin: bool) -> (Vec<u8>, Vec<u32>) {
+    // Every byte is written and the end moves on past letters and digits only: no
+    // branch per byte to mispredict (`| 0x20` lowercases a letter, keeps a digit).
+    let mut letters = vec![0u8; text.len()];
+    let mut origin = vec![0u32; if with_origin { text.len() } else { 0 }];
+    let mut n = 0;
+    for (i, &b) in text.iter().enumerate() {
+        letters[n] = b | 0x20;
+        if with_origin {
+            origin[n] = i as u32;
+        }
+        n += usize::from(b.is_ascii_alphanumeric());
+    }
+    letters.truncate(n);
+    origin.truncate(n);
+    (letters, origin)
 }
 
 /// What the text a pattern will run on may hold.

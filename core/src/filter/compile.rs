@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aho_corasick::AhoCorasick;
 
-use super::atoms::{atoms_for, Text};
+use super::atoms::{alnum_projection_at, atoms_for, Text};
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
 
@@ -133,6 +133,8 @@ pub struct Prefilter {
     /// Rules with atoms only in the text's letters and digits ([`alnum_projection`]): an
     /// automaton over those atoms and the rules of each.
     pub alnum: Option<(AhoCorasick, Vec<Vec<usize>>)>,
+    /// Some of those rules need several atoms ([`Ruleset::atom_times`]).
+    pub alnum_counted: bool,
     pub always: Vec<usize>,
 }
 
@@ -420,6 +422,7 @@ impl Ruleset {
             let mut alnum_table = AtomTable::default();
             let mut ascii_gated = Vec::new();
             let mut always = Vec::new();
+            let mut alnum_counted = false;
             for (i, rule) in rules.iter().enumerate() {
                 if rule.kind != kind || !active[i] {
                     continue;
@@ -444,7 +447,8 @@ impl Ruleset {
                         }
                         ascii_gated.push(i);
                     }
-                    (None, Some((atoms, _))) => {
+                    (None, Some((atoms, times))) => {
+                        alnum_counted |= *times > 1;
                         *report.alnum_atoms.entry(kind_name.clone()).or_default() += 1;
                         for a in atoms {
                             alnum_table.add(a, i, false);
@@ -461,6 +465,7 @@ impl Ruleset {
                     ascii_atom_rules: table.ascii_rules,
                     ascii_gated,
                     alnum: alnum_table.automaton().map(|ac| (ac, alnum_table.rules)),
+                    alnum_counted,
                     always,
                 },
             );
@@ -585,21 +590,16 @@ impl Ruleset {
         };
         out.extend_from_slice(&p.always);
         if let Some((ac, rules)) = &p.alnum {
-            // The projection, and where each of its bytes is in the text.
-            let mut letters = Vec::with_capacity(text.len());
-            let mut origin = Vec::with_capacity(text.len());
-            for (i, &b) in text.as_bytes().iter().enumerate() {
-                if b.is_ascii_alphanumeric() {
-                    letters.push(b.to_ascii_lowercase());
-                    origin.push(i as u32);
-                }
-            }
+            // The projection, and where each of its bytes is in the text when that is
+            // wanted (spots, or rules that need several atoms).
+            let with_origin = spots.is_some() || p.alnum_counted;
+            let (letters, origin) = alnum_projection_at(text.as_bytes(), with_origin);
             let mut seen = vec![false; rules.len()];
             // (rule, offset) for the rules that need several atoms.
             let mut counted = Vec::new();
             for m in ac.find_overlapping_iter(&letters) {
                 let id = m.pattern().as_usize();
-                let at = origin[m.start()] as usize;
+                let at = origin.get(m.start()).map_or(0, |&o| o as usize);
                 for &r in &rules[id] {
                     if self.atom_times[r] > 1 {
                         counted.push((r, at));
@@ -687,6 +687,12 @@ impl AtomTable {
         }
         AhoCorasick::builder()
             .ascii_case_insensitive(true)
+            .dense_depth(
+                std::env::var("DD")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(3),
+            )
             .build(&self.patterns)
             .ok()
     }
