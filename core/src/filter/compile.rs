@@ -170,6 +170,11 @@ pub struct Ruleset {
     /// Per rule: a regex rule of a kind the prefilter reads (it cannot match unless the
     /// prefilter names it).
     pub prefiltered: Vec<bool>,
+    /// Per rule: which of the distinct header sources its header test reads (an index
+    /// into a scan's table of header texts), if it is one.
+    pub header_source: Vec<Option<u32>>,
+    /// How many distinct header sources the header tests read.
+    pub header_sources: usize,
     /// Per rule: how many occurrences of its atoms, at distinct offsets, a match holds
     /// (more than 1 for a repeated part: `(?:name:\s*_+\s*){5}` needs 5).
     pub atom_times: Vec<u32>,
@@ -505,7 +510,27 @@ impl Ruleset {
                 ) && matches!(r.test, CompiledTest::Regex { .. })
             })
             .collect();
+        // Header tests that read the same header (with the same modifiers) share its text.
+        let mut sources: HashMap<&HeaderSource, u32> = HashMap::new();
+        let header_source = rules
+            .iter()
+            .map(|r| match (&r.test, r.kind) {
+                (
+                    CompiledTest::Regex {
+                        source: Some(s), ..
+                    },
+                    Kind::Header,
+                ) => {
+                    let next = sources.len() as u32;
+                    Some(*sources.entry(s).or_insert(next))
+                }
+                _ => None,
+            })
+            .collect();
+        let header_sources = sources.len();
         Ruleset {
+            header_source,
+            header_sources,
             prefiltered,
             rules,
             scored,

@@ -55,12 +55,20 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
     }
 }
 
+/// What eval tests compute once per message though several read it (the stock rules
+/// have eight date-shift ranges).
+#[derive(Debug, Default)]
+pub struct Memo {
+    date_shift: Option<f64>,
+}
+
 /// Result of an eval test, or None when the function is not implemented.
 pub fn run(
     function: &str,
     args: &[String],
     view: &MessageView,
     rules: &super::compile::Globals,
+    memo: &mut Memo,
 ) -> Option<bool> {
     let num = |i: usize| args.get(i).and_then(|a| a.parse::<f64>().ok());
     Some(match function {
@@ -99,16 +107,18 @@ pub fn run(
             let header = args.first()?;
             let ratio = num(1)?;
             let count = num(2)?;
-            let text: String = if header == "ALL" {
+            let values: Vec<&str> = if header == "ALL" {
                 view.headers.iter().map(|f| f.raw.as_str()).collect()
             } else {
                 view.header_values(header).map(|f| f.raw.as_str()).collect()
             };
-            let bad = text
-                .bytes()
+            let len: usize = values.iter().map(|v| v.len()).sum();
+            let bad = values
+                .iter()
+                .flat_map(|v| v.bytes())
                 .filter(|b| *b >= 0x80 || (*b < 0x20 && *b != b'\t'))
                 .count() as f64;
-            !text.is_empty() && bad >= count && bad / text.len() as f64 > ratio
+            len > 0 && bad >= count && bad / len as f64 > ratio
         }
         "subject_is_all_caps" => view.header_values("Subject").next().is_some_and(|s| {
             let letters: Vec<char> = s.value.chars().filter(|c| c.is_alphabetic()).collect();
@@ -158,7 +168,7 @@ pub fn run(
         // check_for_shifted_date(min, max): hours from the Received dates to the Date
         // header ('undef' for no bound).
         "check_for_shifted_date" => {
-            let hours = date_shift(view) / 3600.0;
+            let hours = *memo.date_shift.get_or_insert_with(|| date_shift(view)) / 3600.0;
             let bound = |i: usize| {
                 args.get(i)
                     .filter(|a| *a != "undef")

@@ -296,7 +296,8 @@ impl Ruleset {
             texts,
             candidate,
             paragraphs,
-            header_texts: HashMap::new(),
+            header_texts: vec![None; self.header_sources],
+            eval_memo: eval::Memo::default(),
             values: vec![NOT_YET; self.rules.len()],
             costs,
             facts,
@@ -418,7 +419,10 @@ struct Scan<'a, 'c> {
     candidate: Vec<bool>,
     /// Where in the body each body rule's atoms are.
     paragraphs: Paragraphs<'a>,
-    header_texts: HashMap<&'a HeaderSource, Option<String>>,
+    /// The text of each header source read so far (by [`Ruleset::header_source`]):
+    /// None until read, then the text or None if the message has no such header.
+    header_texts: Vec<Option<Option<String>>>,
+    eval_memo: eval::Memo,
     /// Hit count (a meta's value: its expression's) of each rule evaluated so far;
     /// [`NOT_YET`] for the others.
     values: Vec<f64>,
@@ -486,10 +490,11 @@ impl<'a> Scan<'a, '_> {
                 },
                 Kind::Header,
             ) => {
-                let text = self
-                    .header_texts
-                    .entry(source)
-                    .or_insert_with(|| header_text(view, source));
+                let slot = rules.header_source[i].map_or(usize::MAX, |s| s as usize);
+                let text = match self.header_texts.get_mut(slot) {
+                    Some(cached) => cached.get_or_insert_with(|| header_text(view, source)),
+                    None => &header_text(view, source),
+                };
                 let text = match (text.as_deref(), if_unset) {
                     (Some(t), _) => t,
                     (None, Some(u)) => u.as_str(),
@@ -544,7 +549,8 @@ impl<'a> Scan<'a, '_> {
                 hit(self.facts.contains(&rule.name))
             }
             (CompiledTest::Eval { function, args }, _) => {
-                hit(eval::run(function, args, view, &rules.globals).unwrap_or(false))
+                let memo = &mut self.eval_memo;
+                hit(eval::run(function, args, view, &rules.globals, memo).unwrap_or(false))
             }
         }
     }
