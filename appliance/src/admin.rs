@@ -372,15 +372,21 @@ fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     let without: usize = r.without_atom.values().sum();
     let ascii: usize = r.ascii_atoms.values().sum();
     let alnum: usize = r.alnum_atoms.values().sum();
+    let chained: usize = r.chained.values().sum();
     println!(
         "without a prefilter atom: {without} ({ascii} of them have atoms on ASCII text and run \
-         on every other text; {alnum} have atoms in the text's letters and digits; the rest \
+         on every other text; {alnum} have atoms in the text's letters and digits; {chained} \
+         spell a word letter by letter and run where the look-alike gate finds it; the rest \
          run on every message)"
     );
     for (kind, n) in &r.without_atom {
         let ascii = r.ascii_atoms.get(kind).copied().unwrap_or(0);
         let alnum = r.alnum_atoms.get(kind).copied().unwrap_or(0);
-        println!("  {kind}: {n} ({ascii} with ASCII atoms, {alnum} with letter atoms)");
+        let chained = r.chained.get(kind).copied().unwrap_or(0);
+        println!(
+            "  {kind}: {n} ({ascii} with ASCII atoms, {alnum} with letter atoms, {chained} \
+             gated as look-alike words)"
+        );
     }
     let skipped: usize = r.skipped.values().sum();
     println!("skipped: {skipped}");

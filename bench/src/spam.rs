@@ -166,7 +166,7 @@ fn print_costs(
     let atomless: std::collections::HashSet<usize> = rules
         .prefilters
         .values()
-        .flat_map(|p| p.always.iter().copied())
+        .flat_map(|p| p.always.iter().chain(&p.chained).copied())
         .collect();
     println!("profile over {messages} messages (ms in all):");
     println!("  view {:.1}", ms(costs.view));

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use aho_corasick::AhoCorasick;
 
 use super::atoms::{alnum_projection_at, atoms_for, Text};
+use super::chain::{self, chain_for, ChainGate};
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
 
@@ -135,6 +136,10 @@ pub struct Prefilter {
     pub alnum: Option<(AhoCorasick, Vec<Vec<usize>>)>,
     /// Some of those rules need several atoms ([`Ruleset::atom_times`]).
     pub alnum_counted: bool,
+    /// Rules without atoms that spell a word letter by letter: one pass of the gate
+    /// names those that may match (on a text without `&#`; on others all run).
+    pub chains: Option<ChainGate>,
+    pub chained: Vec<usize>,
     pub always: Vec<usize>,
 }
 
@@ -152,6 +157,8 @@ pub struct Report {
     pub ascii_atoms: BTreeMap<String, usize>,
     /// Of those, the ones that have atoms in the text's letters and digits, by kind.
     pub alnum_atoms: BTreeMap<String, usize>,
+    /// Of those, the ones the look-alike chain gate follows (chain.rs), by kind.
+    pub chained: BTreeMap<String, usize>,
     pub skipped: BTreeMap<String, usize>,
 }
 
@@ -291,11 +298,14 @@ impl Ruleset {
         let mut atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
         let mut ascii_atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
         let mut alnum_atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
+        // Body rules without atoms that spell a word letter by letter (chain.rs).
+        let mut chain_of: Vec<Option<Vec<chain::Position>>> = Vec::new();
         let replace_tags = source.replace_tags;
         for def in source.rules {
             let mut atoms = None;
             let mut ascii_atoms = None;
             let mut alnum_atoms = None;
+            let mut chain = None;
             let test = match def.test {
                 Test::Regex {
                     pattern,
@@ -338,6 +348,13 @@ impl Ruleset {
                         }
                         if atoms.is_none() && matches!(def.kind, Kind::Body | Kind::RawBody) {
                             alnum_atoms = atoms_for(&translated, extended, Text::Alnum);
+                        }
+                        if atoms.is_none()
+                            && ascii_atoms.is_none()
+                            && alnum_atoms.is_none()
+                            && def.kind == Kind::Body
+                        {
+                            chain = chain_for(&translated, extended);
                         }
                     }
                     // A body rule that runs on every message gets a fast gate when it
@@ -401,6 +418,7 @@ impl Ruleset {
                     atoms_of[i] = atoms;
                     ascii_atoms_of[i] = ascii_atoms;
                     alnum_atoms_of[i] = alnum_atoms;
+                    chain_of[i] = chain;
                 }
                 None => {
                     by_name.insert(def.name, rules.len());
@@ -408,6 +426,7 @@ impl Ruleset {
                     atoms_of.push(atoms);
                     ascii_atoms_of.push(ascii_atoms);
                     alnum_atoms_of.push(alnum_atoms);
+                    chain_of.push(chain);
                 }
             }
         }
@@ -428,6 +447,7 @@ impl Ruleset {
             let mut ascii_gated = Vec::new();
             let mut always = Vec::new();
             let mut alnum_counted = false;
+            let mut chains = Vec::new();
             for (i, rule) in rules.iter().enumerate() {
                 if rule.kind != kind || !active[i] {
                     continue;
@@ -459,7 +479,13 @@ impl Ruleset {
                             alnum_table.add(a, i, false);
                         }
                     }
-                    (None, None) => always.push(i),
+                    (None, None) => match chain_of[i].take() {
+                        Some(c) => {
+                            *report.chained.entry(kind_name.clone()).or_default() += 1;
+                            chains.push((i, c));
+                        }
+                        None => always.push(i),
+                    },
                 }
             }
             prefilters.insert(
@@ -471,6 +497,8 @@ impl Ruleset {
                     ascii_gated,
                     alnum: alnum_table.automaton().map(|ac| (ac, alnum_table.rules)),
                     alnum_counted,
+                    chained: chains.iter().map(|(i, _)| *i).collect(),
+                    chains: (!chains.is_empty()).then(|| ChainGate::new(chains)),
                     always,
                 },
             );
@@ -614,6 +642,13 @@ impl Ruleset {
             return;
         };
         out.extend_from_slice(&p.always);
+        if let Some(gate) = &p.chains {
+            if ChainGate::applies(text.as_bytes()) {
+                gate.passing(text.as_bytes(), out);
+            } else {
+                out.extend_from_slice(&p.chained);
+            }
+        }
         if let Some((ac, rules)) = &p.alnum {
             // The projection, and where each of its bytes is in the text when that is
             // wanted (spots, or rules that need several atoms).

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod atoms;
+pub mod chain;
 pub mod compile;
 pub mod eval;
 pub mod meta;
@@ -164,6 +165,32 @@ score  COMBO        2.5
         let spread = "Name: ____\r\n\r\nPhone: ____\r\n\r\nCity: ____ name city\r\n";
         let v = rs.scan(msg(spread).as_bytes());
         assert!(v.hits.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn look_alike_words_are_gated_by_their_chain() {
+        // A letter-by-letter rule has no atom; the chain gate names it only where its
+        // letters occur in order (or on text with character references, where it
+        // always runs); the verdicts are the regex's.
+        let rs = ruleset(
+            "body LOOK /\\b(?!pills)(?:p|&\\#112;)[\\W_]?[i1!|l][\\W_]?[l1|]{1,2}[\\W_]?[s5\\$]\\b/i\n\
+             score LOOK 1\n",
+        );
+        assert_eq!(rs.report.chained.get("body"), Some(&1), "{:?}", rs.report);
+        let i = rs.by_name["LOOK"];
+        let named = |text: &str| {
+            let mut c = Vec::new();
+            rs.candidates(rules::Kind::Body, text, &mut c);
+            c.contains(&i)
+        };
+        assert!(!named("nothing to see here"));
+        assert!(named("buy p1ll5 now"));
+        assert!(named("buy pills now"), "the plain word passes the gate");
+        assert!(named("&#112;i11s and nothing else"));
+        let msg = |body: &str| format!("To: a@b\r\nDate: x\r\nSubject: s\r\n\r\n{body}\r\n");
+        assert_eq!(names(&rs.scan(msg("buy p.1.l.5 now").as_bytes())), ["LOOK"]);
+        assert!(rs.scan(msg("buy pills now").as_bytes()).hits.is_empty());
+        assert!(rs.scan(msg("nothing to see").as_bytes()).hits.is_empty());
     }
 
     #[test]
