@@ -16,11 +16,13 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// Chains shorter than this are not selective enough to be worth a gate.
+/// Chains with fewer selective positions than this match too much text to be worth a
+/// gate.
 const MIN_POSITIONS: usize = 4;
-/// A position matching more ASCII bytes than this (both cases counted) makes its chain
-/// match too much text to be worth it. (Bytes above 0x7F, from look-alikes spelled in
-/// UTF-8, are not counted: only text that is not ASCII holds them.)
+/// A position is selective if it matches at most this many ASCII bytes (both cases
+/// counted; bytes above 0x7F, from look-alikes spelled in UTF-8, are not counted: only
+/// text that is not ASCII holds them). Broader ones (white space in its many spellings)
+/// may sit between selective ones.
 const MAX_SET: usize = 24;
 
 /// One position of a chain: the bytes that enter it (from the position before, or
@@ -46,6 +48,7 @@ pub fn chain_for(pattern: &str, extended: bool) -> Option<Vec<Position>> {
         _ => vec![&hir],
     };
     let mut chain: Vec<Position> = Vec::new();
+    let mut selective = 0;
     for part in parts {
         if matches!(part.kind(), HirKind::Look(_)) {
             continue;
@@ -62,15 +65,15 @@ pub fn chain_for(pattern: &str, extended: bool) -> Option<Vec<Position>> {
             }
             continue;
         }
-        if bytes[..0x80].iter().filter(|b| **b).count() > MAX_SET {
-            return None;
+        if bytes[..0x80].iter().filter(|b| **b).count() <= MAX_SET {
+            selective += 1;
         }
         chain.push(Position {
             enter: bytes,
             stay: bytes,
         });
     }
-    (chain.len() >= MIN_POSITIONS && chain.len() <= 64).then_some(chain)
+    (selective >= MIN_POSITIONS && chain.len() <= 64).then_some(chain)
 }
 
 fn unwrap_captures(hir: &Hir) -> &Hir {
@@ -131,56 +134,59 @@ fn starts_with_char_ref(hir: &Hir) -> bool {
 
 /// The chains of many rules, packed into machine words, followed in one pass.
 pub struct ChainGate {
-    words: Vec<Word>,
-}
-
-struct Word {
-    /// Per byte: the positions it enters, and the positions it keeps.
-    enter: Box<[u64; 256]>,
-    stay: Box<[u64; 256]>,
-    /// Each chain's first position, and its last with the rule it stands for.
-    first: u64,
-    last: Vec<(u64, usize)>,
-    last_mask: u64,
+    /// How many words the chains fill.
+    words: usize,
+    /// Per byte, per word: the positions the byte enters, and those it keeps (the words
+    /// of one byte side by side, so that one byte's step reads one short run).
+    enter: Vec<u64>,
+    stay: Vec<u64>,
+    /// Per word: each chain's first position; its last positions, with the rule each
+    /// stands for.
+    first: Vec<u64>,
+    last_mask: Vec<u64>,
+    last: Vec<Vec<(u64, usize)>>,
 }
 
 impl ChainGate {
     /// A gate over `(rule, chain)` pairs.
     pub fn new(chains: Vec<(usize, Vec<Position>)>) -> ChainGate {
-        let mut words: Vec<Word> = Vec::new();
-        let mut used = 64;
-        for (rule, chain) in chains {
+        // Chains to words, first fit in order: (word, first bit) of each.
+        let mut placed = Vec::with_capacity(chains.len());
+        let (mut words, mut used) = (0usize, 64usize);
+        for (_, chain) in &chains {
             if used + chain.len() > 64 {
-                words.push(Word {
-                    enter: Box::new([0; 256]),
-                    stay: Box::new([0; 256]),
-                    first: 0,
-                    last: Vec::new(),
-                    last_mask: 0,
-                });
+                words += 1;
                 used = 0;
             }
-            let Some(word) = words.last_mut() else {
-                continue;
-            };
+            placed.push((words - 1, used));
+            used += chain.len();
+        }
+        let mut gate = ChainGate {
+            words,
+            enter: vec![0; 256 * words],
+            stay: vec![0; 256 * words],
+            first: vec![0; words],
+            last_mask: vec![0; words],
+            last: vec![Vec::new(); words],
+        };
+        for ((rule, chain), (word, at)) in chains.into_iter().zip(placed) {
             for (k, p) in chain.iter().enumerate() {
-                let bit = 1u64 << (used + k);
+                let bit = 1u64 << (at + k);
                 for b in 0..256 {
                     if p.enter[b] {
-                        word.enter[b] |= bit;
+                        gate.enter[b * words + word] |= bit;
                     }
                     if p.stay[b] {
-                        word.stay[b] |= bit;
+                        gate.stay[b * words + word] |= bit;
                     }
                 }
             }
-            word.first |= 1 << used;
-            let last = 1u64 << (used + chain.len() - 1);
-            word.last.push((last, rule));
-            word.last_mask |= last;
-            used += chain.len();
+            gate.first[word] |= 1 << at;
+            let last = 1u64 << (at + chain.len() - 1);
+            gate.last[word].push((last, rule));
+            gate.last_mask[word] |= last;
         }
-        ChainGate { words }
+        gate
     }
 
     /// Whether the gate may be used on `text` (it holds no `&#`).
@@ -190,17 +196,23 @@ impl ChainGate {
 
     /// Adds to `out` the rules whose chain matches somewhere in `text`.
     pub fn passing(&self, text: &[u8], out: &mut Vec<usize>) {
-        for w in &self.words {
-            let (mut state, mut reached) = (0u64, 0u64);
-            for &c in text {
-                let entered = ((state << 1) & !w.first | w.first) & w.enter[c as usize];
-                state = entered | (state & w.stay[c as usize]);
-                reached |= state & w.last_mask;
+        let n = self.words;
+        let mut state = vec![0u64; n];
+        let mut reached = vec![0u64; n];
+        for &c in text {
+            let row = c as usize * n;
+            let (enter, stay) = (&self.enter[row..row + n], &self.stay[row..row + n]);
+            // Each word's step is independent of the others': they overlap in the CPU.
+            for k in 0..n {
+                let entered = ((state[k] << 1) & !self.first[k] | self.first[k]) & enter[k];
+                state[k] = entered | (state[k] & stay[k]);
+                reached[k] |= state[k] & self.last_mask[k];
             }
+        }
+        for (k, last) in self.last.iter().enumerate() {
             out.extend(
-                w.last
-                    .iter()
-                    .filter(|(bit, _)| reached & bit != 0)
+                last.iter()
+                    .filter(|(bit, _)| reached[k] & bit != 0)
                     .map(|&(_, rule)| rule),
             );
         }
@@ -259,7 +271,7 @@ mod tests {
             .collect();
         let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
         let g = gate(&refs);
-        assert_eq!(g.words.len(), 2);
+        assert_eq!(g.words, 2);
         assert_eq!(passing(&g, "a-b-c-d-q"), [12]);
         assert_eq!(passing(&g, "abcdx abcde"), [0, 19]);
         assert!(passing(&g, "abcx").is_empty());
@@ -269,9 +281,17 @@ mod tests {
     fn patterns_without_a_selective_chain_have_none() {
         assert!(chain_for(r"(?:foo|barbaz)", false).is_none(), "too short");
         assert!(
-            chain_for(r"a.b.c.d.e", false).is_none(),
-            "a position of any byte"
+            chain_for(r"[a-z]+\s\w+\s\w+", false).is_none(),
+            "two selective"
         );
-        assert!(chain_for(r"[a-z]+\s\w+\s\w+\s\w+", false).is_none());
+        assert!(
+            chain_for(r"\w+\W+\w+\W+\w+", false).is_none(),
+            "none selective"
+        );
+        // Broad positions between selective ones are kept.
+        assert_eq!(
+            chain_for(r"c\s*l\s*i\W+c\s*k", false).map(|c| c.len()),
+            Some(6)
+        );
     }
 }
