@@ -24,27 +24,6 @@ const MAX_WINDOW: usize = 64;
 /// Bounded repetitions of a finite part are expanded up to this many times.
 const MAX_REPEAT: u32 = 8;
 
-/// The atoms of a pattern (without case folding applied), or None if it has none.
-/// `extended`: the pattern has Perl's `/x` flag (whitespace and `#` comments ignored).
-pub fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
-    atoms_for(pattern, extended, Text::Any).map(|(atoms, _)| atoms)
-}
-
-/// The atoms of a pattern on texts that are pure ASCII: many rules that have none in
-/// general (a letter may be any of dozens of look-alikes) have some there, where only the
-/// ASCII look-alikes can occur. An empty list: the pattern cannot match ASCII text.
-pub fn required_ascii_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
-    atoms_for(pattern, extended, Text::Ascii).map(|(atoms, _)| atoms)
-}
-
-/// The atoms of a pattern in the text's letters and digits: the text with every other
-/// byte removed ([`alnum_projection`]). Rules that spell a word with up to a few
-/// non-alphanumeric bytes between its letters (`p[_\W]{0,3}h[_\W]{0,3}e...`) have none in
-/// the text itself but do there, where those bytes are gone.
-pub fn required_alnum_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
-    atoms_for(pattern, extended, Text::Alnum).map(|(atoms, _)| atoms)
-}
-
 /// The ASCII letters and digits of `text`, in order, lowercased: a match's letters and
 /// digits are a contiguous run of it.
 pub fn alnum_projection(text: &[u8]) -> Vec<u8> {
@@ -74,13 +53,19 @@ pub fn alnum_projection_at(text: &[u8], with_origin: bool) -> (Vec<u8>, Vec<u32>
 #[derive(Clone, Copy, PartialEq)]
 pub enum Text {
     Any,
+    /// Pure ASCII: many rules that have no atom in general (a letter may be any of dozens
+    /// of look-alikes) have some there, where only the ASCII look-alikes can occur. No
+    /// atom at all (an empty list): the pattern cannot match ASCII text.
     Ascii,
-    /// Only ASCII letters and digits: [`alnum_projection`].
+    /// Only ASCII letters and digits ([`alnum_projection`]): rules that spell a word with
+    /// a few non-alphanumeric bytes allowed between its letters (`p[_\W]{0,3}h...`) have
+    /// no atom in the text itself but do there, where those bytes are gone.
     Alnum,
 }
 
-/// The atoms of a pattern on `text` ([`required_atoms`], [`required_ascii_atoms`],
-/// [`required_alnum_atoms`]), and how many of them, at distinct offsets, any match holds:
+/// The atoms of a pattern on `text` (not case-folded: the prefilter compares them
+/// ASCII case-insensitively), or None if it has none; `extended`: the pattern has Perl's
+/// `/x` flag. And how many of them, at distinct offsets, any match holds:
 /// a pattern repeating a part at least n times (`(?:name:\s*_+\s*){5}`) whose atoms come
 /// from that part holds n.
 pub fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<(Vec<Vec<u8>>, u32)> {
@@ -505,6 +490,18 @@ fn concat(parts: &[Part]) -> Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn required_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
+        atoms_for(pattern, extended, Text::Any).map(|(atoms, _)| atoms)
+    }
+
+    fn required_ascii_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
+        atoms_for(pattern, extended, Text::Ascii).map(|(atoms, _)| atoms)
+    }
+
+    fn required_alnum_atoms(pattern: &str, extended: bool) -> Option<Vec<Vec<u8>>> {
+        atoms_for(pattern, extended, Text::Alnum).map(|(atoms, _)| atoms)
+    }
 
     fn atoms(p: &str) -> Option<Vec<String>> {
         required_atoms(p, false).map(|v| {

@@ -294,18 +294,11 @@ impl Ruleset {
         let mut rules = Vec::new();
         // A later definition of a rule replaces an earlier one, as in SpamAssassin.
         let mut by_name: HashMap<String, usize> = HashMap::new();
-        // A rule's atoms and how many of them (at distinct offsets) a match holds.
-        let mut atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
-        let mut ascii_atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
-        let mut alnum_atoms_of: Vec<Option<(Vec<Vec<u8>>, u32)>> = Vec::new();
-        // Body rules without atoms that spell a word letter by letter (chain.rs).
-        let mut chain_of: Vec<Option<Vec<chain::Position>>> = Vec::new();
+        // How the prefilter names each rule (None: it runs on every message).
+        let mut gate_of: Vec<Option<Gate>> = Vec::new();
         let replace_tags = source.replace_tags;
         for def in source.rules {
-            let mut atoms = None;
-            let mut ascii_atoms = None;
-            let mut alnum_atoms = None;
-            let mut chain = None;
+            let mut gate = None;
             let test = match def.test {
                 Test::Regex {
                     pattern,
@@ -340,22 +333,8 @@ impl Ruleset {
                         _ => false,
                     };
                     if !negate && prefiltered {
-                        let translated = translate_escapes(&pattern);
-                        let extended = flags.contains('x');
-                        atoms = atoms_for(&translated, extended, Text::Any);
-                        if atoms.is_none() {
-                            ascii_atoms = atoms_for(&translated, extended, Text::Ascii);
-                        }
-                        if atoms.is_none() && matches!(def.kind, Kind::Body | Kind::RawBody) {
-                            alnum_atoms = atoms_for(&translated, extended, Text::Alnum);
-                        }
-                        if atoms.is_none()
-                            && ascii_atoms.is_none()
-                            && alnum_atoms.is_none()
-                            && def.kind == Kind::Body
-                        {
-                            chain = chain_for(&translated, extended);
-                        }
+                        gate =
+                            Gate::of(&translate_escapes(&pattern), flags.contains('x'), def.kind);
                     }
                     // A body rule that runs on every message gets a fast gate when it
                     // needs PCRE2 (only bodies: their size is bounded per part).
@@ -365,8 +344,11 @@ impl Ruleset {
                         },
                         Kind::Body,
                         None,
-                    ) = (&mut matcher, def.kind, &atoms)
-                    {
+                    ) = (
+                        &mut matcher,
+                        def.kind,
+                        gate.as_ref().filter(|g| matches!(g, Gate::Atoms(..))),
+                    ) {
                         *gate = loosened(&pattern, &flags);
                     }
                     CompiledTest::Regex {
@@ -415,22 +397,20 @@ impl Ruleset {
             match by_name.get(&def.name) {
                 Some(&i) => {
                     rules[i] = rule;
-                    atoms_of[i] = atoms;
-                    ascii_atoms_of[i] = ascii_atoms;
-                    alnum_atoms_of[i] = alnum_atoms;
-                    chain_of[i] = chain;
+                    gate_of[i] = gate;
                 }
                 None => {
                     by_name.insert(def.name, rules.len());
                     rules.push(rule);
-                    atoms_of.push(atoms);
-                    ascii_atoms_of.push(ascii_atoms);
-                    alnum_atoms_of.push(alnum_atoms);
-                    chain_of.push(chain);
+                    gate_of.push(gate);
                 }
             }
         }
         report.loaded = rules.len();
+        let atom_times = gate_of
+            .iter()
+            .map(|g| g.as_ref().map_or(1, Gate::times))
+            .collect();
         let active = active_rules(&rules, &by_name);
         report.inactive = active.iter().filter(|a| !**a).count();
         let mut prefilters = HashMap::new();
@@ -452,40 +432,39 @@ impl Ruleset {
                 if rule.kind != kind || !active[i] {
                     continue;
                 }
-                if let Some((atoms, _)) = &atoms_of[i] {
-                    for a in atoms {
-                        table.add(a, i, false);
-                    }
-                    continue;
-                }
-                let ascii = &ascii_atoms_of[i];
-                if matches!(rule.test, CompiledTest::Regex { .. }) {
+                if !matches!(gate_of[i], Some(Gate::Atoms(..)))
+                    && matches!(rule.test, CompiledTest::Regex { .. })
+                {
                     *report.without_atom.entry(kind_name.clone()).or_default() += 1;
-                    if ascii.is_some() {
-                        *report.ascii_atoms.entry(kind_name.clone()).or_default() += 1;
-                    }
                 }
-                match (ascii, &alnum_atoms_of[i]) {
-                    (Some((atoms, _)), _) => {
-                        for a in atoms {
+                let count = |report: &mut BTreeMap<String, usize>| {
+                    *report.entry(kind_name.clone()).or_default() += 1;
+                };
+                match gate_of[i].take() {
+                    Some(Gate::Atoms(atoms, _)) => {
+                        for a in &atoms {
+                            table.add(a, i, false);
+                        }
+                    }
+                    Some(Gate::AsciiAtoms(atoms, _)) => {
+                        count(&mut report.ascii_atoms);
+                        for a in &atoms {
                             table.add(a, i, true);
                         }
                         ascii_gated.push(i);
                     }
-                    (None, Some((atoms, times))) => {
-                        alnum_counted |= *times > 1;
-                        *report.alnum_atoms.entry(kind_name.clone()).or_default() += 1;
-                        for a in atoms {
+                    Some(Gate::LetterAtoms(atoms, times)) => {
+                        count(&mut report.alnum_atoms);
+                        alnum_counted |= times > 1;
+                        for a in &atoms {
                             alnum_table.add(a, i, false);
                         }
                     }
-                    (None, None) => match chain_of[i].take() {
-                        Some(c) => {
-                            *report.chained.entry(kind_name.clone()).or_default() += 1;
-                            chains.push((i, c));
-                        }
-                        None => always.push(i),
-                    },
+                    Some(Gate::Chain(c)) => {
+                        count(&mut report.chained);
+                        chains.push((i, c));
+                    }
+                    None => always.push(i),
                 }
             }
             prefilters.insert(
@@ -503,16 +482,6 @@ impl Ruleset {
                 },
             );
         }
-        // (A rule is in one table: the first of these it has atoms for.)
-        let atom_times = (0..rules.len())
-            .map(|i| {
-                atoms_of[i]
-                    .as_ref()
-                    .or(ascii_atoms_of[i].as_ref())
-                    .or(alnum_atoms_of[i].as_ref())
-                    .map_or(1, |(_, times)| *times)
-            })
-            .collect();
         let mut metas = super::meta::Compiled::default();
         let meta_roots = rules
             .iter()
@@ -710,6 +679,46 @@ impl Ruleset {
     }
 }
 
+/// How the prefilter names a regex rule, the first of these it has: its atoms; atoms it has
+/// on ASCII text only; atoms in the text's letters and digits; its chain of look-alike
+/// letters. Atoms come with how many of them, at distinct offsets, a match holds.
+enum Gate {
+    Atoms(Vec<Vec<u8>>, u32),
+    AsciiAtoms(Vec<Vec<u8>>, u32),
+    LetterAtoms(Vec<Vec<u8>>, u32),
+    Chain(Vec<chain::Position>),
+}
+
+impl Gate {
+    /// The gate of a rule's pattern (escapes translated; `/x` given) for its kind.
+    fn of(pattern: &str, extended: bool, kind: Kind) -> Option<Gate> {
+        let atoms = |text| atoms_for(pattern, extended, text);
+        atoms(Text::Any)
+            .map(|(a, t)| Gate::Atoms(a, t))
+            .or_else(|| atoms(Text::Ascii).map(|(a, t)| Gate::AsciiAtoms(a, t)))
+            .or_else(|| {
+                matches!(kind, Kind::Body | Kind::RawBody)
+                    .then(|| atoms(Text::Alnum))
+                    .flatten()
+                    .map(|(a, t)| Gate::LetterAtoms(a, t))
+            })
+            .or_else(|| {
+                (kind == Kind::Body)
+                    .then(|| chain_for(pattern, extended))
+                    .flatten()
+                    .map(Gate::Chain)
+            })
+    }
+
+    /// How many atoms a match holds (1 for a chain).
+    fn times(&self) -> u32 {
+        match self {
+            Gate::Atoms(_, t) | Gate::AsciiAtoms(_, t) | Gate::LetterAtoms(_, t) => *t,
+            Gate::Chain(_) => 1,
+        }
+    }
+}
+
 /// The atoms of one automaton, each once, and the rules each names: on any text, and
 /// on ASCII text only.
 #[derive(Default)]
@@ -747,12 +756,6 @@ impl AtomTable {
         }
         AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .dense_depth(
-                std::env::var("DD")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(3),
-            )
             .build(&self.patterns)
             .ok()
     }

@@ -1,13 +1,13 @@
 //! Meta rule expressions: `A && (B || !C)`, `(A + B + C) >= 2`, over other rules' hits.
 
-/// An expression over rules named `R` (names as written; for scanning, see [`Compiled`]).
+/// An expression over rules by name, as written (evaluated once [`Compiled`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr<R = String> {
+pub enum Expr {
     Num(f64),
-    Rule(R),
-    Not(Box<Expr<R>>),
-    Neg(Box<Expr<R>>),
-    Bin(Box<Expr<R>>, Op, Box<Expr<R>>),
+    Rule(String),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    Bin(Box<Expr>, Op, Box<Expr>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,8 +216,8 @@ impl Compiled {
         (self.nodes.len() - 1) as u32
     }
 
-    /// Evaluates the expression at `root` as [`Expr::eval`], with `hits` giving the hit
-    /// count of a rule by index.
+    /// Evaluates the expression at `root` (`&&` and `||` read their right side only when
+    /// the left does not decide), with `hits` giving the hit count of a rule by index.
     pub fn eval(&self, root: u32, hits: &mut impl FnMut(usize) -> f64) -> f64 {
         let b = |x: bool| if x { 1.0 } else { 0.0 };
         match self.nodes[root as usize] {
@@ -260,40 +260,19 @@ impl Op {
     }
 }
 
-impl<R> Expr<R> {
-    /// Evaluates with `hits` giving each rule's hit count.
-    pub fn eval(&self, hits: &mut dyn FnMut(&R) -> f64) -> f64 {
-        let b = |x: bool| if x { 1.0 } else { 0.0 };
-        match self {
-            Expr::Num(n) => *n,
-            Expr::Rule(r) => hits(r),
-            Expr::Not(e) => b(e.eval(hits) == 0.0),
-            Expr::Neg(e) => -e.eval(hits),
-            Expr::Bin(l, op, r) => {
-                let a = l.eval(hits);
-                match op {
-                    Op::Or => b(a != 0.0 || r.eval(hits) != 0.0),
-                    Op::And => b(a != 0.0 && r.eval(hits) != 0.0),
-                    op => op.apply(a, r.eval(hits)),
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn expressions() {
-        let hits = |n: &String| match n.as_str() {
-            "A" => 1.0,
-            "B" => 0.0,
-            "C" => 2.0,
-            _ => 0.0,
+        // A, B, C are rules 0, 1, 2 with 1, 0 and 2 hits; other names have no rule.
+        let index = |n: &str| ["A", "B", "C"].iter().position(|r| *r == n);
+        let e = |s: &str| {
+            let mut compiled = Compiled::default();
+            let root = compiled.add(&parse(s).unwrap(), &index);
+            compiled.eval(root, &mut |i| [1.0, 0.0, 2.0][i])
         };
-        let e = |s: &str| parse(s).unwrap().eval(&mut { hits });
         assert_eq!(e("A && !B"), 1.0);
         assert_eq!(e("A && B || C"), 1.0);
         assert_eq!(e("(A + B + C) >= 3"), 1.0);

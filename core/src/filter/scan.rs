@@ -449,27 +449,22 @@ impl<'a> Scan<'a, '_> {
         // A meta that reaches itself through a cycle reads 0 there.
         self.values[i] = 0.0;
         let rules: &'a Ruleset = self.rules;
-        if let Some(root) = rules.meta_roots[i] {
-            let v = rules.metas.eval(root, &mut |j| self.value(j));
-            let v = if v.is_nan() { 0.0 } else { v };
-            self.values[i] = v;
-            return v;
-        }
-        let started = self.costs.is_some().then(Instant::now);
-        let v = self.compute(i);
-        if let (Some(t), Some(c)) = (started, self.costs.as_deref_mut()) {
-            c.rule_time[i] += t.elapsed();
-            c.rule_runs[i] += 1;
-            c.rule_hits[i] += u32::from(v != 0.0);
-        }
+        let v = match rules.meta_roots[i] {
+            Some(root) => rules.metas.eval(root, &mut |j| self.value(j)),
+            None => {
+                let started = self.costs.is_some().then(Instant::now);
+                let v = self.compute(i);
+                if let (Some(t), Some(c)) = (started, self.costs.as_deref_mut()) {
+                    c.rule_time[i] += t.elapsed();
+                    c.rule_runs[i] += 1;
+                    c.rule_hits[i] += u32::from(v != 0.0);
+                }
+                v
+            }
+        };
         let v = if v.is_nan() { 0.0 } else { v };
         self.values[i] = v;
         v
-    }
-
-    /// A regex rule of a prefiltered kind whose atoms are not in the text: it cannot match.
-    fn prefiltered_out(&self, i: usize) -> bool {
-        self.rules.prefiltered[i] && !self.candidate[i]
     }
 
     fn compute(&mut self, i: usize) -> f64 {
@@ -478,9 +473,8 @@ impl<'a> Scan<'a, '_> {
         let rule = &rules.rules[i];
         let hit = |b: bool| if b { 1.0 } else { 0.0 };
         match (&rule.test, rule.kind) {
-            // (Metas are evaluated by `value`.)
+            // (Metas are evaluated by `value`, as are the rules the prefilter ruled out.)
             (CompiledTest::Meta(_), _) => 0.0,
-            _ if self.prefiltered_out(i) => 0.0,
             (
                 CompiledTest::Regex {
                     matcher,

@@ -28,10 +28,7 @@ fn truncated(text: &str, limit: usize) -> &str {
         end -= 1;
     }
     let cut = &text[..end];
-    let mut window = end.saturating_sub(1024);
-    while !cut.is_char_boundary(window) {
-        window += 1;
-    }
+    let window = cut.ceil_char_boundary(end.saturating_sub(1024));
     match cut[window..].rfind(char::is_whitespace) {
         Some(i) => &cut[..window + i],
         None => cut,
