@@ -650,6 +650,64 @@ mod tests {
         assert_eq!(sent(&next.feed(b"554 no\r\n")), "QUIT\r\n");
     }
 
+    /// A hostile server that sends an endless reply line, or endless continuation lines,
+    /// ends the session (every recipient deferred) instead of growing memory without
+    /// bound.
+    #[test]
+    fn endless_replies_end_the_session() {
+        let mut c = client(false);
+        let chunk = vec![b'x'; 1024];
+        let mut closed = false;
+        for _ in 0..64 {
+            if c.feed(&chunk).contains(&Action::Close) {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "a 64 KiB reply line must close the session");
+        assert!(c.is_done());
+        assert!(c
+            .finish("x")
+            .iter()
+            .all(|o| matches!(o, RcptOutcome::Deferred(e) if e.contains("too long"))));
+
+        let mut c = client(false);
+        c.feed(b"220 hi\r\n");
+        let mut closed = false;
+        for _ in 0..10_000 {
+            if c.feed(b"250-more\r\n").contains(&Action::Close) {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "a reply of 10,000 lines must close the session");
+        assert!(c.pending.len() < 8192 && c.lines.len() < 1000);
+    }
+
+    /// Credentials for a smart host are never sent on a session that is not encrypted:
+    /// a server that offers AUTH but not STARTTLS (or a STARTTLS stripped on the way)
+    /// gets no password, and the mail waits.
+    #[test]
+    fn credentials_need_tls() {
+        let mut c = to_one(config(true, Some(("relay", "s3cret")), false));
+        c.feed(b"220 hi\r\n");
+        let a = c.feed(b"250-x\r\n250 AUTH PLAIN LOGIN\r\n");
+        assert_eq!(sent(&a), "QUIT\r\n");
+        assert!(matches!(&c.finish("x")[0], RcptOutcome::Deferred(e) if e.contains("TLS")));
+        // STARTTLS offered but refused: no AUTH in plain text either.
+        let mut c = to_one(config(true, Some(("relay", "s3cret")), false));
+        c.feed(b"220 hi\r\n");
+        c.feed(b"250-x\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+        assert_eq!(sent(&c.feed(b"454 not now\r\n")), "QUIT\r\n");
+        // Without credentials, TLS stays opportunistic.
+        let mut c = to_one(config(false, None, false));
+        c.feed(b"220 hi\r\n");
+        assert_eq!(
+            sent(&c.feed(b"250 x\r\n")),
+            "MAIL FROM:<a@example.test>\r\n"
+        );
+    }
+
     #[test]
     fn dot_stuffing() {
         assert_eq!(dot_stuff(b".a\r\nb\r\n..c"), b"..a\r\nb\r\n...c\r\n.\r\n");

@@ -429,4 +429,25 @@ mod tests {
         assert_eq!(p("VRFY"), Err(CommandError::Syntax));
         assert_eq!(p("VRFY alice"), Ok(Command::Vrfy));
     }
+
+    /// A multi-byte character where a keyword or separator is expected is a syntax error,
+    /// never a slice inside the character (that panicked the connection's task).
+    #[test]
+    fn non_ascii_where_a_keyword_is_expected() {
+        assert_eq!(p("MAIL FROMé:<a@b.test>"), Err(CommandError::Syntax));
+        assert_eq!(p("MAIL FRé"), Err(CommandError::Syntax));
+        assert_eq!(p("RCPT TOé:<a@b.test>"), Err(CommandError::Syntax));
+        assert_eq!(p("RCPT é"), Err(CommandError::Syntax));
+        assert_eq!(p("MAIL ééééé"), Err(CommandError::Syntax));
+        assert_eq!(
+            p("MAIL FROM:<a@b.test> SIZEé=1"),
+            Err(CommandError::BadParam)
+        );
+        // Every prefix of lines full of multi-byte characters parses without a panic.
+        for line in ["MAIL FROM:<é@é.é> SIZE=é", "RCPT TO:<ü@ß.test> NOTIFY=é", "EHLO é"] {
+            for end in 0..=line.len() {
+                let _ = parse_command(&line.as_bytes()[..end]);
+            }
+        }
+    }
 }

@@ -808,3 +808,46 @@ fn full_mailboxes_are_refused_at_rcpt_and_data() {
     c.session.step(&mut c.env);
     assert!(c.output().ends_with("552 5.2.2 Mailbox full\r\n"));
 }
+
+/// Refused recipients count as client errors: a client probing for addresses (or for a
+/// relay) is cut off after `max_bad_commands` refusals, like any other misbehaving one.
+#[test]
+fn address_probing_is_cut_off() {
+    let mut c = Client::new();
+    c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\n");
+    let mut answer = String::new();
+    for i in 0..30 {
+        answer.push_str(&c.send(&format!("RCPT TO:<nobody{i}@example.test>\r\n")));
+        if c.closed {
+            break;
+        }
+    }
+    assert!(c.closed, "{answer}");
+    assert_eq!(codes(&answer).iter().filter(|c| **c == "550").count(), 20);
+    assert!(
+        answer.ends_with("421 4.7.0 Too many errors, closing connection\r\n"),
+        "{answer}"
+    );
+
+    let mut c = Client::new();
+    c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\n");
+    for i in 0..30 {
+        c.send(&format!("RCPT TO:<someone{i}@elsewhere.example>\r\n"));
+    }
+    assert!(c.closed, "relay probing must end the session");
+}
+
+/// A SIZE= declaration reserves no memory before the data arrives: thousands of sessions
+/// declaring 50 MB must not cost 50 MB each.
+#[test]
+fn declared_size_reserves_nothing() {
+    let cfg = Arc::new(SessionConfig {
+        max_message_size: 50_000_000,
+        ..(*config()).clone()
+    });
+    let mut c = Client::with_config(cfg);
+    c.send("EHLO x\r\nMAIL FROM:<a@b.example> SIZE=49000000\r\nRCPT TO:<alice@example.test>\r\n");
+    let buf = c.session.take_input();
+    assert!(buf.capacity() < 1 << 20, "{} bytes reserved", buf.capacity());
+    c.session.input_filled(buf);
+}
