@@ -202,6 +202,23 @@ mod tests {
         assert!(l.acquire(ip).is_some());
     }
 
+    /// An IPv6 client holds a /64 at least (often far more): counting single addresses
+    /// would let one client open a connection from each of 2^64 of them.
+    #[test]
+    fn ipv6_clients_count_per_slash_64() {
+        let l = ConnectionLimiter::new(2);
+        let a = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let _one = l.acquire(a("2001:db8:1:2::1")).unwrap();
+        let _two = l.acquire(a("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(l.acquire(a("2001:db8:1:2:abcd::1")).is_none());
+        assert!(l.acquire(a("2001:db8:1:3::1")).is_some(), "another /64");
+        let f = FailureTracker::new(2, Duration::from_secs(600), Duration::from_secs(900));
+        f.record_failure(a("2001:db8:1:2::1"));
+        f.record_failure(a("2001:db8:1:2::2"));
+        assert!(f.locked(a("2001:db8:1:2::3")));
+        assert!(!f.locked(a("2001:db8:1:3::3")));
+    }
+
     #[test]
     fn sliding_hour() {
         let r = RateLimiter::new(3);
