@@ -11,7 +11,7 @@ use gannet_tests::{RawSmtp, Server};
 /// connection goes on to deliver a message.
 #[test]
 fn non_ascii_commands_are_answered() {
-    let mut server = Server::started();
+    let server = Server::started();
     server.with_example_accounts();
     let mut c = RawSmtp::connect(server.smtp).unwrap();
     c.cmd("EHLO client.example").unwrap();
@@ -25,7 +25,11 @@ fn non_ascii_commands_are_answered() {
         assert!(reply.starts_with("5"), "{line}: {reply}");
     }
     let reply = c
-        .send_message("a@b.example", "alice@example.test", b"Subject: still here\r\n\r\nhi\r\n")
+        .send_message(
+            "a@b.example",
+            "alice@example.test",
+            b"Subject: still here\r\n\r\nhi\r\n",
+        )
         .unwrap();
     assert!(reply.starts_with("250"), "{reply}");
     assert_eq!(server.mail_list("alice@example.test").len(), 1);
@@ -34,7 +38,7 @@ fn non_ascii_commands_are_answered() {
 /// A client probing addresses is cut off after 20 refusals with 421.
 #[test]
 fn address_probing_is_cut_off() {
-    let mut server = Server::started();
+    let server = Server::started();
     server.with_example_accounts();
     let mut c = RawSmtp::connect_from(server.smtp, "127.0.0.2").unwrap();
     c.cmd("EHLO prober.example").unwrap();
@@ -61,7 +65,11 @@ fn loose_modes(dir: &Path, out: &mut Vec<String>) {
         let entry = entry.unwrap();
         let meta = std::fs::symlink_metadata(entry.path()).unwrap();
         if meta.permissions().mode() & 0o077 != 0 {
-            out.push(format!("{:o} {}", meta.permissions().mode(), entry.path().display()));
+            out.push(format!(
+                "{:o} {}",
+                meta.permissions().mode(),
+                entry.path().display()
+            ));
         }
         if meta.is_dir() {
             loose_modes(&entry.path(), out);
@@ -82,10 +90,17 @@ fn the_data_directory_is_private() {
     let mut c = RawSmtp::connect(server.smtp).unwrap();
     c.cmd("EHLO client.example").unwrap();
     let reply = c
-        .send_message("a@b.example", "alice@example.test", b"Subject: private\r\n\r\nhi\r\n")
+        .send_message(
+            "a@b.example",
+            "alice@example.test",
+            b"Subject: private\r\n\r\nhi\r\n",
+        )
         .unwrap();
     assert!(reply.starts_with("250"), "{reply}");
-    let mode = std::fs::metadata(server.data()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(server.data())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700, "data directory mode {mode:o}");
     let mut loose = Vec::new();
     loose_modes(&server.data(), &mut loose);

@@ -218,12 +218,17 @@ fn unreachable_mail_is_retried_then_expires_with_a_dsn() {
 
 /// An aiosmtpd smart host that wants AUTH (user "relay", password "s3cret"), answers
 /// the first RCPT with 451 and accepts after that; it writes each message it accepts to
-/// `out`, with the user that authenticated.
+/// `out`, with the user that authenticated. With a certificate and key (argv 3 and 4) it
+/// offers STARTTLS and takes AUTH only after it; without, it offers AUTH in clear.
 const SMART_HOST: &str = r#"
-import asyncio, sys
+import asyncio, ssl, sys
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 port, out = int(sys.argv[1]), sys.argv[2]
+tls = None
+if len(sys.argv) > 4:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(sys.argv[3], sys.argv[4])
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login == b'relay' and auth_data.password == b's3cret'
     return AuthResult(success=ok, auth_data=auth_data.login)
@@ -240,7 +245,8 @@ class Handler:
             f.write(b'AUTH ' + (session.auth_data if session.authenticated else b'-') + b' RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n')
         return '250 OK queued'
 c = Controller(Handler(), hostname='127.0.0.1', port=port, authenticator=authenticator,
-               auth_required=True, auth_require_tls=False)
+               auth_required=True, auth_require_tls=tls is not None, tls_context=tls,
+               require_starttls=tls is not None)
 c.start()
 print('ready', flush=True)
 try:
@@ -250,10 +256,11 @@ finally:
 "#;
 
 /// Starts an aiosmtpd script (Debian's interpreter: python3-aiosmtpd installs there) on
-/// `port` and waits until it listens.
-fn start_python_smtp(script: &str, port: u16, out: &std::path::Path) -> Child {
+/// `port` and waits until it listens; `args` follow the port and the output file.
+fn start_python_smtp(script: &str, port: u16, out: &std::path::Path, args: &[&str]) -> Child {
     let child = Command::new("/usr/bin/python3")
         .args(["-c", script, &port.to_string(), out.to_str().unwrap()])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -266,19 +273,99 @@ fn start_python_smtp(script: &str, port: u16, out: &std::path::Path) -> Child {
     child
 }
 
+/// A certificate authority of the test's own and a certificate it signed for 127.0.0.1,
+/// made with openssl: (CA PEM, certificate PEM, key PEM).
+fn test_pki(dir: &std::path::Path, name: &str) -> (String, String, String) {
+    let path = |f: &str| {
+        dir.join(format!("{name}-{f}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ca, ca_key, cert, key, csr, ext) = (
+        path("ca.pem"),
+        path("ca.key"),
+        path("cert.pem"),
+        path("cert.key"),
+        path("cert.csr"),
+        path("ext.cnf"),
+    );
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<&str>> = vec![
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+                "-subj",
+                "/CN=Gannet test CA",
+                "-days",
+                "2",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, cert, key)
+}
+
+fn smart_host_config(port: u16, ca: &str) -> String {
+    format!("relay_host = \"127.0.0.1:{port}\"\nrelay_user = \"relay\"\nrelay_password = \"s3cret\"\nrelay_ca = \"{ca}\"")
+}
+
 #[test]
 fn smart_host_with_auth_temporary_failure_then_delivery_on_retry() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("received");
     let port = free_port();
-    let mut host = start_python_smtp(SMART_HOST, port, &out);
+    let (ca, cert, key) = test_pki(dir.path(), "host");
+    let mut host = start_python_smtp(SMART_HOST, port, &out, &[&cert, &key]);
     // No DNS needed: every message goes to the smart host.
     let dns = Dns::start(&[]);
-    let a = sender(
-        &dns,
-        25,
-        &format!("relay_host = \"127.0.0.1:{port}\"\nrelay_user = \"relay\"\nrelay_password = \"s3cret\""),
-    );
+    let a = sender(&dns, 25, &smart_host_config(port, &ca));
     send(
         &a,
         "alice@example.test",
@@ -304,6 +391,41 @@ fn smart_host_with_auth_temporary_failure_then_delivery_on_retry() {
     assert!(mailbox(&a, "alice@example.test").is_empty(), "no DSN");
     let _ = host.kill();
     let _ = host.wait();
+}
+
+/// The smart host's password never goes out unprotected: a smart host that offers no
+/// STARTTLS, and one whose certificate does not chain to the configured CA, get no AUTH
+/// and no mail; the message stays queued with the reason.
+#[test]
+fn smart_host_credentials_need_a_verified_tls_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _, _) = test_pki(dir.path(), "trusted");
+    let (_, other_cert, other_key) = test_pki(dir.path(), "other");
+    let dns = Dns::start(&[]);
+    let cases: [(&str, Vec<&str>, &str); 2] = [
+        ("plain", vec![], "TLS"),
+        ("untrusted", vec![&other_cert, &other_key], "certificate"),
+    ];
+    for (name, args, why) in cases {
+        let out = dir.path().join(format!("received-{name}"));
+        let port = free_port();
+        let mut host = start_python_smtp(SMART_HOST, port, &out, &args);
+        let a = sender(&dns, 25, &smart_host_config(port, &ca));
+        send(
+            &a,
+            "alice@example.test",
+            &["friend@anywhere.example"],
+            "Subject: must wait\r\n\r\nhello\r\n",
+        );
+        wait_for(Duration::from_secs(20), "a failed attempt", || {
+            let list = String::from_utf8(a.admin(&["queue", "list"])).unwrap();
+            list.lines().skip(1).any(|l| l.contains(why))
+        });
+        assert!(!out.exists(), "{name}: the smart host got mail");
+        assert!(!queue_is_empty(&a), "{name}: the message must stay queued");
+        let _ = host.kill();
+        let _ = host.wait();
+    }
 }
 
 /// The id of the only queued message, from `gannet queue list`.
@@ -436,7 +558,7 @@ fn crash_during_a_delivery_run_loses_nothing() {
     }
     drop(c);
     // The sink comes up; kill -9 the sender in the middle of the run.
-    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out);
+    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out, &[]);
     let received = || std::fs::read_to_string(&out).unwrap_or_default();
     wait_for(Duration::from_secs(60), "part of the run", || {
         received().lines().count() >= 150
@@ -522,7 +644,7 @@ fn garbage_silence_and_drops_cost_retries_not_mail() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("received");
     let port = free_port();
-    let mut bad = start_python_smtp(BAD_SERVER, port, &out);
+    let mut bad = start_python_smtp(BAD_SERVER, port, &out, &[]);
     let dns = Dns::start(&[]);
     let a = sender(
         &dns,
@@ -826,7 +948,7 @@ fn consecutive_messages_share_one_session() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("got");
     let port = free_port();
-    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out);
+    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out, &[]);
     let dns = Dns::start(&[]);
     let a = sender(&dns, 25, &format!("relay_host = \"127.0.0.1:{port}\""));
     for i in 1..=3 {

@@ -44,6 +44,9 @@ pub struct OutboundConfig {
     pub relay_host: Option<(String, u16)>,
     /// AUTH PLAIN for the smart host (user, password).
     pub relay_auth: Option<(String, String)>,
+    /// The CA file that the smart host's certificate must chain to when it gets
+    /// credentials (empty: the system's roots).
+    pub relay_ca: String,
     /// Port of MX delivery (25; tests use high ports).
     pub remote_port: u16,
     pub retry_schedule: Vec<Duration>,
@@ -69,6 +72,7 @@ impl Default for OutboundConfig {
             hostname: "localhost".into(),
             relay_host: None,
             relay_auth: None,
+            relay_ca: String::new(),
             remote_port: 25,
             retry_schedule: vec![Duration::from_secs(300)],
             max_queue_age: Duration::from_secs(5 * 86400),
@@ -88,6 +92,9 @@ struct Runner {
     config: OutboundConfig,
     resolver: TokioResolver,
     tls: tokio_rustls::TlsConnector,
+    /// For the smart host that gets credentials: a verified connection, or why none can
+    /// be made (every such delivery is deferred with that reason).
+    relay_tls: Result<tokio_rustls::TlsConnector, String>,
     in_flight: RefCell<HashSet<u64>>,
     /// Sessions left open for the next message, by server address.
     idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
@@ -97,6 +104,19 @@ struct Runner {
     finished: tokio::sync::Notify,
     /// Signalled when mail is queued.
     wake: Wake,
+}
+
+/// The verified TLS connector for a smart host that gets credentials (unused otherwise).
+fn relay_connector(config: &OutboundConfig) -> Result<tokio_rustls::TlsConnector, String> {
+    if config.relay_auth.is_none() {
+        return Err("no credentials configured".into());
+    }
+    super::tls::verified_client_config(&config.relay_ca)
+        .map(tokio_rustls::TlsConnector::from)
+        .map_err(|e| {
+            tracing::error!(error = %e, "smart host: no trusted CA: mail to it stays queued");
+            e.to_string()
+        })
 }
 
 /// Signalled by whoever queues mail, so that the runner looks at once.
@@ -135,6 +155,7 @@ pub fn spawn(
                     store,
                     directory,
                     tls: tokio_rustls::TlsConnector::from(super::tls::opportunistic_client_config()),
+                    relay_tls: relay_connector(&config),
                     resolver,
                     config,
                     in_flight: RefCell::new(HashSet::new()),
@@ -636,7 +657,7 @@ impl Runner {
                         )
                         .await
                     }
-                    Action::StartTls => match self.start_tls(conn).await {
+                    Action::StartTls => match self.start_tls(conn, message.destination).await {
                         Ok(c) => {
                             conn = c;
                             actions.extend(client.tls_established());
@@ -689,15 +710,27 @@ impl Runner {
         (client.finish(&why), answered)
     }
 
-    async fn start_tls(&self, conn: Conn) -> Result<Conn, String> {
+    /// The STARTTLS handshake. Opportunistic for every server but a smart host that gets
+    /// credentials: that one must present a certificate valid for its configured name.
+    async fn start_tls(&self, conn: Conn, destination: &Destination) -> Result<Conn, String> {
         let Conn::Plain(stream) = conn else {
             return Err("already encrypted".into());
         };
-        let name = rustls::pki_types::ServerName::try_from(self.config.hostname.clone())
-            .unwrap_or_else(|_| {
-                rustls::pki_types::ServerName::try_from("localhost").expect("valid")
-            });
-        match tokio::time::timeout(self.config.reply_timeout, self.tls.connect(name, stream)).await
+        let verified = *destination == Destination::SmartHost && self.config.relay_auth.is_some();
+        let (connector, name) = if verified {
+            let connector = self.relay_tls.as_ref().map_err(Clone::clone)?;
+            let (host, _) = self.config.relay_host.as_ref().ok_or("no smart host")?;
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("smart host name {host}: {e}"))?;
+            (connector, name)
+        } else {
+            // Any name will do: the certificate is not checked against it.
+            let name = rustls::pki_types::ServerName::try_from(self.config.hostname.clone())
+                .or_else(|_| rustls::pki_types::ServerName::try_from("localhost".to_string()))
+                .map_err(|e| e.to_string())?;
+            (&self.tls, name)
+        };
+        match tokio::time::timeout(self.config.reply_timeout, connector.connect(name, stream)).await
         {
             Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
             Ok(Err(e)) => Err(e.to_string()),

@@ -7,6 +7,13 @@
 
 use std::mem;
 
+/// Longest reply line read from a server (RFC 5321 4.5.3.1.5 allows 512 octets; real
+/// servers stay far below this).
+const MAX_REPLY_LINE: usize = 4096;
+
+/// Most lines in one multi-line reply (an EHLO reply has a dozen or two).
+const MAX_REPLY_LINES: usize = 100;
+
 /// One server reply: its code and its text lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerReply {
@@ -71,7 +78,7 @@ pub struct ClientConfig {
     /// Whether the runtime can upgrade to TLS (opportunistic STARTTLS).
     pub tls_available: bool,
     /// User name and password for AUTH PLAIN (a smart host that wants them), sent only
-    /// once the session is encrypted if the server offers STARTTLS.
+    /// on an encrypted session: without TLS the message is deferred instead.
     pub auth: Option<(String, String)>,
     /// After a delivered message, leave the session open ([`Action::Keep`]) instead of
     /// QUIT.
@@ -195,13 +202,34 @@ impl Client {
 
     /// Bytes from the server; the actions to take, in order.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Action> {
-        self.pending.extend_from_slice(bytes);
         let mut actions = Vec::new();
+        if self.state == State::Done {
+            return actions;
+        }
+        self.pending.extend_from_slice(bytes);
         while let Some(reply) = self.next_complete_reply() {
             self.on_reply(reply, &mut actions);
             if self.state == State::Done {
-                break;
+                return actions;
             }
+        }
+        // A server that never ends its line or its reply is broken or hostile: what it
+        // sent is not buffered further, and the session ends without waiting for QUIT.
+        let abuse = if self.pending.len() > MAX_REPLY_LINE {
+            Some("the server sent a reply line too long")
+        } else if self.lines.len() > MAX_REPLY_LINES {
+            Some("the server sent a reply with too many lines (too long)")
+        } else {
+            None
+        };
+        if let Some(why) = abuse {
+            self.pending = Vec::new();
+            self.lines = Vec::new();
+            for o in self.outcomes.iter_mut().filter(|o| o.is_none()) {
+                *o = Some(RcptOutcome::Deferred(why.to_string()));
+            }
+            self.state = State::Done;
+            actions.push(Action::Close);
         }
         actions
     }
@@ -227,6 +255,9 @@ impl Client {
 
     fn next_complete_reply(&mut self) -> Option<ServerReply> {
         loop {
+            if self.lines.len() > MAX_REPLY_LINES {
+                return None;
+            }
             let end = memchr::memchr(b'\n', &self.pending)?;
             let line: Vec<u8> = self.pending.drain(..=end).collect();
             let line = String::from_utf8_lossy(&line)
@@ -362,6 +393,13 @@ impl Client {
         let Some((user, password)) = &self.config.auth else {
             return self.send_envelope(actions);
         };
+        if !self.tls {
+            // A password never crosses the network in clear: a smart host without
+            // STARTTLS, or one whose STARTTLS was refused or stripped on the way, keeps
+            // the mail queued until it offers TLS again.
+            let why = "the smart host offers no TLS; credentials are not sent unencrypted";
+            return self.fail_all(RcptOutcome::Deferred(why.to_string()), actions);
+        }
         if !self.auth_offered {
             let why = "the server does not offer AUTH; not sent unauthenticated".to_string();
             return self.fail_all(RcptOutcome::Deferred(why), actions);
@@ -605,8 +643,11 @@ mod tests {
             "MAIL FROM:<a@example.test>\r\n"
         );
         // Refused credentials keep the mail.
-        let mut c = to_one(config(false, Some(("u", "p")), false));
+        let mut c = to_one(config(true, Some(("u", "p")), false));
         c.feed(b"220 hi\r\n");
+        c.feed(b"250-x\r\n250 STARTTLS\r\n");
+        c.feed(b"220 go\r\n");
+        c.tls_established();
         c.feed(b"250-x\r\n250 AUTH PLAIN\r\n");
         assert_eq!(sent(&c.feed(b"535 5.7.8 no\r\n")), "QUIT\r\n");
         assert!(matches!(&c.finish("x")[0], RcptOutcome::Deferred(e) if e.contains("535")));

@@ -129,10 +129,12 @@ fn domain_arg(rest: &str) -> Result<&str, CommandError> {
 
 /// Splits `FROM:<path> params` after the given keyword ("FROM:" / "TO:").
 fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), CommandError> {
-    if rest.len() < keyword.len() || !rest[..keyword.len()].eq_ignore_ascii_case(keyword) {
-        return Err(CommandError::Syntax);
-    }
-    let rest = rest[keyword.len()..].trim_start();
+    // `get` rather than indexing: the keyword's length may fall inside a multi-byte
+    // character of what the client sent ("FROMé:").
+    let rest = match (rest.get(..keyword.len()), rest.get(keyword.len()..)) {
+        (Some(head), Some(tail)) if head.eq_ignore_ascii_case(keyword) => tail.trim_start(),
+        _ => return Err(CommandError::Syntax),
+    };
     if let Some(inner) = rest.strip_prefix('<') {
         let end = inner.find('>').ok_or(CommandError::BadAddress)?;
         Ok((&inner[..end], inner[end + 1..].trim()))
@@ -444,7 +446,11 @@ mod tests {
             Err(CommandError::BadParam)
         );
         // Every prefix of lines full of multi-byte characters parses without a panic.
-        for line in ["MAIL FROM:<é@é.é> SIZE=é", "RCPT TO:<ü@ß.test> NOTIFY=é", "EHLO é"] {
+        for line in [
+            "MAIL FROM:<é@é.é> SIZE=é",
+            "RCPT TO:<ü@ß.test> NOTIFY=é",
+            "EHLO é",
+        ] {
             for end in 0..=line.len() {
                 let _ = parse_command(&line.as_bytes()[..end]);
             }

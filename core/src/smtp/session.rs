@@ -259,6 +259,8 @@ pub struct Session {
     tx: Option<Transaction>,
     mode: Mode,
     bad_commands: u32,
+    /// Messages accepted in this session (for the unauthenticated-lifetime clock).
+    accepted: u64,
     /// Discarding an over-long command line up to its end.
     skipping_line: bool,
 }
@@ -278,6 +280,7 @@ impl Session {
             tx: None,
             mode: Mode::Command,
             bad_commands: 0,
+            accepted: 0,
             skipping_line: false,
         };
         s.input.clear();
@@ -456,6 +459,13 @@ impl Session {
         self.helo.as_ref().map(|h| h.name.as_str())
     }
 
+    /// For the unauthenticated-lifetime clock: None once authenticated; before, the
+    /// number of messages accepted (each one restarts the clock, so an MX session that
+    /// keeps delivering is never cut).
+    pub fn lifetime_mark(&self) -> Option<u64> {
+        self.authenticated.is_none().then_some(self.accepted)
+    }
+
     /// Whether the client has authenticated.
     pub fn is_authenticated(&self) -> bool {
         self.authenticated.is_some()
@@ -490,7 +500,10 @@ impl Session {
     /// Reports how storing the message ended; the session answers the client.
     pub fn delivered(&mut self, outcome: DeliveryOutcome) {
         let reply = match outcome {
-            DeliveryOutcome::Stored => replies::QUEUED,
+            DeliveryOutcome::Stored => {
+                self.accepted += 1;
+                replies::QUEUED
+            }
             DeliveryOutcome::Failed => replies::STORE_FAILED,
             DeliveryOutcome::OverQuota => self.mailbox_full(),
             DeliveryOutcome::SpfFail => replies::SPF_FAIL,
@@ -802,12 +815,9 @@ impl Session {
                 return self.reply(replies::RATE_LIMITED);
             }
         }
-        if let Some(size) = params.size {
-            // Room for the whole message up front: no regrowth while it arrives.
-            let want = (size as usize).min(self.config.max_message_size) + 1024;
-            self.input
-                .reserve(want.saturating_sub(self.input.capacity()));
-        }
+        // SIZE= reserves nothing: a declaration costs no memory until the data arrives
+        // (the buffer grows as it does), or idle sessions declaring 50 MB each would
+        // exhaust memory.
         self.tx = Some(Transaction {
             id: env.next_message_id(),
             reverse_path,
@@ -848,7 +858,9 @@ impl Session {
                 }
                 Some(account)
             }
-            RcptRoute::UnknownUser => return self.reply(replies::UNKNOWN_USER),
+            // Refused addresses count as errors (as Postfix's smtpd_hard_error_limit
+            // does), so that probing for addresses or a relay is cut off.
+            RcptRoute::UnknownUser => return self.error(replies::UNKNOWN_USER),
             RcptRoute::Forward { scan: s } => {
                 scan = s;
                 None
@@ -865,7 +877,7 @@ impl Session {
                 }
                 None
             }
-            RcptRoute::Remote => return self.reply(replies::RELAY_DENIED),
+            RcptRoute::Remote => return self.error(replies::RELAY_DENIED),
         };
         let tx = self.tx.as_mut().expect("checked above");
         if !tx.recipients.iter().any(|r| r.address == address) {
