@@ -2,7 +2,8 @@
 //! deliberately slow and must never run on an io_uring worker.
 //!
 //! A worker sends the credentials with the client's IP and awaits the outcome. The service
-//! also enforces the lockout: after too many failures from one IP it answers `LockedOut`
+//! also enforces the lockout: after too many failures from one client (an IPv4 address or
+//! an IPv6 /64), or for one login name from any number of clients, it answers `LockedOut`
 //! without checking anything. An unknown user costs the same hash as a wrong password, so
 //! timing does not tell which addresses exist.
 
@@ -71,7 +72,7 @@ impl AuthService {
 
     /// Checks `credentials` from `client_ip` (async: the worker awaits the answer).
     pub async fn authenticate(&self, credentials: Credentials, client_ip: IpAddr) -> AuthOutcome {
-        if self.failures.locked(client_ip) {
+        if locked(&self.failures, &credentials, client_ip) {
             return AuthOutcome::LockedOut;
         }
         let (reply, rx) = oneshot::channel();
@@ -87,6 +88,11 @@ impl AuthService {
     }
 }
 
+/// Whether the client or the login name is locked out (too many recent failures).
+fn locked(failures: &FailureTracker, c: &Credentials, ip: IpAddr) -> bool {
+    failures.locked(ip) || failures.account_locked(&c.username)
+}
+
 /// A hash to verify against when the user does not exist, so that both cost the same.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
@@ -94,7 +100,7 @@ fn decoy_hash() -> &'static str {
 }
 
 fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr) -> AuthOutcome {
-    if failures.locked(ip) {
+    if locked(failures, c, ip) {
         return AuthOutcome::LockedOut;
     }
     let account = match directory::account_for_address(store, &c.username) {
@@ -114,7 +120,7 @@ fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr)
     match (ok, account) {
         (true, Some(a)) => AuthOutcome::Success { account: a.id },
         _ => {
-            failures.record_failure(ip);
+            failures.record_failure(ip, &c.username);
             tracing::info!(user = %c.username, %ip, "login failed");
             AuthOutcome::Failure
         }

@@ -139,7 +139,10 @@ pub struct Auth {
     /// Failed logins from one IP within `failure_window` that lock it out.
     pub max_failures: usize,
     pub failure_window: Duration,
-    /// How long a locked-out IP is refused.
+    /// Failed logins for one login name (from any clients) within `failure_window` that
+    /// lock that name out: guessing spread over many addresses.
+    pub max_account_failures: usize,
+    /// How long a locked-out client or name is refused.
     pub lockout: Duration,
 }
 
@@ -150,6 +153,7 @@ impl Default for Auth {
             restrict_sender: true,
             max_failures: 5,
             failure_window: Duration::from_secs(600),
+            max_account_failures: 20,
             lockout: Duration::from_secs(900),
         }
     }
@@ -182,6 +186,14 @@ pub struct Limits {
     pub max_bad_commands: u32,
     /// A client silent this long is disconnected.
     pub idle_timeout: Duration,
+    /// Connections open at once in the whole process (trusted clients included); more are
+    /// refused at accept.
+    pub max_connections: usize,
+    /// Connections open at once on any one listener.
+    pub max_connections_per_listener: usize,
+    /// How long a session may last before it authenticates (IMAP, POP3, submission); on
+    /// the MX port, how long it may go without a message accepted. Then it is closed.
+    pub unauthenticated_lifetime: Duration,
     /// A full mailbox is refused with 552 5.2.2 instead of 452 4.2.2.
     pub over_quota_permanent: bool,
 }
@@ -196,6 +208,9 @@ impl Default for Limits {
             max_command_line: 512,
             max_bad_commands: 20,
             idle_timeout: Duration::from_secs(300),
+            max_connections: 20_000,
+            max_connections_per_listener: 10_000,
+            unauthenticated_lifetime: Duration::from_secs(300),
             over_quota_permanent: false,
         }
     }
@@ -233,6 +248,9 @@ pub struct Delivery {
     /// AUTH PLAIN credentials for the smart host (empty: no AUTH).
     pub relay_user: String,
     pub relay_password: String,
+    /// PEM file of the CA certificates that the smart host's certificate must chain to
+    /// when credentials are sent (empty: the system's roots).
+    pub relay_ca: String,
     pub remote_port: u16,
     pub max_queue_age: Duration,
     pub retry_schedule: Vec<Duration>,
@@ -249,6 +267,7 @@ impl Default for Delivery {
             relay_host: String::new(),
             relay_user: String::new(),
             relay_password: String::new(),
+            relay_ca: String::new(),
             remote_port: 25,
             max_queue_age: Duration::from_secs(5 * 86400),
             retry_schedule: vec![

@@ -219,6 +219,11 @@ impl Session {
         self.input
     }
 
+    /// For the unauthenticated-lifetime clock: None once logged in.
+    pub fn lifetime_mark(&self) -> Option<u64> {
+        matches!(self.state, State::NotAuthenticated).then_some(0)
+    }
+
     pub fn is_idle(&self) -> bool {
         self.current.is_none() && !self.awaiting
     }

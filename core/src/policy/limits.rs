@@ -1,38 +1,112 @@
-//! Limits shared by all workers: concurrent connections per client IP, messages per hour
-//! per sender (a sliding window), and failed logins per IP.
+//! Limits shared by all workers: concurrent connections per client (an IPv4 address or an
+//! IPv6 /64), per listener and per process; messages per hour per sender (a sliding
+//! window); failed logins per client and per account.
 //!
 //! These are touched once per connection, per message on the submission/relay path, and
 //! per login, never per command or per byte, so a sharded mutex is cheap enough and gives
 //! every core the same view.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::sharded::Sharded;
 
-/// Concurrent connections per client IP.
+/// What one client is counted as: its IPv4 address, or the /64 of its IPv6 address (one
+/// host is routinely given a whole /64, so single v6 addresses cost an attacker nothing).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// How many listeners the per-listener cap can tell apart (Gannet has seven).
+pub const LISTENER_SLOTS: usize = 8;
+
+/// Concurrent connections: per client, and in total per listener and per process.
 pub struct ConnectionLimiter {
     max: usize,
     open: Sharded<IpAddr, usize>,
+    max_total: usize,
+    total: AtomicUsize,
+    max_per_listener: usize,
+    per_listener: [AtomicUsize; LISTENER_SLOTS],
 }
 
-/// Holds one connection slot; released when dropped.
+/// Holds one connection slot of its client; released when dropped.
 pub struct ConnectionPermit {
     limiter: Arc<ConnectionLimiter>,
     ip: IpAddr,
 }
 
+/// Holds one connection's place in its listener's and the process's totals; released
+/// when dropped.
+pub struct ListenerSlot {
+    limiter: Arc<ConnectionLimiter>,
+    listener: usize,
+}
+
 impl ConnectionLimiter {
+    /// `max` connections per client, and no cap on the totals.
     pub fn new(max: usize) -> Arc<Self> {
+        Self::with_totals(max, usize::MAX, usize::MAX)
+    }
+
+    /// `max` per client, `max_total` in the whole process, `max_per_listener` on each
+    /// listener.
+    pub fn with_totals(max: usize, max_total: usize, max_per_listener: usize) -> Arc<Self> {
         Arc::new(ConnectionLimiter {
             max,
             open: Sharded::new(),
+            max_total,
+            total: AtomicUsize::new(0),
+            max_per_listener,
+            per_listener: Default::default(),
         })
     }
 
-    /// A permit, or None when `ip` already has the maximum number of connections.
+    /// A place for a new connection on `listener` (an index below [`LISTENER_SLOTS`]),
+    /// or None when that listener or the process is full. Taken for every connection,
+    /// trusted or not, before anything else is done with it.
+    pub fn slot(self: &Arc<Self>, listener: usize) -> Option<ListenerSlot> {
+        let listener = listener.min(LISTENER_SLOTS - 1);
+        let take = |counter: &AtomicUsize, max: usize| {
+            counter
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .is_ok()
+        };
+        if !take(&self.total, self.max_total) {
+            return None;
+        }
+        if !take(&self.per_listener[listener], self.max_per_listener) {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ListenerSlot {
+            limiter: self.clone(),
+            listener,
+        })
+    }
+
+    /// Connections open in the whole process.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// A permit, or None when `ip`'s client (see [`client_key`]) already has the maximum
+    /// number of connections.
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionPermit> {
+        let ip = client_key(ip);
         let admitted = self.open.with(&ip, |m| {
             let n = m.entry(ip).or_insert(0);
             if *n >= self.max {
@@ -45,6 +119,13 @@ impl ConnectionLimiter {
             limiter: self.clone(),
             ip,
         })
+    }
+}
+
+impl Drop for ListenerSlot {
+    fn drop(&mut self) {
+        self.limiter.per_listener[self.listener].fetch_sub(1, Ordering::AcqRel);
+        self.limiter.total.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -130,33 +211,64 @@ impl RateLimiter {
     }
 }
 
-/// Failed logins per client IP: after `max` failures within `window`, the IP is refused
-/// for `cool_off`.
+/// Entries in one shard of the failure table before old ones are swept out.
+const SWEEP_AT: usize = 1024;
+
+/// What failed logins are counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Target {
+    /// A client (see [`client_key`]).
+    Client(IpAddr),
+    /// A login name, lower-cased, whether or not such an account exists (so that a
+    /// lockout tells nothing about which names exist).
+    Account(String),
+}
+
+/// Failed logins: after `max` failures from one client within `window`, that client is
+/// refused for `cool_off`; after `max_per_account` failures for one login name (from any
+/// number of clients: a distributed guess), that name is refused for `cool_off`.
 pub struct FailureTracker {
     max: usize,
+    max_per_account: usize,
     window: Duration,
     cool_off: Duration,
-    failures: Sharded<IpAddr, Vec<Instant>>,
+    failures: Sharded<Target, Vec<Instant>>,
 }
 
 impl FailureTracker {
     pub fn new(max: usize, window: Duration, cool_off: Duration) -> Arc<Self> {
+        Self::with_account_limit(max, usize::MAX, window, cool_off)
+    }
+
+    pub fn with_account_limit(
+        max: usize,
+        max_per_account: usize,
+        window: Duration,
+        cool_off: Duration,
+    ) -> Arc<Self> {
         Arc::new(FailureTracker {
             max,
+            max_per_account,
             window,
             cool_off,
             failures: Sharded::new(),
         })
     }
 
-    /// True while `ip` is locked out.
+    /// True while `ip`'s client is locked out.
     pub fn locked(&self, ip: IpAddr) -> bool {
-        self.locked_at(ip, Instant::now())
+        self.locked_at(&Target::Client(client_key(ip)), self.max, Instant::now())
     }
 
-    fn locked_at(&self, ip: IpAddr, now: Instant) -> bool {
-        self.failures.with(&ip, |m| {
-            let Some(times) = m.get_mut(&ip) else {
+    /// True while the login name `user` is locked out.
+    pub fn account_locked(&self, user: &str) -> bool {
+        let target = Target::Account(user.trim().to_lowercase());
+        self.locked_at(&target, self.max_per_account, Instant::now())
+    }
+
+    fn locked_at(&self, target: &Target, max: usize, now: Instant) -> bool {
+        self.failures.with(target, |m| {
+            let Some(times) = m.get_mut(target) else {
                 return false;
             };
             let horizon = self.window.max(self.cool_off);
@@ -165,24 +277,50 @@ impl FailureTracker {
                 .iter()
                 .filter(|t| now.duration_since(**t) < self.window)
                 .count();
-            let cooling = times.len() >= self.max
+            let cooling = times.len() >= max
                 && times
                     .last()
                     .is_some_and(|l| now.duration_since(*l) < self.cool_off);
             if times.is_empty() {
-                m.remove(&ip);
+                m.remove(target);
             }
-            recent >= self.max || cooling
+            recent >= max || cooling
         })
     }
 
-    pub fn record_failure(&self, ip: IpAddr) {
-        self.record_failure_at(ip, Instant::now());
+    /// Counts a failed login from `ip` (its client) for the name `user`.
+    pub fn record_failure(&self, ip: IpAddr, user: &str) {
+        let now = Instant::now();
+        self.record_failure_at(Target::Client(client_key(ip)), self.max, now);
+        self.record_failure_at(
+            Target::Account(user.trim().to_lowercase()),
+            self.max_per_account,
+            now,
+        );
     }
 
-    fn record_failure_at(&self, ip: IpAddr, now: Instant) {
-        self.failures
-            .with(&ip, |m| m.entry(ip).or_default().push(now));
+    fn record_failure_at(&self, target: Target, max: usize, now: Instant) {
+        let horizon = self.window.max(self.cool_off);
+        self.failures.with(&target, |m| {
+            if m.len() >= SWEEP_AT {
+                // Names and clients that failed once and never came back are only
+                // forgotten when looked at: sweep the old ones, so that guesses at many
+                // names cannot grow the table without bound.
+                m.retain(|_, times| {
+                    times
+                        .last()
+                        .is_some_and(|l| now.duration_since(*l) < horizon)
+                });
+            }
+            let times = m.entry(target.clone()).or_default();
+            times.push(now);
+            // Only the newest `max` failures decide anything: a client hammering away
+            // does not grow the list without bound.
+            if times.len() > max.saturating_mul(2).max(16) {
+                let excess = times.len() - max.max(8);
+                times.drain(..excess);
+            }
+        });
     }
 }
 
@@ -213,8 +351,8 @@ mod tests {
         assert!(l.acquire(a("2001:db8:1:2:abcd::1")).is_none());
         assert!(l.acquire(a("2001:db8:1:3::1")).is_some(), "another /64");
         let f = FailureTracker::new(2, Duration::from_secs(600), Duration::from_secs(900));
-        f.record_failure(a("2001:db8:1:2::1"));
-        f.record_failure(a("2001:db8:1:2::2"));
+        f.record_failure(a("2001:db8:1:2::1"), "alice");
+        f.record_failure(a("2001:db8:1:2::2"), "bob");
         assert!(f.locked(a("2001:db8:1:2::3")));
         assert!(!f.locked(a("2001:db8:1:3::3")));
     }
@@ -242,17 +380,80 @@ mod tests {
     #[test]
     fn lockout_after_failures_then_cool_off() {
         let f = FailureTracker::new(5, Duration::from_secs(600), Duration::from_secs(900));
-        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let ip = Target::Client("127.0.0.2".parse().unwrap());
         let t0 = Instant::now();
         for i in 0..4 {
-            f.record_failure_at(ip, t0 + Duration::from_secs(i));
+            f.record_failure_at(ip.clone(), 5, t0 + Duration::from_secs(i));
         }
-        assert!(!f.locked_at(ip, t0 + Duration::from_secs(5)));
-        f.record_failure_at(ip, t0 + Duration::from_secs(5));
-        assert!(f.locked_at(ip, t0 + Duration::from_secs(6)));
-        assert!(!f.locked_at("127.0.0.3".parse().unwrap(), t0));
+        assert!(!f.locked_at(&ip, 5, t0 + Duration::from_secs(5)));
+        f.record_failure_at(ip.clone(), 5, t0 + Duration::from_secs(5));
+        assert!(f.locked_at(&ip, 5, t0 + Duration::from_secs(6)));
+        let other = Target::Client("127.0.0.3".parse().unwrap());
+        assert!(!f.locked_at(&other, 5, t0));
         // Still cooling off after the 10-minute window, free after the cool-off.
-        assert!(f.locked_at(ip, t0 + Duration::from_secs(700)));
-        assert!(!f.locked_at(ip, t0 + Duration::from_secs(1000)));
+        assert!(f.locked_at(&ip, 5, t0 + Duration::from_secs(700)));
+        assert!(!f.locked_at(&ip, 5, t0 + Duration::from_secs(1000)));
+    }
+
+    /// Guesses at one account from many clients lock the account (and only it), even
+    /// though no single client reaches its own limit.
+    #[test]
+    fn distributed_guessing_locks_the_account() {
+        let f = FailureTracker::with_account_limit(
+            5,
+            10,
+            Duration::from_secs(600),
+            Duration::from_secs(900),
+        );
+        for i in 0..10u8 {
+            let ip = IpAddr::from([192, 0, 2, i]);
+            assert!(!f.account_locked("Alice@Example.test"));
+            f.record_failure(ip, "alice@example.test");
+            assert!(!f.locked(ip));
+        }
+        assert!(f.account_locked(" ALICE@example.test"));
+        assert!(!f.account_locked("bob@example.test"));
+    }
+
+    /// Failures at ever new names do not grow the table without bound.
+    #[test]
+    fn the_failure_table_is_swept() {
+        let f = FailureTracker::with_account_limit(
+            5,
+            10,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let then = Instant::now();
+        for i in 0..20_000 {
+            f.record_failure_at(Target::Account(format!("n{i}")), 10, then);
+        }
+        let later = then + Duration::from_secs(5);
+        for i in 0..20_000 {
+            f.record_failure_at(Target::Account(format!("m{i}")), 10, later);
+        }
+        let mut kept = 0;
+        for i in 0..20_000 {
+            let t = Target::Account(format!("n{i}"));
+            kept += f.failures.with(&t, |m| usize::from(m.contains_key(&t)));
+        }
+        assert!(kept < 20_000 / 2, "{kept} stale entries kept");
+    }
+
+    /// The process and listener caps hold for every connection, trusted or not, and free
+    /// their places when the connections end.
+    #[test]
+    fn caps_per_listener_and_process() {
+        let l = ConnectionLimiter::with_totals(5, 3, 2);
+        let a = l.slot(0).unwrap();
+        let _b = l.slot(0).unwrap();
+        assert!(l.slot(0).is_none(), "listener 0 is full");
+        let c = l.slot(1).unwrap();
+        assert!(l.slot(2).is_none(), "the process is full");
+        assert_eq!(l.total(), 3);
+        drop(a);
+        assert!(l.slot(2).is_some());
+        drop(c);
+        assert_eq!(l.total(), 1);
     }
 }

@@ -179,6 +179,11 @@ impl Session {
     }
 
     /// Nothing is in progress: a shutdown may close this session now.
+    /// For the unauthenticated-lifetime clock: None once logged in.
+    pub fn lifetime_mark(&self) -> Option<u64> {
+        self.account.is_none().then_some(0)
+    }
+
     pub fn is_idle(&self) -> bool {
         self.pending.is_none() && !matches!(self.state, State::Waiting)
     }

@@ -3,7 +3,7 @@
 //! the shutdown signal in view.
 
 use std::net::{IpAddr, Shutdown};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_uring::net::TcpStream;
@@ -28,6 +28,10 @@ pub trait Wire {
     fn is_idle(&self) -> bool;
     fn close_idle(&mut self);
     fn close_shutdown(&mut self);
+    /// None once the client has authenticated (no lifetime limit then); before, a count
+    /// that grows with the session's progress (messages accepted on the MX port), which
+    /// restarts the unauthenticated-lifetime clock when it changes.
+    fn lifetime_mark(&self) -> Option<u64>;
 }
 
 macro_rules! wire {
@@ -56,6 +60,9 @@ macro_rules! wire {
             }
             fn close_shutdown(&mut self) {
                 self.close_with($shutdown)
+            }
+            fn lifetime_mark(&self) -> Option<u64> {
+                <$session>::lifetime_mark(self)
             }
         }
     )*};
@@ -236,21 +243,53 @@ pub async fn write_out(
     }
 }
 
-/// Writes the session's replies and waits for more input (or the idle timeout, or, between
-/// commands, the shutdown). False when the connection is over.
+/// The unauthenticated-lifetime clock of one connection: a session that has not
+/// authenticated (on the MX port: that has had no message accepted) for
+/// `limits.unauthenticated_lifetime` is closed, however steadily it trickles bytes.
+pub struct Lifetime {
+    started: Instant,
+    mark: Option<u64>,
+}
+
+impl Lifetime {
+    /// The clock of a connection opened now.
+    pub fn start() -> Lifetime {
+        Lifetime {
+            started: Instant::now(),
+            mark: Some(0),
+        }
+    }
+
+    /// When the session must be closed in the state it is in now; None once it has
+    /// authenticated.
+    fn deadline<W: Wire>(&mut self, session: &W, limit: Duration) -> Option<Instant> {
+        let mark = session.lifetime_mark();
+        if mark != self.mark {
+            self.mark = mark;
+            self.started = Instant::now();
+        }
+        mark.map(|_| self.started + limit)
+    }
+}
+
+/// Writes the session's replies and waits for more input (or the idle timeout, the end
+/// of its unauthenticated lifetime, or, between commands, the shutdown). False when the
+/// connection is over.
 pub async fn await_input<W: Wire>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
     session: &mut W,
     stop: &mut watch::Receiver<bool>,
+    lifetime: &mut Lifetime,
 ) -> bool {
     if !flush(ctx, stream, transport, session).await {
         return false;
     }
     let idle = session.is_idle();
+    let deadline = lifetime.deadline(session, ctx.server.unauthenticated_lifetime);
     let buf = session.take_input();
-    match read_input(ctx, stream, transport, buf, idle, stop).await {
+    match read_input(ctx, stream, transport, buf, idle, stop, deadline).await {
         Wake::Data(buf) => session.input_filled(buf),
         Wake::Closed => return false,
         Wake::IdleTimeout => session.close_idle(),
@@ -265,13 +304,15 @@ pub enum Wake {
     Data(Vec<u8>),
     /// The client closed or the connection failed.
     Closed,
+    /// The client was silent too long, or its session outlived its unauthenticated
+    /// lifetime.
     IdleTimeout,
     /// The server is shutting down (reported only while the session is idle).
     Stop,
 }
 
-/// Reads more input into `buf`, unless the client stays silent too long or, for an idle
-/// session, the server shuts down.
+/// Reads more input into `buf`, unless the client stays silent too long, `deadline`
+/// passes, or, for an idle session, the server shuts down.
 pub async fn read_input(
     ctx: &WorkerContext,
     stream: &TcpStream,
@@ -279,13 +320,16 @@ pub async fn read_input(
     buf: Vec<u8>,
     idle: bool,
     stop: &mut watch::Receiver<bool>,
+    deadline: Option<Instant>,
 ) -> Wake {
+    let silence = Instant::now() + ctx.server.idle_timeout;
+    let until = deadline.map_or(silence, |d| d.min(silence));
     tokio::select! {
         (result, buf) = transport.read(stream, buf) => match result {
             Ok(n) if n > 0 => Wake::Data(buf),
             _ => Wake::Closed,
         },
-        _ = tokio::time::sleep(ctx.server.idle_timeout) => Wake::IdleTimeout,
+        _ = tokio::time::sleep_until(until.into()) => Wake::IdleTimeout,
         _ = stop.wait_for(|stop| *stop), if idle => Wake::Stop,
     }
 }

@@ -34,6 +34,7 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     };
     let mut session = Session::new(server.imap.clone(), policy, ctx.buffers.take());
     let mut stop = ctx.stop.clone();
+    let mut lifetime = conn::Lifetime::start();
     loop {
         match session.step(unix_now()) {
             Step::Close => {
@@ -93,7 +94,16 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
             }
             Step::NeedInput => {
-                if !conn::await_input(ctx, &stream, &transport, &mut session, &mut stop).await {
+                if !conn::await_input(
+                    ctx,
+                    &stream,
+                    &transport,
+                    &mut session,
+                    &mut stop,
+                    &mut lifetime,
+                )
+                .await
+                {
                     break;
                 }
             }

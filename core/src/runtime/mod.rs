@@ -40,6 +40,9 @@ pub struct ServerContext {
     pub store: Store,
     pub directory: SharedDirectory,
     pub idle_timeout: Duration,
+    /// How long a session may go unauthenticated (on the MX port: without a message
+    /// accepted) before it is closed.
+    pub unauthenticated_lifetime: Duration,
     /// How long sessions in the middle of a transaction may take to finish at shutdown.
     pub shutdown_grace: Duration,
     /// The TLS configuration for new handshakes (replaced on SIGHUP).

@@ -69,6 +69,7 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
     let mut session = Session::new(server.pop3.clone(), policy, ctx.buffers.take());
     let mut maildrop: Option<Maildrop> = None;
     let mut stop = ctx.stop.clone();
+    let mut lifetime = conn::Lifetime::start();
     loop {
         match session.step() {
             Step::Close => {
@@ -126,7 +127,16 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 session.committed(ok);
             }
             Step::NeedInput => {
-                if !conn::await_input(ctx, &stream, &transport, &mut session, &mut stop).await {
+                if !conn::await_input(
+                    ctx,
+                    &stream,
+                    &transport,
+                    &mut session,
+                    &mut stop,
+                    &mut lifetime,
+                )
+                .await
+                {
                     break;
                 }
             }

@@ -105,9 +105,24 @@ async fn accept_loop(ctx: Rc<WorkerContext>, kind: PortKind, socket: std::net::T
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // The listener's and the process's caps come before anything else:
+                    // past them a connection costs one short write.
+                    let Some(slot) = ctx.server.connections.slot(kind as usize) else {
+                        tracing::warn!(?kind, %peer, "refused: connection cap reached");
+                        tokio_uring::spawn(async move {
+                            match busy_line(kind) {
+                                Some(line) => super::conn::refuse(&stream, line).await,
+                                None => {
+                                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                                }
+                            }
+                        });
+                        continue;
+                    };
                     ctx.active.set(ctx.active.get() + 1);
                     let guard = ActiveGuard(ctx.clone());
                     tokio_uring::spawn(async move {
+                        let _slot = slot;
                         match kind {
                             PortKind::Mx | PortKind::Submission | PortKind::Submissions => {
                                 smtp_conn::serve(&guard.0, stream, peer, kind).await
@@ -130,5 +145,18 @@ async fn accept_loop(ctx: Rc<WorkerContext>, kind: PortKind, socket: std::net::T
             },
             _ = stop.wait_for(|stop| *stop) => break,
         }
+    }
+}
+
+/// What a plain-text port says when the server is at its connection cap (implicit-TLS
+/// ports just close: nothing can be said before the handshake).
+fn busy_line(kind: PortKind) -> Option<&'static [u8]> {
+    match kind {
+        PortKind::Mx | PortKind::Submission => {
+            Some(b"421 4.3.2 Too many connections, try again later\r\n")
+        }
+        PortKind::Pop3 => Some(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"),
+        PortKind::Imap => Some(b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"),
+        PortKind::Submissions | PortKind::Pop3s | PortKind::Imaps => None,
     }
 }
