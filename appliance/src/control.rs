@@ -5,7 +5,6 @@
 //! `{"ok":..,"len":N}` followed by N bytes of output (raw, so message bytes pass as they are).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -62,9 +61,10 @@ pub fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::Result<(
     // A socket left by a server that was killed; the store's lock already proved that no
     // other server runs on this data directory.
     let _ = std::fs::remove_file(&path);
+    // The process's umask (0077, set in main before anything is created) makes the
+    // socket the server user's alone from the moment it exists.
     let listener =
         UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {

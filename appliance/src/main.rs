@@ -17,6 +17,13 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything Gannet creates (the store, keys, certificates, the control socket) is
+    // the server user's alone: the store holds all mail and every password hash. Set
+    // before any file or socket exists, so nothing is ever open to others, even briefly.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let args = cli::Cli::parse();
     init_logging(args.log_format);
     if !matches!(args.command, cli::Command::Serve { .. }) {

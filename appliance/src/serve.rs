@@ -59,6 +59,7 @@ fn outbound_config(config: &Config) -> anyhow::Result<OutboundConfig> {
         relay_host,
         relay_auth: (!d.relay_user.is_empty())
             .then(|| (d.relay_user.clone(), d.relay_password.clone())),
+        relay_ca: d.relay_ca.clone(),
         remote_port: d.remote_port,
         retry_schedule: d.retry_schedule.iter().map(|x| x.0).collect(),
         max_queue_age: d.max_queue_age.0,
@@ -80,6 +81,8 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     // Handlers first: a signal that arrives while starting is not lost.
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
+    gannet_core::store::private_dir(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let owner = Store::open(&store_dir(&data_dir))
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let store = owner.store().clone();
@@ -154,8 +157,9 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         imap: address("imap", &config.listen.imap)?,
         imaps: address("imaps", &config.listen.imaps)?,
     };
-    let failures = FailureTracker::new(
+    let failures = FailureTracker::with_account_limit(
         config.auth.max_failures,
+        config.auth.max_account_failures,
         config.auth.failure_window.0,
         config.auth.lockout.0,
     );
@@ -171,7 +175,12 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
             Networks::parse(&config.relay.trusted_networks).context("relay.trusted_networks")?,
         ),
         plaintext_on_loopback: config.auth.plaintext_on_loopback,
-        connections: ConnectionLimiter::new(limits.max_connections_per_ip),
+        connections: ConnectionLimiter::with_totals(
+            limits.max_connections_per_ip,
+            limits.max_connections,
+            limits.max_connections_per_listener,
+        ),
+        unauthenticated_lifetime: limits.unauthenticated_lifetime.0,
         rates: RateLimiter::new(limits.messages_per_hour),
         quotas,
         readers: Readers::start(store.clone(), 2)?,

@@ -14,6 +14,7 @@ pub mod kv;
 pub mod mail;
 pub mod queue;
 pub mod reader;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 pub mod schema;
 
@@ -41,12 +42,37 @@ pub struct StoreOwner {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The key-value engine in `dir`: RocksDB.
+#[cfg(feature = "rocksdb")]
+fn engine(dir: &Path) -> Result<Arc<dyn KvStore>, StoreError> {
+    Ok(Arc::new(rocks::RocksStore::open(dir)?))
+}
+
+/// Built without RocksDB (the fuzz targets): no store can be opened.
+#[cfg(not(feature = "rocksdb"))]
+fn engine(_: &Path) -> Result<Arc<dyn KvStore>, StoreError> {
+    Err(StoreError::Engine(
+        "built without RocksDB (the `rocksdb` feature)".into(),
+    ))
+}
+
+/// Creates `dir` (and its parents) for the server user alone, and tightens the mode of
+/// one that exists: the store holds all mail and every password hash.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` and starts its commit thread.
     pub fn open(dir: &Path) -> Result<StoreOwner, StoreError> {
-        std::fs::create_dir_all(dir)
+        private_dir(dir)
             .map_err(|e| StoreError::Engine(format!("cannot create {}: {e}", dir.display())))?;
-        let kv: Arc<dyn KvStore> = Arc::new(rocks::RocksStore::open(dir)?);
+        let kv = engine(dir)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread_kv = kv.clone();
         let thread = std::thread::Builder::new()
