@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds once in the release profile (the
 # binary, the tests and the benchmarks share it: each profile rebuilds RocksDB), then runs
-# the unit tests and the end-to-end tests against the real `gannet` binary.
+# the unit tests and the end-to-end tests against the real `gannet` binary, and a short
+# run of every fuzz target (FUZZ_SECONDS each, 20 by default; 0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
@@ -10,6 +11,11 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --release -j2 --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
-# One closing line for the whole suite, summed over every test binary.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+    scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}" 2>&1 | tee -a "$log" || status=$?
+fi
+# One closing line for the whole suite, summed over every test binary and fuzz target.
+awk '/^test result:/ { p += $4; f += $6 }
+     /^fuzz: [0-9]+ passed/ { p += $2; f += $4 }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -1,0 +1,52 @@
+//! The POP3 session fed arbitrary bytes, with a maildrop of three messages behind it.
+#![no_main]
+
+use std::sync::Arc;
+
+use gannet_core::auth::service::AuthOutcome;
+use gannet_core::pop3::{DropMessage, Pop3Config, Pop3Policy, Session, Step};
+use libfuzzer_sys::fuzz_target;
+
+const MESSAGE: &[u8] = b"Subject: hi\r\nFrom: a@b.example\r\n\r\nline one\r\n.dot\r\nline three\r\n";
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, input)) = data.split_first() else {
+        return;
+    };
+    let policy = Pop3Policy {
+        tls: split & 1 != 0,
+        stls: split & 2 != 0,
+        auth_without_tls: split & 4 != 0,
+    };
+    let mut session = Session::new(Arc::new(Pop3Config::default()), policy, Vec::new());
+    let piece = usize::from(split >> 3).max(1);
+    for chunk in input.chunks(piece) {
+        session.feed(chunk);
+        loop {
+            match session.step() {
+                Step::NeedInput | Step::Close => break,
+                Step::StartTls => session.tls_started(),
+                Step::Authenticate => {
+                    let _ = session.take_credentials();
+                    session.auth_result(AuthOutcome::Success { account: 1 });
+                }
+                Step::OpenMaildrop { .. } => {
+                    let drop = (1..=3)
+                        .map(|uid| DropMessage {
+                            uid,
+                            size: MESSAGE.len() as u64,
+                            uidl: format!("u{uid}"),
+                        })
+                        .collect();
+                    session.maildrop_opened(Ok(drop));
+                }
+                Step::Retrieve { uid, top } => {
+                    session.message_read((uid != 2).then_some(MESSAGE), top)
+                }
+                Step::Commit { .. } => session.committed(true),
+            }
+            let out = session.take_output();
+            session.output_written(out);
+        }
+    }
+});
