@@ -442,6 +442,27 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_gets_an_answer() {
+        use crate::mime::fixtures::{deep_multipart, deep_rfc822, on_small_stack};
+        for (name, raw) in [
+            ("rfc822", deep_rfc822(30_000)),
+            ("multipart", deep_multipart(5_000)),
+        ] {
+            let (structure, header) = on_small_stack(move || {
+                let msg = parse(&raw).expect("a message");
+                let mut out = Vec::new();
+                bodystructure(&mut out, &msg, true);
+                let header = section(&raw, &msg, &[], &SectionText::Header)
+                    .map(|h| h.into_owned())
+                    .unwrap_or_default();
+                (String::from_utf8_lossy(&out).into_owned(), header)
+            });
+            assert!(structure.starts_with('(') && structure.ends_with(')'), "{name}");
+            assert!(header.starts_with(b"From: a@example.org\r\n"), "{name}");
+        }
+    }
+
+    #[test]
     fn sections() {
         let msg = parse(MULTI).unwrap();
         let get =

@@ -497,6 +497,26 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_neither_overflows_nor_hides_the_message() {
+        use crate::mime::fixtures::{deep_multipart, deep_rfc822, on_small_stack};
+        for (name, raw) in [
+            ("rfc822", deep_rfc822(30_000)),
+            // 3.2 MB, well within the message size limit: deep enough that dropping
+            // mail-parser's tree alone overflows 2 MB.
+            ("rfc822", deep_rfc822(100_000)),
+            ("multipart", deep_multipart(5_000)),
+        ] {
+            let view = on_small_stack(move || MessageView::new(&raw));
+            // Still a message: its top-level headers are read.
+            assert_eq!(
+                view.header_values("Subject").next().map(|f| f.value.as_str()),
+                Some("deep"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn long_parts_are_cut_for_the_rules() {
         let text = "word ".repeat(30_000);
         let raw = format!("Subject: s\r\n\r\n{text}\r\n");
