@@ -20,7 +20,8 @@ fn deep_multipart(levels: usize) -> Vec<u8> {
     let mut m = b"From: a@example.org\r\nTo: alice@example.test\r\nSubject: deep multipart\r\nMIME-Version: 1.0\r\n".to_vec();
     for i in 0..levels {
         m.extend_from_slice(
-            format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n").as_bytes(),
+            format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n")
+                .as_bytes(),
         );
     }
     m.extend_from_slice(b"Content-Type: text/plain\r\n\r\nhello from the bottom\r\n");
@@ -111,7 +112,11 @@ fn empty_from_clause_on_the_mx_port_is_accepted_and_delivered() {
     let mut c = RawSmtp::connect(server.smtp).unwrap();
     c.cmd("EHLO client.example.org").unwrap();
     let reply = c
-        .send_message("ann@example.org", "alice@example.test", EMPTY_FROM.as_bytes())
+        .send_message(
+            "ann@example.org",
+            "alice@example.test",
+            EMPTY_FROM.as_bytes(),
+        )
         .unwrap();
     assert!(reply.starts_with("250"), "{reply}");
     let list = server.mail_list("alice@example.test");
