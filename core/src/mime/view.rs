@@ -128,6 +128,9 @@ impl MessageView {
             .with_mime_headers()
             .header_text(HeaderName::Subject)
             .default_header_raw();
+        if super::depth::exceeds(&parser, raw) {
+            return MessageView::opaque(&parser, raw);
+        }
         let Some(msg) = parser.parse(raw) else {
             view.body = String::from_utf8_lossy(raw).into_owned();
             view.rawbody = view.body.clone();
@@ -180,35 +183,36 @@ impl MessageView {
         if html_bytes > 0 {
             view.html_ratio = html_markup as f64 / html_bytes as f64;
         }
-        // One paragraph per line, as SpamAssassin's body tests see it: a blank line (or
-        // one of only white space, CRs included) ends a paragraph, white space runs
-        // become one space.
-        let mut text = String::new();
-        for part in &body {
-            let mut paragraph_open = false;
-            for line in part.split('\n') {
-                // SpamAssassin's white space: ASCII only (a no-break space is text).
-                let mut words = line
-                    .split([' ', '\t', '\r', '\x0b', '\x0c'])
-                    .filter(|w| !w.is_empty())
-                    .peekable();
-                if words.peek().is_none() {
-                    paragraph_open = false;
-                    continue;
-                }
-                if !text.is_empty() {
-                    text.push(if paragraph_open { ' ' } else { '\n' });
-                }
-                for (k, w) in words.enumerate() {
-                    if k > 0 {
-                        text.push(' ');
-                    }
-                    text.push_str(w);
-                }
-                paragraph_open = true;
-            }
+        view.body = paragraphs(&body);
+        view.uris.sort();
+        view.uris.dedup();
+        view
+    }
+
+    /// The view of a message nested too deep to parse ([`super::depth`]): its top-level
+    /// headers, and its body read as one text/plain part.
+    fn opaque(parser: &MessageParser, raw: &[u8]) -> MessageView {
+        let mut view = MessageView::default();
+        let (headers, body_start) = super::depth::top_level(parser, raw);
+        view.headers = fields(raw, &headers);
+        view.relays =
+            Relays::from_received(view.header_values("Received").map(|f| f.value.as_str()));
+        let mut body = Vec::new();
+        if let Some(HeaderValue::Text(s)) = headers
+            .iter()
+            .find(|h| h.name == HeaderName::Subject)
+            .map(|h| &h.value)
+        {
+            body.push(s.to_string());
         }
-        view.body = text;
+        let text = super::depth::opaque_body(raw, body_start);
+        view.rawbody
+            .push_str(truncated(&text, RAWBODY_PART_SCAN_SIZE));
+        view.rawbody.push('\n');
+        let text = truncated(&text, BODY_PART_SCAN_SIZE);
+        find_uris(text, &mut view.uris);
+        body.push(text.to_string());
+        view.body = paragraphs(&body);
         view.uris.sort();
         view.uris.dedup();
         view
@@ -220,6 +224,38 @@ impl MessageView {
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
     }
+}
+
+/// The texts of a message as body rules see them: one paragraph per line, as
+/// SpamAssassin's body tests see it: a blank line (or one of only white space, CRs
+/// included) ends a paragraph, white space runs become one space.
+fn paragraphs(body: &[String]) -> String {
+    let mut text = String::new();
+    for part in body {
+        let mut paragraph_open = false;
+        for line in part.split('\n') {
+            // SpamAssassin's white space: ASCII only (a no-break space is text).
+            let mut words = line
+                .split([' ', '\t', '\r', '\x0b', '\x0c'])
+                .filter(|w| !w.is_empty())
+                .peekable();
+            if words.peek().is_none() {
+                paragraph_open = false;
+                continue;
+            }
+            if !text.is_empty() {
+                text.push(if paragraph_open { ' ' } else { '\n' });
+            }
+            for (k, w) in words.enumerate() {
+                if k > 0 {
+                    text.push(' ');
+                }
+                text.push_str(w);
+            }
+            paragraph_open = true;
+        }
+    }
+    text
 }
 
 /// Visible text of an HTML document; counts tags and images, collects link targets,
@@ -509,7 +545,9 @@ mod tests {
             let view = on_small_stack(move || MessageView::new(&raw));
             // Still a message: its top-level headers are read.
             assert_eq!(
-                view.header_values("Subject").next().map(|f| f.value.as_str()),
+                view.header_values("Subject")
+                    .next()
+                    .map(|f| f.value.as_str()),
                 Some("deep"),
                 "{name}"
             );
