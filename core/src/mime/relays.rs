@@ -297,4 +297,22 @@ mod tests {
         );
         assert!(r.trusted.is_empty() && r.untrusted.len() == 2);
     }
+
+    #[test]
+    fn an_empty_from_clause_is_no_relay() {
+        // Real mail (SpamAssassin corpus, 2001): nothing between "from" and "by".
+        let h =
+            "from by PPPa165-nas1rack6059.dialinx.net with ESMTP; Sat, 04 Aug 2001 19:10:21 -0700";
+        assert_eq!(parse(h), None);
+        for h in [
+            "from by",
+            "from  by x",
+            "from by by by",
+            "from (by [192.0.2.1]) by x",
+        ] {
+            let _ = parse(h);
+        }
+        let r = Relays::from_received([h, "from a (a.example [192.0.2.5]) by b"].into_iter());
+        assert_eq!(r.untrusted.len(), 1);
+    }
 }
