@@ -162,12 +162,16 @@ fn first_ip(text: &str) -> Option<String> {
 fn parse(header: &str) -> Option<Relay> {
     let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
     let lower = text.to_ascii_lowercase();
-    let from_at = lower.find("from ").filter(|&i| i == 0)?;
-    // The from clause ends where the receiving host's own part begins.
-    let from_end = lower[from_at..]
-        .find(" by ")
-        .map_or(lower.len(), |i| from_at + i);
-    let clause = &text[from_at + 5..from_end];
+    if !lower.starts_with("from ") {
+        return None;
+    }
+    // The from clause ends where the receiving host's own part begins: the first " by "
+    // after "from" (which may come at once, "from by host": an empty clause, no relay).
+    let from_end = lower
+        .get(4..)
+        .and_then(|rest| rest.find(" by "))
+        .map_or(lower.len(), |i| 4 + i);
+    let clause = text.get(5..from_end).unwrap_or("");
     let clause = clause.replace("IPv6:", "").replace("ipv6:", "");
     let ip = first_ip(&clause)?;
     let first_word = clause
