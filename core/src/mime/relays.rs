@@ -319,4 +319,46 @@ mod tests {
         let r = Relays::from_received([h, "from a (a.example [192.0.2.5]) by b"].into_iter());
         assert_eq!(r.untrusted.len(), 1);
     }
+
+    #[test]
+    fn any_text_parses_without_panicking() {
+        let headers = [
+            "from by PPPa165-nas1rack6059.dialinx.net with ESMTP; Sat, 04 Aug 2001 19:10:21 -0700",
+            "from host.example.org ([198.51.100.7] helo=fake.example) by relay.example.org with esmtp (Exim 4.96) id 1abc (envelope-from <a@b>)",
+            "from unknown (HELO x) (192.0.2.1) by qmail.example with SMTP",
+            "from [IPv6:2001:db8::1] (h\u{e9}l\u{f6}.example [2001:db8::1]) by \u{20ac} with ESMTPSA id 9",
+        ];
+        let pieces = [
+            " ", "from ", " by ", "(", ")", "[", "]", "helo=", "(helo ", " with ", " id ",
+            "\u{e9}", "1.2.3.4", ":",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        for h in headers {
+            let chars: Vec<char> = h.chars().collect();
+            for cut in 0..=chars.len() {
+                let s: String = chars[..cut].iter().collect();
+                let _ = parse(&s);
+                let _ = parse(&chars[cut..].iter().collect::<String>());
+            }
+            for _ in 0..2_000 {
+                let mut s: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+                for _ in 0..1 + next() % 4 {
+                    let at = next() % (s.len() + 1);
+                    let piece = pieces[next() % pieces.len()].to_string();
+                    if next() % 2 == 0 && at < s.len() {
+                        s.remove(at);
+                    } else {
+                        s.insert(at, piece);
+                    }
+                }
+                let _ = parse(&s.concat());
+            }
+        }
+    }
 }

@@ -554,6 +554,55 @@ mod tests {
         }
     }
 
+    /// Messages like real mail, with the parts that are hard to read: Received headers
+    /// of every kind (an empty `from` clause too), encoded words, HTML with styles,
+    /// entities and links, base64 and quoted-printable parts, a nested message.
+    const SAMPLES: [&str; 3] = [
+        "Received: from by PPPa165-nas1rack6059.dialinx.net with ESMTP; Sat, 04 Aug 2001 19:10:21 -0700\r\nReceived: from mx.example.org (mx.example.org [192.0.2.7] helo=x) by mail.example.test (Postfix) with ESMTPA id 1A; Sat, 4 Aug 2001\r\nReceived: from unknown (HELO x) (192.0.2.1) by q with SMTP\r\nFrom: =?utf-8?b?w6lsw6h2ZQ==?= <a@example.org>\r\nSubject: =?iso-8859-1?q?caf=E9?= deals\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"=_b\"\r\n\r\n--=_b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nVisit www.shop.biz or mail sales@example.com =E2=82=AC now=\r\n!\r\n--=_b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body bgcolor=\"#ffffff\" text=#fff><font color='rgb(1,2,3)' size=+2 face=\"Arial\">H&eacute;llo &#x263a; &#9731;</font><a href=\"http://x.example.com/a?b=1&amp;c=2\">click</a><img src=www.i.example/p.png><style>p{color:red}</style><span style=\"color: #fefefe; background-color: white\">hidden</span></body></html>\r\n--=_b--\r\n",
+        "From: b@example.org\r\nSubject: attached\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nReceived: from a (b [10.0.0.1]) by c\r\nSubject: inner\r\n\r\ninner text http://inner.example/\r\n--b\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ==\r\n--b\r\nContent-Type: text/html\r\n\r\n<table><tr><td bgcolor=red><font color=red>same</td><p>para<br>line</table>&amp&#;&#x;&#99999999;\r\n--b--\r\n",
+        "From: c@example.org\r\nReceived: from [IPv6:2001:db8::1] (helo=[2001:db8::1]) by h (envelope-from <x@y>) with esmtpsa id 9\r\nSubject: short\r\n\r\n<p>Not HTML, a text part: www. http:// mailto: @ a@b. \u{e9}\u{20ac}\r\n",
+    ];
+
+    /// A tiny deterministic generator (xorshift), so that failures repeat.
+    fn next(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn any_bytes_make_a_view_without_panicking() {
+        const ODD: &[u8] = b"<>&;#\"'=-:()[]@. \t\r\n\x00\x80\xc3\xa9\xe2\x82\xac\xff";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for sample in SAMPLES {
+            let raw = sample.as_bytes();
+            // Every prefix: a message cut anywhere (a connection lost, a header split).
+            for cut in 0..=raw.len() {
+                let _ = MessageView::new(&raw[..cut]);
+            }
+            // Bytes changed, inserted and removed at random.
+            for _ in 0..3_000 {
+                let mut m = raw.to_vec();
+                for _ in 0..1 + next(&mut seed) % 6 {
+                    let at = (next(&mut seed) as usize) % (m.len() + 1);
+                    let byte = match next(&mut seed) % 3 {
+                        0 => ODD[(next(&mut seed) as usize) % ODD.len()],
+                        _ => next(&mut seed) as u8,
+                    };
+                    match next(&mut seed) % 3 {
+                        0 if at < m.len() => m[at] = byte,
+                        1 if at < m.len() => {
+                            m.remove(at);
+                        }
+                        _ => m.insert(at, byte),
+                    }
+                }
+                let _ = MessageView::new(&m);
+            }
+        }
+    }
+
     #[test]
     fn long_parts_are_cut_for_the_rules() {
         let text = "word ".repeat(30_000);
