@@ -149,4 +149,23 @@ mod tests {
             .unwrap();
         assert_eq!(parsed.parts.len(), 4, "report, text, status, headers");
     }
+
+    #[test]
+    fn only_the_header_of_any_message_is_returned() {
+        use crate::mime::fixtures::{deep_rfc822, on_small_stack};
+        let f = [Failure {
+            recipient: "x@example.org".into(),
+            diagnostic: "550 no".into(),
+        }];
+        // Bare line feeds: the header still ends at the first empty line.
+        let lf = b"From: a@example.test\nSubject: lf\n\nsecret body\n".to_vec();
+        // Nested 30,000 deep: returned without being parsed.
+        let deep = deep_rfc822(30_000);
+        let dsns = on_small_stack(move || {
+            [lf, deep]
+                .map(|m| String::from_utf8_lossy(&build("h", "a@b", 1, &m, 0, &f, 0)).into_owned())
+        });
+        assert!(dsns[0].contains("Subject: lf") && !dsns[0].contains("secret body"));
+        assert!(dsns[1].contains("Subject: deep") && dsns[1].len() < 2_000);
+    }
 }
