@@ -37,12 +37,19 @@ fn is_enhanced_code(word: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The header section of a message (up to the blank line), for `text/rfc822-headers`.
+/// The header section of a message (up to the first empty line, after CRLF or a bare
+/// LF), for `text/rfc822-headers`. A scan of the bytes: the message is never parsed, so
+/// no structure it has (nesting, broken MIME) matters here.
 fn header_section(message: &[u8]) -> &[u8] {
-    match memchr::memmem::find(message, b"\r\n\r\n") {
-        Some(i) => &message[..i + 2],
-        None => message,
+    let mut line_start = 0;
+    for nl in memchr::memchr_iter(b'\n', message) {
+        let line = message.get(line_start..nl).unwrap_or_default();
+        if line.is_empty() || line == b"\r" {
+            return message.get(..line_start).unwrap_or(message);
+        }
+        line_start = nl + 1;
     }
+    message
 }
 
 /// The DSN for `failures` of the message `original`, which `sender` sent and which
