@@ -54,7 +54,7 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum SpamCommand {
-    /// Score each FILE: total and rules hit.
+    /// Score each FILE (or each file of a directory): total and rules hit.
     Scan {
         files: Vec<std::path::PathBuf>,
         /// One JSON object per line.

@@ -37,12 +37,19 @@ fn is_enhanced_code(word: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The header section of a message (up to the blank line), for `text/rfc822-headers`.
+/// The header section of a message (up to the first empty line, after CRLF or a bare
+/// LF), for `text/rfc822-headers`. A scan of the bytes: the message is never parsed, so
+/// no structure it has (nesting, broken MIME) matters here.
 fn header_section(message: &[u8]) -> &[u8] {
-    match memchr::memmem::find(message, b"\r\n\r\n") {
-        Some(i) => &message[..i + 2],
-        None => message,
+    let mut line_start = 0;
+    for nl in memchr::memchr_iter(b'\n', message) {
+        let line = message.get(line_start..nl).unwrap_or_default();
+        if line.is_empty() || line == b"\r" {
+            return message.get(..line_start).unwrap_or(message);
+        }
+        line_start = nl + 1;
     }
+    message
 }
 
 /// The DSN for `failures` of the message `original`, which `sender` sent and which
@@ -148,5 +155,24 @@ mod tests {
             .parse(dsn.as_bytes())
             .unwrap();
         assert_eq!(parsed.parts.len(), 4, "report, text, status, headers");
+    }
+
+    #[test]
+    fn only_the_header_of_any_message_is_returned() {
+        use crate::mime::fixtures::{deep_rfc822, on_small_stack};
+        let f = [Failure {
+            recipient: "x@example.org".into(),
+            diagnostic: "550 no".into(),
+        }];
+        // Bare line feeds: the header still ends at the first empty line.
+        let lf = b"From: a@example.test\nSubject: lf\n\nsecret body\n".to_vec();
+        // Nested 30,000 deep: returned without being parsed.
+        let deep = deep_rfc822(30_000);
+        let dsns = on_small_stack(move || {
+            [lf, deep]
+                .map(|m| String::from_utf8_lossy(&build("h", "a@b", 1, &m, 0, &f, 0)).into_owned())
+        });
+        assert!(dsns[0].contains("Subject: lf") && !dsns[0].contains("secret body"));
+        assert!(dsns[1].contains("Subject: deep") && dsns[1].len() < 2_000);
     }
 }

@@ -304,6 +304,7 @@ score  COMBO        2.5
                 describe: String::new(),
             }],
             actions: None,
+            error: None,
         };
         let h = v.headers(Some(5.0));
         assert!(h.starts_with("X-Spam-Flag: YES\r\nX-Spam-Score: 6.2\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.2 required=5.0 tests=A\r\n"), "{h}");

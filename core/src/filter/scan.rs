@@ -23,6 +23,9 @@ pub struct Verdict {
     pub hits: Vec<Hit>,
     /// The ruleset's `add_header` and Subject tag settings.
     pub actions: Option<std::sync::Arc<Actions>>,
+    /// Why the scan failed, if it did (a bug met on this message): it is then scored as
+    /// if no rule hit.
+    pub error: Option<String>,
 }
 
 impl Verdict {
@@ -218,19 +221,46 @@ impl Ruleset {
     /// them see them. Their own hits are not in the verdict: the caller adds them
     /// ([`Verdict::add_hit`]).
     pub fn scan_with_facts(&self, raw: &[u8], facts: &[String]) -> Verdict {
-        let view = MessageView::new(raw);
-        self.scan_with(&view, raw, None, facts)
+        self.guarded(|| {
+            let view = MessageView::new(raw);
+            self.scan_with(&view, raw, None, facts)
+        })
     }
 
     /// Scans a raw message, adding where the time went to `costs` (slower than `scan`).
     pub fn scan_profiled(&self, raw: &[u8], costs: &mut RuleCosts) -> Verdict {
-        let t = Instant::now();
-        let view = MessageView::new(raw);
-        costs.view += t.elapsed();
-        costs.rule_time.resize(self.rules.len(), Duration::ZERO);
-        costs.rule_runs.resize(self.rules.len(), 0);
-        costs.rule_hits.resize(self.rules.len(), 0);
-        self.scan_with(&view, raw, Some(costs), &[])
+        self.guarded(|| {
+            let t = Instant::now();
+            let view = MessageView::new(raw);
+            costs.view += t.elapsed();
+            costs.rule_time.resize(self.rules.len(), Duration::ZERO);
+            costs.rule_runs.resize(self.rules.len(), 0);
+            costs.rule_hits.resize(self.rules.len(), 0);
+            self.scan_with(&view, raw, Some(costs), &[])
+        })
+    }
+
+    /// Runs a scan; one that panics (a bug this message met in the view or a rule) gives
+    /// a verdict of no hits with the error, logged, instead of taking the connection or
+    /// the batch down with it. The last line of defence: the view is meant not to panic
+    /// on any bytes. (A stack overflow is no panic: [`crate::mime::depth`] prevents it.)
+    fn guarded(&self, scan: impl FnOnce() -> Verdict) -> Verdict {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(scan)) {
+            Ok(v) => v,
+            Err(payload) => {
+                let why = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                tracing::error!(error = %why, "spam scan failed: message scored as no rule hit");
+                Verdict {
+                    actions: Some(self.actions.clone()),
+                    error: Some(format!("scan failed: {why}")),
+                    ..Verdict::default()
+                }
+            }
+        }
     }
 
     pub fn scan_view(&self, view: &MessageView, raw: &[u8]) -> Verdict {
@@ -547,5 +577,27 @@ impl<'a> Scan<'a, '_> {
                 hit(eval::run(function, args, view, &rules.globals, memo).unwrap_or(false))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rules::RuleSource;
+    use super::*;
+
+    #[test]
+    fn a_scan_that_panics_answers_with_an_error() {
+        let mut src = RuleSource::default();
+        src.add_text("body HELLO /hello/\nscore HELLO 2.5\n", None);
+        let rules = Ruleset::compile(src);
+        let v = rules.guarded(|| panic!("a bug met on this message"));
+        assert!(v.hits.is_empty() && v.score == 0.0);
+        assert!(v.actions.is_some(), "the headers can still be written");
+        assert!(v.error.unwrap().contains("a bug met on this message"));
+        let v = rules.guarded(|| panic!("{}", String::from("formatted")));
+        assert!(v.error.unwrap().contains("formatted"));
+        // A scan that does not panic is untouched.
+        let v = rules.scan(b"Subject: x\r\n\r\nhello\r\n");
+        assert_eq!((v.score, v.error), (2.5, None));
     }
 }

@@ -1,16 +1,64 @@
 //! ENVELOPE, BODYSTRUCTURE and BODY[section] of a stored message, from the MIME tree that
 //! `mail-parser` gives (RFC 9051 sections 7.5.2 and 6.4.5).
+//!
+//! A message nested deeper than [`depth::MAX_DEPTH`] levels is not parsed into a tree
+//! (building, walking or dropping one would overflow the stack): it is shown as its
+//! top-level headers and one TEXT/PLAIN part, its raw body. The walk of BODYSTRUCTURE is
+//! bounded too, and that of sections is a loop.
 
 use std::borrow::Cow;
 
 use mail_parser::{
-    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+    Address, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 
 use super::response::{nstring, string};
+use crate::mime::depth;
 
+/// The MIME tree of a stored message (an opaque one beyond [`depth::MAX_DEPTH`]).
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    MessageParser::default().parse(raw)
+    let parser = MessageParser::default();
+    if depth::exceeds(&parser, raw) {
+        return opaque(&parser, raw);
+    }
+    parser.parse(raw)
+}
+
+/// A message of its top-level headers and one text part, its raw body.
+fn opaque<'x>(parser: &MessageParser, raw: &'x [u8]) -> Option<Message<'x>> {
+    let (mut headers, body_start) = depth::top_level(parser, raw);
+    if headers.is_empty() {
+        return None;
+    }
+    // The body is shown as it is: the message's own type and encoding do not describe it.
+    headers.retain(|h| {
+        !matches!(
+            h.name,
+            HeaderName::ContentType | HeaderName::ContentTransferEncoding
+        )
+    });
+    Some(Message {
+        parts: vec![MessagePart {
+            headers,
+            is_encoding_problem: true,
+            body: PartType::Text(depth::opaque_body(raw, body_start)),
+            encoding: Encoding::None,
+            offset_header: 0,
+            offset_body: u32::try_from(body_start).unwrap_or(u32::MAX),
+            offset_end: u32::try_from(raw.len()).unwrap_or(u32::MAX),
+        }],
+        text_body: vec![0],
+        raw_message: Cow::Borrowed(raw),
+        ..Message::default()
+    })
+}
+
+/// Where `inner` starts in `outer`, if it is a part of it (a nested message mail-parser
+/// decoded from base64 is a buffer of its own).
+fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    (start <= outer.len()).then_some(start)
 }
 
 /// The raw (still encoded, unfolded) value of a header of the root part.
@@ -149,20 +197,35 @@ fn extension_tail(out: &mut Vec<u8>, part: &MessagePart<'_>) {
 
 /// BODYSTRUCTURE (`extended`) or BODY of a message.
 pub fn bodystructure(out: &mut Vec<u8>, msg: &Message<'_>, extended: bool) {
-    part_structure(out, msg, 0, extended);
+    part_structure(out, msg, 0, extended, 0);
 }
 
-fn part_structure(out: &mut Vec<u8>, msg: &Message<'_>, index: usize, extended: bool) {
+/// Levels of BODYSTRUCTURE written before a part is shown as an empty text part: more
+/// than any parsed message has (see the module doc), a bound on the recursion whatever
+/// the tree.
+const STRUCTURE_LEVELS: usize = 2 * depth::MAX_DEPTH + 8;
+
+fn part_structure(
+    out: &mut Vec<u8>,
+    msg: &Message<'_>,
+    index: usize,
+    extended: bool,
+    level: usize,
+) {
     let Some(part) = msg.parts.get(index) else {
         out.extend_from_slice(b"NIL");
         return;
     };
+    if level > STRUCTURE_LEVELS {
+        out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+        return;
+    }
     let raw = msg.raw_message();
     let ct = part.content_type();
     out.push(b'(');
     if let PartType::Multipart(children) = &part.body {
         for &child in children {
-            part_structure(out, msg, child as usize, extended);
+            part_structure(out, msg, child as usize, extended, level + 1);
         }
         if children.is_empty() {
             // An empty multipart: RFC 9051 needs at least one part.
@@ -228,7 +291,7 @@ fn part_structure(out: &mut Vec<u8>, msg: &Message<'_>, index: usize, extended: 
         out.push(b' ');
         envelope(out, nested);
         out.push(b' ');
-        bodystructure(out, nested, extended);
+        part_structure(out, nested, 0, extended, level + 1);
         out.extend_from_slice(format!(" {lines}").as_bytes());
     } else if ty.eq_ignore_ascii_case("text") {
         out.extend_from_slice(format!(" {lines}").as_bytes());
@@ -264,7 +327,7 @@ pub fn section<'a>(
     for (depth, &n) in path.iter().enumerate() {
         if let PartType::Message(nested) = &part.body {
             if depth > 0 {
-                base = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
+                base = offset_in(raw, nested.raw_message())?;
                 current = nested;
                 part = current.parts.first()?;
             }
@@ -277,7 +340,7 @@ pub fn section<'a>(
             // A non-multipart message has one part, numbered 1.
             _ if n == 1 && depth == 0 => {}
             PartType::Message(nested) if n == 1 => {
-                base = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
+                base = offset_in(raw, nested.raw_message())?;
                 current = nested;
                 part = current.parts.first()?;
             }
@@ -298,7 +361,7 @@ pub fn section<'a>(
             false,
             SectionText::Header | SectionText::Text | SectionText::HeaderFields { .. },
         ) => {
-            let nb = nested.raw_message().as_ptr() as usize - raw.as_ptr() as usize;
+            let nb = offset_in(raw, nested.raw_message())?;
             let root = nested.parts.first()?;
             (
                 nb + root.offset_header as usize,
@@ -439,6 +502,30 @@ mod tests {
             decode_quoted_printable(b"caf=C3=A9 =\r\nnext =3D"),
             "café next =".as_bytes()
         );
+    }
+
+    #[test]
+    fn deep_nesting_gets_an_answer() {
+        use crate::mime::fixtures::{deep_multipart, deep_rfc822, on_small_stack};
+        for (name, raw) in [
+            ("rfc822", deep_rfc822(30_000)),
+            ("multipart", deep_multipart(5_000)),
+        ] {
+            let (structure, header) = on_small_stack(move || {
+                let msg = parse(&raw).expect("a message");
+                let mut out = Vec::new();
+                bodystructure(&mut out, &msg, true);
+                let header = section(&raw, &msg, &[], &SectionText::Header)
+                    .map(|h| h.into_owned())
+                    .unwrap_or_default();
+                (String::from_utf8_lossy(&out).into_owned(), header)
+            });
+            assert!(
+                structure.starts_with('(') && structure.ends_with(')'),
+                "{name}"
+            );
+            assert!(header.starts_with(b"From: a@example.org\r\n"), "{name}");
+        }
     }
 
     #[test]

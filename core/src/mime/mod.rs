@@ -1,8 +1,51 @@
 //! Reading messages: header fields of a raw message, and the decoded view the spam rules see.
 
+pub mod depth;
 mod header;
 pub mod html_style;
 pub mod relays;
 pub mod view;
 
 pub use header::{header_value, header_values};
+
+/// Hostile messages for the tests of every module that parses or walks MIME.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// A message nesting `message/rfc822` `levels` deep (32 bytes a level).
+    pub fn deep_rfc822(levels: usize) -> Vec<u8> {
+        let mut m = b"From: a@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n".to_vec();
+        for _ in 0..levels {
+            m.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        m.extend_from_slice(b"Subject: bottom\r\n\r\nhello from the bottom\r\n");
+        m
+    }
+
+    /// A message nesting `multipart/mixed` `levels` deep, each level with its own
+    /// boundary, a text part at the bottom.
+    pub fn deep_multipart(levels: usize) -> Vec<u8> {
+        let mut m = b"From: a@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n".to_vec();
+        for i in 0..levels {
+            m.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        m.extend_from_slice(b"Content-Type: text/plain\r\n\r\nhello from the bottom\r\n");
+        for i in (0..levels).rev() {
+            m.extend_from_slice(format!("--b{i}--\r\n").as_bytes());
+        }
+        m
+    }
+
+    /// Runs `f` on a thread with a 2 MB stack (Rust's default for spawned threads), so
+    /// that recursion a level per MIME level overflows as it would in the server.
+    pub fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .expect("spawn a test thread")
+            .join()
+            .expect("the test thread finished")
+    }
+}

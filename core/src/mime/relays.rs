@@ -162,12 +162,16 @@ fn first_ip(text: &str) -> Option<String> {
 fn parse(header: &str) -> Option<Relay> {
     let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
     let lower = text.to_ascii_lowercase();
-    let from_at = lower.find("from ").filter(|&i| i == 0)?;
-    // The from clause ends where the receiving host's own part begins.
-    let from_end = lower[from_at..]
-        .find(" by ")
-        .map_or(lower.len(), |i| from_at + i);
-    let clause = &text[from_at + 5..from_end];
+    if !lower.starts_with("from ") {
+        return None;
+    }
+    // The from clause ends where the receiving host's own part begins: the first " by "
+    // after "from" (which may come at once, "from by host": an empty clause, no relay).
+    let from_end = lower
+        .get(4..)
+        .and_then(|rest| rest.find(" by "))
+        .map_or(lower.len(), |i| 4 + i);
+    let clause = text.get(5..from_end).unwrap_or("");
     let clause = clause.replace("IPv6:", "").replace("ipv6:", "");
     let ip = first_ip(&clause)?;
     let first_word = clause
@@ -296,5 +300,65 @@ mod tests {
             .into_iter(),
         );
         assert!(r.trusted.is_empty() && r.untrusted.len() == 2);
+    }
+
+    #[test]
+    fn an_empty_from_clause_is_no_relay() {
+        // Real mail (SpamAssassin corpus, 2001): nothing between "from" and "by".
+        let h =
+            "from by PPPa165-nas1rack6059.dialinx.net with ESMTP; Sat, 04 Aug 2001 19:10:21 -0700";
+        assert_eq!(parse(h), None);
+        for h in [
+            "from by",
+            "from  by x",
+            "from by by by",
+            "from (by [192.0.2.1]) by x",
+        ] {
+            let _ = parse(h);
+        }
+        let r = Relays::from_received([h, "from a (a.example [192.0.2.5]) by b"].into_iter());
+        assert_eq!(r.untrusted.len(), 1);
+    }
+
+    #[test]
+    fn any_text_parses_without_panicking() {
+        let headers = [
+            "from by PPPa165-nas1rack6059.dialinx.net with ESMTP; Sat, 04 Aug 2001 19:10:21 -0700",
+            "from host.example.org ([198.51.100.7] helo=fake.example) by relay.example.org with esmtp (Exim 4.96) id 1abc (envelope-from <a@b>)",
+            "from unknown (HELO x) (192.0.2.1) by qmail.example with SMTP",
+            "from [IPv6:2001:db8::1] (h\u{e9}l\u{f6}.example [2001:db8::1]) by \u{20ac} with ESMTPSA id 9",
+        ];
+        let pieces = [
+            " ", "from ", " by ", "(", ")", "[", "]", "helo=", "(helo ", " with ", " id ",
+            "\u{e9}", "1.2.3.4", ":",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        for h in headers {
+            let chars: Vec<char> = h.chars().collect();
+            for cut in 0..=chars.len() {
+                let s: String = chars[..cut].iter().collect();
+                let _ = parse(&s);
+                let _ = parse(&chars[cut..].iter().collect::<String>());
+            }
+            for _ in 0..2_000 {
+                let mut s: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+                for _ in 0..1 + next() % 4 {
+                    let at = next() % (s.len() + 1);
+                    let piece = pieces[next() % pieces.len()].to_string();
+                    if next() % 2 == 0 && at < s.len() {
+                        s.remove(at);
+                    } else {
+                        s.insert(at, piece);
+                    }
+                }
+                let _ = parse(&s.concat());
+            }
+        }
     }
 }

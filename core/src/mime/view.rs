@@ -128,6 +128,9 @@ impl MessageView {
             .with_mime_headers()
             .header_text(HeaderName::Subject)
             .default_header_raw();
+        if super::depth::exceeds(&parser, raw) {
+            return MessageView::opaque(&parser, raw);
+        }
         let Some(msg) = parser.parse(raw) else {
             view.body = String::from_utf8_lossy(raw).into_owned();
             view.rawbody = view.body.clone();
@@ -180,35 +183,36 @@ impl MessageView {
         if html_bytes > 0 {
             view.html_ratio = html_markup as f64 / html_bytes as f64;
         }
-        // One paragraph per line, as SpamAssassin's body tests see it: a blank line (or
-        // one of only white space, CRs included) ends a paragraph, white space runs
-        // become one space.
-        let mut text = String::new();
-        for part in &body {
-            let mut paragraph_open = false;
-            for line in part.split('\n') {
-                // SpamAssassin's white space: ASCII only (a no-break space is text).
-                let mut words = line
-                    .split([' ', '\t', '\r', '\x0b', '\x0c'])
-                    .filter(|w| !w.is_empty())
-                    .peekable();
-                if words.peek().is_none() {
-                    paragraph_open = false;
-                    continue;
-                }
-                if !text.is_empty() {
-                    text.push(if paragraph_open { ' ' } else { '\n' });
-                }
-                for (k, w) in words.enumerate() {
-                    if k > 0 {
-                        text.push(' ');
-                    }
-                    text.push_str(w);
-                }
-                paragraph_open = true;
-            }
+        view.body = paragraphs(&body);
+        view.uris.sort();
+        view.uris.dedup();
+        view
+    }
+
+    /// The view of a message nested too deep to parse ([`super::depth`]): its top-level
+    /// headers, and its body read as one text/plain part.
+    fn opaque(parser: &MessageParser, raw: &[u8]) -> MessageView {
+        let mut view = MessageView::default();
+        let (headers, body_start) = super::depth::top_level(parser, raw);
+        view.headers = fields(raw, &headers);
+        view.relays =
+            Relays::from_received(view.header_values("Received").map(|f| f.value.as_str()));
+        let mut body = Vec::new();
+        if let Some(HeaderValue::Text(s)) = headers
+            .iter()
+            .find(|h| h.name == HeaderName::Subject)
+            .map(|h| &h.value)
+        {
+            body.push(s.to_string());
         }
-        view.body = text;
+        let text = super::depth::opaque_body(raw, body_start);
+        view.rawbody
+            .push_str(truncated(&text, RAWBODY_PART_SCAN_SIZE));
+        view.rawbody.push('\n');
+        let text = truncated(&text, BODY_PART_SCAN_SIZE);
+        find_uris(text, &mut view.uris);
+        body.push(text.to_string());
+        view.body = paragraphs(&body);
         view.uris.sort();
         view.uris.dedup();
         view
@@ -220,6 +224,38 @@ impl MessageView {
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
     }
+}
+
+/// The texts of a message as body rules see them: one paragraph per line, as
+/// SpamAssassin's body tests see it: a blank line (or one of only white space, CRs
+/// included) ends a paragraph, white space runs become one space.
+fn paragraphs(body: &[String]) -> String {
+    let mut text = String::new();
+    for part in body {
+        let mut paragraph_open = false;
+        for line in part.split('\n') {
+            // SpamAssassin's white space: ASCII only (a no-break space is text).
+            let mut words = line
+                .split([' ', '\t', '\r', '\x0b', '\x0c'])
+                .filter(|w| !w.is_empty())
+                .peekable();
+            if words.peek().is_none() {
+                paragraph_open = false;
+                continue;
+            }
+            if !text.is_empty() {
+                text.push(if paragraph_open { ' ' } else { '\n' });
+            }
+            for (k, w) in words.enumerate() {
+                if k > 0 {
+                    text.push(' ');
+                }
+                text.push_str(w);
+            }
+            paragraph_open = true;
+        }
+    }
+    text
 }
 
 /// Visible text of an HTML document; counts tags and images, collects link targets,
@@ -494,6 +530,77 @@ mod tests {
             vec!["mailto:unsubscribe@list.example.org".to_string()]
         );
         assert!(v.has_html && v.html_images == 1 && v.html_ratio > 0.3);
+    }
+
+    #[test]
+    fn deep_nesting_neither_overflows_nor_hides_the_message() {
+        use crate::mime::fixtures::{deep_multipart, deep_rfc822, on_small_stack};
+        for (name, raw) in [
+            ("rfc822", deep_rfc822(30_000)),
+            // 3.2 MB, well within the message size limit: deep enough that dropping
+            // mail-parser's tree alone overflows 2 MB.
+            ("rfc822", deep_rfc822(100_000)),
+            ("multipart", deep_multipart(5_000)),
+        ] {
+            let view = on_small_stack(move || MessageView::new(&raw));
+            // Still a message: its top-level headers are read.
+            assert_eq!(
+                view.header_values("Subject")
+                    .next()
+                    .map(|f| f.value.as_str()),
+                Some("deep"),
+                "{name}"
+            );
+        }
+    }
+
+    /// Messages like real mail, with the parts that are hard to read: Received headers
+    /// of every kind (an empty `from` clause too), encoded words, HTML with styles,
+    /// entities and links, base64 and quoted-printable parts, a nested message.
+    const SAMPLES: [&str; 3] = [
+        "Received: from by PPPa165-nas1rack6059.dialinx.net with ESMTP; Sat, 04 Aug 2001 19:10:21 -0700\r\nReceived: from mx.example.org (mx.example.org [192.0.2.7] helo=x) by mail.example.test (Postfix) with ESMTPA id 1A; Sat, 4 Aug 2001\r\nReceived: from unknown (HELO x) (192.0.2.1) by q with SMTP\r\nFrom: =?utf-8?b?w6lsw6h2ZQ==?= <a@example.org>\r\nSubject: =?iso-8859-1?q?caf=E9?= deals\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"=_b\"\r\n\r\n--=_b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nVisit www.shop.biz or mail sales@example.com =E2=82=AC now=\r\n!\r\n--=_b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body bgcolor=\"#ffffff\" text=#fff><font color='rgb(1,2,3)' size=+2 face=\"Arial\">H&eacute;llo &#x263a; &#9731;</font><a href=\"http://x.example.com/a?b=1&amp;c=2\">click</a><img src=www.i.example/p.png><style>p{color:red}</style><span style=\"color: #fefefe; background-color: white\">hidden</span></body></html>\r\n--=_b--\r\n",
+        "From: b@example.org\r\nSubject: attached\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nReceived: from a (b [10.0.0.1]) by c\r\nSubject: inner\r\n\r\ninner text http://inner.example/\r\n--b\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ==\r\n--b\r\nContent-Type: text/html\r\n\r\n<table><tr><td bgcolor=red><font color=red>same</td><p>para<br>line</table>&amp&#;&#x;&#99999999;\r\n--b--\r\n",
+        "From: c@example.org\r\nReceived: from [IPv6:2001:db8::1] (helo=[2001:db8::1]) by h (envelope-from <x@y>) with esmtpsa id 9\r\nSubject: short\r\n\r\n<p>Not HTML, a text part: www. http:// mailto: @ a@b. \u{e9}\u{20ac}\r\n",
+    ];
+
+    /// A tiny deterministic generator (xorshift), so that failures repeat.
+    fn next(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn any_bytes_make_a_view_without_panicking() {
+        const ODD: &[u8] = b"<>&;#\"'=-:()[]@. \t\r\n\x00\x80\xc3\xa9\xe2\x82\xac\xff";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for sample in SAMPLES {
+            let raw = sample.as_bytes();
+            // Every prefix: a message cut anywhere (a connection lost, a header split).
+            for cut in 0..=raw.len() {
+                let _ = MessageView::new(&raw[..cut]);
+            }
+            // Bytes changed, inserted and removed at random.
+            for _ in 0..3_000 {
+                let mut m = raw.to_vec();
+                for _ in 0..1 + next(&mut seed) % 6 {
+                    let at = (next(&mut seed) as usize) % (m.len() + 1);
+                    let byte = match next(&mut seed) % 3 {
+                        0 => ODD[(next(&mut seed) as usize) % ODD.len()],
+                        _ => next(&mut seed) as u8,
+                    };
+                    match next(&mut seed) % 3 {
+                        0 if at < m.len() => m[at] = byte,
+                        1 if at < m.len() => {
+                            m.remove(at);
+                        }
+                        _ => m.insert(at, byte),
+                    }
+                }
+                let _ = MessageView::new(&m);
+            }
+        }
     }
 
     #[test]
