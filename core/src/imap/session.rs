@@ -11,6 +11,7 @@ use super::command::{self, Cmd, FetchItem, SearchKey, SeqSet, StoreMode};
 use super::parse::{frame, tag_of, Frame, Reader};
 use super::response::{flag_list, internal_date, literal, string, system_flag};
 use super::structure::{self, SectionText};
+use super::wildcard::wildcard_match;
 use crate::auth::sasl::{self, Credentials};
 use crate::auth::service::AuthOutcome;
 use crate::store::mail::expunge_batch;
@@ -1643,26 +1644,6 @@ fn parse_flags(names: &[String]) -> (u32, Vec<String>) {
         }
     }
     (bits, keywords)
-}
-
-/// IMAP LIST wildcards: `*` matches anything, `%` anything but the delimiter.
-fn wildcard_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some(b'%') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != b'/')
-                .any(|i| go(&p[1..], &n[i..])),
-            Some(&c) => n.first().is_some_and(|&d| d == c) && go(&p[1..], &n[1..]),
-        }
-    }
-    let pattern = if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-        format!("INBOX{}", &pattern[5..])
-    } else {
-        pattern.to_string()
-    };
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 /// One `* n FETCH (...)` response.
