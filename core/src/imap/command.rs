@@ -785,6 +785,55 @@ mod tests {
     }
 
     #[test]
+    fn deep_search_keys_are_refused() {
+        let deep = [
+            format!("SEARCH {}", "(".repeat(60_000)),
+            format!("SEARCH {}ALL{}", "(".repeat(60_000), ")".repeat(60_000)),
+            format!("SEARCH {}ALL", "NOT ".repeat(30_000)),
+            format!("SEARCH {}ALL", "OR ALL ".repeat(20_000)),
+            format!("SEARCH {}ALL ALL", "OR ".repeat(30_000)),
+            format!("STATUS INBOX {}", "(".repeat(60_000)),
+            format!("ID {}", "(".repeat(60_000)),
+        ];
+        for text in &deep {
+            assert!(p(text).is_err(), "{}", &text[..20]);
+        }
+        let ok = format!("SEARCH {}ALL{}", "(".repeat(60), ")".repeat(60));
+        assert!(p(&ok).is_ok());
+        let ok = format!("SEARCH {}ALL", "NOT ".repeat(60));
+        assert!(p(&ok).is_ok());
+    }
+
+    #[test]
+    fn flag_keywords_must_be_atoms() {
+        for bad in [
+            "STORE 1 +FLAGS ({8}\r\nfoo\r\nbar)",
+            "STORE 1 +FLAGS (\"a b\")",
+            "STORE 1 FLAGS \"x\"",
+            "STORE 1 FLAGS {3}\r\na\nb",
+            "STORE 1 FLAGS ($a] $b)",
+            "STORE 1 FLAGS (\\Seen (nested))",
+            "APPEND INBOX ({5}\r\na\r\nbc) {1}\r\nx",
+            "APPEND INBOX (\"x y\") {1}\r\nx",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        match p("STORE 1 +FLAGS ($Junk \\Seen NonJunk)").unwrap() {
+            Cmd::Store { flags, .. } => assert_eq!(flags, ["$Junk", "\\Seen", "NonJunk"]),
+            other => panic!("{other:?}"),
+        }
+        match p("STORE 1 -FLAGS.SILENT \\Deleted $Work").unwrap() {
+            Cmd::Store { flags, .. } => assert_eq!(flags, ["\\Deleted", "$Work"]),
+            other => panic!("{other:?}"),
+        }
+        match p("APPEND INBOX (\\Seen $Work) {1}\r\nx").unwrap() {
+            Cmd::Append { flags, .. } => assert_eq!(flags, ["\\Seen", "$Work"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(p("STORE 1 FLAGS ()").is_ok());
+    }
+
+    #[test]
     fn sections() {
         match fetch_item("BODY.PEEK[1.2.HEADER.FIELDS (Subject)]<0.10>").unwrap() {
             FetchItem::Section {

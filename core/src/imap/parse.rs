@@ -460,6 +460,16 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_capped() {
+        let nested = |n: usize| format!("{}{}", "(".repeat(n), ")".repeat(n));
+        assert!(Reader::new(nested(64).as_bytes()).value().is_ok());
+        assert!(Reader::new(nested(65).as_bytes()).value().is_err());
+        // Far deeper than a thread's stack could hold one frame per level.
+        assert!(Reader::new("(".repeat(60_000).as_bytes()).value().is_err());
+        assert!(Reader::new(nested(60_000).as_bytes()).value().is_err());
+    }
+
+    #[test]
     fn fetch_items_and_sets() {
         let mut r = Reader::new(b"BODY.PEEK[HEADER.FIELDS (To From)]<0.100> FLAGS");
         assert_eq!(

@@ -1956,3 +1956,7 @@ mod tests {
         assert!(out.starts_with("a2 NO [TOOBIG]"), "{out}");
     }
 }
+
+#[cfg(test)]
+#[path = "session_hostile_tests.rs"]
+mod hostile_tests;

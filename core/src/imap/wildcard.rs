@@ -21,3 +21,78 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     go(pattern.as_bytes(), name.as_bytes())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Runs `wildcard_match` on a thread and gives up after five seconds, so a matcher that
+    /// backtracks exponentially fails the test instead of hanging it.
+    fn match_within_5s(pattern: String, name: String) -> bool {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(wildcard_match(&pattern, &name));
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the match took longer than five seconds (or its thread panicked)")
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*", "Archive/2024"));
+        assert!(!wildcard_match("%", "Archive/2024"));
+        assert!(wildcard_match("%", "Archive"));
+        assert!(wildcard_match("Archive/%", "Archive/2024"));
+        assert!(!wildcard_match("Archive/%", "Archive/2024/Q1"));
+        assert!(wildcard_match("Archive/*", "Archive/2024/Q1"));
+        assert!(wildcard_match("A*4", "Archive/2024"));
+        assert!(!wildcard_match("A%4", "Archive/2024"));
+        assert!(wildcard_match("%/%", "Archive/2024"));
+        assert!(wildcard_match("*Y%c", "Y/Yc"));
+        assert!(!wildcard_match("%Y%c", "Y/Yc"));
+        assert!(wildcard_match("inbox", "INBOX"));
+        assert!(wildcard_match("InBoX/%", "INBOX/Sub"));
+        assert!(!wildcard_match("Sent", "Sent Items"));
+        assert!(wildcard_match("", ""));
+        assert!(!wildcard_match("", "x"));
+        assert!(wildcard_match("%*%", ""));
+    }
+
+    #[test]
+    fn alternating_wildcards_do_not_backtrack_exponentially() {
+        let pattern = format!("{}x", "*%".repeat(18));
+        let name = "a".repeat(60);
+        assert!(!match_within_5s(pattern, name.clone()));
+        let pattern = format!("{}x", "*a".repeat(200));
+        assert!(!match_within_5s(pattern, "a".repeat(2000)));
+        assert!(match_within_5s("*%".repeat(18), name));
+    }
+
+    #[test]
+    fn long_patterns_do_not_recurse_per_byte() {
+        let name = "a".repeat(60_000);
+        assert!(match_within_5s("*".repeat(60_000), name.clone()));
+        assert!(match_within_5s("%".repeat(60_000), name.clone()));
+        assert!(!match_within_5s(name, "a".repeat(1_000)));
+        assert!(match_within_5s("a".repeat(5_000), "a".repeat(5_000)));
+    }
+
+    #[test]
+    fn non_ascii_patterns_do_not_panic() {
+        for pattern in [
+            "é%",
+            "abcdé%",
+            "INBOé",
+            "ééé",
+            "INBOX\u{e9}%",
+            "%\u{1F600}*",
+        ] {
+            for name in ["é", "abcdé", "INBOX", "INBOXé/x", "\u{1F600}"] {
+                let _ = match_within_5s(pattern.to_string(), name.to_string());
+            }
+        }
+        assert!(wildcard_match("abcdé%", "abcdéf"));
+        assert!(wildcard_match("INBOXé%", "INBOXéf"));
+    }
+}
