@@ -1,24 +1,72 @@
 //! LIST and LSUB mailbox patterns (RFC 9051 section 6.3.9): `*` matches any run of
 //! characters, `%` any run without the hierarchy delimiter `/`.
 
-/// IMAP LIST wildcards: `*` matches anything, `%` anything but the delimiter.
+/// True when `name` matches `pattern`. INBOX is case-insensitive, so a pattern starting
+/// with it in any case is taken as starting with `INBOX`.
+///
+/// One pass over the pattern, keeping the set of name positions the pattern so far can
+/// reach: O(pattern × name) time, no recursion and no backtracking (a recursive matcher
+/// backtracks exponentially on `*%*%…x` and recurses once per pattern byte). Works on
+/// bytes, so a pattern or name that is not ASCII needs no care with char boundaries.
 pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some(b'%') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != b'/')
-                .any(|i| go(&p[1..], &n[i..])),
-            Some(&c) => n.first().is_some_and(|&d| d == c) && go(&p[1..], &n[1..]),
+    let pattern = pattern.as_bytes();
+    let (head, rest): (&[u8], &[u8]) = match pattern.split_at_checked(5) {
+        Some((head, rest)) if head.eq_ignore_ascii_case(b"INBOX") => (b"INBOX", rest),
+        _ => (b"", pattern),
+    };
+    let name = name.as_bytes();
+    // reach[j]: the pattern so far matches name[..j].
+    let mut reach = vec![false; name.len() + 1];
+    let mut next = vec![false; name.len() + 1];
+    reach[0] = true;
+    let mut previous = None;
+    for &c in head.iter().chain(rest) {
+        // A run of wildcards is one `*` if it has one, else one `%`.
+        if (c == b'%' || c == b'*') && previous == Some(b'*') {
+            continue;
+        }
+        if c == b'%' && previous == Some(b'%') {
+            continue;
+        }
+        step(c, name, &reach, &mut next);
+        std::mem::swap(&mut reach, &mut next);
+        if !reach.contains(&true) {
+            return false;
+        }
+        previous = Some(c);
+    }
+    reach[name.len()]
+}
+
+/// The positions reachable after the pattern byte `c`, from those reachable before it.
+fn step(c: u8, name: &[u8], reach: &[bool], next: &mut [bool]) {
+    match c {
+        b'*' => {
+            let mut any = false;
+            for (out, &r) in next.iter_mut().zip(reach) {
+                any |= r;
+                *out = any;
+            }
+        }
+        b'%' => {
+            // Like `*`, but a run cannot cross the delimiter.
+            let mut run = reach[0];
+            next[0] = run;
+            for ((out, &r), &b) in next[1..].iter_mut().zip(&reach[1..]).zip(name) {
+                if b == b'/' {
+                    run = false;
+                }
+                run |= r;
+                *out = run;
+            }
+        }
+        c => {
+            next[0] = false;
+            for ((out, &r), &b) in next[1..].iter_mut().zip(reach).zip(name) {
+                *out = r && b == c;
+            }
         }
     }
-    let pattern = if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-        format!("INBOX{}", &pattern[5..])
-    } else {
-        pattern.to_string()
-    };
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 #[cfg(test)]
