@@ -314,16 +314,15 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
                 _ => return Err(Bad("unknown STORE item".into())),
             };
             r.space()?;
-            let flags = match r.value()? {
-                Value::List(v) => atoms(Value::List(v))?,
-                v => vec![v.text().ok_or(Bad("bad flag".into()))?],
-            };
-            let mut flags = flags;
-            while r.maybe_space() {
-                if let Value::Atom(a) = r.value()? {
-                    flags.push(a);
+            let flags = if r.peek_is(b'(') {
+                r.flag_list()?
+            } else {
+                let mut flags = vec![r.flag()?];
+                while r.maybe_space() {
+                    flags.push(r.flag()?);
                 }
-            }
+                flags
+            };
             Cmd::Store {
                 uid,
                 set,
@@ -413,7 +412,7 @@ fn parse_append(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
     let mut flags = Vec::new();
     let mut date = None;
     if r.peek_is(b'(') {
-        flags = atoms(r.value()?)?;
+        flags = r.flag_list()?;
         r.space()?;
     }
     if r.peek_is(b'"') {

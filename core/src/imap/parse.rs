@@ -93,6 +93,11 @@ pub fn tag_of(buf: &[u8]) -> String {
     }
 }
 
+/// True when `s` is an atom (RFC 9051 `atom`: no space, control, 8-bit or special).
+pub fn is_atom(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_atom_char(b))
+}
+
 fn is_atom_char(b: u8) -> bool {
     b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b)
 }
@@ -304,6 +309,36 @@ impl<'a> Reader<'a> {
                 }
             }
             None => bad("expected a value"),
+        }
+    }
+
+    /// A flag: `\Name` or a keyword. Keywords are atoms (RFC 9051 `flag-keyword`), never
+    /// quoted strings or literals: they are echoed in FLAGS responses, where a CR LF
+    /// smuggled in would end the response line.
+    pub fn flag(&mut self) -> Result<String, Bad> {
+        let system = self.peek_is(b'\\');
+        if system {
+            self.pos += 1;
+        }
+        let name = self
+            .atom_with(b"")
+            .map_err(|_| Bad("flags must be atoms".into()))?;
+        Ok(if system { format!("\\{name}") } else { name })
+    }
+
+    /// A parenthesized list of flags, possibly empty.
+    pub fn flag_list(&mut self) -> Result<Vec<String>, Bad> {
+        self.open_paren()?;
+        let mut flags = Vec::new();
+        if self.close_paren() {
+            return Ok(flags);
+        }
+        loop {
+            flags.push(self.flag()?);
+            if self.close_paren() {
+                return Ok(flags);
+            }
+            self.space()?;
         }
     }
 
