@@ -101,6 +101,40 @@ pub enum Step {
     Idle,
 }
 
+/// How many messages, and how many bytes of them, a FETCH or SEARCH reads at a time: a
+/// command over a whole mailbox holds one batch of bodies, never the mailbox.
+const BATCH_MESSAGES: usize = 64;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Message bodies by blob, as the runtime reads them.
+type Bodies = HashMap<BlobId, Arc<Vec<u8>>>;
+
+/// A FETCH or SEARCH going through its messages a batch at a time. Between batches the
+/// runtime reads the next batch's bodies (and writes out what the last one produced).
+struct Progress {
+    /// The messages (indexes into the selected mailbox) the command works on.
+    indexes: Vec<usize>,
+    /// How many of them are done.
+    done: usize,
+    /// SEARCH: the numbers found so far.
+    hits: Vec<u32>,
+    /// FETCH: the \Seen flags set so far, committed once after the last batch.
+    seen: Batch,
+    seen_any: bool,
+}
+
+impl Progress {
+    fn new(indexes: Vec<usize>) -> Progress {
+        Progress {
+            indexes,
+            done: 0,
+            hits: Vec::new(),
+            seen: Batch::new(),
+            seen_any: false,
+        }
+    }
+}
+
 struct Selected {
     name: String,
     meta: MailboxMeta,
@@ -138,6 +172,8 @@ pub struct Session {
     acked: usize,
     /// AUTHENTICATE PLAIN waiting for its response line.
     sasl_tag: Option<String>,
+    /// A FETCH or SEARCH part way through its messages.
+    progress: Option<Progress>,
     idling: bool,
     idle_refresh: bool,
     rev2: bool,
@@ -168,6 +204,7 @@ impl Session {
             awaiting: false,
             acked: 0,
             sasl_tag: None,
+            progress: None,
             idling: false,
             idle_refresh: false,
             rev2: false,
@@ -199,6 +236,11 @@ impl Session {
 
     pub fn has_output(&self) -> bool {
         !self.output.is_empty()
+    }
+
+    /// The number of bytes of output waiting to be written.
+    pub fn output_len(&self) -> usize {
+        self.output.len()
     }
 
     pub fn take_input(&mut self) -> Vec<u8> {
@@ -1189,16 +1231,40 @@ impl Session {
         out
     }
 
-    /// The message bodies for `indexes`, or a request for them.
-    fn bodies(&mut self, indexes: &[usize]) -> Result<HashMap<BlobId, Arc<Vec<u8>>>, Flow> {
+    /// The end (an index into `p.indexes`) of the batch that starts at `p.done`: at most
+    /// [`BATCH_MESSAGES`] messages and [`BATCH_BYTES`] bytes, and at least one message.
+    fn batch_end(&self, p: &Progress) -> usize {
+        let msgs = &self.selected_ref().messages;
+        let mut bytes = 0u64;
+        let mut end = p.done;
+        let rest = p.indexes.get(p.done..).unwrap_or_default();
+        for &i in rest.iter().take(BATCH_MESSAGES) {
+            let size = msgs.get(i).map_or(0, |(_, e)| e.size);
+            if end > p.done && bytes.saturating_add(size) > BATCH_BYTES {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            end += 1;
+        }
+        end
+    }
+
+    /// The bodies of the batch `p.done..end`, or a request for them (keeping `p` until
+    /// they come: the command is run again then).
+    fn batch_bodies(&mut self, p: Progress, end: usize) -> Result<(Progress, Bodies), Flow> {
         match self.answer.take() {
-            Some(Answer::Blobs(map)) => Ok(map),
+            Some(Answer::Blobs(map)) => Ok((p, map)),
             other => {
                 self.answer = other;
                 let msgs = &self.selected_ref().messages;
-                let mut blobs: Vec<BlobId> = indexes.iter().map(|&i| msgs[i].1.blob).collect();
+                let batch = p.indexes.get(p.done..end).unwrap_or_default();
+                let mut blobs: Vec<BlobId> = batch
+                    .iter()
+                    .filter_map(|&i| msgs.get(i).map(|(_, e)| e.blob))
+                    .collect();
                 blobs.sort_unstable();
                 blobs.dedup();
+                self.progress = Some(p);
                 Err(Flow::Need(Request::Blobs(blobs)))
             }
         }
@@ -1256,32 +1322,25 @@ impl Session {
     }
 
     fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, esearch: bool) -> Flow {
-        let all: Vec<usize> = (0..self.selected_ref().messages.len()).collect();
-        let bodies = if key.needs_body() {
-            match self.bodies(&all) {
-                Ok(b) => b,
-                Err(flow) => return flow,
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => Progress::new((0..self.selected_ref().messages.len()).collect()),
+        };
+        if key.needs_body() {
+            while p.done < p.indexes.len() {
+                let end = self.batch_end(&p);
+                let (q, bodies) = match self.batch_bodies(p, end) {
+                    Ok(b) => b,
+                    Err(flow) => return flow,
+                };
+                p = q;
+                self.search_batch(&mut p, end, key, uid, &bodies);
             }
         } else {
-            HashMap::new()
-        };
-        let sel = self.selected_ref();
-        let last_uid = sel.messages.last().map_or(0, |(u, _)| *u);
-        let count = sel.messages.len() as u32;
-        let mut hits = Vec::new();
-        for (i, (u, e)) in sel.messages.iter().enumerate() {
-            let ctx = MatchCtx {
-                seq: i as u32 + 1,
-                uid: *u,
-                entry: e,
-                body: bodies.get(&e.blob).map(|b| b.as_slice()),
-                last_uid,
-                count,
-            };
-            if matches(key, &ctx) {
-                hits.push(if uid { *u } else { i as u32 + 1 });
-            }
+            let end = p.indexes.len();
+            self.search_batch(&mut p, end, key, uid, &Bodies::new());
         }
+        let hits = p.hits;
         if esearch || self.rev2 {
             let mut l = format!("* ESEARCH (TAG \"{tag}\")");
             if uid {
@@ -1300,40 +1359,101 @@ impl Session {
         Flow::Done
     }
 
+    /// Tests the messages `p.done..end` of a SEARCH.
+    fn search_batch(
+        &self,
+        p: &mut Progress,
+        end: usize,
+        key: &SearchKey,
+        uid: bool,
+        bodies: &Bodies,
+    ) {
+        let sel = self.selected_ref();
+        let last_uid = sel.messages.last().map_or(0, |(u, _)| *u);
+        let count = sel.messages.len() as u32;
+        for &i in p.indexes.get(p.done..end).unwrap_or_default() {
+            let Some((u, e)) = sel.messages.get(i) else {
+                continue;
+            };
+            let ctx = MatchCtx {
+                seq: i as u32 + 1,
+                uid: *u,
+                entry: e,
+                body: bodies.get(&e.blob).map(|b| b.as_slice()),
+                last_uid,
+                count,
+            };
+            if matches(key, &ctx) {
+                p.hits.push(if uid { *u } else { i as u32 + 1 });
+            }
+        }
+        p.done = end;
+    }
+
     fn fetch(&mut self, tag: &str, uid: bool, set: &SeqSet, items: &[FetchItem]) -> Flow {
         if let Some(flow) = self.commit_done(tag, "FETCH completed") {
             return flow;
         }
-        let indexes = self.resolve(uid, set);
-        let bodies = if items.iter().any(FetchItem::needs_body) {
-            match self.bodies(&indexes) {
-                Ok(b) => b,
-                Err(flow) => return flow,
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => Progress::new(self.resolve(uid, set)),
+        };
+        if items.iter().any(FetchItem::needs_body) {
+            while p.done < p.indexes.len() {
+                let end = self.batch_end(&p);
+                let (q, bodies) = match self.batch_bodies(p, end) {
+                    Ok(b) => b,
+                    Err(flow) => return flow,
+                };
+                p = q;
+                self.fetch_batch(&mut p, end, uid, items, &bodies);
             }
         } else {
-            HashMap::new()
-        };
+            let end = p.indexes.len();
+            self.fetch_batch(&mut p, end, uid, items, &Bodies::new());
+        }
+        if p.seen_any {
+            return self.need(Request::Commit {
+                batch: p.seen,
+                account: self.account(),
+                usage: 0,
+            });
+        }
+        self.tagged(tag, "OK", "FETCH completed");
+        Flow::Done
+    }
+
+    /// Writes the FETCH responses of the messages `p.done..end`, setting \Seen where the
+    /// items do (committed once the last batch is written).
+    fn fetch_batch(
+        &mut self,
+        p: &mut Progress,
+        end: usize,
+        uid: bool,
+        items: &[FetchItem],
+        bodies: &Bodies,
+    ) {
         let read_only = self.selected_ref().read_only;
         let sets_seen = !read_only
             && items
                 .iter()
                 .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
-        let mut seen_batch = Batch::new();
-        let mut seen_any = false;
         let account = self.account();
         let mailbox_id = self.selected_ref().meta.id;
         let mut out = std::mem::take(&mut self.output);
-        for &i in &indexes {
-            let (msg_uid, mut entry) = self.selected_ref().messages[i].clone();
+        for &i in p.indexes.get(p.done..end).unwrap_or_default() {
+            let Some((msg_uid, mut entry)) = self.selected_ref().messages.get(i).cloned() else {
+                continue;
+            };
             if sets_seen && entry.flags & flags::SEEN == 0 {
                 entry.flags |= flags::SEEN;
-                seen_batch.put(
+                p.seen.put(
                     Cf::Mail,
                     keys::mail(account, mailbox_id, msg_uid),
                     encode(&entry),
                 );
                 self.selected_mut().messages[i].1.flags = entry.flags;
-                seen_any = true;
+                p.seen_any = true;
             }
             let body = bodies.get(&entry.blob).map(|b| b.as_slice());
             write_fetch(
@@ -1348,15 +1468,7 @@ impl Session {
             );
         }
         self.output = out;
-        if seen_any {
-            return self.need(Request::Commit {
-                batch: seen_batch,
-                account,
-                usage: 0,
-            });
-        }
-        self.tagged(tag, "OK", "FETCH completed");
-        Flow::Done
+        p.done = end;
     }
 
     fn store(
