@@ -303,10 +303,12 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
             let set = sequence_set(&r.atom_with(b"*")?)?;
             r.space()?;
             let what = r.atom_with(b".+-")?.to_ascii_uppercase();
-            let (mode, rest) = match what.as_bytes().first() {
-                Some(b'+') => (StoreMode::Add, &what[1..]),
-                Some(b'-') => (StoreMode::Remove, &what[1..]),
-                _ => (StoreMode::Replace, &what[..]),
+            let (mode, rest) = if let Some(rest) = what.strip_prefix('+') {
+                (StoreMode::Add, rest)
+            } else if let Some(rest) = what.strip_prefix('-') {
+                (StoreMode::Remove, rest)
+            } else {
+                (StoreMode::Replace, what.as_str())
             };
             let silent = match rest {
                 "FLAGS" => false,
@@ -639,10 +641,7 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     } else {
         return Err(Bad(format!("unknown fetch item {name}")));
     };
-    let close = rest.find(']').ok_or(Bad("missing ]".into()))?;
-    let spec = &rest[..close];
-    let original_spec = &name[name.len() - rest.len()..][..close];
-    let after = &rest[close + 1..];
+    let (spec, after) = rest.split_once(']').ok_or(Bad("missing ]".into()))?;
     let partial = if after.is_empty() {
         None
     } else {
@@ -696,11 +695,7 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     if binary && text != SectionText::Full {
         return Err(Bad("BINARY takes a part number only".into()));
     }
-    let label = format!(
-        "{}[{}]",
-        if binary { "BINARY" } else { "BODY" },
-        original_spec.to_ascii_uppercase()
-    );
+    let label = format!("{}[{spec}]", if binary { "BINARY" } else { "BODY" });
     let label = match partial {
         Some((a, _)) => format!("{label}<{a}>"),
         None => label,

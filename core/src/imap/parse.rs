@@ -228,11 +228,12 @@ impl<'a> Reader<'a> {
 
     /// A literal `{N}` / `{N+}` CRLF and its N bytes (framing checked the sizes).
     fn literal(&mut self) -> Result<Vec<u8>, Bad> {
-        let close = self.buf[self.pos..]
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        let close = rest
             .iter()
             .position(|&b| b == b'}')
             .ok_or(Bad("bad literal".into()))?;
-        let spec = &self.buf[self.pos + 1..self.pos + close];
+        let spec = rest.get(1..close).unwrap_or_default();
         let digits = spec.strip_suffix(b"+").unwrap_or(spec);
         let n: usize = std::str::from_utf8(digits)
             .ok()
@@ -246,12 +247,12 @@ impl<'a> Reader<'a> {
             return bad("literal must be followed by CRLF");
         }
         start += 1;
-        let end = start + n;
-        if end > self.buf.len() {
-            return bad("literal shorter than announced");
-        }
-        self.pos = end;
-        Ok(self.buf[start..end].to_vec())
+        let data = start
+            .checked_add(n)
+            .and_then(|end| self.buf.get(start..end))
+            .ok_or(Bad("literal shorter than announced".into()))?;
+        self.pos = start + n;
+        Ok(data.to_vec())
     }
 
     /// An astring: atom, quoted string or literal.
