@@ -1,6 +1,6 @@
 //! IMAP commands as owned values, parsed from one framed command.
 
-use super::parse::{sequence_set, Bad, Reader, Value};
+use super::parse::{sequence_set, Bad, Reader, Value, MAX_DEPTH};
 use super::structure::SectionText;
 
 pub type SeqSet = Vec<(u32, u32)>;
@@ -174,20 +174,62 @@ pub fn mailbox_name(raw: String) -> String {
     }
 }
 
+/// The state a command needs, known from its name alone: the session refuses a command
+/// its state does not allow before parsing the arguments, so an unauthenticated client
+/// gets no further than the names of LOGIN, AUTHENTICATE and the like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Any state (and names the parser will refuse).
+    Any,
+    Authenticated,
+    Selected,
+}
+
+/// What state the command `name` (after `UID` when `uid`) needs.
+pub fn needs(name: &str, uid: bool) -> Needs {
+    match (name, uid) {
+        (
+            "CAPABILITY" | "NOOP" | "LOGOUT" | "STARTTLS" | "LOGIN" | "AUTHENTICATE" | "ID"
+            | "CHECK",
+            false,
+        ) => Needs::Any,
+        ("CLOSE" | "UNSELECT" | "EXPUNGE" | "SEARCH" | "FETCH" | "STORE" | "COPY" | "MOVE", _) => {
+            Needs::Selected
+        }
+        (_, true) => Needs::Any,
+        (
+            "ENABLE" | "NAMESPACE" | "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "RENAME"
+            | "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST" | "LSUB" | "STATUS" | "APPEND" | "IDLE"
+            | "GETQUOTA" | "GETQUOTAROOT",
+            false,
+        ) => Needs::Authenticated,
+        _ => Needs::Any,
+    }
+}
+
 /// Parses the command after its tag.
 pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
-    let mut name = r.atom()?.to_ascii_uppercase();
-    let mut uid = false;
+    let (name, uid) = command_name(r)?;
+    parse_args(r, &name, uid)
+}
+
+/// The command's name, upper-cased, and whether it came after `UID`.
+pub fn command_name(r: &mut Reader<'_>) -> Result<(String, bool), Bad> {
+    let name = r.atom()?.to_ascii_uppercase();
     if name == "UID" {
         r.space()?;
-        uid = true;
-        name = r.atom()?.to_ascii_uppercase();
+        return Ok((r.atom()?.to_ascii_uppercase(), true));
     }
+    Ok((name, false))
+}
+
+/// The arguments of the command `name`, up to the end of the command.
+pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad> {
     let mailbox = |r: &mut Reader<'_>| -> Result<String, Bad> {
         r.space()?;
         Ok(mailbox_name(r.astring_text()?))
     };
-    let cmd = match (name.as_str(), uid) {
+    let cmd = match (name, uid) {
         ("CAPABILITY", false) => Cmd::Capability,
         ("NOOP", false) => Cmd::Noop,
         ("LOGOUT", false) => Cmd::Logout,
@@ -279,9 +321,9 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
                 r.astring()?;
                 r.space()?;
             }
-            let mut keys = vec![search_key(r)?];
+            let mut keys = vec![search_key(r, 0)?];
             while r.maybe_space() {
-                keys.push(search_key(r)?);
+                keys.push(search_key(r, 0)?);
             }
             let key = if keys.len() == 1 {
                 keys.pop().unwrap_or(SearchKey::All)
@@ -472,13 +514,18 @@ pub fn parse_date_time(text: &str) -> Option<i64> {
     Some(days * 86400 + hms.first()? * 3600 + hms.get(1)? * 60 + hms.get(2)? - offset)
 }
 
-fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
+/// One search key, inside `depth` groups, NOTs and ORs: at most [`MAX_DEPTH`], so the
+/// recursion here (and over the parsed key when it is matched) stays bounded.
+fn search_key(r: &mut Reader<'_>, depth: usize) -> Result<SearchKey, Bad> {
+    if depth >= MAX_DEPTH {
+        return Err(Bad("search keys nested too deeply".into()));
+    }
     if r.peek_is(b'(') {
-        // A parenthesized group: parse its keys from a sub-reader.
+        // A parenthesized group.
         let mut keys = Vec::new();
         r.open_paren()?;
         loop {
-            keys.push(search_key(r)?);
+            keys.push(search_key(r, depth + 1)?);
             if r.close_paren() {
                 break;
             }
@@ -538,13 +585,13 @@ fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
         "TEXT" => SearchKey::Text(arg(r)?),
         "NOT" => {
             r.space()?;
-            SearchKey::Not(Box::new(search_key(r)?))
+            SearchKey::Not(Box::new(search_key(r, depth + 1)?))
         }
         "OR" => {
             r.space()?;
-            let a = search_key(r)?;
+            let a = search_key(r, depth + 1)?;
             r.space()?;
-            SearchKey::Or(Box::new(a), Box::new(search_key(r)?))
+            SearchKey::Or(Box::new(a), Box::new(search_key(r, depth + 1)?))
         }
         _ if word
             .bytes()

@@ -114,6 +114,10 @@ fn bad<T>(why: &str) -> Result<T, Bad> {
     Err(Bad(why.to_string()))
 }
 
+/// How deeply parenthesized lists (and search keys) may nest: far more than any client
+/// sends, and a bound on the parser's recursion, which network input must not have.
+pub const MAX_DEPTH: usize = 64;
+
 /// A value in a command, as read by [`Reader`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -277,10 +281,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Any value: atom, string, NIL, or a parenthesized list.
+    /// Any value: atom, string, NIL, or a parenthesized list nested at most
+    /// [`MAX_DEPTH`] deep.
     pub fn value(&mut self) -> Result<Value, Bad> {
+        self.value_at(0)
+    }
+
+    /// A value inside `depth` open lists.
+    fn value_at(&mut self, depth: usize) -> Result<Value, Bad> {
         match self.peek() {
             Some(b'(') => {
+                if depth >= MAX_DEPTH {
+                    return bad("lists nested too deeply");
+                }
                 self.pos += 1;
                 let mut items = Vec::new();
                 loop {
@@ -291,7 +304,7 @@ impl<'a> Reader<'a> {
                         }
                         Some(b' ') => self.pos += 1,
                         None => return bad("unterminated list"),
-                        _ => items.push(self.value()?),
+                        _ => items.push(self.value_at(depth + 1)?),
                     }
                 }
             }
