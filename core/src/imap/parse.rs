@@ -14,19 +14,35 @@ pub enum Frame {
     Complete { len: usize },
     /// More bytes are needed; `continuation` asks the client for a synchronizing literal.
     Incomplete { continuation: bool },
-    /// A literal over `limit`: the command is refused (for `{N}`, nothing more will come).
+    /// A literal over the limits: the command is refused (for `{N}`, nothing more will
+    /// come; the bytes of an `{N+}` would follow).
     TooBig { sync: bool, tag: String },
-    /// The line alone is longer than allowed.
+    /// A line alone, or the command's lines together, longer than allowed.
     LineTooLong,
+}
+
+/// How large a command may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// One line, literals excluded.
+    pub max_line: usize,
+    /// One literal.
+    pub max_literal: u64,
+    /// The whole command: its lines and literals together.
+    pub max_command: u64,
 }
 
 /// Finds the end of the command starting at `buf[0]`, literals included.
 /// `acked` is the number of bytes up to which a continuation was already sent.
-pub fn frame(buf: &[u8], max_line: usize, max_literal: u64, acked: usize) -> Frame {
+pub fn frame(buf: &[u8], limits: &Limits, acked: usize) -> Frame {
+    let max_line = limits
+        .max_line
+        .min(usize::try_from(limits.max_command).unwrap_or(usize::MAX));
     let mut pos = 0;
     loop {
-        let Some(lf) = memchr(b'\n', &buf[pos..]) else {
-            return if buf.len() - pos > max_line {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let Some(lf) = memchr(b'\n', rest) else {
+            return if rest.len() > max_line || buf.len() as u64 > limits.max_command {
                 Frame::LineTooLong
             } else {
                 Frame::Incomplete {
@@ -35,13 +51,15 @@ pub fn frame(buf: &[u8], max_line: usize, max_literal: u64, acked: usize) -> Fra
             };
         };
         let line_end = pos + lf + 1;
-        if lf > max_line {
+        if lf > max_line || line_end as u64 > limits.max_command {
             return Frame::LineTooLong;
         }
-        match literal_marker(&buf[pos..line_end]) {
+        match literal_marker(&rest[..=lf]) {
             None => return Frame::Complete { len: line_end },
             Some((n, sync)) => {
-                if n > max_literal {
+                // The literal's own limit, and the command's: checked before any of its
+                // bytes are read (or, for `{N}`, asked for).
+                if n > limits.max_literal || line_end as u64 + n > limits.max_command {
                     return Frame::TooBig {
                         sync,
                         tag: tag_of(buf),
@@ -443,46 +461,71 @@ pub fn sequence_set(text: &str) -> Result<Vec<(u32, u32)>, Bad> {
 mod tests {
     use super::*;
 
+    const L: Limits = Limits {
+        max_line: 1000,
+        max_literal: 10,
+        max_command: 2000,
+    };
+
     #[test]
     fn framing_with_literals() {
+        assert_eq!(frame(b"a1 NOOP\r\nx", &L, 0), Frame::Complete { len: 9 });
         assert_eq!(
-            frame(b"a1 NOOP\r\nx", 1000, 10, 0),
-            Frame::Complete { len: 9 }
-        );
-        assert_eq!(
-            frame(b"a1 NOO", 1000, 10, 0),
+            frame(b"a1 NOO", &L, 0),
             Frame::Incomplete {
                 continuation: false
             }
         );
         assert_eq!(
-            frame(b"a LOGIN {5}\r\n", 1000, 10, 0),
+            frame(b"a LOGIN {5}\r\n", &L, 0),
             Frame::Incomplete { continuation: true }
         );
         assert_eq!(
-            frame(b"a LOGIN {5}\r\n", 1000, 10, 13),
+            frame(b"a LOGIN {5}\r\n", &L, 13),
             Frame::Incomplete {
                 continuation: false
             }
         );
         assert_eq!(
-            frame(b"a LOGIN {5+}\r\nal", 1000, 10, 0),
+            frame(b"a LOGIN {5+}\r\nal", &L, 0),
             Frame::Incomplete {
                 continuation: false
             }
         );
         assert_eq!(
-            frame(b"a LOGIN {5}\r\nalice {3}\r\npwd\r\nnext", 1000, 10, 0),
+            frame(b"a LOGIN {5}\r\nalice {3}\r\npwd\r\nnext", &L, 0),
             Frame::Complete { len: 29 }
         );
         assert_eq!(
-            frame(b"a APPEND x {11}\r\n", 1000, 10, 0),
+            frame(b"a APPEND x {11}\r\n", &L, 0),
             Frame::TooBig {
                 sync: true,
                 tag: "a".into()
             }
         );
-        assert_eq!(frame(&[b'x'; 2000], 1000, 10, 0), Frame::LineTooLong);
+        assert_eq!(frame(&[b'x'; 2000], &L, 0), Frame::LineTooLong);
+        // The command's total: lines and literals together.
+        let small = Limits {
+            max_line: 1000,
+            max_literal: 10,
+            max_command: 30,
+        };
+        assert_eq!(
+            frame(b"a X {8+}\r\n12345678 {8}\r\n", &small, 0),
+            Frame::TooBig {
+                sync: true,
+                tag: "a".into()
+            }
+        );
+        assert_eq!(
+            frame(b"a X {8+}\r\n12345678 {4}\r\n", &small, 0),
+            Frame::Incomplete { continuation: true }
+        );
+        assert_eq!(frame(&[b'x'; 31], &small, 0), Frame::LineTooLong);
+        assert_eq!(
+            frame(b"a X {8+}\r\n12345678 xxxxxxxxxx\r\n", &small, 0),
+            Frame::LineTooLong
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::command::{self, Cmd, FetchItem, SearchKey, SeqSet, StoreMode};
-use super::parse::{frame, tag_of, Frame, Reader};
+use super::command::{self, Cmd, FetchItem, Needs, SearchKey, SeqSet, StoreMode};
+use super::parse::{frame, tag_of, Bad, Frame, Limits, Reader};
 use super::response::{flag_list, internal_date, literal, string, system_flag};
 use super::structure::{self, SectionText};
 use super::wildcard::wildcard_match;
@@ -23,8 +23,12 @@ pub struct ImapConfig {
     pub hostname: String,
     /// Longest command line (literals excluded).
     pub max_line: usize,
-    /// Largest literal (APPEND message).
+    /// Largest literal (APPEND message). A command after login, its lines and literals
+    /// together, may have this plus `max_line`.
     pub max_literal: u64,
+    /// Largest command before login, lines and literals together; also the longest
+    /// AUTHENTICATE response line and IDLE's DONE line.
+    pub max_command_before_auth: usize,
     pub max_bad_commands: u32,
 }
 
@@ -34,6 +38,7 @@ impl Default for ImapConfig {
             hostname: "localhost".into(),
             max_line: 64 * 1024,
             max_literal: 50_000_000,
+            max_command_before_auth: 8 * 1024,
             max_bad_commands: 20,
         }
     }
@@ -172,6 +177,8 @@ pub struct Session {
     acked: usize,
     /// AUTHENTICATE PLAIN waiting for its response line.
     sasl_tag: Option<String>,
+    /// The rest of an over-long line is being thrown away, up to its LF.
+    skip_line: bool,
     /// A FETCH or SEARCH part way through its messages.
     progress: Option<Progress>,
     idling: bool,
@@ -204,6 +211,7 @@ impl Session {
             awaiting: false,
             acked: 0,
             sasl_tag: None,
+            skip_line: false,
             progress: None,
             idling: false,
             idle_refresh: false,
@@ -432,25 +440,22 @@ impl Session {
 
     /// Frames and parses the next command; false when more input is needed.
     fn next_command(&mut self) -> bool {
-        if let Some(tag) = self.sasl_tag.take() {
-            let Some(lf) = memchr::memchr(b'\n', &self.input) else {
-                self.sasl_tag = Some(tag);
-                return false;
-            };
-            let line: Vec<u8> = self.input.drain(..=lf).collect();
-            match sasl::decode_response(&line).and_then(|d| sasl::parse_plain(&d)) {
-                Ok(c) => self.begin_login(tag, c),
-                Err(sasl::SaslError::Cancelled) => self.bad(&tag, "Authentication cancelled"),
-                Err(_) => self.bad(&tag, "Cannot decode the response"),
+        if self.skip_line {
+            match memchr::memchr(b'\n', &self.input) {
+                Some(lf) => {
+                    self.input.drain(..=lf);
+                    self.skip_line = false;
+                }
+                None => {
+                    self.input.clear();
+                    return false;
+                }
             }
-            return true;
         }
-        match frame(
-            &self.input,
-            self.config.max_line,
-            self.config.max_literal,
-            self.acked,
-        ) {
+        if let Some(tag) = self.sasl_tag.take() {
+            return self.sasl_response(tag);
+        }
+        match frame(&self.input, &self.limits(), self.acked) {
             Frame::Incomplete { continuation } => {
                 if continuation {
                     self.line("+ Ready for literal data");
@@ -464,12 +469,18 @@ impl Session {
                 true
             }
             Frame::TooBig { sync, tag } => {
-                if sync {
+                self.input.clear();
+                self.acked = 0;
+                let authenticated = !matches!(self.state, State::NotAuthenticated);
+                if sync && authenticated {
                     // The client sends nothing more for this command.
-                    self.input.clear();
-                    self.acked = 0;
                     self.tagged(&tag, "NO", "[TOOBIG] Literal too large");
+                } else if sync {
+                    self.bad(&tag, "Command too large before authentication");
                 } else {
+                    // The literal's bytes are on their way (RFC 7888): nothing to do but
+                    // refuse the command and close.
+                    self.tagged(&tag, "BAD", "[TOOBIG] Literal too large");
                     self.close_with("Literal too large");
                 }
                 true
@@ -477,30 +488,79 @@ impl Session {
             Frame::Complete { len } => {
                 let bytes: Vec<u8> = self.input.drain(..len).collect();
                 self.acked = 0;
-                let tag = tag_of(&bytes);
-                let mut reader = Reader::new(&bytes);
-                let parsed = reader
-                    .atom()
-                    .ok()
-                    .filter(|t| t.as_str() == tag && tag != "*")
-                    .ok_or(())
-                    .and_then(|_| reader.space().map_err(|_| ()))
-                    .and_then(|_| {
-                        command::parse(&mut reader).map_err(|e| {
-                            self.bad(&tag, &e.0);
-                        })
-                    });
-                match parsed {
-                    Ok(cmd) => self.current = Some((tag, cmd)),
-                    Err(()) if tag == "*" || !bytes.contains(&b' ') => {
-                        self.line("* BAD Invalid tag or command");
-                        self.bad_commands += 1;
-                    }
-                    Err(()) => {}
-                }
+                self.parse_command(&bytes);
                 true
             }
         }
+    }
+
+    /// How large the next command may be: 8 KiB before login, after it a message (the
+    /// largest literal) and a line.
+    fn limits(&self) -> Limits {
+        let config = &self.config;
+        let max_command = if matches!(self.state, State::NotAuthenticated) {
+            config.max_command_before_auth as u64
+        } else {
+            config.max_literal.saturating_add(config.max_line as u64)
+        };
+        Limits {
+            max_line: config.max_line,
+            max_literal: config.max_literal,
+            max_command,
+        }
+    }
+
+    /// Parses one framed command into `self.current`, or answers BAD. A command the
+    /// current state does not allow is refused from its name, its arguments unparsed.
+    fn parse_command(&mut self, bytes: &[u8]) {
+        let tag = tag_of(bytes);
+        let mut reader = Reader::new(bytes);
+        let tagged = tag != "*" && reader.atom().is_ok_and(|t| t == tag) && reader.space().is_ok();
+        if !tagged {
+            self.line("* BAD Invalid tag or command");
+            self.bad_commands += 1;
+            return;
+        }
+        let parsed = command::command_name(&mut reader).and_then(|(name, uid)| {
+            match (command::needs(&name, uid), &self.state) {
+                (Needs::Authenticated | Needs::Selected, State::NotAuthenticated) => {
+                    Err(Bad("Command not valid before authentication".into()))
+                }
+                (Needs::Selected, State::Authenticated) => Err(Bad("No mailbox selected".into())),
+                _ => command::parse_args(&mut reader, &name, uid),
+            }
+        });
+        match parsed {
+            Ok(cmd) => self.current = Some((tag, cmd)),
+            Err(e) => self.bad(&tag, &e.0),
+        }
+    }
+
+    /// The client's line after `AUTHENTICATE PLAIN`: at most 8 KiB (a PLAIN response is
+    /// far shorter), else BAD, the exchange ends and the rest of the line is skipped.
+    fn sasl_response(&mut self, tag: String) -> bool {
+        let limit = self.config.max_command_before_auth;
+        let Some(lf) = memchr::memchr(b'\n', &self.input) else {
+            if self.input.len() > limit {
+                self.input.clear();
+                self.skip_line = true;
+                self.bad(&tag, "Authentication response too long");
+                return true;
+            }
+            self.sasl_tag = Some(tag);
+            return false;
+        };
+        let line: Vec<u8> = self.input.drain(..=lf).collect();
+        if line.len() > limit {
+            self.bad(&tag, "Authentication response too long");
+            return true;
+        }
+        match sasl::decode_response(&line).and_then(|d| sasl::parse_plain(&d)) {
+            Ok(c) => self.begin_login(tag, c),
+            Err(sasl::SaslError::Cancelled) => self.bad(&tag, "Authentication cancelled"),
+            Err(_) => self.bad(&tag, "Cannot decode the response"),
+        }
+        true
     }
 
     fn begin_login(&mut self, tag: String, credentials: Credentials) {
@@ -816,6 +876,15 @@ impl Session {
             } else {
                 self.bad(&tag, "Expected DONE");
             }
+            return Some(Flow::Done);
+        }
+        if self.input.len() > self.config.max_command_before_auth {
+            // No DONE in sight: end the IDLE rather than keep the bytes.
+            self.input.clear();
+            self.skip_line = true;
+            self.idling = false;
+            let (tag, _) = self.current.take()?;
+            self.bad(&tag, "Expected DONE");
             return Some(Flow::Done);
         }
         if let Some(Answer::Mailbox(found)) = self.answer.take() {
