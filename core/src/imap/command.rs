@@ -1,6 +1,6 @@
 //! IMAP commands as owned values, parsed from one framed command.
 
-use super::parse::{sequence_set, Bad, Reader, Value};
+use super::parse::{sequence_set, Bad, Reader, Value, MAX_DEPTH};
 use super::structure::SectionText;
 
 pub type SeqSet = Vec<(u32, u32)>;
@@ -174,20 +174,62 @@ pub fn mailbox_name(raw: String) -> String {
     }
 }
 
+/// The state a command needs, known from its name alone: the session refuses a command
+/// its state does not allow before parsing the arguments, so an unauthenticated client
+/// gets no further than the names of LOGIN, AUTHENTICATE and the like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Any state (and names the parser will refuse).
+    Any,
+    Authenticated,
+    Selected,
+}
+
+/// What state the command `name` (after `UID` when `uid`) needs.
+pub fn needs(name: &str, uid: bool) -> Needs {
+    match (name, uid) {
+        (
+            "CAPABILITY" | "NOOP" | "LOGOUT" | "STARTTLS" | "LOGIN" | "AUTHENTICATE" | "ID"
+            | "CHECK",
+            false,
+        ) => Needs::Any,
+        ("CLOSE" | "UNSELECT" | "EXPUNGE" | "SEARCH" | "FETCH" | "STORE" | "COPY" | "MOVE", _) => {
+            Needs::Selected
+        }
+        (_, true) => Needs::Any,
+        (
+            "ENABLE" | "NAMESPACE" | "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "RENAME"
+            | "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST" | "LSUB" | "STATUS" | "APPEND" | "IDLE"
+            | "GETQUOTA" | "GETQUOTAROOT",
+            false,
+        ) => Needs::Authenticated,
+        _ => Needs::Any,
+    }
+}
+
 /// Parses the command after its tag.
 pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
-    let mut name = r.atom()?.to_ascii_uppercase();
-    let mut uid = false;
+    let (name, uid) = command_name(r)?;
+    parse_args(r, &name, uid)
+}
+
+/// The command's name, upper-cased, and whether it came after `UID`.
+pub fn command_name(r: &mut Reader<'_>) -> Result<(String, bool), Bad> {
+    let name = r.atom()?.to_ascii_uppercase();
     if name == "UID" {
         r.space()?;
-        uid = true;
-        name = r.atom()?.to_ascii_uppercase();
+        return Ok((r.atom()?.to_ascii_uppercase(), true));
     }
+    Ok((name, false))
+}
+
+/// The arguments of the command `name`, up to the end of the command.
+pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad> {
     let mailbox = |r: &mut Reader<'_>| -> Result<String, Bad> {
         r.space()?;
         Ok(mailbox_name(r.astring_text()?))
     };
-    let cmd = match (name.as_str(), uid) {
+    let cmd = match (name, uid) {
         ("CAPABILITY", false) => Cmd::Capability,
         ("NOOP", false) => Cmd::Noop,
         ("LOGOUT", false) => Cmd::Logout,
@@ -279,9 +321,9 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
                 r.astring()?;
                 r.space()?;
             }
-            let mut keys = vec![search_key(r)?];
+            let mut keys = vec![search_key(r, 0)?];
             while r.maybe_space() {
-                keys.push(search_key(r)?);
+                keys.push(search_key(r, 0)?);
             }
             let key = if keys.len() == 1 {
                 keys.pop().unwrap_or(SearchKey::All)
@@ -303,10 +345,12 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
             let set = sequence_set(&r.atom_with(b"*")?)?;
             r.space()?;
             let what = r.atom_with(b".+-")?.to_ascii_uppercase();
-            let (mode, rest) = match what.as_bytes().first() {
-                Some(b'+') => (StoreMode::Add, &what[1..]),
-                Some(b'-') => (StoreMode::Remove, &what[1..]),
-                _ => (StoreMode::Replace, &what[..]),
+            let (mode, rest) = if let Some(rest) = what.strip_prefix('+') {
+                (StoreMode::Add, rest)
+            } else if let Some(rest) = what.strip_prefix('-') {
+                (StoreMode::Remove, rest)
+            } else {
+                (StoreMode::Replace, what.as_str())
             };
             let silent = match rest {
                 "FLAGS" => false,
@@ -314,16 +358,15 @@ pub fn parse(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
                 _ => return Err(Bad("unknown STORE item".into())),
             };
             r.space()?;
-            let flags = match r.value()? {
-                Value::List(v) => atoms(Value::List(v))?,
-                v => vec![v.text().ok_or(Bad("bad flag".into()))?],
-            };
-            let mut flags = flags;
-            while r.maybe_space() {
-                if let Value::Atom(a) = r.value()? {
-                    flags.push(a);
+            let flags = if r.peek_is(b'(') {
+                r.flag_list()?
+            } else {
+                let mut flags = vec![r.flag()?];
+                while r.maybe_space() {
+                    flags.push(r.flag()?);
                 }
-            }
+                flags
+            };
             Cmd::Store {
                 uid,
                 set,
@@ -413,7 +456,7 @@ fn parse_append(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
     let mut flags = Vec::new();
     let mut date = None;
     if r.peek_is(b'(') {
-        flags = atoms(r.value()?)?;
+        flags = r.flag_list()?;
         r.space()?;
     }
     if r.peek_is(b'"') {
@@ -471,13 +514,18 @@ pub fn parse_date_time(text: &str) -> Option<i64> {
     Some(days * 86400 + hms.first()? * 3600 + hms.get(1)? * 60 + hms.get(2)? - offset)
 }
 
-fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
+/// One search key, inside `depth` groups, NOTs and ORs: at most [`MAX_DEPTH`], so the
+/// recursion here (and over the parsed key when it is matched) stays bounded.
+fn search_key(r: &mut Reader<'_>, depth: usize) -> Result<SearchKey, Bad> {
+    if depth >= MAX_DEPTH {
+        return Err(Bad("search keys nested too deeply".into()));
+    }
     if r.peek_is(b'(') {
-        // A parenthesized group: parse its keys from a sub-reader.
+        // A parenthesized group.
         let mut keys = Vec::new();
         r.open_paren()?;
         loop {
-            keys.push(search_key(r)?);
+            keys.push(search_key(r, depth + 1)?);
             if r.close_paren() {
                 break;
             }
@@ -537,13 +585,13 @@ fn search_key(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
         "TEXT" => SearchKey::Text(arg(r)?),
         "NOT" => {
             r.space()?;
-            SearchKey::Not(Box::new(search_key(r)?))
+            SearchKey::Not(Box::new(search_key(r, depth + 1)?))
         }
         "OR" => {
             r.space()?;
-            let a = search_key(r)?;
+            let a = search_key(r, depth + 1)?;
             r.space()?;
-            SearchKey::Or(Box::new(a), Box::new(search_key(r)?))
+            SearchKey::Or(Box::new(a), Box::new(search_key(r, depth + 1)?))
         }
         _ if word
             .bytes()
@@ -640,10 +688,7 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     } else {
         return Err(Bad(format!("unknown fetch item {name}")));
     };
-    let close = rest.find(']').ok_or(Bad("missing ]".into()))?;
-    let spec = &rest[..close];
-    let original_spec = &name[name.len() - rest.len()..][..close];
-    let after = &rest[close + 1..];
+    let (spec, after) = rest.split_once(']').ok_or(Bad("missing ]".into()))?;
     let partial = if after.is_empty() {
         None
     } else {
@@ -697,11 +742,7 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     if binary && text != SectionText::Full {
         return Err(Bad("BINARY takes a part number only".into()));
     }
-    let label = format!(
-        "{}[{}]",
-        if binary { "BINARY" } else { "BODY" },
-        original_spec.to_ascii_uppercase()
-    );
+    let label = format!("{}[{spec}]", if binary { "BINARY" } else { "BODY" });
     let label = match partial {
         Some((a, _)) => format!("{label}<{a}>"),
         None => label,
@@ -782,6 +823,55 @@ mod tests {
         assert!(p("FETCH 1 (FOO)").is_err());
         assert!(p("BOGUS").is_err());
         assert!(p("NOOP extra").is_err());
+    }
+
+    #[test]
+    fn deep_search_keys_are_refused() {
+        let deep = [
+            format!("SEARCH {}", "(".repeat(60_000)),
+            format!("SEARCH {}ALL{}", "(".repeat(60_000), ")".repeat(60_000)),
+            format!("SEARCH {}ALL", "NOT ".repeat(30_000)),
+            format!("SEARCH {}ALL", "OR ALL ".repeat(20_000)),
+            format!("SEARCH {}ALL ALL", "OR ".repeat(30_000)),
+            format!("STATUS INBOX {}", "(".repeat(60_000)),
+            format!("ID {}", "(".repeat(60_000)),
+        ];
+        for text in &deep {
+            assert!(p(text).is_err(), "{}", &text[..20]);
+        }
+        let ok = format!("SEARCH {}ALL{}", "(".repeat(60), ")".repeat(60));
+        assert!(p(&ok).is_ok());
+        let ok = format!("SEARCH {}ALL", "NOT ".repeat(60));
+        assert!(p(&ok).is_ok());
+    }
+
+    #[test]
+    fn flag_keywords_must_be_atoms() {
+        for bad in [
+            "STORE 1 +FLAGS ({8}\r\nfoo\r\nbar)",
+            "STORE 1 +FLAGS (\"a b\")",
+            "STORE 1 FLAGS \"x\"",
+            "STORE 1 FLAGS {3}\r\na\nb",
+            "STORE 1 FLAGS ($a] $b)",
+            "STORE 1 FLAGS (\\Seen (nested))",
+            "APPEND INBOX ({5}\r\na\r\nbc) {1}\r\nx",
+            "APPEND INBOX (\"x y\") {1}\r\nx",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        match p("STORE 1 +FLAGS ($Junk \\Seen NonJunk)").unwrap() {
+            Cmd::Store { flags, .. } => assert_eq!(flags, ["$Junk", "\\Seen", "NonJunk"]),
+            other => panic!("{other:?}"),
+        }
+        match p("STORE 1 -FLAGS.SILENT \\Deleted $Work").unwrap() {
+            Cmd::Store { flags, .. } => assert_eq!(flags, ["\\Deleted", "$Work"]),
+            other => panic!("{other:?}"),
+        }
+        match p("APPEND INBOX (\\Seen $Work) {1}\r\nx").unwrap() {
+            Cmd::Append { flags, .. } => assert_eq!(flags, ["\\Seen", "$Work"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(p("STORE 1 FLAGS ()").is_ok());
     }
 
     #[test]

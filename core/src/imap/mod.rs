@@ -6,5 +6,6 @@ pub mod parse;
 pub mod response;
 mod session;
 pub mod structure;
+mod wildcard;
 
 pub use session::{Answer, ImapConfig, ImapPolicy, MailboxSummary, Request, Session, Step};

@@ -14,19 +14,35 @@ pub enum Frame {
     Complete { len: usize },
     /// More bytes are needed; `continuation` asks the client for a synchronizing literal.
     Incomplete { continuation: bool },
-    /// A literal over `limit`: the command is refused (for `{N}`, nothing more will come).
+    /// A literal over the limits: the command is refused (for `{N}`, nothing more will
+    /// come; the bytes of an `{N+}` would follow).
     TooBig { sync: bool, tag: String },
-    /// The line alone is longer than allowed.
+    /// A line alone, or the command's lines together, longer than allowed.
     LineTooLong,
+}
+
+/// How large a command may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// One line, literals excluded.
+    pub max_line: usize,
+    /// One literal.
+    pub max_literal: u64,
+    /// The whole command: its lines and literals together.
+    pub max_command: u64,
 }
 
 /// Finds the end of the command starting at `buf[0]`, literals included.
 /// `acked` is the number of bytes up to which a continuation was already sent.
-pub fn frame(buf: &[u8], max_line: usize, max_literal: u64, acked: usize) -> Frame {
+pub fn frame(buf: &[u8], limits: &Limits, acked: usize) -> Frame {
+    let max_line = limits
+        .max_line
+        .min(usize::try_from(limits.max_command).unwrap_or(usize::MAX));
     let mut pos = 0;
     loop {
-        let Some(lf) = memchr(b'\n', &buf[pos..]) else {
-            return if buf.len() - pos > max_line {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let Some(lf) = memchr(b'\n', rest) else {
+            return if rest.len() > max_line || buf.len() as u64 > limits.max_command {
                 Frame::LineTooLong
             } else {
                 Frame::Incomplete {
@@ -35,13 +51,15 @@ pub fn frame(buf: &[u8], max_line: usize, max_literal: u64, acked: usize) -> Fra
             };
         };
         let line_end = pos + lf + 1;
-        if lf > max_line {
+        if lf > max_line || line_end as u64 > limits.max_command {
             return Frame::LineTooLong;
         }
-        match literal_marker(&buf[pos..line_end]) {
+        match literal_marker(&rest[..=lf]) {
             None => return Frame::Complete { len: line_end },
             Some((n, sync)) => {
-                if n > max_literal {
+                // The literal's own limit, and the command's: checked before any of its
+                // bytes are read (or, for `{N}`, asked for).
+                if n > limits.max_literal || line_end as u64 + n > limits.max_command {
                     return Frame::TooBig {
                         sync,
                         tag: tag_of(buf),
@@ -93,6 +111,11 @@ pub fn tag_of(buf: &[u8]) -> String {
     }
 }
 
+/// True when `s` is an atom (RFC 9051 `atom`: no space, control, 8-bit or special).
+pub fn is_atom(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_atom_char(b))
+}
+
 fn is_atom_char(b: u8) -> bool {
     b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b)
 }
@@ -108,6 +131,10 @@ pub struct Bad(pub String);
 fn bad<T>(why: &str) -> Result<T, Bad> {
     Err(Bad(why.to_string()))
 }
+
+/// How deeply parenthesized lists (and search keys) may nest: far more than any client
+/// sends, and a bound on the parser's recursion, which network input must not have.
+pub const MAX_DEPTH: usize = 64;
 
 /// A value in a command, as read by [`Reader`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,11 +250,12 @@ impl<'a> Reader<'a> {
 
     /// A literal `{N}` / `{N+}` CRLF and its N bytes (framing checked the sizes).
     fn literal(&mut self) -> Result<Vec<u8>, Bad> {
-        let close = self.buf[self.pos..]
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        let close = rest
             .iter()
             .position(|&b| b == b'}')
             .ok_or(Bad("bad literal".into()))?;
-        let spec = &self.buf[self.pos + 1..self.pos + close];
+        let spec = rest.get(1..close).unwrap_or_default();
         let digits = spec.strip_suffix(b"+").unwrap_or(spec);
         let n: usize = std::str::from_utf8(digits)
             .ok()
@@ -241,12 +269,12 @@ impl<'a> Reader<'a> {
             return bad("literal must be followed by CRLF");
         }
         start += 1;
-        let end = start + n;
-        if end > self.buf.len() {
-            return bad("literal shorter than announced");
-        }
-        self.pos = end;
-        Ok(self.buf[start..end].to_vec())
+        let data = start
+            .checked_add(n)
+            .and_then(|end| self.buf.get(start..end))
+            .ok_or(Bad("literal shorter than announced".into()))?;
+        self.pos = start + n;
+        Ok(data.to_vec())
     }
 
     /// An astring: atom, quoted string or literal.
@@ -271,10 +299,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Any value: atom, string, NIL, or a parenthesized list.
+    /// Any value: atom, string, NIL, or a parenthesized list nested at most
+    /// [`MAX_DEPTH`] deep.
     pub fn value(&mut self) -> Result<Value, Bad> {
+        self.value_at(0)
+    }
+
+    /// A value inside `depth` open lists.
+    fn value_at(&mut self, depth: usize) -> Result<Value, Bad> {
         match self.peek() {
             Some(b'(') => {
+                if depth >= MAX_DEPTH {
+                    return bad("lists nested too deeply");
+                }
                 self.pos += 1;
                 let mut items = Vec::new();
                 loop {
@@ -285,7 +322,7 @@ impl<'a> Reader<'a> {
                         }
                         Some(b' ') => self.pos += 1,
                         None => return bad("unterminated list"),
-                        _ => items.push(self.value()?),
+                        _ => items.push(self.value_at(depth + 1)?),
                     }
                 }
             }
@@ -304,6 +341,36 @@ impl<'a> Reader<'a> {
                 }
             }
             None => bad("expected a value"),
+        }
+    }
+
+    /// A flag: `\Name` or a keyword. Keywords are atoms (RFC 9051 `flag-keyword`), never
+    /// quoted strings or literals: they are echoed in FLAGS responses, where a CR LF
+    /// smuggled in would end the response line.
+    pub fn flag(&mut self) -> Result<String, Bad> {
+        let system = self.peek_is(b'\\');
+        if system {
+            self.pos += 1;
+        }
+        let name = self
+            .atom_with(b"")
+            .map_err(|_| Bad("flags must be atoms".into()))?;
+        Ok(if system { format!("\\{name}") } else { name })
+    }
+
+    /// A parenthesized list of flags, possibly empty.
+    pub fn flag_list(&mut self) -> Result<Vec<String>, Bad> {
+        self.open_paren()?;
+        let mut flags = Vec::new();
+        if self.close_paren() {
+            return Ok(flags);
+        }
+        loop {
+            flags.push(self.flag()?);
+            if self.close_paren() {
+                return Ok(flags);
+            }
+            self.space()?;
         }
     }
 
@@ -394,46 +461,71 @@ pub fn sequence_set(text: &str) -> Result<Vec<(u32, u32)>, Bad> {
 mod tests {
     use super::*;
 
+    const L: Limits = Limits {
+        max_line: 1000,
+        max_literal: 10,
+        max_command: 2000,
+    };
+
     #[test]
     fn framing_with_literals() {
+        assert_eq!(frame(b"a1 NOOP\r\nx", &L, 0), Frame::Complete { len: 9 });
         assert_eq!(
-            frame(b"a1 NOOP\r\nx", 1000, 10, 0),
-            Frame::Complete { len: 9 }
-        );
-        assert_eq!(
-            frame(b"a1 NOO", 1000, 10, 0),
+            frame(b"a1 NOO", &L, 0),
             Frame::Incomplete {
                 continuation: false
             }
         );
         assert_eq!(
-            frame(b"a LOGIN {5}\r\n", 1000, 10, 0),
+            frame(b"a LOGIN {5}\r\n", &L, 0),
             Frame::Incomplete { continuation: true }
         );
         assert_eq!(
-            frame(b"a LOGIN {5}\r\n", 1000, 10, 13),
+            frame(b"a LOGIN {5}\r\n", &L, 13),
             Frame::Incomplete {
                 continuation: false
             }
         );
         assert_eq!(
-            frame(b"a LOGIN {5+}\r\nal", 1000, 10, 0),
+            frame(b"a LOGIN {5+}\r\nal", &L, 0),
             Frame::Incomplete {
                 continuation: false
             }
         );
         assert_eq!(
-            frame(b"a LOGIN {5}\r\nalice {3}\r\npwd\r\nnext", 1000, 10, 0),
+            frame(b"a LOGIN {5}\r\nalice {3}\r\npwd\r\nnext", &L, 0),
             Frame::Complete { len: 29 }
         );
         assert_eq!(
-            frame(b"a APPEND x {11}\r\n", 1000, 10, 0),
+            frame(b"a APPEND x {11}\r\n", &L, 0),
             Frame::TooBig {
                 sync: true,
                 tag: "a".into()
             }
         );
-        assert_eq!(frame(&[b'x'; 2000], 1000, 10, 0), Frame::LineTooLong);
+        assert_eq!(frame(&[b'x'; 2000], &L, 0), Frame::LineTooLong);
+        // The command's total: lines and literals together.
+        let small = Limits {
+            max_line: 1000,
+            max_literal: 10,
+            max_command: 30,
+        };
+        assert_eq!(
+            frame(b"a X {8+}\r\n12345678 {8}\r\n", &small, 0),
+            Frame::TooBig {
+                sync: true,
+                tag: "a".into()
+            }
+        );
+        assert_eq!(
+            frame(b"a X {8+}\r\n12345678 {4}\r\n", &small, 0),
+            Frame::Incomplete { continuation: true }
+        );
+        assert_eq!(frame(&[b'x'; 31], &small, 0), Frame::LineTooLong);
+        assert_eq!(
+            frame(b"a X {8+}\r\n12345678 xxxxxxxxxx\r\n", &small, 0),
+            Frame::LineTooLong
+        );
     }
 
     #[test]
@@ -457,6 +549,16 @@ mod tests {
         assert!(r.at_end());
         let mut r = Reader::new("\"Entwürfe\"".as_bytes());
         assert_eq!(r.astring_text().unwrap(), "Entwürfe");
+    }
+
+    #[test]
+    fn nesting_is_capped() {
+        let nested = |n: usize| format!("{}{}", "(".repeat(n), ")".repeat(n));
+        assert!(Reader::new(nested(64).as_bytes()).value().is_ok());
+        assert!(Reader::new(nested(65).as_bytes()).value().is_err());
+        // Far deeper than a thread's stack could hold one frame per level.
+        assert!(Reader::new("(".repeat(60_000).as_bytes()).value().is_err());
+        assert!(Reader::new(nested(60_000).as_bytes()).value().is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Writing IMAP response syntax: strings (quoted or literal), NIL, flags, dates.
 
+use super::parse::is_atom;
 use crate::smtp::format_rfc5322_date;
 use crate::store::schema::flags;
 
@@ -32,7 +33,9 @@ pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
     }
 }
 
-/// The system flags of a message, then its keywords, as `(\Seen $Junk)`.
+/// The system flags of a message, then its keywords, as `(\Seen $Junk)`. A keyword that
+/// is not an atom (stored before keywords were checked) is left out: written raw, its
+/// bytes could end the response line.
 pub fn flag_list(out: &mut Vec<u8>, bits: u32, keywords: &[String]) {
     out.push(b'(');
     let mut first = true;
@@ -45,7 +48,7 @@ pub fn flag_list(out: &mut Vec<u8>, bits: u32, keywords: &[String]) {
             first = false;
         }
     }
-    for k in keywords {
+    for k in keywords.iter().filter(|k| is_atom(k.as_bytes())) {
         if !first {
             out.push(b' ');
         }
@@ -100,6 +103,13 @@ mod tests {
         out.clear();
         flag_list(&mut out, flags::SEEN | flags::DELETED, &["$Junk".into()]);
         assert_eq!(out, b"(\\Seen \\Deleted $Junk)");
+        out.clear();
+        flag_list(
+            &mut out,
+            0,
+            &["a\r\nb".into(), "$Work".into(), "x y".into()],
+        );
+        assert_eq!(out, b"($Work)");
         assert_eq!(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
     }
 }

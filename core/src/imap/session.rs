@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::command::{self, Cmd, FetchItem, SearchKey, SeqSet, StoreMode};
-use super::parse::{frame, tag_of, Frame, Reader};
+use super::command::{self, Cmd, FetchItem, Needs, SearchKey, SeqSet, StoreMode};
+use super::parse::{frame, tag_of, Bad, Frame, Limits, Reader};
 use super::response::{flag_list, internal_date, literal, string, system_flag};
 use super::structure::{self, SectionText};
+use super::wildcard::wildcard_match;
 use crate::auth::sasl::{self, Credentials};
 use crate::auth::service::AuthOutcome;
 use crate::store::mail::expunge_batch;
@@ -22,8 +23,12 @@ pub struct ImapConfig {
     pub hostname: String,
     /// Longest command line (literals excluded).
     pub max_line: usize,
-    /// Largest literal (APPEND message).
+    /// Largest literal (APPEND message). A command after login, its lines and literals
+    /// together, may have this plus `max_line`.
     pub max_literal: u64,
+    /// Largest command before login, lines and literals together; also the longest
+    /// AUTHENTICATE response line and IDLE's DONE line.
+    pub max_command_before_auth: usize,
     pub max_bad_commands: u32,
 }
 
@@ -33,6 +38,7 @@ impl Default for ImapConfig {
             hostname: "localhost".into(),
             max_line: 64 * 1024,
             max_literal: 50_000_000,
+            max_command_before_auth: 8 * 1024,
             max_bad_commands: 20,
         }
     }
@@ -100,6 +106,40 @@ pub enum Step {
     Idle,
 }
 
+/// How many messages, and how many bytes of them, a FETCH or SEARCH reads at a time: a
+/// command over a whole mailbox holds one batch of bodies, never the mailbox.
+const BATCH_MESSAGES: usize = 64;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Message bodies by blob, as the runtime reads them.
+type Bodies = HashMap<BlobId, Arc<Vec<u8>>>;
+
+/// A FETCH or SEARCH going through its messages a batch at a time. Between batches the
+/// runtime reads the next batch's bodies (and writes out what the last one produced).
+struct Progress {
+    /// The messages (indexes into the selected mailbox) the command works on.
+    indexes: Vec<usize>,
+    /// How many of them are done.
+    done: usize,
+    /// SEARCH: the numbers found so far.
+    hits: Vec<u32>,
+    /// FETCH: the \Seen flags set so far, committed once after the last batch.
+    seen: Batch,
+    seen_any: bool,
+}
+
+impl Progress {
+    fn new(indexes: Vec<usize>) -> Progress {
+        Progress {
+            indexes,
+            done: 0,
+            hits: Vec::new(),
+            seen: Batch::new(),
+            seen_any: false,
+        }
+    }
+}
+
 struct Selected {
     name: String,
     meta: MailboxMeta,
@@ -137,6 +177,10 @@ pub struct Session {
     acked: usize,
     /// AUTHENTICATE PLAIN waiting for its response line.
     sasl_tag: Option<String>,
+    /// The rest of an over-long line is being thrown away, up to its LF.
+    skip_line: bool,
+    /// A FETCH or SEARCH part way through its messages.
+    progress: Option<Progress>,
     idling: bool,
     idle_refresh: bool,
     rev2: bool,
@@ -167,6 +211,8 @@ impl Session {
             awaiting: false,
             acked: 0,
             sasl_tag: None,
+            skip_line: false,
+            progress: None,
             idling: false,
             idle_refresh: false,
             rev2: false,
@@ -198,6 +244,11 @@ impl Session {
 
     pub fn has_output(&self) -> bool {
         !self.output.is_empty()
+    }
+
+    /// The number of bytes of output waiting to be written.
+    pub fn output_len(&self) -> usize {
+        self.output.len()
     }
 
     pub fn take_input(&mut self) -> Vec<u8> {
@@ -394,25 +445,22 @@ impl Session {
 
     /// Frames and parses the next command; false when more input is needed.
     fn next_command(&mut self) -> bool {
-        if let Some(tag) = self.sasl_tag.take() {
-            let Some(lf) = memchr::memchr(b'\n', &self.input) else {
-                self.sasl_tag = Some(tag);
-                return false;
-            };
-            let line: Vec<u8> = self.input.drain(..=lf).collect();
-            match sasl::decode_response(&line).and_then(|d| sasl::parse_plain(&d)) {
-                Ok(c) => self.begin_login(tag, c),
-                Err(sasl::SaslError::Cancelled) => self.bad(&tag, "Authentication cancelled"),
-                Err(_) => self.bad(&tag, "Cannot decode the response"),
+        if self.skip_line {
+            match memchr::memchr(b'\n', &self.input) {
+                Some(lf) => {
+                    self.input.drain(..=lf);
+                    self.skip_line = false;
+                }
+                None => {
+                    self.input.clear();
+                    return false;
+                }
             }
-            return true;
         }
-        match frame(
-            &self.input,
-            self.config.max_line,
-            self.config.max_literal,
-            self.acked,
-        ) {
+        if let Some(tag) = self.sasl_tag.take() {
+            return self.sasl_response(tag);
+        }
+        match frame(&self.input, &self.limits(), self.acked) {
             Frame::Incomplete { continuation } => {
                 if continuation {
                     self.line("+ Ready for literal data");
@@ -426,12 +474,18 @@ impl Session {
                 true
             }
             Frame::TooBig { sync, tag } => {
-                if sync {
+                self.input.clear();
+                self.acked = 0;
+                let authenticated = !matches!(self.state, State::NotAuthenticated);
+                if sync && authenticated {
                     // The client sends nothing more for this command.
-                    self.input.clear();
-                    self.acked = 0;
                     self.tagged(&tag, "NO", "[TOOBIG] Literal too large");
+                } else if sync {
+                    self.bad(&tag, "Command too large before authentication");
                 } else {
+                    // The literal's bytes are on their way (RFC 7888): nothing to do but
+                    // refuse the command and close.
+                    self.tagged(&tag, "BAD", "[TOOBIG] Literal too large");
                     self.close_with("Literal too large");
                 }
                 true
@@ -439,30 +493,79 @@ impl Session {
             Frame::Complete { len } => {
                 let bytes: Vec<u8> = self.input.drain(..len).collect();
                 self.acked = 0;
-                let tag = tag_of(&bytes);
-                let mut reader = Reader::new(&bytes);
-                let parsed = reader
-                    .atom()
-                    .ok()
-                    .filter(|t| t.as_str() == tag && tag != "*")
-                    .ok_or(())
-                    .and_then(|_| reader.space().map_err(|_| ()))
-                    .and_then(|_| {
-                        command::parse(&mut reader).map_err(|e| {
-                            self.bad(&tag, &e.0);
-                        })
-                    });
-                match parsed {
-                    Ok(cmd) => self.current = Some((tag, cmd)),
-                    Err(()) if tag == "*" || !bytes.contains(&b' ') => {
-                        self.line("* BAD Invalid tag or command");
-                        self.bad_commands += 1;
-                    }
-                    Err(()) => {}
-                }
+                self.parse_command(&bytes);
                 true
             }
         }
+    }
+
+    /// How large the next command may be: 8 KiB before login, after it a message (the
+    /// largest literal) and a line.
+    fn limits(&self) -> Limits {
+        let config = &self.config;
+        let max_command = if matches!(self.state, State::NotAuthenticated) {
+            config.max_command_before_auth as u64
+        } else {
+            config.max_literal.saturating_add(config.max_line as u64)
+        };
+        Limits {
+            max_line: config.max_line,
+            max_literal: config.max_literal,
+            max_command,
+        }
+    }
+
+    /// Parses one framed command into `self.current`, or answers BAD. A command the
+    /// current state does not allow is refused from its name, its arguments unparsed.
+    fn parse_command(&mut self, bytes: &[u8]) {
+        let tag = tag_of(bytes);
+        let mut reader = Reader::new(bytes);
+        let tagged = tag != "*" && reader.atom().is_ok_and(|t| t == tag) && reader.space().is_ok();
+        if !tagged {
+            self.line("* BAD Invalid tag or command");
+            self.bad_commands += 1;
+            return;
+        }
+        let parsed = command::command_name(&mut reader).and_then(|(name, uid)| {
+            match (command::needs(&name, uid), &self.state) {
+                (Needs::Authenticated | Needs::Selected, State::NotAuthenticated) => {
+                    Err(Bad("Command not valid before authentication".into()))
+                }
+                (Needs::Selected, State::Authenticated) => Err(Bad("No mailbox selected".into())),
+                _ => command::parse_args(&mut reader, &name, uid),
+            }
+        });
+        match parsed {
+            Ok(cmd) => self.current = Some((tag, cmd)),
+            Err(e) => self.bad(&tag, &e.0),
+        }
+    }
+
+    /// The client's line after `AUTHENTICATE PLAIN`: at most 8 KiB (a PLAIN response is
+    /// far shorter), else BAD, the exchange ends and the rest of the line is skipped.
+    fn sasl_response(&mut self, tag: String) -> bool {
+        let limit = self.config.max_command_before_auth;
+        let Some(lf) = memchr::memchr(b'\n', &self.input) else {
+            if self.input.len() > limit {
+                self.input.clear();
+                self.skip_line = true;
+                self.bad(&tag, "Authentication response too long");
+                return true;
+            }
+            self.sasl_tag = Some(tag);
+            return false;
+        };
+        let line: Vec<u8> = self.input.drain(..=lf).collect();
+        if line.len() > limit {
+            self.bad(&tag, "Authentication response too long");
+            return true;
+        }
+        match sasl::decode_response(&line).and_then(|d| sasl::parse_plain(&d)) {
+            Ok(c) => self.begin_login(tag, c),
+            Err(sasl::SaslError::Cancelled) => self.bad(&tag, "Authentication cancelled"),
+            Err(_) => self.bad(&tag, "Cannot decode the response"),
+        }
+        true
     }
 
     fn begin_login(&mut self, tag: String, credentials: Credentials) {
@@ -778,6 +881,15 @@ impl Session {
             } else {
                 self.bad(&tag, "Expected DONE");
             }
+            return Some(Flow::Done);
+        }
+        if self.input.len() > self.config.max_command_before_auth {
+            // No DONE in sight: end the IDLE rather than keep the bytes.
+            self.input.clear();
+            self.skip_line = true;
+            self.idling = false;
+            let (tag, _) = self.current.take()?;
+            self.bad(&tag, "Expected DONE");
             return Some(Flow::Done);
         }
         if let Some(Answer::Mailbox(found)) = self.answer.take() {
@@ -1193,16 +1305,40 @@ impl Session {
         out
     }
 
-    /// The message bodies for `indexes`, or a request for them.
-    fn bodies(&mut self, indexes: &[usize]) -> Result<HashMap<BlobId, Arc<Vec<u8>>>, Flow> {
+    /// The end (an index into `p.indexes`) of the batch that starts at `p.done`: at most
+    /// [`BATCH_MESSAGES`] messages and [`BATCH_BYTES`] bytes, and at least one message.
+    fn batch_end(&self, p: &Progress) -> usize {
+        let msgs = &self.selected_ref().messages;
+        let mut bytes = 0u64;
+        let mut end = p.done;
+        let rest = p.indexes.get(p.done..).unwrap_or_default();
+        for &i in rest.iter().take(BATCH_MESSAGES) {
+            let size = msgs.get(i).map_or(0, |(_, e)| e.size);
+            if end > p.done && bytes.saturating_add(size) > BATCH_BYTES {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            end += 1;
+        }
+        end
+    }
+
+    /// The bodies of the batch `p.done..end`, or a request for them (keeping `p` until
+    /// they come: the command is run again then).
+    fn batch_bodies(&mut self, p: Progress, end: usize) -> Result<(Progress, Bodies), Flow> {
         match self.answer.take() {
-            Some(Answer::Blobs(map)) => Ok(map),
+            Some(Answer::Blobs(map)) => Ok((p, map)),
             other => {
                 self.answer = other;
                 let msgs = &self.selected_ref().messages;
-                let mut blobs: Vec<BlobId> = indexes.iter().map(|&i| msgs[i].1.blob).collect();
+                let batch = p.indexes.get(p.done..end).unwrap_or_default();
+                let mut blobs: Vec<BlobId> = batch
+                    .iter()
+                    .filter_map(|&i| msgs.get(i).map(|(_, e)| e.blob))
+                    .collect();
                 blobs.sort_unstable();
                 blobs.dedup();
+                self.progress = Some(p);
                 Err(Flow::Need(Request::Blobs(blobs)))
             }
         }
@@ -1260,32 +1396,25 @@ impl Session {
     }
 
     fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, esearch: bool) -> Flow {
-        let all: Vec<usize> = (0..self.selected_ref().messages.len()).collect();
-        let bodies = if key.needs_body() {
-            match self.bodies(&all) {
-                Ok(b) => b,
-                Err(flow) => return flow,
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => Progress::new((0..self.selected_ref().messages.len()).collect()),
+        };
+        if key.needs_body() {
+            while p.done < p.indexes.len() {
+                let end = self.batch_end(&p);
+                let (q, bodies) = match self.batch_bodies(p, end) {
+                    Ok(b) => b,
+                    Err(flow) => return flow,
+                };
+                p = q;
+                self.search_batch(&mut p, end, key, uid, &bodies);
             }
         } else {
-            HashMap::new()
-        };
-        let sel = self.selected_ref();
-        let last_uid = sel.messages.last().map_or(0, |(u, _)| *u);
-        let count = sel.messages.len() as u32;
-        let mut hits = Vec::new();
-        for (i, (u, e)) in sel.messages.iter().enumerate() {
-            let ctx = MatchCtx {
-                seq: i as u32 + 1,
-                uid: *u,
-                entry: e,
-                body: bodies.get(&e.blob).map(|b| b.as_slice()),
-                last_uid,
-                count,
-            };
-            if matches(key, &ctx) {
-                hits.push(if uid { *u } else { i as u32 + 1 });
-            }
+            let end = p.indexes.len();
+            self.search_batch(&mut p, end, key, uid, &Bodies::new());
         }
+        let hits = p.hits;
         if esearch || self.rev2 {
             let mut l = format!("* ESEARCH (TAG \"{tag}\")");
             if uid {
@@ -1304,40 +1433,101 @@ impl Session {
         Flow::Done
     }
 
+    /// Tests the messages `p.done..end` of a SEARCH.
+    fn search_batch(
+        &self,
+        p: &mut Progress,
+        end: usize,
+        key: &SearchKey,
+        uid: bool,
+        bodies: &Bodies,
+    ) {
+        let sel = self.selected_ref();
+        let last_uid = sel.messages.last().map_or(0, |(u, _)| *u);
+        let count = sel.messages.len() as u32;
+        for &i in p.indexes.get(p.done..end).unwrap_or_default() {
+            let Some((u, e)) = sel.messages.get(i) else {
+                continue;
+            };
+            let ctx = MatchCtx {
+                seq: i as u32 + 1,
+                uid: *u,
+                entry: e,
+                body: bodies.get(&e.blob).map(|b| b.as_slice()),
+                last_uid,
+                count,
+            };
+            if matches(key, &ctx) {
+                p.hits.push(if uid { *u } else { i as u32 + 1 });
+            }
+        }
+        p.done = end;
+    }
+
     fn fetch(&mut self, tag: &str, uid: bool, set: &SeqSet, items: &[FetchItem]) -> Flow {
         if let Some(flow) = self.commit_done(tag, "FETCH completed") {
             return flow;
         }
-        let indexes = self.resolve(uid, set);
-        let bodies = if items.iter().any(FetchItem::needs_body) {
-            match self.bodies(&indexes) {
-                Ok(b) => b,
-                Err(flow) => return flow,
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => Progress::new(self.resolve(uid, set)),
+        };
+        if items.iter().any(FetchItem::needs_body) {
+            while p.done < p.indexes.len() {
+                let end = self.batch_end(&p);
+                let (q, bodies) = match self.batch_bodies(p, end) {
+                    Ok(b) => b,
+                    Err(flow) => return flow,
+                };
+                p = q;
+                self.fetch_batch(&mut p, end, uid, items, &bodies);
             }
         } else {
-            HashMap::new()
-        };
+            let end = p.indexes.len();
+            self.fetch_batch(&mut p, end, uid, items, &Bodies::new());
+        }
+        if p.seen_any {
+            return self.need(Request::Commit {
+                batch: p.seen,
+                account: self.account(),
+                usage: 0,
+            });
+        }
+        self.tagged(tag, "OK", "FETCH completed");
+        Flow::Done
+    }
+
+    /// Writes the FETCH responses of the messages `p.done..end`, setting \Seen where the
+    /// items do (committed once the last batch is written).
+    fn fetch_batch(
+        &mut self,
+        p: &mut Progress,
+        end: usize,
+        uid: bool,
+        items: &[FetchItem],
+        bodies: &Bodies,
+    ) {
         let read_only = self.selected_ref().read_only;
         let sets_seen = !read_only
             && items
                 .iter()
                 .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
-        let mut seen_batch = Batch::new();
-        let mut seen_any = false;
         let account = self.account();
         let mailbox_id = self.selected_ref().meta.id;
         let mut out = std::mem::take(&mut self.output);
-        for &i in &indexes {
-            let (msg_uid, mut entry) = self.selected_ref().messages[i].clone();
+        for &i in p.indexes.get(p.done..end).unwrap_or_default() {
+            let Some((msg_uid, mut entry)) = self.selected_ref().messages.get(i).cloned() else {
+                continue;
+            };
             if sets_seen && entry.flags & flags::SEEN == 0 {
                 entry.flags |= flags::SEEN;
-                seen_batch.put(
+                p.seen.put(
                     Cf::Mail,
                     keys::mail(account, mailbox_id, msg_uid),
                     encode(&entry),
                 );
                 self.selected_mut().messages[i].1.flags = entry.flags;
-                seen_any = true;
+                p.seen_any = true;
             }
             let body = bodies.get(&entry.blob).map(|b| b.as_slice());
             write_fetch(
@@ -1352,15 +1542,7 @@ impl Session {
             );
         }
         self.output = out;
-        if seen_any {
-            return self.need(Request::Commit {
-                batch: seen_batch,
-                account,
-                usage: 0,
-            });
-        }
-        self.tagged(tag, "OK", "FETCH completed");
-        Flow::Done
+        p.done = end;
     }
 
     fn store(
@@ -1648,26 +1830,6 @@ fn parse_flags(names: &[String]) -> (u32, Vec<String>) {
         }
     }
     (bits, keywords)
-}
-
-/// IMAP LIST wildcards: `*` matches anything, `%` anything but the delimiter.
-fn wildcard_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some(b'%') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != b'/')
-                .any(|i| go(&p[1..], &n[i..])),
-            Some(&c) => n.first().is_some_and(|&d| d == c) && go(&p[1..], &n[1..]),
-        }
-    }
-    let pattern = if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-        format!("INBOX{}", &pattern[5..])
-    } else {
-        pattern.to_string()
-    };
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 /// One `* n FETCH (...)` response.
@@ -1980,3 +2142,7 @@ mod tests {
         assert!(out.starts_with("a2 NO [TOOBIG]"), "{out}");
     }
 }
+
+#[cfg(test)]
+#[path = "session_hostile_tests.rs"]
+mod hostile_tests;

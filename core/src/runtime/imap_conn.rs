@@ -16,6 +16,9 @@ use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session, Step};
 use crate::store::mail;
 use crate::store::schema::flags;
 
+/// Output this large is written out before the next store request: a FETCH over a large
+/// mailbox then streams batch by batch instead of piling up.
+const FLUSH_BEFORE_REQUEST: usize = 64 * 1024;
 /// How often an IDLE session looks for changes.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
@@ -55,6 +58,11 @@ pub async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kin
                 }
             }
             Step::Request(request) => {
+                if session.output_len() >= FLUSH_BEFORE_REQUEST
+                    && !conn::flush(ctx, &stream, &transport, &mut session).await
+                {
+                    break;
+                }
                 let answer = fulfil(ctx, request).await;
                 session.answer(answer);
             }
