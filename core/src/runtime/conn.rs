@@ -215,7 +215,9 @@ pub async fn refuse(stream: &TcpStream, line: &[u8]) {
 /// Runs a TLS handshake with the current certificate; None if it fails or times out.
 pub async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStream> {
     let config = ctx.server.tls.load_full();
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(stream, config)).await {
+    // A handshake stalled halfway is a silent client too.
+    let limit = HANDSHAKE_TIMEOUT.min(ctx.server.idle_timeout);
+    match tokio::time::timeout(limit, TlsStream::accept(stream, config)).await {
         Ok(Ok(tls)) => {
             tracing::debug!(protocol = ?tls.protocol(), "TLS established");
             Some(tls)
