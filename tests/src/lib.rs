@@ -498,3 +498,89 @@ fn to_crlf(raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A tmpfs mounted on a directory for as long as the guard lives (root only).
+pub struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` reads it, e.g. "64m") on `dir`; None
+    /// when not running as root.
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        // SAFETY: a plain system call.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {} failed", dir.display());
+        Some(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a server still running (a failed test) must not keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// The number of descriptors process `pid` has open.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A minimal IMAP client over plain TCP (the server must allow LOGIN on loopback): one
+/// command at a time, untagged lines collected as text.
+pub struct RawImap {
+    reader: BufReader<TcpStream>,
+    tag: u32,
+}
+
+impl RawImap {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<RawImap> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut c = RawImap {
+            reader: BufReader::new(stream),
+            tag: 0,
+        };
+        let mut greeting = String::new();
+        if c.reader.read_line(&mut greeting)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(c)
+    }
+
+    /// Sends a command; returns the lines before the tagged reply, and the tagged reply
+    /// without its tag.
+    pub fn cmd(&mut self, command: &str) -> std::io::Result<(Vec<String>, String)> {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        self.reader
+            .get_mut()
+            .write_all(format!("{tag} {command}\r\n").as_bytes())?;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if self.reader.read_until(b'\n', &mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                return Ok((lines, rest.to_string()));
+            }
+            lines.push(line);
+        }
+    }
+}

@@ -1,6 +1,10 @@
 //! What every protocol's connection driver shares: admission (the per-IP connection
 //! limit), TLS handshakes, writing replies and waiting for input with the idle timeout and
 //! the shutdown signal in view.
+//!
+//! The idle timeout bounds a whole request, not only silence: it runs from the first byte
+//! of a request until the server answers (see [`Pace`]), so a client that trickles a byte
+//! now and then (slowloris) cannot hold a connection forever.
 
 use std::net::{IpAddr, Shutdown};
 use std::time::{Duration, Instant};
@@ -110,14 +114,14 @@ pub async fn open(
     };
     let transport = if implicit_tls {
         match handshake(ctx, stream).await {
-            Some(tls) => Transport::Tls(Box::new(tls)),
+            Some(tls) => Transport::tls(tls),
             None => {
                 let _ = stream.shutdown(Shutdown::Both);
                 return None;
             }
         }
     } else {
-        Transport::Plain
+        Transport::plain()
     };
     Some(Opened {
         ip,
@@ -141,6 +145,8 @@ pub async fn flush<W: Wire>(
     if let Some(buf) = buf {
         session.output_written(buf);
     }
+    // An answer: the next request has the whole idle timeout again.
+    transport.pace.set(Pace::default());
     sent
 }
 
@@ -156,7 +162,7 @@ pub async fn start_tls<W: Wire>(
     }
     match handshake(ctx, stream).await {
         Some(tls) => {
-            *transport = Transport::Tls(Box::new(tls));
+            *transport = Transport::tls(tls);
             true
         }
         None => false,
@@ -216,7 +222,9 @@ pub async fn refuse(stream: &TcpStream, line: &[u8]) {
 /// Runs a TLS handshake with the current certificate; None if it fails or times out.
 pub async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStream> {
     let config = ctx.server.tls.load_full();
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(stream, config)).await {
+    // A handshake stalled halfway is a silent client too.
+    let limit = HANDSHAKE_TIMEOUT.min(ctx.server.idle_timeout);
+    match tokio::time::timeout(limit, TlsStream::accept(stream, config)).await {
         Ok(Ok(tls)) => {
             tracing::debug!(protocol = ?tls.protocol(), "TLS established");
             Some(tls)
@@ -289,8 +297,14 @@ pub async fn await_input<W: Wire>(
     let idle = session.is_idle();
     let deadline = lifetime.deadline(session, ctx.server.unauthenticated_lifetime);
     let buf = session.take_input();
+    let before = buf.len();
     match read_input(ctx, stream, transport, buf, idle, stop, deadline).await {
-        Wake::Data(buf) => session.input_filled(buf),
+        Wake::Data(buf) => {
+            let mut pace = transport.pace.get();
+            pace.received(buf.len().saturating_sub(before), Instant::now());
+            transport.pace.set(pace);
+            session.input_filled(buf)
+        }
         Wake::Closed => return false,
         Wake::IdleTimeout => session.close_idle(),
         Wake::Stop => session.close_shutdown(),
@@ -311,8 +325,49 @@ pub enum Wake {
     Stop,
 }
 
-/// Reads more input into `buf`, unless the client stays silent too long, `deadline`
-/// passes, or, for an idle session, the server shuts down.
+/// Bytes that count as progress by themselves: a client sending at least this much per
+/// idle timeout is slow but working (a large message over a poor link).
+const PROGRESS_BYTES: usize = 16 * 1024;
+
+/// How far a client has come with its current request. The idle timeout runs from the
+/// request's first byte, not from the latest one: a client trickling bytes without ever
+/// completing a request is cut when it is up, unless the server answered meanwhile or
+/// enough bytes arrived to count as progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pace {
+    /// When the first byte of the current request (or the latest progress) arrived.
+    since: Option<Instant>,
+    /// Bytes received since then.
+    bytes: usize,
+}
+
+impl Pace {
+    /// Counts `n` bytes received at `now`.
+    pub fn received(&mut self, n: usize, now: Instant) {
+        if n == 0 {
+            return;
+        }
+        self.since.get_or_insert(now);
+        self.bytes += n;
+        if self.bytes >= PROGRESS_BYTES {
+            // Enough for progress: the clock starts again.
+            self.since = Some(now);
+            self.bytes = 0;
+        }
+    }
+
+    /// How long to wait for more input, from `now`.
+    pub fn wait(&self, now: Instant, idle: Duration) -> Duration {
+        match self.since {
+            None => idle,
+            Some(since) => (since + idle).saturating_duration_since(now),
+        }
+    }
+}
+
+/// Reads more input into `buf`, unless the client takes too long (see [`Pace`]),
+/// `deadline` (the unauthenticated lifetime) passes, or, for an idle session, the server
+/// shuts down.
 pub async fn read_input(
     ctx: &WorkerContext,
     stream: &TcpStream,
@@ -322,7 +377,8 @@ pub async fn read_input(
     stop: &mut watch::Receiver<bool>,
     deadline: Option<Instant>,
 ) -> Wake {
-    let silence = Instant::now() + ctx.server.idle_timeout;
+    let now = Instant::now();
+    let silence = now + transport.pace.get().wait(now, ctx.server.idle_timeout);
     let until = deadline.map_or(silence, |d| d.min(silence));
     tokio::select! {
         (result, buf) = transport.read(stream, buf) => match result {
@@ -331,5 +387,52 @@ pub async fn read_input(
         },
         _ = tokio::time::sleep_until(until.into()) => Wake::IdleTimeout,
         _ = stop.wait_for(|stop| *stop), if idle => Wake::Stop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(15);
+
+    #[test]
+    fn silence_waits_the_whole_idle_timeout() {
+        let pace = Pace::default();
+        assert_eq!(pace.wait(Instant::now(), IDLE), IDLE);
+    }
+
+    #[test]
+    fn a_trickle_does_not_extend_the_request_past_the_timeout() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.received(1, t0);
+        pace.received(1, t0 + Duration::from_secs(10));
+        assert_eq!(
+            pace.wait(t0 + Duration::from_secs(10), IDLE),
+            Duration::from_secs(5)
+        );
+        pace.received(1, t0 + Duration::from_secs(14));
+        assert_eq!(
+            pace.wait(t0 + Duration::from_secs(16), IDLE),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn enough_bytes_count_as_progress_and_an_answer_starts_afresh() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.received(PROGRESS_BYTES - 1, t0);
+        pace.received(1, t0 + Duration::from_secs(10));
+        assert_eq!(pace.wait(t0 + Duration::from_secs(10), IDLE), IDLE);
+        // The clock restarted at the progress, not at later bytes.
+        pace.received(0, t0 + Duration::from_secs(12));
+        pace.received(5, t0 + Duration::from_secs(12));
+        assert_eq!(
+            pace.wait(t0 + Duration::from_secs(20), IDLE),
+            Duration::from_secs(5)
+        );
+        assert_eq!(Pace::default().wait(t0, IDLE), IDLE);
     }
 }

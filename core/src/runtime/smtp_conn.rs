@@ -283,7 +283,10 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
         }
         Err(e) => {
             tracing::error!(id = format_args!("{:016x}", envelope.id), error = %e, "store failed");
-            DeliveryOutcome::Failed
+            match e {
+                crate::store::StoreError::NoSpace(_) => DeliveryOutcome::NoSpace,
+                _ => DeliveryOutcome::Failed,
+            }
         }
     }
 }

@@ -3,13 +3,15 @@
 //! plaintext is handed to the protocol session's own input buffer. Every protocol (SMTP
 //! now, IMAP and POP3 later) uses it through [`Transport`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read as _, Write as _};
 use std::sync::Arc;
 
 use rustls::{ServerConfig, ServerConnection};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
+
+use super::conn::Pace;
 
 /// Ciphertext read per kernel call: one full TLS record and its overhead.
 const CIPHERTEXT_READ: usize = 18 * 1024;
@@ -169,30 +171,45 @@ impl TlsStream {
     }
 }
 
-/// The bytes of a connection: in the clear, or through TLS.
-pub enum Transport {
-    Plain,
-    Tls(Box<TlsStream>),
+/// The bytes of a connection: in the clear, or through TLS; and how far the client has
+/// come with its current request (kept by the connection driver, see [`super::conn::Pace`]).
+pub struct Transport {
+    tls: Option<Box<TlsStream>>,
+    pub(super) pace: Cell<Pace>,
 }
 
 impl Transport {
+    pub fn plain() -> Transport {
+        Transport {
+            tls: None,
+            pace: Cell::default(),
+        }
+    }
+
+    pub fn tls(tls: TlsStream) -> Transport {
+        Transport {
+            tls: Some(Box::new(tls)),
+            pace: Cell::default(),
+        }
+    }
+
     /// Appends received bytes to `buf`; returns how many (0 = the peer closed).
     pub async fn read(&self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        match self {
-            Transport::Plain => {
+        match &self.tls {
+            None => {
                 let filled = buf.len();
                 let (result, slice) = tcp.read(buf.slice(filled..)).await;
                 (result, slice.into_inner())
             }
-            Transport::Tls(tls) => tls.read(tcp, buf).await,
+            Some(tls) => tls.read(tcp, buf).await,
         }
     }
 
     /// Sends all of `buf` and gives it back.
     pub async fn write_all(&self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        match self {
-            Transport::Plain => tcp.write_all(buf).await,
-            Transport::Tls(tls) => {
+        match &self.tls {
+            None => tcp.write_all(buf).await,
+            Some(tls) => {
                 let result = tls.write_all(tcp, &buf).await;
                 (result, buf)
             }
@@ -200,11 +217,11 @@ impl Transport {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, Transport::Tls(_))
+        self.tls.is_some()
     }
 
     pub async fn close(&self, tcp: &TcpStream) {
-        if let Transport::Tls(tls) = self {
+        if let Some(tls) = &self.tls {
             tls.close(tcp).await;
         }
     }

@@ -102,6 +102,8 @@ pub(crate) mod replies {
     );
     pub const STORE_FAILED: Reply =
         Reply::new(451, "4.3.0", "Local error in processing, try again later");
+    pub const INSUFFICIENT_STORAGE: Reply =
+        Reply::new(452, "4.3.1", "Insufficient system storage, try again later");
     pub const SHUTTING_DOWN: Reply =
         Reply::new(421, "4.3.2", "Service shutting down, try again later");
     pub const READY_FOR_TLS: Reply = Reply::new(220, "2.0.0", "Ready to start TLS");

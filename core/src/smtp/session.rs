@@ -165,6 +165,8 @@ pub enum DeliveryOutcome {
     Failed,
     /// Not stored: a local recipient's mailbox is full.
     OverQuota,
+    /// Not stored: the server's disk is full (452 4.3.1).
+    NoSpace,
     /// Not stored: the sender's SPF record says this client may not send for it.
     SpfFail,
 }
@@ -506,6 +508,7 @@ impl Session {
             }
             DeliveryOutcome::Failed => replies::STORE_FAILED,
             DeliveryOutcome::OverQuota => self.mailbox_full(),
+            DeliveryOutcome::NoSpace => replies::INSUFFICIENT_STORAGE,
             DeliveryOutcome::SpfFail => replies::SPF_FAIL,
         };
         reply.write_to(&mut self.output);

@@ -5,8 +5,16 @@
 //! group), then answers each sender. It is also the only writer, which makes it the
 //! natural place to hand out mailbox UIDs: an [`Batch::append_mail`] names a mailbox, and
 //! the thread picks the UID, so UIDs are dense and never reused without any lock.
+//!
+//! It also keeps the disk from filling up: a batch that adds content (a message, a queued
+//! or quarantined copy) is refused with [`StoreError::NoSpace`] when it would leave less
+//! than [`RESERVE_BYTES`] free. RocksDB itself never meets a full disk then, so it never
+//! stops (a write error on its log stops it until it can flush its memtables, which needs
+//! free space of its own), deletions still go through, and ingest resumes as soon as space
+//! is freed.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -82,6 +90,18 @@ impl Batch {
         self.changes.extend(other.changes);
     }
 
+    /// Whether the batch adds content: a message, a queued or quarantined copy. Batches
+    /// that only change or remove records (flags, expunges) are never refused for space.
+    fn grows(&self) -> bool {
+        self.changes.iter().any(|c| match c {
+            Change::AppendMail { .. } => true,
+            Change::Write(WriteOp::Put { cf, .. }) => {
+                matches!(cf, Cf::Blobs | Cf::Queue | Cf::Quarantine)
+            }
+            _ => false,
+        })
+    }
+
     fn payload_bytes(&self) -> usize {
         self.changes
             .iter()
@@ -108,8 +128,49 @@ pub(crate) enum Request {
 const MAX_GROUP_BATCHES: usize = 1024;
 const MAX_GROUP_BYTES: usize = 64 << 20;
 
-/// Runs the commit loop until a shutdown request; called on the `commit` thread.
-pub(crate) fn run(kv: Arc<dyn KvStore>, requests: Receiver<Request>) {
+/// Free space kept on the store's file system: room for RocksDB to flush a memtable (8 MB
+/// at most, see `rocks`) and to start its next log (preallocated 8 MB at a time), and for
+/// deletions when the disk is otherwise full.
+pub const RESERVE_BYTES: u64 = 16 << 20;
+
+/// Bytes available to an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct we own from a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+/// Refuses the batches of `group` that add content beyond the free space (keeping
+/// [`RESERVE_BYTES`]); returns the others. `free`: None when unknown (nothing refused).
+fn admit_space(group: Vec<(Batch, Reply)>, free: Option<u64>) -> Vec<(Batch, Reply)> {
+    let Some(free) = free else { return group };
+    let mut budget = free.saturating_sub(RESERVE_BYTES);
+    let mut admitted = Vec::with_capacity(group.len());
+    for (batch, reply) in group {
+        if batch.grows() {
+            // The log's preallocated space already counts as used; the flush that later
+            // copies the content to a blob file is what the reserve is for.
+            let need = batch.payload_bytes() as u64;
+            if need > budget {
+                tracing::warn!(free, reserve = RESERVE_BYTES, "disk nearly full: refused");
+                let _ = reply.send(Err(StoreError::NoSpace("the disk is nearly full".into())));
+                continue;
+            }
+            budget -= need;
+        }
+        admitted.push((batch, reply));
+    }
+    admitted
+}
+
+/// Runs the commit loop until a shutdown request; called on the `commit` thread. `dir`:
+/// where the store lives, for the free-space check.
+pub(crate) fn run(kv: Arc<dyn KvStore>, requests: Receiver<Request>, dir: PathBuf) {
     let mut sequencer = Sequencer::default();
     let mut shutdown = None;
     while shutdown.is_none() {
@@ -129,6 +190,11 @@ pub(crate) fn run(kv: Arc<dyn KvStore>, requests: Receiver<Request>) {
                 next = requests.try_recv().ok();
             }
         }
+        let group = if group.iter().any(|(b, _)| b.grows()) {
+            admit_space(group, free_bytes(&dir))
+        } else {
+            group
+        };
         commit_group(kv.as_ref(), &mut sequencer, group);
     }
     // Answer anything still queued, then flush.
@@ -146,6 +212,9 @@ pub(crate) fn run(kv: Arc<dyn KvStore>, requests: Receiver<Request>) {
 }
 
 fn commit_group(kv: &dyn KvStore, sequencer: &mut Sequencer, group: Vec<(Batch, Reply)>) {
+    if group.is_empty() {
+        return;
+    }
     let mut ops = Vec::new();
     let mut waiters = Vec::with_capacity(group.len());
     for (batch, reply) in group {
@@ -275,3 +344,56 @@ impl Sequencer {
 }
 
 pub(crate) type RequestSender = Sender<Request>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(bytes: usize) -> Batch {
+        let mut b = Batch::new();
+        b.put(Cf::Blobs, b"hash".to_vec(), vec![0; bytes]);
+        b
+    }
+
+    fn flags() -> Batch {
+        let mut b = Batch::new();
+        b.put(Cf::Mail, b"entry".to_vec(), vec![0; 100]);
+        b.delete(Cf::Mail, b"old".to_vec());
+        b
+    }
+
+    #[test]
+    fn content_beyond_the_reserve_is_refused_and_changes_pass() {
+        let mut answers = Vec::new();
+        let group: Vec<(Batch, Reply)> = [message(1000), flags(), message(1000), message(10)]
+            .into_iter()
+            .map(|b| {
+                let (tx, rx) = oneshot::channel();
+                answers.push(rx);
+                (b, tx)
+            })
+            .collect();
+        // Room for the first message and the small one, not the second.
+        let admitted = admit_space(group, Some(RESERVE_BYTES + 1050));
+        assert_eq!(admitted.len(), 3);
+        assert!(!admitted[1].0.grows());
+        let refused: Vec<bool> = answers
+            .iter_mut()
+            .map(|rx| matches!(rx.try_recv(), Ok(Err(StoreError::NoSpace(_)))))
+            .collect();
+        assert_eq!(refused, [false, false, true, false]);
+    }
+
+    #[test]
+    fn unknown_free_space_refuses_nothing() {
+        let (tx, _rx) = oneshot::channel();
+        assert_eq!(admit_space(vec![(message(1 << 30), tx)], None).len(), 1);
+    }
+
+    #[test]
+    fn free_space_of_a_real_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_bytes(dir.path()).is_some());
+        assert!(free_bytes(Path::new("/no/such/dir")).is_none());
+    }
+}

@@ -89,6 +89,9 @@ pub enum StoreError {
     NoSuchMailbox(String),
     #[error("the store is shut down")]
     Closed,
+    /// The disk is (nearly) full: nothing was written; worth retrying once space is freed.
+    #[error("no space left for the store: {0}")]
+    NoSpace(String),
     /// A batch required a record that another writer removed first.
     #[error("{0} changed meanwhile")]
     Changed(&'static str),

@@ -75,9 +75,10 @@ impl Store {
         let kv = engine(dir)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread_kv = kv.clone();
+        let thread_dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || commit::run(thread_kv, rx))
+            .spawn(move || commit::run(thread_kv, rx, thread_dir))
             .map_err(|e| StoreError::Engine(format!("cannot start the commit thread: {e}")))?;
         Ok(StoreOwner {
             store: Store { kv, commits: tx },

@@ -15,7 +15,17 @@ pub struct RocksStore {
 }
 
 fn engine(e: rocksdb::Error) -> StoreError {
-    StoreError::Engine(e.into_string())
+    classify(e.into_string())
+}
+
+/// A full disk (RocksDB's NoSpace, also repeated as its background error until it
+/// recovers) is a temporary condition of its own; anything else is an engine error.
+fn classify(text: String) -> StoreError {
+    if text.contains("No space left on device") {
+        StoreError::NoSpace(text)
+    } else {
+        StoreError::Engine(text)
+    }
 }
 
 /// Merge operator: counters are little-endian i64 sums.
@@ -35,6 +45,10 @@ impl RocksStore {
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(5);
+        // Unflushed data stays small, so a flush (which RocksDB needs to recover from a
+        // write error) fits in the space the commit thread keeps in reserve; this also
+        // bounds the log's preallocation (8 MB at a time).
+        db_opts.set_max_total_wal_size(8 << 20);
         // A cache shared by all families: indexes and small values stay in memory.
         let cache = Cache::new_lru_cache(128 << 20);
         let families = Cf::ALL.iter().map(|&cf| {
@@ -54,7 +68,10 @@ impl RocksStore {
                     // Message bodies read recently stay in memory, where workers may read
                     // them directly (see `get_cached`).
                     opts.set_blob_cache(&cache);
-                    opts.set_write_buffer_size(64 << 20);
+                    // Values leave the memtable for blob files at each flush: a small
+                    // memtable costs little and bounds what a flush must write (see
+                    // commit::RESERVE_BYTES).
+                    opts.set_write_buffer_size(8 << 20);
                 }
                 Cf::Counters => opts.set_merge_operator_associative("add_i64", add_counters),
                 _ => opts.set_write_buffer_size(16 << 20),
@@ -124,5 +141,20 @@ impl KvStore for RocksStore {
             self.db.flush_cf(self.handle(cf)?).map_err(engine)?;
         }
         self.db.flush_wal(true).map_err(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_engine_errors() {
+        let full = "IO error: No space left on device: While appending to file: 000004.log: No space left on device";
+        assert!(matches!(classify(full.into()), StoreError::NoSpace(_)));
+        assert!(matches!(
+            classify("Corruption: block checksum mismatch".into()),
+            StoreError::Engine(_)
+        ));
     }
 }
