@@ -2,13 +2,18 @@
 #![no_main]
 
 use gannet_core::imap::command;
-use gannet_core::imap::parse::{frame, Frame, Reader};
+use gannet_core::imap::parse::{frame, Frame, Limits, Reader};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let limits = Limits {
+        max_line: 8192,
+        max_literal: 100_000,
+        max_command: 200_000,
+    };
     let mut rest = data;
     while !rest.is_empty() {
-        let len = match frame(rest, 8192, 100_000, 0) {
+        let len = match frame(rest, &limits, 0) {
             Frame::Complete { len } => len,
             _ => break,
         };
