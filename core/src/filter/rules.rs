@@ -484,7 +484,9 @@ fn parse_eval(text: &str) -> Option<Test> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let function = text[..open].trim().to_string();
-    let args = text[open + 1..close]
+    // A `)` before the `(` (found by fuzzing: "eval:f)(") is no eval call, not a panic.
+    let args = text
+        .get(open + 1..close)?
         .split(',')
         .map(|a| a.trim().trim_matches(['\'', '"']).to_string())
         .filter(|a| !a.is_empty())
@@ -495,6 +497,15 @@ fn parse_eval(text: &str) -> Option<Test> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the spam_rules fuzz target: an eval whose `)` comes before its `(`.
+    #[test]
+    fn an_eval_closed_before_it_opens_is_ignored() {
+        assert_eq!(parse_eval("su)x(y"), None);
+        assert_eq!(parse_eval(")("), None);
+        let mut source = RuleSource::default();
+        source.add_text("header GANNET_X eval:su)(\nscore GANNET_X 1.0\n", None);
+    }
 
     #[test]
     fn reads_rules_scores_and_conditionals() {
