@@ -96,10 +96,17 @@ pub(crate) fn relax(pattern: &str) -> String {
             if b[i + 1].is_ascii_digit() && b[i + 1] != b'0' {
                 // A back-reference: anything.
                 out.push_str("(?s:.*)");
+                i += 2;
             } else {
-                out.push_str(&pattern[i..i + 2]);
+                // The escaped character whole: it may be more than one byte (`\é`).
+                let escaped = pattern
+                    .get(i + 1..)
+                    .and_then(|rest| rest.chars().next())
+                    .unwrap_or_default();
+                out.push('\\');
+                out.push(escaped);
+                i += 1 + escaped.len_utf8();
             }
-            i += 2;
             continue;
         }
         let rest = &pattern[i..];

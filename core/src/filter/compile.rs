@@ -219,8 +219,15 @@ pub(crate) fn translate_escapes(pattern: &str) -> String {
                 i += 4;
                 continue;
             }
-            out.push_str(&pattern[i..i + 2]);
-            i += 2;
+            // The escaped character may be more than one byte (`\é`, found by fuzzing):
+            // copy it whole, never slice inside it.
+            let escaped = pattern
+                .get(i + 1..)
+                .and_then(|rest| rest.chars().next())
+                .unwrap_or_default();
+            out.push('\\');
+            out.push(escaped);
+            i += 1 + escaped.len_utf8();
             continue;
         }
         let c = pattern[i..].chars().next().unwrap_or_default();

@@ -50,6 +50,16 @@ mod tests {
         Ruleset::compile(src)
     }
 
+    /// Found by the spam_rules fuzz target: a backslash before a multi-byte character
+    /// in a rule's regex was copied by slicing two bytes, inside the character.
+    #[test]
+    fn an_escaped_multibyte_character_compiles() {
+        assert_eq!(compile::translate_escapes("a\\éb\\"), "a\\éb\\");
+        let rs = ruleset("body GANNET_T_E /caf\\é/\nscore GANNET_T_E 1.0\n");
+        let v = rs.scan(b"Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
+        assert!(names(&v).contains(&"GANNET_T_E"), "{:?}", names(&v));
+    }
+
     fn names(v: &Verdict) -> Vec<&str> {
         v.hits.iter().map(|h| h.name.as_str()).collect()
     }
