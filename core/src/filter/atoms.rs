@@ -98,14 +98,7 @@ pub(crate) fn relax(pattern: &str) -> String {
                 out.push_str("(?s:.*)");
                 i += 2;
             } else {
-                // The escaped character whole: it may be more than one byte (`\é`).
-                let escaped = pattern
-                    .get(i + 1..)
-                    .and_then(|rest| rest.chars().next())
-                    .unwrap_or_default();
-                out.push('\\');
-                out.push(escaped);
-                i += 1 + escaped.len_utf8();
+                i = super::compile::push_escape(&mut out, pattern, i);
             }
             continue;
         }

@@ -190,6 +190,19 @@ pub struct Ruleset {
     pub report: Report,
 }
 
+/// Copies the escape at `pattern[at]` (a backslash) and the character it escapes, whole:
+/// that character may be more than one byte (`\é`, found by fuzzing), so it is never
+/// sliced inside. Returns the index after it.
+pub(crate) fn push_escape(out: &mut String, pattern: &str, at: usize) -> usize {
+    let escaped = pattern
+        .get(at + 1..)
+        .and_then(|rest| rest.chars().next())
+        .unwrap_or_default();
+    out.push('\\');
+    out.push(escaped);
+    at + 1 + escaped.len_utf8()
+}
+
 /// Perl escapes the `regex` crate lacks, rewritten: `\e` (escape), 3-digit octal `\042`,
 /// and `\Z` (end, or before a final newline).
 pub(crate) fn translate_escapes(pattern: &str) -> String {
@@ -219,15 +232,7 @@ pub(crate) fn translate_escapes(pattern: &str) -> String {
                 i += 4;
                 continue;
             }
-            // The escaped character may be more than one byte (`\é`, found by fuzzing):
-            // copy it whole, never slice inside it.
-            let escaped = pattern
-                .get(i + 1..)
-                .and_then(|rest| rest.chars().next())
-                .unwrap_or_default();
-            out.push('\\');
-            out.push(escaped);
-            i += 1 + escaped.len_utf8();
+            i = push_escape(&mut out, pattern, i);
             continue;
         }
         let c = pattern[i..].chars().next().unwrap_or_default();
