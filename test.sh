@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
+scripts/unpack-corpus.sh >/dev/null   # tests/corpus.tar.xz -> tests/corpus/ (the tests read it)
 cargo build --release -j2 --workspace --all-targets
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Gannet's build and tests need, if any is missing:
 # libclang-dev (RocksDB's bindings), swaks and curl (test clients), python3, dnsmasq
-# (the DNS server of the delivery tests) and Debian's aiosmtpd (their smart host).
+# (the DNS server of the delivery tests), Debian's aiosmtpd (their smart host) and xz-utils
+# (scripts/unpack-corpus.sh unpacks the test corpus, tests/corpus.tar.xz).
 # Postfix (for smtp-source / the peer benchmark) is installed only with --bench.
 set -euo pipefail
-pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 ca-certificates dnsmasq-base python3-aiosmtpd)
+pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 ca-certificates dnsmasq-base python3-aiosmtpd xz-utils)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(postfix)
 fi

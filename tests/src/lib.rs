@@ -457,13 +457,19 @@ pub fn require_tool(name: &str) {
     );
 }
 
-/// The corpus, with CRLF line endings as an MTA sends them.
+/// The corpus, with CRLF line endings as an MTA sends them: tests/corpus/, unpacked from
+/// tests/corpus.tar.xz by scripts/unpack-corpus.sh (which the test command runs first).
 pub fn corpus() -> Vec<(String, Vec<u8>)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let mut out = Vec::new();
     for kind in ["ham", "spam"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(kind))
-            .unwrap_or_else(|e| panic!("corpus at {}: {e}", root.display()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "corpus at {}: {e} (run scripts/unpack-corpus.sh: ./test.sh does)",
+                    root.join(kind).display()
+                )
+            })
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
