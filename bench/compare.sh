@@ -2,7 +2,7 @@
 # Side-by-side SMTP ingest benchmark, in one run, on this machine:
 #   smtp-sink (Postfix's no-op server: the ceiling), Postfix 3.7 (durable queue),
 #   and gannet serve (durable: 250 only after the group commit's fsync),
-# loaded by Postfix's smtp-source (through ../shared/peers/smtp-ingest.sh) and by
+# loaded by Postfix's smtp-source (through bench/peers/smtp-ingest.sh) and by
 # gannet-bench, with 10 KiB messages at concurrency 20 and 100, one connection per
 # message, and with connections reused. Then gannet's RSS with 1,000 and 10,000 idle
 # connections. Prints min / median / max msgs/s of RUNS runs per cell.
@@ -14,7 +14,7 @@ set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 MSGS=${2:-5000}
-PEERS=$(cd ../shared/peers && pwd)
+PEERS=$(pwd)/bench/peers
 GANNET=target/release/gannet
 BENCH=target/release/gannet-bench
 WORK=$(mktemp -d /tmp/gannet-compare.XXXXXX)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# IMAP and POP3 side by side, in one run: Dovecot 2.3 (../shared/peers/setup/dovecot.sh)
+# IMAP and POP3 side by side, in one run: Dovecot 2.3 (bench/peers/setup/dovecot.sh)
 # and gannet serve, each holding the same 1,000 corpus messages (the first 1,000 files of
-# ../shared/corpus by path), measured with the same clients: the peers' imap-bench.py
+# tests/corpus by path), measured with the same clients: the peers' imap-bench.py
 # (Python imaplib/poplib) and gannet-bench's own `imap` client.
 #
 # usage: bench/imap-compare.sh [REPS=3]
@@ -9,8 +9,8 @@
 set -u
 cd "$(dirname "$0")/.."
 REPS=${1:-3}
-PEERS=$(cd ../shared/peers && pwd)
-CORPUS=$(cd ../shared/corpus && pwd)
+PEERS=$(pwd)/bench/peers
+CORPUS=$(scripts/unpack-corpus.sh) || exit 1
 GANNET=target/release/gannet
 BENCH=target/release/gannet-bench
 WORK=$(mktemp -d /tmp/gannet-imap-compare.XXXXXX)

@@ -4,7 +4,7 @@
 # whose smart host is Postfix's smtp-sink on loopback, timed from the first submission
 # until the server's queue is empty (everything handed to the sink).
 #   gannet   `gannet serve` with delivery.relay_host = the sink (durable queue)
-#   postfix  stock Postfix 3.7 from ../shared/peers/setup/postfix.sh, with
+#   postfix  stock Postfix 3.7 from bench/peers/setup/postfix.sh, with
 #            relayhost = the sink and the smtp transport (durable queue)
 #
 # usage: bench/relay-compare.sh [RUNS=3] [N=1000]
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 N=${2:-1000}
 ROOT=$(pwd)
-PEERS=$(cd ../shared/peers && pwd)
+PEERS=$(pwd)/bench/peers
 WORK=$(mktemp -d /tmp/gannet-relay.XXXXXX)
 chmod 755 "$WORK"
 export PEER_WORK=$WORK/peer

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Agreement with SpamAssassin itself: the rules SpamAssassin 4 (spamd, -L: no network tests,
-# no Bayes training) hits on a sample of ../shared/corpus, against the rules Gannet hits
+# no Bayes training) hits on a sample of tests/corpus, against the rules Gannet hits
 # with the same stock rules (rules_dirs = /usr/share/spamassassin), restricted to the rules
 # Gannet can run (`gannet rules check --list`: not an eval it lacks). Prints the share of
 # SpamAssassin's hits that Gannet also fires, and of Gannet's that SpamAssassin also fires,
@@ -11,8 +11,8 @@
 set -u
 cd "$(dirname "$0")/.."
 N=${1:-300}
-PEERS=$(cd ../shared/peers && pwd)
-CORPUS=$(cd ../shared/corpus && pwd)
+PEERS=$(pwd)/bench/peers
+CORPUS=$(scripts/unpack-corpus.sh) || exit 1
 WORK=$(mktemp -d /tmp/gannet-agreement.XXXXXX)
 chmod 755 "$WORK"
 export PEER_WORK=$WORK/peer

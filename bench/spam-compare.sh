@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Spam scanning side by side, one core each, on the same 1,000 messages of ../shared/corpus
+# Spam scanning side by side, one core each, on the same 1,000 messages of tests/corpus
 # (500 ham picked evenly, 500 spam), in one run:
 #   gannet     gannet-bench spam: the engine in-process on one thread, stock SpamAssassin
 #              rules (/usr/share/spamassassin) plus the built-in ones
 #   spamd      SpamAssassin 4 with the same stock rules, 1 child (CHILDREN=1), -L
 #   rspamd     Rspamd 3.4 with its own stock rules, 1 worker (WORKERS=1), network off
-# The peers run under ../shared/peers/spam-scan.sh with 2 messages in flight, so their one
+# The peers run under bench/peers/spam-scan.sh with 2 messages in flight, so their one
 # process is never idle waiting for the client. Verdicts at thresholds 5 (Gannet's level
 # high) and 10 (medium) for all three.
 #
@@ -21,8 +21,8 @@
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
-PEERS=$(cd ../shared/peers && pwd)
-CORPUS=$(cd ../shared/corpus && pwd)
+PEERS=$(pwd)/bench/peers
+CORPUS=$(scripts/unpack-corpus.sh) || exit 1
 WORK=$(mktemp -d /tmp/gannet-spam-compare.XXXXXX)
 chmod 755 "$WORK"
 export PEER_WORK=$WORK/peer MAX_SECONDS=${MAX_SECONDS:-600}

@@ -1,4 +1,4 @@
-//! The `imap` load: the same measurements as the peers' imap-bench.py, with a client
+//! The `imap` load: the same measurements as bench/peers/imap-bench.py, with a client
 //! whose own parsing costs little, so that the server's speed shows. Against a mailbox
 //! that already holds the test messages: LOGIN+SELECT latency, FETCH of metadata, FETCH
 //! of every body (MB/s), UID SEARCH (all, a header, the bodies), STORE on 1:*; and POP3
