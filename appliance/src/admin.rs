@@ -130,6 +130,15 @@ pub fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCommand) 
             },
         };
     }
+    if let AdminCommand::Check { repair } = command {
+        let outcome = check(store, *repair);
+        if let (Some(live), true) = (live, *repair) {
+            if let Err(e) = live.quotas.reload(store) {
+                tracing::error!(error = %e, "reloading quotas failed");
+            }
+        }
+        return outcome;
+    }
     match execute_inner(store, command) {
         Ok(output) => {
             if let (Some(live), true) = (live, changes_accounts(command)) {
@@ -147,6 +156,52 @@ pub fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCommand) 
             ok: false,
             output: format!("gannet: {e:#}\n").into_bytes(),
         },
+    }
+}
+
+/// `gannet check`: the report, and whether the store is (now) consistent.
+fn check(store: &Store, repair: bool) -> Outcome {
+    let report = match gannet_core::store::check::check(store, repair) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome {
+                ok: false,
+                output: format!("gannet: the check failed: {e}\n").into_bytes(),
+            }
+        }
+    };
+    let mut out = String::new();
+    for line in &report.repairable {
+        let done = if report.repaired {
+            "repaired"
+        } else {
+            "repairable"
+        };
+        out.push_str(&format!("{done}: {line}\n"));
+    }
+    for line in &report.unrepairable {
+        out.push_str(&format!("not repairable: {line}\n"));
+    }
+    let consistent = report.unrepairable.is_empty() && (report.repaired || report.is_consistent());
+    out.push_str(&format!(
+        "{} mailboxes, {} messages, {} queued, {} blobs: {}\n",
+        report.mailboxes,
+        report.messages,
+        report.queued,
+        report.blobs,
+        match (report.is_consistent(), report.repaired) {
+            (true, _) => "consistent".to_string(),
+            (false, true) if consistent =>
+                format!("{} problem(s) repaired", report.repairable.len()),
+            _ => format!(
+                "{} problem(s)",
+                report.repairable.len() + report.unrepairable.len()
+            ),
+        }
+    ));
+    Outcome {
+        ok: consistent,
+        output: out.into_bytes(),
     }
 }
 
@@ -280,6 +335,11 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
                 .into_bytes()
         }
         AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
+        AdminCommand::Check { .. } => bail!("internal: check is not run here"),
+        AdminCommand::Compact => {
+            store.compact()?;
+            b"compacted\n".to_vec()
+        }
         AdminCommand::Queue(QueueCommand::List) => {
             let mut out = String::from("ID\tSENDER\tRECIPIENTS\tAGE\tATTEMPTS\tLAST ERROR\n");
             for m in queue::list(store)? {

@@ -87,6 +87,15 @@ pub enum AdminCommand {
     /// Senders whose mail skips an account's spam filter.
     #[command(subcommand)]
     Whitelist(WhitelistCommand),
+    /// Check the store's integrity: every message's body exists, reference counts, usage
+    /// and next UIDs agree with the records. Exit 0 when consistent, else a report and 1.
+    Check {
+        /// Rebuild counters and next UIDs from the records; drop what nothing refers to.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Compact the store now, so that the space of deleted mail returns to the disk.
+    Compact,
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

@@ -5,16 +5,18 @@
 //! account's threshold). Each group shares one blob; remote recipients share one queue
 //! entry with the message as received. All of it is one batch: stored whole or not at all.
 
-use std::collections::HashMap;
-
 use super::routing::Directory;
 use crate::filter::actions::tag_subject;
 use crate::filter::eval::address_matches;
 use crate::filter::Verdict;
 use crate::smtp::Envelope;
-use crate::store::queue::{self, QueuedMessage, QueuedRecipient, RecipientStatus};
-use crate::store::schema::{encode, keys, BlobId, MailEntry};
-use crate::store::{Batch, Cf};
+use crate::store::queue::{QueuedMessage, QueuedRecipient, RecipientStatus};
+use crate::store::schema::BlobId;
+use crate::store::{Changes, Folder, NewMail};
+
+/// [`Placement::mailbox`] of spam: the account's folder with the `\Junk` attribute,
+/// whatever it is called now.
+pub const JUNK: &str = "Junk";
 
 /// Local accounts that get the message in the same mailbox with the same headers.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +57,7 @@ pub fn placements(
                 let threshold = if whitelisted { None } else { prefs.threshold };
                 let spam = threshold.is_some_and(|t| v.score >= t);
                 (
-                    if spam { "Junk" } else { "INBOX" },
+                    if spam { JUNK } else { "INBOX" },
                     v.headers(threshold),
                     v.subject_tag(threshold),
                 )
@@ -139,55 +141,47 @@ fn scan_copy_id(id: u64) -> u64 {
     id | 1 << 23
 }
 
-/// The batch that stores `message` for every recipient of `envelope`, local recipients
-/// as `placements` say, scan-relay ones with `scan_copy`'s decorations.
-pub fn delivery_batch(
+/// The changes that store `message` for every recipient of `envelope`: local recipients
+/// as `placements` say, scan-relay ones with `scan_copy`'s decorations. One commit: all of
+/// it is stored or none.
+pub fn delivery_changes(
     envelope: &Envelope,
     message: Vec<u8>,
     placements: &[Placement],
     scan_copy: Option<&ScanCopy>,
-) -> Batch {
-    let mut blobs: HashMap<BlobId, (Vec<u8>, i64)> = HashMap::new();
-    let mut batch = Batch::new();
+) -> Changes {
+    let mut changes = Changes::new();
     let original: BlobId = *blake3::hash(&message).as_bytes();
+    let mut original_used = false;
     for p in placements {
-        let (id, size) = if p.headers.is_empty() && p.subject_tag.is_none() {
+        let (blob, size) = if p.headers.is_empty() && p.subject_tag.is_none() {
+            original_used = true;
             (original, message.len())
         } else {
             let variant = decorated(&message, &p.headers, p.subject_tag.as_deref());
-            let id: BlobId = *blake3::hash(&variant).as_bytes();
             let size = variant.len();
-            blobs.entry(id).or_insert((variant, 0));
-            (id, size)
+            (changes.store_blob(variant), size)
+        };
+        let folder = if p.mailbox == JUNK {
+            Folder::junk()
+        } else {
+            Folder::inbox()
         };
         for &account in &p.accounts {
-            batch.append_mail(
+            changes.append(
                 account,
-                p.mailbox,
-                MailEntry {
-                    blob: id,
+                folder.clone(),
+                NewMail {
+                    blob,
                     size: size as u64,
                     internal_date: envelope.received_at,
                     flags: 0,
                     keywords: Vec::new(),
-                    modseq: 0,
                     spam_score: None,
                 },
             );
-            batch.add(Cf::Counters, keys::usage(account), size as i64);
-            if id == original {
-                continue;
-            }
-            if let Some(b) = blobs.get_mut(&id) {
-                b.1 += 1;
-            }
         }
     }
-    let original_refs = placements
-        .iter()
-        .filter(|p| p.headers.is_empty())
-        .map(|p| p.accounts.len() as i64)
-        .sum::<i64>();
     let queued = |scan: bool| -> Vec<QueuedRecipient> {
         envelope
             .recipients
@@ -203,39 +197,30 @@ pub fn delivery_batch(
     let scanned = queued(true);
     if let (false, Some(copy)) = (scanned.is_empty(), scan_copy) {
         let variant = decorated(&message, &copy.headers, copy.subject_tag.as_deref());
-        let id: BlobId = *blake3::hash(&variant).as_bytes();
-        let entry = queue_entry(envelope, scan_copy_id(envelope.id), scanned, id, &variant);
-        batch.put(
-            Cf::Queue,
-            queue::key(entry.next_attempt, entry.id),
-            encode(&entry),
+        let entry = queue_entry(
+            envelope,
+            scan_copy_id(envelope.id),
+            scanned,
+            *blake3::hash(&variant).as_bytes(),
+            &variant,
         );
-        batch.add(Cf::Counters, keys::stat("messages_queued"), 1);
-        blobs.entry(id).or_insert((variant, 0)).1 += 1;
+        changes.store_blob(variant);
+        changes.enqueue(&entry);
     }
-    let queue_refs = i64::from(!remote.is_empty());
-    if original_refs + queue_refs > 0 {
+    if !remote.is_empty() {
         // The queued copy is sent without the Return-Path line that local delivery adds.
-        if !remote.is_empty() {
-            let queued = queue_entry(envelope, envelope.id, remote, original, &message);
-            batch.put(
-                Cf::Queue,
-                queue::key(queued.next_attempt, queued.id),
-                encode(&queued),
-            );
-            batch.add(Cf::Counters, keys::stat("messages_queued"), 1);
-        }
-        batch.add(
-            Cf::Counters,
-            keys::blob_refs(&original),
-            original_refs + queue_refs,
-        );
-        batch.put(Cf::Blobs, keys::blob(&original), message);
+        changes.enqueue(&queue_entry(
+            envelope,
+            envelope.id,
+            remote,
+            original,
+            &message,
+        ));
+        original_used = true;
     }
-    for (id, (bytes, refs)) in blobs {
-        batch.add(Cf::Counters, keys::blob_refs(&id), refs);
-        batch.put(Cf::Blobs, keys::blob(&id), bytes);
+    if original_used {
+        changes.store_blob(message);
     }
-    batch.add(Cf::Counters, keys::stat("messages_accepted"), 1);
-    batch
+    changes.count("messages_accepted", 1);
+    changes
 }

@@ -26,14 +26,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::dsn::{self, Failure};
-use super::local::{delivery_batch, placements};
+use super::local::{delivery_changes, placements};
 use super::routing::{ForwardTarget, SharedDirectory};
 use crate::runtime::unix_now;
 use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, Negotiated, RcptOutcome};
 use crate::smtp::{Envelope, RcptRoute, Recipient};
 use crate::store::queue::{self, QueuedMessage, RecipientStatus};
-use crate::store::schema::{encode, keys};
-use crate::store::{mail, Batch, Cf, Store, StoreError};
+use crate::store::{mail, Changes, Store, StoreError};
 
 /// How the runner delivers.
 #[derive(Debug, Clone)]
@@ -287,7 +286,11 @@ impl Runner {
         if free == 0 {
             return;
         }
-        let due = match self.due(unix_now(), free + self.in_flight.borrow().len()) {
+        let due = match queue::due(
+            &self.store,
+            unix_now(),
+            free + self.in_flight.borrow().len(),
+        ) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "reading the queue failed");
@@ -338,25 +341,6 @@ impl Runner {
         }
     }
 
-    /// Entries due at `now`, soonest first (the queue is keyed by due time).
-    fn due(&self, now: i64, limit: usize) -> Result<Vec<QueuedMessage>, crate::store::StoreError> {
-        let mut out = Vec::new();
-        self.store.kv().scan_prefix(Cf::Queue, b"", &mut |k, v| {
-            let due_at = k
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_be_bytes) as i64;
-            if due_at > now {
-                return false;
-            }
-            if let Ok(m) = crate::store::schema::decode::<QueuedMessage>(Cf::Queue, v) {
-                out.push(m);
-            }
-            out.len() < limit
-        })?;
-        Ok(out)
-    }
-
     async fn deliver(&self, mut message: QueuedMessage) {
         let blob = match mail::blob(&self.store, &message.blob) {
             Ok(Some(b)) => b,
@@ -365,9 +349,7 @@ impl Runner {
                     id = format_args!("{:016x}", message.id),
                     "queued message has no blob; dropped"
                 );
-                let mut batch = Batch::new();
-                batch.delete(Cf::Queue, queue::key(message.next_attempt, message.id));
-                let _ = self.store.submit(batch).await;
+                let _ = self.store.submit(queue::remove(&message)).await;
                 return;
             }
             Err(e) => {
@@ -407,8 +389,8 @@ impl Runner {
             outcomes.extend(indices.into_iter().zip(results));
         }
         let id = message.id;
-        let batch = self.record(&mut message, outcomes, &blob);
-        match self.store.submit(batch).await {
+        let changes = self.record(&mut message, outcomes, &blob);
+        match self.store.submit(changes).await {
             Ok(Ok(_)) => {}
             Ok(Err(StoreError::Changed(_))) => tracing::info!(
                 id = format_args!("{id:016x}"),
@@ -738,14 +720,14 @@ impl Runner {
         }
     }
 
-    /// The batch that records a delivery run: recipient statuses, the entry queued
+    /// The changes that record a delivery run: recipient statuses, the entry queued
     /// again or removed, and a DSN for the recipients that failed for good.
     fn record(
         &self,
         message: &mut QueuedMessage,
         outcomes: Vec<(usize, RcptOutcome)>,
         blob: &[u8],
-    ) -> Batch {
+    ) -> Changes {
         let now = unix_now();
         let mut failures = Vec::new();
         let mut last_error = None;
@@ -780,11 +762,10 @@ impl Runner {
                 });
             }
         }
-        let mut batch = Batch::new();
+        let mut changes = Changes::new();
         // If an admin deleted, retried or bounced the entry during this attempt, their
         // change stands and this outcome is dropped (the commit answers Changed).
-        batch.require(Cf::Queue, queue::key(message.next_attempt, message.id));
-        batch.delete(Cf::Queue, queue::key(message.next_attempt, message.id));
+        let attempted = message.clone();
         let remaining = message
             .recipients
             .iter()
@@ -799,14 +780,10 @@ impl Runner {
                 .unwrap_or(Duration::from_secs(3600));
             message.next_attempt = now + wait.as_secs().max(1) as i64;
             message.last_error = last_error;
-            batch.put(
-                Cf::Queue,
-                queue::key(message.next_attempt, message.id),
-                encode(message),
-            );
+            changes.requeue(&attempted, message);
         } else {
-            batch.add(Cf::Counters, keys::blob_refs(&message.blob), -1);
-            batch.add(Cf::Counters, keys::stat("messages_delivered_remote"), 1);
+            changes.dequeue(&attempted);
+            changes.count("messages_delivered_remote", 1);
         }
         let id = format_args!("{:016x}", message.id).to_string();
         tracing::info!(
@@ -837,14 +814,14 @@ impl Runner {
                 &failures,
                 now,
             );
-            self.add_dsn(&mut batch, &message.reverse_path, report, now);
+            self.add_dsn(&mut changes, &message.reverse_path, report, now);
         }
-        batch
+        changes
     }
 
-    /// Adds the DSN's delivery to `batch`: into the sender's mailbox if the sender is
+    /// Adds the DSN's delivery to `changes`: into the sender's mailbox if the sender is
     /// local, else to the queue (from the null sender).
-    fn add_dsn(&self, batch: &mut Batch, sender: &str, report: Vec<u8>, now: i64) {
+    fn add_dsn(&self, changes: &mut Changes, sender: &str, report: Vec<u8>, now: i64) {
         let directory = self.directory.load();
         let account = match directory.route(&sender.to_ascii_lowercase()) {
             RcptRoute::Local { account } => Some(account),
@@ -869,7 +846,7 @@ impl Runner {
         let mut message = b"Return-Path: <>\r\n".to_vec();
         message.extend_from_slice(&report);
         let places = placements(&envelope, None, &directory, None);
-        batch.extend(delivery_batch(&envelope, message, &places, None));
+        changes.extend(delivery_changes(&envelope, message, &places, None));
     }
 }
 

@@ -14,9 +14,8 @@ use super::structure::{self, SectionText};
 use super::wildcard::wildcard_match;
 use crate::auth::sasl::{self, Credentials};
 use crate::auth::service::AuthOutcome;
-use crate::store::mail::expunge_batch;
-use crate::store::schema::{encode, flags, keys, BlobId, MailEntry, MailboxMeta};
-use crate::store::{Batch, Cf, StoreError};
+use crate::store::schema::{flags, BlobId, MailEntry, MailboxMeta};
+use crate::store::{Applied, Changes, FlagChange, FlagMode, Folder, NewMail, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
@@ -74,12 +73,9 @@ pub enum Request {
         name: String,
     },
     Blobs(Vec<BlobId>),
-    /// Commit; `usage` is the change of the account's storage use it makes.
-    Commit {
-        batch: Batch,
-        account: u32,
-        usage: i64,
-    },
+    /// Apply changes through the mail store (which checks them against the store as it
+    /// is when they commit).
+    Write(Changes),
 }
 
 /// The runtime's answer to a [`Request`].
@@ -92,7 +88,7 @@ pub enum Answer {
     },
     Mailbox(Option<(MailboxMeta, Vec<(u32, MailEntry)>)>),
     Blobs(HashMap<BlobId, Arc<Vec<u8>>>),
-    Committed(Result<Vec<u32>, StoreError>),
+    Committed(Result<Applied, StoreError>),
 }
 
 #[derive(Debug)]
@@ -123,9 +119,8 @@ struct Progress {
     done: usize,
     /// SEARCH: the numbers found so far.
     hits: Vec<u32>,
-    /// FETCH: the \Seen flags set so far, committed once after the last batch.
-    seen: Batch,
-    seen_any: bool,
+    /// FETCH: the UIDs whose \Seen flag it sets, committed once after the last batch.
+    seen: Vec<u32>,
 }
 
 impl Progress {
@@ -134,10 +129,16 @@ impl Progress {
             indexes,
             done: 0,
             hits: Vec::new(),
-            seen: Batch::new(),
-            seen_any: false,
+            seen: Vec::new(),
         }
     }
+}
+
+/// What a STORE's answer shows: UIDs (UID STORE), nothing (.SILENT).
+#[derive(Debug, Clone, Copy)]
+struct StoreReply {
+    uid: bool,
+    silent: bool,
 }
 
 struct Selected {
@@ -186,10 +187,8 @@ pub struct Session {
     rev2: bool,
     bad_commands: u32,
     tls_pending: bool,
-    /// The UIDVALIDITY of the mailbox an APPEND or COPY is writing to.
-    pending_validity: Option<u32>,
-    /// UIDs an EXPUNGE, COPY or MOVE in progress works on.
-    pending_expunge: Vec<u32>,
+    /// How a STORE in progress answers.
+    pending_store: Option<StoreReply>,
     /// The entry an APPEND in progress writes.
     pending_entry: Option<MailEntry>,
     /// Unix time, given by the runtime at each step.
@@ -218,9 +217,8 @@ impl Session {
             rev2: false,
             bad_commands: 0,
             tls_pending: false,
-            pending_validity: None,
-            pending_expunge: Vec::new(),
             pending_entry: None,
+            pending_store: None,
             now: 0,
         };
         s.input.clear();
@@ -950,12 +948,19 @@ impl Session {
     fn commit_failed(&mut self, tag: &str, e: &StoreError) {
         match e {
             StoreError::NoSuchMailbox(_) => self.tagged(tag, "NO", "[TRYCREATE] No such mailbox"),
+            StoreError::MailboxExists(_) => {
+                self.tagged(tag, "NO", "[ALREADYEXISTS] Mailbox exists")
+            }
+            StoreError::Refused(why) => self.tagged(tag, "NO", &format!("[CANNOT] {why}")),
+            StoreError::NoSpace(_) => {
+                self.tagged(tag, "NO", "[UNAVAILABLE] The server is out of disk space")
+            }
             e => self.tagged(tag, "NO", &format!("[SERVERBUG] {e}")),
         }
     }
 
     /// The result of a commit asked for earlier, if it has arrived.
-    fn committed(&mut self) -> Option<Result<Vec<u32>, StoreError>> {
+    fn committed(&mut self) -> Option<Result<Applied, StoreError>> {
         match self.answer.take() {
             Some(Answer::Committed(r)) => Some(r),
             other => {
@@ -980,26 +985,9 @@ impl Session {
             self.tagged(tag, "NO", "[ALREADYEXISTS] Mailbox exists");
             return Flow::Done;
         }
-        let id = list.iter().map(|m| m.meta.id).max().unwrap_or(0) + 1;
-        let meta = MailboxMeta {
-            id,
-            uidvalidity: (self.now as u32).wrapping_add(id),
-            uidnext: 1,
-            highest_modseq: 0,
-            subscribed: true,
-            special_use: None,
-        };
-        let mut b = Batch::new();
-        b.put(
-            Cf::Mailboxes,
-            keys::mailbox(self.account(), name),
-            encode(&meta),
-        );
-        self.need(Request::Commit {
-            batch: b,
-            account: self.account(),
-            usage: 0,
-        })
+        let mut changes = Changes::new();
+        changes.create_mailbox(self.account(), name, None, self.now);
+        self.need(Request::Write(changes))
     }
 
     fn delete(&mut self, tag: &str, name: &str) -> Flow {
@@ -1010,27 +998,28 @@ impl Session {
             self.tagged(tag, "NO", "[CANNOT] INBOX cannot be deleted");
             return Flow::Done;
         }
-        let Some(Answer::Mailbox(found)) = self.answer.take() else {
-            return self.need(Request::Mailbox {
-                account: self.account(),
-                name: name.to_string(),
-            });
+        let list = match self.summaries() {
+            Ok(l) => l,
+            Err(flow) => return flow,
         };
-        let Some((meta, messages)) = found else {
+        let Some(found) = list.iter().find(|m| m.name == name) else {
             self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
             return Flow::Done;
         };
-        let mut b = expunge_batch(self.account(), meta.id, &messages);
-        b.delete(Cf::Mailboxes, keys::mailbox(self.account(), name));
-        let usage: i64 = messages.iter().map(|(_, e)| e.size as i64).sum();
+        if found.meta.special_use.is_some() {
+            self.tagged(
+                tag,
+                "NO",
+                "[CANNOT] Special-use mailboxes (Drafts, Sent, Trash, Junk) cannot be deleted",
+            );
+            return Flow::Done;
+        }
         if matches!(&self.state, State::Selected(s) if s.name == name) {
             self.state = State::Authenticated;
         }
-        self.need(Request::Commit {
-            batch: b,
-            account: self.account(),
-            usage: -usage,
-        })
+        let mut changes = Changes::new();
+        changes.delete_mailbox(self.account(), name);
+        self.need(Request::Write(changes))
     }
 
     fn rename(&mut self, tag: &str, from: &str, to: &str) -> Flow {
@@ -1041,10 +1030,10 @@ impl Session {
             Ok(l) => l,
             Err(flow) => return flow,
         };
-        let Some(source) = list.iter().find(|m| m.name == from) else {
+        if !list.iter().any(|m| m.name == from) {
             self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
             return Flow::Done;
-        };
+        }
         if from == "INBOX" {
             self.tagged(tag, "NO", "[CANNOT] Renaming INBOX is not supported");
             return Flow::Done;
@@ -1053,19 +1042,9 @@ impl Session {
             self.tagged(tag, "NO", "[ALREADYEXISTS] Target mailbox exists");
             return Flow::Done;
         }
-        // Messages are keyed by mailbox id: renaming moves only the name.
-        let mut b = Batch::new();
-        b.delete(Cf::Mailboxes, keys::mailbox(self.account(), from));
-        b.put(
-            Cf::Mailboxes,
-            keys::mailbox(self.account(), to),
-            encode(&source.meta),
-        );
-        self.need(Request::Commit {
-            batch: b,
-            account: self.account(),
-            usage: 0,
-        })
+        let mut changes = Changes::new();
+        changes.rename_mailbox(self.account(), from, to);
+        self.need(Request::Write(changes))
     }
 
     fn subscribe(&mut self, tag: &str, name: &str, on: bool) -> Flow {
@@ -1076,23 +1055,13 @@ impl Session {
             Ok(l) => l,
             Err(flow) => return flow,
         };
-        let Some(m) = list.iter().find(|m| m.name == name) else {
+        if !list.iter().any(|m| m.name == name) {
             self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
             return Flow::Done;
-        };
-        let mut meta = m.meta.clone();
-        meta.subscribed = on;
-        let mut b = Batch::new();
-        b.put(
-            Cf::Mailboxes,
-            keys::mailbox(self.account(), name),
-            encode(&meta),
-        );
-        self.need(Request::Commit {
-            batch: b,
-            account: self.account(),
-            usage: 0,
-        })
+        }
+        let mut changes = Changes::new();
+        changes.subscribe(self.account(), name, on);
+        self.need(Request::Write(changes))
     }
 
     fn list(
@@ -1220,9 +1189,9 @@ impl Session {
     ) -> Flow {
         if let Some(result) = self.committed() {
             match result {
-                Ok(uids) => {
-                    let uid = uids.first().copied().unwrap_or_default();
-                    let validity = self.pending_validity.take().unwrap_or_default();
+                Ok(applied) => {
+                    let uid = applied.uids.first().copied().unwrap_or_default();
+                    let validity = applied.uidvalidity.unwrap_or_default();
                     // Appended to the selected mailbox: the client learns of it now.
                     let entry = self.pending_entry.take();
                     if let (State::Selected(sel), Some(entry)) = (&mut self.state, entry) {
@@ -1243,7 +1212,7 @@ impl Session {
             }
             return Flow::Done;
         }
-        let (validity, used, limit) = match self.target_and_quota(tag, mailbox) {
+        let (_, used, limit) = match self.target_and_quota(tag, mailbox) {
             Ok(q) => q,
             Err(flow) => return flow,
         };
@@ -1252,32 +1221,27 @@ impl Session {
             return Flow::Done;
         }
         let (bits, keywords) = parse_flags(flag_names);
-        let blob: BlobId = *blake3::hash(message).as_bytes();
-        let mut b = Batch::new();
-        b.put(Cf::Blobs, keys::blob(&blob), message.to_vec());
-        b.add(Cf::Counters, keys::blob_refs(&blob), 1);
-        let entry = MailEntry {
+        let mut changes = Changes::new();
+        let blob = changes.store_blob(message.to_vec());
+        let mail = NewMail {
             blob,
             size: message.len() as u64,
             internal_date: date.unwrap_or(self.now),
             flags: bits,
             keywords,
-            modseq: 0,
             spam_score: None,
         };
-        self.pending_entry = Some(entry.clone());
-        b.append_mail(self.account(), mailbox, entry);
-        b.add(
-            Cf::Counters,
-            keys::usage(self.account()),
-            message.len() as i64,
-        );
-        self.pending_validity = Some(validity);
-        self.need(Request::Commit {
-            batch: b,
-            account: self.account(),
-            usage: message.len() as i64,
-        })
+        self.pending_entry = Some(MailEntry {
+            blob,
+            size: mail.size,
+            internal_date: mail.internal_date,
+            flags: mail.flags,
+            keywords: mail.keywords.clone(),
+            modseq: 0,
+            spam_score: None,
+        });
+        changes.append(self.account(), Folder::Named(mailbox.to_owned()), mail);
+        self.need(Request::Write(changes))
     }
 
     // ---- messages ----
@@ -1350,15 +1314,8 @@ impl Session {
                 self.commit_failed(tag, &e);
                 return Some(Flow::Done);
             }
-            let gone: std::collections::HashSet<u32> = self.pending_expunge.drain(..).collect();
-            let sel = self.selected_mut();
-            let mut lines = Vec::new();
-            for seq in (1..=sel.messages.len()).rev() {
-                if gone.contains(&sel.messages[seq - 1].0) {
-                    sel.messages.remove(seq - 1);
-                    lines.push(format!("* {seq} EXPUNGE"));
-                }
-            }
+            let removed = result.map(|applied| applied.removed).unwrap_or_default();
+            let lines = self.forget(&removed);
             if !silent {
                 for l in lines {
                     self.line(&l);
@@ -1385,14 +1342,30 @@ impl Session {
             self.tagged(tag, "OK", "EXPUNGE completed");
             return Some(Flow::Done);
         }
-        let usage: i64 = doomed.iter().map(|(_, e)| e.size as i64).sum();
-        let batch = expunge_batch(self.account(), sel.meta.id, &doomed);
-        self.pending_expunge = doomed.iter().map(|(u, _)| *u).collect();
-        Some(self.need(Request::Commit {
-            batch,
-            account: self.account(),
-            usage: -usage,
-        }))
+        // The store removes those still marked \Deleted when it commits.
+        let mut changes = Changes::new();
+        changes.expunge(
+            self.account(),
+            sel.meta.id,
+            doomed.iter().map(|(u, _)| *u).collect(),
+            true,
+        );
+        Some(self.need(Request::Write(changes)))
+    }
+
+    /// Drops the messages `uids` from the selected mailbox's view; the untagged EXPUNGE
+    /// lines that tell the client, highest sequence number first.
+    fn forget(&mut self, uids: &[u32]) -> Vec<String> {
+        let gone: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let sel = self.selected_mut();
+        let mut lines = Vec::new();
+        for seq in (1..=sel.messages.len()).rev() {
+            if gone.contains(&sel.messages[seq - 1].0) {
+                sel.messages.remove(seq - 1);
+                lines.push(format!("* {seq} EXPUNGE"));
+            }
+        }
+        lines
     }
 
     fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, esearch: bool) -> Flow {
@@ -1486,12 +1459,19 @@ impl Session {
             let end = p.indexes.len();
             self.fetch_batch(&mut p, end, uid, items, &Bodies::new());
         }
-        if p.seen_any {
-            return self.need(Request::Commit {
-                batch: p.seen,
-                account: self.account(),
-                usage: 0,
-            });
+        if !p.seen.is_empty() {
+            let mut changes = Changes::new();
+            changes.set_flags(
+                self.account(),
+                self.selected_ref().meta.id,
+                p.seen,
+                FlagChange {
+                    mode: FlagMode::Add,
+                    flags: flags::SEEN,
+                    keywords: Vec::new(),
+                },
+            );
+            return self.need(Request::Write(changes));
         }
         self.tagged(tag, "OK", "FETCH completed");
         Flow::Done
@@ -1512,8 +1492,6 @@ impl Session {
             && items
                 .iter()
                 .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
-        let account = self.account();
-        let mailbox_id = self.selected_ref().meta.id;
         let mut out = std::mem::take(&mut self.output);
         for &i in p.indexes.get(p.done..end).unwrap_or_default() {
             let Some((msg_uid, mut entry)) = self.selected_ref().messages.get(i).cloned() else {
@@ -1521,13 +1499,8 @@ impl Session {
             };
             if sets_seen && entry.flags & flags::SEEN == 0 {
                 entry.flags |= flags::SEEN;
-                p.seen.put(
-                    Cf::Mail,
-                    keys::mail(account, mailbox_id, msg_uid),
-                    encode(&entry),
-                );
+                p.seen.push(msg_uid);
                 self.selected_mut().messages[i].1.flags = entry.flags;
-                p.seen_any = true;
             }
             let body = bodies.get(&entry.blob).map(|b| b.as_slice());
             write_fetch(
@@ -1554,7 +1527,7 @@ impl Session {
         silent: bool,
         names: &[String],
     ) -> Flow {
-        if let Some(flow) = self.commit_done(tag, "STORE completed") {
+        if let Some(flow) = self.store_done(tag) {
             return flow;
         }
         if self.selected_ref().read_only {
@@ -1562,90 +1535,85 @@ impl Session {
             return Flow::Done;
         }
         let (bits, keywords) = parse_flags(names);
-        let account = self.account();
-        let mailbox_id = self.selected_ref().meta.id;
-        let mut batch = Batch::new();
-        let mut changed = false;
-        for i in self.resolve(uid, set) {
-            let (msg_uid, old) = self.selected_ref().messages[i].clone();
-            let mut entry = old.clone();
-            match mode {
-                StoreMode::Replace => {
-                    entry.flags = bits;
-                    entry.keywords = keywords.clone();
-                }
-                StoreMode::Add => {
-                    entry.flags |= bits;
-                    for k in &keywords {
-                        if !entry.keywords.contains(k) {
-                            entry.keywords.push(k.clone());
-                        }
+        let change = FlagChange {
+            mode: match mode {
+                StoreMode::Replace => FlagMode::Replace,
+                StoreMode::Add => FlagMode::Add,
+                StoreMode::Remove => FlagMode::Remove,
+            },
+            flags: bits,
+            keywords,
+        };
+        let uids: Vec<u32> = {
+            let sel = self.selected_ref();
+            self.resolve(uid, set)
+                .into_iter()
+                .map(|i| sel.messages[i].0)
+                .collect()
+        };
+        if uids.is_empty() {
+            self.tagged(tag, "OK", "STORE completed");
+            return Flow::Done;
+        }
+        self.pending_store = Some(StoreReply { uid, silent });
+        let mut changes = Changes::new();
+        changes.set_flags(self.account(), self.selected_ref().meta.id, uids, change);
+        self.need(Request::Write(changes))
+    }
+
+    /// STORE's answer: the flags of each message as the store now has them (a message
+    /// expunged meanwhile is left out: the next poll reports its EXPUNGE).
+    fn store_done(&mut self, tag: &str) -> Option<Flow> {
+        let result = self.committed()?;
+        let reply = self.pending_store.take().unwrap_or(StoreReply {
+            uid: false,
+            silent: true,
+        });
+        match result {
+            Ok(applied) => {
+                for (msg_uid, entry) in applied.entries {
+                    let sel = self.selected_mut();
+                    let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
+                        continue;
+                    };
+                    sel.messages[i].1 = entry.clone();
+                    if reply.silent {
+                        continue;
                     }
+                    let mut l = format!("* {} FETCH (", i + 1).into_bytes();
+                    if reply.uid {
+                        l.extend_from_slice(format!("UID {msg_uid} ").as_bytes());
+                    }
+                    l.extend_from_slice(b"FLAGS ");
+                    flag_list(&mut l, entry.flags, &entry.keywords);
+                    l.extend_from_slice(b")\r\n");
+                    self.output.extend_from_slice(&l);
                 }
-                StoreMode::Remove => {
-                    entry.flags &= !bits;
-                    entry.keywords.retain(|k| !keywords.contains(k));
-                }
+                self.tagged(tag, "OK", "STORE completed");
             }
-            if entry != old {
-                batch.put(
-                    Cf::Mail,
-                    keys::mail(account, mailbox_id, msg_uid),
-                    encode(&entry),
-                );
-                changed = true;
-            }
-            if !silent {
-                let mut l = format!("* {} FETCH (", i + 1).into_bytes();
-                if uid {
-                    l.extend_from_slice(format!("UID {msg_uid} ").as_bytes());
-                }
-                l.extend_from_slice(b"FLAGS ");
-                flag_list(&mut l, entry.flags, &entry.keywords);
-                l.extend_from_slice(b")\r\n");
-                self.output.extend_from_slice(&l);
-            }
-            self.selected_mut().messages[i].1 = entry;
+            Err(e) => self.commit_failed(tag, &e),
         }
-        if changed {
-            return self.need(Request::Commit {
-                batch,
-                account,
-                usage: 0,
-            });
-        }
-        self.tagged(tag, "OK", "STORE completed");
-        Flow::Done
+        Some(Flow::Done)
     }
 
     fn copy(&mut self, tag: &str, uid: bool, set: &SeqSet, target: &str, remove: bool) -> Flow {
         let verb = if remove { "MOVE" } else { "COPY" };
         if let Some(result) = self.committed() {
             match result {
-                Ok(new_uids) => {
-                    let moved: Vec<u32> = std::mem::take(&mut self.pending_expunge);
-                    let validity = self.pending_validity.take().unwrap_or_default();
-                    let code = if new_uids.is_empty() {
+                Ok(applied) => {
+                    let validity = applied.uidvalidity.unwrap_or_default();
+                    let code = if applied.uids.is_empty() {
                         String::new()
                     } else {
                         format!(
                             "[COPYUID {validity} {} {}] ",
-                            compress_set(&moved),
-                            compress_set(&new_uids)
+                            compress_set(&applied.sources),
+                            compress_set(&applied.uids)
                         )
                     };
                     if remove {
                         self.line(&format!("* OK {code}Moved"));
-                        let gone: std::collections::HashSet<u32> = moved.into_iter().collect();
-                        let sel = self.selected_mut();
-                        let mut lines = Vec::new();
-                        for seq in (1..=sel.messages.len()).rev() {
-                            if gone.contains(&sel.messages[seq - 1].0) {
-                                sel.messages.remove(seq - 1);
-                                lines.push(format!("* {seq} EXPUNGE"));
-                            }
-                        }
-                        for l in lines {
+                        for l in self.forget(&applied.removed) {
                             self.line(&l);
                         }
                         self.tagged(tag, "OK", "MOVE completed");
@@ -1657,46 +1625,32 @@ impl Session {
             }
             return Flow::Done;
         }
-        let (validity, used, limit) = match self.target_and_quota(tag, target) {
+        let (_, used, limit) = match self.target_and_quota(tag, target) {
             Ok(q) => q,
             Err(flow) => return flow,
         };
         let indexes = self.resolve(uid, set);
-        let account = self.account();
         let sel = self.selected_ref();
-        let chosen: Vec<(u32, MailEntry)> =
-            indexes.iter().map(|&i| sel.messages[i].clone()).collect();
-        let added: i64 = chosen.iter().map(|(_, e)| e.size as i64).sum();
-        if !remove && used + added as u64 > limit {
+        let chosen: Vec<&(u32, MailEntry)> = indexes.iter().map(|&i| &sel.messages[i]).collect();
+        let added: u64 = chosen.iter().map(|(_, e)| e.size).sum();
+        if !remove && used + added > limit {
             self.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Flow::Done;
-        }
-        let mut batch = if remove {
-            expunge_batch(account, sel.meta.id, &chosen)
-        } else {
-            Batch::new()
-        };
-        for (_, e) in &chosen {
-            let mut copy = e.clone();
-            copy.modseq = 0;
-            batch.append_mail(account, target, copy);
-            batch.add(Cf::Counters, keys::blob_refs(&e.blob), 1);
-        }
-        if added > 0 {
-            batch.add(Cf::Counters, keys::usage(account), added);
         }
         if chosen.is_empty() {
             self.tagged(tag, "OK", &format!("{verb} completed"));
             return Flow::Done;
         }
-        self.pending_validity = Some(validity);
-        self.pending_expunge = chosen.iter().map(|(u, _)| *u).collect();
-        let usage = if remove { 0 } else { added };
-        self.need(Request::Commit {
-            batch,
-            account,
-            usage,
-        })
+        let uids: Vec<u32> = chosen.iter().map(|(u, _)| *u).collect();
+        let (account, from) = (self.account(), sel.meta.id);
+        let to = Folder::Named(target.to_owned());
+        let mut changes = Changes::new();
+        if remove {
+            changes.move_to(account, from, uids, to);
+        } else {
+            changes.copy(account, from, uids, to);
+        }
+        self.need(Request::Write(changes))
     }
 }
 
@@ -1982,21 +1936,73 @@ fn write_fetch(
 mod tests {
     use super::*;
 
-    fn entry(flags: u32) -> MailEntry {
-        MailEntry {
-            blob: [1; 32],
-            size: 30,
-            internal_date: 0,
-            flags,
-            keywords: Vec::new(),
-            modseq: 0,
-            spam_score: None,
-        }
-    }
+    use crate::store::{mail, Store, StoreOwner};
 
     const MESSAGE: &[u8] = b"Subject: hi\r\nFrom: a@b.example\r\n\r\nhello there\r\n";
 
-    /// Feeds `input` and plays the runtime with an INBOX of two messages.
+    thread_local! {
+        /// Each test's store (tests run on threads of their own): account 1 with an
+        /// INBOX (UIDVALIDITY 7) holding two messages, the second \Seen.
+        static STORE: StoreOwner = {
+            let owner = Store::open_in_memory().unwrap();
+            let store = owner.store();
+            let mut c = Changes::new();
+            c.create_mailbox(1, "INBOX", None, 6);
+            store.commit_blocking(c).unwrap();
+            for seen in [0, flags::SEEN] {
+                let mut c = Changes::new();
+                let blob = c.store_blob(MESSAGE.to_vec());
+                let mail = NewMail {
+                    blob,
+                    size: MESSAGE.len() as u64,
+                    internal_date: 0,
+                    flags: seen,
+                    keywords: Vec::new(),
+                    spam_score: None,
+                };
+                c.append(1, Folder::inbox(), mail);
+                store.commit_blocking(c).unwrap();
+            }
+            owner
+        };
+    }
+
+    /// Answers a session's request from the test's store, as the runtime does.
+    fn fulfil(store: &Store, request: Request) -> Answer {
+        match request {
+            Request::Mailbox { account, name } => {
+                let meta = mail::mailbox(store, account, &name).unwrap();
+                Answer::Mailbox(meta.map(|m| {
+                    let list = mail::list(store, account, m.id).unwrap();
+                    (m, list)
+                }))
+            }
+            Request::Blobs(ids) => Answer::Blobs(
+                ids.into_iter()
+                    .filter_map(|id| Some((id, Arc::new(mail::blob(store, &id).unwrap()?))))
+                    .collect(),
+            ),
+            Request::Write(changes) => Answer::Committed(store.commit_blocking(changes)),
+            Request::Mailboxes { account } => Answer::Mailboxes {
+                list: mail::mailboxes(store, account)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(name, meta)| MailboxSummary {
+                        name,
+                        meta,
+                        messages: 0,
+                        unseen: 0,
+                        deleted: 0,
+                        size: 0,
+                    })
+                    .collect(),
+                used: 0,
+                limit: 1,
+            },
+        }
+    }
+
+    /// Feeds `input` and plays the runtime with the test's store.
     fn run(s: &mut Session, input: &str, commits: &mut usize) -> String {
         s.feed(input.as_bytes());
         loop {
@@ -2012,35 +2018,13 @@ mod tests {
                         AuthOutcome::Failure
                     });
                 }
-                Step::Request(Request::Mailbox { name, .. }) => {
-                    let meta = MailboxMeta {
-                        id: 1,
-                        uidvalidity: 7,
-                        uidnext: 3,
-                        highest_modseq: 0,
-                        subscribed: true,
-                        special_use: None,
-                    };
-                    let found = (name == "INBOX")
-                        .then(|| (meta, vec![(1, entry(0)), (2, entry(flags::SEEN))]));
-                    s.answer(Answer::Mailbox(found));
+                Step::Request(request) => {
+                    if matches!(request, Request::Write(_)) {
+                        *commits += 1;
+                    }
+                    let answer = STORE.with(|owner| fulfil(owner.store(), request));
+                    s.answer(answer);
                 }
-                Step::Request(Request::Blobs(ids)) => {
-                    let map = ids
-                        .into_iter()
-                        .map(|id| (id, Arc::new(MESSAGE.to_vec())))
-                        .collect();
-                    s.answer(Answer::Blobs(map));
-                }
-                Step::Request(Request::Commit { .. }) => {
-                    *commits += 1;
-                    s.answer(Answer::Committed(Ok(vec![])));
-                }
-                Step::Request(Request::Mailboxes { .. }) => s.answer(Answer::Mailboxes {
-                    list: vec![],
-                    used: 0,
-                    limit: 1,
-                }),
             }
         }
         String::from_utf8(s.take_output()).unwrap()

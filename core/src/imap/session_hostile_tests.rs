@@ -4,12 +4,13 @@
 
 use super::*;
 
+use crate::store::{mail, Store, StoreOwner};
+
 /// Plays the runtime: an INBOX of `count` messages of `size` bytes each (as the index
-/// says; the bodies are short), and a record of what was asked for.
+/// says; the bodies are short) in a store in memory, and a record of what was asked for.
 struct Harness {
     s: Session,
-    count: u32,
-    size: u64,
+    store: StoreOwner,
     /// The number of bodies each `Request::Blobs` asked for.
     blob_requests: Vec<usize>,
     commits: usize,
@@ -39,10 +40,27 @@ impl Harness {
             Vec::new(),
         );
         s.take_output();
+        let store = Store::open_in_memory().unwrap();
+        let mut c = Changes::new();
+        c.create_mailbox(1, "INBOX", None, 6);
+        for uid in 1..=count {
+            c.append(
+                1,
+                Folder::inbox(),
+                NewMail {
+                    blob: blob_of(uid),
+                    size,
+                    internal_date: 0,
+                    flags: 0,
+                    keywords: Vec::new(),
+                    spam_score: None,
+                },
+            );
+        }
+        store.store().commit_blocking(c).unwrap();
         Harness {
             s,
-            count,
-            size,
+            store,
             blob_requests: Vec::new(),
             commits: 0,
             closed: false,
@@ -51,18 +69,6 @@ impl Harness {
 
     fn standard() -> Harness {
         Harness::new(ImapConfig::default(), 2, 40)
-    }
-
-    fn entry(&self, uid: u32) -> MailEntry {
-        MailEntry {
-            blob: blob_of(uid),
-            size: self.size,
-            internal_date: 0,
-            flags: 0,
-            keywords: Vec::new(),
-            modseq: 0,
-            spam_score: None,
-        }
     }
 
     /// Feeds `input`, runs the session until it waits, and returns what it wrote.
@@ -85,17 +91,12 @@ impl Harness {
                         AuthOutcome::Failure
                     });
                 }
-                Step::Request(Request::Mailbox { name, .. }) => {
-                    let meta = MailboxMeta {
-                        id: 1,
-                        uidvalidity: 7,
-                        uidnext: self.count + 1,
-                        highest_modseq: 0,
-                        subscribed: true,
-                        special_use: None,
-                    };
-                    let messages = (1..=self.count).map(|u| (u, self.entry(u))).collect();
-                    let found = (name == "INBOX").then_some((meta, messages));
+                Step::Request(Request::Mailbox { account, name }) => {
+                    let store = self.store.store();
+                    let found = mail::mailbox(store, account, &name).unwrap().map(|m| {
+                        let list = mail::list(store, account, m.id).unwrap();
+                        (m, list)
+                    });
                     self.s.answer(Answer::Mailbox(found));
                 }
                 Step::Request(Request::Blobs(ids)) => {
@@ -106,9 +107,10 @@ impl Harness {
                         .collect();
                     self.s.answer(Answer::Blobs(map));
                 }
-                Step::Request(Request::Commit { .. }) => {
+                Step::Request(Request::Write(changes)) => {
                     self.commits += 1;
-                    self.s.answer(Answer::Committed(Ok(vec![])));
+                    let applied = self.store.store().commit_blocking(changes);
+                    self.s.answer(Answer::Committed(applied));
                 }
                 Step::Request(Request::Mailboxes { .. }) => {
                     let meta = MailboxMeta {

@@ -1,14 +1,15 @@
 //! Storage quotas in memory: each account's limit and use, seen by every core.
 //!
 //! The store's counters (merged by the commit thread) are the truth; this book is loaded
-//! from them at start and kept in step by whoever changes usage (delivery, expunge), so
-//! that RCPT can be refused for a full mailbox without a store read on the worker.
+//! from them at start and kept in step by the commit thread itself (it is the store's
+//! [`UsageObserver`]: every durable change of usage, whoever made it), so that RCPT can
+//! be refused for a full mailbox without a store read on the worker.
 
 use std::sync::Arc;
 
 use super::sharded::Sharded;
 use crate::store::directory::list_accounts;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UsageObserver};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
@@ -21,10 +22,12 @@ pub struct QuotaBook {
 }
 
 impl QuotaBook {
+    /// Loads the book from the store, which keeps it in step from then on.
     pub fn load(store: &Store) -> Result<Arc<QuotaBook>, StoreError> {
         let book = Arc::new(QuotaBook {
             accounts: Sharded::new(),
         });
+        store.observe_usage(book.clone());
         book.reload(store)?;
         Ok(book)
     }
@@ -51,7 +54,7 @@ impl QuotaBook {
     }
 
     /// Records a change of the account's use (positive for delivery, negative for expunge).
-    pub fn add(&self, account: u32, delta: i64) {
+    fn add(&self, account: u32, delta: i64) {
         self.accounts.with(&account, |m| {
             if let Some(u) = m.get_mut(&account) {
                 u.used += delta;
@@ -61,5 +64,11 @@ impl QuotaBook {
 
     pub fn usage(&self, account: u32) -> Option<Usage> {
         self.accounts.with(&account, |m| m.get(&account).copied())
+    }
+}
+
+impl UsageObserver for QuotaBook {
+    fn usage_changed(&self, account: u32, delta: i64) {
+        self.add(account, delta);
     }
 }

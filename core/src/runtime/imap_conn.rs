@@ -203,18 +203,6 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             }
             Answer::Blobs(map)
         }
-        Request::Commit {
-            batch,
-            account,
-            usage,
-        } => match server.store.commit_appending(batch).await {
-            Ok(uids) => {
-                if usage != 0 {
-                    server.quotas.add(account, usage);
-                }
-                Answer::Committed(Ok(uids))
-            }
-            Err(e) => Answer::Committed(Err(e)),
-        },
+        Request::Write(changes) => Answer::Committed(server.store.commit(changes).await),
     }
 }

@@ -12,8 +12,8 @@ use super::conn;
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::pop3::{DropMessage, MaildropError, Pop3Policy, Session, Step};
-use crate::store::mail;
 use crate::store::schema::MailEntry;
+use crate::store::{mail, Changes};
 
 /// Accounts with an open POP3 maildrop, across all workers.
 #[derive(Default)]
@@ -187,36 +187,21 @@ async fn open_maildrop(
 }
 
 /// Removes the messages deleted in the session (QUIT). Messages that another session
-/// (IMAP) removed meanwhile are skipped, so usage and references are counted once.
+/// (IMAP) removed meanwhile are skipped by the store, so usage and references are counted
+/// once.
 async fn expunge(ctx: &WorkerContext, maildrop: &Maildrop, deleted: &[u32]) -> bool {
     if deleted.is_empty() {
         return true;
     }
-    let (account, mailbox_id) = (maildrop.account, maildrop.mailbox_id);
-    let wanted: Vec<u32> = deleted.to_vec();
-    let still_there = ctx
-        .server
-        .readers
-        .run(move |store| {
-            wanted
-                .into_iter()
-                .filter_map(|uid| Some((uid, mail::entry(store, account, mailbox_id, uid).ok()??)))
-                .collect::<Vec<(u32, MailEntry)>>()
-        })
-        .await;
-    let Some(gone) = still_there else {
-        return false;
-    };
-    if gone.is_empty() {
-        return true;
-    }
-    let freed: i64 = gone.iter().map(|(_, e)| e.size as i64).sum();
-    let batch = mail::expunge_batch(account, mailbox_id, &gone);
-    match ctx.server.store.commit(batch).await {
-        Ok(()) => {
-            ctx.server.quotas.add(account, -freed);
-            true
-        }
+    let mut changes = Changes::new();
+    changes.expunge(
+        maildrop.account,
+        maildrop.mailbox_id,
+        deleted.to_vec(),
+        false,
+    );
+    match ctx.server.store.commit(changes).await {
+        Ok(_) => true,
         Err(e) => {
             tracing::error!(error = %e, "POP3 expunge failed");
             false

@@ -9,7 +9,7 @@ use tokio_uring::net::TcpStream;
 use super::conn;
 use super::worker::{unix_now, WorkerContext};
 use super::PortKind;
-use crate::delivery::local::{delivery_batch, placements, ScanCopy};
+use crate::delivery::local::{delivery_changes, placements, ScanCopy, JUNK};
 use crate::mime::relays::Relays;
 use crate::policy::dns_checks::{DnsChecks, SpfQuery};
 use crate::policy::RateKey;
@@ -233,17 +233,9 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
     });
     let directory = ctx.server.directory.load();
     let placed = placements(&envelope, verdict.as_ref(), &directory, from.as_deref());
-    let added: Vec<(u32, i64)> = placed
-        .iter()
-        .flat_map(|p| {
-            p.accounts
-                .iter()
-                .map(move |&a| (a, (size + p.headers.len()) as i64))
-        })
-        .collect();
     let junk = placed
         .iter()
-        .filter(|p| p.mailbox == "Junk")
+        .filter(|p| p.mailbox == JUNK)
         .map(|p| p.accounts.len())
         .sum::<usize>();
     // Scan-relay recipients get the verdict as headers (spam by the rules' own
@@ -255,12 +247,9 @@ async fn store(ctx: &WorkerContext, delivery: Delivery, spf: Option<SpfQuery>) -
             subject_tag: v.subject_tag(required),
         }
     });
-    let batch = delivery_batch(&envelope, buffer, &placed, scan_copy.as_ref());
-    match ctx.server.store.commit(batch).await {
-        Ok(()) => {
-            for &(account, bytes) in &added {
-                quotas.add(account, bytes);
-            }
+    let changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
+    match ctx.server.store.commit(changes).await {
+        Ok(_) => {
             let remote = envelope
                 .recipients
                 .iter()

@@ -1,10 +1,11 @@
 //! The commit thread: group commit for every writer in the process.
 //!
-//! Workers send [`Batch`]es over a channel and await the answer. The thread takes every
-//! batch that is waiting, writes them all in one atomic, synced write (one fsync for the
+//! Workers send [`Changes`] over a channel and await the answer. The thread takes every
+//! commit that is waiting, writes them all in one atomic, synced write (one fsync for the
 //! group), then answers each sender. It is also the only writer, which makes it the
-//! natural place to hand out mailbox UIDs: an [`Batch::append_mail`] names a mailbox, and
-//! the thread picks the UID, so UIDs are dense and never reused without any lock.
+//! natural place to decide mail changes: [`super::sequencer`] reads what each operation
+//! changes at commit time, hands out UIDs and ids, counts blob references and usage,
+//! without any lock. Usage changes go to the quota book once they are durable.
 //!
 //! It also keeps the disk from filling up: a batch that adds content (a message, a queued
 //! or quarantined copy) is refused with [`StoreError::NoSpace`] when it would leave less
@@ -13,116 +14,39 @@
 //! free space of its own), deletions still go through, and ingest resumes as soon as space
 //! is freed.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
-use super::kv::{Cf, KvStore, StoreError, WriteOp};
-use super::schema::{decode, encode, keys, MailEntry, MailboxMeta};
+use super::changes::{Applied, Changes};
+use super::kv::{KvStore, StoreError, WriteOp};
+use super::sequencer::Sequencer;
 
-/// Changes that must reach the disk together.
-#[derive(Debug, Default)]
-pub struct Batch {
-    changes: Vec<Change>,
-}
-
-#[derive(Debug)]
-enum Change {
-    Write(WriteOp),
-    AppendMail {
-        account: u32,
-        mailbox: String,
-        entry: MailEntry,
-    },
-    /// The batch applies only if this record exists when it commits.
-    Require {
-        cf: Cf,
-        key: Vec<u8>,
-    },
-}
-
-impl Batch {
-    pub fn new() -> Self {
-        Batch::default()
-    }
-
-    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
-        self.changes
-            .push(Change::Write(WriteOp::Put { cf, key, value }));
-    }
-
-    pub fn add(&mut self, cf: Cf, key: Vec<u8>, delta: i64) {
-        self.changes
-            .push(Change::Write(WriteOp::Add { cf, key, delta }));
-    }
-
-    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
-        self.changes
-            .push(Change::Write(WriteOp::Delete { cf, key }));
-    }
-
-    /// Makes the whole batch depend on the record `key` existing when it commits: if
-    /// another writer removed it first, nothing of the batch is written and the commit
-    /// answers [`StoreError::Changed`]. (The commit thread is the only writer, so the check
-    /// and the write cannot be separated by another change.)
-    pub fn require(&mut self, cf: Cf, key: Vec<u8>) {
-        self.changes.push(Change::Require { cf, key });
-    }
-
-    /// Appends a message to a mailbox; the commit thread assigns its UID and modseq.
-    pub fn append_mail(&mut self, account: u32, mailbox: &str, entry: MailEntry) {
-        self.changes.push(Change::AppendMail {
-            account,
-            mailbox: mailbox.to_owned(),
-            entry,
-        });
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// Takes in `other`'s changes: both reach the disk together.
-    pub fn extend(&mut self, other: Batch) {
-        self.changes.extend(other.changes);
-    }
-
-    /// Whether the batch adds content: a message, a queued or quarantined copy. Batches
-    /// that only change or remove records (flags, expunges) are never refused for space.
-    fn grows(&self) -> bool {
-        self.changes.iter().any(|c| match c {
-            Change::AppendMail { .. } => true,
-            Change::Write(WriteOp::Put { cf, .. }) => {
-                matches!(cf, Cf::Blobs | Cf::Queue | Cf::Quarantine)
-            }
-            _ => false,
-        })
-    }
-
-    fn payload_bytes(&self) -> usize {
-        self.changes
-            .iter()
-            .map(|c| match c {
-                Change::Write(WriteOp::Put { value, .. }) => value.len(),
-                _ => 64,
-            })
-            .sum()
-    }
-}
-
-/// The answer to a commit: the UIDs given to its appends, in order.
-pub type Committed = Result<Vec<u32>, StoreError>;
+/// The answer to a commit: what it did.
+pub type Committed = Result<Applied, StoreError>;
 
 pub(crate) type Reply = oneshot::Sender<Committed>;
 
+/// Work that runs alone on the commit thread, between two groups: nothing else writes
+/// while it runs (the integrity check and its repair).
+pub(crate) type Exclusive = Box<dyn FnOnce(&dyn KvStore) + Send>;
+
 pub(crate) enum Request {
-    Commit(Batch, Reply),
+    Commit(Changes, Reply),
+    Exclusive(Exclusive),
     /// Flush and stop; the sender is answered when the thread is done.
     Shutdown(oneshot::Sender<()>),
 }
+
+/// Told of every change of an account's storage use once it is durable (the quota book).
+pub trait UsageObserver: Send + Sync {
+    fn usage_changed(&self, account: u32, delta: i64);
+}
+
+/// Where the commit thread reports usage; set once, after the store is open.
+pub(crate) type UsageSink = Arc<OnceLock<Arc<dyn UsageObserver>>>;
 
 /// Limits on one group: bounded so one fsync never carries an unbounded write.
 const MAX_GROUP_BATCHES: usize = 1024;
@@ -147,7 +71,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 
 /// Refuses the batches of `group` that add content beyond the free space (keeping
 /// [`RESERVE_BYTES`]); returns the others. `free`: None when unknown (nothing refused).
-fn admit_space(group: Vec<(Batch, Reply)>, free: Option<u64>) -> Vec<(Batch, Reply)> {
+fn admit_space(group: Vec<(Changes, Reply)>, free: Option<u64>) -> Vec<(Changes, Reply)> {
     let Some(free) = free else { return group };
     let mut budget = free.saturating_sub(RESERVE_BYTES);
     let mut admitted = Vec::with_capacity(group.len());
@@ -169,33 +93,49 @@ fn admit_space(group: Vec<(Batch, Reply)>, free: Option<u64>) -> Vec<(Batch, Rep
 }
 
 /// Runs the commit loop until a shutdown request; called on the `commit` thread. `dir`:
-/// where the store lives, for the free-space check.
-pub(crate) fn run(kv: Arc<dyn KvStore>, requests: Receiver<Request>, dir: PathBuf) {
+/// where the store's files are, for the free-space check (none: in memory).
+pub(crate) fn run(
+    kv: Arc<dyn KvStore>,
+    requests: Receiver<Request>,
+    dir: Option<PathBuf>,
+    usage: UsageSink,
+) {
     let mut sequencer = Sequencer::default();
     let mut shutdown = None;
     while shutdown.is_none() {
         let Ok(first) = requests.recv() else { break };
         let mut group = Vec::new();
         let mut bytes = 0;
+        let mut exclusive = None;
         let mut next = Some(first);
         while let Some(request) = next.take() {
             match request {
                 Request::Shutdown(done) => shutdown = Some(done),
+                Request::Exclusive(job) => exclusive = Some(job),
                 Request::Commit(batch, reply) => {
                     bytes += batch.payload_bytes();
                     group.push((batch, reply));
                 }
             }
-            if shutdown.is_none() && group.len() < MAX_GROUP_BATCHES && bytes < MAX_GROUP_BYTES {
+            if shutdown.is_none()
+                && exclusive.is_none()
+                && group.len() < MAX_GROUP_BATCHES
+                && bytes < MAX_GROUP_BYTES
+            {
                 next = requests.try_recv().ok();
             }
         }
         let group = if group.iter().any(|(b, _)| b.grows()) {
-            admit_space(group, free_bytes(&dir))
+            admit_space(group, dir.as_deref().and_then(free_bytes))
         } else {
             group
         };
-        commit_group(kv.as_ref(), &mut sequencer, group);
+        commit_group(kv.as_ref(), &mut sequencer, group, &usage);
+        if let Some(job) = exclusive {
+            job(kv.as_ref());
+            // It may have written: what the sequencer remembers may be stale.
+            sequencer.group_failed();
+        }
     }
     // Answer anything still queued, then flush.
     while let Ok(request) = requests.try_recv() {
@@ -211,15 +151,20 @@ pub(crate) fn run(kv: Arc<dyn KvStore>, requests: Receiver<Request>, dir: PathBu
     }
 }
 
-fn commit_group(kv: &dyn KvStore, sequencer: &mut Sequencer, group: Vec<(Batch, Reply)>) {
+fn commit_group(
+    kv: &dyn KvStore,
+    sequencer: &mut Sequencer,
+    group: Vec<(Changes, Reply)>,
+    usage: &UsageSink,
+) {
     if group.is_empty() {
         return;
     }
-    let mut ops = Vec::new();
+    let mut ops: Vec<WriteOp> = Vec::new();
     let mut waiters = Vec::with_capacity(group.len());
-    for (batch, reply) in group {
-        match sequencer.resolve(kv, batch, &mut ops) {
-            Ok(uids) => waiters.push((reply, uids)),
+    for (changes, reply) in group {
+        match sequencer.resolve(kv, changes, &mut ops) {
+            Ok(applied) => waiters.push((reply, applied)),
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -228,118 +173,30 @@ fn commit_group(kv: &dyn KvStore, sequencer: &mut Sequencer, group: Vec<(Batch, 
     if waiters.is_empty() {
         return;
     }
-    let result = kv.write(&ops, true);
-    if let Err(e) = &result {
-        tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
-        // The UIDs handed out were not persisted: forget them.
-        sequencer.mailboxes.clear();
+    let result = if ops.is_empty() {
+        Ok(())
+    } else {
+        kv.write(&ops, true)
+    };
+    match &result {
+        Ok(()) => sequencer.group_written(),
+        Err(e) => {
+            tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
+            // The UIDs and ids handed out were not persisted: forget them.
+            sequencer.group_failed();
+        }
     }
     tracing::trace!(batches = waiters.len(), ops = ops.len(), "group committed");
-    for (reply, uids) in waiters {
-        let _ = reply.send(result.clone().map(|()| uids));
-    }
-}
-
-/// Mailbox states as the commit thread has written them (a write-through cache).
-#[derive(Default)]
-struct Sequencer {
-    mailboxes: HashMap<Vec<u8>, MailboxMeta>,
-}
-
-impl Sequencer {
-    /// Turns a batch into write operations, appended to `ops`; a batch that cannot be
-    /// resolved adds nothing. (A batch must not both write a mailbox record and append to
-    /// that mailbox.)
-    fn resolve(
-        &mut self,
-        kv: &dyn KvStore,
-        batch: Batch,
-        ops: &mut Vec<WriteOp>,
-    ) -> Result<Vec<u32>, StoreError> {
-        // The records the batch requires: as the earlier batches of this group leave them,
-        // else as stored.
-        for change in &batch.changes {
-            if let Change::Require { cf, key } = change {
-                let pending = ops.iter().rev().find_map(|op| match op {
-                    WriteOp::Put { cf: c, key: k, .. } if c == cf && k == key => Some(true),
-                    WriteOp::Delete { cf: c, key: k } if c == cf && k == key => Some(false),
-                    _ => None,
-                });
-                let exists = match pending {
-                    Some(exists) => exists,
-                    None => kv.get(*cf, key)?.is_some(),
-                };
-                if !exists {
-                    return Err(StoreError::Changed(cf.name()));
+    let observer = usage.get();
+    for (reply, applied) in waiters {
+        if let (Ok(()), Some(observer)) = (&result, observer) {
+            for &(account, delta) in &applied.usage {
+                if delta != 0 {
+                    observer.usage_changed(account, delta);
                 }
             }
         }
-        // First make sure every mailbox named exists, so that nothing changes on failure.
-        for change in &batch.changes {
-            if let Change::AppendMail {
-                account, mailbox, ..
-            } = change
-            {
-                let key = keys::mailbox(*account, mailbox);
-                if let std::collections::hash_map::Entry::Vacant(slot) = self.mailboxes.entry(key) {
-                    let raw = kv
-                        .get(Cf::Mailboxes, slot.key())?
-                        .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.clone()))?;
-                    slot.insert(decode(Cf::Mailboxes, &raw)?);
-                }
-            }
-        }
-        let mut resolved = Vec::with_capacity(batch.changes.len() + 1);
-        let mut uids = Vec::new();
-        for change in batch.changes {
-            match change {
-                Change::Write(op) => {
-                    // A direct write of a mailbox record replaces what we know of it.
-                    if let WriteOp::Put {
-                        cf: Cf::Mailboxes,
-                        key,
-                        ..
-                    }
-                    | WriteOp::Delete {
-                        cf: Cf::Mailboxes,
-                        key,
-                    } = &op
-                    {
-                        self.mailboxes.remove(key);
-                    }
-                    resolved.push(op);
-                }
-                Change::Require { .. } => {}
-                Change::AppendMail {
-                    account,
-                    mailbox,
-                    mut entry,
-                } => {
-                    let key = keys::mailbox(account, &mailbox);
-                    let meta = self
-                        .mailboxes
-                        .get_mut(&key)
-                        .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.clone()))?;
-                    let uid = meta.uidnext;
-                    uids.push(uid);
-                    meta.uidnext += 1;
-                    meta.highest_modseq += 1;
-                    entry.modseq = meta.highest_modseq;
-                    resolved.push(WriteOp::Put {
-                        cf: Cf::Mail,
-                        key: keys::mail(account, meta.id, uid),
-                        value: encode(&entry),
-                    });
-                    resolved.push(WriteOp::Put {
-                        cf: Cf::Mailboxes,
-                        key,
-                        value: encode(meta),
-                    });
-                }
-            }
-        }
-        ops.append(&mut resolved);
-        Ok(uids)
+        let _ = reply.send(result.clone().map(|()| applied));
     }
 }
 
@@ -349,14 +206,16 @@ pub(crate) type RequestSender = Sender<Request>;
 mod tests {
     use super::*;
 
-    fn message(bytes: usize) -> Batch {
-        let mut b = Batch::new();
+    use crate::store::kv::Cf;
+
+    fn message(bytes: usize) -> Changes {
+        let mut b = Changes::new();
         b.put(Cf::Blobs, b"hash".to_vec(), vec![0; bytes]);
         b
     }
 
-    fn flags() -> Batch {
-        let mut b = Batch::new();
+    fn flags() -> Changes {
+        let mut b = Changes::new();
         b.put(Cf::Mail, b"entry".to_vec(), vec![0; 100]);
         b.delete(Cf::Mail, b"old".to_vec());
         b
@@ -365,7 +224,7 @@ mod tests {
     #[test]
     fn content_beyond_the_reserve_is_refused_and_changes_pass() {
         let mut answers = Vec::new();
-        let group: Vec<(Batch, Reply)> = [message(1000), flags(), message(1000), message(10)]
+        let group: Vec<(Changes, Reply)> = [message(1000), flags(), message(1000), message(10)]
             .into_iter()
             .map(|b| {
                 let (tx, rx) = oneshot::channel();

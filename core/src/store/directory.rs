@@ -5,8 +5,8 @@
 //! every change still goes through the commit thread.
 
 use super::kv::{decode_counter, Cf, StoreError};
-use super::schema::{decode, encode, keys, Account, MailboxMeta, Route, DEFAULT_MAILBOXES};
-use super::{Batch, Store};
+use super::schema::{decode, encode, keys, Account, Route, DEFAULT_MAILBOXES};
+use super::{Changes, Store};
 
 /// Default quota for a new account: 1 GB.
 pub const DEFAULT_QUOTA: u64 = 1_000_000_000;
@@ -94,7 +94,7 @@ pub fn add_domain_route(
     if get_route(store, &key)?.is_some() {
         return Err(DirectoryError::DomainExists(domain));
     }
-    let mut b = Batch::new();
+    let mut b = Changes::new();
     b.put(Cf::Routes, key, encode(&route));
     store.commit_blocking(b)?;
     Ok(domain)
@@ -134,7 +134,7 @@ pub fn add_account(
         spam_level: "medium".into(),
         created: now,
     };
-    let mut b = Batch::new();
+    let mut b = Changes::new();
     b.put(
         Cf::Meta,
         keys::NEXT_ACCOUNT_ID.to_vec(),
@@ -154,16 +154,8 @@ pub fn add_account(
             alias: false,
         }),
     );
-    for (i, (name, special_use)) in DEFAULT_MAILBOXES.iter().enumerate() {
-        let meta = MailboxMeta {
-            id: i as u32 + 1,
-            uidvalidity: now as u32,
-            uidnext: 1,
-            highest_modseq: 0,
-            subscribed: true,
-            special_use: special_use.map(str::to_owned),
-        };
-        b.put(Cf::Mailboxes, keys::mailbox(id, name), encode(&meta));
+    for (name, special_use) in DEFAULT_MAILBOXES {
+        b.create_mailbox(id, name, special_use, now);
     }
     store.commit_blocking(b)?;
     Ok(account)
@@ -220,7 +212,7 @@ pub fn account_for_address(store: &Store, address: &str) -> Result<Account, Dire
 /// is that domain's catch-all: mail for any unknown address there goes to the target.
 pub fn add_alias(store: &Store, alias: &str, target: &str) -> Result<String, DirectoryError> {
     let account = account_for_address(store, target)?;
-    let mut b = Batch::new();
+    let mut b = Changes::new();
     let name = if let Some(domain) = alias.trim().strip_prefix('@') {
         let domain = normalize_domain(domain)?;
         if require_hosted(store, &domain)?.is_some() {
@@ -258,7 +250,7 @@ pub fn add_alias(store: &Store, alias: &str, target: &str) -> Result<String, Dir
 pub fn set_quota(store: &Store, address: &str, quota: u64) -> Result<Account, DirectoryError> {
     let mut account = account_for_address(store, address)?;
     account.quota = quota;
-    let mut b = Batch::new();
+    let mut b = Changes::new();
     b.put(Cf::Accounts, keys::account(account.id), encode(&account));
     store.commit_blocking(b)?;
     Ok(account)
@@ -279,7 +271,7 @@ pub fn set_spam_level(
     }
     let mut account = account_for_address(store, address)?;
     account.spam_level = level;
-    let mut b = Batch::new();
+    let mut b = Changes::new();
     b.put(Cf::Accounts, keys::account(account.id), encode(&account));
     store.commit_blocking(b)?;
     Ok(account)
@@ -312,7 +304,7 @@ pub fn add_to_whitelist(
     if !list.contains(&pattern) {
         list.push(pattern);
     }
-    let mut b = Batch::new();
+    let mut b = Changes::new();
     b.put(Cf::Accounts, keys::whitelist(account.id), encode(&list));
     store.commit_blocking(b)?;
     Ok(list)

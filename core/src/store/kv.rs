@@ -87,6 +87,11 @@ pub enum StoreError {
     Corrupt { cf: &'static str, detail: String },
     #[error("mailbox {0} does not exist")]
     NoSuchMailbox(String),
+    #[error("mailbox {0} already exists")]
+    MailboxExists(String),
+    /// An operation the store does not allow (deleting a special-use mailbox, ...).
+    #[error("{0}")]
+    Refused(String),
     #[error("the store is shut down")]
     Closed,
     /// The disk is (nearly) full: nothing was written; worth retrying once space is freed.
@@ -118,6 +123,10 @@ pub trait KvStore: Send + Sync {
 
     /// Persists memory buffers (used at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Compacts every family now, so that the space of deleted records (message bodies
+    /// above all) goes back to the file system.
+    fn compact(&self) -> Result<(), StoreError>;
 }
 
 /// Reads a counter value written by [`WriteOp::Add`].

@@ -2,7 +2,7 @@
 
 use super::kv::{Cf, StoreError};
 use super::schema::{decode, keys, BlobId, MailEntry, MailboxMeta};
-use super::{Batch, Store};
+use super::Store;
 
 pub fn mailbox(store: &Store, account: u32, name: &str) -> Result<Option<MailboxMeta>, StoreError> {
     store
@@ -85,20 +85,4 @@ pub fn blob_cached(store: &Store, id: &BlobId) -> Option<Option<Vec<u8>>> {
         .get_cached(Cf::Blobs, &keys::blob(id))
         .ok()
         .flatten()
-}
-
-/// The batch that removes messages from a mailbox: entries, usage and blob references.
-/// (Blobs whose count reaches zero are left for a later collection pass.)
-pub fn expunge_batch(account: u32, mailbox_id: u32, messages: &[(u32, MailEntry)]) -> Batch {
-    let mut batch = Batch::new();
-    let mut freed = 0i64;
-    for (uid, entry) in messages {
-        batch.delete(Cf::Mail, keys::mail(account, mailbox_id, *uid));
-        batch.add(Cf::Counters, keys::blob_refs(&entry.blob), -1);
-        freed += entry.size as i64;
-    }
-    if freed > 0 {
-        batch.add(Cf::Counters, keys::usage(account), -freed);
-    }
-    batch
 }

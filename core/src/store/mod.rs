@@ -1,22 +1,31 @@
 //! The one store: RocksDB behind a small key-value trait, written through one commit thread.
 //!
 //! * [`kv`]: the engine-neutral interface ([`KvStore`], [`Cf`], [`WriteOp`]).
-//! * `rocks`: the RocksDB engine (the only file that names RocksDB).
+//! * `rocks`: the RocksDB engine (the only file that names RocksDB); `memory`: an engine
+//!   in memory for unit tests and builds without RocksDB.
+//! * [`changes`]: the mail-store API: every write, as typed operations ([`Changes`]).
 //! * [`commit`]: the group-commit thread; every write in the process goes through it.
+//! * `sequencer`: the commit thread's resolution of mail operations against the store as
+//!   it is when they commit (UIDs, ids, blob references, usage).
 //! * [`schema`]: keys and values of every record.
+//! * [`check`]: the integrity check (`gannet check`) and its repair.
 //! * [`directory`]: domains, accounts, aliases.
 //! * [`mail`]: reading mailboxes and messages.
 //! * [`queue`]: the outbound queue.
 
+pub mod changes;
+pub mod check;
 pub mod commit;
 pub mod directory;
 pub mod kv;
 pub mod mail;
+mod memory;
 pub mod queue;
 pub mod reader;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 pub mod schema;
+mod sequencer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,16 +33,18 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-pub use commit::{Batch, Committed};
-pub use kv::{Cf, KvStore, StoreError, WriteOp};
+pub use changes::{Applied, Changes, FlagChange, FlagMode, Folder, NewMail};
+pub use commit::{Committed, UsageObserver};
+pub use kv::{KvStore, StoreError};
 
-use commit::{Request, RequestSender};
+use commit::{Request, RequestSender, UsageSink};
 
 /// A handle on the open store; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct Store {
     kv: Arc<dyn KvStore>,
     commits: RequestSender,
+    usage: UsageSink,
 }
 
 /// Owns the commit thread; [`StoreOwner::close`] flushes and stops it.
@@ -72,52 +83,95 @@ impl Store {
     pub fn open(dir: &Path) -> Result<StoreOwner, StoreError> {
         private_dir(dir)
             .map_err(|e| StoreError::Engine(format!("cannot create {}: {e}", dir.display())))?;
-        let kv = engine(dir)?;
+        Store::start(engine(dir)?, Some(dir.to_path_buf()))
+    }
+
+    /// A store in memory (nothing is kept): the same commit thread and mail store over
+    /// an engine without files, for tests.
+    pub fn open_in_memory() -> Result<StoreOwner, StoreError> {
+        Store::start(Arc::new(memory::MemoryStore::default()), None)
+    }
+
+    /// Starts the commit thread over `kv`; `dir`: where its files are (for the free-space
+    /// check), if anywhere.
+    fn start(
+        kv: Arc<dyn KvStore>,
+        dir: Option<std::path::PathBuf>,
+    ) -> Result<StoreOwner, StoreError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread_kv = kv.clone();
-        let thread_dir = dir.to_path_buf();
+        let usage = UsageSink::default();
+        let thread_usage = usage.clone();
         let thread = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || commit::run(thread_kv, rx, thread_dir))
+            .spawn(move || commit::run(thread_kv, rx, dir, thread_usage))
             .map_err(|e| StoreError::Engine(format!("cannot start the commit thread: {e}")))?;
         Ok(StoreOwner {
-            store: Store { kv, commits: tx },
+            store: Store {
+                kv,
+                commits: tx,
+                usage,
+            },
             thread: Some(thread),
         })
     }
 
+    /// Runs `job` on the commit thread with nothing else writing meanwhile, and waits for
+    /// its result (threads outside any runtime).
+    pub(crate) fn exclusive<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&dyn KvStore) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: commit::Exclusive = Box::new(move |kv| {
+            let _ = tx.send(job(kv));
+        });
+        self.commits
+            .send(Request::Exclusive(job))
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Compacts the store now (space of deleted mail goes back to the file system).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.kv.compact()
+    }
+
     /// Reads go straight to the engine.
-    pub fn kv(&self) -> &dyn KvStore {
+    pub(crate) fn kv(&self) -> &dyn KvStore {
         self.kv.as_ref()
     }
 
-    /// Queues `batch` for the next group commit; the answer arrives once it is synced.
-    pub fn submit(&self, batch: Batch) -> oneshot::Receiver<Committed> {
+    /// Tells `observer` of every change of an account's storage use from now on, once
+    /// it is durable (set once; later calls are ignored).
+    pub fn observe_usage(&self, observer: Arc<dyn UsageObserver>) {
+        let _ = self.usage.set(observer);
+    }
+
+    /// Queues `changes` for the next group commit; the answer arrives once they are
+    /// synced.
+    pub fn submit(&self, changes: Changes) -> oneshot::Receiver<Committed> {
         let (tx, rx) = oneshot::channel();
         if let Err(crossbeam_channel::SendError(Request::Commit(_, reply))) =
-            self.commits.send(Request::Commit(batch, tx))
+            self.commits.send(Request::Commit(changes, tx))
         {
             let _ = reply.send(Err(StoreError::Closed));
         }
         rx
     }
 
-    /// Commits `batch` and waits for it to be durable (async callers).
-    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.commit_appending(batch).await.map(|_| ())
+    /// Commits `changes` and waits until they are durable (async callers).
+    pub async fn commit(&self, changes: Changes) -> Committed {
+        self.submit(changes)
+            .await
+            .unwrap_or(Err(StoreError::Closed))
     }
 
-    /// Commits `batch` and returns the UIDs its appends were given, in order.
-    pub async fn commit_appending(&self, batch: Batch) -> Committed {
-        self.submit(batch).await.unwrap_or(Err(StoreError::Closed))
-    }
-
-    /// Commits `batch` and waits for it to be durable (threads outside any runtime).
-    pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
-        self.submit(batch)
+    /// Commits `changes` and waits until they are durable (threads outside any runtime).
+    pub fn commit_blocking(&self, changes: Changes) -> Committed {
+        self.submit(changes)
             .blocking_recv()
             .unwrap_or(Err(StoreError::Closed))
-            .map(|_| ())
     }
 }
 
@@ -150,39 +204,86 @@ impl Drop for StoreOwner {
 
 #[cfg(test)]
 mod tests {
-    use super::schema::{keys, MailEntry, MailboxMeta};
+    use super::kv::Cf;
+    use super::schema::{flags, keys, MailEntry, MailboxMeta};
     use super::*;
 
-    fn entry(size: u64) -> MailEntry {
-        MailEntry {
-            blob: [7; 32],
+    fn mail(blob: u8, size: u64) -> NewMail {
+        NewMail {
+            blob: [blob; 32],
             size,
             internal_date: 0,
             flags: 0,
             keywords: Vec::new(),
-            modseq: 0,
             spam_score: None,
         }
     }
 
-    #[test]
-    fn a_batch_that_requires_a_removed_record_writes_nothing() {
+    /// A store with account 9 and its five default folders.
+    fn store_with_account() -> (tempfile::TempDir, StoreOwner, Store) {
         let dir = tempfile::tempdir().unwrap();
         let owner = Store::open(dir.path()).unwrap();
         let store = owner.store().clone();
-        let mut b = Batch::new();
+        let mut c = Changes::new();
+        for (name, special) in schema::DEFAULT_MAILBOXES {
+            c.create_mailbox(9, name, special, 1000);
+        }
+        store.commit_blocking(c).unwrap();
+        (dir, owner, store)
+    }
+
+    fn usage(store: &Store) -> i64 {
+        store
+            .kv()
+            .get(Cf::Counters, &keys::usage(9))
+            .unwrap()
+            .map_or(0, |raw| kv::decode_counter(&raw))
+    }
+
+    fn refs(store: &Store, blob: &schema::BlobId) -> Option<i64> {
+        store
+            .kv()
+            .get(Cf::Counters, &keys::blob_refs(blob))
+            .unwrap()
+            .map(|raw| kv::decode_counter(&raw))
+    }
+
+    fn meta(store: &Store, name: &str) -> Option<MailboxMeta> {
+        mail::mailbox(store, 9, name).unwrap()
+    }
+
+    fn entries(store: &Store, name: &str) -> Vec<(u32, MailEntry)> {
+        mail::list(store, 9, meta(store, name).unwrap().id).unwrap()
+    }
+
+    /// Appends a message with its blob stored; returns its UID.
+    fn deliver(store: &Store, name: &str, body: &[u8]) -> u32 {
+        let mut c = Changes::new();
+        let blob = c.store_blob(body.to_vec());
+        let mut m = mail(0, body.len() as u64);
+        m.blob = blob;
+        c.append(9, Folder::Named(name.into()), m);
+        store.commit_blocking(c).unwrap().uids[0]
+    }
+
+    #[test]
+    fn a_commit_that_requires_a_removed_record_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Store::open(dir.path()).unwrap();
+        let store = owner.store().clone();
+        let mut b = Changes::new();
         b.put(Cf::Queue, b"entry".to_vec(), b"v1".to_vec());
         store.commit_blocking(b).unwrap();
         // The queue runner's rewrite, conditional on the entry it read.
         let rewrite = || {
-            let mut b = Batch::new();
+            let mut b = Changes::new();
             b.require(Cf::Queue, b"entry".to_vec());
             b.delete(Cf::Queue, b"entry".to_vec());
             b.put(Cf::Queue, b"entry-later".to_vec(), b"v2".to_vec());
             b
         };
         // An admin deleted it first: the rewrite must not bring it back.
-        let mut delete = Batch::new();
+        let mut delete = Changes::new();
         delete.delete(Cf::Queue, b"entry".to_vec());
         store.commit_blocking(delete).unwrap();
         assert!(matches!(
@@ -191,7 +292,7 @@ mod tests {
         ));
         assert_eq!(store.kv().get(Cf::Queue, b"entry-later").unwrap(), None);
         // When it is still there, the rewrite applies.
-        let mut b = Batch::new();
+        let mut b = Changes::new();
         b.put(Cf::Queue, b"entry".to_vec(), b"v1".to_vec());
         store.commit_blocking(b).unwrap();
         store.commit_blocking(rewrite()).unwrap();
@@ -201,34 +302,16 @@ mod tests {
 
     #[test]
     fn appends_get_dense_uids_and_counters_add_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let owner = Store::open(dir.path()).unwrap();
-        let store = owner.store().clone();
-        let meta = MailboxMeta {
-            id: 1,
-            uidvalidity: 42,
-            uidnext: 1,
-            highest_modseq: 0,
-            subscribed: true,
-            special_use: None,
-        };
-        let mut b = Batch::new();
-        b.put(
-            Cf::Mailboxes,
-            keys::mailbox(9, "INBOX"),
-            schema::encode(&meta),
-        );
-        store.commit_blocking(b).unwrap();
+        let (dir, owner, store) = store_with_account();
         // Several writers at once: every append gets its own UID.
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        let mut b = Batch::new();
-                        b.append_mail(9, "INBOX", entry(10));
-                        b.add(Cf::Counters, keys::usage(9), 10);
-                        store.commit_blocking(b).unwrap();
+                        let mut c = Changes::new();
+                        c.append(9, Folder::inbox(), mail(7, 10));
+                        store.commit_blocking(c).unwrap();
                     }
                 })
             })
@@ -236,47 +319,198 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
-        let mut uids = Vec::new();
-        store
-            .kv()
-            .scan_prefix(Cf::Mail, &keys::mail_of(9, 1), &mut |k, _| {
-                uids.push(keys::uid_of_mail_key(k).unwrap());
-                true
-            })
-            .unwrap();
+        let uids: Vec<u32> = entries(&store, "INBOX").iter().map(|(u, _)| *u).collect();
         assert_eq!(uids, (1..=200).collect::<Vec<u32>>());
-        let usage = store
-            .kv()
-            .get(Cf::Counters, &keys::usage(9))
-            .unwrap()
-            .unwrap();
-        assert_eq!(kv::decode_counter(&usage), 2000);
+        assert_eq!(usage(&store), 2000);
+        assert_eq!(refs(&store, &[7; 32]), Some(200));
         // Appending to a mailbox that does not exist fails and writes nothing.
-        let mut b = Batch::new();
-        b.add(Cf::Counters, keys::usage(9), 1);
-        b.append_mail(9, "Nope", entry(1));
+        let mut c = Changes::new();
+        c.append(9, Folder::inbox(), mail(7, 1));
+        c.append(9, Folder::Named("Nope".into()), mail(7, 1));
         assert!(matches!(
-            store.commit_blocking(b),
+            store.commit_blocking(c),
             Err(StoreError::NoSuchMailbox(_))
         ));
+        assert_eq!(usage(&store), 2000);
         drop(store);
         owner.close();
         // Reopened, the state is as committed and UIDs continue.
         let owner = Store::open(dir.path()).unwrap();
         let store = owner.store().clone();
-        let usage = store
-            .kv()
-            .get(Cf::Counters, &keys::usage(9))
-            .unwrap()
+        assert_eq!(usage(&store), 2000);
+        let mut c = Changes::new();
+        c.append(9, Folder::inbox(), mail(7, 10));
+        assert_eq!(store.commit_blocking(c).unwrap().uids, [201]);
+    }
+
+    #[test]
+    fn an_expunged_message_is_never_flagged_back_or_counted_twice() {
+        let (_dir, _owner, store) = store_with_account();
+        let uid = deliver(&store, "INBOX", b"hello world");
+        let inbox = meta(&store, "INBOX").unwrap().id;
+        let deleted = FlagChange {
+            mode: FlagMode::Add,
+            flags: flags::DELETED,
+            keywords: Vec::new(),
+        };
+        let mut c = Changes::new();
+        c.set_flags(9, inbox, vec![uid], deleted.clone());
+        store.commit_blocking(c).unwrap();
+        // Two sessions expunge it, a third sets a flag on it: all in one group.
+        let expunge = || {
+            let mut c = Changes::new();
+            c.expunge(9, inbox, vec![uid], true);
+            store.submit(c)
+        };
+        let first = expunge();
+        let second = expunge();
+        let mut c = Changes::new();
+        c.set_flags(9, inbox, vec![uid], deleted);
+        let flag = store.submit(c);
+        let first = first.blocking_recv().unwrap().unwrap();
+        let second = second.blocking_recv().unwrap().unwrap();
+        let flag = flag.blocking_recv().unwrap().unwrap();
+        assert_eq!(first.removed.len() + second.removed.len(), 1);
+        assert!(flag.entries.is_empty(), "no flag on a message that is gone");
+        assert!(entries(&store, "INBOX").is_empty());
+        assert_eq!(usage(&store), 0);
+        // Its blob had no other reference: it is gone too.
+        let blob = *blake3::hash(b"hello world").as_bytes();
+        assert_eq!(mail::blob(&store, &blob).unwrap(), None);
+    }
+
+    #[test]
+    fn expunge_keeps_a_message_whose_deleted_flag_was_cleared_meanwhile() {
+        let (_dir, _owner, store) = store_with_account();
+        let uid = deliver(&store, "INBOX", b"keep me");
+        let inbox = meta(&store, "INBOX").unwrap().id;
+        let mut c = Changes::new();
+        c.expunge(9, inbox, vec![uid], true);
+        assert!(store.commit_blocking(c).unwrap().removed.is_empty());
+        assert_eq!(entries(&store, "INBOX").len(), 1);
+    }
+
+    #[test]
+    fn a_shared_blob_lives_until_its_last_reference() {
+        let (_dir, _owner, store) = store_with_account();
+        let uid = deliver(&store, "INBOX", b"shared body");
+        let inbox = meta(&store, "INBOX").unwrap().id;
+        let mut c = Changes::new();
+        c.copy(9, inbox, vec![uid, 999], Folder::Named("Drafts".into()));
+        let copied = store.commit_blocking(c).unwrap();
+        assert_eq!(copied.sources, [uid], "a missing source is not copied");
+        assert_eq!(copied.uids, [1]);
+        let blob = *blake3::hash(b"shared body").as_bytes();
+        let mut c = Changes::new();
+        c.expunge(9, inbox, vec![uid], false);
+        store.commit_blocking(c).unwrap();
+        assert!(mail::blob(&store, &blob).unwrap().is_some());
+        let mut c = Changes::new();
+        c.delete_mailbox(9, "Drafts");
+        assert!(matches!(
+            store.commit_blocking(c),
+            Err(StoreError::Refused(_))
+        ));
+        // Moved to a folder of its own, deleted with it: the blob goes.
+        let mut c = Changes::new();
+        c.create_mailbox(9, "Old", None, 2000);
+        store.commit_blocking(c).unwrap();
+        let drafts = meta(&store, "Drafts").unwrap().id;
+        let mut c = Changes::new();
+        c.move_to(9, drafts, vec![1], Folder::Named("Old".into()));
+        let moved = store.commit_blocking(c).unwrap();
+        assert_eq!((moved.removed, moved.uids), (vec![1], vec![1]));
+        // Its only reference moved: the blob stays.
+        assert!(mail::blob(&store, &blob).unwrap().is_some());
+        assert_eq!(refs(&store, &blob), Some(1));
+        let mut c = Changes::new();
+        c.delete_mailbox(9, "Old");
+        store.commit_blocking(c).unwrap();
+        assert_eq!(mail::blob(&store, &blob).unwrap(), None);
+        assert_eq!(refs(&store, &blob), None);
+        assert_eq!(usage(&store), 0);
+    }
+
+    #[test]
+    fn mailbox_records_are_changed_where_they_are_and_ids_are_never_reused() {
+        let (_dir, _owner, store) = store_with_account();
+        // SUBSCRIBE and mail arriving in the same group: the UID counter keeps going.
+        let mut sub = Changes::new();
+        sub.subscribe(9, "INBOX", false);
+        let mut add = Changes::new();
+        add.append(9, Folder::inbox(), mail(1, 5));
+        let (a, b) = (store.submit(add), store.submit(sub));
+        a.blocking_recv().unwrap().unwrap();
+        b.blocking_recv().unwrap().unwrap();
+        let inbox = meta(&store, "INBOX").unwrap();
+        assert_eq!((inbox.uidnext, inbox.subscribed), (2, false));
+        // Two CREATEs of one name: one wins. Two of different names: different ids.
+        let create = |name: &str| {
+            let mut c = Changes::new();
+            c.create_mailbox(9, name, None, 5000);
+            store.submit(c)
+        };
+        let (x, y, z) = (create("A"), create("A"), create("B"));
+        assert!(x.blocking_recv().unwrap().is_ok());
+        assert!(matches!(
+            y.blocking_recv().unwrap(),
+            Err(StoreError::MailboxExists(_))
+        ));
+        assert!(z.blocking_recv().unwrap().is_ok());
+        let (a, b) = (meta(&store, "A").unwrap(), meta(&store, "B").unwrap());
+        assert_ne!(a.id, b.id);
+        // Deleted and created again: a new id and a new UIDVALIDITY.
+        let mut c = Changes::new();
+        c.delete_mailbox(9, "B");
+        store.commit_blocking(c).unwrap();
+        store
+            .commit_blocking({
+                let mut c = Changes::new();
+                c.create_mailbox(9, "B", None, 5000);
+                c
+            })
             .unwrap();
-        assert_eq!(kv::decode_counter(&usage), 2000);
-        let mut b = Batch::new();
-        b.append_mail(9, "INBOX", entry(10));
-        store.commit_blocking(b).unwrap();
-        assert!(store
-            .kv()
-            .get(Cf::Mail, &keys::mail(9, 1, 201))
-            .unwrap()
-            .is_some());
+        let again = meta(&store, "B").unwrap();
+        assert!(again.id > b.id && again.uidvalidity != b.uidvalidity);
+    }
+
+    #[test]
+    fn junk_is_found_by_its_attribute_after_a_rename() {
+        let (_dir, _owner, store) = store_with_account();
+        let mut c = Changes::new();
+        c.rename_mailbox(9, "Junk", "Spam");
+        store.commit_blocking(c).unwrap();
+        let mut c = Changes::new();
+        c.append(9, Folder::junk(), mail(3, 10));
+        store.commit_blocking(c).unwrap();
+        let spam = meta(&store, "Spam").unwrap();
+        assert_eq!(spam.special_use.as_deref(), Some("\\Junk"));
+        assert_eq!(entries(&store, "Spam").len(), 1);
+        assert!(meta(&store, "Junk").is_none());
+        let mut c = Changes::new();
+        c.delete_mailbox(9, "Spam");
+        assert!(matches!(
+            store.commit_blocking(c),
+            Err(StoreError::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn usage_reaches_the_observer_once_durable() {
+        struct Book(std::sync::Mutex<i64>);
+        impl UsageObserver for Book {
+            fn usage_changed(&self, _: u32, delta: i64) {
+                *self.0.lock().unwrap() += delta;
+            }
+        }
+        let (_dir, _owner, store) = store_with_account();
+        let book = Arc::new(Book(std::sync::Mutex::new(0)));
+        store.observe_usage(book.clone());
+        let uid = deliver(&store, "INBOX", b"twelve bytes");
+        assert_eq!(*book.0.lock().unwrap(), 12);
+        let mut c = Changes::new();
+        c.expunge(9, meta(&store, "INBOX").unwrap().id, vec![uid, uid], false);
+        store.commit_blocking(c).unwrap();
+        assert_eq!(*book.0.lock().unwrap(), 0);
     }
 }

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::kv::{Cf, StoreError};
-use super::schema::{decode, encode, keys, BlobId};
-use super::{Batch, Store};
+use super::schema::{decode, BlobId};
+use super::{Changes, Store};
 
 /// `created` of an entry the administrator returned to its sender (`gannet queue
 /// bounce`): the runner bounces its recipients at once instead of delivering.
@@ -71,19 +71,36 @@ pub fn find(store: &Store, id: u64) -> Result<Option<QueuedMessage>, StoreError>
     Ok(list(store)?.into_iter().find(|m| m.id == id))
 }
 
-/// The batch that replaces the entry `old` with `new` (the same message, changed: its
-/// key moves with its due time).
-pub fn rewrite(old: &QueuedMessage, new: &QueuedMessage) -> Batch {
-    let mut batch = Batch::new();
-    batch.delete(Cf::Queue, key(old.next_attempt, old.id));
-    batch.put(Cf::Queue, key(new.next_attempt, new.id), encode(new));
-    batch
+/// Replaces the entry `old` with `new` (the same message, changed: its key moves with its
+/// due time), unless `old` left the queue meanwhile.
+pub fn rewrite(old: &QueuedMessage, new: &QueuedMessage) -> Changes {
+    let mut changes = Changes::new();
+    changes.requeue(old, new);
+    changes
 }
 
-/// The batch that drops `message` from the queue (and its hold on the blob).
-pub fn remove(message: &QueuedMessage) -> Batch {
-    let mut batch = Batch::new();
-    batch.delete(Cf::Queue, key(message.next_attempt, message.id));
-    batch.add(Cf::Counters, keys::blob_refs(&message.blob), -1);
-    batch
+/// Drops `message` from the queue (and its hold on the blob).
+pub fn remove(message: &QueuedMessage) -> Changes {
+    let mut changes = Changes::new();
+    changes.dequeue(message);
+    changes
+}
+
+/// Entries due at `now`, soonest first (the queue is keyed by due time), at most `limit`.
+pub fn due(store: &Store, now: i64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
+    let mut out = Vec::new();
+    store.kv().scan_prefix(Cf::Queue, b"", &mut |k, v| {
+        let due_at = k
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_be_bytes) as i64;
+        if due_at > now {
+            return false;
+        }
+        if let Ok(m) = decode::<QueuedMessage>(Cf::Queue, v) {
+            out.push(m);
+        }
+        out.len() < limit
+    })?;
+    Ok(out)
 }

@@ -142,6 +142,14 @@ impl KvStore for RocksStore {
         }
         self.db.flush_wal(true).map_err(engine)
     }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        for cf in Cf::ALL {
+            self.db
+                .compact_range_cf(self.handle(cf)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

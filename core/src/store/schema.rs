@@ -162,4 +162,9 @@ pub mod keys {
     }
 
     pub const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
+
+    /// The last mailbox id given to an account (ids are never given twice).
+    pub fn last_mailbox_id(account: u32) -> Vec<u8> {
+        [&b"mailbox_id:"[..], &account.to_be_bytes()].concat()
+    }
 }

@@ -1,0 +1,572 @@
+//! The commit thread's view of mail: turns each commit's operations ([`Changes`]) into
+//! writes against the store as it is at that moment.
+//!
+//! The commit thread is the only writer, so what it reads cannot change before it writes:
+//! an operation on a message reads the entry at commit time and skips it if it is gone;
+//! a mailbox record is read, changed and written here, never written back from a caller's
+//! earlier copy. Within a group (one fsync for many commits) the writes of earlier commits
+//! are not in the engine yet: they are kept in the group's overlay and read from there.
+//!
+//! A commit that fails (a missing mailbox, a name taken, a required record gone) writes
+//! nothing: it is resolved into a transaction of its own, merged into the group only when
+//! every operation resolved.
+
+use std::collections::HashMap;
+
+use super::changes::{Applied, Change, Changes, Folder};
+use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
+use super::schema::{decode, encode, flags, keys, BlobId, MailEntry, MailboxMeta};
+
+/// Mailbox records by account and name, as the thread has written them; `None`: known
+/// not to exist. Kept across groups (a write-through cache), dropped on a failed write.
+type MailboxCache = HashMap<u32, HashMap<String, Option<MailboxMeta>>>;
+
+#[derive(Default)]
+pub(super) struct Sequencer {
+    mailboxes: MailboxCache,
+    group: Overlay,
+}
+
+/// Writes made by a group's earlier commits (or a transaction's earlier operations) that
+/// the engine does not show yet.
+#[derive(Default)]
+struct Overlay {
+    /// Mail entries by key; `None`: removed.
+    mail: HashMap<Vec<u8>, Option<MailEntry>>,
+    /// Blob reference counts as they now stand.
+    refs: HashMap<BlobId, i64>,
+    /// The last mailbox id handed out, per account.
+    mailbox_ids: HashMap<u32, u32>,
+    /// Mailbox records (transactions only; groups write them through to the cache).
+    mailboxes: HashMap<(u32, String), Option<MailboxMeta>>,
+}
+
+impl Sequencer {
+    /// Turns `changes` into write operations appended to `ops`; a commit that cannot be
+    /// resolved adds nothing and changes no state.
+    pub(super) fn resolve(
+        &mut self,
+        kv: &dyn KvStore,
+        changes: Changes,
+        ops: &mut Vec<WriteOp>,
+    ) -> Result<Applied, StoreError> {
+        let mut txn = Txn {
+            kv,
+            seq: self,
+            ops: Vec::with_capacity(changes.changes.len() + 4),
+            local: Overlay::default(),
+            usage: Vec::new(),
+            applied: Applied::default(),
+            group_ops: ops,
+            unreferenced: Vec::new(),
+        };
+        for change in changes.changes {
+            txn.apply(change)?;
+        }
+        txn.drop_unreferenced();
+        let Txn {
+            ops: mut txn_ops,
+            local,
+            usage,
+            mut applied,
+            ..
+        } = txn;
+        for &(account, delta) in &usage {
+            if delta != 0 {
+                txn_ops.push(WriteOp::Add {
+                    cf: Cf::Counters,
+                    key: keys::usage(account),
+                    delta,
+                });
+            }
+        }
+        applied.usage = usage;
+        self.group.mail.extend(local.mail);
+        self.group.refs.extend(local.refs);
+        self.group.mailbox_ids.extend(local.mailbox_ids);
+        for ((account, name), meta) in local.mailboxes {
+            self.mailboxes
+                .entry(account)
+                .or_default()
+                .insert(name, meta);
+        }
+        ops.append(&mut txn_ops);
+        Ok(applied)
+    }
+
+    /// The group was written: its overlay is now what the engine shows.
+    pub(super) fn group_written(&mut self) {
+        self.group = Overlay::default();
+    }
+
+    /// The group's write failed: forget everything it would have changed.
+    pub(super) fn group_failed(&mut self) {
+        self.group = Overlay::default();
+        self.mailboxes.clear();
+    }
+}
+
+/// One commit being resolved.
+struct Txn<'a> {
+    kv: &'a dyn KvStore,
+    seq: &'a Sequencer,
+    /// The group's operations so far (for `Require`).
+    group_ops: &'a [WriteOp],
+    ops: Vec<WriteOp>,
+    local: Overlay,
+    usage: Vec<(u32, i64)>,
+    applied: Applied,
+    /// Blobs whose count fell to zero during the commit (deleted at its end if it stays).
+    unreferenced: Vec<BlobId>,
+}
+
+impl Txn<'_> {
+    fn apply(&mut self, change: Change) -> Result<(), StoreError> {
+        match change {
+            Change::Write(op) => {
+                if let WriteOp::Put {
+                    cf: Cf::Mailboxes,
+                    key,
+                    ..
+                }
+                | WriteOp::Delete {
+                    cf: Cf::Mailboxes,
+                    key,
+                } = &op
+                {
+                    // A record written by store/ itself (a new account's folders).
+                    return Err(StoreError::Engine(format!(
+                        "mailbox records are written by the sequencer only ({key:?})"
+                    )));
+                }
+                self.ops.push(op);
+            }
+            Change::Require { cf, key } => {
+                if !self.exists(cf, &key)? {
+                    return Err(StoreError::Changed(cf.name()));
+                }
+            }
+            Change::BlobRef { blob, delta } => self.blob_ref(blob, delta)?,
+            Change::Append {
+                account,
+                folder,
+                mail,
+            } => {
+                let entry = MailEntry {
+                    blob: mail.blob,
+                    size: mail.size,
+                    internal_date: mail.internal_date,
+                    flags: mail.flags,
+                    keywords: mail.keywords,
+                    modseq: 0,
+                    spam_score: mail.spam_score,
+                };
+                let (name, meta) = self.folder(account, &folder)?;
+                self.add_entry(account, &name, meta, entry)?;
+            }
+            Change::Copy {
+                account,
+                from,
+                uids,
+                to,
+                remove,
+            } => {
+                let (name, mut meta) = self.folder(account, &to)?;
+                for uid in uids {
+                    let Some(entry) = self.entry(account, from, uid)? else {
+                        continue;
+                    };
+                    if remove {
+                        self.remove_entry(account, from, uid, &entry)?;
+                    }
+                    meta = self.add_entry(account, &name, meta, entry)?;
+                    self.applied.sources.push(uid);
+                }
+            }
+            Change::Expunge {
+                account,
+                mailbox,
+                uids,
+                only_deleted,
+            } => {
+                for uid in uids {
+                    let Some(entry) = self.entry(account, mailbox, uid)? else {
+                        continue;
+                    };
+                    if only_deleted && entry.flags & flags::DELETED == 0 {
+                        continue;
+                    }
+                    self.remove_entry(account, mailbox, uid, &entry)?;
+                }
+            }
+            Change::SetFlags {
+                account,
+                mailbox,
+                uids,
+                change,
+            } => {
+                for uid in uids {
+                    let Some(old) = self.entry(account, mailbox, uid)? else {
+                        continue;
+                    };
+                    let new = change.apply(&old);
+                    if new != old {
+                        self.put_entry(account, mailbox, uid, new.clone());
+                    }
+                    self.applied.entries.push((uid, new));
+                }
+            }
+            Change::CreateMailbox {
+                account,
+                name,
+                special_use,
+                now,
+            } => {
+                if self.mailbox(account, &name)?.is_some() {
+                    return Err(StoreError::MailboxExists(name));
+                }
+                let id = self.next_mailbox_id(account)?;
+                let meta = MailboxMeta {
+                    id,
+                    uidvalidity: (now as u32).wrapping_add(id),
+                    uidnext: 1,
+                    highest_modseq: 0,
+                    subscribed: true,
+                    special_use,
+                };
+                self.put_mailbox(account, &name, Some(meta));
+            }
+            Change::DeleteMailbox { account, name } => {
+                let meta = self
+                    .mailbox(account, &name)?
+                    .ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
+                if name == "INBOX" || meta.special_use.is_some() {
+                    return Err(StoreError::Refused(format!(
+                        "{name} is a special-use mailbox and cannot be deleted"
+                    )));
+                }
+                for (uid, entry) in self.entries_of(account, meta.id)? {
+                    self.remove_entry(account, meta.id, uid, &entry)?;
+                }
+                self.put_mailbox(account, &name, None);
+            }
+            Change::RenameMailbox { account, from, to } => {
+                let meta = self
+                    .mailbox(account, &from)?
+                    .ok_or_else(|| StoreError::NoSuchMailbox(from.clone()))?;
+                if from == "INBOX" {
+                    return Err(StoreError::Refused("INBOX cannot be renamed".into()));
+                }
+                if to.eq_ignore_ascii_case("INBOX") || self.mailbox(account, &to)?.is_some() {
+                    return Err(StoreError::MailboxExists(to));
+                }
+                // Messages are keyed by mailbox id: only the name moves.
+                self.put_mailbox(account, &from, None);
+                self.put_mailbox(account, &to, Some(meta));
+            }
+            Change::Subscribe { account, name, on } => {
+                let mut meta = self
+                    .mailbox(account, &name)?
+                    .ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
+                if meta.subscribed != on {
+                    meta.subscribed = on;
+                    self.put_mailbox(account, &name, Some(meta));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- messages ----
+
+    /// Gives `entry` the next UID of mailbox `name` and stores it; returns the mailbox as
+    /// it now is.
+    fn add_entry(
+        &mut self,
+        account: u32,
+        name: &str,
+        mut meta: MailboxMeta,
+        mut entry: MailEntry,
+    ) -> Result<MailboxMeta, StoreError> {
+        let uid = meta.uidnext;
+        meta.uidnext += 1;
+        meta.highest_modseq += 1;
+        entry.modseq = meta.highest_modseq;
+        self.blob_ref(entry.blob, 1)?;
+        self.add_usage(account, entry.size as i64);
+        self.put_entry(account, meta.id, uid, entry);
+        self.put_mailbox(account, name, Some(meta.clone()));
+        self.applied.uids.push(uid);
+        self.applied.uidvalidity = Some(meta.uidvalidity);
+        Ok(meta)
+    }
+
+    fn remove_entry(
+        &mut self,
+        account: u32,
+        mailbox: u32,
+        uid: u32,
+        entry: &MailEntry,
+    ) -> Result<(), StoreError> {
+        let key = keys::mail(account, mailbox, uid);
+        self.ops.push(WriteOp::Delete {
+            cf: Cf::Mail,
+            key: key.clone(),
+        });
+        self.local.mail.insert(key, None);
+        self.blob_ref(entry.blob, -1)?;
+        self.add_usage(account, -(entry.size as i64));
+        self.applied.removed.push(uid);
+        Ok(())
+    }
+
+    fn put_entry(&mut self, account: u32, mailbox: u32, uid: u32, entry: MailEntry) {
+        let key = keys::mail(account, mailbox, uid);
+        self.ops.push(WriteOp::Put {
+            cf: Cf::Mail,
+            key: key.clone(),
+            value: encode(&entry),
+        });
+        self.local.mail.insert(key, Some(entry));
+    }
+
+    /// The entry as this commit would see it after everything before it.
+    fn entry(&self, account: u32, mailbox: u32, uid: u32) -> Result<Option<MailEntry>, StoreError> {
+        let key = keys::mail(account, mailbox, uid);
+        if let Some(e) = self
+            .local
+            .mail
+            .get(&key)
+            .or_else(|| self.seq.group.mail.get(&key))
+        {
+            return Ok(e.clone());
+        }
+        self.kv
+            .get(Cf::Mail, &key)?
+            .map(|raw| decode(Cf::Mail, &raw))
+            .transpose()
+    }
+
+    /// Every entry of a mailbox, as this commit would see them.
+    fn entries_of(&self, account: u32, mailbox: u32) -> Result<Vec<(u32, MailEntry)>, StoreError> {
+        let prefix = keys::mail_of(account, mailbox);
+        let mut found: std::collections::BTreeMap<u32, Option<MailEntry>> = Default::default();
+        let mut error = None;
+        self.kv.scan_prefix(Cf::Mail, &prefix, &mut |k, v| {
+            match (keys::uid_of_mail_key(k), decode::<MailEntry>(Cf::Mail, v)) {
+                (Some(uid), Ok(e)) => {
+                    found.insert(uid, Some(e));
+                }
+                (_, Err(e)) => error = Some(e),
+                (None, _) => {}
+            }
+            error.is_none()
+        })?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        for overlay in [&self.seq.group.mail, &self.local.mail] {
+            for (k, e) in overlay {
+                if k.starts_with(&prefix) {
+                    if let Some(uid) = keys::uid_of_mail_key(k) {
+                        found.insert(uid, e.clone());
+                    }
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .filter_map(|(uid, e)| Some((uid, e?)))
+            .collect())
+    }
+
+    /// Adds `delta` references to `blob`; at zero the blob and its count are deleted.
+    fn blob_ref(&mut self, blob: BlobId, delta: i64) -> Result<(), StoreError> {
+        let now = match self
+            .local
+            .refs
+            .get(&blob)
+            .or_else(|| self.seq.group.refs.get(&blob))
+        {
+            Some(n) => *n,
+            None => self
+                .kv
+                .get(Cf::Counters, &keys::blob_refs(&blob))?
+                .map_or(0, |raw| decode_counter(&raw)),
+        };
+        let next = now + delta;
+        self.ops.push(WriteOp::Add {
+            cf: Cf::Counters,
+            key: keys::blob_refs(&blob),
+            delta,
+        });
+        self.local.refs.insert(blob, next);
+        if next <= 0 && !self.unreferenced.contains(&blob) {
+            self.unreferenced.push(blob);
+        }
+        Ok(())
+    }
+
+    /// Deletes the blobs no longer referred to once every operation of the commit is in
+    /// (a MOVE drops a reference before it adds one: the blob must not go in between).
+    fn drop_unreferenced(&mut self) {
+        for blob in std::mem::take(&mut self.unreferenced) {
+            if self.local.refs.get(&blob).is_some_and(|n| *n <= 0) {
+                self.ops.push(WriteOp::Delete {
+                    cf: Cf::Blobs,
+                    key: keys::blob(&blob),
+                });
+                self.ops.push(WriteOp::Delete {
+                    cf: Cf::Counters,
+                    key: keys::blob_refs(&blob),
+                });
+                self.local.refs.insert(blob, 0);
+            }
+        }
+    }
+
+    fn add_usage(&mut self, account: u32, delta: i64) {
+        match self.usage.iter_mut().find(|(a, _)| *a == account) {
+            Some((_, d)) => *d += delta,
+            None => self.usage.push((account, delta)),
+        }
+    }
+
+    // ---- mailboxes ----
+
+    fn mailbox(&self, account: u32, name: &str) -> Result<Option<MailboxMeta>, StoreError> {
+        if let Some(m) = self.local.mailboxes.get(&(account, name.to_owned())) {
+            return Ok(m.clone());
+        }
+        if let Some(m) = self.seq.mailboxes.get(&account).and_then(|a| a.get(name)) {
+            return Ok(m.clone());
+        }
+        self.kv
+            .get(Cf::Mailboxes, &keys::mailbox(account, name))?
+            .map(|raw| decode(Cf::Mailboxes, &raw))
+            .transpose()
+    }
+
+    /// The account's mailboxes by name, as this commit would see them.
+    fn mailboxes_of(&self, account: u32) -> Result<Vec<(String, MailboxMeta)>, StoreError> {
+        let prefix = keys::mailboxes_of(account);
+        let mut found: std::collections::BTreeMap<String, Option<MailboxMeta>> = Default::default();
+        let mut error = None;
+        self.kv.scan_prefix(Cf::Mailboxes, &prefix, &mut |k, v| {
+            match decode::<MailboxMeta>(Cf::Mailboxes, v) {
+                Ok(meta) => {
+                    let name = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default());
+                    found.insert(name.into_owned(), Some(meta));
+                }
+                Err(e) => error = Some(e),
+            }
+            error.is_none()
+        })?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if let Some(cached) = self.seq.mailboxes.get(&account) {
+            found.extend(cached.iter().map(|(n, m)| (n.clone(), m.clone())));
+        }
+        found.extend(
+            self.local
+                .mailboxes
+                .iter()
+                .filter(|((a, _), _)| *a == account)
+                .map(|((_, n), m)| (n.clone(), m.clone())),
+        );
+        Ok(found
+            .into_iter()
+            .filter_map(|(name, m)| Some((name, m?)))
+            .collect())
+    }
+
+    /// The mailbox a folder names.
+    fn folder(&self, account: u32, folder: &Folder) -> Result<(String, MailboxMeta), StoreError> {
+        match folder {
+            Folder::Named(name) => {
+                let meta = self
+                    .mailbox(account, name)?
+                    .ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
+                Ok((name.clone(), meta))
+            }
+            Folder::SpecialUse(attribute) => {
+                let all = self.mailboxes_of(account)?;
+                let found = all
+                    .iter()
+                    .find(|(_, m)| m.special_use.as_deref() == Some(*attribute))
+                    .or_else(|| all.iter().find(|(n, _)| n == "INBOX"))
+                    .cloned();
+                found.ok_or_else(|| StoreError::NoSuchMailbox((*attribute).to_owned()))
+            }
+        }
+    }
+
+    fn put_mailbox(&mut self, account: u32, name: &str, meta: Option<MailboxMeta>) {
+        let key = keys::mailbox(account, name);
+        self.ops.push(match &meta {
+            Some(m) => WriteOp::Put {
+                cf: Cf::Mailboxes,
+                key,
+                value: encode(m),
+            },
+            None => WriteOp::Delete {
+                cf: Cf::Mailboxes,
+                key,
+            },
+        });
+        self.local
+            .mailboxes
+            .insert((account, name.to_owned()), meta);
+    }
+
+    /// A mailbox id the account has never used: past every id it has and every id handed
+    /// out before (kept in the store, so a deleted mailbox's id is not given again).
+    fn next_mailbox_id(&mut self, account: u32) -> Result<u32, StoreError> {
+        let handed_out = match self
+            .local
+            .mailbox_ids
+            .get(&account)
+            .or_else(|| self.seq.group.mailbox_ids.get(&account))
+        {
+            Some(n) => *n,
+            None => self
+                .kv
+                .get(Cf::Meta, &keys::last_mailbox_id(account))?
+                .and_then(|raw| raw.try_into().ok().map(u32::from_be_bytes))
+                .unwrap_or(0),
+        };
+        let highest = self
+            .mailboxes_of(account)?
+            .iter()
+            .map(|(_, m)| m.id)
+            .max()
+            .unwrap_or(0);
+        let id = handed_out.max(highest) + 1;
+        self.ops.push(WriteOp::Put {
+            cf: Cf::Meta,
+            key: keys::last_mailbox_id(account),
+            value: id.to_be_bytes().to_vec(),
+        });
+        self.local.mailbox_ids.insert(account, id);
+        Ok(id)
+    }
+
+    /// Whether a record exists, counting the group's writes so far.
+    fn exists(&self, cf: Cf, key: &[u8]) -> Result<bool, StoreError> {
+        let pending = self
+            .group_ops
+            .iter()
+            .chain(self.ops.iter())
+            .rev()
+            .find_map(|op| match op {
+                WriteOp::Put { cf: c, key: k, .. } if *c == cf && k == key => Some(true),
+                WriteOp::Delete { cf: c, key: k } if *c == cf && k == key => Some(false),
+                _ => None,
+            });
+        match pending {
+            Some(exists) => Ok(exists),
+            None => Ok(self.kv.get(cf, key)?.is_some()),
+        }
+    }
+}
