@@ -1,11 +1,11 @@
-//! Admin commands: carried out by the running server when there is one (over the control
-//! socket), else directly on the store. Either way the same [`execute`] does the work.
+//! Admin commands: what each one does ([`execute`]), the same whether the running server
+//! carries it out (its control socket) or the command line does, directly on the store
+//! (`command_line`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use gannet_core::auth::password;
 use gannet_core::config::parse_size;
 use gannet_core::config::Config;
 use gannet_core::delivery::routing::{Directory, SharedDirectory};
@@ -18,7 +18,6 @@ use crate::cli::{
     AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand, QueueCommand,
     RulesCommand, WhitelistCommand,
 };
-use crate::control;
 
 /// The outcome of an admin command: what to print, and whether it succeeded.
 pub struct Outcome {
@@ -46,52 +45,6 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
 
 pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("store")
-}
-
-/// Runs an admin command from the command line.
-pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<ExitCode> {
-    let config = load_config(global)?;
-    // The password is checked and hashed here, so that it never travels and the slow
-    // hash never runs on the server's admin thread.
-    if let AdminCommand::Account(AccountCommand::Add {
-        password: pw,
-        spam_level,
-        ..
-    }) = &mut command
-    {
-        password::check_policy(pw)?;
-        *pw = password::hash(pw)?;
-        *spam_level = Some(config.spam.default_level.clone());
-    }
-    if let AdminCommand::Rules(RulesCommand::Check { list }) = command {
-        return rules_check(&config, list);
-    }
-    let outcome = match control::request(&config.server.data_dir, &command)? {
-        Some(outcome) => outcome,
-        None => {
-            let owner = Store::open(&store_dir(&config.server.data_dir)).with_context(|| {
-                format!(
-                    "cannot open the store in {} (is a server starting?)",
-                    config.server.data_dir.display()
-                )
-            })?;
-            let outcome = execute(owner.store(), None, &command);
-            owner.close();
-            outcome
-        }
-    };
-    let stream = if outcome.ok {
-        &mut std::io::stdout() as &mut dyn std::io::Write
-    } else {
-        &mut std::io::stderr()
-    };
-    stream.write_all(&outcome.output)?;
-    stream.flush()?;
-    Ok(if outcome.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// What a running server keeps in memory from the store, refreshed after admin changes.
@@ -216,7 +169,7 @@ fn changes_accounts(command: &AdminCommand) -> bool {
 }
 
 fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8>> {
-    let now = gannet_core::runtime::unix_now();
+    let now = gannet_core::clock::unix_now();
     let out: Vec<u8> = match command {
         AdminCommand::Domain(DomainCommand::Add {
             name,
@@ -410,7 +363,7 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
 }
 
 /// `gannet rules check`: loads the configured rules and reports what was understood.
-fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
+pub fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     let rules = gannet_core::filter::load(&config.spam.rules_dirs)?;
     if list {
         for (rule, runnable) in rules.rules.iter().zip(rules.runnable()) {

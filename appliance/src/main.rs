@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod command_line;
 mod control;
 mod serve;
 mod spam;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
     }
     let result = match args.command {
         cli::Command::Serve { workers } => serve::run(&args.global, workers),
-        cli::Command::Admin(command) => admin::run_cli(&args.global, command),
+        cli::Command::Admin(command) => command_line::run_cli(&args.global, command),
         cli::Command::Spam(command) => spam::run(&args.global, command),
     };
     match result {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use gannet_core::auth::service::AuthService;
 use gannet_core::config::Config;
+use gannet_core::delivery::inbound::Inbound;
 use gannet_core::delivery::routing::Directory;
 use gannet_core::imap::ImapConfig;
 use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, QuotaBook, RateLimiter};
@@ -76,7 +77,7 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
     if let Some(n) = workers {
         config.server.workers = n;
     }
-    gannet_core::runtime::raise_fd_limit();
+    gannet_core::process::raise_fd_limit();
     let data_dir = config.server.data_dir.clone();
     // Handlers first: a signal that arrives while starting is not lost.
     let mut signals =
@@ -163,6 +164,16 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         config.auth.failure_window.0,
         config.auth.lockout.0,
     );
+    let readers = Readers::start(store.clone(), 2)?;
+    let inbound = Arc::new(Inbound {
+        store: store.clone(),
+        directory: routing.clone(),
+        quotas: quotas.clone(),
+        rules: rules.clone(),
+        dns_checks: dns_checks.clone(),
+        readers: readers.clone(),
+        outbound: outbound_wake.clone(),
+    });
     let ctx = ServerContext {
         smtp,
         store: store.clone(),
@@ -183,14 +194,13 @@ pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> 
         unauthenticated_lifetime: limits.unauthenticated_lifetime.0,
         rates: RateLimiter::new(limits.messages_per_hour),
         quotas,
-        readers: Readers::start(store.clone(), 2)?,
-        rules,
+        readers,
         pop3: Arc::new(Pop3Config {
             hostname: config.server.hostname.clone(),
             ..Pop3Config::default()
         }),
         pop3_locks: Arc::new(MaildropLocks::default()),
-        outbound: outbound_wake,
+        inbound,
         dns_checks,
         imap: Arc::new(ImapConfig {
             hostname: config.server.hostname.clone(),

@@ -56,7 +56,7 @@ fn loopback_runtime(
 }
 
 fn main() -> anyhow::Result<()> {
-    gannet_core::runtime::raise_fd_limit();
+    gannet_core::process::raise_fd_limit();
     let cli = Cli::parse();
     match cli.command {
         Command::Smtp(opts) => smtp::run(opts),

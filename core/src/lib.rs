@@ -10,13 +10,16 @@
 //! * [`runtime`]: thread-per-core io_uring workers that move bytes between sockets and cores.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod dns;
 pub mod filter;
 pub mod imap;
 pub mod mime;
 pub mod policy;
 pub mod pop3;
+pub mod process;
 pub mod runtime;
 pub mod smtp;
 pub mod store;

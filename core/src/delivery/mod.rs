@@ -1,8 +1,10 @@
-//! Where mail goes: the routing table ([`routing`]), local delivery ([`local`]), and
+//! Where mail goes: the routing table ([`routing`]), what becomes of an accepted message
+//! ([`inbound`]: checks, scan, placement, commit), local delivery ([`local`]), and
 //! outbound delivery ([`outbound`]: the queue runner, with [`dsn`] bounces and
 //! opportunistic [`tls`]).
 
 pub mod dsn;
+pub mod inbound;
 pub mod local;
 pub mod outbound;
 pub mod routing;

@@ -18,17 +18,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::{Resolver, TokioResolver};
+use hickory_resolver::TokioResolver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::dsn::{self, Failure};
 use super::local::{delivery_changes, placements};
 use super::routing::{ForwardTarget, SharedDirectory};
-use crate::runtime::unix_now;
+use crate::clock::unix_now;
+use crate::dns::resolver;
 use crate::smtp::client::{dot_stuff, Action, Client, ClientConfig, Negotiated, RcptOutcome};
 use crate::smtp::{Envelope, RcptRoute, Recipient};
 use crate::store::queue::{self, QueuedMessage, RecipientStatus};
@@ -167,29 +166,6 @@ pub fn spawn(
             });
         })?;
     Ok(())
-}
-
-/// A resolver asking `nameservers`, or the system's when empty.
-pub(crate) fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
-    let builder = if nameservers.is_empty() {
-        Resolver::builder_tokio().map_err(|e| e.to_string())?
-    } else {
-        let servers = nameservers
-            .iter()
-            .map(|s| {
-                let mut ns = NameServerConfig::udp_and_tcp(s.ip());
-                for c in &mut ns.connections {
-                    c.port = s.port();
-                }
-                ns
-            })
-            .collect();
-        Resolver::builder_with_config(
-            ResolverConfig::from_name_servers(servers),
-            TokioRuntimeProvider::default(),
-        )
-    };
-    builder.build().map_err(|e| e.to_string())
 }
 
 /// Queue ids of DSNs: the top byte of the worker field is reserved for this thread.

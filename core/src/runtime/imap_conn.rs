@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio_uring::net::TcpStream;
 
 use super::conn;
-use super::worker::{unix_now, WorkerContext};
+use super::worker::WorkerContext;
 use super::PortKind;
+use crate::clock::unix_now;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session, Step};
 use crate::store::mail;
 use crate::store::schema::flags;

@@ -57,19 +57,16 @@ pub struct ServerContext {
     /// Threads for reads that may touch the disk (message bodies, mailbox listings).
     pub readers: Readers,
     pub pop3: Arc<Pop3Config>,
-    /// The compiled spam rules (replaced on reload; scans in flight keep theirs).
-    pub rules: Arc<ArcSwap<crate::filter::Ruleset>>,
     pub imap: Arc<ImapConfig>,
     /// Accounts with an open POP3 maildrop.
     pub pop3_locks: Arc<pop3_conn::MaildropLocks>,
-    /// Wakes the outbound runner when a message for remote recipients is queued.
-    pub outbound: crate::delivery::outbound::Wake,
     /// DNS blocklists (checked at connect on the MX port) and SPF.
     pub dns_checks: crate::policy::DnsChecks,
+    /// What becomes of each accepted message (checks, scan, placement, commit).
+    pub inbound: Arc<crate::delivery::inbound::Inbound>,
 }
 
 pub use pop3_conn::MaildropLocks;
-pub use worker::unix_now;
 
 /// What a listening port serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,22 +143,6 @@ pub fn start(ctx: ServerContext, listeners: &Listeners, count: usize) -> std::io
         threads.push(thread);
     }
     Ok(Workers { threads, stop })
-}
-
-/// Many connections need many descriptors: raises the soft limit to the hard one.
-pub fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
 
 impl Workers {

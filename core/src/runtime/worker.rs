@@ -3,12 +3,13 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
 use super::bufpool::BufferPool;
 use super::{imap_conn, pop3_conn, smtp_conn, PortKind, ServerContext};
+use crate::clock::unix_now;
 
 /// Per-worker state shared by the worker's sessions (single-threaded, no locks).
 pub struct WorkerContext {
@@ -27,13 +28,6 @@ impl WorkerContext {
         self.message_seq.set(seq);
         (unix_now() as u64) << 32 | u64::from(self.index) << 24 | u64::from(seq & 0xff_ffff)
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock says otherwise).
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Keeps the count of live sessions, for the bounded wait at shutdown.

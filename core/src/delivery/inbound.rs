@@ -1,0 +1,342 @@
+//! What happens to a message once the SMTP session has it, before the 250: SPF (and
+//! refusing its `fail` when configured), the scoring blocklists for the client and the
+//! relays its Received headers name, the quota of every local recipient (the message is
+//! refused whole if one mailbox is full), one spam scan, the placement of each local copy
+//! (INBOX or the account's Junk, by its level and whitelist), the scan-relay copy, and the
+//! commit through the mail store. Async, but independent of io_uring: the runtime only
+//! calls [`Inbound::accept`].
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::local::{delivery_changes, placements, ScanCopy, JUNK};
+use super::outbound::Wake;
+use super::routing::SharedDirectory;
+use crate::filter::Ruleset;
+use crate::mime::relays::Relays;
+use crate::policy::dns_checks::{DnsChecks, SpfQuery, SpfVerdict};
+use crate::policy::QuotaBook;
+use crate::smtp::{Delivery, DeliveryOutcome};
+use crate::store::reader::Readers;
+use crate::store::{Store, StoreError};
+
+/// Messages up to this size are scanned on the caller's thread; larger ones on a reader
+/// thread, so that a worker stays responsive.
+const INLINE_SCAN_LIMIT: usize = 256 * 1024;
+
+/// Everything the inbound path reads: shared by every worker.
+pub struct Inbound {
+    pub store: Store,
+    pub directory: SharedDirectory,
+    pub quotas: Arc<QuotaBook>,
+    /// The compiled spam rules (replaced on reload; scans in flight keep theirs).
+    pub rules: Arc<ArcSwap<Ruleset>>,
+    pub dns_checks: DnsChecks,
+    /// Threads for work that must not run on a worker (large scans).
+    pub readers: Readers,
+    /// Wakes the outbound runner when a message for remote recipients is queued.
+    pub outbound: Wake,
+}
+
+/// Whether SPF's verdict refuses the message: `fail`, when the site says so.
+pub fn spf_refuses(verdict: &SpfVerdict, reject_fail: bool) -> bool {
+    reject_fail && verdict.result == "fail"
+}
+
+/// The first of `accounts` that has no room for `size` more bytes.
+pub fn first_full(accounts: &[u32], size: u64, allows: impl Fn(u32, u64) -> bool) -> Option<u32> {
+    accounts.iter().copied().find(|&a| !allows(a, size))
+}
+
+impl Inbound {
+    /// Decides what becomes of `delivery` and makes it durable; only then may the session
+    /// say 250. `spf`: the query for mail from the outside (none for trusted networks,
+    /// authenticated users and the submission ports), which also asks for the scoring
+    /// blocklists.
+    pub async fn accept(&self, delivery: Delivery, spf: Option<SpfQuery>) -> DeliveryOutcome {
+        let Delivery {
+            envelope,
+            mut buffer,
+            message_len,
+        } = delivery;
+        buffer.truncate(message_len);
+        // Mail from the outside (the SPF query says so) is also looked up in the scoring
+        // blocklists: the client and the public addresses its Received headers name.
+        // Both lookups at once: they wait on the DNS-checks thread, not on this worker.
+        let checks = &self.dns_checks;
+        let (listings, spf) = match spf {
+            Some(query) => {
+                let mut ips = vec![query.ip];
+                if checks.has_scoring_lists() {
+                    let received = crate::mime::header_values(&buffer, "Received", 20);
+                    let relays = Relays::from_received(received.iter().map(String::as_str));
+                    for ip in relays.public_addresses() {
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
+                    }
+                }
+                let (listings, verdict) =
+                    tokio::join!(checks.scored_listings(ips), checks.spf(query));
+                (listings, Some(verdict))
+            }
+            None => (Vec::new(), None),
+        };
+        if let Some(v) = &spf {
+            if spf_refuses(v, self.dns_checks.reject_spf_fail) {
+                tracing::info!(id = format_args!("{:016x}", envelope.id), from = %envelope.reverse_path, "refused: SPF fail");
+                return DeliveryOutcome::SpfFail;
+            }
+            // After the Return-Path line, in the buffer itself (no second copy of the message).
+            let at = memchr::memmem::find(&buffer, b"\r\n").map_or(0, |i| i + 2);
+            buffer.splice(at..at, v.header.bytes());
+        }
+        let size = buffer.len();
+        let accounts = envelope.local_accounts();
+        if let Some(full) = first_full(&accounts, size as u64, |a, n| self.quotas.allows(a, n)) {
+            // Refused whole, never half-stored: the client retries for every recipient.
+            tracing::info!(
+                id = format_args!("{:016x}", envelope.id),
+                account = full,
+                "mailbox full"
+            );
+            return DeliveryOutcome::OverQuota;
+        }
+        // One scan per message, whatever the number of recipients. Small messages are scanned
+        // here (bounded CPU); large ones on a reader thread, so the worker stays responsive.
+        let scan_relay = envelope.recipients.iter().any(|r| r.scan);
+        // The network tests' results, for the metas that read them.
+        let facts: Vec<String> = spf
+            .iter()
+            .map(|s| s.rule())
+            .chain(listings.iter().map(|(zone, _)| DnsChecks::rule_name(zone)))
+            .collect();
+        let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
+            (None, buffer)
+        } else if buffer.len() <= INLINE_SCAN_LIMIT {
+            let verdict = self.rules.load().scan_with_facts(&buffer, &facts);
+            (Some(verdict), buffer)
+        } else {
+            let rules = self.rules.load_full();
+            match self
+                .readers
+                .run(move |_| (rules.scan_with_facts(&buffer, &facts), buffer))
+                .await
+            {
+                Some((v, b)) => (Some(v), b),
+                None => return DeliveryOutcome::Failed,
+            }
+        };
+        // The SPF result is a rule hit too, scored as the rules score it (0 if they do not).
+        let verdict = verdict.map(|mut v| {
+            let rules = self.rules.load();
+            if let Some(s) = &spf {
+                v.add_hit(&rules, &s.rule(), &format!("SPF: {}", s.result));
+            }
+            for (zone, score) in &listings {
+                v.add_scored_hit(
+                    &DnsChecks::rule_name(zone),
+                    *score,
+                    &format!("listed in {zone}"),
+                );
+            }
+            v
+        });
+        let from = crate::mime::header_value(&buffer, "From").map(|f| {
+            f.rsplit_once('<')
+                .map_or(f.as_str(), |(_, a)| a.trim_end_matches('>'))
+                .trim()
+                .to_string()
+        });
+        let directory = self.directory.load();
+        let placed = placements(&envelope, verdict.as_ref(), &directory, from.as_deref());
+        let junk = placed
+            .iter()
+            .filter(|p| p.mailbox == JUNK)
+            .map(|p| p.accounts.len())
+            .sum::<usize>();
+        // Scan-relay recipients get the verdict as headers (spam by the rules' own
+        // required_score), and the Subject tag if the rules set one: nothing else.
+        let scan_copy = verdict.as_ref().filter(|_| scan_relay).map(|v| {
+            let required = Some(self.rules.load().globals.required_score);
+            ScanCopy {
+                headers: v.headers(required),
+                subject_tag: v.subject_tag(required),
+            }
+        });
+        let changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
+        match self.store.commit(changes).await {
+            Ok(_) => {
+                let remote = envelope
+                    .recipients
+                    .iter()
+                    .filter(|r| r.account.is_none())
+                    .count();
+                if remote > 0 {
+                    self.outbound.notify_one();
+                }
+                tracing::info!(
+                    id = format_args!("{:016x}", envelope.id),
+                    from = %envelope.reverse_path,
+                    recipients = envelope.recipients.len(),
+                    queued = remote,
+                    junk,
+                    score = verdict.as_ref().map_or(0.0, |v| v.score),
+                    size,
+                    "accepted"
+                );
+                DeliveryOutcome::Stored
+            }
+            Err(e) => {
+                tracing::error!(id = format_args!("{:016x}", envelope.id), error = %e, "store failed");
+                match e {
+                    StoreError::NoSpace(_) => DeliveryOutcome::NoSpace,
+                    _ => DeliveryOutcome::Failed,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::routing::Directory;
+    use crate::smtp::{Envelope, Recipient};
+    use crate::store::{directory, mail, StoreOwner};
+
+    /// Seven points with the built-in rules: spam at the high level (5), not at medium.
+    const SPAMMY: &[u8] = b"From: Lucky <win@prizes.example>\r\nTo: you@example.test\r\nSubject: news\r\n\r\nYou have won the lottery!\r\nClaim your prize and buy viagra.\r\n";
+
+    fn verdict(result: &'static str) -> SpfVerdict {
+        SpfVerdict {
+            result,
+            header: String::new(),
+        }
+    }
+
+    #[test]
+    fn spf_fail_refuses_only_when_the_site_says_so() {
+        assert!(spf_refuses(&verdict("fail"), true));
+        assert!(!spf_refuses(&verdict("fail"), false));
+        assert!(!spf_refuses(&verdict("softfail"), true));
+        assert!(!spf_refuses(&verdict("temperror"), true));
+    }
+
+    #[test]
+    fn one_full_mailbox_is_named() {
+        let allows = |a: u32, n: u64| a != 2 || n < 10;
+        assert_eq!(first_full(&[1, 2, 3], 100, allows), Some(2));
+        assert_eq!(first_full(&[1, 2, 3], 5, allows), None);
+    }
+
+    /// A store in memory with example.test: alice (medium) and carol (high).
+    fn inbound() -> (StoreOwner, Inbound, u32, u32) {
+        let owner = Store::open_in_memory().unwrap();
+        let store = owner.store().clone();
+        directory::add_domain(&store, "example.test").unwrap();
+        let alice = directory::add_account(&store, "alice@example.test", "x", 0)
+            .unwrap()
+            .id;
+        let carol = directory::add_account(&store, "carol@example.test", "x", 0)
+            .unwrap()
+            .id;
+        directory::set_spam_level(&store, "carol@example.test", "high").unwrap();
+        let inbound = Inbound {
+            directory: Arc::new(ArcSwap::from_pointee(Directory::load(&store).unwrap())),
+            quotas: QuotaBook::load(&store).unwrap(),
+            rules: Arc::new(ArcSwap::from_pointee(
+                crate::filter::load(&[] as &[&str]).unwrap(),
+            )),
+            dns_checks: DnsChecks::off(),
+            readers: Readers::start(store.clone(), 1).unwrap(),
+            outbound: Wake::default(),
+            store,
+        };
+        (owner, inbound, alice, carol)
+    }
+
+    fn delivery(to: &[(&str, u32)], body: &[u8]) -> Delivery {
+        let mut buffer = b"Return-Path: <win@prizes.example>\r\n".to_vec();
+        buffer.extend_from_slice(body);
+        Delivery {
+            envelope: Envelope {
+                id: 1,
+                reverse_path: "win@prizes.example".into(),
+                recipients: to
+                    .iter()
+                    .map(|(address, account)| Recipient {
+                        address: address.to_string(),
+                        account: Some(*account),
+                        scan: false,
+                    })
+                    .collect(),
+                body_8bit: false,
+                smtputf8: false,
+                received_at: 0,
+            },
+            message_len: buffer.len(),
+            buffer,
+        }
+    }
+
+    fn count(store: &Store, account: u32, mailbox: &str) -> usize {
+        let meta = mail::mailbox(store, account, mailbox).unwrap().unwrap();
+        mail::list(store, account, meta.id).unwrap().len()
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn spam_goes_to_junk_by_each_accounts_level_and_whitelist() {
+        let (_owner, inbound, alice, carol) = inbound();
+        let to = [("alice@example.test", alice), ("carol@example.test", carol)];
+        let outcome = run(inbound.accept(delivery(&to, SPAMMY), None));
+        assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
+        let store = &inbound.store;
+        assert_eq!(
+            count(store, alice, "INBOX"),
+            1,
+            "medium: 7 points is not spam"
+        );
+        assert_eq!(count(store, carol, "Junk"), 1, "high: spam");
+        // Whitelisted, the sender skips carol's filter.
+        directory::add_to_whitelist(store, "carol@example.test", "*@prizes.example").unwrap();
+        inbound
+            .directory
+            .store(Arc::new(Directory::load(store).unwrap()));
+        let outcome = run(inbound.accept(delivery(&to[1..], SPAMMY), None));
+        assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
+        assert_eq!(count(store, carol, "INBOX"), 1);
+        assert_eq!(count(store, carol, "Junk"), 1);
+    }
+
+    #[test]
+    fn a_full_mailbox_refuses_the_message_for_everyone() {
+        let (_owner, inbound, alice, carol) = inbound();
+        let store = &inbound.store;
+        directory::set_quota(store, "carol@example.test", 10).unwrap();
+        inbound.quotas.reload(store).unwrap();
+        let to = [("alice@example.test", alice), ("carol@example.test", carol)];
+        let outcome = run(inbound.accept(delivery(&to, b"Subject: hi\r\n\r\nhello\r\n"), None));
+        assert!(matches!(outcome, DeliveryOutcome::OverQuota), "{outcome:?}");
+        assert_eq!(
+            count(store, alice, "INBOX"),
+            0,
+            "nothing stored, for anyone"
+        );
+        assert_eq!(count(store, carol, "INBOX"), 0);
+        // What is stored is counted in the quota book (by the store, once durable).
+        let outcome =
+            run(inbound.accept(delivery(&to[..1], b"Subject: hi\r\n\r\nhello\r\n"), None));
+        assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
+        assert!(inbound.quotas.usage(alice).unwrap().used > 0);
+    }
+}
