@@ -20,7 +20,7 @@ use crate::cli::{
 };
 
 /// The outcome of an admin command: what to print, and whether it succeeded.
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub ok: bool,
     pub output: Vec<u8>,
 }
@@ -35,7 +35,7 @@ impl Outcome {
 }
 
 /// Loads the configuration with the command line's overrides applied.
-pub fn load_config(global: &Global) -> anyhow::Result<Config> {
+pub(crate) fn load_config(global: &Global) -> anyhow::Result<Config> {
     let mut config = Config::load(global.config.as_deref())?;
     if let Some(data) = &global.data {
         config.server.data_dir = data.clone();
@@ -43,13 +43,13 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
+pub(crate) fn store_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("store")
 }
 
 /// What a running server keeps in memory from the store, refreshed after admin changes.
 #[derive(Clone)]
-pub struct LiveState {
+pub(crate) struct LiveState {
     pub routing: SharedDirectory,
     pub quotas: std::sync::Arc<QuotaBook>,
     pub rules: std::sync::Arc<arc_swap::ArcSwap<gannet_core::filter::Ruleset>>,
@@ -58,7 +58,7 @@ pub struct LiveState {
 
 impl LiveState {
     /// Compiles the rules again and swaps them in; scans in flight finish on the old set.
-    pub fn reload_rules(&self) -> anyhow::Result<gannet_core::filter::Report> {
+    pub(crate) fn reload_rules(&self) -> anyhow::Result<gannet_core::filter::Report> {
         let rules = gannet_core::filter::load(&self.rules_dirs)?;
         let report = rules.report.clone();
         self.rules.store(std::sync::Arc::new(rules));
@@ -69,7 +69,7 @@ impl LiveState {
 
 /// Carries out a command; `live` is the running server's in-memory state, refreshed
 /// after a change. Account passwords arrive already hashed.
-pub fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCommand) -> Outcome {
+pub(crate) fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCommand) -> Outcome {
     if let AdminCommand::Rules(RulesCommand::Reload) = command {
         return match live.map(LiveState::reload_rules) {
             Some(Ok(report)) => Outcome::ok(format!("rules reloaded: {} loaded\n", report.loaded)),
@@ -363,7 +363,7 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
 }
 
 /// `gannet rules check`: loads the configured rules and reports what was understood.
-pub fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
     let rules = gannet_core::filter::load(&config.spam.rules_dirs)?;
     if list {
         for (rule, runnable) in rules.rules.iter().zip(rules.runnable()) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
     version,
     about = "Gannet: a mail appliance in one binary"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
     /// Log format on standard error.
@@ -22,7 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Args, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     /// Configuration file (TOML); every key has a default.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
@@ -32,13 +32,13 @@ pub struct Global {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Human,
     Json,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the mail server.
     Serve {
         /// Worker threads (default: `server.workers`, 0 = one per core).
@@ -53,7 +53,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand)]
-pub enum SpamCommand {
+pub(crate) enum SpamCommand {
     /// Score each FILE (or each file of a directory): total and rules hit.
     Scan {
         files: Vec<std::path::PathBuf>,
@@ -65,7 +65,7 @@ pub enum SpamCommand {
 
 /// Commands that read or change the appliance's records.
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum AdminCommand {
+pub(crate) enum AdminCommand {
     /// Hosted domains.
     #[command(subcommand)]
     Domain(DomainCommand),
@@ -99,7 +99,7 @@ pub enum AdminCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum RulesCommand {
+pub(crate) enum RulesCommand {
     /// Load the rules and report: loaded, skipped by reason, rules without a prefilter atom.
     Check {
         /// Also list every rule: name, kind, and whether Gannet can run its test.
@@ -111,7 +111,7 @@ pub enum RulesCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum WhitelistCommand {
+pub(crate) enum WhitelistCommand {
     /// Add a sender (a@b or *@domain) to an account's whitelist.
     Add { address: String, sender: String },
     /// Show an account's whitelist.
@@ -119,7 +119,7 @@ pub enum WhitelistCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum QueueCommand {
+pub(crate) enum QueueCommand {
     /// One line per queued message: id, sender, recipients, age, attempts, last error.
     List,
     /// Try a message (or every message) again now instead of at its next attempt.
@@ -136,7 +136,7 @@ pub enum QueueCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum DomainCommand {
+pub(crate) enum DomainCommand {
     /// Host a domain (accept mail for its addresses), or with --backup-mx or
     /// --scan-relay pass a customer's mail on to the customer's own server.
     Add {
@@ -158,7 +158,7 @@ pub enum DomainCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum AccountCommand {
+pub(crate) enum AccountCommand {
     /// Create an account (password: 8+ characters, an upper-case letter, a digit).
     Add {
         address: String,
@@ -184,13 +184,13 @@ pub enum AccountCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum AliasCommand {
+pub(crate) enum AliasCommand {
     /// Deliver mail for ALIAS to TARGET's account; ALIAS `@domain` is a catch-all.
     Add { alias: String, target: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
-pub enum MailCommand {
+pub(crate) enum MailCommand {
     /// One line per message: UID, size, Subject.
     List {
         address: String,

@@ -13,7 +13,7 @@ use crate::cli::{AccountCommand, AdminCommand, Global, RulesCommand};
 use crate::control;
 
 /// Runs an admin command from the command line.
-pub fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(global)?;
     // The password is checked and hashed here, so that it never travels and the slow
     // hash never runs on the server's admin thread.

@@ -21,12 +21,12 @@ struct Header {
     len: usize,
 }
 
-pub fn socket_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
 /// Sends `command` to the server running on `data_dir`; None when no server runs there.
-pub fn request(data_dir: &Path, command: &AdminCommand) -> anyhow::Result<Option<Outcome>> {
+pub(crate) fn request(data_dir: &Path, command: &AdminCommand) -> anyhow::Result<Option<Outcome>> {
     let mut stream = match UnixStream::connect(socket_path(data_dir)) {
         Ok(s) => s,
         Err(e)
@@ -56,7 +56,7 @@ pub fn request(data_dir: &Path, command: &AdminCommand) -> anyhow::Result<Option
 }
 
 /// Listens for admin commands on a thread of its own; commands run one at a time.
-pub fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::Result<()> {
+pub(crate) fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::Result<()> {
     let path = socket_path(data_dir);
     // A socket left by a server that was killed; the store's lock already proved that no
     // other server runs on this data directory.

@@ -72,7 +72,7 @@ fn outbound_config(config: &Config) -> anyhow::Result<OutboundConfig> {
     })
 }
 
-pub fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<ExitCode> {
     let mut config = load_config(global)?;
     if let Some(n) = workers {
         config.server.workers = n;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::admin::load_config;
 use crate::cli::{Global, SpamCommand};
 
-pub fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(global)?;
     let rules =
         gannet_core::filter::load(&config.spam.rules_dirs).context("loading the spam rules")?;

@@ -8,7 +8,7 @@
 /// reach: O(pattern × name) time, no recursion and no backtracking (a recursive matcher
 /// backtracks exponentially on `*%*%…x` and recurses once per pattern byte). Works on
 /// bytes, so a pattern or name that is not ASCII needs no care with char boundaries.
-pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+pub(super) fn wildcard_match(pattern: &str, name: &str) -> bool {
     let pattern = pattern.as_bytes();
     let (head, rest): (&[u8], &[u8]) = match pattern.split_at_checked(5) {
         Some((head, rest)) if head.eq_ignore_ascii_case(b"INBOX") => (b"INBOX", rest),

@@ -12,7 +12,7 @@ pub use header::{header_value, header_values};
 #[cfg(test)]
 pub(crate) mod fixtures {
     /// A message nesting `message/rfc822` `levels` deep (32 bytes a level).
-    pub fn deep_rfc822(levels: usize) -> Vec<u8> {
+    pub(crate) fn deep_rfc822(levels: usize) -> Vec<u8> {
         let mut m = b"From: a@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n".to_vec();
         for _ in 0..levels {
             m.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
@@ -23,7 +23,7 @@ pub(crate) mod fixtures {
 
     /// A message nesting `multipart/mixed` `levels` deep, each level with its own
     /// boundary, a text part at the bottom.
-    pub fn deep_multipart(levels: usize) -> Vec<u8> {
+    pub(crate) fn deep_multipart(levels: usize) -> Vec<u8> {
         let mut m = b"From: a@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n".to_vec();
         for i in 0..levels {
             m.extend_from_slice(
@@ -40,7 +40,7 @@ pub(crate) mod fixtures {
 
     /// Runs `f` on a thread with a 2 MB stack (Rust's default for spawned threads), so
     /// that recursion a level per MIME level overflows as it would in the server.
-    pub fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::Builder::new()
             .stack_size(2 << 20)
             .spawn(f)

@@ -3,17 +3,17 @@
 use std::cell::RefCell;
 
 /// Size of a pooled buffer: enough for any command line and most pipelined groups.
-pub const BUFFER_SIZE: usize = 4096;
+pub(super) const BUFFER_SIZE: usize = 4096;
 /// Buffers kept per worker; beyond that, returned buffers are freed.
 const MAX_POOLED: usize = 1024;
 
 #[derive(Default)]
-pub struct BufferPool {
+pub(super) struct BufferPool {
     free: RefCell<Vec<Vec<u8>>>,
 }
 
 impl BufferPool {
-    pub fn take(&self) -> Vec<u8> {
+    pub(super) fn take(&self) -> Vec<u8> {
         self.free
             .borrow_mut()
             .pop()
@@ -21,7 +21,7 @@ impl BufferPool {
     }
 
     /// Returns a buffer; buffers grown for a large message are freed instead of kept.
-    pub fn give(&self, mut buf: Vec<u8>) {
+    pub(super) fn give(&self, mut buf: Vec<u8>) {
         let mut free = self.free.borrow_mut();
         if buf.capacity() <= 4 * BUFFER_SIZE && free.len() < MAX_POOLED {
             buf.clear();

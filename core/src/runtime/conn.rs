@@ -23,7 +23,7 @@ const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
 
 /// What every protocol session offers the runtime: its buffers, whether it is between
 /// commands, and how it says goodbye on an idle timeout or a shutdown.
-pub trait Wire {
+pub(super) trait Wire {
     fn take_output(&mut self) -> Vec<u8>;
     fn output_written(&mut self, buf: Vec<u8>);
     fn has_output(&self) -> bool;
@@ -80,7 +80,7 @@ wire! {
 
 /// A connection let in: who it is from, and its transport (TLS already up on an
 /// implicit-TLS port).
-pub struct Opened {
+pub(super) struct Opened {
     pub ip: IpAddr,
     pub trusted: bool,
     pub transport: Transport,
@@ -89,7 +89,7 @@ pub struct Opened {
 
 /// Admits a new connection (the per-IP limit; `refusal` is sent in the clear to those over
 /// it) and runs the TLS handshake of implicit-TLS ports. None: the connection is closed.
-pub async fn open(
+pub(super) async fn open(
     ctx: &WorkerContext,
     stream: &TcpStream,
     peer: std::net::SocketAddr,
@@ -132,7 +132,7 @@ pub async fn open(
 }
 
 /// Writes a session's pending output; false if the client is gone or stopped reading.
-pub async fn flush<W: Wire>(
+pub(super) async fn flush<W: Wire>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
@@ -151,7 +151,7 @@ pub async fn flush<W: Wire>(
 }
 
 /// STARTTLS / STLS: writes the session's "go ahead", then upgrades the transport.
-pub async fn start_tls<W: Wire>(
+pub(super) async fn start_tls<W: Wire>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &mut Transport,
@@ -170,7 +170,7 @@ pub async fn start_tls<W: Wire>(
 }
 
 /// Verifies a login on the auth threads; a locked-out client waits before its refusal.
-pub async fn authenticate(
+pub(super) async fn authenticate(
     ctx: &WorkerContext,
     credentials: Credentials,
     ip: IpAddr,
@@ -186,7 +186,7 @@ pub async fn authenticate(
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d: use the IPv4 form.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(super) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -194,7 +194,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// How a new connection is let in.
-pub enum Admission {
+pub(super) enum Admission {
     /// From a trusted network: no limit applies.
     Trusted,
     /// Counted against its IP's limit while the permit lives.
@@ -203,7 +203,7 @@ pub enum Admission {
     Refused,
 }
 
-pub fn admit(ctx: &WorkerContext, ip: IpAddr) -> Admission {
+pub(super) fn admit(ctx: &WorkerContext, ip: IpAddr) -> Admission {
     if ctx.server.trusted.contains(ip) {
         return Admission::Trusted;
     }
@@ -214,13 +214,13 @@ pub fn admit(ctx: &WorkerContext, ip: IpAddr) -> Admission {
 }
 
 /// Sends a last line in the clear and closes (for refusals before any session).
-pub async fn refuse(stream: &TcpStream, line: &[u8]) {
+pub(super) async fn refuse(stream: &TcpStream, line: &[u8]) {
     let _ = stream.write_all(line.to_vec()).await;
     let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// Runs a TLS handshake with the current certificate; None if it fails or times out.
-pub async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStream> {
+pub(super) async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStream> {
     let config = ctx.server.tls.load_full();
     // A handshake stalled halfway is a silent client too.
     let limit = HANDSHAKE_TIMEOUT.min(ctx.server.idle_timeout);
@@ -238,7 +238,7 @@ pub async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStr
 }
 
 /// Writes `out` (bounded by the idle timeout); returns the buffer and whether it went out.
-pub async fn write_out(
+pub(super) async fn write_out(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
@@ -254,14 +254,14 @@ pub async fn write_out(
 /// The unauthenticated-lifetime clock of one connection: a session that has not
 /// authenticated (on the MX port: that has had no message accepted) for
 /// `limits.unauthenticated_lifetime` is closed, however steadily it trickles bytes.
-pub struct Lifetime {
+pub(super) struct Lifetime {
     started: Instant,
     mark: Option<u64>,
 }
 
 impl Lifetime {
     /// The clock of a connection opened now.
-    pub fn start() -> Lifetime {
+    pub(super) fn start() -> Lifetime {
         Lifetime {
             started: Instant::now(),
             mark: Some(0),
@@ -283,7 +283,7 @@ impl Lifetime {
 /// Writes the session's replies and waits for more input (or the idle timeout, the end
 /// of its unauthenticated lifetime, or, between commands, the shutdown). False when the
 /// connection is over.
-pub async fn await_input<W: Wire>(
+pub(super) async fn await_input<W: Wire>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
@@ -313,7 +313,7 @@ pub async fn await_input<W: Wire>(
 }
 
 /// What ended a wait for input.
-pub enum Wake {
+pub(super) enum Wake {
     /// Bytes were appended to the buffer.
     Data(Vec<u8>),
     /// The client closed or the connection failed.
@@ -334,7 +334,7 @@ const PROGRESS_BYTES: usize = 16 * 1024;
 /// completing a request is cut when it is up, unless the server answered meanwhile or
 /// enough bytes arrived to count as progress.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pace {
+pub(super) struct Pace {
     /// When the first byte of the current request (or the latest progress) arrived.
     since: Option<Instant>,
     /// Bytes received since then.
@@ -343,7 +343,7 @@ pub struct Pace {
 
 impl Pace {
     /// Counts `n` bytes received at `now`.
-    pub fn received(&mut self, n: usize, now: Instant) {
+    pub(super) fn received(&mut self, n: usize, now: Instant) {
         if n == 0 {
             return;
         }
@@ -357,7 +357,7 @@ impl Pace {
     }
 
     /// How long to wait for more input, from `now`.
-    pub fn wait(&self, now: Instant, idle: Duration) -> Duration {
+    pub(super) fn wait(&self, now: Instant, idle: Duration) -> Duration {
         match self.since {
             None => idle,
             Some(since) => (since + idle).saturating_duration_since(now),
@@ -368,7 +368,7 @@ impl Pace {
 /// Reads more input into `buf`, unless the client takes too long (see [`Pace`]),
 /// `deadline` (the unauthenticated lifetime) passes, or, for an idle session, the server
 /// shuts down.
-pub async fn read_input(
+pub(super) async fn read_input(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,

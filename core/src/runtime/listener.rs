@@ -9,7 +9,7 @@ const BACKLOG: i32 = 4096;
 
 /// Fails if anything listens on `addr` already. SO_REUSEPORT would otherwise let a second
 /// server (of the same user) share the port silently and take half of its connections.
-pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+pub(super) fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket
@@ -17,7 +17,7 @@ pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub(super) fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;

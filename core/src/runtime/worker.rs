@@ -12,7 +12,7 @@ use super::{imap_conn, pop3_conn, smtp_conn, PortKind, ServerContext};
 use crate::clock::unix_now;
 
 /// Per-worker state shared by the worker's sessions (single-threaded, no locks).
-pub struct WorkerContext {
+pub(super) struct WorkerContext {
     pub server: ServerContext,
     pub index: u8,
     pub buffers: BufferPool,
@@ -23,7 +23,7 @@ pub struct WorkerContext {
 
 impl WorkerContext {
     /// A message id unique across workers and restarts: Unix seconds, worker, sequence.
-    pub fn next_message_id(&self) -> u64 {
+    pub(super) fn next_message_id(&self) -> u64 {
         let seq = self.message_seq.get().wrapping_add(1);
         self.message_seq.set(seq);
         (unix_now() as u64) << 32 | u64::from(self.index) << 24 | u64::from(seq & 0xff_ffff)
@@ -39,7 +39,7 @@ impl Drop for ActiveGuard {
     }
 }
 
-pub fn run(
+pub(super) fn run(
     index: u8,
     server: ServerContext,
     sockets: Vec<(PortKind, std::net::TcpListener)>,

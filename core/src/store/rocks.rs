@@ -10,7 +10,7 @@ use rocksdb::{
 
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
 
-pub struct RocksStore {
+pub(super) struct RocksStore {
     db: DB,
 }
 
@@ -38,7 +38,7 @@ fn add_counters(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) 
 }
 
 impl RocksStore {
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub(super) fn open(dir: &Path) -> Result<Self, StoreError> {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
