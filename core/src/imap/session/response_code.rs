@@ -107,3 +107,58 @@ impl fmt::Display for ResponseCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_written_with_their_brackets() {
+        let written = [
+            (
+                ResponseCode::Capability("IMAP4rev2 IDLE".into()),
+                "[CAPABILITY IMAP4rev2 IDLE]",
+            ),
+            (ResponseCode::AuthenticationFailed, "[AUTHENTICATIONFAILED]"),
+            (ResponseCode::Unavailable, "[UNAVAILABLE]"),
+            (ResponseCode::PrivacyRequired, "[PRIVACYREQUIRED]"),
+            (ResponseCode::TooBig, "[TOOBIG]"),
+            (ResponseCode::ReadOnly, "[READ-ONLY]"),
+            (ResponseCode::ReadWrite, "[READ-WRITE]"),
+            (ResponseCode::Nonexistent, "[NONEXISTENT]"),
+            (
+                ResponseCode::PermanentFlags,
+                "[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]",
+            ),
+            (ResponseCode::UidValidity(7), "[UIDVALIDITY 7]"),
+            (ResponseCode::UidNext(12), "[UIDNEXT 12]"),
+            (ResponseCode::TryCreate, "[TRYCREATE]"),
+            (ResponseCode::AlreadyExists, "[ALREADYEXISTS]"),
+            (ResponseCode::Cannot, "[CANNOT]"),
+            (ResponseCode::ServerBug, "[SERVERBUG]"),
+            (ResponseCode::OverQuota, "[OVERQUOTA]"),
+            (
+                ResponseCode::AppendUid {
+                    validity: 7,
+                    uid: 3,
+                },
+                "[APPENDUID 7 3]",
+            ),
+            (
+                ResponseCode::CopyUid {
+                    validity: 9,
+                    sources: vec![5, 3, 4, 8],
+                    uids: vec![10, 11, 12, 13],
+                },
+                "[COPYUID 9 3:5,8 10:13]",
+            ),
+        ];
+        for (code, text) in written {
+            assert_eq!(code.to_string(), text);
+        }
+        assert_eq!(
+            [Status::Ok, Status::No, Status::Bad].map(|s| s.to_string()),
+            ["OK", "NO", "BAD"]
+        );
+    }
+}

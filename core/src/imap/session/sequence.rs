@@ -52,3 +52,39 @@ pub(super) fn compress_set(numbers: &[u32]) -> String {
     }
     parts.join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Harness;
+    use super::*;
+
+    #[test]
+    fn sets_are_compressed_to_ranges() {
+        assert_eq!(compress_set(&[]), "");
+        assert_eq!(compress_set(&[4]), "4");
+        assert_eq!(compress_set(&[5, 1, 2, 3, 9, 10]), "1:3,5,9:10");
+    }
+
+    #[test]
+    fn star_is_the_highest_number_in_use_and_ranges_go_either_way() {
+        let set = vec![(4, u32::MAX), (2, 1)];
+        let hits: Vec<u32> = (1..=7).filter(|&n| in_set(n, &set, 6)).collect();
+        assert_eq!(hits, [1, 2, 4, 5, 6]);
+        assert!(in_set(9, &vec![(u32::MAX, u32::MAX)], 9));
+    }
+
+    #[test]
+    fn sets_resolve_by_sequence_number_or_by_uid() {
+        let mut h = Harness::standard();
+        h.login_select();
+        // UIDs 1 and 2; after expunging 1, sequence number 1 is UID 2.
+        h.run("a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na2 EXPUNGE\r\n");
+        let out = h.run("a3 FETCH 1:* UID\r\na4 UID FETCH 1 UID\r\na5 UID FETCH * UID\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (UID 2)\r\na3 OK FETCH completed\r\n\
+             a4 OK FETCH completed\r\n\
+             * 1 FETCH (UID 2)\r\na5 OK FETCH completed\r\n"
+        );
+    }
+}

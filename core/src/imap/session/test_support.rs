@@ -68,6 +68,11 @@ impl Harness {
         h
     }
 
+    /// [`Harness::with_tls`] over TLS.
+    pub(super) fn standard() -> Harness {
+        Harness::with_tls(true)
+    }
+
     pub(super) fn store(&self) -> &Store {
         self.store.store()
     }
