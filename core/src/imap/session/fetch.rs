@@ -253,3 +253,126 @@ fn write_fetch(
     }
     out.extend_from_slice(b")\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{Harness, MESSAGE};
+    use crate::store::schema::flags;
+
+    const MULTIPART: &[u8] = b"Subject: parts\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=XX\r\n\r\n\
+        --XX\r\nContent-Type: text/plain\r\n\r\npart one\r\n\
+        --XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        AAEC\r\n--XX--\r\n";
+
+    #[test]
+    fn fetch_writes_the_items_asked_for() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1:2 (UID FLAGS RFC822.SIZE INTERNALDATE)\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 47 INTERNALDATE \"01-Jan-1970 00:00:00 +0000\")\r\n\
+             * 2 FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE 47 INTERNALDATE \"01-Jan-1970 00:00:00 +0000\")\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+        // UID FETCH puts the UID first, even when not asked for.
+        let out = h.run("a2 UID FETCH 2 FLAGS\r\n");
+        assert_eq!(
+            out,
+            "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\na2 OK FETCH completed\r\n"
+        );
+        // Numbers past the end name nothing.
+        let out = h.run("a3 FETCH 9 FLAGS\r\na4 UID FETCH 9:10 FLAGS\r\n");
+        assert_eq!(out, "a3 OK FETCH completed\r\na4 OK FETCH completed\r\n");
+        assert_eq!(h.commits, 0);
+    }
+
+    #[test]
+    fn fetch_sections_and_partial() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run(
+            "a1 FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM)] BODY.PEEK[TEXT]<0.5> BODY.PEEK[]<40.100>)\r\n",
+        );
+        assert_eq!(
+            out,
+            "* 1 FETCH (BODY[HEADER.FIELDS (FROM)] {21}\r\nFrom: a@b.example\r\n\r\n \
+             BODY[TEXT]<0> {5}\r\nhello \
+             BODY[]<40> {7}\r\nthere\r\n)\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 0, "PEEK sets no flag");
+    }
+
+    #[test]
+    fn fetch_of_a_part_and_its_binary_decoding() {
+        let mut h = Harness::standard();
+        h.deliver("INBOX", MULTIPART, 0);
+        h.login_select();
+        let out = h.run("a1 FETCH 3 (BODY.PEEK[1] BINARY.PEEK[2] BODY.PEEK[2] BODY.PEEK[3])\r\n");
+        assert_eq!(
+            out,
+            "* 3 FETCH (BODY[1] {8}\r\npart one \
+             BINARY[2] ~{3}\r\n\x00\x01\x02 \
+             BODY[2] {4}\r\nAAEC \
+             BODY[3] NIL)\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn fetch_without_peek_sets_seen_once() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1:2 BODY[TEXT]\r\n");
+        // Message 2 was \Seen already: its FLAGS are written all the same, as the command
+        // sets \Seen; only message 1 is changed.
+        assert_eq!(
+            out,
+            "* 1 FETCH (BODY[TEXT] {13}\r\nhello there\r\n FLAGS (\\Seen))\r\n\
+             * 2 FETCH (BODY[TEXT] {13}\r\nhello there\r\n FLAGS (\\Seen))\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 1);
+        assert!(h
+            .messages("INBOX")
+            .iter()
+            .all(|(_, e)| e.flags == flags::SEEN));
+        // Again: nothing left to set, nothing committed; FLAGS asked for comes once.
+        let out = h.run("a2 FETCH 1 (FLAGS BODY[TEXT])\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (FLAGS (\\Seen) BODY[TEXT] {13}\r\nhello there\r\n)\r\na2 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 1);
+    }
+
+    #[test]
+    fn fetch_in_examine_sets_no_flag() {
+        let mut h = Harness::standard();
+        h.login();
+        h.run("a1 EXAMINE INBOX\r\n");
+        let out = h.run("a2 FETCH 1 BODY[TEXT]\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (BODY[TEXT] {13}\r\nhello there\r\n)\r\na2 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 0);
+        assert_eq!(h.messages("INBOX")[0].1.flags, 0);
+    }
+
+    #[test]
+    fn fetch_envelope_of_the_test_message() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1 ENVELOPE\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (ENVELOPE (NIL \"hi\" ((NIL NIL \"a\" \"b.example\")) \
+             ((NIL NIL \"a\" \"b.example\")) ((NIL NIL \"a\" \"b.example\")) \
+             NIL NIL NIL NIL NIL))\r\na1 OK FETCH completed\r\n"
+        );
+        assert_eq!(MESSAGE.len(), 47);
+    }
+}

@@ -106,6 +106,12 @@ impl Harness {
         applied.uids[0]
     }
 
+    /// The messages of a mailbox of account 1 as the store has them.
+    pub(super) fn messages(&self, mailbox: &str) -> Vec<(u32, MailEntry)> {
+        let meta = mail::mailbox(self.store(), 1, mailbox).unwrap().unwrap();
+        mail::list(self.store(), 1, meta.id).unwrap()
+    }
+
     /// Feeds `input`, runs the session until it waits, and returns what it wrote.
     pub(super) fn run<I: AsRef<[u8]> + ?Sized>(&mut self, input: &I) -> String {
         self.s.feed(input.as_ref());
