@@ -170,3 +170,90 @@ fn header_contains(body: &[u8], field: &str, value: &str) -> bool {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Harness;
+    use crate::store::schema::flags;
+
+    /// The standard INBOX (two short messages, the second \Seen) and a third, larger one,
+    /// \Flagged, with a folded Subject, sent on 2 January 2024.
+    fn three() -> Harness {
+        let h = Harness::standard();
+        let uid = h.deliver(
+            "INBOX",
+            b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nSubject: quarterly\r\n report\r\n\
+              From: Zed <z@b.example>\r\n\r\nthe numbers are in\r\n",
+            flags::FLAGGED,
+        );
+        assert_eq!(uid, 3);
+        h
+    }
+
+    #[test]
+    fn search_by_flags_sizes_and_numbers() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH UNSEEN\r\na2 SEARCH SEEN\r\na3 SEARCH FLAGGED NOT SEEN\r\n\
+             a4 SEARCH LARGER 50\r\na5 SEARCH SMALLER 50\r\na6 SEARCH OR 1 3\r\n\
+             a7 SEARCH 2:*\r\na8 UID SEARCH UID 2:3\r\na9 SEARCH ALL\r\n",
+        );
+        assert_eq!(
+            out,
+            "* SEARCH 1 3\r\na1 OK SEARCH completed\r\n\
+             * SEARCH 2\r\na2 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na3 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na4 OK SEARCH completed\r\n\
+             * SEARCH 1 2\r\na5 OK SEARCH completed\r\n\
+             * SEARCH 1 3\r\na6 OK SEARCH completed\r\n\
+             * SEARCH 2 3\r\na7 OK SEARCH completed\r\n\
+             * SEARCH 2 3\r\na8 OK SEARCH completed\r\n\
+             * SEARCH 1 2 3\r\na9 OK SEARCH completed\r\n"
+        );
+        assert!(h.blob_requests.is_empty(), "no key here needs a body");
+    }
+
+    #[test]
+    fn search_by_header_text_and_date() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH SUBJECT REPORT\r\na2 SEARCH FROM zed\r\na3 SEARCH BODY numbers\r\n\
+             a4 SEARCH BODY subject\r\na5 SEARCH TEXT subject\r\na6 SEARCH SENTON 2-Jan-2024\r\n\
+             a7 SEARCH SENTBEFORE 2-Jan-2024\r\na8 SEARCH SINCE 1-Jan-1970\r\n",
+        );
+        assert_eq!(
+            out,
+            "* SEARCH 3\r\na1 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na2 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na3 OK SEARCH completed\r\n\
+             * SEARCH\r\na4 OK SEARCH completed\r\n\
+             * SEARCH 1 2 3\r\na5 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na6 OK SEARCH completed\r\n\
+             * SEARCH 1 2\r\na7 OK SEARCH completed\r\n\
+             * SEARCH 1 2 3\r\na8 OK SEARCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn esearch_answers_with_a_set() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH RETURN (ALL) NOT FLAGGED\r\na2 UID SEARCH RETURN () KEYWORD $Nothing\r\n",
+        );
+        assert_eq!(
+            out,
+            "* ESEARCH (TAG \"a1\") ALL 1:2\r\na1 OK SEARCH completed\r\n\
+             * ESEARCH (TAG \"a2\") UID\r\na2 OK SEARCH completed\r\n"
+        );
+        // Once IMAP4rev2 is enabled, every SEARCH answers so.
+        let out = h.run("a3 ENABLE IMAP4rev2\r\na4 UID SEARCH 1,3\r\n");
+        assert_eq!(
+            out,
+            "* ENABLED IMAP4rev2\r\na3 OK ENABLE completed\r\n\
+             * ESEARCH (TAG \"a4\") UID ALL 1,3\r\na4 OK SEARCH completed\r\n"
+        );
+    }
+}
