@@ -110,3 +110,87 @@ impl Session {
         Some(Flow::Done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{expunge, Harness};
+    use crate::store::schema::flags;
+
+    #[test]
+    fn store_answers_with_the_flags_now_stored() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 STORE 1:2 +FLAGS (\\Flagged $Work)\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (FLAGS (\\Flagged $Work))\r\n\
+             * 2 FETCH (FLAGS (\\Seen \\Flagged $Work))\r\n\
+             a1 OK STORE completed\r\n"
+        );
+        let out = h.run("a2 STORE 2 -FLAGS (\\Seen $Work)\r\n");
+        assert_eq!(
+            out,
+            "* 2 FETCH (FLAGS (\\Flagged))\r\na2 OK STORE completed\r\n"
+        );
+        // Replacing; \Recent and unknown system flags are ignored.
+        let out = h.run("a3 UID STORE 1 FLAGS (\\Answered \\Recent \\Bogus $A $A)\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (UID 1 FLAGS (\\Answered $A))\r\na3 OK STORE completed\r\n"
+        );
+        let stored = h.messages("INBOX");
+        assert_eq!(stored[0].1.flags, flags::ANSWERED);
+        assert_eq!(stored[0].1.keywords, ["$A"]);
+        assert_eq!(stored[1].1.flags, flags::FLAGGED);
+        assert_eq!(h.commits, 3);
+    }
+
+    #[test]
+    fn store_silent_answers_only_the_tag() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out =
+            h.run("a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na2 UID STORE 2 FLAGS.SILENT ()\r\n");
+        assert_eq!(out, "a1 OK STORE completed\r\na2 OK STORE completed\r\n");
+        let stored = h.messages("INBOX");
+        assert_eq!([stored[0].1.flags, stored[1].1.flags], [flags::DELETED, 0]);
+        // The session's view changed too: a NOOP reports nothing.
+        assert_eq!(h.run("a3 NOOP\r\n"), "a3 OK NOOP completed\r\n");
+    }
+
+    #[test]
+    fn store_of_nothing_commits_nothing() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 STORE 5:9 +FLAGS (\\Seen)\r\na2 UID STORE 3 +FLAGS (\\Seen)\r\n");
+        assert_eq!(out, "a1 OK STORE completed\r\na2 OK STORE completed\r\n");
+        assert_eq!(h.commits, 0);
+    }
+
+    #[test]
+    fn store_in_examine_is_refused() {
+        let mut h = Harness::standard();
+        h.login();
+        h.run("a1 EXAMINE INBOX\r\n");
+        let out = h.run("a2 STORE 1 +FLAGS (\\Seen)\r\n");
+        assert_eq!(out, "a2 NO [READ-ONLY] Mailbox is read-only\r\n");
+        assert_eq!(h.commits, 0);
+    }
+
+    #[test]
+    fn store_leaves_out_a_message_expunged_meanwhile() {
+        let mut h = Harness::standard();
+        h.login_select();
+        h.before_commit(|store| expunge(store, "INBOX", &[1]));
+        let out = h.run("a1 STORE 1:2 +FLAGS (\\Flagged)\r\n");
+        assert_eq!(
+            out,
+            "* 2 FETCH (FLAGS (\\Seen \\Flagged))\r\na1 OK STORE completed\r\n"
+        );
+        // The next poll tells of the expunge.
+        assert_eq!(
+            h.run("a2 NOOP\r\n"),
+            "* 1 EXPUNGE\r\na2 OK NOOP completed\r\n"
+        );
+    }
+}

@@ -16,6 +16,8 @@ pub(super) const MESSAGE: &[u8] = b"Subject: hi\r\nFrom: a@b.example\r\n\r\nhell
 /// The password that logs in (any user, account 1); any other fails.
 pub(super) const PASSWORD: &str = "Secret123";
 
+type Hook = Box<dyn FnOnce(&Store)>;
+
 pub(super) struct Harness {
     pub(super) s: Session,
     pub(super) store: StoreOwner,
@@ -30,6 +32,8 @@ pub(super) struct Harness {
     /// The account's storage use and limit, as the runtime reports them with the mailboxes.
     pub(super) used: u64,
     pub(super) limit: u64,
+    /// Run on the store just before the next commit (a change racing the command's).
+    before_commit: Option<Hook>,
 }
 
 impl Harness {
@@ -54,6 +58,7 @@ impl Harness {
             closed: false,
             used: 0,
             limit: u64::MAX,
+            before_commit: None,
         }
     }
 
@@ -112,6 +117,11 @@ impl Harness {
         mail::list(self.store(), 1, meta.id).unwrap()
     }
 
+    /// Has `change` run on the store just before the session's next commit.
+    pub(super) fn before_commit(&mut self, change: impl FnOnce(&Store) + 'static) {
+        self.before_commit = Some(Box::new(change));
+    }
+
     /// Feeds `input`, runs the session until it waits, and returns what it wrote.
     pub(super) fn run<I: AsRef<[u8]> + ?Sized>(&mut self, input: &I) -> String {
         self.s.feed(input.as_ref());
@@ -160,6 +170,9 @@ impl Harness {
             }
             Request::Write(changes) => {
                 self.commits += 1;
+                if let Some(change) = self.before_commit.take() {
+                    change(store);
+                }
                 Answer::Committed(store.commit_blocking(changes))
             }
             Request::Mailboxes { account } => {
@@ -200,4 +213,16 @@ impl Harness {
         let out = self.run("l2 SELECT INBOX\r\n");
         assert!(out.contains("l2 OK [READ-WRITE]"), "{out}");
     }
+}
+
+/// The id of a mailbox of account 1.
+fn mailbox_id(store: &Store, name: &str) -> u32 {
+    mail::mailbox(store, 1, name).unwrap().unwrap().id
+}
+
+/// Expunges messages of a mailbox of account 1, \Deleted or not.
+pub(super) fn expunge(store: &Store, mailbox: &str, uids: &[u32]) {
+    let mut c = Changes::new();
+    c.expunge(1, mailbox_id(store, mailbox), uids.to_vec(), false);
+    store.commit_blocking(c).unwrap();
 }
