@@ -80,3 +80,82 @@ impl Session {
         Flow::Need(Request::Write(changes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{delete_mailbox, Harness, MESSAGE};
+    use crate::store::schema::flags;
+
+    #[test]
+    fn append_answers_appenduid_and_shows_the_message_in_the_selected_mailbox() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run(&format!(
+            "a1 APPEND INBOX (\\Flagged $Work) {{{}+}}\r\n",
+            MESSAGE.len()
+        ));
+        assert_eq!(out, "", "LITERAL+: no continuation request");
+        let out = h.run(&[MESSAGE, b"\r\n"].concat());
+        assert_eq!(
+            out,
+            "* 3 EXISTS\r\na1 OK [APPENDUID 7 3] APPEND completed\r\n"
+        );
+        let stored = h.messages("INBOX");
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[2].0, 3);
+        assert_eq!(stored[2].1.flags, flags::FLAGGED);
+        assert_eq!(stored[2].1.keywords, ["$Work"]);
+        // The session's view has it: FETCH needs no NOOP first.
+        let out = h.run("a2 FETCH 3 (UID FLAGS)\r\n");
+        assert_eq!(
+            out,
+            "* 3 FETCH (UID 3 FLAGS (\\Flagged $Work))\r\na2 OK FETCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn append_to_another_mailbox_sends_no_exists() {
+        let mut h = Harness::standard();
+        h.create_mailbox("Sent");
+        h.login_select();
+        let out = h.run("a1 APPEND Sent (\\Seen) \"01-Jan-2024 00:00:00 +0000\" {5+}\r\nhello\r\n");
+        assert_eq!(out, "a1 OK [APPENDUID 8 1] APPEND completed\r\n");
+        let stored = h.messages("Sent");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].1.internal_date, 1_704_067_200);
+        assert_eq!(stored[0].1.flags, flags::SEEN);
+    }
+
+    #[test]
+    fn append_to_a_missing_mailbox_says_trycreate() {
+        let mut h = Harness::standard();
+        h.login();
+        let out = h.run("a1 APPEND Nowhere {5+}\r\nhello\r\n");
+        assert_eq!(out, "a1 NO [TRYCREATE] No such mailbox\r\n");
+        assert_eq!(h.commits, 0);
+    }
+
+    #[test]
+    fn append_over_quota_is_refused() {
+        let mut h = Harness::standard();
+        h.used = 1000;
+        h.limit = 1004;
+        h.login();
+        let out = h.run("a1 APPEND INBOX {5+}\r\nhello\r\n");
+        assert_eq!(out, "a1 NO [OVERQUOTA] Mailbox is full\r\n");
+        assert_eq!(h.commits, 0);
+        // Exactly at the limit is still fine.
+        let out = h.run("a2 APPEND INBOX {4+}\r\nhell\r\n");
+        assert_eq!(out, "a2 OK [APPENDUID 7 3] APPEND completed\r\n");
+    }
+
+    #[test]
+    fn append_whose_mailbox_goes_before_the_commit_says_trycreate() {
+        let mut h = Harness::standard();
+        h.create_mailbox("Drafts2");
+        h.login();
+        h.before_commit(|store| delete_mailbox(store, "Drafts2"));
+        let out = h.run("a1 APPEND Drafts2 {5+}\r\nhello\r\n");
+        assert_eq!(out, "a1 NO [TRYCREATE] No such mailbox\r\n");
+    }
+}

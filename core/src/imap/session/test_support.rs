@@ -220,6 +220,13 @@ fn mailbox_id(store: &Store, name: &str) -> u32 {
     mail::mailbox(store, 1, name).unwrap().unwrap().id
 }
 
+/// Deletes a mailbox of account 1.
+pub(super) fn delete_mailbox(store: &Store, name: &str) {
+    let mut c = Changes::new();
+    c.delete_mailbox(1, name);
+    store.commit_blocking(c).unwrap();
+}
+
 /// Expunges messages of a mailbox of account 1, \Deleted or not.
 pub(super) fn expunge(store: &Store, mailbox: &str, uids: &[u32]) {
     let mut c = Changes::new();
