@@ -94,3 +94,83 @@ impl Session {
         lines
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{set_flags, Harness};
+    use crate::store::schema::flags;
+
+    /// The standard INBOX with three more messages: UIDs 1 to 5, 2 and 4 and 5 \Deleted.
+    fn five() -> Harness {
+        let h = Harness::standard();
+        for _ in 3..=5 {
+            h.deliver("INBOX", b"Subject: more\r\n\r\nx\r\n", 0);
+        }
+        set_flags(h.store(), "INBOX", &[2, 4, 5], flags::DELETED);
+        h
+    }
+
+    #[test]
+    fn expunge_reports_each_message_highest_first() {
+        let mut h = five();
+        h.login_select();
+        let out = h.run("a1 EXPUNGE\r\n");
+        assert_eq!(
+            out,
+            "* 5 EXPUNGE\r\n* 4 EXPUNGE\r\n* 2 EXPUNGE\r\na1 OK EXPUNGE completed\r\n"
+        );
+        let left: Vec<u32> = h.messages("INBOX").iter().map(|(u, _)| *u).collect();
+        assert_eq!(left, [1, 3]);
+        // Nothing left to expunge: no commit.
+        let out = h.run("a2 EXPUNGE\r\n");
+        assert_eq!(out, "a2 OK EXPUNGE completed\r\n");
+        assert_eq!(h.commits, 1);
+    }
+
+    #[test]
+    fn uid_expunge_removes_only_the_uids_named() {
+        let mut h = five();
+        h.login_select();
+        let out = h.run("a1 UID EXPUNGE 1:4\r\n");
+        assert_eq!(
+            out,
+            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\na1 OK EXPUNGE completed\r\n"
+        );
+        let left: Vec<u32> = h.messages("INBOX").iter().map(|(u, _)| *u).collect();
+        assert_eq!(left, [1, 3, 5]);
+    }
+
+    #[test]
+    fn expunge_in_examine_is_refused() {
+        let mut h = five();
+        h.login();
+        h.run("a1 EXAMINE INBOX\r\n");
+        let out = h.run("a2 EXPUNGE\r\n");
+        assert_eq!(out, "a2 NO [READ-ONLY] Mailbox is read-only\r\n");
+        assert_eq!(h.messages("INBOX").len(), 5);
+    }
+
+    #[test]
+    fn close_expunges_silently_and_unselect_does_not_expunge() {
+        let mut h = five();
+        h.login_select();
+        let out = h.run("a1 UNSELECT\r\na2 FETCH 1 UID\r\n");
+        assert_eq!(
+            out,
+            "a1 OK UNSELECT completed\r\na2 BAD No mailbox selected\r\n"
+        );
+        assert_eq!(h.messages("INBOX").len(), 5);
+        h.run("a3 EXAMINE INBOX\r\n");
+        let out = h.run("a4 CLOSE\r\n");
+        assert_eq!(out, "a4 OK CLOSE completed\r\n");
+        assert_eq!(
+            h.messages("INBOX").len(),
+            5,
+            "EXAMINE: CLOSE expunges nothing"
+        );
+        h.run("a5 SELECT INBOX\r\n");
+        let out = h.run("a6 CLOSE\r\n");
+        assert_eq!(out, "a6 OK CLOSE completed\r\n");
+        assert_eq!(h.messages("INBOX").len(), 2);
+    }
+}

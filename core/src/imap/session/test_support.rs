@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Answer, ImapConfig, ImapPolicy, MailboxSummary, Request, Session, Step};
 use crate::auth::service::AuthOutcome;
 use crate::store::schema::{flags, MailEntry};
-use crate::store::{mail, Changes, Folder, NewMail, Store, StoreOwner};
+use crate::store::{mail, Changes, FlagChange, FlagMode, Folder, NewMail, Store, StoreOwner};
 
 /// The message the standard INBOX holds twice: 47 bytes.
 pub(super) const MESSAGE: &[u8] = b"Subject: hi\r\nFrom: a@b.example\r\n\r\nhello there\r\n";
@@ -231,5 +231,17 @@ pub(super) fn delete_mailbox(store: &Store, name: &str) {
 pub(super) fn expunge(store: &Store, mailbox: &str, uids: &[u32]) {
     let mut c = Changes::new();
     c.expunge(1, mailbox_id(store, mailbox), uids.to_vec(), false);
+    store.commit_blocking(c).unwrap();
+}
+
+/// Adds system flags to messages of a mailbox of account 1.
+pub(super) fn set_flags(store: &Store, mailbox: &str, uids: &[u32], bits: u32) {
+    let change = FlagChange {
+        mode: FlagMode::Add,
+        flags: bits,
+        keywords: Vec::new(),
+    };
+    let mut c = Changes::new();
+    c.set_flags(1, mailbox_id(store, mailbox), uids.to_vec(), change);
     store.commit_blocking(c).unwrap();
 }
