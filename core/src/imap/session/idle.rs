@@ -134,3 +134,59 @@ impl Session {
         Some(Flow::Idle)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{expunge, set_flags, Harness};
+    use crate::store::schema::flags;
+
+    #[test]
+    fn idle_ends_with_done() {
+        let mut h = Harness::standard();
+        h.login_select();
+        assert_eq!(h.run("a1 IDLE\r\n"), "+ idling\r\n");
+        assert_eq!(h.run("DONE\r\n"), "a1 OK IDLE terminated\r\n");
+        assert_eq!(h.run("a2 IDLE\r\n"), "+ idling\r\n");
+        assert_eq!(
+            h.run("done\r\na3 NOOP\r\n"),
+            "a2 OK IDLE terminated\r\na3 OK NOOP completed\r\n"
+        );
+        assert_eq!(h.run("a4 IDLE\r\n"), "+ idling\r\n");
+        assert_eq!(h.run("STOP\r\n"), "a4 BAD Expected DONE\r\n");
+    }
+
+    #[test]
+    fn idle_reports_changes_when_polled() {
+        let mut h = Harness::standard();
+        h.login_select();
+        assert_eq!(h.run("a1 IDLE\r\n"), "+ idling\r\n");
+        // Nothing is reported before a poll.
+        h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
+        assert_eq!(h.run(""), "");
+        h.s.idle_poll();
+        assert_eq!(h.run(""), "* 3 EXISTS\r\n");
+        expunge(h.store(), "INBOX", &[1]);
+        set_flags(h.store(), "INBOX", &[3], flags::FLAGGED);
+        h.s.idle_poll();
+        assert_eq!(
+            h.run(""),
+            "* 1 EXPUNGE\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\n"
+        );
+        assert_eq!(h.run("DONE\r\n"), "a1 OK IDLE terminated\r\n");
+    }
+
+    #[test]
+    fn noop_reports_changes_since_the_client_was_last_told() {
+        let mut h = Harness::standard();
+        h.login_select();
+        assert_eq!(h.run("a1 NOOP\r\n"), "a1 OK NOOP completed\r\n");
+        h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
+        set_flags(h.store(), "INBOX", &[1], flags::ANSWERED);
+        expunge(h.store(), "INBOX", &[2]);
+        assert_eq!(
+            h.run("a2 CHECK\r\n"),
+            "* 2 EXPUNGE\r\n* 1 FETCH (UID 1 FLAGS (\\Answered))\r\n* 2 EXISTS\r\na2 OK NOOP completed\r\n"
+        );
+        assert_eq!(h.run("a3 NOOP\r\n"), "a3 OK NOOP completed\r\n");
+    }
+}
