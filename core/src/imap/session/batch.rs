@@ -1,0 +1,96 @@
+//! FETCH and SEARCH over many messages, a batch at a time: a command over a whole mailbox
+//! holds one batch of bodies, never the mailbox. Between batches the runtime reads the
+//! next batch's bodies (and writes out what the last one produced).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Answer, Flow, InProgress, Request, Session};
+use crate::store::schema::BlobId;
+
+/// How many messages, and how many bytes of them, a FETCH or SEARCH reads at a time.
+const BATCH_MESSAGES: usize = 64;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Message bodies by blob, as the runtime reads them.
+pub(super) type Bodies = HashMap<BlobId, Arc<Vec<u8>>>;
+
+/// A FETCH or SEARCH going through its messages a batch at a time.
+pub(super) struct Progress {
+    /// The messages (indexes into the selected mailbox) the command works on.
+    pub(super) indexes: Vec<usize>,
+    /// How many of them are done.
+    pub(super) done: usize,
+    /// SEARCH: the numbers found so far.
+    pub(super) hits: Vec<u32>,
+    /// FETCH: the UIDs whose \Seen flag it sets, committed once after the last batch.
+    pub(super) seen: Vec<u32>,
+}
+
+impl Progress {
+    pub(super) fn new(indexes: Vec<usize>) -> Progress {
+        Progress {
+            indexes,
+            done: 0,
+            hits: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    pub(super) fn finished(&self) -> bool {
+        self.done >= self.indexes.len()
+    }
+}
+
+impl Session {
+    /// The batches of the FETCH or SEARCH being run, if it has started.
+    pub(super) fn take_progress(&mut self) -> Option<Progress> {
+        match self.in_progress.take() {
+            Some(InProgress::Batches(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The end (an index into `p.indexes`) of the batch that starts at `p.done`: at most
+    /// [`BATCH_MESSAGES`] messages and [`BATCH_BYTES`] bytes, and at least one message.
+    pub(super) fn batch_end(&self, p: &Progress) -> usize {
+        let msgs = &self.selected_ref().messages;
+        let mut bytes = 0u64;
+        let mut end = p.done;
+        let rest = p.indexes.get(p.done..).unwrap_or_default();
+        for &i in rest.iter().take(BATCH_MESSAGES) {
+            let size = msgs.get(i).map_or(0, |(_, e)| e.size);
+            if end > p.done && bytes.saturating_add(size) > BATCH_BYTES {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            end += 1;
+        }
+        end
+    }
+
+    /// The bodies of the batch `p.done..end`, or a request for them (keeping `p` until
+    /// they come: the command is run again then).
+    pub(super) fn batch_bodies(
+        &mut self,
+        p: Progress,
+        end: usize,
+    ) -> Result<(Progress, Bodies), Flow> {
+        match self.answer.take() {
+            Some(Answer::Blobs(map)) => Ok((p, map)),
+            other => {
+                self.answer = other;
+                let msgs = &self.selected_ref().messages;
+                let batch = p.indexes.get(p.done..end).unwrap_or_default();
+                let mut blobs: Vec<BlobId> = batch
+                    .iter()
+                    .filter_map(|&i| msgs.get(i).map(|(_, e)| e.blob))
+                    .collect();
+                blobs.sort_unstable();
+                blobs.dedup();
+                self.in_progress = Some(InProgress::Batches(p));
+                Err(Flow::Need(Request::Blobs(blobs)))
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! FETCH: message data (flags, dates, sizes, ENVELOPE, BODYSTRUCTURE, body sections and
+//! their BINARY decoding), read a batch of bodies at a time; a section fetched without
+//! PEEK sets \Seen, committed once after the last batch.
+
+use super::super::command::{FetchItem, SeqSet};
+use super::super::response::{flag_list, internal_date, literal};
+use super::super::structure::{self, SectionText};
+use super::batch::{Bodies, Progress};
+use super::{Flow, Request, Session};
+use crate::store::schema::{flags, MailEntry};
+use crate::store::{Changes, FlagChange, FlagMode};
+
+impl Session {
+    pub(super) fn fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        items: &[FetchItem],
+    ) -> Flow {
+        if let Some(flow) = self.commit_done(tag, "FETCH completed") {
+            return flow;
+        }
+        let mut p = match self.take_progress() {
+            Some(p) => p,
+            None => Progress::new(self.resolve(uid, set)),
+        };
+        if items.iter().any(FetchItem::needs_body) {
+            while !p.finished() {
+                let end = self.batch_end(&p);
+                let (q, bodies) = match self.batch_bodies(p, end) {
+                    Ok(b) => b,
+                    Err(flow) => return flow,
+                };
+                p = q;
+                self.fetch_batch(&mut p, end, uid, items, &bodies);
+            }
+        } else {
+            let end = p.indexes.len();
+            self.fetch_batch(&mut p, end, uid, items, &Bodies::new());
+        }
+        if !p.seen.is_empty() {
+            let mut changes = Changes::new();
+            changes.set_flags(
+                self.account(),
+                self.selected_ref().meta.id,
+                p.seen,
+                FlagChange {
+                    mode: FlagMode::Add,
+                    flags: flags::SEEN,
+                    keywords: Vec::new(),
+                },
+            );
+            return Flow::Need(Request::Write(changes));
+        }
+        self.ok(tag, "FETCH completed");
+        Flow::Done
+    }
+
+    /// Writes the FETCH responses of the messages `p.done..end`, setting \Seen where the
+    /// items do (committed once the last batch is written).
+    fn fetch_batch(
+        &mut self,
+        p: &mut Progress,
+        end: usize,
+        uid: bool,
+        items: &[FetchItem],
+        bodies: &Bodies,
+    ) {
+        let read_only = self.selected_ref().read_only;
+        let sets_seen = !read_only
+            && items
+                .iter()
+                .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
+        let mut out = std::mem::take(&mut self.output);
+        for &i in p.indexes.get(p.done..end).unwrap_or_default() {
+            let Some((msg_uid, mut entry)) = self.selected_ref().messages.get(i).cloned() else {
+                continue;
+            };
+            if sets_seen && entry.flags & flags::SEEN == 0 {
+                entry.flags |= flags::SEEN;
+                p.seen.push(msg_uid);
+                self.selected_mut().messages[i].1.flags = entry.flags;
+            }
+            let body = bodies.get(&entry.blob).map(|b| b.as_slice());
+            let message = FetchedMessage {
+                seq: i as u32 + 1,
+                uid: msg_uid,
+                entry: &entry,
+                body,
+            };
+            write_fetch(&mut out, &message, items, uid, sets_seen);
+        }
+        self.output = out;
+        p.done = end;
+    }
+}
+
+/// A message as FETCH writes it.
+struct FetchedMessage<'a> {
+    seq: u32,
+    uid: u32,
+    entry: &'a MailEntry,
+    /// Its bytes, when an item needs them.
+    body: Option<&'a [u8]>,
+}
+
+/// One `* n FETCH (...)` response: the UID first when asked for by UID FETCH, the FLAGS
+/// last when the command set \Seen and FLAGS was not among the items.
+fn write_fetch(
+    out: &mut Vec<u8>,
+    message: &FetchedMessage<'_>,
+    items: &[FetchItem],
+    by_uid: bool,
+    seen_set: bool,
+) {
+    let FetchedMessage {
+        seq,
+        uid,
+        entry,
+        body,
+    } = *message;
+    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+    };
+    let wants_uid = by_uid || items.contains(&FetchItem::Uid);
+    if wants_uid {
+        sep(out);
+        out.extend_from_slice(format!("UID {uid}").as_bytes());
+    }
+    // Parse the MIME tree only when an item needs it (not for a whole BODY[]).
+    let needs_tree = items.iter().any(|i| match i {
+        FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body => true,
+        FetchItem::Section { path, text, .. } => !path.is_empty() || *text != SectionText::Full,
+        _ => false,
+    });
+    // ENVELOPE alone needs only the header: parse no more than that.
+    let header_only = items.iter().all(|i| {
+        !matches!(
+            i,
+            FetchItem::BodyStructure | FetchItem::Body | FetchItem::Section { .. }
+        )
+    });
+    let parsed = body.filter(|_| needs_tree).and_then(|b| {
+        if header_only {
+            let end = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
+            structure::parse(&b[..end])
+        } else {
+            structure::parse(b)
+        }
+    });
+    let mut flags_written = false;
+    for item in items {
+        match item {
+            FetchItem::Uid => {}
+            FetchItem::Flags => {
+                sep(out);
+                out.extend_from_slice(b"FLAGS ");
+                flag_list(out, entry.flags, &entry.keywords);
+                flags_written = true;
+            }
+            FetchItem::InternalDate => {
+                sep(out);
+                out.extend_from_slice(b"INTERNALDATE ");
+                out.extend_from_slice(internal_date(entry.internal_date).as_bytes());
+            }
+            FetchItem::Size => {
+                sep(out);
+                out.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes());
+            }
+            FetchItem::Envelope => {
+                sep(out);
+                out.extend_from_slice(b"ENVELOPE ");
+                match &parsed {
+                    Some(m) => structure::envelope(out, m),
+                    None => out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                }
+            }
+            FetchItem::BodyStructure | FetchItem::Body => {
+                sep(out);
+                let extended = matches!(item, FetchItem::BodyStructure);
+                out.extend_from_slice(if extended {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                match &parsed {
+                    Some(m) => structure::bodystructure(out, m, extended),
+                    None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
+                }
+            }
+            FetchItem::Section {
+                name,
+                path,
+                text,
+                partial,
+                binary,
+                ..
+            } => {
+                sep(out);
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                if *binary {
+                    let decoded = match (body, &parsed) {
+                        (Some(raw), _) if path.is_empty() => Some(raw.to_vec()),
+                        (Some(raw), Some(m)) => structure::binary_section(raw, m, path),
+                        _ => None,
+                    };
+                    match decoded {
+                        // literal8 (RFC 3516) when the content has a NUL.
+                        Some(d) if d.contains(&0) => {
+                            out.extend_from_slice(format!("~{{{}}}\r\n", d.len()).as_bytes());
+                            out.extend_from_slice(&d);
+                        }
+                        Some(d) => literal(out, &d),
+                        None => out.extend_from_slice(b"NIL"),
+                    }
+                    continue;
+                }
+                let data = match (body, &parsed) {
+                    (Some(raw), Some(m)) => structure::section(raw, m, path, text),
+                    (Some(raw), None) if path.is_empty() && *text == SectionText::Full => {
+                        Some(std::borrow::Cow::Borrowed(raw))
+                    }
+                    _ => None,
+                };
+                match data {
+                    Some(d) => {
+                        let d: &[u8] = &d;
+                        let d = match partial {
+                            Some((start, len)) => {
+                                let s = (*start as usize).min(d.len());
+                                &d[s..(s + *len as usize).min(d.len())]
+                            }
+                            None => d,
+                        };
+                        literal(out, d);
+                    }
+                    None => out.extend_from_slice(b"NIL"),
+                }
+            }
+        }
+    }
+    if seen_set && !flags_written {
+        sep(out);
+        out.extend_from_slice(b"FLAGS ");
+        flag_list(out, entry.flags, &entry.keywords);
+    }
+    out.extend_from_slice(b")\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{Harness, MESSAGE};
+    use crate::store::schema::flags;
+
+    const MULTIPART: &[u8] = b"Subject: parts\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=XX\r\n\r\n\
+        --XX\r\nContent-Type: text/plain\r\n\r\npart one\r\n\
+        --XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        AAEC\r\n--XX--\r\n";
+
+    #[test]
+    fn fetch_writes_the_items_asked_for() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1:2 (UID FLAGS RFC822.SIZE INTERNALDATE)\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 47 INTERNALDATE \"01-Jan-1970 00:00:00 +0000\")\r\n\
+             * 2 FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE 47 INTERNALDATE \"01-Jan-1970 00:00:00 +0000\")\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+        // UID FETCH puts the UID first, even when not asked for.
+        let out = h.run("a2 UID FETCH 2 FLAGS\r\n");
+        assert_eq!(
+            out,
+            "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\na2 OK FETCH completed\r\n"
+        );
+        // Numbers past the end name nothing.
+        let out = h.run("a3 FETCH 9 FLAGS\r\na4 UID FETCH 9:10 FLAGS\r\n");
+        assert_eq!(out, "a3 OK FETCH completed\r\na4 OK FETCH completed\r\n");
+        assert_eq!(h.commits, 0);
+    }
+
+    #[test]
+    fn fetch_sections_and_partial() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run(
+            "a1 FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM)] BODY.PEEK[TEXT]<0.5> BODY.PEEK[]<40.100>)\r\n",
+        );
+        assert_eq!(
+            out,
+            "* 1 FETCH (BODY[HEADER.FIELDS (FROM)] {21}\r\nFrom: a@b.example\r\n\r\n \
+             BODY[TEXT]<0> {5}\r\nhello \
+             BODY[]<40> {7}\r\nthere\r\n)\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 0, "PEEK sets no flag");
+    }
+
+    #[test]
+    fn fetch_of_a_part_and_its_binary_decoding() {
+        let mut h = Harness::standard();
+        h.deliver("INBOX", MULTIPART, 0);
+        h.login_select();
+        let out = h.run("a1 FETCH 3 (BODY.PEEK[1] BINARY.PEEK[2] BODY.PEEK[2] BODY.PEEK[3])\r\n");
+        assert_eq!(
+            out,
+            "* 3 FETCH (BODY[1] {8}\r\npart one \
+             BINARY[2] ~{3}\r\n\x00\x01\x02 \
+             BODY[2] {4}\r\nAAEC \
+             BODY[3] NIL)\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn fetch_without_peek_sets_seen_once() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1:2 BODY[TEXT]\r\n");
+        // Message 2 was \Seen already: its FLAGS are written all the same, as the command
+        // sets \Seen; only message 1 is changed.
+        assert_eq!(
+            out,
+            "* 1 FETCH (BODY[TEXT] {13}\r\nhello there\r\n FLAGS (\\Seen))\r\n\
+             * 2 FETCH (BODY[TEXT] {13}\r\nhello there\r\n FLAGS (\\Seen))\r\n\
+             a1 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 1);
+        assert!(h
+            .messages("INBOX")
+            .iter()
+            .all(|(_, e)| e.flags == flags::SEEN));
+        // Again: nothing left to set, nothing committed; FLAGS asked for comes once.
+        let out = h.run("a2 FETCH 1 (FLAGS BODY[TEXT])\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (FLAGS (\\Seen) BODY[TEXT] {13}\r\nhello there\r\n)\r\na2 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 1);
+    }
+
+    #[test]
+    fn fetch_in_examine_sets_no_flag() {
+        let mut h = Harness::standard();
+        h.login();
+        h.run("a1 EXAMINE INBOX\r\n");
+        let out = h.run("a2 FETCH 1 BODY[TEXT]\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (BODY[TEXT] {13}\r\nhello there\r\n)\r\na2 OK FETCH completed\r\n"
+        );
+        assert_eq!(h.commits, 0);
+        assert_eq!(h.messages("INBOX")[0].1.flags, 0);
+    }
+
+    #[test]
+    fn fetch_envelope_of_the_test_message() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1 ENVELOPE\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (ENVELOPE (NIL \"hi\" ((NIL NIL \"a\" \"b.example\")) \
+             ((NIL NIL \"a\" \"b.example\")) ((NIL NIL \"a\" \"b.example\")) \
+             NIL NIL NIL NIL NIL))\r\na1 OK FETCH completed\r\n"
+        );
+        assert_eq!(MESSAGE.len(), 47);
+    }
+}

@@ -1,0 +1,192 @@
+//! Keeping the client's view of the selected mailbox up to date: NOOP and CHECK (a poll),
+//! IDLE (polls until DONE), and the untagged EXPUNGE, FETCH FLAGS and EXISTS lines that
+//! report what changed since the client was last told.
+
+use std::collections::{HashMap, HashSet};
+
+use super::super::response::flag_list;
+use super::{Answer, Flow, Request, Session, State};
+use crate::store::schema::{MailEntry, MailboxMeta};
+
+impl Session {
+    /// During IDLE: look for changes to report.
+    pub fn idle_poll(&mut self) {
+        if self.idling && !self.awaiting {
+            self.idle_refresh = true;
+        }
+    }
+
+    /// NOOP and CHECK: with a mailbox selected, report its changes.
+    pub(super) fn noop(&mut self, tag: &str) -> Flow {
+        if matches!(self.state, State::Selected(_)) {
+            return self.refresh(tag, "NOOP completed");
+        }
+        self.ok(tag, "NOOP completed");
+        Flow::Done
+    }
+
+    pub(super) fn idle(&mut self) -> Flow {
+        self.line("+ idling");
+        Flow::Idle
+    }
+
+    /// Reloads the selected mailbox and reports what changed (EXPUNGE, FETCH FLAGS, EXISTS).
+    fn refresh(&mut self, tag: &str, done: &str) -> Flow {
+        let Some(Answer::Mailbox(found)) = self.answer.take() else {
+            let name = self.selected_ref().name.clone();
+            return Flow::Need(Request::Mailbox {
+                account: self.account(),
+                name,
+            });
+        };
+        self.apply_changes(found);
+        if !tag.is_empty() {
+            self.ok(tag, done);
+        }
+        Flow::Done
+    }
+
+    /// Brings the selected mailbox's view up to `found` (as the store has it now), writing
+    /// the lines that tell the client: expunges from the highest sequence number down (so
+    /// that numbers stay right), changed flags, then the new count if messages came.
+    fn apply_changes(&mut self, found: Option<(MailboxMeta, Vec<(u32, MailEntry)>)>) {
+        let Some((meta, fresh)) = found else { return };
+        let mut lines = Vec::new();
+        let sel = self.selected_mut();
+        let fresh_uids: HashSet<u32> = fresh.iter().map(|(u, _)| *u).collect();
+        for seq in (1..=sel.messages.len()).rev() {
+            if !fresh_uids.contains(&sel.messages[seq - 1].0) {
+                sel.messages.remove(seq - 1);
+                lines.push(format!("* {seq} EXPUNGE"));
+            }
+        }
+        let known: HashMap<u32, usize> = sel
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, (u, _))| (*u, i))
+            .collect();
+        let mut added = false;
+        for (uid, entry) in fresh {
+            match known.get(&uid) {
+                Some(&i) => {
+                    let old = &sel.messages[i].1;
+                    if old.flags != entry.flags || old.keywords != entry.keywords {
+                        let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
+                        flag_list(&mut l, entry.flags, &entry.keywords);
+                        l.push(b')');
+                        lines.push(String::from_utf8_lossy(&l).into_owned());
+                        sel.messages[i].1 = entry;
+                    }
+                }
+                None => {
+                    sel.messages.push((uid, entry));
+                    added = true;
+                }
+            }
+        }
+        sel.meta = meta;
+        if added {
+            lines.push(format!("* {} EXISTS", sel.messages.len()));
+        }
+        for l in lines {
+            self.line(&l);
+        }
+    }
+
+    /// One step of an IDLE: DONE (or anything else) ends it; else a poll asked for by
+    /// [`Session::idle_poll`], or its answer. None when the IDLE is over without a tag to
+    /// answer.
+    pub(super) fn idle_step(&mut self) -> Option<Flow> {
+        // DONE ends the IDLE.
+        if let Some(lf) = memchr::memchr(b'\n', &self.input) {
+            let line: Vec<u8> = self.input.drain(..=lf).collect();
+            self.idling = false;
+            let (tag, _) = self.current.take()?;
+            if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
+                self.ok(&tag, "IDLE terminated");
+            } else {
+                self.bad(&tag, "Expected DONE");
+            }
+            return Some(Flow::Done);
+        }
+        if self.input.len() > self.config.max_command_before_auth {
+            // No DONE in sight: end the IDLE rather than keep the bytes.
+            self.input.clear();
+            self.skip_line = true;
+            self.idling = false;
+            let (tag, _) = self.current.take()?;
+            self.bad(&tag, "Expected DONE");
+            return Some(Flow::Done);
+        }
+        if let Some(Answer::Mailbox(found)) = self.answer.take() {
+            self.apply_changes(found);
+            return Some(Flow::Idle);
+        }
+        if self.idle_refresh && matches!(self.state, State::Selected(_)) {
+            self.idle_refresh = false;
+            let name = self.selected_ref().name.clone();
+            return Some(Flow::Need(Request::Mailbox {
+                account: self.account(),
+                name,
+            }));
+        }
+        Some(Flow::Idle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{expunge, set_flags, Harness};
+    use crate::store::schema::flags;
+
+    #[test]
+    fn idle_ends_with_done() {
+        let mut h = Harness::standard();
+        h.login_select();
+        assert_eq!(h.run("a1 IDLE\r\n"), "+ idling\r\n");
+        assert_eq!(h.run("DONE\r\n"), "a1 OK IDLE terminated\r\n");
+        assert_eq!(h.run("a2 IDLE\r\n"), "+ idling\r\n");
+        assert_eq!(
+            h.run("done\r\na3 NOOP\r\n"),
+            "a2 OK IDLE terminated\r\na3 OK NOOP completed\r\n"
+        );
+        assert_eq!(h.run("a4 IDLE\r\n"), "+ idling\r\n");
+        assert_eq!(h.run("STOP\r\n"), "a4 BAD Expected DONE\r\n");
+    }
+
+    #[test]
+    fn idle_reports_changes_when_polled() {
+        let mut h = Harness::standard();
+        h.login_select();
+        assert_eq!(h.run("a1 IDLE\r\n"), "+ idling\r\n");
+        // Nothing is reported before a poll.
+        h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
+        assert_eq!(h.run(""), "");
+        h.s.idle_poll();
+        assert_eq!(h.run(""), "* 3 EXISTS\r\n");
+        expunge(h.store(), "INBOX", &[1]);
+        set_flags(h.store(), "INBOX", &[3], flags::FLAGGED);
+        h.s.idle_poll();
+        assert_eq!(
+            h.run(""),
+            "* 1 EXPUNGE\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\n"
+        );
+        assert_eq!(h.run("DONE\r\n"), "a1 OK IDLE terminated\r\n");
+    }
+
+    #[test]
+    fn noop_reports_changes_since_the_client_was_last_told() {
+        let mut h = Harness::standard();
+        h.login_select();
+        assert_eq!(h.run("a1 NOOP\r\n"), "a1 OK NOOP completed\r\n");
+        h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
+        set_flags(h.store(), "INBOX", &[1], flags::ANSWERED);
+        expunge(h.store(), "INBOX", &[2]);
+        assert_eq!(
+            h.run("a2 CHECK\r\n"),
+            "* 2 EXPUNGE\r\n* 1 FETCH (UID 1 FLAGS (\\Answered))\r\n* 2 EXISTS\r\na2 OK NOOP completed\r\n"
+        );
+        assert_eq!(h.run("a3 NOOP\r\n"), "a3 OK NOOP completed\r\n");
+    }
+}

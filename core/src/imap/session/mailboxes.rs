@@ -1,0 +1,311 @@
+//! The commands on mailboxes as a whole: SELECT and EXAMINE, CREATE, DELETE, RENAME,
+//! SUBSCRIBE and UNSUBSCRIBE, LIST and LSUB (with LIST-STATUS), STATUS, NAMESPACE, and
+//! GETQUOTA / GETQUOTAROOT; and the mailbox list with the account's quota that they (and
+//! APPEND, COPY and MOVE) ask the runtime for.
+
+use super::super::command::Cmd;
+use super::super::response::string;
+use super::super::wildcard::wildcard_match;
+use super::response_code::{ResponseCode, Status, SYSTEM_FLAGS};
+use super::{Answer, Flow, MailboxSummary, Request, Selected, Session, State};
+use crate::store::Changes;
+
+/// The account's mailboxes, and its storage use and limit in bytes.
+pub(super) struct MailboxesAndQuota {
+    pub(super) list: Vec<MailboxSummary>,
+    pub(super) used: u64,
+    pub(super) limit: u64,
+}
+
+impl Session {
+    // ---- the mailbox list ----
+
+    /// The account's mailboxes with its storage use and limit, or the request for them.
+    pub(super) fn mailboxes_and_quota(&mut self) -> Result<MailboxesAndQuota, Flow> {
+        match self.answer.take() {
+            Some(Answer::Mailboxes { list, used, limit }) => {
+                Ok(MailboxesAndQuota { list, used, limit })
+            }
+            other => {
+                self.answer = other;
+                Err(Flow::Need(Request::Mailboxes {
+                    account: self.account(),
+                }))
+            }
+        }
+    }
+
+    /// The account's mailboxes, or the request for them.
+    fn mailboxes(&mut self) -> Result<Vec<MailboxSummary>, Flow> {
+        self.mailboxes_and_quota().map(|m| m.list)
+    }
+
+    /// For APPEND and COPY/MOVE: the account's quota use and limit, once the target
+    /// mailbox is known to exist; `NO [TRYCREATE]` when it does not.
+    pub(super) fn target_and_quota(&mut self, tag: &str, target: &str) -> Result<(u64, u64), Flow> {
+        let MailboxesAndQuota { list, used, limit } = self.mailboxes_and_quota()?;
+        if list.iter().any(|m| m.name == target) {
+            Ok((used, limit))
+        } else {
+            self.no(tag, ResponseCode::TryCreate, "No such mailbox");
+            Err(Flow::Done)
+        }
+    }
+
+    // ---- the commands ----
+
+    pub(super) fn namespace(&mut self, tag: &str) {
+        self.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+        self.ok(tag, "NAMESPACE completed");
+    }
+
+    pub(super) fn select(&mut self, tag: &str, name: &str, read_only: bool) -> Flow {
+        let Some(Answer::Mailbox(found)) = self.answer.take() else {
+            return Flow::Need(Request::Mailbox {
+                account: self.account(),
+                name: name.to_string(),
+            });
+        };
+        let Some((meta, messages)) = found else {
+            self.state = State::Authenticated;
+            self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
+            return Flow::Done;
+        };
+        self.line(&format!("* FLAGS ({SYSTEM_FLAGS})"));
+        self.untagged(Status::Ok, ResponseCode::PermanentFlags, "Flags permitted");
+        self.line(&format!("* {} EXISTS", messages.len()));
+        if !self.rev2 {
+            self.line("* 0 RECENT");
+        }
+        let validity = ResponseCode::UidValidity(meta.uidvalidity);
+        self.untagged(Status::Ok, validity, "UIDs valid");
+        let next = ResponseCode::UidNext(meta.uidnext);
+        self.untagged(Status::Ok, next, "Predicted next UID");
+        if self.rev2 {
+            let mut l = b"* LIST () \"/\" ".to_vec();
+            string(&mut l, name.as_bytes());
+            self.output.extend_from_slice(&l);
+            self.output.extend_from_slice(b"\r\n");
+        }
+        self.state = State::Selected(Selected {
+            name: name.to_string(),
+            meta,
+            read_only,
+            messages,
+        });
+        let (code, text) = if read_only {
+            (ResponseCode::ReadOnly, "EXAMINE completed")
+        } else {
+            (ResponseCode::ReadWrite, "SELECT completed")
+        };
+        self.respond(tag, Status::Ok, Some(code), text);
+        Flow::Done
+    }
+
+    pub(super) fn create(&mut self, tag: &str, name: &str) -> Flow {
+        if let Some(flow) = self.commit_done(tag, "CREATE completed") {
+            return flow;
+        }
+        let list = match self.mailboxes() {
+            Ok(l) => l,
+            Err(flow) => return flow,
+        };
+        if name.is_empty()
+            || name.eq_ignore_ascii_case("INBOX")
+            || list.iter().any(|m| m.name == name)
+        {
+            self.no(tag, ResponseCode::AlreadyExists, "Mailbox exists");
+            return Flow::Done;
+        }
+        let mut changes = Changes::new();
+        changes.create_mailbox(self.account(), name, None, self.now);
+        Flow::Need(Request::Write(changes))
+    }
+
+    pub(super) fn delete(&mut self, tag: &str, name: &str) -> Flow {
+        if let Some(flow) = self.commit_done(tag, "DELETE completed") {
+            return flow;
+        }
+        if name == "INBOX" {
+            self.no(tag, ResponseCode::Cannot, "INBOX cannot be deleted");
+            return Flow::Done;
+        }
+        let list = match self.mailboxes() {
+            Ok(l) => l,
+            Err(flow) => return flow,
+        };
+        let Some(found) = list.iter().find(|m| m.name == name) else {
+            self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
+            return Flow::Done;
+        };
+        if found.meta.special_use.is_some() {
+            let text = "Special-use mailboxes (Drafts, Sent, Trash, Junk) cannot be deleted";
+            self.no(tag, ResponseCode::Cannot, text);
+            return Flow::Done;
+        }
+        if matches!(&self.state, State::Selected(s) if s.name == name) {
+            self.state = State::Authenticated;
+        }
+        let mut changes = Changes::new();
+        changes.delete_mailbox(self.account(), name);
+        Flow::Need(Request::Write(changes))
+    }
+
+    pub(super) fn rename(&mut self, tag: &str, from: &str, to: &str) -> Flow {
+        if let Some(flow) = self.commit_done(tag, "RENAME completed") {
+            return flow;
+        }
+        let list = match self.mailboxes() {
+            Ok(l) => l,
+            Err(flow) => return flow,
+        };
+        if !list.iter().any(|m| m.name == from) {
+            self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
+            return Flow::Done;
+        }
+        if from == "INBOX" {
+            self.no(tag, ResponseCode::Cannot, "Renaming INBOX is not supported");
+            return Flow::Done;
+        }
+        if list.iter().any(|m| m.name == to) || to.eq_ignore_ascii_case("INBOX") {
+            self.no(tag, ResponseCode::AlreadyExists, "Target mailbox exists");
+            return Flow::Done;
+        }
+        let mut changes = Changes::new();
+        changes.rename_mailbox(self.account(), from, to);
+        Flow::Need(Request::Write(changes))
+    }
+
+    pub(super) fn subscribe(&mut self, tag: &str, name: &str, on: bool) -> Flow {
+        if let Some(flow) = self.commit_done(tag, "Subscription changed") {
+            return flow;
+        }
+        let list = match self.mailboxes() {
+            Ok(l) => l,
+            Err(flow) => return flow,
+        };
+        if !list.iter().any(|m| m.name == name) {
+            self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
+            return Flow::Done;
+        }
+        let mut changes = Changes::new();
+        changes.subscribe(self.account(), name, on);
+        Flow::Need(Request::Write(changes))
+    }
+
+    pub(super) fn list(
+        &mut self,
+        tag: &str,
+        reference: &str,
+        patterns: &[String],
+        subscribed_only: bool,
+        lsub: bool,
+        status: &[String],
+    ) -> Flow {
+        let list = match self.mailboxes() {
+            Ok(l) => l,
+            Err(flow) => return flow,
+        };
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        if patterns.len() == 1 && patterns[0].is_empty() {
+            self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
+            self.ok(tag, &format!("{verb} completed"));
+            return Flow::Done;
+        }
+        for m in &list {
+            let matched = patterns
+                .iter()
+                .any(|p| wildcard_match(&format!("{reference}{p}"), &m.name));
+            if !matched || (subscribed_only && !m.meta.subscribed) {
+                continue;
+            }
+            let has_children = list
+                .iter()
+                .any(|o| o.name.starts_with(&format!("{}/", m.name)));
+            let mut attrs = vec![if has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }];
+            if let Some(su) = &m.meta.special_use {
+                attrs.push(su);
+            }
+            if subscribed_only && !lsub {
+                attrs.push("\\Subscribed");
+            }
+            let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            string(&mut l, m.name.as_bytes());
+            l.extend_from_slice(b"\r\n");
+            self.output.extend_from_slice(&l);
+            if !status.is_empty() {
+                self.status_line(m, status);
+            }
+        }
+        self.ok(tag, &format!("{verb} completed"));
+        Flow::Done
+    }
+
+    /// `* STATUS name (ITEM value ...)`, the items that are known in the order asked.
+    fn status_line(&mut self, m: &MailboxSummary, items: &[String]) {
+        let mut parts = Vec::new();
+        for item in items {
+            let value = match item.to_ascii_uppercase().as_str() {
+                "MESSAGES" => m.messages as u64,
+                "UIDNEXT" => m.meta.uidnext as u64,
+                "UIDVALIDITY" => m.meta.uidvalidity as u64,
+                "UNSEEN" => m.unseen as u64,
+                "DELETED" => m.deleted as u64,
+                "SIZE" => m.size,
+                "RECENT" => 0,
+                "HIGHESTMODSEQ" => m.meta.highest_modseq,
+                _ => continue,
+            };
+            parts.push(format!("{} {value}", item.to_ascii_uppercase()));
+        }
+        let mut l = b"* STATUS ".to_vec();
+        string(&mut l, m.name.as_bytes());
+        l.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        self.output.extend_from_slice(&l);
+    }
+
+    pub(super) fn status(&mut self, tag: &str, name: &str, items: &[String]) -> Flow {
+        let list = match self.mailboxes() {
+            Ok(l) => l,
+            Err(flow) => return flow,
+        };
+        match list.iter().find(|m| m.name == name) {
+            Some(m) => {
+                self.status_line(m, items);
+                self.ok(tag, "STATUS completed");
+            }
+            None => self.no(tag, ResponseCode::Nonexistent, "No such mailbox"),
+        }
+        Flow::Done
+    }
+
+    /// GETQUOTA and GETQUOTAROOT: one quota root, "", for the whole account.
+    pub(super) fn quota(&mut self, tag: &str, cmd: &Cmd) -> Flow {
+        let MailboxesAndQuota { used, limit, .. } = match self.mailboxes_and_quota() {
+            Ok(q) => q,
+            Err(flow) => return flow,
+        };
+        if let Cmd::GetQuotaRoot(mailbox) = cmd {
+            let mut l = b"* QUOTAROOT ".to_vec();
+            string(&mut l, mailbox.as_bytes());
+            l.extend_from_slice(b" \"\"\r\n");
+            self.output.extend_from_slice(&l);
+        } else if let Cmd::GetQuota(root) = cmd {
+            if !root.is_empty() {
+                self.no(tag, ResponseCode::Nonexistent, "No such quota root");
+                return Flow::Done;
+            }
+        }
+        self.line(&format!(
+            "* QUOTA \"\" (STORAGE {} {})",
+            used.div_ceil(1024),
+            limit / 1024
+        ));
+        self.ok(tag, "GETQUOTA completed");
+        Flow::Done
+    }
+}

@@ -1,0 +1,259 @@
+//! SEARCH (and ESEARCH's `RETURN (ALL)` answer): search keys tested against each
+//! selected message, its bodies read a batch at a time when a key needs them.
+
+use super::super::command::SearchKey;
+use super::super::structure;
+use super::batch::{Bodies, Progress};
+use super::sequence::{compress_set, in_set};
+use super::{Flow, Session};
+use crate::store::schema::MailEntry;
+
+impl Session {
+    pub(super) fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, esearch: bool) -> Flow {
+        let mut p = match self.take_progress() {
+            Some(p) => p,
+            None => Progress::new((0..self.selected_ref().messages.len()).collect()),
+        };
+        if key.needs_body() {
+            while !p.finished() {
+                let end = self.batch_end(&p);
+                let (q, bodies) = match self.batch_bodies(p, end) {
+                    Ok(b) => b,
+                    Err(flow) => return flow,
+                };
+                p = q;
+                self.search_batch(&mut p, end, key, uid, &bodies);
+            }
+        } else {
+            let end = p.indexes.len();
+            self.search_batch(&mut p, end, key, uid, &Bodies::new());
+        }
+        let hits = p.hits;
+        if esearch || self.rev2 {
+            let mut l = format!("* ESEARCH (TAG \"{tag}\")");
+            if uid {
+                l.push_str(" UID");
+            }
+            if !hits.is_empty() {
+                l.push_str(" ALL ");
+                l.push_str(&compress_set(&hits));
+            }
+            self.line(&l);
+        } else {
+            let list: Vec<String> = hits.iter().map(u32::to_string).collect();
+            self.line(format!("* SEARCH {}", list.join(" ")).trim_end());
+        }
+        self.ok(tag, "SEARCH completed");
+        Flow::Done
+    }
+
+    /// Tests the messages `p.done..end` of a SEARCH.
+    fn search_batch(
+        &self,
+        p: &mut Progress,
+        end: usize,
+        key: &SearchKey,
+        uid: bool,
+        bodies: &Bodies,
+    ) {
+        let sel = self.selected_ref();
+        let last_uid = sel.messages.last().map_or(0, |(u, _)| *u);
+        let count = sel.messages.len() as u32;
+        for &i in p.indexes.get(p.done..end).unwrap_or_default() {
+            let Some((u, e)) = sel.messages.get(i) else {
+                continue;
+            };
+            let ctx = MatchCtx {
+                seq: i as u32 + 1,
+                uid: *u,
+                entry: e,
+                body: bodies.get(&e.blob).map(|b| b.as_slice()),
+                last_uid,
+                count,
+            };
+            if matches(key, &ctx) {
+                p.hits.push(if uid { *u } else { i as u32 + 1 });
+            }
+        }
+        p.done = end;
+    }
+}
+
+/// What a search key is tested against.
+struct MatchCtx<'a> {
+    seq: u32,
+    uid: u32,
+    entry: &'a MailEntry,
+    body: Option<&'a [u8]>,
+    last_uid: u32,
+    count: u32,
+}
+
+/// Whether `needle` is in `hay`, case-insensitively.
+fn contains_ci(hay: &[u8], needle: &str) -> bool {
+    let needle = needle.to_lowercase();
+    if needle.is_empty() {
+        return true;
+    }
+    String::from_utf8_lossy(hay)
+        .to_lowercase()
+        .contains(&needle)
+}
+
+fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
+    let day = m.entry.internal_date.div_euclid(86400);
+    let sent_day = || {
+        m.body
+            .and_then(structure::parse)
+            .and_then(|msg| msg.date().map(|d| d.to_timestamp().div_euclid(86400)))
+            .unwrap_or(day)
+    };
+    match key {
+        SearchKey::All => true,
+        SearchKey::None => false,
+        SearchKey::And(keys) => keys.iter().all(|k| matches(k, m)),
+        SearchKey::Or(a, b) => matches(a, m) || matches(b, m),
+        SearchKey::Not(a) => !matches(a, m),
+        SearchKey::Seq(set) => in_set(m.seq, set, m.count),
+        SearchKey::Uid(set) => in_set(m.uid, set, m.last_uid),
+        SearchKey::Flag(bit, on) => (m.entry.flags & bit != 0) == *on,
+        SearchKey::Keyword(k, on) => {
+            m.entry.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) == *on
+        }
+        SearchKey::Larger(n) => m.entry.size > *n,
+        SearchKey::Smaller(n) => m.entry.size < *n,
+        SearchKey::Before(d) => day < *d,
+        SearchKey::On(d) => day == *d,
+        SearchKey::Since(d) => day >= *d,
+        SearchKey::SentBefore(d) => sent_day() < *d,
+        SearchKey::SentOn(d) => sent_day() == *d,
+        SearchKey::SentSince(d) => sent_day() >= *d,
+        SearchKey::Header(field, value) => m
+            .body
+            .is_some_and(|body| header_contains(body, field, value)),
+        SearchKey::Body(s) => m.body.is_some_and(|b| {
+            let start = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
+            contains_ci(&b[start..], s)
+        }),
+        SearchKey::Text(s) => m.body.is_some_and(|b| contains_ci(b, s)),
+    }
+}
+
+/// Whether a header field `field` of the message (unfolded) contains `value`.
+fn header_contains(body: &[u8], field: &str, value: &str) -> bool {
+    let header_end = memchr::memmem::find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
+    let header = &body[..header_end];
+    let mut found = false;
+    let text = String::from_utf8_lossy(header);
+    let mut current: Option<(String, String)> = None;
+    let mut check = |name: &str, val: &str| {
+        if name.eq_ignore_ascii_case(field) && contains_ci(val.as_bytes(), value) {
+            found = true;
+        }
+    };
+    for line in text.split("\r\n") {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some((_, v)) = current.as_mut() {
+                v.push_str(line);
+            }
+            continue;
+        }
+        if let Some((n, v)) = current.take() {
+            check(&n, &v);
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            current = Some((n.trim().to_string(), v.to_string()));
+        }
+    }
+    if let Some((n, v)) = current.take() {
+        check(&n, &v);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Harness;
+    use crate::store::schema::flags;
+
+    /// The standard INBOX (two short messages, the second \Seen) and a third, larger one,
+    /// \Flagged, with a folded Subject, sent on 2 January 2024.
+    fn three() -> Harness {
+        let h = Harness::standard();
+        let uid = h.deliver(
+            "INBOX",
+            b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nSubject: quarterly\r\n report\r\n\
+              From: Zed <z@b.example>\r\n\r\nthe numbers are in\r\n",
+            flags::FLAGGED,
+        );
+        assert_eq!(uid, 3);
+        h
+    }
+
+    #[test]
+    fn search_by_flags_sizes_and_numbers() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH UNSEEN\r\na2 SEARCH SEEN\r\na3 SEARCH FLAGGED NOT SEEN\r\n\
+             a4 SEARCH LARGER 50\r\na5 SEARCH SMALLER 50\r\na6 SEARCH OR 1 3\r\n\
+             a7 SEARCH 2:*\r\na8 UID SEARCH UID 2:3\r\na9 SEARCH ALL\r\n",
+        );
+        assert_eq!(
+            out,
+            "* SEARCH 1 3\r\na1 OK SEARCH completed\r\n\
+             * SEARCH 2\r\na2 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na3 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na4 OK SEARCH completed\r\n\
+             * SEARCH 1 2\r\na5 OK SEARCH completed\r\n\
+             * SEARCH 1 3\r\na6 OK SEARCH completed\r\n\
+             * SEARCH 2 3\r\na7 OK SEARCH completed\r\n\
+             * SEARCH 2 3\r\na8 OK SEARCH completed\r\n\
+             * SEARCH 1 2 3\r\na9 OK SEARCH completed\r\n"
+        );
+        assert!(h.blob_requests.is_empty(), "no key here needs a body");
+    }
+
+    #[test]
+    fn search_by_header_text_and_date() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH SUBJECT REPORT\r\na2 SEARCH FROM zed\r\na3 SEARCH BODY numbers\r\n\
+             a4 SEARCH BODY subject\r\na5 SEARCH TEXT subject\r\na6 SEARCH SENTON 2-Jan-2024\r\n\
+             a7 SEARCH SENTBEFORE 2-Jan-2024\r\na8 SEARCH SINCE 1-Jan-1970\r\n",
+        );
+        assert_eq!(
+            out,
+            "* SEARCH 3\r\na1 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na2 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na3 OK SEARCH completed\r\n\
+             * SEARCH\r\na4 OK SEARCH completed\r\n\
+             * SEARCH 1 2 3\r\na5 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na6 OK SEARCH completed\r\n\
+             * SEARCH 1 2\r\na7 OK SEARCH completed\r\n\
+             * SEARCH 1 2 3\r\na8 OK SEARCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn esearch_answers_with_a_set() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH RETURN (ALL) NOT FLAGGED\r\na2 UID SEARCH RETURN () KEYWORD $Nothing\r\n",
+        );
+        assert_eq!(
+            out,
+            "* ESEARCH (TAG \"a1\") ALL 1:2\r\na1 OK SEARCH completed\r\n\
+             * ESEARCH (TAG \"a2\") UID\r\na2 OK SEARCH completed\r\n"
+        );
+        // Once IMAP4rev2 is enabled, every SEARCH answers so.
+        let out = h.run("a3 ENABLE IMAP4rev2\r\na4 UID SEARCH 1,3\r\n");
+        assert_eq!(
+            out,
+            "* ENABLED IMAP4rev2\r\na3 OK ENABLE completed\r\n\
+             * ESEARCH (TAG \"a4\") UID ALL 1,3\r\na4 OK SEARCH completed\r\n"
+        );
+    }
+}

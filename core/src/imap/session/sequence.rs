@@ -1,0 +1,90 @@
+//! Sequence sets (`1:3,5,7:*`): the selected messages a set names, by sequence number or
+//! by UID, and sets written back (`compress_set`) for ESEARCH and COPYUID.
+
+use super::super::command::SeqSet;
+use super::Session;
+
+impl Session {
+    /// Indexes (0-based) of the selected messages a set names, by UID or sequence number.
+    pub(super) fn resolve(&self, uid: bool, set: &SeqSet) -> Vec<usize> {
+        let msgs = &self.selected_ref().messages;
+        let max = if uid {
+            msgs.last().map_or(0, |(u, _)| *u)
+        } else {
+            msgs.len() as u32
+        };
+        msgs.iter()
+            .enumerate()
+            .filter(|(i, (u, _))| in_set(if uid { *u } else { *i as u32 + 1 }, set, max))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// Whether `n` is in the set, `*` standing for `max` (the highest number in use).
+pub(super) fn in_set(n: u32, set: &SeqSet, max: u32) -> bool {
+    set.iter().any(|&(a, b)| {
+        let a = if a == u32::MAX { max } else { a };
+        let b = if b == u32::MAX { max } else { b };
+        n >= a.min(b) && n <= a.max(b)
+    })
+}
+
+/// "1:3,5" for [1, 2, 3, 5] (in any order).
+pub(super) fn compress_set(numbers: &[u32]) -> String {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Harness;
+    use super::*;
+
+    #[test]
+    fn sets_are_compressed_to_ranges() {
+        assert_eq!(compress_set(&[]), "");
+        assert_eq!(compress_set(&[4]), "4");
+        assert_eq!(compress_set(&[5, 1, 2, 3, 9, 10]), "1:3,5,9:10");
+    }
+
+    #[test]
+    fn star_is_the_highest_number_in_use_and_ranges_go_either_way() {
+        let set = vec![(4, u32::MAX), (2, 1)];
+        let hits: Vec<u32> = (1..=7).filter(|&n| in_set(n, &set, 6)).collect();
+        assert_eq!(hits, [1, 2, 4, 5, 6]);
+        assert!(in_set(9, &vec![(u32::MAX, u32::MAX)], 9));
+    }
+
+    #[test]
+    fn sets_resolve_by_sequence_number_or_by_uid() {
+        let mut h = Harness::standard();
+        h.login_select();
+        // UIDs 1 and 2; after expunging 1, sequence number 1 is UID 2.
+        h.run("a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na2 EXPUNGE\r\n");
+        let out = h.run("a3 FETCH 1:* UID\r\na4 UID FETCH 1 UID\r\na5 UID FETCH * UID\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (UID 2)\r\na3 OK FETCH completed\r\n\
+             a4 OK FETCH completed\r\n\
+             * 1 FETCH (UID 2)\r\na5 OK FETCH completed\r\n"
+        );
+    }
+}
