@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gannet_core::policy::RateKey;
+use gannet_core::protocol::Protocol;
 use gannet_core::smtp::{
     parse_command, ConnectionPolicy, DeliveryOutcome, DotReader, DotScan, Environment, RcptRoute,
-    Session, SessionConfig, Step,
+    Request, Session, SessionConfig, Step,
 };
 
 fn parser(c: &mut Criterion) {
@@ -101,7 +102,7 @@ fn transaction(c: &mut Criterion) {
                 Vec::with_capacity(16384),
             );
             s.feed(&input);
-            while let Step::Deliver = s.step(&mut Env) {
+            while let Step::Request(Request::Deliver) = s.step(&mut Env) {
                 let d = s.take_delivery(Vec::new()).unwrap();
                 black_box(d.message_len);
                 s.delivered(DeliveryOutcome::Stored);

@@ -20,6 +20,7 @@ pub mod mime;
 pub mod policy;
 pub mod pop3;
 pub mod process;
+pub mod protocol;
 pub mod runtime;
 pub mod smtp;
 pub mod store;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use gannet_core::auth::service::AuthOutcome;
-use gannet_core::pop3::{DropMessage, Pop3Config, Pop3Policy, Session, Step};
+use gannet_core::pop3::{Answer, DropMessage, Pop3Config, Pop3Policy, Request, Session, Step};
+use gannet_core::protocol::Protocol;
 use libfuzzer_sys::fuzz_target;
 
 const MESSAGE: &[u8] = b"Subject: hi\r\nFrom: a@b.example\r\n\r\nline one\r\n.dot\r\nline three\r\n";
@@ -24,13 +25,12 @@ fuzz_target!(|data: &[u8]| {
         session.feed(chunk);
         loop {
             match session.step() {
-                Step::NeedInput | Step::Close => break,
+                Step::NeedInput | Step::Close | Step::Idle => break,
                 Step::StartTls => session.tls_started(),
-                Step::Authenticate => {
-                    let _ = session.take_credentials();
+                Step::Authenticate(_) => {
                     session.auth_result(AuthOutcome::Success { account: 1 });
                 }
-                Step::OpenMaildrop { .. } => {
+                Step::Request(Request::OpenMaildrop { .. }) => {
                     let drop = (1..=3)
                         .map(|uid| DropMessage {
                             uid,
@@ -38,15 +38,16 @@ fuzz_target!(|data: &[u8]| {
                             uidl: format!("u{uid}"),
                         })
                         .collect();
-                    session.maildrop_opened(Ok(drop));
+                    session.answer(Answer::Maildrop(Ok(drop)));
                 }
-                Step::Retrieve { uid, top } => {
-                    session.message_read((uid != 2).then_some(MESSAGE), top)
-                }
-                Step::Commit { .. } => session.committed(true),
+                Step::Request(Request::Retrieve { uid, top }) => session.answer(Answer::Message {
+                    message: (uid != 2).then(|| MESSAGE.to_vec()),
+                    top,
+                }),
+                Step::Request(Request::Commit { .. }) => session.answer(Answer::Committed(true)),
             }
             let out = session.take_output();
-            session.output_written(out);
+            session.buffers().output_written(out);
         }
     }
 });

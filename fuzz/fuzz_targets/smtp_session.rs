@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use gannet_core::auth::service::AuthOutcome;
 use gannet_core::policy::RateKey;
+use gannet_core::protocol::Protocol;
 use gannet_core::smtp::{
-    ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Session, SessionConfig, Step,
+    ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, Session, SessionConfig,
+    Step,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -57,14 +59,13 @@ fuzz_target!(|data: &[u8]| {
         session.feed(chunk);
         loop {
             match session.step(&mut env) {
-                Step::NeedInput | Step::Close => break,
-                Step::Deliver => {
+                Step::NeedInput | Step::Close | Step::Idle => break,
+                Step::Request(Request::Deliver) => {
                     let _ = session.take_delivery(Vec::new());
                     session.delivered(DeliveryOutcome::Stored);
                 }
                 Step::StartTls => session.tls_started(),
-                Step::Authenticate => {
-                    let _ = session.take_credentials();
+                Step::Authenticate(_) => {
                     logins += 1;
                     session.auth_result(if logins % 2 == 0 {
                         AuthOutcome::Success { account: 1 }
@@ -74,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             let out = session.take_output();
-            session.output_written(out);
+            session.buffers().output_written(out);
         }
     }
 });

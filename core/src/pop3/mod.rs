@@ -3,4 +3,6 @@
 
 mod session;
 
-pub use session::{DropMessage, MaildropError, Pop3Config, Pop3Policy, Session, Step};
+pub use session::{
+    Answer, DropMessage, MaildropError, Pop3Config, Pop3Policy, Request, Session, Step,
+};

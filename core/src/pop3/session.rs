@@ -9,6 +9,10 @@ use memchr::memchr;
 
 use crate::auth::sasl::{self, Credentials, SaslError};
 use crate::auth::service::AuthOutcome;
+use crate::protocol::{Buffers, Protocol};
+
+/// Bytes read ahead at a time (commands are short).
+const READ_ROOM: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct Pop3Config {
@@ -57,29 +61,32 @@ pub enum MaildropError {
     Failed,
 }
 
-/// What the runtime must do next.
+/// What the session asks of the runtime ([`Step::Request`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    NeedInput,
-    Close,
-    /// Write the output, run the TLS handshake, then [`Session::tls_started`].
-    StartTls,
-    /// [`Session::take_credentials`], verify, then [`Session::auth_result`].
-    Authenticate,
-    /// Lock and list the account's INBOX, then [`Session::maildrop_opened`].
-    OpenMaildrop {
-        account: u32,
-    },
-    /// Read the message, then [`Session::message_read`]; `top` = body lines for TOP.
-    Retrieve {
-        uid: u32,
+pub enum Request {
+    /// Lock and list the account's INBOX; answer [`Answer::Maildrop`].
+    OpenMaildrop { account: u32 },
+    /// Read the message; answer [`Answer::Message`] with `top` (body lines for TOP).
+    Retrieve { uid: u32, top: Option<u32> },
+    /// Remove these messages (QUIT); answer [`Answer::Committed`].
+    Commit { deleted: Vec<u32> },
+}
+
+/// The runtime's answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Maildrop(Result<Vec<DropMessage>, MaildropError>),
+    /// The message (None if it could not be read), and TOP's line count.
+    Message {
+        message: Option<Vec<u8>>,
         top: Option<u32>,
     },
-    /// Remove these messages (QUIT), then [`Session::committed`].
-    Commit {
-        deleted: Vec<u32>,
-    },
+    /// Whether the deleted messages were removed.
+    Committed(bool),
 }
+
+/// What the runtime must do next (the shape every protocol shares).
+pub type Step = crate::protocol::Step<Request>;
 
 enum State {
     Authorization {
@@ -103,9 +110,9 @@ enum Pending {
 pub struct Session {
     config: Arc<Pop3Config>,
     policy: Pop3Policy,
-    input: Vec<u8>,
+    io: Buffers,
+    /// First unprocessed byte of the input.
     pos: usize,
-    output: Vec<u8>,
     state: State,
     pending: Option<Pending>,
     /// Reading the response line of AUTH PLAIN.
@@ -121,9 +128,8 @@ impl Session {
         let mut s = Session {
             config,
             policy,
-            input: buffer,
+            io: Buffers::new(buffer),
             pos: 0,
-            output: Vec::with_capacity(256),
             state: State::Authorization { user: None },
             pending: None,
             sasl_pending: false,
@@ -132,50 +138,14 @@ impl Session {
             deleted: Vec::new(),
             bad_commands: 0,
         };
-        s.input.clear();
         let greeting = format!("Gannet POP3 server {} ready", s.config.hostname);
         s.ok(&greeting);
         s
     }
 
-    // ---- buffers, as in the SMTP session ----
-
-    pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.output)
-    }
-
-    pub fn output_written(&mut self, mut buf: Vec<u8>) {
-        buf.clear();
-        if self.output.is_empty() {
-            self.output = buf;
-        }
-    }
-
-    pub fn has_output(&self) -> bool {
-        !self.output.is_empty()
-    }
-
-    pub fn take_input(&mut self) -> Vec<u8> {
-        if self.pos > 0 {
-            self.input.drain(..self.pos);
-            self.pos = 0;
-        }
-        if self.input.capacity() - self.input.len() < 1024 {
-            self.input.reserve(4096);
-        }
-        std::mem::take(&mut self.input)
-    }
-
-    pub fn input_filled(&mut self, buf: Vec<u8>) {
-        self.input = buf;
-    }
-
-    pub fn feed(&mut self, bytes: &[u8]) {
-        self.input.extend_from_slice(bytes);
-    }
-
-    pub fn into_input_buffer(self) -> Vec<u8> {
-        self.input
+    /// The session's buffers, for reuse once it is over.
+    pub fn into_buffers(self) -> Buffers {
+        self.io
     }
 
     /// Nothing is in progress: a shutdown may close this session now.
@@ -205,12 +175,12 @@ impl Session {
     }
 
     fn line(&mut self, status: &str, text: &str) {
-        self.output.extend_from_slice(status.as_bytes());
+        self.io.output.extend_from_slice(status.as_bytes());
         if !text.is_empty() {
-            self.output.push(b' ');
-            self.output.extend_from_slice(text.as_bytes());
+            self.io.output.push(b' ');
+            self.io.output.extend_from_slice(text.as_bytes());
         }
-        self.output.extend_from_slice(b"\r\n");
+        self.io.output.extend_from_slice(b"\r\n");
     }
 
     fn bad(&mut self, text: &str) {
@@ -228,13 +198,10 @@ impl Session {
             if let Some(p) = self.pending.take() {
                 return match p {
                     Pending::StartTls => Step::StartTls,
-                    Pending::Credentials(c) => {
-                        self.pending = Some(Pending::Credentials(c));
-                        Step::Authenticate
-                    }
-                    Pending::Open(account) => Step::OpenMaildrop { account },
-                    Pending::Retrieve(uid, top) => Step::Retrieve { uid, top },
-                    Pending::Commit(deleted) => Step::Commit { deleted },
+                    Pending::Credentials(c) => Step::Authenticate(c),
+                    Pending::Open(account) => Step::Request(Request::OpenMaildrop { account }),
+                    Pending::Retrieve(uid, top) => Step::Request(Request::Retrieve { uid, top }),
+                    Pending::Commit(deleted) => Step::Request(Request::Commit { deleted }),
                 };
             }
             match self.state {
@@ -242,9 +209,9 @@ impl Session {
                 State::Waiting => return Step::NeedInput,
                 _ => {}
             }
-            let Some(lf) = memchr(b'\n', &self.input[self.pos..]) else {
-                if self.input.len() - self.pos > self.config.max_line {
-                    self.pos = self.input.len();
+            let Some(lf) = memchr(b'\n', &self.io.input[self.pos..]) else {
+                if self.io.input.len() - self.pos > self.config.max_line {
+                    self.pos = self.io.input.len();
                     self.bad("Line too long");
                 }
                 return Step::NeedInput;
@@ -252,14 +219,14 @@ impl Session {
             let start = self.pos;
             let mut end = start + lf;
             self.pos = end + 1;
-            if end > start && self.input[end - 1] == b'\r' {
+            if end > start && self.io.input[end - 1] == b'\r' {
                 end -= 1;
             }
             if end - start > self.config.max_line {
                 self.bad("Line too long");
                 continue;
             }
-            let line = String::from_utf8_lossy(&self.input[start..end]).into_owned();
+            let line = String::from_utf8_lossy(&self.io.input[start..end]).into_owned();
             if self.sasl_pending {
                 self.sasl_pending = false;
                 self.plain_response(line.as_bytes());
@@ -268,7 +235,7 @@ impl Session {
             }
             if matches!(self.pending, Some(Pending::StartTls)) {
                 // Bytes sent after STLS in the clear are never read inside TLS.
-                self.pos = self.input.len();
+                self.pos = self.io.input.len();
             }
         }
     }
@@ -355,10 +322,10 @@ impl Session {
         lines.push("IMPLEMENTATION Gannet");
         self.ok("Capability list follows");
         for l in lines {
-            self.output.extend_from_slice(l.as_bytes());
-            self.output.extend_from_slice(b"\r\n");
+            self.io.output.extend_from_slice(l.as_bytes());
+            self.io.output.extend_from_slice(b"\r\n");
         }
-        self.output.extend_from_slice(b".\r\n");
+        self.io.output.extend_from_slice(b".\r\n");
     }
 
     fn stls(&mut self) {
@@ -375,7 +342,7 @@ impl Session {
     /// The TLS handshake after STLS succeeded; the session starts over (RFC 2595 4).
     pub fn tls_started(&mut self) {
         self.policy.tls = true;
-        self.input.clear();
+        self.io.input.clear();
         self.pos = 0;
         self.state = State::Authorization { user: None };
     }
@@ -410,7 +377,7 @@ impl Session {
         if args.is_empty() {
             // Some clients ask for the mechanisms this way.
             self.ok("");
-            self.output.extend_from_slice(b"PLAIN\r\n.\r\n");
+            self.io.output.extend_from_slice(b"PLAIN\r\n.\r\n");
             return;
         }
         if !self.may_authenticate() {
@@ -422,7 +389,7 @@ impl Session {
         match args.get(1) {
             Some(initial) => self.plain_response(initial.as_bytes()),
             None => {
-                self.output.extend_from_slice(b"+ \r\n");
+                self.io.output.extend_from_slice(b"+ \r\n");
                 self.sasl_pending = true;
             }
         }
@@ -443,16 +410,6 @@ impl Session {
         }
         self.state = State::Waiting;
         self.pending = Some(Pending::Credentials(credentials));
-    }
-
-    pub fn take_credentials(&mut self) -> Option<Credentials> {
-        match self.pending.take() {
-            Some(Pending::Credentials(c)) => Some(c),
-            other => {
-                self.pending = other;
-                None
-            }
-        }
     }
 
     pub fn auth_result(&mut self, outcome: AuthOutcome) {
@@ -535,9 +492,9 @@ impl Session {
                 .collect();
             self.ok(&format!("{} messages", lines.len()));
             for l in lines {
-                self.output.extend_from_slice(l.as_bytes());
+                self.io.output.extend_from_slice(l.as_bytes());
             }
-            self.output.extend_from_slice(b".\r\n");
+            self.io.output.extend_from_slice(b".\r\n");
         } else if let Some(i) = self.message_arg(args) {
             let text = format!("{} {}", i + 1, field(&self.messages[i]));
             self.ok(&text);
@@ -549,7 +506,7 @@ impl Session {
         self.pending = Some(Pending::Retrieve(self.messages[index].uid, top));
     }
 
-    /// The message asked for by [`Step::Retrieve`] (None if it could not be read).
+    /// The message asked for by [`Request::Retrieve`] (None if it could not be read).
     pub fn message_read(&mut self, message: Option<&[u8]>, top: Option<u32>) {
         self.state = State::Transaction;
         let Some(message) = message else {
@@ -560,8 +517,10 @@ impl Session {
             Some(lines) => top_of(message, lines),
         };
         self.ok(&format!("{} octets", message.len()));
-        self.output.reserve(content.len() + content.len() / 50 + 8);
-        byte_stuff(content, &mut self.output);
+        self.io
+            .output
+            .reserve(content.len() + content.len() / 50 + 8);
+        byte_stuff(content, &mut self.io.output);
     }
 
     /// Reports the removal at QUIT; the session ends.
@@ -607,6 +566,64 @@ fn byte_stuff(content: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
+}
+
+impl Protocol for Session {
+    type Request = Request;
+    type Answer = Answer;
+    type Context<'a> = ();
+
+    fn step(&mut self, _: &mut ()) -> Step {
+        Session::step(self)
+    }
+
+    fn answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Maildrop(result) => self.maildrop_opened(result),
+            Answer::Message { message, top } => self.message_read(message.as_deref(), top),
+            Answer::Committed(ok) => self.committed(ok),
+        }
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn auth_result(&mut self, outcome: AuthOutcome) {
+        Session::auth_result(self, outcome);
+    }
+
+    fn buffers(&mut self) -> &mut Buffers {
+        &mut self.io
+    }
+
+    fn buffers_ref(&self) -> &Buffers {
+        &self.io
+    }
+
+    fn prepare_read(&mut self) -> usize {
+        if self.pos > 0 {
+            self.io.input.drain(..self.pos);
+            self.pos = 0;
+        }
+        READ_ROOM
+    }
+
+    fn is_idle(&self) -> bool {
+        Session::is_idle(self)
+    }
+
+    fn lifetime_mark(&self) -> Option<u64> {
+        Session::lifetime_mark(self)
+    }
+
+    fn close_idle(&mut self) {
+        self.close_with("Idle timeout, closing connection");
+    }
+
+    fn close_shutdown(&mut self) {
+        self.close_with("[SYS/TEMP] Server shutting down");
+    }
 }
 
 #[cfg(test)]

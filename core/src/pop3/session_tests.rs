@@ -1,6 +1,7 @@
 //! Unit tests of the POP3 session, fed lines as a client sends them.
 
 use super::*;
+use crate::protocol::Protocol;
 
 fn session(policy: Pop3Policy) -> Session {
     let mut s = Session::new(Arc::new(Pop3Config::default()), policy, Vec::new());
@@ -25,10 +26,9 @@ fn run(s: &mut Session, input: &str, in_use: bool, committed: &mut Vec<u32>) -> 
     s.feed(input.as_bytes());
     loop {
         match s.step() {
-            Step::NeedInput | Step::Close => break,
+            Step::NeedInput | Step::Close | Step::Idle => break,
             Step::StartTls => s.tls_started(),
-            Step::Authenticate => {
-                let c = s.take_credentials().unwrap();
+            Step::Authenticate(c) => {
                 let ok = c.username == "alice@example.test" && c.password == "Secret123";
                 s.auth_result(if ok {
                     AuthOutcome::Success { account: 7 }
@@ -36,7 +36,7 @@ fn run(s: &mut Session, input: &str, in_use: bool, committed: &mut Vec<u32>) -> 
                     AuthOutcome::Failure
                 });
             }
-            Step::OpenMaildrop { account } => {
+            Step::Request(Request::OpenMaildrop { account }) => {
                 assert_eq!(account, 7);
                 s.maildrop_opened(if in_use {
                     Err(MaildropError::InUse)
@@ -55,11 +55,11 @@ fn run(s: &mut Session, input: &str, in_use: bool, committed: &mut Vec<u32>) -> 
                     ])
                 });
             }
-            Step::Retrieve { uid, top } => {
+            Step::Request(Request::Retrieve { uid, top }) => {
                 assert_eq!(uid, 3);
                 s.message_read(Some(MESSAGE), top);
             }
-            Step::Commit { deleted } => {
+            Step::Request(Request::Commit { deleted }) => {
                 committed.extend(deleted);
                 s.committed(true);
             }

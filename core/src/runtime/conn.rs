@@ -17,66 +17,10 @@ use super::worker::WorkerContext;
 use crate::auth::sasl::Credentials;
 use crate::auth::service::AuthOutcome;
 use crate::policy::ConnectionPermit;
+use crate::protocol::Protocol;
 
 /// A locked-out client waits this long for its refusal.
 const LOCKOUT_DELAY: Duration = Duration::from_secs(2);
-
-/// What every protocol session offers the runtime: its buffers, whether it is between
-/// commands, and how it says goodbye on an idle timeout or a shutdown.
-pub(super) trait Wire {
-    fn take_output(&mut self) -> Vec<u8>;
-    fn output_written(&mut self, buf: Vec<u8>);
-    fn has_output(&self) -> bool;
-    fn take_input(&mut self) -> Vec<u8>;
-    fn input_filled(&mut self, buf: Vec<u8>);
-    fn is_idle(&self) -> bool;
-    fn close_idle(&mut self);
-    fn close_shutdown(&mut self);
-    /// None once the client has authenticated (no lifetime limit then); before, a count
-    /// that grows with the session's progress (messages accepted on the MX port), which
-    /// restarts the unauthenticated-lifetime clock when it changes.
-    fn lifetime_mark(&self) -> Option<u64>;
-}
-
-macro_rules! wire {
-    ($($session:ty => $idle:expr, $shutdown:expr;)*) => {$(
-        impl Wire for $session {
-            fn take_output(&mut self) -> Vec<u8> {
-                <$session>::take_output(self)
-            }
-            fn output_written(&mut self, buf: Vec<u8>) {
-                <$session>::output_written(self, buf)
-            }
-            fn has_output(&self) -> bool {
-                <$session>::has_output(self)
-            }
-            fn take_input(&mut self) -> Vec<u8> {
-                <$session>::take_input(self)
-            }
-            fn input_filled(&mut self, buf: Vec<u8>) {
-                <$session>::input_filled(self, buf)
-            }
-            fn is_idle(&self) -> bool {
-                <$session>::is_idle(self)
-            }
-            fn close_idle(&mut self) {
-                self.close_with($idle)
-            }
-            fn close_shutdown(&mut self) {
-                self.close_with($shutdown)
-            }
-            fn lifetime_mark(&self) -> Option<u64> {
-                <$session>::lifetime_mark(self)
-            }
-        }
-    )*};
-}
-
-wire! {
-    crate::smtp::Session => crate::smtp::Session::idle_timeout_reply(), crate::smtp::Session::shutdown_reply();
-    crate::pop3::Session => "Idle timeout, closing connection", "[SYS/TEMP] Server shutting down";
-    crate::imap::Session => "Idle timeout", "Server shutting down";
-}
 
 /// A connection let in: who it is from, and its transport (TLS already up on an
 /// implicit-TLS port).
@@ -132,18 +76,19 @@ pub(super) async fn open(
 }
 
 /// Writes a session's pending output; false if the client is gone or stopped reading.
-pub(super) async fn flush<W: Wire>(
+pub(super) async fn flush<P: Protocol>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
-    session: &mut W,
+    session: &mut P,
 ) -> bool {
-    if !session.has_output() {
+    if !session.buffers_ref().has_output() {
         return true;
     }
-    let (sent, buf) = write_out(ctx, stream, transport, session.take_output()).await;
+    let out = session.buffers().take_output();
+    let (sent, buf) = write_out(ctx, stream, transport, out).await;
     if let Some(buf) = buf {
-        session.output_written(buf);
+        session.buffers().output_written(buf);
     }
     // An answer: the next request has the whole idle timeout again.
     transport.pace.set(Pace::default());
@@ -151,11 +96,11 @@ pub(super) async fn flush<W: Wire>(
 }
 
 /// STARTTLS / STLS: writes the session's "go ahead", then upgrades the transport.
-pub(super) async fn start_tls<W: Wire>(
+pub(super) async fn start_tls<P: Protocol>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &mut Transport,
-    session: &mut W,
+    session: &mut P,
 ) -> bool {
     if !flush(ctx, stream, transport, session).await {
         return false;
@@ -270,7 +215,7 @@ impl Lifetime {
 
     /// When the session must be closed in the state it is in now; None once it has
     /// authenticated.
-    fn deadline<W: Wire>(&mut self, session: &W, limit: Duration) -> Option<Instant> {
+    fn deadline<P: Protocol>(&mut self, session: &P, limit: Duration) -> Option<Instant> {
         let mark = session.lifetime_mark();
         if mark != self.mark {
             self.mark = mark;
@@ -283,11 +228,11 @@ impl Lifetime {
 /// Writes the session's replies and waits for more input (or the idle timeout, the end
 /// of its unauthenticated lifetime, or, between commands, the shutdown). False when the
 /// connection is over.
-pub(super) async fn await_input<W: Wire>(
+pub(super) async fn await_input<P: Protocol>(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
-    session: &mut W,
+    session: &mut P,
     stop: &mut watch::Receiver<bool>,
     lifetime: &mut Lifetime,
 ) -> bool {
@@ -296,14 +241,15 @@ pub(super) async fn await_input<W: Wire>(
     }
     let idle = session.is_idle();
     let deadline = lifetime.deadline(session, ctx.server.unauthenticated_lifetime);
-    let buf = session.take_input();
+    let room = session.prepare_read();
+    let buf = session.buffers().take_input(room);
     let before = buf.len();
     match read_input(ctx, stream, transport, buf, idle, stop, deadline).await {
         Wake::Data(buf) => {
             let mut pace = transport.pace.get();
             pace.received(buf.len().saturating_sub(before), Instant::now());
             transport.pace.set(pace);
-            session.input_filled(buf)
+            session.buffers().input_filled(buf)
         }
         Wake::Closed => return false,
         Wake::IdleTimeout => session.close_idle(),

@@ -5,26 +5,27 @@
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_uring::net::TcpStream;
 
 use super::conn;
+use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::clock::unix_now;
-use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session, Step};
+use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session};
+use crate::protocol::Clock;
 use crate::store::mail;
 use crate::store::schema::flags;
 
-/// Output this large is written out before the next store request: a FETCH over a large
-/// mailbox then streams batch by batch instead of piling up.
-const FLUSH_BEFORE_REQUEST: usize = 64 * 1024;
-/// How often an IDLE session looks for changes.
-const IDLE_POLL: Duration = Duration::from_millis(500);
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
 
-pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+pub(super) async fn serve(
+    ctx: &WorkerContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: PortKind,
+) {
     let implicit = kind == PortKind::Imaps;
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;
@@ -37,89 +38,36 @@ pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAd
         auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
     };
     let mut session = Session::new(server.imap.clone(), policy, ctx.buffers.take());
-    let mut stop = ctx.stop.clone();
-    let mut lifetime = conn::Lifetime::start();
-    loop {
-        match session.step(unix_now()) {
-            Step::Close => {
-                conn::flush(ctx, &stream, &transport, &mut session).await;
-                transport.close(&stream).await;
-                break;
-            }
-            Step::StartTls => {
-                if !conn::start_tls(ctx, &stream, &mut transport, &mut session).await {
-                    break;
-                }
-                session.tls_started();
-            }
-            Step::Authenticate => {
-                if let Some(credentials) = session.take_credentials() {
-                    let outcome = conn::authenticate(ctx, credentials, ip).await;
-                    session.auth_result(outcome);
-                }
-            }
-            Step::Request(request) => {
-                if session.output_len() >= FLUSH_BEFORE_REQUEST
-                    && !conn::flush(ctx, &stream, &transport, &mut session).await
-                {
-                    break;
-                }
-                let answer = fulfil(ctx, request).await;
-                session.answer(answer);
-            }
-            Step::Idle => {
-                if !conn::flush(ctx, &stream, &transport, &mut session).await {
-                    break;
-                }
-                // The read stays pending while changes are looked for and reported: a
-                // tokio-uring read cannot be cancelled without losing what it reads.
-                let read = transport.read(&stream, session.take_input());
-                tokio::pin!(read);
-                let mut polls = tokio::time::interval(IDLE_POLL);
-                polls.tick().await;
-                let woke = loop {
-                    tokio::select! {
-                        (result, buf) = &mut read => break Some((result, buf)),
-                        _ = polls.tick() => {
-                            session.idle_poll();
-                            while let Step::Request(request) = session.step(unix_now()) {
-                                let answer = fulfil(ctx, request).await;
-                                session.answer(answer);
-                            }
-                            if session.has_output() {
-                                let (result, out) = transport.write_all(&stream, session.take_output()).await;
-                                session.output_written(out);
-                                if result.is_err() {
-                                    break None;
-                                }
-                            }
-                        }
-                        _ = stop.wait_for(|stop| *stop) => break None,
-                    }
-                };
-                match woke {
-                    Some((Ok(n), buf)) if n > 0 => session.input_filled(buf),
-                    _ => break,
-                }
-            }
-            Step::NeedInput => {
-                if !conn::await_input(
-                    ctx,
-                    &stream,
-                    &transport,
-                    &mut session,
-                    &mut stop,
-                    &mut lifetime,
-                )
-                .await
-                {
-                    break;
-                }
-            }
-        }
-    }
+    driver::drive(
+        ctx,
+        &stream,
+        &mut transport,
+        ip,
+        &mut session,
+        &mut SystemClock,
+        &mut Mailboxes(ctx),
+    )
+    .await;
     let _ = stream.shutdown(Shutdown::Both);
-    ctx.buffers.give(session.into_input_buffer());
+    ctx.buffers.give(session.into_buffers().into_input());
+}
+
+/// The wall clock, for the session's internal dates.
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        unix_now()
+    }
+}
+
+/// Serves a session's store requests.
+struct Mailboxes<'a>(&'a WorkerContext);
+
+impl Service<Session> for Mailboxes<'_> {
+    async fn fulfil(&mut self, _: &mut Session, request: Request) -> Answer {
+        fulfil(self.0, request).await
+    }
 }
 
 /// Answers a session's store request: reads on the reader threads, writes through the

@@ -9,6 +9,7 @@
 mod bufpool;
 pub mod certs;
 mod conn;
+mod driver;
 mod imap_conn;
 mod listener;
 mod pop3_conn;

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use tokio_uring::net::TcpStream;
 
 use super::conn;
+use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
-use crate::pop3::{DropMessage, MaildropError, Pop3Policy, Session, Step};
+use crate::pop3::{Answer, DropMessage, MaildropError, Pop3Policy, Request, Session};
 use crate::store::schema::MailEntry;
 use crate::store::{mail, Changes};
 
@@ -54,7 +55,12 @@ struct Maildrop {
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"-ERR [SYS/TEMP] Too many connections from your address\r\n";
 
-pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+pub(super) async fn serve(
+    ctx: &WorkerContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: PortKind,
+) {
     let implicit = kind == PortKind::Pop3s;
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;
@@ -67,41 +73,49 @@ pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAd
         auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
     };
     let mut session = Session::new(server.pop3.clone(), policy, ctx.buffers.take());
-    let mut maildrop: Option<Maildrop> = None;
-    let mut stop = ctx.stop.clone();
-    let mut lifetime = conn::Lifetime::start();
-    loop {
-        match session.step() {
-            Step::Close => {
-                conn::flush(ctx, &stream, &transport, &mut session).await;
-                transport.close(&stream).await;
-                break;
-            }
-            Step::StartTls => {
-                if !conn::start_tls(ctx, &stream, &mut transport, &mut session).await {
-                    break;
-                }
-                session.tls_started();
-            }
-            Step::Authenticate => {
-                if let Some(credentials) = session.take_credentials() {
-                    let outcome = conn::authenticate(ctx, credentials, ip).await;
-                    session.auth_result(outcome);
-                }
-            }
-            Step::OpenMaildrop { account } => {
+    let mut maildrops = Maildrops {
+        ctx,
+        maildrop: None,
+    };
+    driver::drive(
+        ctx,
+        &stream,
+        &mut transport,
+        ip,
+        &mut session,
+        &mut (),
+        &mut maildrops,
+    )
+    .await;
+    let _ = stream.shutdown(Shutdown::Both);
+    ctx.buffers.give(session.into_buffers().into_input());
+}
+
+/// Serves one session's maildrop: opens (locks and lists) it, reads its messages, and
+/// removes the deleted ones at QUIT.
+struct Maildrops<'a> {
+    ctx: &'a WorkerContext,
+    maildrop: Option<Maildrop>,
+}
+
+impl Service<Session> for Maildrops<'_> {
+    async fn fulfil(&mut self, _: &mut Session, request: Request) -> Answer {
+        let (ctx, server) = (self.ctx, &self.ctx.server);
+        match request {
+            Request::OpenMaildrop { account } => {
                 let opened = open_maildrop(ctx, account).await;
                 let listing = opened
                     .as_ref()
                     .map(|(_, list)| list.clone())
                     .map_err(|e| *e);
                 if let Ok((drop, _)) = opened {
-                    maildrop = Some(drop);
+                    self.maildrop = Some(drop);
                 }
-                session.maildrop_opened(listing);
+                Answer::Maildrop(listing)
             }
-            Step::Retrieve { uid, top } => {
-                let blob = maildrop
+            Request::Retrieve { uid, top } => {
+                let blob = self
+                    .maildrop
                     .as_ref()
                     .and_then(|m| m.entries.iter().find(|(u, _)| *u == uid))
                     .map(|(_, e)| e.blob);
@@ -117,33 +131,14 @@ pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAd
                     },
                     None => None,
                 };
-                session.message_read(message.as_deref(), top);
+                Answer::Message { message, top }
             }
-            Step::Commit { deleted } => {
-                let ok = match &maildrop {
-                    Some(m) => expunge(ctx, m, &deleted).await,
-                    None => deleted.is_empty(),
-                };
-                session.committed(ok);
-            }
-            Step::NeedInput => {
-                if !conn::await_input(
-                    ctx,
-                    &stream,
-                    &transport,
-                    &mut session,
-                    &mut stop,
-                    &mut lifetime,
-                )
-                .await
-                {
-                    break;
-                }
-            }
+            Request::Commit { deleted } => Answer::Committed(match &self.maildrop {
+                Some(m) => expunge(ctx, m, &deleted).await,
+                None => deleted.is_empty(),
+            }),
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
-    ctx.buffers.give(session.into_input_buffer());
 }
 
 /// Locks and lists the account's INBOX.

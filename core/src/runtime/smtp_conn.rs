@@ -7,12 +7,13 @@ use std::net::{Shutdown, SocketAddr};
 use tokio_uring::net::TcpStream;
 
 use super::conn;
+use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::clock::unix_now;
 use crate::policy::dns_checks::SpfQuery;
 use crate::policy::RateKey;
-use crate::smtp::{ConnectionPolicy, Environment, RcptRoute, Session, Step};
+use crate::smtp::{ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, Session};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
 
@@ -37,7 +38,12 @@ impl Environment for WorkerEnv<'_> {
     }
 }
 
-pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+pub(super) async fn serve(
+    ctx: &WorkerContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: PortKind,
+) {
     let implicit = kind == PortKind::Submissions;
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;
@@ -65,65 +71,54 @@ pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAd
         trusted: opened.trusted,
     };
     let mut session = Session::new(server.smtp.clone(), policy, ctx.buffers.take());
-    let mut stop = ctx.stop.clone();
-    let mut lifetime = conn::Lifetime::start();
-    loop {
-        match session.step(&mut WorkerEnv(ctx)) {
-            Step::Deliver => {
-                // SPF is for mail from the outside: not from trusted networks, not from
-                // authenticated users, not on the submission ports.
-                let spf =
-                    (kind == PortKind::Mx && !trusted && !session.is_authenticated()).then(|| {
-                        SpfQuery {
-                            ip,
-                            helo: session.helo_name().unwrap_or_default().to_string(),
-                            mail_from: String::new(),
-                            receiver: server.smtp.hostname.clone(),
-                        }
-                    });
-                if let Some(delivery) = session.take_delivery(ctx.buffers.take()) {
-                    let spf = spf.map(|q| SpfQuery {
-                        mail_from: delivery.envelope.reverse_path.clone(),
-                        ..q
-                    });
-                    let outcome = server.inbound.accept(delivery, spf).await;
-                    session.delivered(outcome);
-                }
-            }
-            Step::Close => {
-                conn::flush(ctx, &stream, &transport, &mut session).await;
-                transport.close(&stream).await;
-                break;
-            }
-            Step::StartTls => {
-                if !conn::start_tls(ctx, &stream, &mut transport, &mut session).await {
-                    break;
-                }
-                session.tls_started();
-            }
-            Step::Authenticate => {
-                if let Some(credentials) = session.take_credentials() {
-                    let outcome = conn::authenticate(ctx, credentials, ip).await;
-                    session.auth_result(outcome);
-                }
-            }
-            Step::NeedInput => {
-                if !conn::await_input(
-                    ctx,
-                    &stream,
-                    &transport,
-                    &mut session,
-                    &mut stop,
-                    &mut lifetime,
-                )
-                .await
-                {
-                    break;
-                }
-            }
-        }
-    }
+    let mut delivery = Deliveries {
+        ctx,
+        ip,
+        // SPF is for mail from the outside: not from trusted networks, not from
+        // authenticated users, not on the submission ports.
+        outside: kind == PortKind::Mx && !trusted,
+    };
+    let mut env = WorkerEnv(ctx);
+    driver::drive(
+        ctx,
+        &stream,
+        &mut transport,
+        ip,
+        &mut session,
+        &mut env,
+        &mut delivery,
+    )
+    .await;
     // A read may still be in flight: shutting the socket down ends it and tells the client.
     let _ = stream.shutdown(Shutdown::Both);
-    ctx.buffers.give(session.into_input_buffer());
+    ctx.buffers.give(session.into_buffers().into_input());
+}
+
+/// Hands each finished message to the inbound path.
+struct Deliveries<'a> {
+    ctx: &'a WorkerContext,
+    ip: std::net::IpAddr,
+    /// On the MX port from an untrusted client: SPF and the scoring blocklists apply.
+    outside: bool,
+}
+
+impl Service<Session> for Deliveries<'_> {
+    async fn fulfil(&mut self, session: &mut Session, _: Request) -> DeliveryOutcome {
+        let spf = (self.outside && !session.is_authenticated()).then(|| SpfQuery {
+            ip: self.ip,
+            helo: session.helo_name().unwrap_or_default().to_string(),
+            mail_from: String::new(),
+            receiver: self.ctx.server.smtp.hostname.clone(),
+        });
+        match session.take_delivery(self.ctx.buffers.take()) {
+            Some(delivery) => {
+                let spf = spf.map(|q| SpfQuery {
+                    mail_from: delivery.envelope.reverse_path.clone(),
+                    ..q
+                });
+                self.ctx.server.inbound.accept(delivery, spf).await
+            }
+            None => DeliveryOutcome::Failed,
+        }
+    }
 }

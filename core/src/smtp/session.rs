@@ -18,6 +18,7 @@ use super::reply::{replies, write_line, Reply};
 use crate::auth::sasl::{self, Credentials, SaslError};
 use crate::auth::service::AuthOutcome;
 use crate::policy::RateKey;
+use crate::protocol::{Buffers, Protocol};
 
 /// Limits and names a session works with.
 #[derive(Debug, Clone)]
@@ -171,20 +172,15 @@ pub enum DeliveryOutcome {
     SpfFail,
 }
 
-/// What the runtime must do next.
+/// What the session asks of the runtime ([`Step::Request`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Write the pending output, then read more input.
-    NeedInput,
-    /// Call [`Session::take_delivery`], store it, then [`Session::delivered`].
+pub enum Request {
+    /// Call [`Session::take_delivery`], store it, then answer the [`DeliveryOutcome`].
     Deliver,
-    /// Write the pending output and close the connection.
-    Close,
-    /// Write the pending output, run the TLS handshake, then call [`Session::tls_started`].
-    StartTls,
-    /// Call [`Session::take_credentials`], verify them, then [`Session::auth_result`].
-    Authenticate,
 }
+
+/// What the runtime must do next (the shape every protocol shares).
+pub type Step = crate::protocol::Step<Request>;
 
 struct Helo {
     name: String,
@@ -251,12 +247,11 @@ pub struct Session {
     policy: ConnectionPolicy,
     /// The authenticated account.
     authenticated: Option<u32>,
-    input: Vec<u8>,
-    /// First unprocessed byte of `input`.
+    io: Buffers,
+    /// First unprocessed byte of the input.
     pos: usize,
     /// In command mode during BDAT: the message so far is `input[..msg_len]`.
     msg_len: usize,
-    output: Vec<u8>,
     helo: Option<Helo>,
     tx: Option<Transaction>,
     mode: Mode,
@@ -274,10 +269,9 @@ impl Session {
             config,
             policy,
             authenticated: None,
-            input: buffer,
+            io: Buffers::new(buffer),
             pos: 0,
             msg_len: 0,
-            output: Vec::with_capacity(256),
             helo: None,
             tx: None,
             mode: Mode::Command,
@@ -285,57 +279,14 @@ impl Session {
             accepted: 0,
             skipping_line: false,
         };
-        s.input.clear();
         let greeting = format!("{} ESMTP Gannet", s.config.hostname);
-        write_line(&mut s.output, 220, "", &greeting, true);
+        write_line(&mut s.io.output, 220, "", &greeting, true);
         s
     }
 
-    /// Pending output; the runtime writes it, then calls [`Session::output_written`].
-    pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.output)
-    }
-
-    /// Returns the output buffer after it was written, to be reused.
-    pub fn output_written(&mut self, mut buf: Vec<u8>) {
-        buf.clear();
-        if self.output.is_empty() {
-            self.output = buf;
-        }
-    }
-
-    pub fn has_output(&self) -> bool {
-        !self.output.is_empty()
-    }
-
-    /// The input buffer, with room at its end for the next read. The runtime reads into
-    /// the spare capacity and gives it back with [`Session::input_filled`].
-    pub fn take_input(&mut self) -> Vec<u8> {
-        self.compact();
-        let want = match self.mode {
-            Mode::Data(_) | Mode::BdatChunk { .. } => DATA_READ,
-            _ => COMMAND_READ,
-        };
-        if self.input.capacity() - self.input.len() < want / 2 {
-            self.input.reserve(want);
-        }
-        std::mem::take(&mut self.input)
-    }
-
-    /// Gives back the buffer from [`Session::take_input`] with new bytes appended.
-    pub fn input_filled(&mut self, buf: Vec<u8>) {
-        self.input = buf;
-    }
-
-    /// The input buffer, for reuse once the session is over.
-    pub fn into_input_buffer(self) -> Vec<u8> {
-        self.input
-    }
-
-    /// Appends received bytes (for tests and for TLS plaintext).
-    pub fn feed(&mut self, bytes: &[u8]) {
-        self.compact();
-        self.input.extend_from_slice(bytes);
+    /// The session's buffers, for reuse once it is over.
+    pub fn into_buffers(self) -> Buffers {
+        self.io
     }
 
     /// No transaction is in progress: a shutdown may close this session now.
@@ -349,13 +300,8 @@ impl Session {
 
     /// Ends the session with a final reply (idle timeout, shutdown).
     pub fn close_with(&mut self, reply: Reply) {
-        reply.write_to(&mut self.output);
+        reply.write_to(&mut self.io.output);
         self.mode = Mode::Closed;
-    }
-
-    /// The reply for an idle timeout.
-    pub fn idle_timeout_reply() -> Reply {
-        replies::IDLE_TIMEOUT
     }
 
     /// The TLS handshake after STARTTLS succeeded: the session starts over (RFC 3207 4.2),
@@ -364,13 +310,13 @@ impl Session {
         self.policy.tls = true;
         self.helo = None;
         self.reset_transaction();
-        self.input.clear();
+        self.io.input.clear();
         self.pos = 0;
         self.mode = Mode::Command;
     }
 
-    /// The credentials to verify after [`Step::Authenticate`].
-    pub fn take_credentials(&mut self) -> Option<Credentials> {
+    /// The credentials to verify, once they are complete.
+    fn take_credentials(&mut self) -> Option<Credentials> {
         match std::mem::replace(&mut self.mode, Mode::Authenticating) {
             Mode::CredentialsReady(c) => Some(c),
             other => {
@@ -399,18 +345,13 @@ impl Session {
         self.authenticated
     }
 
-    /// The reply for a server shutdown.
-    pub fn shutdown_reply() -> Reply {
-        replies::SHUTTING_DOWN
-    }
-
     /// Drops bytes already processed, keeping a message in progress at the start.
     fn compact(&mut self) {
         match &mut self.mode {
-            Mode::Data(reader) => reader.compact(&mut self.input),
+            Mode::Data(reader) => reader.compact(&mut self.io.input),
             _ => {
                 if self.pos > self.msg_len {
-                    self.input.drain(self.msg_len..self.pos);
+                    self.io.input.drain(self.msg_len..self.pos);
                     self.pos = self.msg_len;
                 }
             }
@@ -422,11 +363,15 @@ impl Session {
         loop {
             match &mut self.mode {
                 Mode::Closed => return Step::Close,
-                Mode::MessageReady => return Step::Deliver,
+                Mode::MessageReady => return Step::Request(Request::Deliver),
                 Mode::StartTls => return Step::StartTls,
-                Mode::CredentialsReady(_) => return Step::Authenticate,
+                Mode::CredentialsReady(_) => {
+                    if let Some(credentials) = self.take_credentials() {
+                        return Step::Authenticate(credentials);
+                    }
+                }
                 Mode::Storing | Mode::Authenticating => return Step::NeedInput,
-                Mode::Data(reader) => match reader.advance(&mut self.input) {
+                Mode::Data(reader) => match reader.advance(&mut self.io.input) {
                     DotScan::NeedMore => return Step::NeedInput,
                     DotScan::End { next } => {
                         let (len, overflowed, bare) = (
@@ -479,8 +424,8 @@ impl Session {
         }
         let tx = self.tx.take()?;
         fresh.clear();
-        fresh.extend_from_slice(&self.input[self.pos..]);
-        let buffer = std::mem::replace(&mut self.input, fresh);
+        fresh.extend_from_slice(&self.io.input[self.pos..]);
+        let buffer = std::mem::replace(&mut self.io.input, fresh);
         let message_len = self.msg_len;
         self.pos = 0;
         self.msg_len = 0;
@@ -511,7 +456,7 @@ impl Session {
             DeliveryOutcome::NoSpace => replies::INSUFFICIENT_STORAGE,
             DeliveryOutcome::SpfFail => replies::SPF_FAIL,
         };
-        reply.write_to(&mut self.output);
+        reply.write_to(&mut self.io.output);
         self.mode = Mode::Command;
     }
 
@@ -530,7 +475,7 @@ impl Session {
     }
 
     fn reply(&mut self, reply: Reply) {
-        reply.write_to(&mut self.output);
+        reply.write_to(&mut self.io.output);
     }
 
     /// Sends an error reply for a client mistake, closing after too many of them.
@@ -545,11 +490,11 @@ impl Session {
     /// Handles one command line if a whole one is buffered; false when more input is needed.
     fn next_command(&mut self, env: &mut dyn Environment) -> bool {
         let max = self.config.max_command_line;
-        let Some(lf) = memchr(b'\n', &self.input[self.pos..]) else {
-            if self.input.len() - self.pos > max {
+        let Some(lf) = memchr(b'\n', &self.io.input[self.pos..]) else {
+            if self.io.input.len() - self.pos > max {
                 // Too long already: discard what we have and the rest of the line.
                 self.skipping_line = true;
-                self.pos = self.input.len();
+                self.pos = self.io.input.len();
             }
             return false;
         };
@@ -561,7 +506,7 @@ impl Session {
             self.error(replies::LINE_TOO_LONG);
             return true;
         }
-        if end > start && self.input[end - 1] == b'\r' {
+        if end > start && self.io.input[end - 1] == b'\r' {
             end -= 1;
         }
         if end - start + 2 > max {
@@ -570,12 +515,12 @@ impl Session {
         }
         if let Mode::Sasl(step) = &self.mode {
             let step = step.clone();
-            let response = sasl::decode_response(&self.input[start..end]);
+            let response = sasl::decode_response(&self.io.input[start..end]);
             self.sasl_response(step, response);
             return true;
         }
         // The line borrows the buffer while the session changes: lend the buffer out.
-        let input = std::mem::take(&mut self.input);
+        let input = std::mem::take(&mut self.io.input);
         let parsed = parse_command(&input[start..end]);
         let mut prefix = None;
         match parsed {
@@ -588,14 +533,14 @@ impl Session {
                 CommandError::BadParam => replies::BAD_PARAM,
             }),
         }
-        self.input = input;
+        self.io.input = input;
         if let Some(prefix) = prefix {
             self.start_message_body(prefix.as_bytes());
         }
         if matches!(self.mode, Mode::StartTls) {
             // Whatever the client pipelined after STARTTLS was sent in the clear and must
             // not be executed inside the TLS session (CVE-2011-0411).
-            self.pos = self.input.len();
+            self.pos = self.io.input.len();
         }
         true
     }
@@ -608,7 +553,7 @@ impl Session {
             SaslStep::LoginUsername => {
                 let username = sasl::parse_login_field(decoded)?;
                 write_line(
-                    &mut self.output,
+                    &mut self.io.output,
                     334,
                     "",
                     sasl::LOGIN_PASSWORD_CHALLENGE,
@@ -673,7 +618,7 @@ impl Session {
             }
             (None, SaslStep::LoginUsername) => {
                 write_line(
-                    &mut self.output,
+                    &mut self.io.output,
                     334,
                     "",
                     sasl::LOGIN_USERNAME_CHALLENGE,
@@ -682,7 +627,7 @@ impl Session {
                 self.mode = Mode::Sasl(step);
             }
             (None, _) => {
-                write_line(&mut self.output, 334, "", "", true);
+                write_line(&mut self.io.output, 334, "", "", true);
                 self.mode = Mode::Sasl(step);
             }
         }
@@ -692,7 +637,7 @@ impl Session {
     /// at the front of the buffer are replaced by them.
     fn start_message_body(&mut self, prefix: &[u8]) {
         debug_assert_eq!(self.msg_len, 0);
-        self.input.splice(0..self.pos, prefix.iter().copied());
+        self.io.input.splice(0..self.pos, prefix.iter().copied());
         self.pos = prefix.len();
         self.msg_len = prefix.len();
         if let Mode::Data(reader) = &mut self.mode {
@@ -727,7 +672,7 @@ impl Session {
                     lines.push("AUTH PLAIN LOGIN");
                 }
                 for (i, line) in lines.iter().enumerate() {
-                    write_line(&mut self.output, 250, "", line, i == lines.len() - 1);
+                    write_line(&mut self.io.output, 250, "", line, i == lines.len() - 1);
                 }
             }
             Command::Helo(name) => {
@@ -737,7 +682,7 @@ impl Session {
                     extended: false,
                 });
                 write_line(
-                    &mut self.output,
+                    &mut self.io.output,
                     250,
                     "",
                     &self.config.hostname.clone(),
@@ -758,14 +703,14 @@ impl Session {
             Command::Expn => self.error(replies::NOT_IMPLEMENTED),
             Command::Help => {
                 write_line(
-                    &mut self.output,
+                    &mut self.io.output,
                     214,
                     "2.0.0",
                     "Gannet SMTP; commands:",
                     false,
                 );
                 write_line(
-                    &mut self.output,
+                    &mut self.io.output,
                     214,
                     "2.0.0",
                     "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
@@ -982,7 +927,7 @@ impl Session {
         else {
             return true;
         };
-        let n = (*remaining).min((self.input.len() - self.pos) as u64) as usize;
+        let n = (*remaining).min((self.io.input.len() - self.pos) as u64) as usize;
         let keep = match (
             refusal.is_none(),
             self.tx.as_mut().and_then(|t| t.bdat.as_mut()),
@@ -998,7 +943,9 @@ impl Session {
         };
         if keep {
             if self.msg_len != self.pos {
-                self.input.copy_within(self.pos..self.pos + n, self.msg_len);
+                self.io
+                    .input
+                    .copy_within(self.pos..self.pos + n, self.msg_len);
             }
             self.msg_len += n;
         }
@@ -1019,11 +966,11 @@ impl Session {
                 .as_ref()
                 .and_then(|t| t.bdat.as_ref())
                 .is_some_and(|p| p.overflowed);
-            let bare = !overflowed && has_bare_cr_or_lf(&self.input[..self.msg_len]);
+            let bare = !overflowed && has_bare_cr_or_lf(&self.io.input[..self.msg_len]);
             self.finish_message(overflowed, bare);
         } else {
             let text = format!("{n_total} octets received", n_total = self.chunk_total());
-            write_line(&mut self.output, 250, "2.0.0", &text, true);
+            write_line(&mut self.io.output, 250, "2.0.0", &text, true);
         }
         true
     }
@@ -1047,6 +994,60 @@ impl Session {
             return;
         }
         self.mode = Mode::MessageReady;
+    }
+}
+
+impl Protocol for Session {
+    type Request = Request;
+    type Answer = DeliveryOutcome;
+    type Context<'a> = dyn Environment + 'a;
+
+    fn step(&mut self, env: &mut (dyn Environment + '_)) -> Step {
+        Session::step(self, env)
+    }
+
+    fn answer(&mut self, outcome: DeliveryOutcome) {
+        self.delivered(outcome);
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn auth_result(&mut self, outcome: AuthOutcome) {
+        Session::auth_result(self, outcome);
+    }
+
+    fn buffers(&mut self) -> &mut Buffers {
+        &mut self.io
+    }
+
+    fn buffers_ref(&self) -> &Buffers {
+        &self.io
+    }
+
+    fn prepare_read(&mut self) -> usize {
+        self.compact();
+        match self.mode {
+            Mode::Data(_) | Mode::BdatChunk { .. } => DATA_READ,
+            _ => COMMAND_READ,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        Session::is_idle(self)
+    }
+
+    fn lifetime_mark(&self) -> Option<u64> {
+        Session::lifetime_mark(self)
+    }
+
+    fn close_idle(&mut self) {
+        self.close_with(replies::IDLE_TIMEOUT);
+    }
+
+    fn close_shutdown(&mut self) {
+        self.close_with(replies::SHUTTING_DOWN);
     }
 }
 

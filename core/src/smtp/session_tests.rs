@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::auth::service::AuthOutcome;
+use crate::protocol::Protocol;
 
 struct TestEnv {
     next_id: u64,
@@ -83,7 +84,7 @@ impl Client {
     fn output(&mut self) -> String {
         let out = self.session.take_output();
         let text = String::from_utf8(out.clone()).unwrap();
-        self.session.output_written(out);
+        self.session.buffers().output_written(out);
         text
     }
 
@@ -104,12 +105,12 @@ impl Client {
     fn run(&mut self, answer: &mut String) {
         loop {
             match self.session.step(&mut self.env) {
-                Step::NeedInput => break,
+                Step::NeedInput | Step::Idle => break,
                 Step::Close => {
                     self.closed = true;
                     break;
                 }
-                Step::Deliver => {
+                Step::Request(Request::Deliver) => {
                     let d = self.session.take_delivery(Vec::new()).unwrap();
                     self.delivered.push(d);
                     self.session.delivered(DeliveryOutcome::Stored);
@@ -119,8 +120,7 @@ impl Client {
                     answer.push_str("[TLS]");
                     self.session.tls_started();
                 }
-                Step::Authenticate => {
-                    let c = self.session.take_credentials().unwrap();
+                Step::Authenticate(c) => {
                     let outcome = match (c.username.as_str(), c.password.as_str()) {
                         ("alice@example.test", "Secret123") => AuthOutcome::Success { account: 1 },
                         ("locked@example.test", _) => AuthOutcome::LockedOut,
@@ -526,7 +526,7 @@ fn storage_failure_is_a_temporary_error() {
     let mut c = Client::new();
     c.session
         .feed(format!("{ENVELOPE}DATA\r\nx\r\n.\r\n").as_bytes());
-    assert_eq!(c.session.step(&mut c.env), Step::Deliver);
+    assert_eq!(c.session.step(&mut c.env), Step::Request(Request::Deliver));
     let d = c.session.take_delivery(Vec::new()).unwrap();
     assert!(d.message().ends_with(b"x\r\n"));
     c.session.delivered(DeliveryOutcome::Failed);
@@ -802,7 +802,7 @@ fn full_mailboxes_are_refused_at_rcpt_and_data() {
     c.session.feed(
         b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\n",
     );
-    assert_eq!(c.session.step(&mut c.env), Step::Deliver);
+    assert_eq!(c.session.step(&mut c.env), Step::Request(Request::Deliver));
     c.session.take_delivery(Vec::new()).unwrap();
     c.session.delivered(DeliveryOutcome::OverQuota);
     c.session.step(&mut c.env);
@@ -848,11 +848,12 @@ fn declared_size_reserves_nothing() {
     let mut c = Client::with_config(cfg);
     let a = c.send("EHLO x\r\nMAIL FROM:<a@b.example> SIZE=49000000\r\n");
     assert!(a.ends_with("250 2.1.0 Sender ok\r\n"), "{a}");
-    let buf = c.session.take_input();
+    let room = c.session.prepare_read();
+    let buf = c.session.buffers().take_input(room);
     assert!(
         buf.capacity() < 1 << 20,
         "{} bytes reserved",
         buf.capacity()
     );
-    c.session.input_filled(buf);
+    c.session.buffers().input_filled(buf);
 }

@@ -11,10 +11,6 @@ use crate::auth::service::AuthOutcome;
 impl Session {
     // ---- the runtime's side ----
 
-    pub fn take_credentials(&mut self) -> Option<Credentials> {
-        self.credentials.take()
-    }
-
     pub fn auth_result(&mut self, outcome: AuthOutcome) {
         self.awaiting = false;
         let Some((tag, _)) = self.current.take() else {
@@ -101,7 +97,7 @@ impl Session {
             self.bad(tag, "STARTTLS not available");
         } else {
             self.ok(tag, "Begin TLS negotiation now");
-            self.input.clear();
+            self.io.input.clear();
             self.tls_pending = true;
         }
     }
@@ -144,9 +140,9 @@ impl Session {
     /// far shorter), else BAD, the exchange ends and the rest of the line is skipped.
     pub(super) fn sasl_response(&mut self, tag: String) -> bool {
         let limit = self.config.max_command_before_auth;
-        let Some(lf) = memchr::memchr(b'\n', &self.input) else {
-            if self.input.len() > limit {
-                self.input.clear();
+        let Some(lf) = memchr::memchr(b'\n', &self.io.input) else {
+            if self.io.input.len() > limit {
+                self.io.input.clear();
                 self.skip_line = true;
                 self.bad(&tag, "Authentication response too long");
                 return true;
@@ -154,7 +150,7 @@ impl Session {
             self.sasl_tag = Some(tag);
             return false;
         };
-        let line: Vec<u8> = self.input.drain(..=lf).collect();
+        let line: Vec<u8> = self.io.input.drain(..=lf).collect();
         if line.len() > limit {
             self.bad(&tag, "Authentication response too long");
             return true;

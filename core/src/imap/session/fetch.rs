@@ -72,7 +72,7 @@ impl Session {
             && items
                 .iter()
                 .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
-        let mut out = std::mem::take(&mut self.output);
+        let mut out = std::mem::take(&mut self.io.output);
         for &i in p.indexes.get(p.done..end).unwrap_or_default() {
             let Some((msg_uid, mut entry)) = self.selected_ref().messages.get(i).cloned() else {
                 continue;
@@ -91,7 +91,7 @@ impl Session {
             };
             write_fetch(&mut out, &message, items, uid, sets_seen);
         }
-        self.output = out;
+        self.io.output = out;
         p.done = end;
     }
 }

@@ -10,13 +10,13 @@ impl Session {
     /// Frames and parses the next command; false when more input is needed.
     pub(super) fn next_command(&mut self) -> bool {
         if self.skip_line {
-            match memchr::memchr(b'\n', &self.input) {
+            match memchr::memchr(b'\n', &self.io.input) {
                 Some(lf) => {
-                    self.input.drain(..=lf);
+                    self.io.input.drain(..=lf);
                     self.skip_line = false;
                 }
                 None => {
-                    self.input.clear();
+                    self.io.input.clear();
                     return false;
                 }
             }
@@ -24,21 +24,21 @@ impl Session {
         if let Some(tag) = self.sasl_tag.take() {
             return self.sasl_response(tag);
         }
-        match frame(&self.input, &self.limits(), self.acked) {
+        match frame(&self.io.input, &self.limits(), self.acked) {
             Frame::Incomplete { continuation } => {
                 if continuation {
                     self.line("+ Ready for literal data");
-                    self.acked = self.input.len();
+                    self.acked = self.io.input.len();
                 }
                 false
             }
             Frame::LineTooLong => {
-                self.input.clear();
+                self.io.input.clear();
                 self.close_with("Command line too long");
                 true
             }
             Frame::TooBig { sync, tag } => {
-                self.input.clear();
+                self.io.input.clear();
                 self.acked = 0;
                 let authenticated = !matches!(self.state, State::NotAuthenticated);
                 if sync && authenticated {
@@ -56,7 +56,7 @@ impl Session {
                 true
             }
             Frame::Complete { len } => {
-                let bytes: Vec<u8> = self.input.drain(..len).collect();
+                let bytes: Vec<u8> = self.io.input.drain(..len).collect();
                 self.acked = 0;
                 self.parse_command(&bytes);
                 true

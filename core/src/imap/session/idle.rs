@@ -99,8 +99,8 @@ impl Session {
     /// answer.
     pub(super) fn idle_step(&mut self) -> Option<Flow> {
         // DONE ends the IDLE.
-        if let Some(lf) = memchr::memchr(b'\n', &self.input) {
-            let line: Vec<u8> = self.input.drain(..=lf).collect();
+        if let Some(lf) = memchr::memchr(b'\n', &self.io.input) {
+            let line: Vec<u8> = self.io.input.drain(..=lf).collect();
             self.idling = false;
             let (tag, _) = self.current.take()?;
             if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
@@ -110,9 +110,9 @@ impl Session {
             }
             return Some(Flow::Done);
         }
-        if self.input.len() > self.config.max_command_before_auth {
+        if self.io.input.len() > self.config.max_command_before_auth {
             // No DONE in sight: end the IDLE rather than keep the bytes.
-            self.input.clear();
+            self.io.input.clear();
             self.skip_line = true;
             self.idling = false;
             let (tag, _) = self.current.take()?;

@@ -84,8 +84,8 @@ impl Session {
         if self.rev2 {
             let mut l = b"* LIST () \"/\" ".to_vec();
             string(&mut l, name.as_bytes());
-            self.output.extend_from_slice(&l);
-            self.output.extend_from_slice(b"\r\n");
+            self.io.output.extend_from_slice(&l);
+            self.io.output.extend_from_slice(b"\r\n");
         }
         self.state = State::Selected(Selected {
             name: name.to_string(),
@@ -236,7 +236,7 @@ impl Session {
             let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             string(&mut l, m.name.as_bytes());
             l.extend_from_slice(b"\r\n");
-            self.output.extend_from_slice(&l);
+            self.io.output.extend_from_slice(&l);
             if !status.is_empty() {
                 self.status_line(m, status);
             }
@@ -265,7 +265,7 @@ impl Session {
         let mut l = b"* STATUS ".to_vec();
         string(&mut l, m.name.as_bytes());
         l.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        self.output.extend_from_slice(&l);
+        self.io.output.extend_from_slice(&l);
     }
 
     pub(super) fn status(&mut self, tag: &str, name: &str, items: &[String]) -> Flow {
@@ -293,7 +293,7 @@ impl Session {
             let mut l = b"* QUOTAROOT ".to_vec();
             string(&mut l, mailbox.as_bytes());
             l.extend_from_slice(b" \"\"\r\n");
-            self.output.extend_from_slice(&l);
+            self.io.output.extend_from_slice(&l);
         } else if let Cmd::GetQuota(root) = cmd {
             if !root.is_empty() {
                 self.no(tag, ResponseCode::Nonexistent, "No such quota root");

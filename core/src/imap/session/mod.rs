@@ -34,6 +34,8 @@ use std::sync::Arc;
 
 use super::command::Cmd;
 use crate::auth::sasl::Credentials;
+use crate::auth::service::AuthOutcome;
+use crate::protocol::{Buffers, Clock, Protocol};
 use crate::store::schema::{BlobId, MailEntry, MailboxMeta};
 use crate::store::{Applied, Changes, StoreError};
 
@@ -116,16 +118,13 @@ pub enum Answer {
     Committed(Result<Applied, StoreError>),
 }
 
-#[derive(Debug)]
-pub enum Step {
-    NeedInput,
-    Close,
-    StartTls,
-    Authenticate,
-    Request(Request),
-    /// IDLE: wait for input ("DONE"); call [`Session::idle_poll`] now and then.
-    Idle,
-}
+/// What the runtime must do next (the shape every protocol shares); [`Step::Idle`]: wait
+/// for input ("DONE"), calling [`Session::idle_poll`] now and then.
+pub type Step = crate::protocol::Step<Request>;
+
+/// Bytes read ahead at a time (a command with its literals may be longer: it is read in
+/// several).
+const READ_ROOM: usize = 16 * 1024;
 
 /// The selected mailbox as the client was last told of it.
 struct Selected {
@@ -164,8 +163,7 @@ enum InProgress {
 pub struct Session {
     config: Arc<ImapConfig>,
     policy: ImapPolicy,
-    input: Vec<u8>,
-    output: Vec<u8>,
+    io: Buffers,
     state: State,
     account: Option<u32>,
     /// The command being run, with its tag.
@@ -195,8 +193,7 @@ impl Session {
         let mut s = Session {
             config,
             policy,
-            input: buffer,
-            output: Vec::with_capacity(1024),
+            io: Buffers::new(buffer),
             state: State::NotAuthenticated,
             account: None,
             current: None,
@@ -214,7 +211,6 @@ impl Session {
             tls_pending: false,
             now: 0,
         };
-        s.input.clear();
         let caps = s.capabilities();
         s.untagged(
             Status::Ok,
@@ -224,45 +220,9 @@ impl Session {
         s
     }
 
-    // ---- buffers ----
-
-    pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.output)
-    }
-
-    pub fn output_written(&mut self, mut buf: Vec<u8>) {
-        buf.clear();
-        if self.output.is_empty() {
-            self.output = buf;
-        }
-    }
-
-    pub fn has_output(&self) -> bool {
-        !self.output.is_empty()
-    }
-
-    /// The number of bytes of output waiting to be written.
-    pub fn output_len(&self) -> usize {
-        self.output.len()
-    }
-
-    pub fn take_input(&mut self) -> Vec<u8> {
-        if self.input.capacity() - self.input.len() < 2048 {
-            self.input.reserve(16 * 1024);
-        }
-        std::mem::take(&mut self.input)
-    }
-
-    pub fn input_filled(&mut self, buf: Vec<u8>) {
-        self.input = buf;
-    }
-
-    pub fn feed(&mut self, bytes: &[u8]) {
-        self.input.extend_from_slice(bytes);
-    }
-
-    pub fn into_input_buffer(self) -> Vec<u8> {
-        self.input
+    /// The session's buffers, for reuse once it is over.
+    pub fn into_buffers(self) -> Buffers {
+        self.io
     }
 
     /// For the unauthenticated-lifetime clock: None once logged in.
@@ -290,7 +250,7 @@ impl Session {
     pub fn tls_started(&mut self) {
         self.policy.tls = true;
         self.tls_pending = false;
-        self.input.clear();
+        self.io.input.clear();
         self.acked = 0;
     }
 
@@ -306,10 +266,9 @@ impl Session {
                 return Step::StartTls;
             }
             if self.awaiting {
-                return if self.credentials.is_some() {
-                    Step::Authenticate
-                } else {
-                    Step::NeedInput
+                return match self.credentials.take() {
+                    Some(credentials) => Step::Authenticate(credentials),
+                    None => Step::NeedInput,
                 };
             }
             if self.idling {
@@ -413,8 +372,7 @@ impl Session {
     // ---- writing responses ----
 
     fn line(&mut self, text: &str) {
-        self.output.extend_from_slice(text.as_bytes());
-        self.output.extend_from_slice(b"\r\n");
+        self.io.line(text);
     }
 
     /// `tag STATUS [CODE] text` (with `*` for a tag: an untagged status response).
@@ -506,5 +464,59 @@ impl Session {
 
     fn account(&self) -> u32 {
         self.account.unwrap_or_default()
+    }
+}
+
+impl Protocol for Session {
+    type Request = Request;
+    type Answer = Answer;
+    type Context<'a> = dyn Clock + 'a;
+
+    fn step(&mut self, clock: &mut (dyn Clock + '_)) -> Step {
+        Session::step(self, clock.now())
+    }
+
+    fn answer(&mut self, answer: Answer) {
+        Session::answer(self, answer);
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn auth_result(&mut self, outcome: AuthOutcome) {
+        Session::auth_result(self, outcome);
+    }
+
+    fn buffers(&mut self) -> &mut Buffers {
+        &mut self.io
+    }
+
+    fn buffers_ref(&self) -> &Buffers {
+        &self.io
+    }
+
+    fn prepare_read(&mut self) -> usize {
+        READ_ROOM
+    }
+
+    fn is_idle(&self) -> bool {
+        Session::is_idle(self)
+    }
+
+    fn lifetime_mark(&self) -> Option<u64> {
+        Session::lifetime_mark(self)
+    }
+
+    fn close_idle(&mut self) {
+        self.close_with("Idle timeout");
+    }
+
+    fn close_shutdown(&mut self) {
+        self.close_with("Server shutting down");
+    }
+
+    fn idle_poll(&mut self) {
+        Session::idle_poll(self);
     }
 }

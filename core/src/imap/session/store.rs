@@ -101,7 +101,7 @@ impl Session {
                     l.extend_from_slice(b"FLAGS ");
                     flag_list(&mut l, entry.flags, &entry.keywords);
                     l.extend_from_slice(b")\r\n");
-                    self.output.extend_from_slice(&l);
+                    self.io.output.extend_from_slice(&l);
                 }
                 self.ok(tag, "STORE completed");
             }

@@ -3,6 +3,7 @@
 //! of what it asked for. Helpers change the store behind the session's back, as another
 //! session or a delivery would.
 
+use crate::protocol::Protocol;
 use std::sync::Arc;
 
 use super::{Answer, ImapConfig, ImapPolicy, MailboxSummary, Request, Session, Step};
@@ -133,8 +134,7 @@ impl Harness {
                     break;
                 }
                 Step::StartTls => self.s.tls_started(),
-                Step::Authenticate => {
-                    let c = self.s.take_credentials().unwrap();
+                Step::Authenticate(c) => {
                     self.s.auth_result(if c.password == PASSWORD {
                         AuthOutcome::Success { account: 1 }
                     } else {
