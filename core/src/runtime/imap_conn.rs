@@ -24,7 +24,12 @@ const FLUSH_BEFORE_REQUEST: usize = 64 * 1024;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
 
-pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+pub(super) async fn serve(
+    ctx: &WorkerContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: PortKind,
+) {
     let implicit = kind == PortKind::Imaps;
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;

@@ -54,7 +54,12 @@ struct Maildrop {
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"-ERR [SYS/TEMP] Too many connections from your address\r\n";
 
-pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+pub(super) async fn serve(
+    ctx: &WorkerContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: PortKind,
+) {
     let implicit = kind == PortKind::Pop3s;
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;

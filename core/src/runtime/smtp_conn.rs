@@ -37,7 +37,12 @@ impl Environment for WorkerEnv<'_> {
     }
 }
 
-pub(super) async fn serve(ctx: &WorkerContext, stream: TcpStream, peer: SocketAddr, kind: PortKind) {
+pub(super) async fn serve(
+    ctx: &WorkerContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: PortKind,
+) {
     let implicit = kind == PortKind::Submissions;
     let Some(opened) = conn::open(ctx, &stream, peer, implicit, TOO_MANY_CONNECTIONS).await else {
         return;

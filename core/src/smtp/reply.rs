@@ -63,9 +63,11 @@ pub(crate) mod replies {
 
     pub(crate) const UNRECOGNIZED: Reply = Reply::new(500, "5.5.2", "Command unrecognized");
     pub(crate) const LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Line too long");
-    pub(crate) const SYNTAX: Reply = Reply::new(501, "5.5.4", "Syntax error in parameters or arguments");
+    pub(crate) const SYNTAX: Reply =
+        Reply::new(501, "5.5.4", "Syntax error in parameters or arguments");
     pub(crate) const BAD_ADDRESS: Reply = Reply::new(501, "5.1.3", "Bad address syntax");
-    pub(crate) const BAD_SENDER_ADDRESS: Reply = Reply::new(501, "5.1.7", "Bad sender address syntax");
+    pub(crate) const BAD_SENDER_ADDRESS: Reply =
+        Reply::new(501, "5.1.7", "Bad sender address syntax");
     pub(crate) const NEED_SMTPUTF8: Reply = Reply::new(
         553,
         "5.6.7",
@@ -76,7 +78,8 @@ pub(crate) mod replies {
     pub(crate) const NESTED_MAIL: Reply = Reply::new(503, "5.5.1", "Sender already specified");
     pub(crate) const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Need MAIL command first");
     pub(crate) const NEED_RCPT: Reply = Reply::new(554, "5.5.1", "No valid recipients");
-    pub(crate) const MIXED_DATA_BDAT: Reply = Reply::new(503, "5.5.1", "DATA not allowed after BDAT");
+    pub(crate) const MIXED_DATA_BDAT: Reply =
+        Reply::new(503, "5.5.1", "DATA not allowed after BDAT");
     pub(crate) const BAD_PARAM: Reply = Reply::new(555, "5.5.4", "Unsupported parameter");
     pub(crate) const TOO_BIG_DECLARED: Reply = Reply::new(
         552,
@@ -111,7 +114,8 @@ pub(crate) mod replies {
     pub(crate) const NEED_STARTTLS: Reply =
         Reply::new(530, "5.7.0", "Must issue a STARTTLS command first");
     pub(crate) const NEED_AUTH: Reply = Reply::new(530, "5.7.0", "Authentication required");
-    pub(crate) const ALREADY_AUTHENTICATED: Reply = Reply::new(503, "5.5.1", "Already authenticated");
+    pub(crate) const ALREADY_AUTHENTICATED: Reply =
+        Reply::new(503, "5.5.1", "Already authenticated");
     pub(crate) const AUTH_IN_TRANSACTION: Reply =
         Reply::new(503, "5.5.1", "AUTH not permitted during a mail transaction");
     pub(crate) const UNKNOWN_MECHANISM: Reply =
@@ -119,7 +123,8 @@ pub(crate) mod replies {
     pub(crate) const AUTH_CANCELLED: Reply = Reply::new(501, "5.0.0", "Authentication cancelled");
     pub(crate) const AUTH_MALFORMED: Reply = Reply::new(501, "5.5.2", "Cannot decode the response");
     pub(crate) const AUTH_OK: Reply = Reply::new(235, "2.7.0", "Authentication successful");
-    pub(crate) const AUTH_FAILED: Reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
+    pub(crate) const AUTH_FAILED: Reply =
+        Reply::new(535, "5.7.8", "Authentication credentials invalid");
     pub(crate) const AUTH_LOCKED: Reply = Reply::new(
         421,
         "4.7.0",
@@ -133,7 +138,8 @@ pub(crate) mod replies {
         Reply::new(451, "4.7.1", "Message rate limit exceeded, try again later");
     pub(crate) const MAILBOX_FULL_TEMPORARY: Reply = Reply::new(452, "4.2.2", "Mailbox full");
     pub(crate) const MAILBOX_FULL_PERMANENT: Reply = Reply::new(552, "5.2.2", "Mailbox full");
-    pub(crate) const IDLE_TIMEOUT: Reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");
+    pub(crate) const IDLE_TIMEOUT: Reply =
+        Reply::new(421, "4.4.2", "Idle timeout, closing connection");
 }
 
 #[cfg(test)]
