@@ -149,10 +149,17 @@ pub fn spawn(
                         return;
                     }
                 };
+                let tls = match super::tls::opportunistic_client_config() {
+                    Ok(config) => tokio_rustls::TlsConnector::from(config),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no TLS client: outbound delivery stopped");
+                        return;
+                    }
+                };
                 let runner = Rc::new(Runner {
                     store,
                     directory,
-                    tls: tokio_rustls::TlsConnector::from(super::tls::opportunistic_client_config()),
+                    tls,
                     relay_tls: relay_connector(&config),
                     resolver,
                     config,

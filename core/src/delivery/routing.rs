@@ -66,10 +66,14 @@ impl Directory {
         if let Some(Route::Address { account, .. }) = self.routes.get(address) {
             return RcptRoute::Local { account: *account };
         }
-        let Some(at) = address.rfind('@') else {
+        // The domain with its '@', as domains are keyed.
+        let Some((_local, domain)) = address
+            .rfind('@')
+            .and_then(|at| address.split_at_checked(at))
+        else {
             return RcptRoute::UnknownUser;
         };
-        match self.routes.get(&address[at..]) {
+        match self.routes.get(domain) {
             Some(Route::Domain {
                 catch_all: Some(account),
             }) => RcptRoute::Local { account: *account },
@@ -158,5 +162,10 @@ mod tests {
         assert_eq!(d.route("someone@elsewhere.test"), RcptRoute::Remote);
         // A subdomain of a hosted domain is not hosted.
         assert_eq!(d.route("alice@sub.example.test"), RcptRoute::Remote);
+        // SMTPUTF8 addresses: multi-byte characters next to the '@'.
+        assert_eq!(d.route("é@catch.test"), RcptRoute::Local { account: 3 });
+        assert_eq!(d.route("jöran@example.test"), RcptRoute::UnknownUser);
+        assert_eq!(d.route("é@é"), RcptRoute::Remote);
+        assert_eq!(d.route("éé"), RcptRoute::UnknownUser);
     }
 }

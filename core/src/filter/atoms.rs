@@ -88,34 +88,38 @@ pub fn atoms_for(pattern: &str, extended: bool, text: Text) -> Option<(Vec<Vec<u
 /// contain: look-around groups are dropped, back-references and atomic groups loosened.
 /// Any match of the original matches the relaxed pattern, so its atoms remain required.
 pub(crate) fn relax(pattern: &str) -> String {
-    let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            if b[i + 1].is_ascii_digit() && b[i + 1] != b'0' {
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        if let Some(escaped) = rest.strip_prefix('\\') {
+            let mut chars = escaped.chars();
+            match chars.next() {
                 // A back-reference: anything.
-                out.push_str("(?s:.*)");
-                i += 2;
-            } else {
-                i = super::compile::push_escape(&mut out, pattern, i);
+                Some(d) if d.is_ascii_digit() && d != '0' => out.push_str("(?s:.*)"),
+                // Any other escape, with the whole character it escapes.
+                Some(e) => {
+                    out.push('\\');
+                    out.push(e);
+                }
+                None => out.push('\\'),
             }
+            rest = chars.as_str();
             continue;
         }
-        let rest = &pattern[i..];
-        if rest.starts_with("(?=")
-            || rest.starts_with("(?!")
-            || rest.starts_with("(?<=")
-            || rest.starts_with("(?<!")
+        if ["(?=", "(?!", "(?<=", "(?<!"]
+            .iter()
+            .any(|look| rest.starts_with(look))
         {
             // Skip the whole group, respecting nesting and escapes.
             let mut depth = 0;
-            let mut j = i;
-            while j < b.len() {
-                match b[j] {
-                    b'\\' => j += 1,
-                    b'(' => depth += 1,
-                    b')' => {
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '(' => depth += 1,
+                    ')' => {
                         depth -= 1;
                         if depth == 0 {
                             break;
@@ -123,19 +127,17 @@ pub(crate) fn relax(pattern: &str) -> String {
                     }
                     _ => {}
                 }
-                j += 1;
             }
-            i = j + 1;
+            rest = chars.as_str();
             continue;
         }
-        if rest.starts_with("(?>") {
+        if let Some(after) = rest.strip_prefix("(?>") {
             out.push_str("(?:");
-            i += 3;
+            rest = after;
             continue;
         }
-        let c = rest.chars().next().unwrap_or_default();
         out.push(c);
-        i += c.len_utf8();
+        rest = rest.strip_prefix(c).unwrap_or_default();
     }
     out
 }
@@ -642,5 +644,16 @@ mod tests {
         assert_eq!(atoms(r"\w{2}hello\w"), Some(vec!["hello".into()]));
         // Too many combinations: the best window that fits is kept.
         assert!(atoms(r"[a-p][a-p][a-p]xyz").is_some_and(|a| a.len() <= MAX_ATOMS));
+    }
+
+    /// Multi-byte characters escaped, in look-around groups and next to back-references.
+    #[test]
+    fn relaxes_patterns_with_multi_byte_characters() {
+        assert_eq!(
+            relax("é(?=é\\é)ü\\1é(?>é)\\é(?<!é(é)\\)é)ß\\"),
+            "éü(?s:.*)é(?:é)\\éß\\"
+        );
+        assert_eq!(relax("(?!é"), "");
+        assert_eq!(atoms("réduit(?=€)"), Some(vec!["réduit".into()]));
     }
 }

@@ -190,54 +190,40 @@ pub struct Ruleset {
     pub report: Report,
 }
 
-/// Copies the escape at `pattern[at]` (a backslash) and the character it escapes, whole:
-/// that character may be more than one byte (`\é`, found by fuzzing), so it is never
-/// sliced inside. Returns the index after it.
-pub(crate) fn push_escape(out: &mut String, pattern: &str, at: usize) -> usize {
-    let escaped = pattern
-        .get(at + 1..)
-        .and_then(|rest| rest.chars().next())
-        .unwrap_or_default();
-    out.push('\\');
-    out.push(escaped);
-    at + 1 + escaped.len_utf8()
-}
-
 /// Perl escapes the `regex` crate lacks, rewritten: `\e` (escape), 3-digit octal `\042`,
-/// and `\Z` (end, or before a final newline).
+/// and `\Z` (end, or before a final newline). Every other escape is copied with the whole
+/// character it escapes, which may be more than one byte (`\é`, found by fuzzing).
 pub(crate) fn translate_escapes(pattern: &str) -> String {
-    let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len() + 8);
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            let next = b[i + 1];
-            let octal = b
-                .get(i + 1..i + 4)
-                .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-            if next == b'e' {
-                out.push_str("\\x1B");
-                i += 2;
-                continue;
-            }
-            if next == b'Z' {
-                out.push_str("(?:\\n?\\z)");
-                i += 2;
-                continue;
-            }
-            if let Some(digits) = octal {
-                let value =
-                    u32::from_str_radix(std::str::from_utf8(digits).unwrap_or("0"), 8).unwrap_or(0);
-                out.push_str(&format!("\\x{{{value:02X}}}"));
-                i += 4;
-                continue;
-            }
-            i = push_escape(&mut out, pattern, i);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
             continue;
         }
-        let c = pattern[i..].chars().next().unwrap_or_default();
-        out.push(c);
-        i += c.len_utf8();
+        let escaped = chars.as_str();
+        let octal = escaped
+            .split_at_checked(3)
+            .filter(|(digits, _)| digits.bytes().all(|d| (b'0'..=b'7').contains(&d)));
+        if let Some(after) = escaped.strip_prefix('e') {
+            out.push_str("\\x1B");
+            chars = after.chars();
+        } else if let Some(after) = escaped.strip_prefix('Z') {
+            out.push_str("(?:\\n?\\z)");
+            chars = after.chars();
+        } else if let Some((digits, after)) = octal {
+            let value = digits
+                .bytes()
+                .fold(0u32, |value, d| value * 8 + u32::from(d - b'0'));
+            out.push_str(&format!("\\x{{{value:02X}}}"));
+            chars = after.chars();
+        } else {
+            // The escaped character, if any (a trailing backslash is copied alone).
+            out.push('\\');
+            if let Some(escaped) = chars.next() {
+                out.push(escaped);
+            }
+        }
     }
     out
 }

@@ -49,13 +49,14 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
             while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
                 i += 1;
             }
-            out.push(Tok::Num(s[start..i].parse().ok()?));
+            // ASCII from `start` to `i`: between characters.
+            out.push(Tok::Num(s.get(start..i)?.parse().ok()?));
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            out.push(Tok::Ident(s[start..i].to_string()));
+            out.push(Tok::Ident(s.get(start..i)?.to_string()));
         } else if c == b'(' {
             out.push(Tok::Open);
             i += 1;
@@ -290,5 +291,13 @@ mod tests {
         assert_eq!(compiled.eval(both, &mut hits), 1.0);
         assert!(parse("A &&").is_none());
         assert!(parse("(A").is_none());
+    }
+
+    /// Multi-byte characters where a name, number or operator is expected.
+    #[test]
+    fn multi_byte_characters_are_no_tokens() {
+        for text in ["é", "A && é", "1.é", "Aé", "(A)é", "A é", "€ || B"] {
+            assert!(parse(text).is_none(), "{text}");
+        }
     }
 }

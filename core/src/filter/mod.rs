@@ -55,6 +55,10 @@ mod tests {
     #[test]
     fn an_escaped_multibyte_character_compiles() {
         assert_eq!(compile::translate_escapes("a\\éb\\"), "a\\éb\\");
+        assert_eq!(
+            compile::translate_escapes("é\\eé\\Zé\\101é\\é\\10é\\"),
+            "é\\x1Bé(?:\\n?\\z)é\\x{41}é\\é\\10é\\"
+        );
         let rs = ruleset("body GANNET_T_E /caf\\é/\nscore GANNET_T_E 1.0\n");
         let v = rs.scan(b"Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
         assert!(names(&v).contains(&"GANNET_T_E"), "{:?}", names(&v));

@@ -57,13 +57,13 @@ impl ReplaceTags {
             let mut out = String::with_capacity(re.len() * 2);
             for piece in split_tags(&re) {
                 match piece {
-                    Piece::Text("") => {
+                    Piece::Text(t) if t.is_empty() => {
                         // Between two adjacent tags (or before a leading one).
                         if let Some(i) = inter {
                             out.push_str(i);
                         }
                     }
-                    Piece::Text(t) => out.push_str(t),
+                    Piece::Text(t) => out.push_str(&t),
                     Piece::Tag(name) => {
                         if let Some(p) = pre {
                             out.push_str(p);
@@ -96,16 +96,15 @@ impl ReplaceTags {
 
 /// Removes the first `<kind NAME>` from `re` and returns NAME.
 fn take_modifier(re: &mut String, kind: &str) -> Option<String> {
-    let open = format!("<{kind} ");
-    let start = re.find(&open)?;
-    let end = start + re[start..].find('>')?;
-    let name = re[start + open.len()..end].to_string();
-    re.replace_range(start..=end, "");
+    let (before, rest) = re.split_once(&format!("<{kind} "))?;
+    let (name, after) = rest.split_once('>')?;
+    let name = name.to_string();
+    *re = format!("{before}{after}");
     Some(name)
 }
 
 enum Piece<'a> {
-    Text(&'a str),
+    Text(String),
     Tag(&'a str),
 }
 
@@ -113,28 +112,25 @@ enum Piece<'a> {
 /// between two adjacent tags is an empty piece; a trailing empty piece is dropped.
 fn split_tags(re: &str) -> Vec<Piece<'_>> {
     let mut pieces = Vec::new();
-    let mut rest = re;
-    let mut text_start = 0;
-    let mut offset = 0;
-    while let Some(lt) = rest.find('<') {
-        let after = &rest[lt + 1..];
-        match after.find(['<', '>']) {
-            Some(e) if after.as_bytes()[e] == b'>' && e > 0 => {
-                let tag_start = offset + lt;
-                pieces.push(Piece::Text(&re[text_start..tag_start]));
-                pieces.push(Piece::Tag(&after[..e]));
-                text_start = tag_start + e + 2;
-                offset = text_start;
-                rest = &re[offset..];
+    let mut segments = re.split('<');
+    // The text since the last tag.
+    let mut text = segments.next().unwrap_or_default().to_string();
+    // Every other segment follows a '<' and has no '<' in it: it starts with a tag if a
+    // '>' closes a name there.
+    for segment in segments {
+        match segment.split_once('>') {
+            Some((name, after)) if !name.is_empty() => {
+                pieces.push(Piece::Text(std::mem::replace(&mut text, after.to_string())));
+                pieces.push(Piece::Tag(name));
             }
             _ => {
-                offset += lt + 1;
-                rest = &re[offset..];
+                text.push('<');
+                text.push_str(segment);
             }
         }
     }
-    if text_start < re.len() {
-        pieces.push(Piece::Text(&re[text_start..]));
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
     }
     pieces
 }
@@ -168,5 +164,25 @@ mod tests {
         assert_eq!(t.apply("OTHER", "<A>"), "<A>", "not listed");
         assert_eq!(t.apply("R1", "a<UNKNOWN>b < c"), "a<UNKNOWN>b < c");
         assert!(!t.directive("replace_nothing", "X", "y"));
+    }
+
+    /// Rule patterns with multi-byte characters around, inside and between tags.
+    #[test]
+    fn multi_byte_characters_around_tags() {
+        let mut t = tags();
+        for (d, n, v) in [
+            ("replace_tag", "É", "[éè]"),
+            ("replace_pre", "Ü", "ü?"),
+            ("replace_inter", "SP", "\\s?"),
+        ] {
+            assert!(t.directive(d, n, v));
+        }
+        assert_eq!(t.apply("R1", "/é<É>€<A>ß/"), "/é[éè]€[a@]ß/");
+        assert_eq!(t.apply("R1", "<pre Ü>é<É>"), "éü?[éè]");
+        assert_eq!(t.apply("R1", "<inter SP>€<É><É>é"), "€[éè]\\s?[éè]é");
+        assert_eq!(t.apply("R1", "é<é>é<>é<é<É>é"), "é<é>é<>é<é[éè]é");
+        assert_eq!(t.apply("R1", "<pre é"), "<pre é");
+        assert_eq!(t.apply("R1", "é<"), "é<");
+        assert_eq!(t.apply("R1", "<É"), "<É");
     }
 }

@@ -108,24 +108,20 @@ fn plugin_present(name: &str) -> bool {
 /// test (`version >= 3.004`, `can(...)`, `perl_version ...`) true, combined with `!`,
 /// `&&`, `||` and parentheses. A condition it cannot read counts as true.
 fn condition(text: &str) -> bool {
-    /// A recursive-descent reader over the condition's bytes.
+    /// A recursive-descent reader over the condition's text: `rest` is what is left.
     struct Reader<'a> {
-        text: &'a str,
-        at: usize,
+        rest: &'a str,
     }
     impl Reader<'_> {
-        fn skip_space(&mut self) {
-            while self.text[self.at..].starts_with(char::is_whitespace) {
-                self.at += 1;
-            }
-        }
         fn eat(&mut self, token: &str) -> bool {
-            self.skip_space();
-            let found = self.text[self.at..].starts_with(token);
-            if found {
-                self.at += token.len();
+            self.rest = self.rest.trim_start();
+            match self.rest.strip_prefix(token) {
+                Some(rest) => {
+                    self.rest = rest;
+                    true
+                }
+                None => false,
             }
-            found
         }
         fn or(&mut self) -> bool {
             let mut value = self.and();
@@ -151,36 +147,31 @@ fn condition(text: &str) -> bool {
                 return value;
             }
             if self.eat("plugin(") {
-                let rest = &self.text[self.at..];
-                let end = rest.find(')').unwrap_or(rest.len());
-                self.at += (end + 1).min(rest.len());
-                return plugin_present(&rest[..end]);
+                let (name, rest) = self.rest.split_once(')').unwrap_or((self.rest, ""));
+                self.rest = rest;
+                return plugin_present(name);
             }
             // Any other test up to the next operator or closing parenthesis: true. A
             // parenthesized call such as can(...) is read whole.
-            let rest = &self.text[self.at..];
             let mut depth = 0;
-            let mut end = rest.len();
-            for (i, c) in rest.char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' if depth == 0 => {
-                        end = i;
-                        break;
-                    }
-                    ')' => depth -= 1,
-                    '&' | '|' if depth == 0 => {
-                        end = i;
-                        break;
-                    }
-                    _ => {}
+            let end = self.rest.find(|c: char| match c {
+                '(' => {
+                    depth += 1;
+                    false
                 }
-            }
-            self.at += end;
+                ')' if depth > 0 => {
+                    depth -= 1;
+                    false
+                }
+                ')' | '&' | '|' => depth == 0,
+                _ => false,
+            });
+            // `end` is the offset of an ASCII character, so the split cannot fail.
+            self.rest = end.and_then(|end| self.rest.get(end..)).unwrap_or_default();
             true
         }
     }
-    Reader { text, at: 0 }.or()
+    Reader { rest: text }.or()
 }
 
 impl RuleSource {
@@ -393,21 +384,21 @@ impl RuleSource {
 
 fn strip_comment(line: &str) -> &str {
     // `#` starts a comment unless escaped (`\#`, used inside regexes).
-    let bytes = line.as_bytes();
-    for i in 0..bytes.len() {
-        if bytes[i] == b'#' && (i == 0 || bytes[i - 1] != b'\\') {
-            return &line[..i];
-        }
-    }
-    line
+    let mut previous = None;
+    let starts_comment = |c: char| {
+        let comment = c == '#' && previous != Some('\\');
+        previous = Some(c);
+        comment
+    };
+    line.split_once(starts_comment)
+        .map_or(line, |(code, _comment)| code)
 }
 
+/// The first word and the rest, which starts with the white space after the word.
 fn split_word(s: &str) -> (&str, &str) {
     let s = s.trim_start();
-    match s.find(char::is_whitespace) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, ""),
-    }
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    s.split_at_checked(end).unwrap_or((s, ""))
 }
 
 /// `Subject =~ /re/` → ("Subject", "=~ /re/").
@@ -432,14 +423,10 @@ fn parse_test(text: &str, source: Option<HeaderSource>) -> Option<Test> {
     } else {
         (false, text)
     };
-    let (regex_part, if_unset) = match text.rfind("[if-unset:") {
-        Some(i) => {
-            let v = text[i + "[if-unset:".len()..]
-                .trim()
-                .trim_end_matches(']')
-                .trim()
-                .to_string();
-            (text[..i].trim(), Some(v))
+    let (regex_part, if_unset) = match text.rsplit_once("[if-unset:") {
+        Some((regex, unset)) => {
+            let v = unset.trim().trim_end_matches(']').trim().to_string();
+            (regex.trim(), Some(v))
         }
         None => (text, None),
     };
@@ -472,21 +459,20 @@ pub fn split_perl_regex(text: &str) -> Option<(String, String)> {
         '<' => '>',
         c => c,
     };
-    let end = body.rfind(close)?;
-    let flags = body[end + close.len_utf8()..].trim().to_string();
+    let (regex, flags) = body.rsplit_once(close)?;
+    let flags = flags.trim().to_string();
     if !flags.chars().all(|c| "imsxgo".contains(c)) {
         return None;
     }
-    Some((body[..end].to_string(), flags))
+    Some((regex.to_string(), flags))
 }
 
 fn parse_eval(text: &str) -> Option<Test> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let function = text[..open].trim().to_string();
-    // A `)` before the `(` (found by fuzzing: "eval:f)(") is no eval call, not a panic.
-    let args = text
-        .get(open + 1..close)?
+    let (function, args) = text.split_once('(')?;
+    let function = function.trim().to_string();
+    // A `)` only before the `(` (found by fuzzing: "eval:f)(") is no eval call.
+    let (args, _after) = args.rsplit_once(')')?;
+    let args = args
         .split(',')
         .map(|a| a.trim().trim_matches(['\'', '"']).to_string())
         .filter(|a| !a.is_empty())
@@ -606,5 +592,62 @@ bayes_auto_learn 0
         );
         assert_eq!(split_perl_regex("m!x!"), Some(("x".into(), "".into())));
         assert_eq!(split_perl_regex("nope"), None);
+    }
+
+    /// Rules come from files an administrator installs, often with non-ASCII text in
+    /// regexes and descriptions: multi-byte characters next to the delimiters split at.
+    #[test]
+    fn multi_byte_characters_in_rules() {
+        assert_eq!(
+            split_perl_regex("/prix réduit€/i"),
+            Some(("prix réduit€".into(), "i".into()))
+        );
+        assert_eq!(split_perl_regex("m€a€"), Some(("a".into(), "".into())));
+        assert_eq!(split_perl_regex("m«é»"), None);
+        assert_eq!(split_perl_regex("/é/é"), None);
+        assert_eq!(
+            strip_comment("body X /é\\#é/ #é commentaire"),
+            "body X /é\\#é/ "
+        );
+        assert_eq!(strip_comment("é#"), "é");
+        assert_eq!(split_word("é\u{a0}ü"), ("é", "\u{a0}ü"));
+        assert_eq!(split_word("\u{3000}é"), ("é", ""));
+        assert_eq!(
+            parse_eval("é(«x», 'ü')"),
+            Some(Test::Eval {
+                function: "é".into(),
+                args: vec!["«x»".into(), "ü".into()]
+            })
+        );
+        assert_eq!(parse_eval("é)é(é"), None);
+        match parse_test("=~ /é/ [if-unset: ü]", None) {
+            Some(Test::Regex {
+                pattern, if_unset, ..
+            }) => {
+                assert_eq!(pattern, "é");
+                assert_eq!(if_unset.as_deref(), Some("ü"));
+            }
+            t => panic!("{t:?}"),
+        }
+        // Multi-byte white space (no-break, ideographic) and operators in conditions.
+        assert!(condition("\u{a0}plugin(é)"));
+        assert!(condition(
+            "\u{3000}!\u{a0}plugin(Mail::SpamAssassin::Plugin::DKIM)"
+        ));
+        assert!(!condition(
+            "\u{3000}plugin(Mail::SpamAssassin::Plugin::DKIM)\u{a0}"
+        ));
+        assert!(condition("é(ü) && ü||é"));
+        assert!(!condition(
+            "é(ü)\u{a0}&& plugin(Mail::SpamAssassin::Plugin::DKIM)"
+        ));
+        assert!(condition("plugin(é"));
+        let mut source = RuleSource::default();
+        source.add_text(
+            "if\u{a0}é\nbody\u{a0}É_X /é/\nendif\nheader É_Y Subject =~ /ü/ # ß\nscore É_Y 1.0\n",
+            None,
+        );
+        let names: Vec<&str> = source.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["É_X", "É_Y"]);
     }
 }

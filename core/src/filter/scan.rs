@@ -122,7 +122,12 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
             .flat_map(|v| addresses(v))
             .take(1)
             .collect(),
-        name if name.len() > 14 && name[..14].eq_ignore_ascii_case("X-Spam-Relays-") => {
+        name if name.len() > 14
+            && name
+                .as_bytes()
+                .get(..14)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"X-Spam-Relays-")) =>
+        {
             return view.relays.header(name);
         }
         name => of(&[name]),
@@ -143,22 +148,21 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
 /// The comma-separated entries of an address header, commas inside quotes, angle
 /// brackets and comments kept.
 fn address_entries(value: &str) -> Vec<&str> {
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
-    let mut out = Vec::new();
-    for (i, c) in value.char_indices() {
+    let (mut depth, mut quoted) = (0i32, false);
+    let separates = |c: char| {
         match c {
             '"' => quoted = !quoted,
             '<' | '(' if !quoted => depth += 1,
             '>' | ')' if !quoted => depth -= 1,
-            ',' if !quoted && depth <= 0 => {
-                out.push(&value[start..i]);
-                start = i + 1;
-            }
+            ',' if !quoted && depth <= 0 => return true,
             _ => {}
         }
-    }
-    out.push(&value[start..]);
-    out.into_iter().filter(|e| !e.trim().is_empty()).collect()
+        false
+    };
+    value
+        .split(separates)
+        .filter(|e| !e.trim().is_empty())
+        .collect()
 }
 
 /// The addresses of a header value: what is in angle brackets, else the bare word.
@@ -166,9 +170,13 @@ fn addresses(value: &str) -> Vec<String> {
     address_entries(value)
         .into_iter()
         .filter_map(|e| {
-            let a = match (e.rfind('<'), e.rfind('>')) {
-                (Some(a), Some(b)) if a < b => e[a + 1..b].trim(),
-                _ => e.split('(').next().unwrap_or("").trim(),
+            // The last `<...>`, if the last '>' comes after the last '<'.
+            let bracketed = e
+                .rsplit_once('<')
+                .and_then(|(_, inner)| inner.rsplit_once('>'));
+            let a = match bracketed {
+                Some((address, _)) => address.trim(),
+                None => e.split('(').next().unwrap_or("").trim(),
             };
             (!a.is_empty()).then(|| a.to_string())
         })
@@ -180,11 +188,11 @@ fn display_names(value: &str) -> Vec<String> {
     address_entries(value)
         .into_iter()
         .filter_map(|e| {
-            let name = match e.rfind('<') {
-                Some(a) => e[..a].trim(),
+            let name = match e.rsplit_once('<') {
+                Some((phrase, _)) => phrase.trim(),
                 None => e
-                    .find('(')
-                    .map_or("", |a| e[a + 1..].trim_end().trim_end_matches(')')),
+                    .split_once('(')
+                    .map_or("", |(_, comment)| comment.trim_end().trim_end_matches(')')),
             };
             let name = name.trim().trim_matches('"').trim();
             let name = name
@@ -360,8 +368,8 @@ impl Ruleset {
 /// rule with atoms runs on those paragraphs only, and only on those that hold as many of
 /// them as a match needs.
 struct Paragraphs<'a> {
-    body: &'a str,
-    starts: Vec<usize>,
+    /// The paragraphs, without their newline.
+    lines: Vec<&'a str>,
     /// (rule, paragraph), sorted, for the rules with few enough paragraphs.
     spots: Vec<(usize, usize)>,
 }
@@ -408,8 +416,7 @@ impl<'a> Paragraphs<'a> {
             // Else the atoms are everywhere: the whole body is cheaper than many calls.
         }
         let paragraphs = Paragraphs {
-            body,
-            starts,
+            lines: body.split('\n').collect(),
             spots: kept,
         };
         (paragraphs, ruled_out)
@@ -427,14 +434,9 @@ impl<'a> Paragraphs<'a> {
 
     /// The paragraphs where the rule's atoms are, without their newline.
     fn of(&self, rule: usize) -> impl Iterator<Item = &'a str> + '_ {
-        self.spots[self.range(rule)].iter().map(|&(_, p)| {
-            let start = self.starts[p];
-            let end = self
-                .starts
-                .get(p + 1)
-                .map_or(self.body.len(), |&next| next - 1);
-            &self.body[start..end]
-        })
+        self.spots[self.range(rule)]
+            .iter()
+            .map(|&(_, p)| self.lines.get(p).copied().unwrap_or_default())
     }
 }
 
@@ -599,5 +601,27 @@ mod tests {
         // A scan that does not panic is untouched.
         let v = rules.scan(b"Subject: x\r\n\r\nhello\r\n");
         assert_eq!((v.score, v.error), (2.5, None));
+    }
+
+    /// Header values with multi-byte characters next to the delimiters of addresses and
+    /// names, and a header name with one where the `X-Spam-Relays-` prefix would end.
+    #[test]
+    fn multi_byte_characters_in_header_values() {
+        let value = "\"É, ü\" <é@é.test>, ö@ü.test (ü), é<ü@é>é, ß (Ö), <€";
+        assert_eq!(
+            address_entries(value),
+            [
+                "\"É, ü\" <é@é.test>",
+                " ö@ü.test (ü)",
+                " é<ü@é>é",
+                " ß (Ö)",
+                " <€"
+            ]
+        );
+        assert_eq!(addresses(value), ["é@é.test", "ö@ü.test", "ü@é", "ß", "<€"]);
+        assert_eq!(display_names(value), ["É, ü", "ü", "é", "Ö"]);
+        let view = MessageView::new("Subject: é\r\n\r\né\r\n".as_bytes());
+        let source = HeaderSource::parse("X-Spam-Relaysé-x");
+        assert_eq!(header_text(&view, &source), None);
     }
 }

@@ -249,8 +249,9 @@ fn parse_color(value: &str) -> Color {
     if hex.len() == 3 {
         hex = hex.chars().flat_map(|c| [c, c]).collect();
     }
-    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
-    Color::Rgb(byte(0), byte(2), byte(4))
+    // Six hex digits: cannot fail to parse.
+    let [_, r, g, b] = u32::from_str_radix(&hex, 16).unwrap_or(0).to_be_bytes();
+    Color::Rgb(r, g, b)
 }
 
 /// A font face list as mail clients write them: names of letters, spaces and hyphens,
@@ -275,10 +276,11 @@ fn leading_int(s: &str) -> Option<i32> {
         Some(rest) => (-1, rest),
         None => (1, s.strip_prefix('+').unwrap_or(s)),
     };
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse::<i32>().ok().map(|n| sign * n)
+    let digits = digits
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or_default();
+    digits.parse::<i32>().ok().map(|n| sign * n)
 }
 
 /// The value of attribute `name` in a tag's attribute text (quoted or bare).
@@ -298,9 +300,11 @@ pub fn attr(attrs: &str, name: &str) -> Option<String> {
         if !before_ok || !b[start..end].eq_ignore_ascii_case(name.as_bytes()) {
             continue;
         }
-        let v = attrs[eq + 1..].trim_start();
-        return Some(match v.chars().next() {
-            Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or("").to_string(),
+        // After an ASCII '=': between characters.
+        let v = attrs.get(eq + 1..).unwrap_or_default().trim_start();
+        let mut chars = v.chars();
+        return Some(match chars.next() {
+            Some(q @ ('"' | '\'')) => chars.as_str().split(q).next().unwrap_or("").to_string(),
             _ => v
                 .split(|c: char| c.is_whitespace() || c == '>')
                 .next()
@@ -504,5 +508,26 @@ mod tests {
             Some("red")
         );
         assert_eq!(attr("size=5 face=x", "size").as_deref(), Some("5"));
+    }
+
+    /// Attribute text and values with multi-byte characters next to '=', quotes and
+    /// digits.
+    #[test]
+    fn multi_byte_characters_in_attributes() {
+        assert_eq!(attr("é=é href=\"é€\" src=ü", "href").as_deref(), Some("é€"));
+        assert_eq!(attr("é=é href=\"é€\" src=ü", "src").as_deref(), Some("ü"));
+        assert_eq!(attr("title='é€", "title").as_deref(), Some("é€"));
+        assert_eq!(attr("size=é>x", "size").as_deref(), Some("é"));
+        assert_eq!(attr("é size=", "size").as_deref(), Some(""));
+        assert_eq!(attr("€=1", "size"), None);
+        assert_eq!(leading_int(" -12é"), Some(-12));
+        assert_eq!(leading_int("+é1"), None);
+        assert_eq!(parse_color("#é"), Color::Invalid);
+        assert_eq!(parse_color("#abcé"), Color::Invalid);
+        assert_eq!(parse_color("#12345"), Color::Rgb(0x11, 0x22, 0x33));
+        let mut t = StyleTracker::default();
+        t.open("font", "size=\"+é\" color=\"é\" face=\"é\"");
+        t.text("é");
+        assert!(t.font_invalid_color && t.font_face_bad);
     }
 }

@@ -119,41 +119,31 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// What follows the first `key` (lower-case ASCII) in `text`, found in `lower`, the ASCII
+/// lower-case copy of `text` (in which every character is at the same offset).
+fn after_key<'a>(text: &'a str, lower: &str, key: &str) -> Option<&'a str> {
+    text.get(lower.find(key)? + key.len()..)
+}
+
 /// The word after `key` (a space-delimited keyword) in `text`, case-insensitively.
 fn word_after(text: &str, lower: &str, key: &str) -> String {
-    lower
-        .find(key)
-        .map(|i| {
-            text[i + key.len()..]
+    after_key(text, lower, key)
+        .and_then(|after| {
+            after
                 .split(|c: char| c.is_whitespace() || c == ';' || c == ')' || c == '(')
                 .find(|w| !w.is_empty())
-                .unwrap_or("")
-                .to_string()
         })
         .unwrap_or_default()
+        .to_string()
 }
 
 /// The first IP address literal in `text`: `[1.2.3.4]`, `[IPv6:...]`, `(1.2.3.4)` or bare.
 fn first_ip(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let is_ip_byte = |c: u8| c.is_ascii_hexdigit() || c == b'.' || c == b':';
-    let mut i = 0;
-    while i < b.len() {
-        // A candidate: a run of address characters from a hex digit or a colon.
-        if !(b[i].is_ascii_hexdigit() || b[i] == b':') {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && is_ip_byte(b[i]) {
-            i += 1;
-        }
-        let candidate = text[start..i].trim_end_matches('.');
-        if candidate.contains(['.', ':']) && candidate.parse::<IpAddr>().is_ok() {
-            return Some(candidate.to_string());
-        }
-    }
-    None
+    // Candidates: the runs of address characters, without dots at their ends.
+    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+        .map(|run| run.trim_matches('.'))
+        .find(|candidate| candidate.contains(['.', ':']) && candidate.parse::<IpAddr>().is_ok())
+        .map(str::to_string)
 }
 
 /// The relay of one `Received` header; None for a header without a `from` clause or
@@ -190,14 +180,10 @@ fn parse(header: &str) -> Option<Relay> {
     let exim_rdns =
         (clause_lower.contains("helo=") && first_word != ip && first_word.contains('.'))
             .then(|| first_word.clone());
-    if let Some(i) = clause_lower.find("helo=") {
-        helo = clause[i + 5..]
-            .split(|c: char| c.is_whitespace() || c == ')')
-            .next()
-            .unwrap_or("")
-            .to_string();
-    } else if let Some(i) = clause_lower.find("(helo ") {
-        helo = clause[i + 6..]
+    if let Some(after) = after_key(&clause, &clause_lower, "helo=")
+        .or_else(|| after_key(&clause, &clause_lower, "(helo "))
+    {
+        helo = after
             .split(|c: char| c.is_whitespace() || c == ')')
             .next()
             .unwrap_or("")
@@ -206,9 +192,8 @@ fn parse(header: &str) -> Option<Relay> {
     // The reverse name the receiving host looked up: the word in the parenthesis that
     // holds the address ("(rdns [ip])", Postfix and Sendmail), unless it says unknown.
     let rdns = clause
-        .find('(')
-        .map(|open| {
-            let inner = &clause[open + 1..];
+        .split_once('(')
+        .map(|(_, inner)| {
             let word = inner
                 .split(|c: char| c.is_whitespace() || c == ')' || c == '[')
                 .next()
@@ -227,7 +212,8 @@ fn parse(header: &str) -> Option<Relay> {
         })
         .unwrap_or_default();
     let rdns = exim_rdns.filter(|_| rdns.is_empty()).unwrap_or(rdns);
-    let after = &text[from_end..];
+    // `from_end` is the offset of a space or the end: always between characters.
+    let after = text.get(from_end..).unwrap_or_default();
     let after_lower = after.to_ascii_lowercase();
     let with = word_after(after, &after_lower, " with ").to_ascii_lowercase();
     let auth = if with.ends_with("sa") || with.ends_with("a") && with.starts_with("esmtp") {
@@ -360,5 +346,44 @@ mod tests {
                 let _ = parse(&s.concat());
             }
         }
+    }
+
+    /// Multi-byte characters right next to the keywords and delimiters the parser looks
+    /// for: read as their ASCII counterparts would be.
+    #[test]
+    fn multi_byte_characters_next_to_keywords() {
+        assert_eq!(parse("from é by x"), None);
+        assert_eq!(parse("from é by é"), None);
+        assert_eq!(
+            parse("from é ([192.0.2.1] helo=é) by é with ésmtp id é; (envelope-from <é@é>)"),
+            Some(Relay {
+                ip: "192.0.2.1".into(),
+                rdns: String::new(),
+                helo: "é".into(),
+                by: "é".into(),
+                id: "é".into(),
+                envfrom: "é@é".into(),
+                auth: String::new(),
+            })
+        );
+        // The address ends at the first character that cannot be in one.
+        assert_eq!(
+            parse("from ü (é.example [2001:db8::é1]) by x").map(|r| r.ip),
+            Some("2001:db8::".into())
+        );
+        let r = parse("from ü (é.example [2001:db8::1]é) by é€ with ESMTPSA").unwrap();
+        assert_eq!(
+            (
+                r.ip.as_str(),
+                r.rdns.as_str(),
+                r.helo.as_str(),
+                r.by.as_str()
+            ),
+            ("2001:db8::1", "é.example", "ü", "é€")
+        );
+        assert_eq!(r.auth, "ESMTPSA");
+        let r = parse("from é (HELO ü) (é192.0.2.1é) by q").unwrap();
+        assert_eq!((r.ip.as_str(), r.helo.as_str()), ("192.0.2.1", "ü"));
+        assert_eq!(first_ip("é.1.2.3.4.é"), Some("1.2.3.4".into()));
     }
 }

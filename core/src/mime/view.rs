@@ -23,15 +23,18 @@ fn truncated(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
         return text;
     }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = &text[..end];
-    let window = cut.ceil_char_boundary(end.saturating_sub(1024));
-    match cut[window..].rfind(char::is_whitespace) {
-        Some(i) => &cut[..window + i],
-        None => cut,
+    // The longest prefix of at most `limit` bytes that ends between characters (one of
+    // the last four offsets, a character being at most four bytes long).
+    let cut = (0..=limit)
+        .rev()
+        .find_map(|end| text.get(..end))
+        .unwrap_or_default();
+    // Up to the last white space, if it starts in the final kilobyte.
+    let window = cut.len().saturating_sub(1024);
+    let mut through_space = cut.trim_end_matches(|c: char| !c.is_whitespace()).chars();
+    match through_space.next_back() {
+        Some(_space) if through_space.as_str().len() >= window => through_space.as_str(),
+        _ => cut,
     }
 }
 
@@ -68,15 +71,10 @@ pub struct MessageView {
 
 /// A header value unfolded: line breaks (CRLF or LF) removed, ends trimmed.
 fn unfold(s: &str) -> String {
-    let s = s.trim();
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('\n') {
-        out.push_str(rest[..i].strip_suffix('\r').unwrap_or(&rest[..i]));
-        rest = &rest[i + 1..];
-    }
-    out.push_str(rest);
-    out
+    s.trim()
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .collect()
 }
 
 fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
@@ -281,20 +279,22 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
             }
         }
     };
-    while let Some(lt) = rest.find('<') {
+    while let Some((before, after)) = rest.split_once('<') {
         if skip_until.is_none() {
-            text(&rest[..lt], &mut out, &mut style);
+            text(before, &mut out, &mut style);
         }
-        let after = &rest[lt + 1..];
-        let Some(gt) = after.find('>') else { break };
-        let tag = &after[..gt];
-        rest = &after[gt + 1..];
+        let Some((tag, after)) = after.split_once('>') else {
+            break;
+        };
+        rest = after;
         let closing = tag.starts_with('/');
         let body = tag.trim_start_matches('/');
-        let name_len = body
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .unwrap_or(body.len());
-        let name = body[..name_len].to_ascii_lowercase();
+        // The element's name (ASCII letters and digits), then its attributes.
+        let attributes = body.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+        let name = body
+            .strip_suffix(attributes)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if let Some(end) = skip_until {
             if tag.trim_start().to_ascii_lowercase().starts_with(end) {
                 skip_until = None;
@@ -305,7 +305,7 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
         if closing {
             style.close(&name);
         } else {
-            style.open(&name, &body[name_len..]);
+            style.open(&name, attributes);
         }
         match name.as_str() {
             "script" if !closing => skip_until = Some("/script"),
@@ -322,7 +322,7 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
             _ => {}
         }
         for name in ["href", "src"] {
-            if let Some(uri) = attr(&body[name_len..], name) {
+            if let Some(uri) = attr(attributes, name) {
                 let uri = decode_entities(uri.trim());
                 if !uri.is_empty() {
                     view.uris.push(normalize_uri(&uri));
@@ -343,12 +343,11 @@ fn decode_entities(s: &str) -> String {
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let end = tail.find(';').filter(|&e| e < 10);
-        let decoded = end.and_then(|e| {
-            let name = &tail[1..e];
+    while let Some((before, tail)) = rest.split_once('&') {
+        out.push_str(before);
+        // `&name;` with a name of at most 8 bytes.
+        let entity = tail.split_once(';').filter(|(name, _)| name.len() <= 8);
+        let decoded = entity.and_then(|(name, after)| {
             let c = match name {
                 "amp" => Some('&'),
                 "lt" => Some('<'),
@@ -364,16 +363,16 @@ fn decode_entities(s: &str) -> String {
                     })
                     .and_then(char::from_u32),
             }?;
-            Some((c, e))
+            Some((c, after))
         });
         match decoded {
-            Some((c, e)) => {
+            Some((c, after)) => {
                 out.push(c);
-                rest = &tail[e + 1..];
+                rest = after;
             }
             None => {
                 out.push('&');
-                rest = &tail[1..];
+                rest = tail;
             }
         }
     }
@@ -412,14 +411,19 @@ fn find_uris(text: &str, out: &mut Vec<String>) {
         if start < next_from[p] {
             continue;
         }
-        let end = text[start..]
-            .find(|c: char| c.is_whitespace() || "<>\"'()[]{}".contains(c))
-            .map_or(text.len(), |e| start + e);
-        let uri = text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        // A match starts with an ASCII prefix: always between characters.
+        let Some(from_start) = text.get(start..) else {
+            continue;
+        };
+        let raw = from_start
+            .split(|c: char| c.is_whitespace() || "<>\"'()[]{}".contains(c))
+            .next()
+            .unwrap_or_default();
+        let uri = raw.trim_end_matches(['.', ',', ';', ':', '!', '?']);
         if uri.len() > PREFIXES[p].len() {
             out.push(normalize_uri(uri));
         }
-        next_from[p] = end.max(start + 1);
+        next_from[p] = start + raw.len().max(1);
     }
     find_email_uris(text, out);
 }
@@ -438,9 +442,17 @@ fn find_email_uris(text: &str, out: &mut Vec<String>) {
         let (Some(start), Some(end)) = (start, end) else {
             continue;
         };
-        let host = text[at + 1..end].trim_end_matches(['.', '-']);
-        if host.contains('.') && !text[..start].to_ascii_lowercase().ends_with("mailto:") {
-            out.push(format!("mailto:{}@{host}", &text[start..at]));
+        // The address is ASCII, so its ends are between characters.
+        let (Some(local_part), Some(host)) = (text.get(start..at), text.get(at + 1..end)) else {
+            continue;
+        };
+        let host = host.trim_end_matches(['.', '-']);
+        let after_mailto = start
+            .checked_sub(7)
+            .and_then(|from| b.get(from..start))
+            .is_some_and(|before| before.eq_ignore_ascii_case(b"mailto:"));
+        if host.contains('.') && !after_mailto {
+            out.push(format!("mailto:{local_part}@{host}"));
         }
     }
 }
@@ -612,5 +624,37 @@ mod tests {
         assert!(v.body.ends_with("word"), "cut at a space");
         assert_eq!(truncated("héllo", 2), "h");
         assert_eq!(truncated("short", 100), "short");
+    }
+
+    /// Multi-byte characters right before and after the delimiters the HTML renderer and
+    /// the URI finders split at: '<', '>', '&', ';', '@', and the end of a URI.
+    #[test]
+    fn multi_byte_characters_next_to_delimiters() {
+        let mut view = MessageView::default();
+        let html = "é<b>é</b>€<a href=\"http://é.example/ü\">ü</a>ß<p\u{a0}é>ö<br>&é;&amp;é&#233;&#xE9;&é€ü;&€";
+        assert_eq!(render_html(html, &mut view), "éé€üß\n\nö\n&é;&ééé&é€ü;&€");
+        assert_eq!(view.uris, ["http://é.example/ü"]);
+        assert_eq!(view.html_tags, 6);
+        // (The text before an unclosed '<' is rendered twice: a quirk kept as it was.)
+        assert!(render_html("<é>é<€", &mut view).ends_with("é<€"));
+        assert_eq!(decode_entities("€&nbsp;€&#x20AC&"), "€ €&#x20AC&");
+        let mut uris = Vec::new();
+        find_uris(
+            "éwww.é.example\u{a0}é http://ü.test/€。 mailto:é@é.test éa@b.example é@ü.test éa@é",
+            &mut uris,
+        );
+        assert_eq!(
+            uris,
+            [
+                "http://www.é.example",
+                "http://ü.test/€。",
+                "mailto:é@é.test",
+                "mailto:a@b.example"
+            ]
+        );
+        assert_eq!(unfold(" é\r\n\té\r\n é\n€ "), "é\té é€");
+        assert_eq!(truncated("éé\u{3000}ü", 8), "éé");
+        assert_eq!(truncated("é\u{a0}é", 5), "é");
+        assert_eq!(truncated("€€", 5), "€");
     }
 }

@@ -73,8 +73,8 @@ const MAX_ADDRESS: usize = 254;
 /// Parses one command line, given without its line ending.
 pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
     let line = std::str::from_utf8(line).map_err(|_| CommandError::Syntax)?;
-    let (verb, rest) = match line.find(' ') {
-        Some(i) => (&line[..i], line[i + 1..].trim()),
+    let (verb, rest) = match line.split_once(' ') {
+        Some((verb, rest)) => (verb, rest.trim()),
         None => (line, ""),
     };
     let no_args = |cmd: Command<'static>| {
@@ -136,12 +136,12 @@ fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), Co
         _ => return Err(CommandError::Syntax),
     };
     if let Some(inner) = rest.strip_prefix('<') {
-        let end = inner.find('>').ok_or(CommandError::BadAddress)?;
-        Ok((&inner[..end], inner[end + 1..].trim()))
+        let (path, params) = inner.split_once('>').ok_or(CommandError::BadAddress)?;
+        Ok((path, params.trim()))
     } else {
         // Tolerate a path without angle brackets, as Postfix does.
-        match rest.find(' ') {
-            Some(i) => Ok((&rest[..i], rest[i + 1..].trim())),
+        match rest.split_once(' ') {
+            Some((path, params)) => Ok((path, params.trim())),
             None => Ok((rest, "")),
         }
     }
@@ -153,10 +153,11 @@ fn parse_path(raw: &str) -> Result<Path<'_>, CommandError> {
         return Ok(Path::Null);
     }
     // "@a,@b:user@domain": the source route is ignored (RFC 5321 section 4.1.2).
-    let mailbox = match (raw.starts_with('@'), raw.find(':')) {
-        (true, Some(i)) => &raw[i + 1..],
-        (true, None) => return Err(CommandError::BadAddress),
-        _ => raw,
+    let mailbox = if raw.starts_with('@') {
+        let (_route, mailbox) = raw.split_once(':').ok_or(CommandError::BadAddress)?;
+        mailbox
+    } else {
+        raw
     };
     if mailbox.len() > MAX_ADDRESS || mailbox.bytes().any(|b| b.is_ascii_control()) {
         return Err(CommandError::BadAddress);
@@ -164,8 +165,7 @@ fn parse_path(raw: &str) -> Result<Path<'_>, CommandError> {
     if mailbox.eq_ignore_ascii_case("postmaster") {
         return Ok(Path::Address(mailbox));
     }
-    let at = mailbox.rfind('@').ok_or(CommandError::BadAddress)?;
-    let (local, domain) = (&mailbox[..at], &mailbox[at + 1..]);
+    let (local, domain) = mailbox.rsplit_once('@').ok_or(CommandError::BadAddress)?;
     let local_ok = if let Some(quoted) = local.strip_prefix('"') {
         quoted.ends_with('"') && quoted.len() >= 2
     } else {
@@ -206,8 +206,8 @@ fn parse_mail(rest: &str) -> Result<Command<'_>, CommandError> {
     }
     let mut params = MailParams::default();
     for param in params_text.split_ascii_whitespace() {
-        let (key, value) = match param.find('=') {
-            Some(i) => (&param[..i], Some(&param[i + 1..])),
+        let (key, value) = match param.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
             None => (param, None),
         };
         match (key, value) {
@@ -455,5 +455,41 @@ mod tests {
                 let _ = parse_command(&line.as_bytes()[..end]);
             }
         }
+    }
+
+    /// Multi-byte characters right next to the delimiters the parser splits at ('<', '>',
+    /// '@', ':', '=', ' '): parsed as the same characters in ASCII would be.
+    #[test]
+    fn non_ascii_next_to_delimiters() {
+        assert_eq!(
+            p("MAIL FROM:<é@é>"),
+            Ok(Command::Mail {
+                from: Path::Address("é@é"),
+                params: MailParams::default()
+            })
+        );
+        assert_eq!(
+            p("MAIL FROM:é@é.test SIZE=1"),
+            Ok(Command::Mail {
+                from: Path::Address("é@é.test"),
+                params: MailParams {
+                    size: Some(1),
+                    ..MailParams::default()
+                }
+            })
+        );
+        assert_eq!(
+            p("RCPT TO:<@é.test:ü@é.test>"),
+            Ok(Command::Rcpt {
+                to: Path::Address("ü@é.test")
+            })
+        );
+        assert_eq!(p("RCPT TO:<@é.test>"), Err(CommandError::BadAddress));
+        assert_eq!(p("RCPT TO:<é@é>é"), Err(CommandError::BadParam));
+        assert_eq!(p("RCPT TO:<éé"), Err(CommandError::BadAddress));
+        assert_eq!(p("MAIL FROM:<a@b.test> SIZE=é"), Err(CommandError::Syntax));
+        assert_eq!(p("MAIL FROM:<a@b.test> é=é"), Err(CommandError::BadParam));
+        assert_eq!(p("é é"), Err(CommandError::Unrecognized));
+        assert_eq!(p("EHLO\u{a0}é"), Err(CommandError::Unrecognized));
     }
 }

@@ -134,22 +134,26 @@ impl Client {
     }
 }
 
+/// The reply code of every line (a line too short for one is kept whole, to fail the
+/// comparison).
 fn codes(answer: &str) -> Vec<&str> {
-    answer.lines().map(|l| &l[..3]).collect()
+    answer.lines().map(|l| l.get(..3).unwrap_or(l)).collect()
 }
 
 /// Every reply line but the EHLO/HELO answer and 354 carries an enhanced status code of the
 /// same class as the reply code (RFC 2034, RFC 3463).
 fn assert_enhanced_codes(answer: &str) {
     for line in answer.lines() {
-        let code = &line[..3];
-        if code == "354" || (code == "250" && !line[4..].starts_with("2.")) {
+        let (Some(code), Some(text)) = (line.get(..3), line.get(4..)) else {
+            panic!("no reply code and text in {line:?}");
+        };
+        if code == "354" || (code == "250" && !text.starts_with("2.")) {
             continue;
         }
-        let enhanced = line[4..].split(' ').next().unwrap();
+        let enhanced = text.split(' ').next().unwrap();
         let parts: Vec<&str> = enhanced.split('.').collect();
         assert_eq!(parts.len(), 3, "no enhanced code in {line:?}");
-        assert_eq!(parts[0], &code[..1], "class mismatch in {line:?}");
+        assert_eq!(Some(parts[0]), code.get(..1), "class mismatch in {line:?}");
         assert!(parts.iter().all(|p| p.parse::<u16>().is_ok()), "{line:?}");
     }
 }
@@ -569,7 +573,8 @@ fn garbage_never_panics_and_is_always_answered() {
         let answer = c.send_chunked(&input, (seed % 17 + 1) as usize);
         for line in answer.lines() {
             assert!(
-                line.len() >= 3 && line[..3].parse::<u16>().is_ok(),
+                line.get(..3)
+                    .is_some_and(|code| code.parse::<u16>().is_ok()),
                 "{line:?}"
             );
         }
