@@ -837,7 +837,7 @@ mod tests {
             format!("ID {}", "(".repeat(60_000)),
         ];
         for text in &deep {
-            assert!(p(text).is_err(), "{}", &text[..20]);
+            assert!(p(text).is_err(), "{:?}", text.get(..20));
         }
         let ok = format!("SEARCH {}ALL{}", "(".repeat(60), ")".repeat(60));
         assert!(p(&ok).is_ok());

@@ -816,7 +816,9 @@ impl Session {
             RcptRoute::Remote if self.authenticated.is_some() => None,
             RcptRoute::Remote if self.policy.trusted => {
                 // A trusted network relaying without AUTH counts per IP, once per message.
-                let tx = self.tx.as_mut().expect("checked above");
+                let Some(tx) = self.tx.as_mut() else {
+                    return self.error(replies::NEED_MAIL);
+                };
                 if !tx.rate_counted {
                     if !env.admit_message(RateKey::Ip(self.policy.client_ip)) {
                         return self.reply(replies::RATE_LIMITED);
@@ -827,7 +829,9 @@ impl Session {
             }
             RcptRoute::Remote => return self.error(replies::RELAY_DENIED),
         };
-        let tx = self.tx.as_mut().expect("checked above");
+        let Some(tx) = self.tx.as_mut() else {
+            return self.error(replies::NEED_MAIL);
+        };
         if !tx.recipients.iter().any(|r| r.address == address) {
             tx.recipients.push(Recipient {
                 address,
@@ -848,9 +852,12 @@ impl Session {
         }
     }
 
+    /// The Received header (and Return-Path) of the message starting now. Callers have
+    /// checked the transaction, which MAIL only opens after HELO; without them, none.
     fn trace_prefix(&self, env: &dyn Environment) -> String {
-        let tx = self.tx.as_ref().expect("caller checked the transaction");
-        let helo = self.helo.as_ref().expect("MAIL requires HELO");
+        let (Some(tx), Some(helo)) = (self.tx.as_ref(), self.helo.as_ref()) else {
+            return String::new();
+        };
         // RFC 3848 / RFC 6531: S for TLS, A for authenticated.
         let protocol = match (
             helo.extended,
@@ -904,7 +911,7 @@ impl Session {
         if refusal.is_some() {
             return None;
         }
-        let tx = self.tx.as_mut().expect("checked by body_refusal");
+        let tx = self.tx.as_mut()?;
         match &mut tx.bdat {
             Some(_) => None,
             None => {
