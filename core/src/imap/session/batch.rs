@@ -43,6 +43,29 @@ impl Progress {
 }
 
 impl Session {
+    /// Runs `work` over the messages of `p`: all at once when no body is needed, else a
+    /// batch at a time, each with its bodies. `Err(flow)`: the runtime must read the next
+    /// batch's bodies first (the command runs again then, from where it stopped).
+    pub(super) fn in_batches(
+        &mut self,
+        mut p: Progress,
+        needs_body: bool,
+        mut work: impl FnMut(&mut Session, &mut Progress, usize, &Bodies),
+    ) -> Result<Progress, Flow> {
+        if !needs_body {
+            let end = p.indexes.len();
+            work(self, &mut p, end, &Bodies::new());
+            return Ok(p);
+        }
+        while !p.finished() {
+            let end = self.batch_end(&p);
+            let (q, bodies) = self.batch_bodies(p, end)?;
+            p = q;
+            work(self, &mut p, end, &bodies);
+        }
+        Ok(p)
+    }
+
     /// The batches of the FETCH or SEARCH being run, if it has started.
     pub(super) fn take_progress(&mut self) -> Option<Progress> {
         match self.in_progress.take() {

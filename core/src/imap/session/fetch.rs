@@ -21,24 +21,17 @@ impl Session {
         if let Some(flow) = self.commit_done(tag, "FETCH completed") {
             return flow;
         }
-        let mut p = match self.take_progress() {
+        let p = match self.take_progress() {
             Some(p) => p,
             None => Progress::new(self.resolve(uid, set)),
         };
-        if items.iter().any(FetchItem::needs_body) {
-            while !p.finished() {
-                let end = self.batch_end(&p);
-                let (q, bodies) = match self.batch_bodies(p, end) {
-                    Ok(b) => b,
-                    Err(flow) => return flow,
-                };
-                p = q;
-                self.fetch_batch(&mut p, end, uid, items, &bodies);
-            }
-        } else {
-            let end = p.indexes.len();
-            self.fetch_batch(&mut p, end, uid, items, &Bodies::new());
-        }
+        let needs_body = items.iter().any(FetchItem::needs_body);
+        let p = match self.in_batches(p, needs_body, |s, p, end, bodies| {
+            s.fetch_batch(p, end, uid, items, bodies)
+        }) {
+            Ok(p) => p,
+            Err(flow) => return flow,
+        };
         if !p.seen.is_empty() {
             let mut changes = Changes::new();
             changes.set_flags(

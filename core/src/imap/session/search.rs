@@ -10,24 +10,16 @@ use crate::store::schema::MailEntry;
 
 impl Session {
     pub(super) fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, esearch: bool) -> Flow {
-        let mut p = match self.take_progress() {
+        let p = match self.take_progress() {
             Some(p) => p,
             None => Progress::new((0..self.selected_ref().messages.len()).collect()),
         };
-        if key.needs_body() {
-            while !p.finished() {
-                let end = self.batch_end(&p);
-                let (q, bodies) = match self.batch_bodies(p, end) {
-                    Ok(b) => b,
-                    Err(flow) => return flow,
-                };
-                p = q;
-                self.search_batch(&mut p, end, key, uid, &bodies);
-            }
-        } else {
-            let end = p.indexes.len();
-            self.search_batch(&mut p, end, key, uid, &Bodies::new());
-        }
+        let p = match self.in_batches(p, key.needs_body(), |s, p, end, bodies| {
+            s.search_batch(p, end, key, uid, bodies)
+        }) {
+            Ok(p) => p,
+            Err(flow) => return flow,
+        };
         let hits = p.hits;
         if esearch || self.rev2 {
             let mut l = format!("* ESEARCH (TAG \"{tag}\")");
