@@ -380,6 +380,37 @@ mod tests {
     }
 
     #[test]
+    fn operations_over_many_messages_read_them_once_and_count_each_once() {
+        let (_dir, _owner, store) = store_with_account();
+        for n in 0..50u32 {
+            deliver(&store, "INBOX", format!("message {n}").as_bytes());
+        }
+        let inbox = meta(&store, "INBOX").unwrap().id;
+        // Every UID, one twice, one that never existed.
+        let mut uids: Vec<u32> = (1..=50).collect();
+        uids.extend([7, 99]);
+        let mut c = Changes::new();
+        c.set_flags(
+            9,
+            inbox,
+            uids.clone(),
+            FlagChange {
+                mode: FlagMode::Add,
+                flags: flags::DELETED,
+                keywords: Vec::new(),
+            },
+        );
+        let flagged = store.commit_blocking(c).unwrap();
+        assert_eq!(flagged.entries.len(), 50);
+        let mut c = Changes::new();
+        c.expunge(9, inbox, uids, true);
+        let expunged = store.commit_blocking(c).unwrap();
+        assert_eq!(expunged.removed, (1..=50).collect::<Vec<u32>>());
+        assert_eq!(usage(&store), 0);
+        assert!(entries(&store, "INBOX").is_empty());
+    }
+
+    #[test]
     fn expunge_keeps_a_message_whose_deleted_flag_was_cleared_meanwhile() {
         let (_dir, _owner, store) = store_with_account();
         let uid = deliver(&store, "INBOX", b"keep me");

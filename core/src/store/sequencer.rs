@@ -17,6 +17,9 @@ use super::changes::{Applied, Change, Changes, Folder};
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
 use super::schema::{decode, encode, flags, keys, BlobId, MailEntry, MailboxMeta};
 
+/// From how many messages an operation reads its mailbox with one scan.
+const SCAN_FROM: usize = 32;
+
 /// Mailbox records by account and name, as the thread has written them; `None`: known
 /// not to exist. Kept across groups (a write-through cache), dropped on a failed write.
 type MailboxCache = HashMap<u32, HashMap<String, Option<MailboxMeta>>>;
@@ -172,10 +175,7 @@ impl Txn<'_> {
                 remove,
             } => {
                 let (name, mut meta) = self.folder(account, &to)?;
-                for uid in uids {
-                    let Some(entry) = self.entry(account, from, uid)? else {
-                        continue;
-                    };
+                for (uid, entry) in self.entries(account, from, uids)? {
                     if remove {
                         self.remove_entry(account, from, uid, &entry)?;
                     }
@@ -189,10 +189,7 @@ impl Txn<'_> {
                 uids,
                 only_deleted,
             } => {
-                for uid in uids {
-                    let Some(entry) = self.entry(account, mailbox, uid)? else {
-                        continue;
-                    };
+                for (uid, entry) in self.entries(account, mailbox, uids)? {
                     if only_deleted && entry.flags & flags::DELETED == 0 {
                         continue;
                     }
@@ -205,10 +202,7 @@ impl Txn<'_> {
                 uids,
                 change,
             } => {
-                for uid in uids {
-                    let Some(old) = self.entry(account, mailbox, uid)? else {
-                        continue;
-                    };
+                for (uid, old) in self.entries(account, mailbox, uids)? {
                     let new = change.apply(&old);
                     if new != old {
                         self.put_entry(account, mailbox, uid, new.clone());
@@ -347,10 +341,53 @@ impl Txn<'_> {
             .transpose()
     }
 
-    /// Every entry of a mailbox, as this commit would see them.
+    /// The entries of `uids` (each once, in the order given) that exist, as this commit
+    /// sees them before changing any. Many are read with one scan of the mailbox rather
+    /// than a point read each (a STORE or EXPUNGE over a whole mailbox).
+    fn entries(
+        &self,
+        account: u32,
+        mailbox: u32,
+        mut uids: Vec<u32>,
+    ) -> Result<Vec<(u32, MailEntry)>, StoreError> {
+        let mut seen = std::collections::HashSet::with_capacity(uids.len());
+        uids.retain(|uid| seen.insert(*uid));
+        if uids.len() <= SCAN_FROM {
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                if let Some(entry) = self.entry(account, mailbox, uid)? {
+                    out.push((uid, entry));
+                }
+            }
+            return Ok(out);
+        }
+        let mut all = self.entries_by_uid(account, mailbox)?;
+        Ok(uids
+            .into_iter()
+            .filter_map(|uid| Some((uid, all.remove(&uid)??)))
+            .collect())
+    }
+
+    /// Every entry of a mailbox, as this commit would see them, in UID order.
     fn entries_of(&self, account: u32, mailbox: u32) -> Result<Vec<(u32, MailEntry)>, StoreError> {
+        let mut all: Vec<(u32, MailEntry)> = self
+            .entries_by_uid(account, mailbox)?
+            .into_iter()
+            .filter_map(|(uid, e)| Some((uid, e?)))
+            .collect();
+        all.sort_unstable_by_key(|(uid, _)| *uid);
+        Ok(all)
+    }
+
+    /// The entries of a mailbox by UID: as stored, then as this group and this commit
+    /// changed them (`None`: removed).
+    fn entries_by_uid(
+        &self,
+        account: u32,
+        mailbox: u32,
+    ) -> Result<HashMap<u32, Option<MailEntry>>, StoreError> {
         let prefix = keys::mail_of(account, mailbox);
-        let mut found: std::collections::BTreeMap<u32, Option<MailEntry>> = Default::default();
+        let mut found = HashMap::new();
         let mut error = None;
         self.kv.scan_prefix(Cf::Mail, &prefix, &mut |k, v| {
             match (keys::uid_of_mail_key(k), decode::<MailEntry>(Cf::Mail, v)) {
@@ -374,10 +411,7 @@ impl Txn<'_> {
                 }
             }
         }
-        Ok(found
-            .into_iter()
-            .filter_map(|(uid, e)| Some((uid, e?)))
-            .collect())
+        Ok(found)
     }
 
     /// Adds `delta` references to `blob`; at zero the blob and its count are deleted.

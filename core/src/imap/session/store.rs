@@ -90,18 +90,17 @@ impl Session {
                     let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
                         continue;
                     };
-                    sel.messages[i].1 = entry.clone();
-                    if reply.silent {
-                        continue;
+                    if !reply.silent {
+                        let mut l = format!("* {} FETCH (", i + 1).into_bytes();
+                        if reply.uid {
+                            l.extend_from_slice(format!("UID {msg_uid} ").as_bytes());
+                        }
+                        l.extend_from_slice(b"FLAGS ");
+                        flag_list(&mut l, entry.flags, &entry.keywords);
+                        l.extend_from_slice(b")\r\n");
+                        self.io.output.extend_from_slice(&l);
                     }
-                    let mut l = format!("* {} FETCH (", i + 1).into_bytes();
-                    if reply.uid {
-                        l.extend_from_slice(format!("UID {msg_uid} ").as_bytes());
-                    }
-                    l.extend_from_slice(b"FLAGS ");
-                    flag_list(&mut l, entry.flags, &entry.keywords);
-                    l.extend_from_slice(b")\r\n");
-                    self.io.output.extend_from_slice(&l);
+                    self.selected_mut().messages[i].1 = entry;
                 }
                 self.ok(tag, "STORE completed");
             }
