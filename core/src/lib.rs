@@ -1,13 +1,21 @@
 //! gannet-core: the engine of the Gannet mail appliance, everything that is not a process.
+//! Layers and import rules: `docs/architecture.md`.
 //!
-//! * [`smtp`]: the sans-IO SMTP server session (bytes in, replies and actions out).
-//! * [`store`]: the one store (RocksDB behind a small key-value trait) and its commit thread.
-//! * [`delivery`]: where a recipient's mail goes (routing) and what a local delivery writes.
-//! * [`auth`]: account passwords.
-//! * [`mime`]: header access for a raw message.
-//! * [`policy`]: relay networks and limits (connections, message rate, failed logins).
+//! * [`smtp`], [`imap`], [`pop3`]: the sans-IO protocol sessions (bytes in, replies and
+//!   requests out), and the SMTP client that outbound delivery drives.
+//! * [`protocol`]: what the three sessions share (buffers, `Step`, the `Protocol` trait).
+//! * [`store`]: the one store: the mail-store API every write goes through, the commit
+//!   thread, RocksDB behind a small key-value trait, reads, the integrity check.
+//! * [`delivery`]: what becomes of an accepted message (`inbound`), routing, local
+//!   delivery, the outbound queue runner and its DSNs.
+//! * [`filter`]: the spam engine (SpamAssassin's rule language, prefilter, scan).
+//! * [`mime`]: header access and the message view (parts, decoded text, HTML, URIs).
+//! * [`policy`]: relay networks, limits (connections, rates, logins), quotas, DNS checks.
+//! * [`auth`]: account passwords, SASL, the login service.
 //! * [`config`]: typed configuration with embedded defaults.
-//! * [`runtime`]: thread-per-core io_uring workers that move bytes between sockets and cores.
+//! * [`clock`], [`dns`], [`process`]: the wall clock, the DNS resolver, process settings.
+//! * [`runtime`]: thread-per-core io_uring workers that move bytes between sockets and
+//!   sessions; nothing else in the crate imports it.
 
 pub mod auth;
 pub mod clock;
