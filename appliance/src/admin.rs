@@ -137,10 +137,11 @@ fn check(store: &Store, repair: bool) -> Outcome {
     }
     let consistent = report.unrepairable.is_empty() && (report.repaired || report.is_consistent());
     out.push_str(&format!(
-        "{} mailboxes, {} messages, {} queued, {} blobs: {}\n",
+        "{} mailboxes, {} messages, {} queued, {} held, {} blobs: {}\n",
         report.mailboxes,
         report.messages,
         report.queued,
+        report.held,
         report.blobs,
         match (report.is_consistent(), report.repaired) {
             (true, _) => "consistent".to_string(),

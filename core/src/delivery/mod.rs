@@ -1,5 +1,6 @@
 //! Where mail goes: the routing table ([`routing`]), what becomes of an accepted message
-//! ([`inbound`]: checks, scan, placement, commit), local delivery ([`local`]), and
+//! ([`inbound`]: checks, scan, placement, commit), the [`quarantine`] (hold, notices,
+//! release links), local delivery ([`local`]), and
 //! outbound delivery ([`outbound`]: the queue runner, with [`dsn`] bounces and
 //! opportunistic [`tls`]).
 
@@ -7,5 +8,6 @@ pub mod dsn;
 pub mod inbound;
 pub mod local;
 pub mod outbound;
+pub mod quarantine;
 pub mod routing;
 pub mod tls;

@@ -13,6 +13,7 @@
 //! Everything in one [`Changes`] is written atomically: all of it or nothing.
 
 use super::kv::{Cf, WriteOp};
+use super::quarantine::HeldMessage;
 use super::queue::{self, QueuedMessage};
 use super::schema::{encode, keys, BlobId, MailEntry};
 
@@ -166,6 +167,20 @@ pub(super) enum Change {
         account: u32,
         name: String,
         on: bool,
+    },
+    /// Holds a message (its blob stored by the same commit).
+    Hold(Box<HeldMessage>),
+    /// Marks a held message's recipient released; the commit fails with `Changed` if it
+    /// is no longer held for them (released already, or the entry is gone).
+    MarkReleased {
+        id: u64,
+        recipient: usize,
+        at: i64,
+        by: String,
+    },
+    /// Removes a held message (and its hold on the blob), if it is still there.
+    DropHeld {
+        id: u64,
     },
 }
 
@@ -340,6 +355,32 @@ impl Changes {
         self.blob_ref(message.blob, -1);
     }
 
+    // ---- the quarantine ----
+
+    /// Holds `message` (whose blob this commit stores): it counts against no quota.
+    pub fn hold(&mut self, message: &HeldMessage) {
+        self.changes.push(Change::Hold(Box::new(message.clone())));
+        self.blob_ref(message.blob, 1);
+        self.count("messages_quarantined", 1);
+    }
+
+    /// Records that recipient `recipient` of held message `id` had it released, `by`
+    /// whom: the whole commit (with the delivery of the released copy) applies only if
+    /// it was still held for them.
+    pub fn mark_released(&mut self, id: u64, recipient: usize, at: i64, by: &str) {
+        self.changes.push(Change::MarkReleased {
+            id,
+            recipient,
+            at,
+            by: by.to_owned(),
+        });
+    }
+
+    /// Removes held message `id` (deleted, or expired), if it is still there.
+    pub fn drop_held(&mut self, id: u64) {
+        self.changes.push(Change::DropHeld { id });
+    }
+
     /// Adds `n` to a statistic (`messages_accepted`, ...).
     pub fn count(&mut self, stat: &str, n: i64) {
         self.add(Cf::Counters, keys::stat(stat), n);
@@ -377,7 +418,7 @@ impl Changes {
     /// change or remove (flags, expunges) are never refused for space.
     pub(super) fn grows(&self) -> bool {
         self.changes.iter().any(|c| match c {
-            Change::Append { .. } | Change::Copy { remove: false, .. } => true,
+            Change::Append { .. } | Change::Copy { remove: false, .. } | Change::Hold(_) => true,
             Change::Write(WriteOp::Put { cf, .. }) => {
                 matches!(cf, Cf::Blobs | Cf::Queue | Cf::Quarantine)
             }

@@ -2,7 +2,7 @@
 //! what the counters say with what the records are.
 //!
 //! * every mail entry's mailbox exists and its blob exists;
-//! * every blob's reference count equals the entries and queued messages that use it;
+//! * every blob's reference count equals the entries, queued and held messages that use it;
 //! * each account's usage equals the sum of its messages' sizes;
 //! * every UID is below its mailbox's next UID.
 //!
@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
+use super::quarantine::HeldMessage;
 use super::queue::QueuedMessage;
 use super::schema::{decode, encode, keys, BlobId, MailEntry, MailboxMeta};
 use super::Store;
@@ -25,6 +26,8 @@ pub struct Report {
     pub mailboxes: u64,
     pub messages: u64,
     pub queued: u64,
+    /// Messages in the quarantine.
+    pub held: u64,
     pub blobs: u64,
     /// One line per inconsistency that repair can fix.
     pub repairable: Vec<String>,
@@ -115,6 +118,10 @@ fn run(kv: &dyn KvStore, repair: bool) -> Result<Report, StoreError> {
     scan::<QueuedMessage>(kv, Cf::Queue, b"", |_, queued| {
         report.queued += 1;
         *refs.entry(queued.blob).or_default() += 1;
+    })?;
+    scan::<HeldMessage>(kv, Cf::Quarantine, b"", |_, held| {
+        report.held += 1;
+        *refs.entry(held.blob).or_default() += 1;
     })?;
 
     // Next UIDs.

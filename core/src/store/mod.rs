@@ -12,6 +12,7 @@
 //! * [`directory`]: domains, accounts, aliases.
 //! * [`mail`]: reading mailboxes and messages.
 //! * [`queue`]: the outbound queue.
+//! * [`quarantine`]: messages held for a virus or a forbidden attachment.
 
 pub mod changes;
 pub mod check;
@@ -20,6 +21,7 @@ pub mod directory;
 pub mod kv;
 pub mod mail;
 mod memory;
+pub mod quarantine;
 pub mod queue;
 pub mod reader;
 #[cfg(feature = "rocksdb")]

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use super::changes::{Applied, Change, Changes, Folder};
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
+use super::quarantine::{self, HeldMessage, HeldStatus};
 use super::schema::{decode, encode, flags, keys, BlobId, MailEntry, MailboxMeta};
 
 /// From how many messages an operation reads its mailbox with one scan.
@@ -42,6 +43,8 @@ struct Overlay {
     mailbox_ids: HashMap<u32, u32>,
     /// Mailbox records (transactions only; groups write them through to the cache).
     mailboxes: HashMap<(u32, String), Option<MailboxMeta>>,
+    /// Held messages by id; `None`: removed.
+    held: HashMap<u64, Option<HeldMessage>>,
 }
 
 impl Sequencer {
@@ -87,6 +90,7 @@ impl Sequencer {
         self.group.mail.extend(local.mail);
         self.group.refs.extend(local.refs);
         self.group.mailbox_ids.extend(local.mailbox_ids);
+        self.group.held.extend(local.held);
         for ((account, name), meta) in local.mailboxes {
             self.mailboxes
                 .entry(account)
@@ -257,6 +261,32 @@ impl Txn<'_> {
                 // Messages are keyed by mailbox id: only the name moves.
                 self.put_mailbox(account, &from, None);
                 self.put_mailbox(account, &to, Some(meta));
+            }
+            Change::Hold(held) => self.put_held(*held),
+            Change::MarkReleased {
+                id,
+                recipient,
+                at,
+                by,
+            } => {
+                let mut held = self.held(id)?.ok_or(StoreError::Changed("quarantine"))?;
+                match held.recipients.get_mut(recipient) {
+                    Some(r) if r.status == HeldStatus::Held => {
+                        r.status = HeldStatus::Released { at, by };
+                    }
+                    _ => return Err(StoreError::Changed("quarantine")),
+                }
+                self.put_held(held);
+            }
+            Change::DropHeld { id } => {
+                if let Some(held) = self.held(id)? {
+                    self.ops.push(WriteOp::Delete {
+                        cf: Cf::Quarantine,
+                        key: quarantine::key(id),
+                    });
+                    self.local.held.insert(id, None);
+                    self.blob_ref(held.blob, -1)?;
+                }
             }
             Change::Subscribe { account, name, on } => {
                 let mut meta = self
@@ -464,6 +494,32 @@ impl Txn<'_> {
             Some((_, d)) => *d += delta,
             None => self.usage.push((account, delta)),
         }
+    }
+
+    // ---- the quarantine ----
+
+    fn held(&self, id: u64) -> Result<Option<HeldMessage>, StoreError> {
+        if let Some(h) = self
+            .local
+            .held
+            .get(&id)
+            .or_else(|| self.seq.group.held.get(&id))
+        {
+            return Ok(h.clone());
+        }
+        self.kv
+            .get(Cf::Quarantine, &quarantine::key(id))?
+            .map(|raw| decode(Cf::Quarantine, &raw))
+            .transpose()
+    }
+
+    fn put_held(&mut self, held: HeldMessage) {
+        self.ops.push(WriteOp::Put {
+            cf: Cf::Quarantine,
+            key: quarantine::key(held.id),
+            value: encode(&held),
+        });
+        self.local.held.insert(held.id, Some(held));
     }
 
     // ---- mailboxes ----
