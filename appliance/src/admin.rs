@@ -15,8 +15,8 @@ use gannet_core::store::schema::Route;
 use gannet_core::store::{directory, mail, queue, Store};
 
 use crate::cli::{
-    AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand, QueueCommand,
-    RulesCommand, WhitelistCommand,
+    AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand,
+    QuarantineCommand, QueueCommand, RulesCommand, WhitelistCommand,
 };
 
 /// The outcome of an admin command: what to print, and whether it succeeded.
@@ -290,6 +290,7 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         }
         AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
         AdminCommand::Check { .. } => bail!("internal: check is not run here"),
+        AdminCommand::Quarantine(q) => quarantine_command(store, q, now)?,
         AdminCommand::Compact => {
             store.compact()?;
             b"compacted\n".to_vec()
@@ -347,6 +348,132 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         }
     };
     Ok(out)
+}
+
+/// `gannet quarantine ...`.
+fn quarantine_command(
+    store: &Store,
+    command: &QuarantineCommand,
+    now: i64,
+) -> anyhow::Result<Vec<u8>> {
+    use gannet_core::delivery::quarantine as hold;
+    use gannet_core::store::quarantine::{self, HeldMessage, HeldStatus};
+    let fate = |s: &HeldStatus| match s {
+        HeldStatus::Held => "held".to_string(),
+        HeldStatus::Released { at, by } => {
+            format!("released {}s ago by {by}", (now - at).max(0))
+        }
+        HeldStatus::Deleted { at, by } => format!("deleted {}s ago by {by}", (now - at).max(0)),
+    };
+    let find = |id: &str| -> anyhow::Result<HeldMessage> {
+        let n = u64::from_str_radix(id.trim(), 16).with_context(|| format!("bad id {id:?}"))?;
+        quarantine::find(store, n)?.with_context(|| format!("no held message {id}"))
+    };
+    Ok(match command {
+        QuarantineCommand::List { address, json } => {
+            let wanted = address.as_deref().map(str::to_ascii_lowercase);
+            let mut out = String::new();
+            if !json {
+                out.push_str("ID\tARRIVED\tEXPIRES IN\tSENDER\tRECIPIENTS\tREASON\n");
+            }
+            for m in quarantine::list(store)? {
+                if let Some(w) = &wanted {
+                    if !m
+                        .recipients
+                        .iter()
+                        .any(|r| r.address.eq_ignore_ascii_case(w))
+                    {
+                        continue;
+                    }
+                }
+                if *json {
+                    let recipients: Vec<serde_json::Value> = m
+                        .recipients
+                        .iter()
+                        .map(|r| serde_json::json!({"address": r.address, "status": fate(&r.status)}))
+                        .collect();
+                    let line = serde_json::json!({
+                        "id": format!("{:016x}", m.id),
+                        "arrived": m.arrived,
+                        "expires": m.expires,
+                        "sender": m.reverse_path,
+                        "subject": m.subject,
+                        "size": m.size,
+                        "reason": m.reason,
+                        "recipients": recipients,
+                    });
+                    out.push_str(&line.to_string());
+                    out.push('\n');
+                } else {
+                    let recipients: Vec<String> = m
+                        .recipients
+                        .iter()
+                        .map(|r| format!("{} ({})", r.address, fate(&r.status)))
+                        .collect();
+                    out.push_str(&format!(
+                        "{:016x}\t{}s ago\t{}s\t<{}>\t{}\t{}\n",
+                        m.id,
+                        (now - m.arrived).max(0),
+                        (m.expires - now).max(0),
+                        m.reverse_path,
+                        recipients.join(", "),
+                        m.reason
+                    ));
+                }
+            }
+            out.into_bytes()
+        }
+        QuarantineCommand::Show { id } => {
+            let m = find(id)?;
+            let mut out = format!(
+                "id: {:016x}\nsender: <{}>\nsubject: {}\nsize: {}\nreason: {}\narrived: {}\nexpires: {}\n",
+                m.id, m.reverse_path, m.subject, m.size, m.reason, m.arrived, m.expires
+            );
+            for r in &m.recipients {
+                out.push_str(&format!("recipient: {} ({})\n", r.address, fate(&r.status)));
+            }
+            if let Some(body) = mail::blob(store, &m.blob)? {
+                let end = body
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(body.len(), |i| i + 2);
+                out.push('\n');
+                out.push_str(&String::from_utf8_lossy(
+                    body.get(..end).unwrap_or_default(),
+                ));
+            }
+            out.into_bytes()
+        }
+        QuarantineCommand::Release { id, recipient } => {
+            let m = find(id)?;
+            let mut released = Vec::new();
+            for (i, r) in m.recipients.iter().enumerate() {
+                let wanted = recipient
+                    .as_deref()
+                    .is_none_or(|w| r.address.eq_ignore_ascii_case(w));
+                if wanted && r.status == HeldStatus::Held {
+                    store.commit_blocking(hold::release(store, m.id, i, "admin", now)?)?;
+                    released.push(r.address.clone());
+                }
+            }
+            if released.is_empty() {
+                bail!("nothing to release: no recipient of {id} is still waiting for it");
+            }
+            format!("{:016x} released to {}\n", m.id, released.join(", ")).into_bytes()
+        }
+        QuarantineCommand::Delete { id } => {
+            let m = find(id)?;
+            let mut changes = gannet_core::store::Changes::new();
+            changes.drop_held(m.id);
+            store.commit_blocking(changes)?;
+            format!("{:016x} deleted\n", m.id).into_bytes()
+        }
+        QuarantineCommand::Purge => {
+            let (changes, n) = hold::purge(store, now)?;
+            store.commit_blocking(changes)?;
+            format!("{n} expired message(s) deleted\n").into_bytes()
+        }
+    })
 }
 
 /// The queued message with the id `queue list` shows (hex).

@@ -87,6 +87,9 @@ pub(crate) enum AdminCommand {
     /// Senders whose mail skips an account's spam filter.
     #[command(subcommand)]
     Whitelist(WhitelistCommand),
+    /// Messages held for a virus or a forbidden attachment.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Check the store's integrity: every message's body exists, reference counts, usage
     /// and next UIDs agree with the records. Exit 0 when consistent, else a report and 1.
     Check {
@@ -108,6 +111,30 @@ pub(crate) enum RulesCommand {
     },
     /// Make the running server load the rules again.
     Reload,
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub(crate) enum QuarantineCommand {
+    /// One line per held message (of one recipient address, if given): id, arrival,
+    /// expiry, sender, recipients and their fate, reason.
+    List {
+        address: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A held message's record and its headers.
+    Show { id: String },
+    /// Deliver a held message to its recipients still waiting (or to one of them).
+    Release {
+        id: String,
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Delete a held message now.
+    Delete { id: String },
+    /// Delete every held message past its expiry now (the server does it daily).
+    Purge,
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

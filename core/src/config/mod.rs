@@ -41,6 +41,7 @@ pub struct Config {
     pub dns: Dns,
     pub dnsbl: Vec<Dnsbl>,
     pub quarantine: Quarantine,
+    pub web: Web,
 }
 
 impl Config {
@@ -105,6 +106,8 @@ pub struct Listen {
     pub imap: String,
     pub imaps: String,
     pub admin: String,
+    /// HTTPS: the quarantine's release pages (and webmail, later).
+    pub web: String,
 }
 
 impl Default for Listen {
@@ -118,6 +121,7 @@ impl Default for Listen {
             imap: "127.0.0.1:2143".into(),
             imaps: "127.0.0.1:2993".into(),
             admin: "127.0.0.1:8080".into(),
+            web: "127.0.0.1:8443".into(),
         }
     }
 }
@@ -316,14 +320,39 @@ impl Dnsbl {
 #[serde(default, deny_unknown_fields)]
 pub struct Quarantine {
     pub retention: Duration,
+    /// When the daily purge runs, "HH:MM" (UTC); it also runs at start.
+    pub purge_at: String,
 }
 
 impl Default for Quarantine {
     fn default() -> Self {
         Quarantine {
             retention: Duration::from_secs(7 * 86400),
+            purge_at: "03:00".into(),
         }
     }
+}
+
+impl Quarantine {
+    /// `purge_at` as seconds after midnight UTC.
+    pub fn purge_second_of_day(&self) -> Result<u32, String> {
+        let bad = || format!("quarantine.purge_at: {:?} is not HH:MM", self.purge_at);
+        let (h, m) = self.purge_at.split_once(':').ok_or_else(bad)?;
+        let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if h > 23 || m > 59 {
+            return Err(bad());
+        }
+        Ok(h * 3600 + m * 60)
+    }
+}
+
+/// The web pages (quarantine release now; webmail later).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Web {
+    /// The address users reach the pages at, for links in mail (`https://host[:port]`);
+    /// empty: `https://` + `server.hostname` + the port of `listen.web`.
+    pub public_url: String,
 }
 
 #[cfg(test)]

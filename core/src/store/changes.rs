@@ -13,7 +13,7 @@
 //! Everything in one [`Changes`] is written atomically: all of it or nothing.
 
 use super::kv::{Cf, WriteOp};
-use super::quarantine::HeldMessage;
+use super::quarantine::{HeldMessage, HeldStatus};
 use super::queue::{self, QueuedMessage};
 use super::schema::{encode, keys, BlobId, MailEntry};
 
@@ -170,13 +170,13 @@ pub(super) enum Change {
     },
     /// Holds a message (its blob stored by the same commit).
     Hold(Box<HeldMessage>),
-    /// Marks a held message's recipient released; the commit fails with `Changed` if it
-    /// is no longer held for them (released already, or the entry is gone).
-    MarkReleased {
+    /// Settles a held message for one recipient (released, or deleted for them); the
+    /// commit fails with `Changed` if it is no longer held for them (settled already, or
+    /// the entry is gone).
+    Settle {
         id: u64,
         recipient: usize,
-        at: i64,
-        by: String,
+        status: HeldStatus,
     },
     /// Removes a held message (and its hold on the blob), if it is still there.
     DropHeld {
@@ -368,11 +368,26 @@ impl Changes {
     /// whom: the whole commit (with the delivery of the released copy) applies only if
     /// it was still held for them.
     pub fn mark_released(&mut self, id: u64, recipient: usize, at: i64, by: &str) {
-        self.changes.push(Change::MarkReleased {
+        self.changes.push(Change::Settle {
             id,
             recipient,
-            at,
-            by: by.to_owned(),
+            status: HeldStatus::Released {
+                at,
+                by: by.to_owned(),
+            },
+        });
+    }
+
+    /// Deletes held message `id` for recipient `recipient` (the others keep their
+    /// choice), if it is still held for them.
+    pub fn mark_deleted(&mut self, id: u64, recipient: usize, at: i64, by: &str) {
+        self.changes.push(Change::Settle {
+            id,
+            recipient,
+            status: HeldStatus::Deleted {
+                at,
+                by: by.to_owned(),
+            },
         });
     }
 

@@ -46,6 +46,11 @@ pub enum HeldStatus {
         at: i64,
         by: String,
     },
+    /// Deleted for this recipient (the release page's "delete").
+    Deleted {
+        at: i64,
+        by: String,
+    },
 }
 
 pub(super) fn key(id: u64) -> Vec<u8> {

@@ -263,16 +263,15 @@ impl Txn<'_> {
                 self.put_mailbox(account, &to, Some(meta));
             }
             Change::Hold(held) => self.put_held(*held),
-            Change::MarkReleased {
+            Change::Settle {
                 id,
                 recipient,
-                at,
-                by,
+                status,
             } => {
                 let mut held = self.held(id)?.ok_or(StoreError::Changed("quarantine"))?;
                 match held.recipients.get_mut(recipient) {
                     Some(r) if r.status == HeldStatus::Held => {
-                        r.status = HeldStatus::Released { at, by };
+                        r.status = status;
                     }
                     _ => return Err(StoreError::Changed("quarantine")),
                 }

@@ -1,0 +1,146 @@
+//! The web pages over HTTPS (`listen.web`): today the quarantine's release pages. axum on
+//! a thread and a small tokio runtime of their own, never on the io_uring workers; TLS
+//! with the appliance's certificate (the same configuration the mail ports use, so a
+//! certificate reload reaches it too).
+
+mod quarantine;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use gannet_core::delivery::quarantine::ReleaseKey;
+use gannet_core::store::Store;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+
+/// What the pages read and change.
+pub(crate) struct WebState {
+    pub(crate) store: Store,
+    pub(crate) key: Arc<ReleaseKey>,
+}
+
+/// Longest a client may take for its TLS handshake, and for a whole request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Binds `addr` now (so a taken port fails the start) and serves the pages on a thread.
+pub(crate) fn spawn(
+    addr: SocketAddr,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    state: WebState,
+) -> anyhow::Result<()> {
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let router = quarantine::routes(Arc::new(state));
+    std::thread::Builder::new()
+        .name("web".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "web: no runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "web: cannot listen");
+                        return;
+                    }
+                };
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
+                    let router = router.clone();
+                    tokio::spawn(async move {
+                        let Ok(Ok(tls)) =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let service = TowerToHyperService::new(router);
+                        let connection = hyper::server::conn::http1::Builder::new()
+                            .max_buf_size(64 * 1024)
+                            .serve_connection(TokioIo::new(tls), service);
+                        let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                    });
+                }
+            });
+        })?;
+    Ok(())
+}
+
+/// Escapes text for HTML.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page with the headers every page carries: no script, no framing, no cache,
+/// no Referer (the URL holds the release token).
+pub(crate) fn page(status: axum::http::StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{title}</title></head><body>\n<h1>{title}</h1>\n{body}\n</body></html>\n",
+        title = escape(title)
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<b>\"x\" & 'y'</b>\u{7}"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+    }
+}
