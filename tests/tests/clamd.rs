@@ -170,6 +170,13 @@ fn eicar_is_found_in_every_encoding_and_a_clean_message_is_clean() {
         assert_eq!(client.scan(&clean_message(10_000)).await, Verdict::Clean);
         assert_eq!(client.scan(b"").await, Verdict::Clean);
         assert!(client.ping().await.unwrap());
+        // Past clamd's StreamMaxLength (30M here): no verdict, whether its reply got
+        // through before it closed or the write broke first.
+        let start = Instant::now();
+        match client.scan(&vec![b'a'; 32 << 20]).await {
+            Verdict::Error(why) => eprintln!("32 MiB message: {why} ({:?})", start.elapsed()),
+            other => panic!("{other:?}"),
+        }
 
         // The same through the antivirus service (its own thread), with a size limit.
         let config = gannet_core::config::Config::from_toml(&format!(
