@@ -2,10 +2,11 @@
 # Installs the Debian packages Gannet's build and tests need, if any is missing:
 # libclang-dev (RocksDB's bindings), swaks and curl (test clients), python3, dnsmasq
 # (the DNS server of the delivery tests), Debian's aiosmtpd (their smart host) and xz-utils
-# (scripts/unpack-corpus.sh unpacks the test corpus, tests/corpus.tar.xz).
+# (scripts/unpack-corpus.sh unpacks the test corpus, tests/corpus.tar.xz), and ClamAV's
+# clamd (clamav-daemon; the antivirus tests start their own with their own config).
 # Postfix (for smtp-source / the peer benchmark) is installed only with --bench.
 set -euo pipefail
-pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 ca-certificates dnsmasq-base python3-aiosmtpd xz-utils)
+pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(postfix)
 fi
@@ -20,6 +21,25 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Postfix asks questions at install time: answer them, and keep it local-only.
     echo "postfix postfix/main_mailer_type select Local only" | $SUDO debconf-set-selections
     echo "postfix postfix/mailname string appliance.test" | $SUDO debconf-set-selections
+    # ClamAV: freshclam has no network here and the tests run a clamd of their own, so
+    # neither the freshclam daemon nor the system's clamd is to run; no service starts
+    # during the install (a policy-rc.d that refuses, unless the machine has one).
+    echo "clamav-freshclam clamav-freshclam/autoupdate_freshclam select manual" | $SUDO debconf-set-selections
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 755 "$policy"
+        trap '$SUDO rm -f "$policy"' EXIT
+    fi
     $SUDO apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # Whatever the packages enabled at boot, the system's clamd and freshclam stay off.
+    for s in clamav-daemon clamav-freshclam; do
+        if [ -e "/etc/init.d/$s" ]; then
+            $SUDO update-rc.d "$s" disable >/dev/null 2>&1 || true
+        fi
+        if [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
+        fi
+    done
 fi

@@ -8,6 +8,7 @@
 //!   thread, RocksDB behind a small key-value trait, reads, the integrity check.
 //! * [`delivery`]: what becomes of an accepted message (`inbound`), routing, local
 //!   delivery, the outbound queue runner and its DSNs.
+//! * [`antivirus`]: virus scanning by ClamAV's `clamd` over its socket (`INSTREAM`).
 //! * [`filter`]: the spam engine (SpamAssassin's rule language, prefilter, scan).
 //! * [`mime`]: header access and the message view (parts, decoded text, HTML, URIs).
 //! * [`policy`]: relay networks, limits (connections, rates, logins), quotas, DNS checks.
@@ -17,6 +18,7 @@
 //! * [`runtime`]: thread-per-core io_uring workers that move bytes between sockets and
 //!   sessions; nothing else in the crate imports it.
 
+pub mod antivirus;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -42,6 +42,7 @@ pub struct Config {
     pub dnsbl: Vec<Dnsbl>,
     pub quarantine: Quarantine,
     pub web: Web,
+    pub antivirus: Antivirus,
 }
 
 impl Config {
@@ -355,6 +356,98 @@ pub struct Web {
     pub public_url: String,
 }
 
+/// Virus scanning of incoming mail by ClamAV's `clamd` (`crate::antivirus`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Antivirus {
+    /// Where clamd listens: `"unix:/run/clamav/clamd.ctl"` or `"tcp:127.0.0.1:3310"`;
+    /// empty (the default): no virus scanning.
+    #[serde(deserialize_with = "clamd_address")]
+    pub clamd: Option<ClamdAddress>,
+    /// Longest a scan may take, connecting and waiting for a free scan included.
+    pub timeout: Duration,
+    /// What becomes of a message that could not be scanned.
+    pub on_failure: OnFailure,
+    /// Larger messages are not scanned (keep it at most clamd's `StreamMaxLength`).
+    pub max_size: Size,
+}
+
+impl Default for Antivirus {
+    fn default() -> Self {
+        Antivirus {
+            clamd: None,
+            timeout: Duration::from_secs(30),
+            on_failure: OnFailure::Tempfail,
+            max_size: Size(25 * 1000 * 1000),
+        }
+    }
+}
+
+/// What becomes of a message whose scan failed (clamd down, too slow, or in error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Refused for now (`451 4.7.1`): the client tries again later.
+    #[default]
+    Tempfail,
+    /// Accepted, with an `X-Virus-Scan: failed` header.
+    Accept,
+}
+
+/// Where clamd listens: a Unix socket or a TCP `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClamdAddress {
+    Unix(PathBuf),
+    /// `host:port` (a name, an IPv4 address, or `[IPv6]`), resolved at each connection.
+    Tcp(String),
+}
+
+/// The forms [`ClamdAddress`] parses from.
+const CLAMD_FORMS: &str = "expected \"unix:PATH\" or \"tcp:HOST:PORT\"";
+
+impl std::str::FromStr for ClamdAddress {
+    type Err = String;
+
+    /// `"unix:/run/clamav/clamd.ctl"`, `"tcp:127.0.0.1:3310"`, `"tcp:clamd.lan:3310"`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("not a clamd address: {text:?} ({CLAMD_FORMS})");
+        if let Some(path) = text.strip_prefix("unix:") {
+            return match path.trim() {
+                "" => Err(bad()),
+                path => Ok(ClamdAddress::Unix(PathBuf::from(path))),
+            };
+        }
+        let Some(host_port) = text.strip_prefix("tcp:") else {
+            return Err(bad());
+        };
+        let host_port = host_port.trim();
+        match host_port.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
+                Ok(ClamdAddress::Tcp(host_port.to_string()))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for ClamdAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClamdAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            ClamdAddress::Tcp(host_port) => write!(f, "tcp:{host_port}"),
+        }
+    }
+}
+
+/// `antivirus.clamd`: empty is off, anything else must be a [`ClamdAddress`].
+fn clamd_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ClamdAddress>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +473,63 @@ mod tests {
         assert_eq!(c.limits.idle_timeout.0.as_secs(), 30);
         assert_eq!(c.limits.max_recipients, 50);
         assert_eq!(c.dnsbl[0].action, "reject");
+    }
+
+    #[test]
+    fn antivirus_is_off_unless_an_address_is_given() {
+        let c = Config::default();
+        assert_eq!(c.antivirus.clamd, None);
+        assert_eq!(c.antivirus.timeout.0.as_secs(), 30);
+        assert_eq!(c.antivirus.on_failure, OnFailure::Tempfail);
+        assert_eq!(c.antivirus.max_size.0, 25_000_000);
+        let c = Config::from_toml("[antivirus]\nclamd = \"\"\n").unwrap();
+        assert_eq!(c.antivirus.clamd, None);
+        let c = Config::from_toml(
+            "[antivirus]\nclamd = \"unix:/run/clamav/clamd.ctl\"\ntimeout = \"5s\"\non_failure = \"accept\"\nmax_size = \"10MB\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.antivirus.clamd,
+            Some(ClamdAddress::Unix("/run/clamav/clamd.ctl".into()))
+        );
+        assert_eq!(c.antivirus.timeout.0.as_secs(), 5);
+        assert_eq!(c.antivirus.on_failure, OnFailure::Accept);
+        assert_eq!(c.antivirus.max_size.0, 10_000_000);
+    }
+
+    #[test]
+    fn clamd_addresses() {
+        let parse = |s: &str| s.parse::<ClamdAddress>();
+        assert_eq!(
+            parse("tcp:127.0.0.1:3310"),
+            Ok(ClamdAddress::Tcp("127.0.0.1:3310".into()))
+        );
+        assert_eq!(
+            parse("tcp:[::1]:3310"),
+            Ok(ClamdAddress::Tcp("[::1]:3310".into()))
+        );
+        assert_eq!(
+            parse("tcp:clamd.lan:3310"),
+            Ok(ClamdAddress::Tcp("clamd.lan:3310".into()))
+        );
+        assert_eq!(
+            parse("unix:/tmp/c.sock").map(|a| a.to_string()),
+            Ok("unix:/tmp/c.sock".to_string())
+        );
+        for bad in [
+            "/run/clamd.ctl",
+            "unix:",
+            "tcp:127.0.0.1",
+            "tcp::3310",
+            "tcp:h:0",
+            "tcp:h:x",
+            "udp:h:1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(Config::from_toml("[antivirus]\nclamd = \"127.0.0.1:3310\"\n").is_err());
+        assert!(Config::from_toml("[antivirus]\non_failure = \"reject\"\n").is_err());
+        assert!(Config::from_toml("[antivirus]\nmax_sise = 1\n").is_err());
     }
 
     #[test]
