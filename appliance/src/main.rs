@@ -6,8 +6,10 @@ mod admin;
 mod cli;
 mod command_line;
 mod control;
+mod purge;
 mod serve;
 mod spam;
+mod web;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

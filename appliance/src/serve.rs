@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use gannet_core::antivirus::Antivirus;
 use gannet_core::auth::service::AuthService;
 use gannet_core::config::Config;
-use gannet_core::delivery::inbound::Inbound;
+use gannet_core::delivery::inbound::{Inbound, QuarantineSettings};
+use gannet_core::delivery::quarantine::{Links, ReleaseKey};
 use gannet_core::delivery::routing::Directory;
+use gannet_core::delivery::screening::Screens;
 use gannet_core::imap::ImapConfig;
+use gannet_core::policy::attachments::AttachmentPolicy;
 use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, QuotaBook, RateLimiter};
 use gannet_core::pop3::Pop3Config;
 use gannet_core::runtime::{self, certs, Listeners, MaildropLocks, ServerContext};
@@ -23,6 +27,7 @@ use signal_hook::iterator::Signals;
 use crate::admin::{load_config, store_dir, LiveState};
 use crate::cli::Global;
 use crate::control;
+use crate::{purge, web};
 use gannet_core::delivery::outbound::OutboundConfig;
 
 /// The outbound runner's settings from `[delivery]`, `[dns]` and the hostname.
@@ -165,6 +170,17 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         config.auth.lockout.0,
     );
     let readers = Readers::start(store.clone(), 2)?;
+    let release_key = Arc::new(
+        ReleaseKey::load_or_create(&data_dir).context("cannot read or make the quarantine key")?,
+    );
+    let web_addr: std::net::SocketAddr = address("web", &config.listen.web)?;
+    let public_url = if config.web.public_url.is_empty() {
+        format!("https://{}:{}", config.server.hostname, web_addr.port())
+    } else {
+        config.web.public_url.clone()
+    };
+    let antivirus =
+        Antivirus::start(&config.antivirus).context("cannot start the antivirus thread")?;
     let inbound = Arc::new(Inbound {
         store: store.clone(),
         directory: routing.clone(),
@@ -173,7 +189,27 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         dns_checks: dns_checks.clone(),
         readers: readers.clone(),
         outbound: outbound_wake.clone(),
+        screens: Screens {
+            antivirus,
+            attachments: AttachmentPolicy::new(&config.attachments),
+            attachments_outbound: config.attachments.outbound,
+        },
+        quarantine: QuarantineSettings {
+            key: release_key.clone(),
+            links: Links { public_url },
+            retention_secs: config.quarantine.retention.0.as_secs() as i64,
+            hostname: config.server.hostname.clone(),
+        },
     });
+    web::spawn(
+        web_addr,
+        tls.clone(),
+        web::WebState {
+            store: store.clone(),
+            key: release_key,
+        },
+    )?;
+    purge::spawn(store.clone(), &config.quarantine, outbound_wake.clone())?;
     let ctx = ServerContext {
         smtp,
         store: store.clone(),

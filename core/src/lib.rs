@@ -11,7 +11,8 @@
 //! * [`antivirus`]: virus scanning by ClamAV's `clamd` over its socket (`INSTREAM`).
 //! * [`filter`]: the spam engine (SpamAssassin's rule language, prefilter, scan).
 //! * [`mime`]: header access and the message view (parts, decoded text, HTML, URIs).
-//! * [`policy`]: relay networks, limits (connections, rates, logins), quotas, DNS checks.
+//! * [`policy`]: relay networks, limits (connections, rates, logins), quotas, DNS checks,
+//!   the attachment policy.
 //! * [`auth`]: account passwords, SASL, the login service.
 //! * [`config`]: typed configuration with embedded defaults.
 //! * [`clock`], [`dns`], [`process`]: the wall clock, the DNS resolver, process settings.

@@ -122,10 +122,7 @@ pub(crate) fn page(status: axum::http::StatusCode, title: &str, body: &str) -> R
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000",
-        ),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }

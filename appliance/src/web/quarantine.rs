@@ -27,10 +27,7 @@ pub(super) fn routes(state: Arc<WebState>) -> Router {
 }
 
 /// The held message and recipient a token names, or the page that says why not.
-fn held_for(
-    state: &WebState,
-    token: &str,
-) -> Result<(HeldMessage, usize), Response> {
+fn held_for(state: &WebState, token: &str) -> Result<(HeldMessage, usize), Response> {
     let (id, recipient) = match hold::verify(&state.key, token, unix_now()) {
         Ok(found) => found,
         Err(TokenError::Expired) => {

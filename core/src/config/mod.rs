@@ -43,6 +43,7 @@ pub struct Config {
     pub quarantine: Quarantine,
     pub web: Web,
     pub antivirus: Antivirus,
+    pub attachments: Attachments,
 }
 
 impl Config {
@@ -383,6 +384,95 @@ impl Default for Antivirus {
     }
 }
 
+/// The attachment policy (`policy::attachments`): which attachments make a message held
+/// because they are, or hide, a program or a script.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Attachments {
+    /// Whether the policy looks at attachments at all.
+    pub enabled: bool,
+    /// File name extensions held (without the dot, any case): Windows programs and
+    /// scripts, and a few others that run on a double click.
+    pub blocked_extensions: Vec<String>,
+    /// Name a blocked extension hidden behind a document's (`holiday.jpg.pif`) as such.
+    pub double_extensions: bool,
+    /// Hold programs recognised by their content (PE, ELF, Mach-O, and `#!` scripts named
+    /// as documents) whatever their name.
+    pub content: bool,
+    /// Look inside ZIP archives, one level deep.
+    pub zip: bool,
+    /// Also apply the policy to mail from authenticated users and trusted networks
+    /// (refused at the end of data, `554 5.7.1`); off by default.
+    pub outbound: bool,
+}
+
+/// The default of `attachments.blocked_extensions`.
+pub const DEFAULT_BLOCKED_EXTENSIONS: &[&str] = &[
+    // Windows programs, installers and packages.
+    "exe",
+    "pif",
+    "scr",
+    "com",
+    "cpl",
+    "msi",
+    "msp",
+    "mst",
+    "msix",
+    "msixbundle",
+    "appx",
+    "appxbundle",
+    "application",
+    "gadget",
+    "msc",
+    "dll",
+    "sys",
+    "drv",
+    "ocx",
+    "xll",
+    // Scripts and files that run commands when opened.
+    "bat",
+    "cmd",
+    "js",
+    "jse",
+    "vb",
+    "vbs",
+    "vbe",
+    "wsf",
+    "wsh",
+    "wsc",
+    "sct",
+    "hta",
+    "ps1",
+    "psm1",
+    "reg",
+    "inf",
+    "scf",
+    "lnk",
+    // Compiled help, which can run scripts.
+    "hlp",
+    "chm",
+    // Java and Android.
+    "jar",
+    "jnlp",
+    "apk",
+];
+
+impl Default for Attachments {
+    fn default() -> Self {
+        Attachments {
+            enabled: true,
+            blocked_extensions: DEFAULT_BLOCKED_EXTENSIONS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
+            double_extensions: true,
+            content: true,
+            zip: true,
+            outbound: false,
+        }
+    }
+}
+
 /// What becomes of a message whose scan failed (clamd down, too slow, or in error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -535,5 +625,20 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(Config::from_toml("[server]\nhostnam = \"x\"\n").is_err());
+        assert!(Config::from_toml("[attachments]\nzips = false\n").is_err());
+    }
+
+    #[test]
+    fn attachments_section() {
+        let c = Config::default();
+        assert!(c.attachments.enabled && c.attachments.double_extensions);
+        assert!(c.attachments.content && c.attachments.zip);
+        assert!(c.attachments.blocked_extensions.iter().any(|e| e == "exe"));
+        let c = Config::from_toml(
+            "[attachments]\nblocked_extensions = [\"exe\", \".SCR\"]\nzip = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.attachments.blocked_extensions, ["exe", ".SCR"]);
+        assert!(!c.attachments.zip && c.attachments.content && c.attachments.enabled);
     }
 }

@@ -12,7 +12,9 @@ use arc_swap::ArcSwap;
 
 use super::local::{delivery_changes, placements, ScanCopy, JUNK};
 use super::outbound::Wake;
+use super::quarantine::{self, Links, ReleaseKey};
 use super::routing::SharedDirectory;
+use super::screening::{screens_recipient, Origin, Screened, Screens};
 use crate::filter::Ruleset;
 use crate::mime::relays::Relays;
 use crate::policy::dns_checks::{DnsChecks, SpfQuery, SpfVerdict};
@@ -37,6 +39,85 @@ pub struct Inbound {
     pub readers: Readers,
     /// Wakes the outbound runner when a message for remote recipients is queued.
     pub outbound: Wake,
+    /// Virus and attachment screening.
+    pub screens: Screens,
+    /// Where held messages go, and how their recipients are told.
+    pub quarantine: QuarantineSettings,
+}
+
+/// How held messages are kept and announced.
+pub struct QuarantineSettings {
+    pub key: Arc<ReleaseKey>,
+    pub links: Links,
+    pub retention_secs: i64,
+    pub hostname: String,
+}
+
+impl Inbound {
+    /// Holds `message` for the recipients screening covers and delivers it as usual to
+    /// the others (backup-MX recipients); one commit.
+    async fn hold(
+        &self,
+        envelope: crate::smtp::Envelope,
+        message: Vec<u8>,
+        reason: String,
+        origin: Origin,
+    ) -> DeliveryOutcome {
+        let settings = &self.quarantine;
+        let (held, others): (Vec<_>, Vec<_>) = envelope
+            .recipients
+            .iter()
+            .cloned()
+            .partition(|r| screens_recipient(origin, r.account, r.scan));
+        let rest = crate::smtp::Envelope {
+            recipients: others,
+            ..envelope.clone()
+        };
+        let mut changes = if rest.recipients.is_empty() {
+            crate::store::Changes::new()
+        } else {
+            delivery_changes(&rest, message.clone(), &[], None)
+        };
+        let held_envelope = crate::smtp::Envelope {
+            recipients: held,
+            ..envelope.clone()
+        };
+        changes.extend(quarantine::hold(
+            quarantine::Hold {
+                envelope: &held_envelope,
+                message,
+                reason: reason.clone(),
+                now: envelope.received_at,
+                retention_secs: settings.retention_secs,
+                hostname: &settings.hostname,
+            },
+            &settings.key,
+            &settings.links,
+        ));
+        match self.store.commit(changes).await {
+            Ok(_) => {
+                // Notices for scan-relay recipients, and backup-MX copies, are queued.
+                if envelope.recipients.iter().any(|r| r.account.is_none()) {
+                    self.outbound.notify_one();
+                }
+                tracing::info!(
+                    id = format_args!("{:016x}", envelope.id),
+                    from = %envelope.reverse_path,
+                    recipients = envelope.recipients.len(),
+                    reason,
+                    "held in quarantine"
+                );
+                DeliveryOutcome::Stored
+            }
+            Err(e) => {
+                tracing::error!(id = format_args!("{:016x}", envelope.id), error = %e, "holding failed");
+                match e {
+                    StoreError::NoSpace(_) => DeliveryOutcome::NoSpace,
+                    _ => DeliveryOutcome::Failed,
+                }
+            }
+        }
+    }
 }
 
 /// Whether SPF's verdict refuses the message: `fail`, when the site says so.
@@ -54,7 +135,12 @@ impl Inbound {
     /// say 250. `spf`: the query for mail from the outside (none for trusted networks,
     /// authenticated users and the submission ports), which also asks for the scoring
     /// blocklists.
-    pub async fn accept(&self, delivery: Delivery, spf: Option<SpfQuery>) -> DeliveryOutcome {
+    pub async fn accept(
+        &self,
+        delivery: Delivery,
+        spf: Option<SpfQuery>,
+        origin: Origin,
+    ) -> DeliveryOutcome {
         let Delivery {
             envelope,
             mut buffer,
@@ -103,6 +189,13 @@ impl Inbound {
             );
             return DeliveryOutcome::OverQuota;
         }
+        let buffer = match self.screens.screen(&envelope, buffer, origin).await {
+            Screened::Pass(message) => message,
+            Screened::Refuse(outcome) => return outcome,
+            Screened::Hold { message, reason } => {
+                return self.hold(envelope, message, reason, origin).await
+            }
+        };
         // One scan per message, whatever the number of recipients. Small messages are scanned
         // here (bounded CPU); large ones on a reader thread, so the worker stays responsive.
         let scan_relay = envelope.recipients.iter().any(|r| r.scan);
@@ -252,6 +345,15 @@ mod tests {
             dns_checks: DnsChecks::off(),
             readers: Readers::start(store.clone(), 1).unwrap(),
             outbound: Wake::default(),
+            screens: Screens::off(),
+            quarantine: QuarantineSettings {
+                key: Arc::new(ReleaseKey::from_bytes(&[0; 32])),
+                links: Links {
+                    public_url: "https://mx.example.test:8443".into(),
+                },
+                retention_secs: 7 * 86_400,
+                hostname: "mx.example.test".into(),
+            },
             store,
         };
         (owner, inbound, alice, carol)
@@ -298,7 +400,7 @@ mod tests {
     fn spam_goes_to_junk_by_each_accounts_level_and_whitelist() {
         let (_owner, inbound, alice, carol) = inbound();
         let to = [("alice@example.test", alice), ("carol@example.test", carol)];
-        let outcome = run(inbound.accept(delivery(&to, SPAMMY), None));
+        let outcome = run(inbound.accept(delivery(&to, SPAMMY), None, Origin::Outside));
         assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
         let store = &inbound.store;
         assert_eq!(
@@ -312,7 +414,7 @@ mod tests {
         inbound
             .directory
             .store(Arc::new(Directory::load(store).unwrap()));
-        let outcome = run(inbound.accept(delivery(&to[1..], SPAMMY), None));
+        let outcome = run(inbound.accept(delivery(&to[1..], SPAMMY), None, Origin::Outside));
         assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
         assert_eq!(count(store, carol, "INBOX"), 1);
         assert_eq!(count(store, carol, "Junk"), 1);
@@ -325,7 +427,11 @@ mod tests {
         directory::set_quota(store, "carol@example.test", 10).unwrap();
         inbound.quotas.reload(store).unwrap();
         let to = [("alice@example.test", alice), ("carol@example.test", carol)];
-        let outcome = run(inbound.accept(delivery(&to, b"Subject: hi\r\n\r\nhello\r\n"), None));
+        let outcome = run(inbound.accept(
+            delivery(&to, b"Subject: hi\r\n\r\nhello\r\n"),
+            None,
+            Origin::Outside,
+        ));
         assert!(matches!(outcome, DeliveryOutcome::OverQuota), "{outcome:?}");
         assert_eq!(
             count(store, alice, "INBOX"),
@@ -334,8 +440,11 @@ mod tests {
         );
         assert_eq!(count(store, carol, "INBOX"), 0);
         // What is stored is counted in the quota book (by the store, once durable).
-        let outcome =
-            run(inbound.accept(delivery(&to[..1], b"Subject: hi\r\n\r\nhello\r\n"), None));
+        let outcome = run(inbound.accept(
+            delivery(&to[..1], b"Subject: hi\r\n\r\nhello\r\n"),
+            None,
+            Origin::Outside,
+        ));
         assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
         assert!(inbound.quotas.usage(alice).unwrap().used > 0);
     }

@@ -10,4 +10,5 @@ pub mod local;
 pub mod outbound;
 pub mod quarantine;
 pub mod routing;
+pub mod screening;
 pub mod tls;

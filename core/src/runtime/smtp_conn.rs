@@ -11,6 +11,7 @@ use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::clock::unix_now;
+use crate::delivery::screening::Origin;
 use crate::policy::dns_checks::SpfQuery;
 use crate::policy::RateKey;
 use crate::smtp::{ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, Session};
@@ -104,7 +105,12 @@ struct Deliveries<'a> {
 
 impl Service<Session> for Deliveries<'_> {
     async fn fulfil(&mut self, session: &mut Session, _: Request) -> DeliveryOutcome {
-        let spf = (self.outside && !session.is_authenticated()).then(|| SpfQuery {
+        let origin = if self.outside && !session.is_authenticated() {
+            Origin::Outside
+        } else {
+            Origin::Inside
+        };
+        let spf = (origin == Origin::Outside).then(|| SpfQuery {
             ip: self.ip,
             helo: session.helo_name().unwrap_or_default().to_string(),
             mail_from: String::new(),
@@ -116,7 +122,7 @@ impl Service<Session> for Deliveries<'_> {
                     mail_from: delivery.envelope.reverse_path.clone(),
                     ..q
                 });
-                self.ctx.server.inbound.accept(delivery, spf).await
+                self.ctx.server.inbound.accept(delivery, spf, origin).await
             }
             None => DeliveryOutcome::Failed,
         }

@@ -103,6 +103,11 @@ pub(crate) mod replies {
         "5.7.23",
         "SPF validation failed: the sender's domain does not allow this client",
     );
+    pub(crate) const SCAN_FAILED: Reply = Reply::new(
+        451,
+        "4.7.1",
+        "The message could not be scanned for viruses, try again later",
+    );
     pub(crate) const STORE_FAILED: Reply =
         Reply::new(451, "4.3.0", "Local error in processing, try again later");
     pub(crate) const INSUFFICIENT_STORAGE: Reply =

@@ -158,7 +158,7 @@ impl Delivery {
 }
 
 /// How the runtime's attempt to store a [`Delivery`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// Durable: the 250 may be sent.
     Stored,
@@ -170,6 +170,13 @@ pub enum DeliveryOutcome {
     NoSpace,
     /// Not stored: the sender's SPF record says this client may not send for it.
     SpfFail,
+    /// Refused: the message carries this virus (from an authenticated or trusted sender:
+    /// mail from the outside is held in the quarantine instead).
+    Virus(String),
+    /// Refused: a forbidden attachment (this one, by this rule).
+    Attachment(String),
+    /// Not stored: the virus scan could not be done; try again later.
+    ScanFailed,
 }
 
 /// What the session asks of the runtime ([`Step::Request`]).
@@ -455,6 +462,25 @@ impl Session {
             DeliveryOutcome::OverQuota => self.mailbox_full(),
             DeliveryOutcome::NoSpace => replies::INSUFFICIENT_STORAGE,
             DeliveryOutcome::SpfFail => replies::SPF_FAIL,
+            DeliveryOutcome::ScanFailed => replies::SCAN_FAILED,
+            DeliveryOutcome::Virus(name) => {
+                let text = format!(
+                    "Message refused: it contains a virus ({})",
+                    printable(&name)
+                );
+                write_line(&mut self.io.output, 554, "5.7.1", &text, true);
+                self.mode = Mode::Command;
+                return;
+            }
+            DeliveryOutcome::Attachment(what) => {
+                let text = format!(
+                    "Message refused: forbidden attachment ({})",
+                    printable(&what)
+                );
+                write_line(&mut self.io.output, 554, "5.7.1", &text, true);
+                self.mode = Mode::Command;
+                return;
+            }
         };
         reply.write_to(&mut self.io.output);
         self.mode = Mode::Command;
@@ -1002,6 +1028,20 @@ impl Session {
         }
         self.mode = Mode::MessageReady;
     }
+}
+
+/// `text` fit for a reply line: printable ASCII, at most 200 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(200)
+        .collect()
 }
 
 impl Protocol for Session {

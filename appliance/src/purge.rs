@@ -1,0 +1,67 @@
+//! The quarantine's daily purge: at start, then every day at `quarantine.purge_at` (UTC),
+//! held messages past their expiry are deleted (with their blobs, when nothing else
+//! refers to them). A thread of its own that sleeps in between.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use gannet_core::clock::unix_now;
+use gannet_core::config::Quarantine;
+use gannet_core::delivery::outbound::Wake;
+use gannet_core::delivery::quarantine;
+use gannet_core::store::Store;
+
+const DAY: i64 = 86_400;
+
+/// Seconds from `now` to the next `second_of_day` (UTC), at least one.
+fn until_next(now: i64, second_of_day: i64) -> i64 {
+    let today = now - now.rem_euclid(DAY);
+    let mut next = today + second_of_day;
+    if next <= now {
+        next += DAY;
+    }
+    next - now
+}
+
+/// Runs one purge now; logs what it did.
+fn purge_now(store: &Store) {
+    let now = unix_now();
+    match quarantine::purge(store, now) {
+        Ok((_, 0)) => {}
+        Ok((changes, n)) => match store.commit_blocking(changes) {
+            Ok(_) => tracing::info!(deleted = n, "quarantine purged"),
+            Err(e) => tracing::error!(error = %e, "quarantine purge failed"),
+        },
+        Err(e) => tracing::error!(error = %e, "quarantine purge: cannot list"),
+    }
+}
+
+pub(crate) fn spawn(store: Store, config: &Quarantine, _wake: Wake) -> anyhow::Result<()> {
+    let at = i64::from(
+        config
+            .purge_second_of_day()
+            .map_err(anyhow::Error::msg)
+            .context("quarantine.purge_at")?,
+    );
+    std::thread::Builder::new()
+        .name("purge".into())
+        .spawn(move || loop {
+            purge_now(&store);
+            let wait = until_next(unix_now(), at);
+            std::thread::sleep(Duration::from_secs(wait as u64));
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_purge_is_later_today_or_tomorrow() {
+        let midnight = 1_796_000_000 - 1_796_000_000 % DAY;
+        assert_eq!(until_next(midnight + 3600, 3 * 3600), 2 * 3600);
+        assert_eq!(until_next(midnight + 3 * 3600, 3 * 3600), DAY);
+        assert_eq!(until_next(midnight + 4 * 3600, 3 * 3600), DAY - 3600);
+    }
+}
