@@ -52,6 +52,8 @@ pub struct Server {
     pub pop3s: SocketAddr,
     pub imap: SocketAddr,
     pub imaps: SocketAddr,
+    /// HTTPS: the quarantine's release pages.
+    pub web: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
 }
@@ -80,6 +82,7 @@ impl Server {
             pop3s: unset,
             imap: unset,
             imaps: unset,
+            web: unset,
             config,
             child: None,
         };
@@ -94,10 +97,11 @@ impl Server {
         (self.smtp, self.submission, self.submissions) = (port(), port(), port());
         (self.pop3, self.pop3s) = (port(), port());
         (self.imap, self.imaps) = (port(), port());
+        self.web = port();
         let text = format!(
             "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n\
-             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\n\n{}",
-            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.extra
+             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\nweb = \"{}\"\n\n{}",
+            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.web, self.extra
         );
         // Outbound delivery never asks the machine's resolver: a test that wants DNS
         // names its own server; the others get one where nothing answers.

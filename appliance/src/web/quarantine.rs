@@ -27,30 +27,30 @@ pub(super) fn routes(state: Arc<WebState>) -> Router {
 }
 
 /// The held message and recipient a token names, or the page that says why not.
-fn held_for(state: &WebState, token: &str) -> Result<(HeldMessage, usize), Response> {
+fn held_for(state: &WebState, token: &str) -> Result<(HeldMessage, usize), Box<Response>> {
     let (id, recipient) = match hold::verify(&state.key, token, unix_now()) {
         Ok(found) => found,
         Err(TokenError::Expired) => {
-            return Err(page(
+            return Err(Box::new(page(
                 StatusCode::GONE,
                 "Link expired",
                 "<p>This link has expired, and the message it was for has been deleted.</p>",
-            ))
+            )))
         }
         Err(TokenError::Invalid) => {
-            return Err(page(
+            return Err(Box::new(page(
                 StatusCode::NOT_FOUND,
                 "Link not valid",
                 "<p>This link is not valid. Check that it was copied whole.</p>",
-            ))
+            )))
         }
     };
     match quarantine::find(&state.store, id) {
         Ok(Some(held)) if recipient < held.recipients.len() => Ok((held, recipient)),
-        Ok(_) => Err(gone()),
+        Ok(_) => Err(Box::new(gone())),
         Err(e) => {
             tracing::error!(error = %e, "quarantine page: store read failed");
-            Err(unavailable())
+            Err(Box::new(unavailable()))
         }
     }
 }
@@ -97,7 +97,7 @@ fn settled(status: &HeldStatus) -> Option<Response> {
 async fn show(State(state): State<Arc<WebState>>, Path(token): Path<String>) -> Response {
     let (held, recipient) = match held_for(&state, &token) {
         Ok(found) => found,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let Some(who) = held.recipients.get(recipient) else {
         return gone();
@@ -146,7 +146,7 @@ async fn act(
 ) -> Response {
     let (held, recipient) = match held_for(&state, &token) {
         Ok(found) => found,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let Some(who) = held.recipients.get(recipient) else {
         return gone();
@@ -213,6 +213,6 @@ fn reload(state: &WebState, token: &str) -> Response {
             .get(recipient)
             .and_then(|r| settled(&r.status))
             .unwrap_or_else(gone),
-        Err(page) => page,
+        Err(page) => *page,
     }
 }
