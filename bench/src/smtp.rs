@@ -23,6 +23,9 @@ pub struct Options {
     /// Message size in bytes (headers included).
     #[arg(long, default_value_t = 10240)]
     size: usize,
+    /// Send this file (an RFC 5322 message, CRLF line ends) instead of a generated one.
+    #[arg(long)]
+    message: Option<std::path::PathBuf>,
     /// Concurrent sessions.
     #[arg(long, default_value_t = 20)]
     concurrency: usize,
@@ -81,7 +84,10 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         } else {
             None
         },
-        message: make_message(opts.size),
+        message: match &opts.message {
+            Some(path) => dot_stuff(&std::fs::read(path)?),
+            None => make_message(opts.size),
+        },
         deadline: Instant::now() + Duration::from_secs(opts.max_seconds),
         next: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -145,6 +151,24 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         bail!("{failed} messages failed; the first: {first}");
     }
     Ok(())
+}
+
+/// `message` as DATA sends it: lines starting with a dot get another (RFC 5321 4.5.2),
+/// and it ends with CRLF.
+fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 64);
+    let mut at_line_start = true;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// A message of exactly `size` bytes: a few headers and 76-character lines of text.
@@ -293,6 +317,11 @@ async fn send_one(shared: &Shared, conn: &mut Option<Conn>) -> anyhow::Result<Du
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn files_are_dot_stuffed() {
+        assert_eq!(super::dot_stuff(b"a\r\n.b\r\n..c"), b"a\r\n..b\r\n...c\r\n");
+    }
+
     #[test]
     fn messages_have_the_requested_size() {
         for size in [200, 1024, 10240, 102400] {
