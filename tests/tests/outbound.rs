@@ -967,3 +967,70 @@ fn consecutive_messages_share_one_session() {
     let _ = sink.kill();
     let _ = sink.wait();
 }
+
+#[test]
+fn scan_relay_quarantine_forwards_the_notice_and_the_release() {
+    let mut office = Server::new_on("127.0.0.3", "");
+    office.start();
+    office.admin(&["domain", "add", "office.test"]);
+    office.admin(&[
+        "account",
+        "add",
+        "staff@office.test",
+        "--password",
+        "Secret123",
+    ]);
+    let dns = Dns::start(&[]);
+    let a = sender(&dns, 25, "");
+    a.admin(&[
+        "domain",
+        "add",
+        "office.test",
+        "--scan-relay",
+        &office.smtp.to_string(),
+    ]);
+    let original = "From: <partner@outside.example>\r\nTo: <staff@office.test>\r\nSubject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nPlease pay.\r\n--b\r\nContent-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b--\r\n";
+    // From the outside (127.0.0.2): held at the scan relay, the notice forwarded.
+    send_from(
+        &a,
+        "127.0.0.2",
+        "outside.example",
+        "partner@outside.example",
+        &["staff@office.test"],
+        original,
+    );
+    wait_for(Duration::from_secs(20), "the notice at the office", || {
+        mailbox(&office, "staff@office.test").len() == 1
+    });
+    let notice = String::from_utf8(office.mail_get("staff@office.test", 1)).unwrap();
+    assert!(notice.contains("invoice.pdf.exe"), "{notice}");
+    let link = notice
+        .lines()
+        .find(|l| l.starts_with("https://") && l.contains("/quarantine/"))
+        .unwrap_or_else(|| panic!("no link in {notice}"))
+        .trim()
+        .to_string();
+    // The release (at the scan relay's page) forwards the original to the office.
+    let path = link.split_once("/quarantine/").unwrap().1;
+    let out = a
+        .curl_tls("https", a.web, &format!("quarantine/{path}"))
+        .args(["--data", "action=release"])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains("Released"), "{page}");
+    wait_for(
+        Duration::from_secs(20),
+        "the released message at the office",
+        || mailbox(&office, "staff@office.test").len() == 2,
+    );
+    let released = office.mail_get("staff@office.test", 2);
+    assert!(
+        released.ends_with(original.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&released)
+    );
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&a)
+    });
+}

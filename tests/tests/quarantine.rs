@@ -209,9 +209,25 @@ fn a_forbidden_attachment_is_held_noticed_and_released_by_its_link() {
     let (_, _, body) = page(&server, &link, Some("release"));
     assert!(body.contains("Already released"), "{body}");
     assert_eq!(inbox(&server).len(), 2);
+    // A second one, deleted from its page: gone for that recipient, nothing delivered.
+    assert!(send(&server, &original).starts_with("250"));
+    let messages = inbox(&server);
+    assert_eq!(messages.len(), 3);
+    let second = link_in(&messages[2]);
+    let (code, _, body) = page(&server, &second, Some("delete"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Deleted"), "{body}");
+    let (_, _, body) = page(&server, &second, Some("release"));
+    assert!(body.contains("You deleted this message"), "{body}");
+    assert_eq!(inbox(&server).len(), 3);
+    let statuses = String::from_utf8(server.admin(&["quarantine", "list"])).unwrap();
+    assert!(
+        statuses.contains("(released ") && statuses.contains("(deleted "),
+        "{statuses}"
+    );
     let report = String::from_utf8(server.admin(&["check"])).unwrap();
     assert!(
-        report.contains("1 held") && report.contains("consistent"),
+        report.contains("2 held") && report.contains("consistent"),
         "{report}"
     );
 }
