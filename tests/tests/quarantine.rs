@@ -324,3 +324,39 @@ fn viruses_are_held_from_outside_refused_from_inside_and_a_failed_scan_is_451() 
     assert_eq!(held_list(&server).len(), 1);
     let _ = held[0].id.len();
 }
+
+#[test]
+fn the_cli_shows_releases_and_deletes_held_messages() {
+    let mut server = Server::new(PLAIN_LOGIN);
+    server.start();
+    server.with_example_accounts();
+    let original = pif_message();
+    assert!(send(&server, &original).starts_with("250"));
+    assert!(send(&server, &original).starts_with("250"));
+    let held = held_list(&server);
+    assert_eq!(held.len(), 2);
+    let (first, second) = (&held[0].id, &held[1].id);
+    let show = String::from_utf8(server.admin(&["quarantine", "show", first])).unwrap();
+    assert!(
+        show.contains("subject: holiday pictures")
+            && show.contains("recipient: alice@example.test (held)")
+            && show.contains("Message-ID: <pif-1@outside.example>"),
+        "{show}"
+    );
+    let out = String::from_utf8(server.admin(&["quarantine", "release", first])).unwrap();
+    assert!(out.contains("released to alice@example.test"), "{out}");
+    let messages = inbox(&server);
+    assert_eq!(messages.len(), 3, "two notices and the released copy");
+    assert!(messages[2].ends_with(&original));
+    assert!(String::from_utf8_lossy(&messages[2]).contains("by admin"));
+    // Released already: nothing more to release.
+    let again = server.gannet(&["quarantine", "release", first]);
+    assert_eq!(again.status.code(), Some(1));
+    let out = String::from_utf8(server.admin(&["quarantine", "delete", second])).unwrap();
+    assert!(out.contains("deleted"), "{out}");
+    assert_eq!(held_list(&server).len(), 1);
+    let missing = server.gannet(&["quarantine", "show", second]);
+    assert_eq!(missing.status.code(), Some(1));
+    let report = String::from_utf8(server.admin(&["check"])).unwrap();
+    assert!(report.contains("consistent"), "{report}");
+}
