@@ -8,16 +8,41 @@
 # message, with two messages: 10 KiB of text, and ~1 MB carrying a base64 PDF-like
 # attachment.
 #
-# usage: bench/screening-compare.sh [ROUNDS=3] [COUNT_10K=2000] [COUNT_1M=300]
+# With PEERS=1, the same rounds also run the peers' way, loaded by the same client:
+#   postfix    a stock Debian Postfix (bench/peers/setup/postfix.sh), no filter
+#   pf+amavis  Postfix -> amavisd-new -> the same clamd (bench/peers/setup/amavis.sh):
+#              an after-queue content filter, amavis re-injecting on 127.0.0.1:10025
+# each started afresh for its run (empty queue and Maildir), then stopped. Postfix says
+# 250 once the message is in its queue, before local delivery and before amavis sees it
+# (Gannet scans and stores before its 250): their lines add the time until the Maildir
+# holds every message (delivered_secs, from the client's start to the newest file's
+# mtime) and delivered_mps, the number to set beside Gannet's mps.
+#
+# usage: [PEERS=1] bench/screening-compare.sh [ROUNDS=3] [COUNT_10K=2000] [COUNT_1M=300]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 COUNT_SMALL=${2:-2000}
 COUNT_LARGE=${3:-300}
+PEERS=${PEERS:-0}
 GANNET=target/release/gannet
 BENCH=target/release/gannet-bench
 WORK=$(mktemp -d /tmp/gannet-screening.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+# (711: users amavis and rcpt reach the clamd socket and the Maildir below it)
+chmod 711 "$WORK"
+export PEER_WORK=$WORK/peer
+cleanup() {
+    if [ "$PEERS" = 1 ]; then
+        bench/peers/setup/amavis.sh stop >/dev/null 2>&1 || true
+    fi
+    kill $(jobs -p) 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+if [ "$PEERS" = 1 ]; then
+    bench/peers/setup/amavis.sh install
+    bench/peers/setup/amavis.sh stop >/dev/null 2>&1 || true
+fi
 
 # The two messages.
 python3 - "$WORK" <<'PY'
@@ -48,6 +73,7 @@ python3 -c 'import sys; e=b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRU
 cat >"$WORK/clamav/clamd.conf" <<CONF
 Foreground yes
 LocalSocket $WORK/clamav/clamd.sock
+LocalSocketMode 666
 DatabaseDirectory $WORK/clamav/db
 User root
 LogFile $WORK/clamav/clamd.log
@@ -103,7 +129,7 @@ CONF
     $g serve 2>"$dir/log" &
     local pid=$!
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4125) 2>/dev/null && break; sleep 0.1; done
-    printf '%-7s %-6s ' "$name" "$(basename "$message" .eml)"
+    printf '%-9s %-6s ' "$name" "$(basename "$message" .eml)"
     "$BENCH" smtp --target 127.0.0.1:4125 --count "$count" --message "$message" \
         --concurrency 20 --from sender@outside.example --to bench@example.test 2>"$dir/bench.err" |
         grep "^result" || { tail -n 3 "$dir/bench.err"; tail -n 5 "$dir/log"; true; }
@@ -111,6 +137,52 @@ CONF
     wait $pid || true
 }
 
+peer() {  # peer postfix|pf+amavis MESSAGE COUNT
+    local name=$1 message=$2 count=$3 setup=bench/peers/setup/postfix.sh
+    local new=$PEER_WORK/home/rcpt/Maildir/new log=$PEER_WORK/$1.log
+    [ "$name" = pf+amavis ] && setup=bench/peers/setup/amavis.sh
+    mkdir -p "$PEER_WORK"
+    bench/peers/setup/postfix.sh reset-maildir
+    if ! CLAMD_SOCKET=$WORK/clamav/clamd.sock $setup start >"$log" 2>&1; then
+        printf '%-9s %-6s did not start: %s\n' "$name" "$(basename "$message" .eml)" "$(tail -n 1 "$log")"
+        $setup stop >/dev/null 2>&1 || true
+        return
+    fi
+    printf '%-9s %-6s ' "$name" "$(basename "$message" .eml)"
+    local start line ok
+    start=$(date +%s.%N)
+    line=$("$BENCH" smtp --target 127.0.0.1:2528 --count "$count" --message "$message" \
+        --concurrency 20 --from sender@outside.example --to rcpt@example.test 2>>"$log" |
+        grep "^result") || line="result failed: $(tail -n 1 "$log")"
+    # Postfix's 250 came before delivery (and before amavis): wait for the Maildir
+    ok=${line#*ok=}
+    ok=${ok%% *}
+    python3 - "$new" "$start" "${ok:-0}" "$line" <<'WAIT'
+import os, sys, time
+new, start, line = sys.argv[1], float(sys.argv[2]), sys.argv[4]
+want = int(sys.argv[3]) if sys.argv[3].isdigit() else 0
+deadline = time.time() + 1200
+def files():
+    try:
+        return [e for e in os.scandir(new) if e.is_file()]
+    except FileNotFoundError:
+        return []
+while len(files()) < want and time.time() < deadline:
+    time.sleep(0.2)
+got = files()
+last = max((e.stat().st_mtime for e in got), default=start)
+secs = last - start
+print(f"{line} delivered={len(got)} delivered_secs={secs:.3f} "
+      f"delivered_mps={len(got) / secs if secs > 0 else 0:.1f}")
+WAIT
+    $setup stop >/dev/null 2>&1 || true
+}
+
+if [ "$PEERS" = 1 ]; then
+    echo "# postfix, pf+amavis: mps and p50 are Postfix's 250, given once the message is"
+    echo "# queued, before delivery and before amavis scans it (Gannet's 250 follows its"
+    echo "# scan and its store); delivered_mps counts until the Maildir holds every message."
+fi
 for r in $(seq "$ROUNDS"); do
     echo "== round $r"
     for msg in small large; do
@@ -121,5 +193,9 @@ enabled = false" "$WORK/$msg.eml" "$count"
         one policy "" "$WORK/$msg.eml" "$count"
         one clamd "[antivirus]
 clamd = \"unix:$WORK/clamav/clamd.sock\"" "$WORK/$msg.eml" "$count"
+        if [ "$PEERS" = 1 ]; then
+            peer postfix "$WORK/$msg.eml" "$count"
+            peer pf+amavis "$WORK/$msg.eml" "$count"
+        fi
     done
 done
