@@ -142,6 +142,10 @@ pub enum Rule {
     Executable(Executable),
     /// An entry of the ZIP archive (`entry`: its path in the archive) is held by `inner`.
     InArchive { entry: String, inner: Box<Rule> },
+    /// MIME parts nested deeper than the walk goes (`mime::depth::MAX_DEPTH`): what is
+    /// inside cannot be checked, and no real mail nests that deep, so it is held rather
+    /// than let through unseen.
+    TooDeep,
 }
 
 /// The kinds of programs recognised by their content.
@@ -180,6 +184,11 @@ impl fmt::Display for Rule {
             }
             Rule::Executable(kind) => write!(f, "{kind}, whatever its name"),
             Rule::InArchive { entry, inner } => write!(f, "contains {entry}, {inner}"),
+            Rule::TooDeep => write!(
+                f,
+                "parts nested more than {} levels deep, which cannot be checked",
+                depth::MAX_DEPTH
+            ),
         }
     }
 }
@@ -221,6 +230,13 @@ fn scan(policy: &AttachmentPolicy, raw: &[u8], limit: usize) -> Vec<Held> {
         let body = transfer_decoded(body, transfer_encoding(&headers), usize::MAX);
         let names = names(&headers);
         out.extend(check_leaf(policy, "1", &names, &headers, &body));
+        if out.is_empty() {
+            out.push(Held {
+                part: "1".into(),
+                filename: None,
+                rule: Rule::TooDeep,
+            });
+        }
         return out;
     }
     let Some(msg) = parser.parse(raw) else {
@@ -1140,7 +1156,16 @@ mod tests {
                 check(&p, &deep_multipart(5_000)),
             )
         });
-        assert_eq!((a, b), (None, None));
+        // Too deep to check what is inside: held for that (never walked, never overflowed).
+        assert_eq!(
+            (a.map(|h| h.rule), b.map(|h| h.rule)),
+            (Some(Rule::TooDeep), Some(Rule::TooDeep))
+        );
+        // A message just within the limit is walked, and clean.
+        assert_eq!(
+            on_small_stack(|| check(&AttachmentPolicy::default(), &deep_rfc822(40))),
+            None
+        );
         // Opaque: the top level's names are checked, the body is sniffed as one part.
         let mut named =
             b"From: a@example.org\r\nContent-Type: message/rfc822; name=\"x.exe\"\r\n\r\n".to_vec();
