@@ -5,6 +5,37 @@ use super::structure::SectionText;
 
 pub type SeqSet = Vec<(u32, u32)>;
 
+/// What an ESEARCH answer carries (RFC 4731 `RETURN`): `RETURN ()` means ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
+}
+
+/// The options of `SEARCH RETURN (...)`.
+fn search_return(options: &Value) -> Result<SearchReturn, Bad> {
+    let Value::List(items) = options else {
+        return Err(Bad("RETURN takes a list".into()));
+    };
+    let mut out = SearchReturn::default();
+    for item in items {
+        match item.text().map(|t| t.to_ascii_uppercase()).as_deref() {
+            Some("MIN") => out.min = true,
+            Some("MAX") => out.max = true,
+            Some("ALL") => out.all = true,
+            Some("COUNT") => out.count = true,
+            // SAVE (RFC 5182) and the like are not offered.
+            _ => return Err(Bad("unknown RETURN option".into())),
+        }
+    }
+    if !(out.min || out.max || out.all || out.count) {
+        out.all = true;
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cmd {
     Capability,
@@ -57,7 +88,9 @@ pub enum Cmd {
     Search {
         uid: bool,
         key: SearchKey,
-        esearch: bool,
+        /// `SEARCH RETURN (...)` (RFC 4731): what the ESEARCH answer carries; None for a
+        /// plain SEARCH.
+        returns: Option<SearchReturn>,
     },
     Fetch {
         uid: bool,
@@ -306,14 +339,13 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
             }
         }
         ("SEARCH", _) => {
-            let mut esearch = false;
+            let mut returns = None;
             r.space()?;
             if r.rest_starts_with_ci(b"RETURN") {
                 r.atom()?;
                 r.space()?;
-                r.value()?;
+                returns = Some(search_return(&r.value()?)?);
                 r.space()?;
-                esearch = true;
             }
             if r.rest_starts_with_ci(b"CHARSET ") {
                 r.atom()?;
@@ -330,7 +362,7 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
             } else {
                 SearchKey::And(keys)
             };
-            Cmd::Search { uid, key, esearch }
+            Cmd::Search { uid, key, returns }
         }
         ("FETCH", _) => {
             r.space()?;
@@ -569,7 +601,10 @@ fn search_key(r: &mut Reader<'_>, depth: usize) -> Result<SearchKey, Bad> {
         }
         "LARGER" => SearchKey::Larger(arg(r)?.parse().map_err(|_| Bad("bad number".into()))?),
         "SMALLER" => SearchKey::Smaller(arg(r)?.parse().map_err(|_| Bad("bad number".into()))?),
-        "UID" => SearchKey::Uid(sequence_set(&arg(r)?)?),
+        "UID" => {
+            r.space()?;
+            SearchKey::Uid(sequence_set(&r.atom_with(b"*:,")?)?)
+        }
         "BEFORE" => SearchKey::Before(date(arg(r)?)?),
         "ON" => SearchKey::On(date(arg(r)?)?),
         "SINCE" => SearchKey::Since(date(arg(r)?)?),

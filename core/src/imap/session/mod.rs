@@ -350,7 +350,7 @@ impl Session {
             Cmd::Close => return self.close(tag),
             Cmd::Unselect => self.unselect(tag),
             Cmd::Expunge { uids } => return self.expunge_command(tag, uids.as_ref()),
-            Cmd::Search { uid, key, esearch } => return self.search(tag, *uid, key, *esearch),
+            Cmd::Search { uid, key, returns } => return self.search(tag, *uid, key, *returns),
             Cmd::Fetch { uid, set, items } => return self.fetch(tag, *uid, set, items),
             Cmd::Store {
                 uid,

@@ -1,7 +1,7 @@
 //! SEARCH (and ESEARCH's `RETURN (ALL)` answer): search keys tested against each
 //! selected message, its bodies read a batch at a time when a key needs them.
 
-use super::super::command::SearchKey;
+use super::super::command::{SearchKey, SearchReturn};
 use super::super::structure;
 use super::batch::{Bodies, Progress};
 use super::sequence::{compress_set, in_set};
@@ -9,7 +9,13 @@ use super::{Flow, Session};
 use crate::store::schema::MailEntry;
 
 impl Session {
-    pub(super) fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, esearch: bool) -> Flow {
+    pub(super) fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        key: &SearchKey,
+        returns: Option<SearchReturn>,
+    ) -> Flow {
         let p = match self.take_progress() {
             Some(p) => p,
             None => Progress::new((0..self.selected_ref().messages.len()).collect()),
@@ -21,14 +27,29 @@ impl Session {
             Err(flow) => return flow,
         };
         let hits = p.hits;
-        if esearch || self.rev2 {
+        // IMAP4rev2 answers every SEARCH as ESEARCH with ALL (RFC 9051 6.4.4).
+        let returns = returns.or(self.rev2.then_some(SearchReturn {
+            all: true,
+            ..SearchReturn::default()
+        }));
+        if let Some(returns) = returns {
             let mut l = format!("* ESEARCH (TAG \"{tag}\")");
             if uid {
                 l.push_str(" UID");
             }
-            if !hits.is_empty() {
+            // Hits come in ascending order (sequence numbers and UIDs both).
+            if let (true, Some(min)) = (returns.min, hits.first()) {
+                l.push_str(&format!(" MIN {min}"));
+            }
+            if let (true, Some(max)) = (returns.max, hits.last()) {
+                l.push_str(&format!(" MAX {max}"));
+            }
+            if returns.all && !hits.is_empty() {
                 l.push_str(" ALL ");
                 l.push_str(&compress_set(&hits));
+            }
+            if returns.count {
+                l.push_str(&format!(" COUNT {}", hits.len()));
             }
             self.line(&l);
         } else {
@@ -246,6 +267,35 @@ mod tests {
             out,
             "* ENABLED IMAP4rev2\r\na3 OK ENABLE completed\r\n\
              * ESEARCH (TAG \"a4\") UID ALL 1,3\r\na4 OK SEARCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn search_return_gives_what_was_asked() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH RETURN (MIN MAX COUNT) ALL\r\n\
+             a2 UID SEARCH RETURN (COUNT) KEYWORD $Nothing\r\n\
+             a3 SEARCH RETURN (MIN ALL) 2:*\r\n",
+        );
+        assert_eq!(
+            out,
+            "* ESEARCH (TAG \"a1\") MIN 1 MAX 3 COUNT 3\r\na1 OK SEARCH completed\r\n\
+             * ESEARCH (TAG \"a2\") UID COUNT 0\r\na2 OK SEARCH completed\r\n\
+             * ESEARCH (TAG \"a3\") MIN 2 ALL 2:3\r\na3 OK SEARCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn search_uid_takes_sets_with_a_star() {
+        let mut h = three();
+        h.login_select();
+        let out = h.run("a1 UID SEARCH UID 2:*\r\na2 SEARCH UID *\r\n");
+        assert_eq!(
+            out,
+            "* SEARCH 2 3\r\na1 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na2 OK SEARCH completed\r\n"
         );
     }
 }
