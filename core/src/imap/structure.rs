@@ -75,40 +75,55 @@ fn raw_header<'a>(msg: &'a Message<'_>, name: &str) -> Option<Cow<'a, [u8]>> {
     Some(Cow::Owned(unfolded.trim().as_bytes().to_vec()))
 }
 
+/// An address list as ENVELOPE writes it: each address `(name adl mailbox host)`; a group
+/// (RFC 5322 `name: a, b;`) between `(NIL NIL "name" NIL)` and `(NIL NIL NIL NIL)`, as
+/// RFC 3501 7.4.2 says.
 fn addresses(out: &mut Vec<u8>, value: Option<&Address<'_>>) {
-    let list: Vec<(Option<&str>, Option<&str>)> = match value {
-        Some(Address::List(list)) => list
-            .iter()
-            .map(|a| (a.name.as_deref(), a.address.as_deref()))
-            .collect(),
-        Some(Address::Group(groups)) => groups
-            .iter()
-            .flat_map(|g| {
-                g.addresses
-                    .iter()
-                    .map(|a| (a.name.as_deref(), a.address.as_deref()))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    if list.is_empty() {
+    let mut items: Vec<u8> = Vec::new();
+    match value {
+        Some(Address::List(list)) => {
+            for a in list {
+                address(&mut items, a.name.as_deref(), a.address.as_deref());
+            }
+        }
+        Some(Address::Group(groups)) => {
+            for g in groups {
+                // mail-parser puts addresses outside any group in a group without a name.
+                if let Some(name) = g.name.as_deref() {
+                    items.extend_from_slice(b"(NIL NIL ");
+                    nstring(&mut items, Some(name.as_bytes()));
+                    items.extend_from_slice(b" NIL)");
+                }
+                for a in &g.addresses {
+                    address(&mut items, a.name.as_deref(), a.address.as_deref());
+                }
+                if g.name.is_some() {
+                    items.extend_from_slice(b"(NIL NIL NIL NIL)");
+                }
+            }
+        }
+        None => {}
+    }
+    if items.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
-    for (name, address) in list {
-        let (mailbox, host) = match address.and_then(|a| a.rsplit_once('@')) {
-            Some((m, h)) => (Some(m), Some(h)),
-            None => (address, None),
-        };
-        out.push(b'(');
-        nstring(out, name.map(str::as_bytes));
-        out.extend_from_slice(b" NIL ");
-        nstring(out, mailbox.map(str::as_bytes));
-        out.push(b' ');
-        nstring(out, host.map(str::as_bytes));
-        out.push(b')');
-    }
+    out.extend_from_slice(&items);
+    out.push(b')');
+}
+
+fn address(out: &mut Vec<u8>, name: Option<&str>, address: Option<&str>) {
+    let (mailbox, host) = match address.and_then(|a| a.rsplit_once('@')) {
+        Some((m, h)) => (Some(m), Some(h)),
+        None => (address, None),
+    };
+    out.push(b'(');
+    nstring(out, name.map(str::as_bytes));
+    out.extend_from_slice(b" NIL ");
+    nstring(out, mailbox.map(str::as_bytes));
+    out.push(b' ');
+    nstring(out, host.map(str::as_bytes));
     out.push(b')');
 }
 
@@ -487,6 +502,27 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 12 2)(\"APPLICATION\" \"PDF\" NIL NIL NIL \"BASE64\" 4 ) \"MIXED\")".replace(" 4 )", " 4)")
+        );
+    }
+
+    #[test]
+    fn envelope_addresses_keep_their_groups() {
+        let raw = b"From: a@example.test\r\nTo: friends: x@one.example, Y <y@two.example>;, solo@three.example\r\nCc: undisclosed-recipients:;\r\nSubject: g\r\n\r\nbody\r\n";
+        let msg = parse(raw).unwrap();
+        let mut out = Vec::new();
+        envelope(&mut out, &msg);
+        let text = String::from_utf8(out).unwrap();
+        // RFC 3501 7.4.2: a group starts with (NIL NIL "name" NIL), ends with
+        // (NIL NIL NIL NIL); addresses outside a group stand as they are.
+        assert!(
+            text.contains(
+                "((NIL NIL \"friends\" NIL)(NIL NIL \"x\" \"one.example\")(\"Y\" NIL \"y\" \"two.example\")(NIL NIL NIL NIL)(NIL NIL \"solo\" \"three.example\"))"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))"),
+            "{text}"
         );
     }
 
