@@ -1,7 +1,7 @@
 //! SEARCH (and ESEARCH's `RETURN (ALL)` answer): search keys tested against each
 //! selected message, its bodies read a batch at a time when a key needs them.
 
-use super::super::command::{SearchKey, SearchReturn};
+use super::super::command::{days_from_civil, SearchKey, SearchReturn};
 use super::super::structure;
 use super::batch::{Bodies, Progress};
 use super::sequence::{compress_set, in_set};
@@ -115,10 +115,16 @@ fn contains_ci(hay: &[u8], needle: &str) -> bool {
 
 fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
     let day = m.entry.internal_date.div_euclid(86400);
+    // The Date header's own calendar date, in its own zone (RFC 9051 6.4.4: "disregarding
+    // time and timezone"), not converted to UTC.
     let sent_day = || {
         m.body
             .and_then(structure::parse)
-            .and_then(|msg| msg.date().map(|d| d.to_timestamp().div_euclid(86400)))
+            .and_then(|msg| {
+                msg.date().map(|d| {
+                    days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day))
+                })
+            })
             .unwrap_or(day)
     };
     match key {
@@ -141,14 +147,48 @@ fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
         SearchKey::SentBefore(d) => sent_day() < *d,
         SearchKey::SentOn(d) => sent_day() == *d,
         SearchKey::SentSince(d) => sent_day() >= *d,
-        SearchKey::Header(field, value) => m
-            .body
-            .is_some_and(|body| header_contains(body, field, value)),
+        SearchKey::Header(field, value) => m.body.is_some_and(|body| {
+            header_contains(body, field, value) || address_contains(body, field, value)
+        }),
         SearchKey::Body(s) => m.body.is_some_and(|b| {
             let start = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
             contains_ci(&b[start..], s)
         }),
         SearchKey::Text(s) => m.body.is_some_and(|b| contains_ci(b, s)),
+    }
+}
+
+/// Whether an address of the field `field` (FROM, TO, CC, BCC) has `value` in its
+/// decoded display name or its address, case-insensitively.
+fn address_contains(body: &[u8], field: &str, value: &str) -> bool {
+    let Some(msg) = structure::parse(body) else {
+        return false;
+    };
+    let list = match field {
+        "FROM" => msg.from(),
+        "TO" => msg.to(),
+        "CC" => msg.cc(),
+        "BCC" => msg.bcc(),
+        _ => return false,
+    };
+    let needle = value.to_lowercase();
+    let hit = |name: Option<&str>, address: Option<&str>| {
+        [name, address]
+            .into_iter()
+            .flatten()
+            .any(|t| t.to_lowercase().contains(&needle))
+    };
+    match list {
+        Some(mail_parser::Address::List(list)) => list
+            .iter()
+            .any(|a| hit(a.name.as_deref(), a.address.as_deref())),
+        Some(mail_parser::Address::Group(groups)) => groups.iter().any(|g| {
+            hit(g.name.as_deref(), None)
+                || g.addresses
+                    .iter()
+                    .any(|a| hit(a.name.as_deref(), a.address.as_deref()))
+        }),
+        None => false,
     }
 }
 
@@ -296,6 +336,32 @@ mod tests {
             out,
             "* SEARCH 2 3\r\na1 OK SEARCH completed\r\n\
              * SEARCH 3\r\na2 OK SEARCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn sent_dates_are_the_date_header_in_its_own_zone_and_from_matches_names() {
+        let h = Harness::standard();
+        // 23:30 on 1 December in California is already 2 December in UTC.
+        h.deliver(
+            "INBOX",
+            b"Date: Tue, 1 Dec 2026 23:30:00 -0800\r\nFrom: =?utf-8?q?J=C3=BCrgen_M?= <jm@c.example>\r\n\
+              To: list: a@d.example;\r\nSubject: late\r\n\r\nx\r\n",
+            0,
+        );
+        let mut h = h;
+        h.login_select();
+        let out = h.run(
+            "a1 SEARCH SENTON 1-Dec-2026\r\na2 SEARCH SENTBEFORE 2-Dec-2026 SENTSINCE 1-Dec-2026\r\n\
+             a3 SEARCH FROM \"rgen m\"\r\na4 SEARCH FROM C.EXAMPLE\r\na5 SEARCH TO a@d\r\n",
+        );
+        assert_eq!(
+            out,
+            "* SEARCH 3\r\na1 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na2 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na3 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na4 OK SEARCH completed\r\n\
+             * SEARCH 3\r\na5 OK SEARCH completed\r\n"
         );
     }
 }
