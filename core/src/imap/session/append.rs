@@ -32,9 +32,11 @@ impl Session {
                     let uid = applied.uids.first().copied().unwrap_or_default();
                     let validity = applied.uidvalidity.unwrap_or_default();
                     // Appended to the selected mailbox: the client learns of it now.
-                    if let (State::Selected(sel), Some(state)) = (&mut self.state, state) {
-                        if sel.name == mailbox && sel.messages.last().is_none_or(|(u, _)| *u < uid)
-                        {
+                    let here = matches!(&self.state, State::Selected(sel)
+                        if sel.name == mailbox && sel.messages.last().is_none_or(|(u, _)| *u < uid));
+                    if let (true, Some(state)) = (here, state) {
+                        self.announce_keywords([&state.entry]);
+                        if let State::Selected(sel) = &mut self.state {
                             sel.messages.push((uid, state.entry));
                             let exists = sel.messages.len();
                             self.line(&format!("* {exists} EXISTS"));
@@ -96,9 +98,12 @@ mod tests {
         ));
         assert_eq!(out, "", "LITERAL+: no continuation request");
         let out = h.run(&[MESSAGE, b"\r\n"].concat());
+        // Its new keyword is announced before the EXISTS that shows the message.
         assert_eq!(
             out,
-            "* 3 EXISTS\r\na1 OK [APPENDUID 7 3] APPEND completed\r\n"
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n\
+             * 3 EXISTS\r\na1 OK [APPENDUID 7 3] APPEND completed\r\n"
         );
         let stored = h.messages("INBOX");
         assert_eq!(stored.len(), 3);

@@ -51,6 +51,7 @@ impl Session {
     /// that numbers stay right), changed flags, then the new count if messages came.
     fn apply_changes(&mut self, found: Option<(MailboxMeta, Vec<(u32, MailEntry)>)>) {
         let Some((meta, fresh)) = found else { return };
+        self.announce_keywords(fresh.iter().map(|(_, e)| e));
         let mut lines = Vec::new();
         let sel = self.selected_mut();
         let fresh_uids: HashSet<u32> = fresh.iter().map(|(u, _)| *u).collect();
@@ -188,5 +189,41 @@ mod tests {
             "* 2 EXPUNGE\r\n* 1 FETCH (UID 1 FLAGS (\\Answered))\r\n* 2 EXISTS\r\na2 OK NOOP completed\r\n"
         );
         assert_eq!(h.run("a3 NOOP\r\n"), "a3 OK NOOP completed\r\n");
+    }
+
+    #[test]
+    fn a_keyword_set_by_another_session_is_announced_before_its_fetch() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let mut c = crate::store::Changes::new();
+        let inbox = h.messages("INBOX");
+        let mailbox = crate::store::mail::mailbox(h.store(), 1, "INBOX")
+            .unwrap()
+            .unwrap()
+            .id;
+        c.set_flags(
+            1,
+            mailbox,
+            vec![inbox[0].0],
+            crate::store::FlagChange {
+                mode: crate::store::FlagMode::Add,
+                flags: 0,
+                keywords: vec!["$Label1".into()],
+            },
+        );
+        h.store().commit_blocking(c).unwrap();
+        let out = h.run("a1 NOOP\r\n");
+        assert_eq!(
+            out,
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted\r\n\
+             * 1 FETCH (UID 1 FLAGS ($Label1))\r\na1 OK NOOP completed\r\n"
+        );
+        // Known now: no second announcement; SELECT lists it.
+        let out = h.run("a2 SELECT INBOX\r\n");
+        assert!(
+            out.starts_with("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n"),
+            "{out}"
+        );
     }
 }

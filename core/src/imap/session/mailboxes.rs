@@ -8,6 +8,7 @@ use super::super::response::string;
 use super::super::wildcard::wildcard_match;
 use super::response_code::{ResponseCode, Status, SYSTEM_FLAGS};
 use super::{Answer, Flow, MailboxSummary, Request, Selected, Session, State};
+use crate::store::schema::MailEntry;
 use crate::store::Changes;
 
 /// The account's mailboxes, and its storage use and limit in bytes.
@@ -59,6 +60,45 @@ impl Session {
         self.ok(tag, "NAMESPACE completed");
     }
 
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS ...]` with the system flags and `keywords`.
+    pub(super) fn flags_lines(&mut self, keywords: &[String]) {
+        let list = keywords.join(" ");
+        if list.is_empty() {
+            self.line(&format!("* FLAGS ({SYSTEM_FLAGS})"));
+        } else {
+            self.line(&format!("* FLAGS ({SYSTEM_FLAGS} {list})"));
+        }
+        self.untagged(
+            Status::Ok,
+            ResponseCode::PermanentFlags(list),
+            "Flags permitted",
+        );
+    }
+
+    /// Tells the client of keywords among `entries` that its selected mailbox did not have
+    /// yet (FLAGS, PERMANENTFLAGS), before a FETCH or EXISTS shows them (RFC 9051 7.3.5).
+    pub(super) fn announce_keywords<'e>(
+        &mut self,
+        entries: impl IntoIterator<Item = &'e MailEntry>,
+    ) {
+        let State::Selected(sel) = &mut self.state else {
+            return;
+        };
+        let mut new = false;
+        for entry in entries {
+            for k in &entry.keywords {
+                if let Err(at) = sel.keywords.binary_search(k) {
+                    sel.keywords.insert(at, k.clone());
+                    new = true;
+                }
+            }
+        }
+        if new {
+            let keywords = sel.keywords.clone();
+            self.flags_lines(&keywords);
+        }
+    }
+
     pub(super) fn select(&mut self, tag: &str, name: &str, read_only: bool) -> Flow {
         let Some(Answer::Mailbox(found)) = self.answer.take() else {
             return Flow::Need(Request::Mailbox {
@@ -71,8 +111,13 @@ impl Session {
             self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
             return Flow::Done;
         };
-        self.line(&format!("* FLAGS ({SYSTEM_FLAGS})"));
-        self.untagged(Status::Ok, ResponseCode::PermanentFlags, "Flags permitted");
+        let mut keywords: Vec<String> = messages
+            .iter()
+            .flat_map(|(_, e)| e.keywords.iter().cloned())
+            .collect();
+        keywords.sort();
+        keywords.dedup();
+        self.flags_lines(&keywords);
         self.line(&format!("* {} EXISTS", messages.len()));
         if !self.rev2 {
             self.line("* 0 RECENT");
@@ -92,6 +137,7 @@ impl Session {
             meta,
             read_only,
             messages,
+            keywords,
         });
         let (code, text) = if read_only {
             (ResponseCode::ReadOnly, "EXAMINE completed")

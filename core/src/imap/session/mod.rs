@@ -133,6 +133,8 @@ struct Selected {
     read_only: bool,
     /// In UID order: the message sequence number is the index + 1.
     messages: Vec<(u32, MailEntry)>,
+    /// The keywords the client was told of (FLAGS), sorted.
+    keywords: Vec<String>,
 }
 
 enum State {

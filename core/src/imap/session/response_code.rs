@@ -47,7 +47,8 @@ pub(super) enum ResponseCode {
     /// No such mailbox (or quota root).
     Nonexistent,
     /// The flags a client may change for good: the system flags and new keywords.
-    PermanentFlags,
+    /// The system flags, these keywords, and `\*` (new keywords may be created).
+    PermanentFlags(String),
     UidValidity(u32),
     /// The UID the next message will have (or more).
     UidNext(u32),
@@ -85,7 +86,12 @@ impl fmt::Display for ResponseCode {
             ResponseCode::ReadOnly => f.write_str("[READ-ONLY]"),
             ResponseCode::ReadWrite => f.write_str("[READ-WRITE]"),
             ResponseCode::Nonexistent => f.write_str("[NONEXISTENT]"),
-            ResponseCode::PermanentFlags => write!(f, "[PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)]"),
+            ResponseCode::PermanentFlags(keywords) if keywords.is_empty() => {
+                write!(f, "[PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)]")
+            }
+            ResponseCode::PermanentFlags(keywords) => {
+                write!(f, "[PERMANENTFLAGS ({SYSTEM_FLAGS} {keywords} \\*)]")
+            }
             ResponseCode::UidValidity(v) => write!(f, "[UIDVALIDITY {v}]"),
             ResponseCode::UidNext(n) => write!(f, "[UIDNEXT {n}]"),
             ResponseCode::TryCreate => f.write_str("[TRYCREATE]"),
@@ -127,7 +133,7 @@ mod tests {
             (ResponseCode::ReadWrite, "[READ-WRITE]"),
             (ResponseCode::Nonexistent, "[NONEXISTENT]"),
             (
-                ResponseCode::PermanentFlags,
+                ResponseCode::PermanentFlags(String::new()),
                 "[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]",
             ),
             (ResponseCode::UidValidity(7), "[UIDVALIDITY 7]"),

@@ -85,6 +85,7 @@ impl Session {
         };
         match result {
             Ok(applied) => {
+                self.announce_keywords(applied.entries.iter().map(|(_, e)| e));
                 for (msg_uid, entry) in applied.entries {
                     let sel = self.selected_mut();
                     let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
@@ -120,9 +121,13 @@ mod tests {
         let mut h = Harness::standard();
         h.login_select();
         let out = h.run("a1 STORE 1:2 +FLAGS (\\Flagged $Work)\r\n");
+        // A keyword new to the mailbox is announced (FLAGS, PERMANENTFLAGS) before any
+        // FETCH shows it (RFC 9051 7.3.5).
         assert_eq!(
             out,
-            "* 1 FETCH (FLAGS (\\Flagged $Work))\r\n\
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n\
+             * 1 FETCH (FLAGS (\\Flagged $Work))\r\n\
              * 2 FETCH (FLAGS (\\Seen \\Flagged $Work))\r\n\
              a1 OK STORE completed\r\n"
         );
@@ -135,7 +140,9 @@ mod tests {
         let out = h.run("a3 UID STORE 1 FLAGS (\\Answered \\Recent \\Bogus $A $A)\r\n");
         assert_eq!(
             out,
-            "* 1 FETCH (UID 1 FLAGS (\\Answered $A))\r\na3 OK STORE completed\r\n"
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $A $Work)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $A $Work \\*)] Flags permitted\r\n\
+             * 1 FETCH (UID 1 FLAGS (\\Answered $A))\r\na3 OK STORE completed\r\n"
         );
         let stored = h.messages("INBOX");
         assert_eq!(stored[0].1.flags, flags::ANSWERED);
