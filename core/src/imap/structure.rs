@@ -328,6 +328,37 @@ pub enum SectionText {
     Mime,
 }
 
+/// The buffer a (nested) message's part offsets index. mail-parser gives the parts of a
+/// nested message offsets into the buffer it parsed: the outer one when the nested
+/// message is stored as it is (its raw bytes lie inside the outer buffer), its own decoded
+/// copy when it was transfer-encoded.
+#[derive(Clone, Copy)]
+enum Source<'m> {
+    /// The stored message itself.
+    Raw,
+    /// A decoded copy, owned by the parsed message.
+    Decoded(&'m [u8]),
+}
+
+impl<'m> Source<'m> {
+    /// The source of `nested`'s offsets, given that of the message containing it.
+    fn of(self, raw: &[u8], nested: &'m Message<'_>) -> Source<'m> {
+        let within = |outer: &[u8]| offset_in(outer, nested.raw_message()).is_some();
+        match self {
+            Source::Raw if within(raw) => Source::Raw,
+            Source::Decoded(buf) if within(buf) => Source::Decoded(buf),
+            _ => Source::Decoded(nested.raw_message()),
+        }
+    }
+
+    fn slice<'a>(self, raw: &'a [u8], a: usize, b: usize) -> Option<Cow<'a, [u8]>> {
+        match self {
+            Source::Raw => raw.get(a..b.min(raw.len())).map(Cow::Borrowed),
+            Source::Decoded(buf) => buf.get(a..b.min(buf.len())).map(|s| Cow::Owned(s.to_vec())),
+        }
+    }
+}
+
 /// The bytes of `BODY[path.text]`; None when the part does not exist.
 pub fn section<'a>(
     raw: &'a [u8],
@@ -335,14 +366,14 @@ pub fn section<'a>(
     path: &[u32],
     text: &SectionText,
 ) -> Option<Cow<'a, [u8]>> {
-    // Walk to the part; an offset turns nested messages' offsets into ours.
+    // Walk to the part, entering nested messages (each with the buffer its offsets index).
     let mut current: &Message<'_> = msg;
-    let mut base = 0usize;
+    let mut source = Source::Raw;
     let mut part = current.parts.first()?;
     for (depth, &n) in path.iter().enumerate() {
         if let PartType::Message(nested) = &part.body {
             if depth > 0 {
-                base = offset_in(raw, nested.raw_message())?;
+                source = source.of(raw, nested);
                 current = nested;
                 part = current.parts.first()?;
             }
@@ -355,45 +386,49 @@ pub fn section<'a>(
             // A non-multipart message has one part, numbered 1.
             _ if n == 1 && depth == 0 => {}
             PartType::Message(nested) if n == 1 => {
-                base = offset_in(raw, nested.raw_message())?;
+                source = source.of(raw, nested);
                 current = nested;
                 part = current.parts.first()?;
             }
             _ => return None,
         }
     }
-    let at = |o: u32| base + o as usize;
     let (header_start, body_start, end) = (
-        at(part.offset_header),
-        at(part.offset_body),
-        at(part.offset_end),
+        part.offset_header as usize,
+        part.offset_body as usize,
+        part.offset_end as usize,
     );
-    let slice = |a: usize, b: usize| raw.get(a..b.min(raw.len())).map(Cow::Borrowed);
     // HEADER and TEXT of a message/rfc822 part name the nested message's header and body.
-    let (h, b, e) = match (&part.body, path.is_empty(), text) {
+    let (inner, h, b, e) = match (&part.body, path.is_empty(), text) {
         (
             PartType::Message(nested),
             false,
             SectionText::Header | SectionText::Text | SectionText::HeaderFields { .. },
         ) => {
-            let nb = offset_in(raw, nested.raw_message())?;
             let root = nested.parts.first()?;
             (
-                nb + root.offset_header as usize,
-                nb + root.offset_body as usize,
-                nb + root.offset_end as usize,
+                source.of(raw, nested),
+                root.offset_header as usize,
+                root.offset_body as usize,
+                root.offset_end as usize,
             )
         }
-        _ => (header_start, body_start, end),
+        _ => (source, header_start, body_start, end),
     };
     match text {
         SectionText::Full if path.is_empty() => Some(Cow::Borrowed(raw)),
-        SectionText::Full => slice(body_start, end),
-        SectionText::Mime | SectionText::Header => slice(if path.is_empty() { 0 } else { h }, b),
-        SectionText::Text => slice(b, e),
+        SectionText::Full => source.slice(raw, body_start, end),
+        SectionText::Mime => source.slice(raw, header_start, body_start),
+        SectionText::Header if path.is_empty() => source.slice(raw, 0, body_start),
+        SectionText::Header => inner.slice(raw, h, b),
+        SectionText::Text => inner.slice(raw, b, e),
         SectionText::HeaderFields { names, not } => {
-            let header = raw.get(if path.is_empty() { 0 } else { h }..b)?;
-            Some(Cow::Owned(filter_headers(header, names, *not)))
+            let header = if path.is_empty() {
+                source.slice(raw, 0, b)?
+            } else {
+                inner.slice(raw, h, b)?
+            };
+            Some(Cow::Owned(filter_headers(&header, names, *not)))
         }
     }
 }
@@ -524,6 +559,64 @@ mod tests {
             text.contains("((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))"),
             "{text}"
         );
+    }
+
+    /// A message attached to a message, its own body multipart (RFC 3501 6.4.5's example
+    /// shape): 1 text, 2 message/rfc822 with 2.1 text and 2.2 html.
+    const NESTED: &[u8] = b"Subject: outer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--i\r\nContent-Type: text/html\r\n\r\n<p>inner</p>\r\n--i--\r\n\r\n--o--\r\n";
+
+    #[test]
+    fn sections_of_nested_messages() {
+        let msg = parse(NESTED).unwrap();
+        let get = |path: &[u32], text: SectionText| {
+            section(NESTED, &msg, path, &text).map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        assert_eq!(get(&[1], SectionText::Full).as_deref(), Some("first"));
+        assert_eq!(
+            get(&[1], SectionText::Mime).as_deref(),
+            Some("Content-Type: text/plain\r\n\r\n")
+        );
+        assert_eq!(
+            get(&[2], SectionText::Mime).as_deref(),
+            Some("Content-Type: message/rfc822\r\n\r\n")
+        );
+        let header = get(&[2], SectionText::Header);
+        assert!(
+            header
+                .as_deref()
+                .is_some_and(|h| h.starts_with("Subject: inner\r\nMIME-Version: 1.0\r\n")),
+            "{header:?}"
+        );
+        assert!(get(&[2], SectionText::Text).unwrap().starts_with("--i\r\n"));
+        assert_eq!(
+            get(&[2, 1], SectionText::Full).as_deref(),
+            Some("inner text")
+        );
+        assert_eq!(
+            get(&[2, 2], SectionText::Full).as_deref(),
+            Some("<p>inner</p>")
+        );
+        assert_eq!(
+            get(&[2, 2], SectionText::Mime).as_deref(),
+            Some("Content-Type: text/html\r\n\r\n")
+        );
+        assert_eq!(get(&[2, 3], SectionText::Full), None);
+        assert_eq!(get(&[3], SectionText::Full), None);
+    }
+
+    #[test]
+    fn sections_of_an_encoded_nested_message() {
+        // A message/rfc822 part sent in base64: its sections come from the decoded copy.
+        let raw = b"Subject: outer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--o\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogZW5jDQoNCmhpZGRlbg0K\r\n--o--\r\n";
+        let msg = parse(raw).unwrap();
+        let get = |path: &[u32], text: SectionText| {
+            section(raw, &msg, path, &text).map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        assert_eq!(
+            get(&[2], SectionText::Header).as_deref(),
+            Some("Subject: enc\r\n\r\n")
+        );
+        assert_eq!(get(&[2], SectionText::Text).as_deref(), Some("hidden\r\n"));
     }
 
     #[test]
