@@ -32,12 +32,15 @@ impl Session {
                     let uid = applied.uids.first().copied().unwrap_or_default();
                     let validity = applied.uidvalidity.unwrap_or_default();
                     // Appended to the selected mailbox: the client learns of it now.
+                    // Only the very next UID (else a message delivered meanwhile comes first,
+                    // and the next poll shows both in UID order).
                     let here = matches!(&self.state, State::Selected(sel)
-                        if sel.name == mailbox && sel.messages.last().is_none_or(|(u, _)| *u < uid));
+                        if sel.name == mailbox && uid == sel.meta.uidnext);
                     if let (true, Some(state)) = (here, state) {
                         self.announce_keywords([&state.entry]);
                         if let State::Selected(sel) = &mut self.state {
                             sel.messages.push((uid, state.entry));
+                            sel.meta.uidnext = uid + 1;
                             let exists = sel.messages.len();
                             self.line(&format!("* {exists} EXISTS"));
                         }

@@ -4,7 +4,7 @@
 
 use super::super::command::SeqSet;
 use super::response_code::{ResponseCode, Status};
-use super::{Flow, Request, Session};
+use super::{Flow, Request, Session, State};
 use crate::store::schema::MailEntry;
 use crate::store::{Changes, Folder};
 
@@ -23,16 +23,26 @@ impl Session {
                 Ok(applied) => {
                     let code = (!applied.uids.is_empty()).then(|| ResponseCode::CopyUid {
                         validity: applied.uidvalidity.unwrap_or_default(),
-                        sources: applied.sources,
-                        uids: applied.uids,
+                        sources: applied.sources.clone(),
+                        uids: applied.uids.clone(),
                     });
+                    // Copies into the selected mailbox are in the client's view at once:
+                    // EXISTS now (and, for MOVE, before the EXPUNGE of the originals).
+                    let pairs: Vec<(u32, u32)> = applied
+                        .sources
+                        .iter()
+                        .copied()
+                        .zip(applied.uids.iter().copied())
+                        .collect();
                     if remove {
                         self.respond("*", Status::Ok, code, "Moved");
+                        self.show_copies(target, &pairs);
                         for l in self.forget(&applied.removed) {
                             self.line(&l);
                         }
                         self.ok(tag, "MOVE completed");
                     } else {
+                        self.show_copies(target, &pairs);
                         self.respond(tag, Status::Ok, code, "COPY completed");
                     }
                 }
@@ -66,6 +76,37 @@ impl Session {
             changes.copy(account, from, uids, to);
         }
         Flow::Need(Request::Write(changes))
+    }
+
+    /// Adds the copies (source UID, new UID) made into `target` to the view when it is
+    /// the selected mailbox, and tells the client (EXISTS).
+    fn show_copies(&mut self, target: &str, pairs: &[(u32, u32)]) {
+        let State::Selected(sel) = &mut self.state else {
+            return;
+        };
+        if sel.name != target {
+            return;
+        }
+        let mut added = false;
+        for &(source, uid) in pairs {
+            let Ok(i) = sel.messages.binary_search_by_key(&source, |(u, _)| *u) else {
+                continue;
+            };
+            // Only the very next UID: a message delivered meanwhile (a lower UID the
+            // client has not been told of) must come first, so the next poll shows them all
+            // in UID order instead.
+            if uid != sel.meta.uidnext {
+                break;
+            }
+            let entry = sel.messages[i].1.clone();
+            sel.messages.push((uid, entry));
+            sel.meta.uidnext = uid + 1;
+            added = true;
+        }
+        if added {
+            let exists = sel.messages.len();
+            self.line(&format!("* {exists} EXISTS"));
+        }
     }
 }
 
@@ -160,6 +201,44 @@ mod tests {
         assert_eq!(
             out,
             "* 2 EXPUNGE\r\n* 1 EXPUNGE\r\na2 OK NOOP completed\r\n"
+        );
+    }
+
+    #[test]
+    fn copy_and_move_into_the_selected_mailbox_announce_the_new_messages() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 COPY 1 INBOX\r\n");
+        assert_eq!(
+            out,
+            "* 3 EXISTS\r\na1 OK [COPYUID 7 1 3] COPY completed\r\n"
+        );
+        // MOVE: the copy's EXISTS first, then the EXPUNGE of the original.
+        let out = h.run("a2 MOVE 2 INBOX\r\n");
+        assert_eq!(
+            out,
+            "* OK [COPYUID 7 2 4] Moved\r\n* 4 EXISTS\r\n* 2 EXPUNGE\r\na2 OK MOVE completed\r\n"
+        );
+        let out = h.run("a3 UID FETCH 1:* (FLAGS)\r\n");
+        assert_eq!(
+            out,
+            "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS ())\r\n\
+             * 3 FETCH (UID 4 FLAGS (\\Seen))\r\na3 OK FETCH completed\r\n"
+        );
+    }
+
+    #[test]
+    fn a_copy_after_unseen_mail_waits_for_the_poll_to_keep_uid_order() {
+        let mut h = Harness::standard();
+        h.login_select();
+        // Mail arrives that this session has not been told of (UID 3).
+        h.deliver("INBOX", b"Subject: new\r\n\r\nnew\r\n", 0);
+        let out = h.run("a1 COPY 1 INBOX\r\n");
+        assert_eq!(out, "a1 OK [COPYUID 7 1 4] COPY completed\r\n");
+        let out = h.run("a2 NOOP\r\na3 UID SEARCH ALL\r\n");
+        assert_eq!(
+            out,
+            "* 4 EXISTS\r\na2 OK NOOP completed\r\n* SEARCH 1 2 3 4\r\na3 OK SEARCH completed\r\n"
         );
     }
 }
