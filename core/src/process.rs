@@ -15,3 +15,28 @@ pub fn raise_fd_limit() {
         }
     }
 }
+
+/// Starts a thread named `name` that runs `service` on a current-thread tokio runtime of
+/// its own (inside a `LocalSet`, so `spawn_local` works too): the services that must stay
+/// off the io_uring workers (outbound delivery, DNS checks, antivirus, the web pages).
+pub fn spawn_service<F, Fut>(name: &str, service: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let thread = name.to_string();
+    std::thread::Builder::new()
+        .name(thread.clone())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => tokio::task::LocalSet::new().block_on(&runtime, service()),
+                Err(e) => {
+                    tracing::error!(error = %e, thread, "no runtime: the service does not run")
+                }
+            }
+        })?;
+    Ok(())
+}

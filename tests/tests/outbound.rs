@@ -743,8 +743,9 @@ fn backup_mx_holds_mail_while_the_primary_is_down() {
     });
 }
 
-#[test]
-fn scan_relay_tags_spam_and_passes_everything_on() {
+/// A customer's own server (a second gannet on 127.0.0.3) hosting office.test with the
+/// account staff@office.test.
+fn office() -> Server {
     let mut office = Server::new_on("127.0.0.3", "");
     office.start();
     office.admin(&["domain", "add", "office.test"]);
@@ -755,6 +756,12 @@ fn scan_relay_tags_spam_and_passes_everything_on() {
         "--password",
         "Secret123",
     ]);
+    office
+}
+
+#[test]
+fn scan_relay_tags_spam_and_passes_everything_on() {
+    let office = office();
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(
         rules.path().join("local.cf"),
@@ -970,16 +977,7 @@ fn consecutive_messages_share_one_session() {
 
 #[test]
 fn scan_relay_quarantine_forwards_the_notice_and_the_release() {
-    let mut office = Server::new_on("127.0.0.3", "");
-    office.start();
-    office.admin(&["domain", "add", "office.test"]);
-    office.admin(&[
-        "account",
-        "add",
-        "staff@office.test",
-        "--password",
-        "Secret123",
-    ]);
+    let office = office();
     let dns = Dns::start(&[]);
     let a = sender(&dns, 25, "");
     a.admin(&[

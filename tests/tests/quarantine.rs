@@ -360,3 +360,23 @@ fn the_cli_shows_releases_and_deletes_held_messages() {
     let report = String::from_utf8(server.admin(&["check"])).unwrap();
     assert!(report.contains("consistent"), "{report}");
 }
+
+#[test]
+fn the_web_listener_holds_a_bounded_number_of_connections() {
+    let mut server = Server::new(PLAIN_LOGIN);
+    server.start();
+    let before = gannet_tests::fd_count(server.pid());
+    // 400 clients that connect and say nothing (no TLS handshake).
+    let idle: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(server.web).ok())
+        .collect();
+    assert!(idle.len() >= 300, "{} connected", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let during = gannet_tests::fd_count(server.pid());
+    assert!(
+        during < before + 300,
+        "the server took {} descriptors for 400 idle web clients",
+        during - before
+    );
+    drop(idle);
+}

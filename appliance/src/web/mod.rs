@@ -27,6 +27,8 @@ pub(crate) struct WebState {
 /// Longest a client may take for its TLS handshake, and for a whole request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 256;
 
 /// Binds `addr` now (so a taken port fails the start) and serves the pages on a thread.
 pub(crate) fn spawn(
@@ -38,49 +40,47 @@ pub(crate) fn spawn(
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     let router = quarantine::routes(Arc::new(state));
-    std::thread::Builder::new()
-        .name("web".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
+    gannet_core::process::spawn_service("web", move || async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "web: cannot listen");
+                return;
+            }
+        };
+        // A bounded number of connections at once: past it, new ones wait in the backlog.
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
                 Err(e) => {
-                    tracing::error!(error = %e, "web: no runtime");
-                    return;
+                    // Out of descriptors, most likely: wait instead of spinning.
+                    tracing::warn!(error = %e, "web: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
             };
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "web: cannot listen");
-                        return;
-                    }
+            let _ = stream.set_nodelay(true);
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
+            let router = router.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                else {
+                    return;
                 };
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
-                    let router = router.clone();
-                    tokio::spawn(async move {
-                        let Ok(Ok(tls)) =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                        else {
-                            return;
-                        };
-                        let service = TowerToHyperService::new(router);
-                        let connection = hyper::server::conn::http1::Builder::new()
-                            .max_buf_size(64 * 1024)
-                            .serve_connection(TokioIo::new(tls), service);
-                        let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
-                    });
-                }
+                let service = TowerToHyperService::new(router);
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(TokioIo::new(tls), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
             });
-        })?;
+        }
+    })?;
     Ok(())
 }
 

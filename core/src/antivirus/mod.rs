@@ -102,29 +102,18 @@ impl Antivirus {
         };
         let clamd = Clamd::new(address.clone(), config.timeout.0);
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
-        std::thread::Builder::new()
-            .name("antivirus".into())
-            .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    tracing::error!("antivirus runtime did not start: no message is scanned");
-                    return;
-                };
-                runtime.block_on(async move {
-                    let clamd = Arc::new(clamd);
-                    let slots = Arc::new(Semaphore::new(MAX_SCANS));
-                    while let Some(Request { message, answer }) = rx.recv().await {
-                        let clamd = clamd.clone();
-                        let slots = slots.clone();
-                        tokio::spawn(async move {
-                            let verdict = scan_in_turn(&clamd, &slots, &message).await;
-                            let _ = answer.send((verdict, message));
-                        });
-                    }
+        crate::process::spawn_service("antivirus", move || async move {
+            let clamd = Arc::new(clamd);
+            let slots = Arc::new(Semaphore::new(MAX_SCANS));
+            while let Some(Request { message, answer }) = rx.recv().await {
+                let clamd = clamd.clone();
+                let slots = slots.clone();
+                tokio::spawn(async move {
+                    let verdict = scan_in_turn(&clamd, &slots, &message).await;
+                    let _ = answer.send((verdict, message));
                 });
-            })?;
+            }
+        })?;
         Ok(Antivirus {
             on: Some(Arc::new(On {
                 address,

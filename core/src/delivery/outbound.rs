@@ -127,51 +127,36 @@ pub fn spawn(
     config: OutboundConfig,
     wake: Wake,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("delivery".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery runtime did not start");
-                    return;
-                }
-            };
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, async move {
-                let resolver = match resolver(&config.nameservers) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "no DNS resolver: outbound delivery stopped");
-                        return;
-                    }
-                };
-                let tls = match super::tls::opportunistic_client_config() {
-                    Ok(config) => tokio_rustls::TlsConnector::from(config),
-                    Err(e) => {
-                        tracing::error!(error = %e, "no TLS client: outbound delivery stopped");
-                        return;
-                    }
-                };
-                let runner = Rc::new(Runner {
-                    store,
-                    directory,
-                    tls,
-                    relay_tls: relay_connector(&config),
-                    resolver,
-                    config,
-                    in_flight: RefCell::new(HashSet::new()),
-                    per_destination: RefCell::new(HashMap::new()),
-                    idle: RefCell::new(HashMap::new()),
-                    finished: tokio::sync::Notify::new(),
-                    wake,
-                });
-                runner.run().await;
-            });
-        })?;
+    crate::process::spawn_service("delivery", move || async move {
+        let resolver = match resolver(&config.nameservers) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "no DNS resolver: outbound delivery stopped");
+                return;
+            }
+        };
+        let tls = match super::tls::opportunistic_client_config() {
+            Ok(config) => tokio_rustls::TlsConnector::from(config),
+            Err(e) => {
+                tracing::error!(error = %e, "no TLS client: outbound delivery stopped");
+                return;
+            }
+        };
+        let runner = Rc::new(Runner {
+            store,
+            directory,
+            tls,
+            relay_tls: relay_connector(&config),
+            resolver,
+            config,
+            in_flight: RefCell::new(HashSet::new()),
+            per_destination: RefCell::new(HashMap::new()),
+            idle: RefCell::new(HashMap::new()),
+            finished: tokio::sync::Notify::new(),
+            wake,
+        });
+        runner.run().await;
+    })?;
     Ok(())
 }
 

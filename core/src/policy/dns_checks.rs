@@ -97,61 +97,52 @@ impl DnsChecks {
         let lists = Arc::new(lists);
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let thread_lists = lists.clone();
-        std::thread::Builder::new().name("dns-checks".into()).spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                tracing::error!("dnsbl runtime did not start");
-                return;
+        crate::process::spawn_service("dns-checks", move || async move {
+            let resolver = match crate::dns::resolver(&nameservers) {
+                Ok(r) => Arc::new(mail_auth::MessageAuthenticator(r)),
+                Err(e) => {
+                    tracing::error!(error = %e, "no DNS resolver: blocklists and SPF not checked");
+                    return;
+                }
             };
-            runtime.block_on(async move {
-                let resolver = match crate::dns::resolver(&nameservers) {
-                    Ok(r) => Arc::new(mail_auth::MessageAuthenticator(r)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "no DNS resolver: blocklists and SPF not checked");
-                        return;
-                    }
-                };
-                while let Some(request) = rx.recv().await {
-                    let resolver = resolver.clone();
-                    let lists = thread_lists.clone();
-                    let (ip, answer) = match request {
-                        Request::Listed(ip, answer) => (ip, answer),
-                        Request::Scored(ips, answer) => {
-                            tokio::spawn(async move {
-                                let mut hits = Vec::new();
-                                for list in lists.iter().filter(|l| !l.reject) {
-                                    for &ip in &ips {
-                                        if listed(&resolver, ip, list).await {
-                                            hits.push((list.zone.clone(), list.score));
-                                            break;
-                                        }
+            while let Some(request) = rx.recv().await {
+                let resolver = resolver.clone();
+                let lists = thread_lists.clone();
+                let (ip, answer) = match request {
+                    Request::Listed(ip, answer) => (ip, answer),
+                    Request::Scored(ips, answer) => {
+                        tokio::spawn(async move {
+                            let mut hits = Vec::new();
+                            for list in lists.iter().filter(|l| !l.reject) {
+                                for &ip in &ips {
+                                    if listed(&resolver, ip, list).await {
+                                        hits.push((list.zone.clone(), list.score));
+                                        break;
                                     }
                                 }
-                                let _ = answer.send(hits);
-                            });
-                            continue;
-                        }
-                        Request::Spf(query, answer) => {
-                            tokio::spawn(async move {
-                                let _ = answer.send(spf(&resolver, &query).await);
-                            });
-                            continue;
-                        }
-                    };
-                    tokio::spawn(async move {
-                        let mut found = None;
-                        for list in lists.iter().filter(|l| l.reject) {
-                            if listed(&resolver, ip, list).await {
-                                found = Some(list.zone.clone());
-                                break;
                             }
+                            let _ = answer.send(hits);
+                        });
+                        continue;
+                    }
+                    Request::Spf(query, answer) => {
+                        tokio::spawn(async move {
+                            let _ = answer.send(spf(&resolver, &query).await);
+                        });
+                        continue;
+                    }
+                };
+                tokio::spawn(async move {
+                    let mut found = None;
+                    for list in lists.iter().filter(|l| l.reject) {
+                        if listed(&resolver, ip, list).await {
+                            found = Some(list.zone.clone());
+                            break;
                         }
-                        let _ = answer.send(found);
-                    });
-                }
-            });
+                    }
+                    let _ = answer.send(found);
+                });
+            }
         })?;
         Ok(DnsChecks {
             lists,
