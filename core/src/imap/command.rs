@@ -1,6 +1,7 @@
 //! IMAP commands as owned values, parsed from one framed command.
 
 use super::parse::{sequence_set, Bad, Reader, Value, MAX_DEPTH};
+use super::response::RECENT;
 use super::structure::SectionText;
 
 pub type SeqSet = Vec<(u32, u32)>;
@@ -439,6 +440,9 @@ fn atoms(v: Value) -> Result<Vec<String>, Bad> {
     }
 }
 
+/// Most patterns one LIST may give (each is matched against every mailbox).
+const MAX_PATTERNS: usize = 64;
+
 fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
     r.space()?;
     let mut subscribed_only = lsub;
@@ -449,8 +453,18 @@ fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
     }
     let reference = r.astring_text()?;
     r.space()?;
+    // LIST-EXTENDED (RFC 5258): several patterns in parentheses.
     let patterns = if r.peek_is(b'(') {
-        atoms(r.value()?)?
+        r.open_paren()?;
+        let mut patterns = vec![r.pattern()?];
+        while !r.close_paren() {
+            if patterns.len() >= MAX_PATTERNS {
+                return Err(Bad("too many patterns".into()));
+            }
+            r.space()?;
+            patterns.push(r.pattern()?);
+        }
+        patterns
     } else {
         vec![r.pattern()?]
     };
@@ -590,8 +604,12 @@ fn search_key(r: &mut Reader<'_>, depth: usize) -> Result<SearchKey, Bad> {
         "UNDRAFT" => SearchKey::Flag(f::DRAFT, false),
         "UNFLAGGED" => SearchKey::Flag(f::FLAGGED, false),
         "UNSEEN" => SearchKey::Flag(f::SEEN, false),
-        "NEW" | "RECENT" => SearchKey::None,
-        "OLD" => SearchKey::All,
+        "RECENT" => SearchKey::Flag(RECENT, true),
+        "OLD" => SearchKey::Flag(RECENT, false),
+        "NEW" => SearchKey::And(vec![
+            SearchKey::Flag(RECENT, true),
+            SearchKey::Flag(f::SEEN, false),
+        ]),
         "KEYWORD" | "UNKEYWORD" => {
             let k = arg(r)?;
             match system_flag(&k) {

@@ -3,9 +3,11 @@
 
 pub mod command;
 pub mod parse;
+pub mod recent;
 pub mod response;
 mod session;
 pub mod structure;
 mod wildcard;
 
+pub use recent::RecentBook;
 pub use session::{Answer, ImapConfig, ImapPolicy, MailboxSummary, Request, Session, Step};

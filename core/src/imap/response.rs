@@ -39,7 +39,8 @@ pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
 pub fn flag_list(out: &mut Vec<u8>, bits: u32, keywords: &[String]) {
     out.push(b'(');
     let mut first = true;
-    for (bit, name) in SYSTEM_FLAGS {
+    let recent = (bits & RECENT != 0).then_some((RECENT, "\\Recent"));
+    for (bit, name) in SYSTEM_FLAGS.into_iter().chain(recent) {
         if bits & bit != 0 {
             if !first {
                 out.push(b' ');
@@ -57,6 +58,10 @@ pub fn flag_list(out: &mut Vec<u8>, bits: u32, keywords: &[String]) {
     }
     out.push(b')');
 }
+
+/// The bit of \Recent in the flags a session shows (never stored: which messages are
+/// recent depends on the session, see `imap::recent`).
+pub const RECENT: u32 = 1 << 31;
 
 pub const SYSTEM_FLAGS: [(u32, &str); 5] = [
     (flags::SEEN, "\\Seen"),

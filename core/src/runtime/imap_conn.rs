@@ -13,6 +13,7 @@ use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::clock::unix_now;
+use crate::imap::recent::unclaimed;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session};
 use crate::protocol::Clock;
 use crate::store::mail;
@@ -76,6 +77,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
     let server = &ctx.server;
     match request {
         Request::Mailboxes { account } => {
+            let book = server.imap.recent.clone();
             let list = server
                 .readers
                 .run(move |store| {
@@ -93,6 +95,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                             unseen: count(flags::SEEN, false),
                             deleted: count(flags::DELETED, true),
                             size: messages.iter().map(|(_, e)| e.size).sum(),
+                            recent: unclaimed(&book, account, meta.id, &messages),
                             name,
                             meta,
                         });

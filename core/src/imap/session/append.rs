@@ -41,8 +41,7 @@ impl Session {
                         if let State::Selected(sel) = &mut self.state {
                             sel.messages.push((uid, state.entry));
                             sel.meta.uidnext = uid + 1;
-                            let exists = sel.messages.len();
-                            self.line(&format!("* {exists} EXISTS"));
+                            self.announce_new_messages();
                         }
                     }
                     let code = ResponseCode::AppendUid { validity, uid };
@@ -106,7 +105,7 @@ mod tests {
             out,
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n\
              * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n\
-             * 3 EXISTS\r\na1 OK [APPENDUID 7 3] APPEND completed\r\n"
+             * 3 EXISTS\r\n* 1 RECENT\r\na1 OK [APPENDUID 7 3] APPEND completed\r\n"
         );
         let stored = h.messages("INBOX");
         assert_eq!(stored.len(), 3);
@@ -117,7 +116,7 @@ mod tests {
         let out = h.run("a2 FETCH 3 (UID FLAGS)\r\n");
         assert_eq!(
             out,
-            "* 3 FETCH (UID 3 FLAGS (\\Flagged $Work))\r\na2 OK FETCH completed\r\n"
+            "* 3 FETCH (UID 3 FLAGS (\\Flagged \\Recent $Work))\r\na2 OK FETCH completed\r\n"
         );
     }
 

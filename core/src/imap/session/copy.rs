@@ -104,8 +104,7 @@ impl Session {
             added = true;
         }
         if added {
-            let exists = sel.messages.len();
-            self.line(&format!("* {exists} EXISTS"));
+            self.announce_new_messages();
         }
     }
 }
@@ -211,19 +210,19 @@ mod tests {
         let out = h.run("a1 COPY 1 INBOX\r\n");
         assert_eq!(
             out,
-            "* 3 EXISTS\r\na1 OK [COPYUID 7 1 3] COPY completed\r\n"
+            "* 3 EXISTS\r\n* 1 RECENT\r\na1 OK [COPYUID 7 1 3] COPY completed\r\n"
         );
         // MOVE: the copy's EXISTS first, then the EXPUNGE of the original.
         let out = h.run("a2 MOVE 2 INBOX\r\n");
         assert_eq!(
             out,
-            "* OK [COPYUID 7 2 4] Moved\r\n* 4 EXISTS\r\n* 2 EXPUNGE\r\na2 OK MOVE completed\r\n"
+            "* OK [COPYUID 7 2 4] Moved\r\n* 4 EXISTS\r\n* 2 RECENT\r\n* 2 EXPUNGE\r\na2 OK MOVE completed\r\n"
         );
         let out = h.run("a3 UID FETCH 1:* (FLAGS)\r\n");
         assert_eq!(
             out,
-            "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS ())\r\n\
-             * 3 FETCH (UID 4 FLAGS (\\Seen))\r\na3 OK FETCH completed\r\n"
+            "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n\
+             * 3 FETCH (UID 4 FLAGS (\\Seen \\Recent))\r\na3 OK FETCH completed\r\n"
         );
     }
 
@@ -238,7 +237,7 @@ mod tests {
         let out = h.run("a2 NOOP\r\na3 UID SEARCH ALL\r\n");
         assert_eq!(
             out,
-            "* 4 EXISTS\r\na2 OK NOOP completed\r\n* SEARCH 1 2 3 4\r\na3 OK SEARCH completed\r\n"
+            "* 4 EXISTS\r\n* 2 RECENT\r\na2 OK NOOP completed\r\n* SEARCH 1 2 3 4\r\na3 OK SEARCH completed\r\n"
         );
     }
 }

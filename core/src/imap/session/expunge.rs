@@ -86,8 +86,10 @@ impl Session {
         let sel = self.selected_mut();
         let mut lines = Vec::new();
         for seq in (1..=sel.messages.len()).rev() {
-            if gone.contains(&sel.messages[seq - 1].0) {
+            let uid = sel.messages[seq - 1].0;
+            if gone.contains(&uid) {
                 sel.messages.remove(seq - 1);
+                sel.recent.remove(&uid);
                 lines.push(format!("* {seq} EXPUNGE"));
             }
         }

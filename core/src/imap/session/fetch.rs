@@ -75,6 +75,7 @@ impl Session {
                 p.seen.push(msg_uid);
                 self.selected_mut().messages[i].1.flags = entry.flags;
             }
+            entry.flags = self.selected_ref().shown_flags(msg_uid, &entry);
             let body = bodies.get(&entry.blob).map(|b| b.as_slice());
             let message = FetchedMessage {
                 seq: i as u32 + 1,

@@ -16,6 +16,7 @@ fn inbox_of(config: ImapConfig, count: u32, size: u64) -> Harness {
         let body = format!("Subject: m{uid}\r\nFrom: a@b.example\r\n\r\nbody of {uid}\r\n");
         assert_eq!(h.deliver_sized("INBOX", body.as_bytes(), size, 0), uid);
     }
+    h.forget_recent("INBOX");
     h
 }
 

@@ -52,15 +52,13 @@ impl Session {
     fn apply_changes(&mut self, found: Option<(MailboxMeta, Vec<(u32, MailEntry)>)>) {
         let Some((meta, fresh)) = found else { return };
         self.announce_keywords(fresh.iter().map(|(_, e)| e));
-        let mut lines = Vec::new();
-        let sel = self.selected_mut();
         let fresh_uids: HashSet<u32> = fresh.iter().map(|(u, _)| *u).collect();
-        for seq in (1..=sel.messages.len()).rev() {
-            if !fresh_uids.contains(&sel.messages[seq - 1].0) {
-                sel.messages.remove(seq - 1);
-                lines.push(format!("* {seq} EXPUNGE"));
-            }
-        }
+        let gone: Vec<u32> = (self.selected_ref().messages.iter())
+            .map(|(u, _)| *u)
+            .filter(|u| !fresh_uids.contains(u))
+            .collect();
+        let mut lines = self.forget(&gone);
+        let sel = self.selected_mut();
         let known: HashMap<u32, usize> = sel
             .messages
             .iter()
@@ -74,7 +72,7 @@ impl Session {
                     let old = &sel.messages[i].1;
                     if old.flags != entry.flags || old.keywords != entry.keywords {
                         let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
-                        flag_list(&mut l, entry.flags, &entry.keywords);
+                        flag_list(&mut l, sel.shown_flags(uid, &entry), &entry.keywords);
                         l.push(b')');
                         lines.push(String::from_utf8_lossy(&l).into_owned());
                         sel.messages[i].1 = entry;
@@ -87,11 +85,11 @@ impl Session {
             }
         }
         sel.meta = meta;
-        if added {
-            lines.push(format!("* {} EXISTS", sel.messages.len()));
-        }
         for l in lines {
             self.line(&l);
+        }
+        if added {
+            self.announce_new_messages();
         }
     }
 
@@ -165,13 +163,13 @@ mod tests {
         h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
         assert_eq!(h.run(""), "");
         h.s.idle_poll();
-        assert_eq!(h.run(""), "* 3 EXISTS\r\n");
+        assert_eq!(h.run(""), "* 3 EXISTS\r\n* 1 RECENT\r\n");
         expunge(h.store(), "INBOX", &[1]);
         set_flags(h.store(), "INBOX", &[3], flags::FLAGGED);
         h.s.idle_poll();
         assert_eq!(
             h.run(""),
-            "* 1 EXPUNGE\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\n"
+            "* 1 EXPUNGE\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))\r\n"
         );
         assert_eq!(h.run("DONE\r\n"), "a1 OK IDLE terminated\r\n");
     }
@@ -186,7 +184,7 @@ mod tests {
         expunge(h.store(), "INBOX", &[2]);
         assert_eq!(
             h.run("a2 CHECK\r\n"),
-            "* 2 EXPUNGE\r\n* 1 FETCH (UID 1 FLAGS (\\Answered))\r\n* 2 EXISTS\r\na2 OK NOOP completed\r\n"
+            "* 2 EXPUNGE\r\n* 1 FETCH (UID 1 FLAGS (\\Answered))\r\n* 2 EXISTS\r\n* 1 RECENT\r\na2 OK NOOP completed\r\n"
         );
         assert_eq!(h.run("a3 NOOP\r\n"), "a3 OK NOOP completed\r\n");
     }

@@ -118,9 +118,10 @@ impl Session {
         keywords.sort();
         keywords.dedup();
         self.flags_lines(&keywords);
+        let recent = self.claim_recent(meta.id, meta.uidnext, read_only, &messages);
         self.line(&format!("* {} EXISTS", messages.len()));
-        if !self.rev2 {
-            self.line("* 0 RECENT");
+        if self.uses_recent() {
+            self.line(&format!("* {} RECENT", recent.len()));
         }
         let validity = ResponseCode::UidValidity(meta.uidvalidity);
         self.untagged(Status::Ok, validity, "UIDs valid");
@@ -138,6 +139,7 @@ impl Session {
             read_only,
             messages,
             keywords,
+            recent,
         });
         let (code, text) = if read_only {
             (ResponseCode::ReadOnly, "EXAMINE completed")
@@ -258,11 +260,18 @@ impl Session {
             self.ok(tag, &format!("{verb} completed"));
             return Flow::Done;
         }
-        for m in &list {
-            let matched = patterns
+        let matches = |name: &str| {
+            patterns
                 .iter()
-                .any(|p| wildcard_match(&format!("{reference}{p}"), &m.name));
-            if !matched || (subscribed_only && !m.meta.subscribed) {
+                .any(|p| wildcard_match(&format!("{reference}{p}"), name))
+        };
+        if lsub {
+            self.lsub(&list, &matches);
+            self.ok(tag, "LSUB completed");
+            return Flow::Done;
+        }
+        for m in &list {
+            if !matches(&m.name) || (subscribed_only && !m.meta.subscribed) {
                 continue;
             }
             let has_children = list
@@ -276,10 +285,10 @@ impl Session {
             if let Some(su) = &m.meta.special_use {
                 attrs.push(su);
             }
-            if subscribed_only && !lsub {
+            if subscribed_only {
                 attrs.push("\\Subscribed");
             }
-            let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            let mut l = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
             string(&mut l, m.name.as_bytes());
             l.extend_from_slice(b"\r\n");
             self.io.output.extend_from_slice(&l);
@@ -287,8 +296,40 @@ impl Session {
                 self.status_line(m, status);
             }
         }
-        self.ok(tag, &format!("{verb} completed"));
+        self.ok(tag, "LIST completed");
         Flow::Done
+    }
+
+    /// LSUB's lines (RFC 3501 6.3.9): the subscribed mailboxes whose names match; and a
+    /// parent that does not match as such but whose subscribed child would, were the
+    /// pattern's `%` not stopped by the hierarchy delimiter, listed `\Noselect` (unless
+    /// it is subscribed itself).
+    fn lsub(&mut self, list: &[MailboxSummary], matches: &dyn Fn(&str) -> bool) {
+        let subscribed: Vec<&str> = (list.iter())
+            .filter(|m| m.meta.subscribed)
+            .map(|m| m.name.as_str())
+            .collect();
+        let mut shown: Vec<(&str, bool)> = Vec::new();
+        for &name in &subscribed {
+            if matches(name) {
+                shown.push((name, false));
+                continue;
+            }
+            let parents = name.match_indices('/').map(|(at, _)| name.split_at(at).0);
+            for parent in parents {
+                let listed = shown.iter().any(|(n, _)| *n == parent);
+                if matches(parent) && !listed && !subscribed.contains(&parent) {
+                    shown.push((parent, true));
+                }
+            }
+        }
+        for (name, noselect) in shown {
+            let attrs = if noselect { "\\Noselect" } else { "" };
+            let mut l = format!("* LSUB ({attrs}) \"/\" ").into_bytes();
+            string(&mut l, name.as_bytes());
+            l.extend_from_slice(b"\r\n");
+            self.io.output.extend_from_slice(&l);
+        }
     }
 
     /// `* STATUS name (ITEM value ...)`, the items that are known in the order asked.
@@ -302,7 +343,7 @@ impl Session {
                 "UNSEEN" => m.unseen as u64,
                 "DELETED" => m.deleted as u64,
                 "SIZE" => m.size,
-                "RECENT" => 0,
+                "RECENT" => m.recent as u64,
                 "HIGHESTMODSEQ" => m.meta.highest_modseq,
                 _ => continue,
             };

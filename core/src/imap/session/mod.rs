@@ -11,6 +11,7 @@
 mod append;
 mod auth;
 mod batch;
+mod claims;
 mod copy;
 mod expunge;
 mod fetch;
@@ -23,16 +24,19 @@ mod sequence;
 mod store;
 
 #[cfg(test)]
+mod compliance_tests;
+#[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::command::Cmd;
+use super::recent::RecentBook;
 use crate::auth::sasl::Credentials;
 use crate::auth::service::AuthOutcome;
 use crate::protocol::{Buffers, Clock, Protocol};
@@ -56,6 +60,9 @@ pub struct ImapConfig {
     /// AUTHENTICATE response line and IDLE's DONE line.
     pub max_command_before_auth: usize,
     pub max_bad_commands: u32,
+    /// Which messages are \Recent in which session: one book for all the server's
+    /// sessions.
+    pub recent: Arc<RecentBook>,
 }
 
 impl Default for ImapConfig {
@@ -66,6 +73,7 @@ impl Default for ImapConfig {
             max_literal: 50_000_000,
             max_command_before_auth: 8 * 1024,
             max_bad_commands: 20,
+            recent: Arc::default(),
         }
     }
 }
@@ -86,6 +94,8 @@ pub struct MailboxSummary {
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,
+    /// Messages no session has claimed as \Recent yet (STATUS RECENT).
+    pub recent: u32,
 }
 
 /// What the session asks of the store.
@@ -135,6 +145,8 @@ struct Selected {
     messages: Vec<(u32, MailEntry)>,
     /// The keywords the client was told of (FLAGS), sorted.
     keywords: Vec<String>,
+    /// The messages that are \Recent in this session (IMAP4rev1 only).
+    recent: HashSet<u32>,
 }
 
 enum State {

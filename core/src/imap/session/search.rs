@@ -77,6 +77,7 @@ impl Session {
                 continue;
             };
             let ctx = MatchCtx {
+                flags: sel.shown_flags(*u, e),
                 seq: i as u32 + 1,
                 uid: *u,
                 entry: e,
@@ -94,6 +95,8 @@ impl Session {
 
 /// What a search key is tested against.
 struct MatchCtx<'a> {
+    /// The flags as the session shows them (\Recent included).
+    flags: u32,
     seq: u32,
     uid: u32,
     entry: &'a MailEntry,
@@ -135,7 +138,7 @@ fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
         SearchKey::Not(a) => !matches(a, m),
         SearchKey::Seq(set) => in_set(m.seq, set, m.count),
         SearchKey::Uid(set) => in_set(m.uid, set, m.last_uid),
-        SearchKey::Flag(bit, on) => (m.entry.flags & bit != 0) == *on,
+        SearchKey::Flag(bit, on) => (m.flags & bit != 0) == *on,
         SearchKey::Keyword(k, on) => {
             m.entry.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) == *on
         }

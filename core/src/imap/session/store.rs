@@ -7,11 +7,14 @@ use super::response_code::ResponseCode;
 use super::{Flow, InProgress, Request, Session};
 use crate::store::{Changes, FlagChange, FlagMode};
 
-/// What a STORE waiting for its commit answers: UIDs (UID STORE), nothing (.SILENT).
-#[derive(Debug, Clone, Copy)]
+/// What a STORE waiting for its commit answers: UIDs (UID STORE), nothing (.SILENT)
+/// unless the flags are not what `change` makes of those the client knows (another
+/// session changed them meanwhile: RFC 9051 6.4.6 wants that told even then).
+#[derive(Debug, Clone)]
 pub(super) struct StoreReply {
     uid: bool,
     silent: bool,
+    change: Option<FlagChange>,
 }
 
 /// System flag bits and keywords from flag names (\Recent and unknown \ flags are ignored).
@@ -66,7 +69,11 @@ impl Session {
             self.ok(tag, "STORE completed");
             return Flow::Done;
         }
-        self.in_progress = Some(InProgress::Store(StoreReply { uid, silent }));
+        self.in_progress = Some(InProgress::Store(StoreReply {
+            uid,
+            silent,
+            change: silent.then(|| change.clone()),
+        }));
         let mut changes = Changes::new();
         changes.set_flags(self.account(), self.selected_ref().meta.id, uids, change);
         Flow::Need(Request::Write(changes))
@@ -81,6 +88,7 @@ impl Session {
             _ => StoreReply {
                 uid: false,
                 silent: true,
+                change: None,
             },
         };
         match result {
@@ -91,13 +99,18 @@ impl Session {
                     let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
                         continue;
                     };
-                    if !reply.silent {
+                    let unexpected = reply.change.as_ref().is_some_and(|change| {
+                        let expected = change.apply(&sel.messages[i].1);
+                        expected.flags != entry.flags || expected.keywords != entry.keywords
+                    });
+                    if !reply.silent || unexpected {
                         let mut l = format!("* {} FETCH (", i + 1).into_bytes();
                         if reply.uid {
                             l.extend_from_slice(format!("UID {msg_uid} ").as_bytes());
                         }
                         l.extend_from_slice(b"FLAGS ");
-                        flag_list(&mut l, entry.flags, &entry.keywords);
+                        let shown = self.selected_ref().shown_flags(msg_uid, &entry);
+                        flag_list(&mut l, shown, &entry.keywords);
                         l.extend_from_slice(b")\r\n");
                         self.io.output.extend_from_slice(&l);
                     }

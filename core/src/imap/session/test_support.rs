@@ -4,6 +4,7 @@
 //! session or a delivery would.
 
 use crate::protocol::Protocol;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::{Answer, ImapConfig, ImapPolicy, MailboxSummary, Request, Session, Step};
@@ -21,7 +22,7 @@ type Hook = Box<dyn FnOnce(&Store)>;
 
 pub(super) struct Harness {
     pub(super) s: Session,
-    pub(super) store: StoreOwner,
+    pub(super) store: Rc<StoreOwner>,
     /// What the session wrote before it was first fed: the greeting.
     pub(super) greeting: String,
     /// The number of bodies each `Request::Blobs` asked for.
@@ -52,7 +53,7 @@ impl Harness {
         let greeting = String::from_utf8_lossy(&s.take_output()).into_owned();
         Harness {
             s,
-            store: Store::open_in_memory().unwrap(),
+            store: Rc::new(Store::open_in_memory().unwrap()),
             greeting,
             blob_requests: Vec::new(),
             commits: 0,
@@ -71,12 +72,46 @@ impl Harness {
         for seen in [0, flags::SEEN] {
             h.deliver("INBOX", MESSAGE, seen);
         }
+        h.forget_recent("INBOX");
         h
     }
 
     /// [`Harness::with_tls`] over TLS.
     pub(super) fn standard() -> Harness {
         Harness::with_tls(true)
+    }
+
+    /// Another session of the same server (over TLS): the same store, configuration and
+    /// book of \Recent claims.
+    pub(super) fn another(&self) -> Harness {
+        let mut s = Session::new(
+            self.s.config.clone(),
+            ImapPolicy {
+                tls: true,
+                starttls: true,
+                auth_without_tls: false,
+            },
+            Vec::new(),
+        );
+        let greeting = String::from_utf8_lossy(&s.take_output()).into_owned();
+        Harness {
+            s,
+            store: self.store.clone(),
+            greeting,
+            blob_requests: Vec::new(),
+            commits: 0,
+            closed: false,
+            used: self.used,
+            limit: self.limit,
+            before_commit: None,
+        }
+    }
+
+    /// As if another session had seen a mailbox of account 1: its messages are not
+    /// \Recent any more.
+    pub(super) fn forget_recent(&self, mailbox: &str) {
+        let meta = mail::mailbox(self.store(), 1, mailbox).unwrap().unwrap();
+        self.s.config.recent.claim(1, meta.id, meta.uidnext);
     }
 
     pub(super) fn store(&self) -> &Store {
@@ -188,6 +223,12 @@ impl Harness {
                         unseen: count(flags::SEEN, false),
                         deleted: count(flags::DELETED, true),
                         size: messages.iter().map(|(_, e)| e.size).sum(),
+                        recent: crate::imap::recent::unclaimed(
+                            &self.s.config.recent,
+                            account,
+                            meta.id,
+                            &messages,
+                        ),
                         name,
                         meta,
                     });

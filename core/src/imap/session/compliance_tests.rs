@@ -1,0 +1,100 @@
+//! Unit tests of details of RFC 9051 / RFC 3501 that a compliance tester checks and real
+//! clients depend on: several LIST patterns, LSUB's \Noselect parents, STATUS on the
+//! selected mailbox, keywords that look like other tokens.
+
+use super::test_support::Harness;
+
+fn with_folders(names: &[&str]) -> Harness {
+    let mut h = Harness::standard();
+    for name in names {
+        h.create_mailbox(name);
+    }
+    h.login();
+    h
+}
+
+#[test]
+fn list_takes_several_patterns() {
+    let mut h = with_folders(&["a", "a/x", "a/y", "b", "b/c", "b/d"]);
+    let out = h.run("a1 LIST \"\" (a/* b/c)\r\n");
+    assert_eq!(
+        out,
+        "* LIST (\\HasNoChildren) \"/\" \"a/x\"\r\n\
+         * LIST (\\HasNoChildren) \"/\" \"a/y\"\r\n\
+         * LIST (\\HasNoChildren) \"/\" \"b/c\"\r\n\
+         a1 OK LIST completed\r\n"
+    );
+}
+
+#[test]
+fn lsub_shows_unsubscribed_parents_of_subscribed_children_as_noselect() {
+    let mut h = with_folders(&["work", "work/2024", "work/2025", "play"]);
+    // New mailboxes are subscribed: leave only work/2024 and play.
+    for name in ["work", "work/2025"] {
+        let out = h.run(&format!("s UNSUBSCRIBE {name}\r\n"));
+        assert!(out.starts_with("s OK"), "{out}");
+    }
+    // `%` stops at the hierarchy delimiter: "work" is listed, \Noselect, because a child
+    // is subscribed (RFC 3501 6.3.9).
+    let out = h.run("a1 LSUB \"\" %\r\n");
+    assert!(out.contains("* LSUB () \"/\" \"play\"\r\n"), "{out}");
+    assert!(
+        out.contains("* LSUB (\\Noselect) \"/\" \"work\"\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("2024"), "{out}");
+    // `*` lists the subscribed child itself and no parent.
+    let out = h.run("a2 LSUB \"\" *\r\n");
+    assert!(out.contains("* LSUB () \"/\" \"work/2024\"\r\n"), "{out}");
+    assert!(!out.contains("\"work\"\r\n"), "{out}");
+    assert!(!out.contains("2025"), "{out}");
+}
+
+#[test]
+fn status_of_the_selected_mailbox_says_nothing_else() {
+    let mut h = Harness::standard();
+    h.login_select();
+    h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
+    let out = h.run("a1 STATUS INBOX (MESSAGES UIDNEXT)\r\n");
+    assert_eq!(
+        out,
+        "* STATUS \"INBOX\" (MESSAGES 3 UIDNEXT 4)\r\na1 OK STATUS completed\r\n"
+    );
+}
+
+#[test]
+fn atoms_like_nil_are_keywords() {
+    let mut h = Harness::standard();
+    h.login_select();
+    let out = h.run("a1 STORE 1 +FLAGS NIL\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (NIL))\r\n"), "{out}");
+    assert!(out.ends_with("a1 OK STORE completed\r\n"), "{out}");
+    let out = h.run("a2 STORE 2 +FLAGS (NIL $x)\r\n");
+    assert!(
+        out.contains("* 2 FETCH (FLAGS (\\Seen NIL $x))\r\n"),
+        "{out}"
+    );
+    let out = h.run("a3 SEARCH KEYWORD NIL\r\n");
+    assert_eq!(out, "* SEARCH 1 2\r\na3 OK SEARCH completed\r\n");
+}
+
+#[test]
+fn a_silent_store_still_tells_of_another_sessions_change() {
+    let mut a = Harness::standard();
+    a.login_select();
+    let mut b = a.another();
+    b.login_select();
+    let out = b.run("b1 STORE 1 +FLAGS (\\Flagged)\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged))"), "{out}");
+    // A did not know of \Flagged: its silent STORE shows the flags as they are now.
+    assert_eq!(
+        a.run("a1 STORE 1 +FLAGS.SILENT (\\Seen)\r\n"),
+        "* 1 FETCH (FLAGS (\\Seen \\Flagged))\r\na1 OK STORE completed\r\n"
+    );
+    assert_eq!(a.run("a2 NOOP\r\n"), "a2 OK NOOP completed\r\n");
+    // Nothing unexpected: silent stays silent.
+    assert_eq!(
+        a.run("a3 STORE 1 -FLAGS.SILENT (\\Seen)\r\n"),
+        "a3 OK STORE completed\r\n"
+    );
+}
