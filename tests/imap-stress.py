@@ -38,6 +38,8 @@ fetch-missing (a FETCH n:* that left messages without their UID).
 Usage: imap-stress.py --host 127.0.0.1 --port N --user U --password P --sessions 5
        --seconds 20 --seed S [--tls] [--rev2-fraction 0.5] [--strict-recent]
 
+--self-test feeds made-up responses to the model and checks that each rule fires.
+
 Exit status: 0 clean, 1 violations, 2 setup failed. Python 3 standard library only.
 """
 
@@ -573,7 +575,20 @@ class Session:
     def after_command(self, ctx, status):
         if ctx.store and status == "OK":
             op, flags, silent, entries, before = ctx.store
-            if not silent:
+            if silent:
+                # .SILENT: the client works the new flags out itself (RFC 9051 6.4.6).
+                alive = {id(e) for e in self.msgs}
+                want = {norm(f) for f in flags}
+                for e in entries:
+                    if id(e) not in alive or id(e) in ctx.fetched or e.flags is None:
+                        continue
+                    if op == "+":
+                        e.flags = e.flags | {f for f in flags if norm(f) not in {norm(g) for g in e.flags}}
+                    elif op == "-":
+                        e.flags = {f for f in e.flags if norm(f) not in want}
+                    else:
+                        e.flags = set(flags)
+            else:
                 alive = {id(e) for e in self.msgs}
                 missing, wrong = [], []
                 for e in entries:
@@ -666,9 +681,11 @@ class Session:
         UIDs it names (None when it ends in '*' and is not checked)."""
         uids = [e.uid for e in self.msgs if e.uid is not None]
         r = self.rng.random()
+        last = [self.msgs[-1].uid] if self.msgs and self.msgs[-1].uid is not None else []
         if not uids or r < 0.05:
+            # Beyond the last UID: "N:*" is then the last message (RFC 9051 6.4.9).
             top = max(uids or [1])
-            return f"{top + self.rng.randint(1, 5)}:*", None
+            return f"{top + self.rng.randint(1, 5)}:*", last
         if r < 0.4:
             u = self.rng.choice(uids)
             return str(u), [u]
@@ -680,7 +697,7 @@ class Session:
             pick = sorted(set(self.rng.choice(uids) for _ in range(self.rng.randint(2, 4))))
             return ",".join(map(str, pick)), pick
         u = self.rng.choice(uids)
-        return f"{u}:*", None
+        return f"{u}:*", [x for x in uids if x >= u]
 
     def random_flags(self, at_least_one=True):
         pool = SYSTEM_FLAGS + KEYWORDS
@@ -768,8 +785,12 @@ class Session:
             self.command(cmd, kind, ctx=ctx)
         elif what == "expunge":
             if rng.random() < 0.5 and count:
-                s, _ = self.seq_set()
-                self.command(f"STORE {s} +FLAGS.SILENT (\\Deleted)", "STORE")
+                s, nums = self.seq_set()
+                line = f"STORE {s} +FLAGS.SILENT (\\Deleted)"
+                ctx = Ctx("STORE", line)
+                entries = [self.msgs[n - 1] for n in nums]
+                ctx.store = ("+", ["\\Deleted"], True, entries, {})
+                self.command(line, "STORE", ctx=ctx)
             self.command("EXPUNGE", "EXPUNGE")
         elif what == "uid expunge":
             if "UIDPLUS" not in self.capabilities and not self.rev2:
@@ -892,6 +913,65 @@ def compare_views(reg, sessions, fresh):
             s.violation("convergence", "; ".join(parts))
 
 
+def self_test():
+    """Feeds made-up responses to a session model: each rule must fire (or stay quiet)
+    where expected. Checks the checker, without a server."""
+    import types
+
+    args = types.SimpleNamespace(mailbox="INBOX", log_dir=None, user="u", tls=False)
+    base = ["* FLAGS (\\Seen \\Deleted $a)", "* 3 EXISTS", "* 1 FETCH (UID 10 FLAGS ())",
+            "* 2 FETCH (UID 20 FLAGS ($a))", "* 3 FETCH (UID 30 FLAGS ())"]
+    cases = [
+        (["* 1 FETCH (FLAGS ($b))"], "keyword-announced", None),
+        (["* FLAGS (\\Seen)", "* 2 FETCH (FLAGS ($a))"], "keyword-announced", None),
+        (["* FLAGS (\\Seen $a $b)", "* 2 FETCH (FLAGS ($a $B))"], None, None),
+        (["* 2 EXISTS"], "seq-count", None),
+        (["* 4 EXPUNGE"], "seq-count", None),
+        (["* 4 FETCH (FLAGS ())"], "seq-range", None),
+        (["* SEARCH 1 4"], "seq-range", "SEARCH"),
+        (['* ESEARCH (TAG "x") ALL 1:4'], "seq-range", "SEARCH"),
+        (["* 1 EXPUNGE"], "expunge-forbidden", "FETCH"),
+        (["* 1 EXPUNGE"], "expunge-forbidden", "STORE"),
+        (["* 1 EXPUNGE"], None, "UID FETCH"),
+        (["* 4 EXISTS", "* 4 FETCH (UID 25)"], "uid-order", None),
+        (["* 2 FETCH (UID 21)"], "uid-consistency", None),
+        (["* 2 FETCH (FLAGS ())"], "uid-consistency", "UID FETCH"),
+        (["* SEARCH 10 11"], "uid-consistency", "UID SEARCH"),
+        (['* ESEARCH (TAG "x") UID ALL 10:11'], "uid-consistency", "UID SEARCH"),
+        (["* 1 FETCH (FLAGS (\\Recent))"], "recent", "rev2"),
+        (["* 1 FETCH (FLAGS (\\Recent))"], None, None),
+        (["* BAD oops"], "protocol", None),
+        (["* 1 FETCH (FLAGS (\\Seen)"], "protocol", None),
+        (["* 1 FETCH (UID 10 FLAGS (\\Seen $a))", "* 2 EXPUNGE", "* 1 EXPUNGE", "* 2 EXISTS"], None, "UID STORE"),
+    ]
+    failed = 0
+    for lines, rule, kind in cases:
+        reg = Registry(False)
+        s = Session("t", args, reg, kind == "rev2", random.Random(1))
+        for line in base:
+            s.untagged(line, [])
+        s.ctx = Ctx(kind, kind) if kind and kind != "rev2" else None
+        for line in lines:
+            s.untagged(line, [])
+        got = sorted(reg.counts)
+        good = got == ([rule] if rule else [])
+        failed += not good
+        print(f"{'ok  ' if good else 'FAIL'} {lines} -> {got}, expected {rule}")
+    for what, code, expected in [("APPENDUID", "APPENDUID 7 25", "uid-order"), ("COPYUID", "COPYUID 8 1:2 31:32", "uid-order"),
+                                 ("APPENDUID", "APPENDUID 7 31", None)]:
+        reg = Registry(False)
+        s = Session("t", args, reg, False, random.Random(1))
+        s.uidvalidity = 7
+        ctx = Ctx("APPEND", "x")
+        ctx.dest_selected, ctx.max_uid_before = True, 30
+        s.response_code(code, ctx)
+        good = sorted(reg.counts) == ([expected] if expected else [])
+        failed += not good
+        print(f"{'ok  ' if good else 'FAIL'} [{code}] after UID 30 -> {sorted(reg.counts)}, expected {expected}")
+    print("self-test", "FAILED" if failed else "passed")
+    return 1 if failed else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -909,6 +989,9 @@ def main():
     p.add_argument("--mailbox", default="INBOX")
     p.add_argument("--log-dir", help="write each session's whole transcript there")
     p.add_argument("--other", default="Stress2", help="the second folder for COPY/MOVE/APPEND")
+    p.add_argument("--self-test", action="store_true", help="check the checker on made-up responses, no server")
+    if "--self-test" in sys.argv[1:]:
+        return self_test()
     args = p.parse_args()
     if not (1 <= args.sessions <= 100 and 0 < args.seconds <= 3600):
         p.error("--sessions 1..100, --seconds up to 3600")
