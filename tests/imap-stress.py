@@ -29,14 +29,14 @@ from those responses only, and the checker reports what RFC 9051 / RFC 3501 forb
 
 Warnings (reported, but fail the run only when said): recent (\\Recent / RECENT for IMAP4rev1
 sessions: at most one session has a message \\Recent; none for IMAP4rev2 sessions; fatal
-with --strict-recent), stale-flags (flags changed by others not announced by the two
+with --strict), stale-flags (flags changed by others not announced by the two
 NOOPs, a SHOULD in RFC 3501 5.2), store-result (a STORE without .SILENT whose FETCH
 responses do not show the change, or are missing: RFC 9051 6.4.6 says the new value is
 returned "as if a FETCH of those flags was done", but a concurrent STORE may race),
 fetch-missing (a FETCH n:* that left messages without their UID).
 
 Usage: imap-stress.py --host 127.0.0.1 --port N --user U --password P --sessions 5
-       --seconds 20 --seed S [--tls] [--rev2-fraction 0.5] [--strict-recent]
+       --seconds 20 --seed S [--tls] [--rev2-fraction 0.5] [--strict]
 
 --self-test feeds made-up responses to the model and checks that each rule fires.
 
@@ -67,6 +67,8 @@ RULES = [
     "protocol",
 ]
 WARNINGS = ["recent", "stale-flags", "store-result", "fetch-missing"]
+# The warnings --strict makes fatal: what Gannet implements.
+STRICT = ["recent", "stale-flags"]
 RESPONSE_TIMEOUT = 30.0
 TRANSCRIPT_LINES = 40
 EXAMPLE_LINES = 14
@@ -93,7 +95,8 @@ class Registry:
                 self.examples[rule].append((session, message, list(transcript)[-EXAMPLE_LINES:]))
 
     def fatal_rules(self):
-        fatal = [r for r in self.counts if r not in WARNINGS or (r == "recent" and self.strict_recent)]
+        fatal = [r for r in self.counts
+                 if r not in WARNINGS or (r in STRICT and self.strict_recent)]
         return [r for r in RULES + WARNINGS + sorted(self.counts) if r in fatal and r in self.counts]
 
 
@@ -983,7 +986,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tls", action="store_true", help="implicit TLS (the IMAPS port)")
     p.add_argument("--rev2-fraction", type=float, default=0.0, help="share of sessions that ENABLE IMAP4rev2")
-    p.add_argument("--strict-recent", action="store_true", help="\\Recent violations fail the run")
+    p.add_argument("--strict", "--strict-recent", dest="strict_recent", action="store_true",
+                   help="recent and stale-flags warnings fail the run")
     p.add_argument("--max-commands", type=int, default=20000, help="per session")
     p.add_argument("--prefill", type=int, default=20)
     p.add_argument("--mailbox", default="INBOX")

@@ -176,7 +176,13 @@ with smtplib.SMTP('127.0.0.1', smtp) as s:
 line = a.readline().decode().strip()
 print('pushed', line, 'within', time.time() - t0 < 1.5)
 a.send(b'DONE\r\n')
-print('done', a.readline().decode().strip())
+# An IMAP4rev1 session: the count of \\Recent messages follows EXISTS (A selected
+# first, so both messages are recent in A).
+while True:
+    line = a.readline().decode().strip()
+    print('done', line)
+    if line.startswith(tag):
+        break
 # B deletes the first message; A learns it on NOOP.
 b.store('1', '+FLAGS', '(\\Deleted)'); b.expunge()
 typ, data = a.noop()
@@ -192,6 +198,7 @@ print('fetch', a.untagged_responses.get('FETCH'))
     );
     assert!(out.contains("idle + idling"), "{out}");
     assert!(out.contains("pushed * 2 EXISTS within True"), "{out}");
+    assert!(out.contains("done * 2 RECENT"), "{out}");
     assert!(
         out.contains("done ") && out.contains("OK IDLE terminated"),
         "{out}"

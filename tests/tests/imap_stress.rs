@@ -37,6 +37,8 @@ fn stress(server: &Server, seed: u64, extra: &[&str]) -> String {
         "10",
         "--seed",
         seed.as_str(),
+        // \Recent and flags changed by others are checked too: Gannet implements both.
+        "--strict",
     ];
     args.extend_from_slice(extra);
     python(SCRIPT, &args)
