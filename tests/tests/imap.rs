@@ -476,3 +476,91 @@ print('binary', data)
     assert!(out.contains("\\x00\\x01\\x02\\x03\\xffhello"), "{out}");
     assert!(out.contains("BODY[2] {16}"), "{out}");
 }
+
+/// CONDSTORE and QRESYNC (RFC 7162) as a resynchronising client uses them, over IMAPS with
+/// imaplib sending the raw commands: a client remembers UIDVALIDITY and HIGHESTMODSEQ,
+/// goes away while another client flags, expunges and new mail arrives, and comes back
+/// with `SELECT INBOX (QRESYNC (...))`: it is told exactly what vanished and what changed;
+/// a conditional STORE on a message changed meanwhile is refused with MODIFIED.
+#[test]
+fn condstore_and_qresync_resynchronise_a_returning_client() {
+    let server = server();
+    for i in 0..4 {
+        let body = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        deliver(&server, "alice@example.test", body.as_bytes());
+    }
+    let smtp = server.smtp.port().to_string();
+    let args = ports(&server);
+    let out = python(
+        &format!(
+            "{PRELUDE}{}",
+            r#"
+import re, smtplib
+smtp = int(sys.argv[4])
+def raw(m, line):
+    # One command; its untagged lines and tagged answer, as sent.
+    tag = m._new_tag().decode()
+    m.send(('%s %s\r\n' % (tag, line)).encode())
+    lines = []
+    while True:
+        l = m.readline().decode().rstrip('\r\n')
+        lines.append(l)
+        if l.startswith(tag + ' '):
+            return lines
+a = tls_login()
+print('caps', 'CONDSTORE' in a.capabilities, 'QRESYNC' in a.capabilities)
+print('enable', raw(a, 'ENABLE QRESYNC'))
+sel = raw(a, 'SELECT INBOX')
+validity = re.search(r'UIDVALIDITY (\d+)', ' '.join(sel)).group(1)
+highest = int(re.search(r'HIGHESTMODSEQ (\d+)', ' '.join(sel)).group(1))
+print('known', validity, highest)
+a.logout()
+# Another client: flags UID 2, expunges UID 1; new mail comes.
+b = tls_login()
+b.select('INBOX')
+b.uid('STORE', '2', '+FLAGS', '(\\Flagged)')
+b.uid('STORE', '1', '+FLAGS', '(\\Deleted)')
+b.expunge()
+with smtplib.SMTP('127.0.0.1', smtp) as s:
+    s.sendmail('x@example.org', ['alice@example.test'], 'Subject: m4\r\n\r\nnew\r\n')
+b.logout()
+# The first client comes back.
+c = tls_login()
+raw(c, 'ENABLE QRESYNC')
+for l in raw(c, 'SELECT INBOX (QRESYNC (%s %d 1:4))' % (validity, highest)):
+    if 'VANISHED' in l or 'FETCH' in l or 'HIGHESTMODSEQ' in l:
+        print('resync', l)
+# Changed since: UID 2 (flagged) and UID 5 (new).
+for l in raw(c, 'UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)' % highest):
+    print('changedsince', l)
+m2 = int(re.search(r'UID 2 .*MODSEQ \((\d+)\)', ' '.join(raw(c, 'UID FETCH 2 (MODSEQ)'))).group(1))
+print('conditional', raw(c, 'UID STORE 2,3 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)' % (m2 - 1))[-1])
+raw(c, 'UID STORE 3 +FLAGS.SILENT (\\Deleted)')
+print('expunge', raw(c, 'UID EXPUNGE 3'))
+c.logout()
+"#
+        ),
+        &[&args[0], &args[1], &args[2], &smtp],
+    );
+    assert!(out.contains("caps True True"), "{out}");
+    assert!(out.contains("enable ['* ENABLED QRESYNC'"), "{out}");
+    // UID 1 vanished; UID 2 changed (flagged); UID 5 is new; 3 and 4 are as they were.
+    assert!(out.contains("resync * VANISHED (EARLIER) 1\n"), "{out}");
+    assert!(
+        out.contains("resync * 1 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ("),
+        "{out}"
+    );
+    assert!(!out.contains("resync * 2 FETCH (UID 3"), "{out}");
+    // UID 5 is beyond the UIDs the client said it knew: EXISTS tells of it, not FETCH.
+    assert!(!out.contains("resync * 4 FETCH"), "{out}");
+    assert!(
+        out.contains("changedsince * VANISHED (EARLIER) 1\n"),
+        "{out}"
+    );
+    assert!(out.contains("changedsince * 4 FETCH (UID 5 "), "{out}");
+    assert!(
+        out.contains("OK [MODIFIED 2] Conditional STORE failed"),
+        "{out}"
+    );
+    assert!(out.contains("expunge ['* VANISHED 3'"), "{out}");
+}

@@ -57,6 +57,10 @@ pub enum Cmd {
     Select {
         mailbox: String,
         read_only: bool,
+        /// `(CONDSTORE)`: enables CONDSTORE (RFC 7162 3.1.8).
+        condstore: bool,
+        /// `(QRESYNC (...))`: what the client knew of the mailbox (RFC 7162 3.2.5).
+        qresync: Option<Qresync>,
     },
     Create(String),
     Delete(String),
@@ -97,6 +101,10 @@ pub enum Cmd {
         uid: bool,
         set: SeqSet,
         items: Vec<FetchItem>,
+        /// `(CHANGEDSINCE n)`: only messages changed since (RFC 7162 3.1.4.1).
+        changed_since: Option<u64>,
+        /// `(VANISHED)` with CHANGEDSINCE on UID FETCH: the expunged UIDs of the set too.
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -104,6 +112,8 @@ pub enum Cmd {
         mode: StoreMode,
         silent: bool,
         flags: Vec<String>,
+        /// `(UNCHANGEDSINCE n)`: only on messages not changed since (RFC 7162 3.1.3).
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,
@@ -113,6 +123,16 @@ pub enum Cmd {
     },
     GetQuota(String),
     GetQuotaRoot(String),
+}
+
+/// The QRESYNC select parameter: the UIDVALIDITY and highest modification sequence the
+/// client last saw, and optionally the UIDs it knows of (its message sequence match data
+/// is read and not used: without it the answer is only longer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SeqSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +145,8 @@ pub enum StoreMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchItem {
     Uid,
+    /// MODSEQ (RFC 7162).
+    ModSeq,
     Flags,
     InternalDate,
     Size,
@@ -179,10 +201,24 @@ pub enum SearchKey {
     Header(String, String),
     Body(String),
     Text(String),
+    /// MODSEQ n: changed at or after modification sequence n (RFC 7162 3.1.5).
+    ModSeq(u64),
     None,
 }
 
 impl SearchKey {
+    /// Whether the key tests modification sequences (the answer then names the highest
+    /// of the messages found: RFC 7162 3.1.5).
+    pub fn uses_modseq(&self) -> bool {
+        match self {
+            SearchKey::And(v) => v.iter().any(SearchKey::uses_modseq),
+            SearchKey::Or(a, b) => a.uses_modseq() || b.uses_modseq(),
+            SearchKey::Not(a) => a.uses_modseq(),
+            SearchKey::ModSeq(_) => true,
+            _ => false,
+        }
+    }
+
     pub fn needs_body(&self) -> bool {
         match self {
             SearchKey::And(v) => v.iter().any(SearchKey::needs_body),
@@ -300,13 +336,16 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
         ("NAMESPACE", false) => Cmd::Namespace,
         ("SELECT", false) | ("EXAMINE", false) => {
             let mailbox = mailbox(r)?;
-            // Select parameters such as (CONDSTORE) are accepted and ignored.
-            if r.maybe_space() {
-                r.value()?;
-            }
+            let (condstore, qresync) = if r.maybe_space() {
+                select_params(r.value()?)?
+            } else {
+                (false, None)
+            };
             Cmd::Select {
                 mailbox,
                 read_only: name == "EXAMINE",
+                condstore,
+                qresync,
             }
         }
         ("CREATE", false) => {
@@ -370,13 +409,51 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
             let set = sequence_set(&r.atom_with(b"*")?)?;
             r.space()?;
             let items = fetch_items(r)?;
-            // FETCH modifiers such as (CHANGEDSINCE n) are not supported.
-            Cmd::Fetch { uid, set, items }
+            let (mut changed_since, mut vanished) = (None, false);
+            if r.maybe_space() {
+                let modifiers = r.value()?;
+                let Value::List(modifiers) = modifiers else {
+                    return Err(Bad("expected FETCH modifiers".into()));
+                };
+                let mut it = modifiers.iter();
+                while let Some(m) = it.next() {
+                    match m.text().map(|t| t.to_ascii_uppercase()).as_deref() {
+                        Some("CHANGEDSINCE") => changed_since = Some(number64(it.next())?),
+                        Some("VANISHED") => vanished = true,
+                        _ => return Err(Bad("unknown FETCH modifier".into())),
+                    }
+                }
+                // VANISHED only with CHANGEDSINCE, on UID FETCH (RFC 7162 3.2.6).
+                if vanished && (changed_since.is_none() || !uid) {
+                    return Err(Bad("VANISHED needs UID FETCH and CHANGEDSINCE".into()));
+                }
+            }
+            Cmd::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            }
         }
         ("STORE", _) => {
             r.space()?;
             let set = sequence_set(&r.atom_with(b"*")?)?;
             r.space()?;
+            let mut unchanged_since = None;
+            if r.peek_is(b'(') {
+                let Value::List(modifiers) = r.value()? else {
+                    return Err(Bad("expected STORE modifiers".into()));
+                };
+                let mut it = modifiers.iter();
+                while let Some(m) = it.next() {
+                    match m.text().map(|t| t.to_ascii_uppercase()).as_deref() {
+                        Some("UNCHANGEDSINCE") => unchanged_since = Some(number64(it.next())?),
+                        _ => return Err(Bad("unknown STORE modifier".into())),
+                    }
+                }
+                r.space()?;
+            }
             let what = r.atom_with(b".+-")?.to_ascii_uppercase();
             let (mode, rest) = if let Some(rest) = what.strip_prefix('+') {
                 (StoreMode::Add, rest)
@@ -406,6 +483,7 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
                 mode,
                 silent,
                 flags,
+                unchanged_since,
             }
         }
         ("COPY", _) | ("MOVE", _) => {
@@ -428,6 +506,51 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
     };
     r.expect_end()?;
     Ok(cmd)
+}
+
+/// A modification sequence or other 63-bit number given as an atom.
+fn number64(v: Option<&Value>) -> Result<u64, Bad> {
+    v.and_then(Value::text)
+        .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|n| *n <= i64::MAX as u64)
+        .ok_or_else(|| Bad("expected a number".into()))
+}
+
+/// SELECT's parameters: `(CONDSTORE)`, `(QRESYNC (uidvalidity modseq [known-uids
+/// [(seqs uids)]]))`.
+fn select_params(v: Value) -> Result<(bool, Option<Qresync>), Bad> {
+    let Value::List(params) = v else {
+        return Err(Bad("expected SELECT parameters".into()));
+    };
+    let (mut condstore, mut qresync) = (false, None);
+    let mut it = params.iter();
+    while let Some(p) = it.next() {
+        match p.text().map(|t| t.to_ascii_uppercase()).as_deref() {
+            Some("CONDSTORE") => condstore = true,
+            Some("QRESYNC") => {
+                let Some(Value::List(args)) = it.next() else {
+                    return Err(Bad("QRESYNC takes a list".into()));
+                };
+                let uidvalidity = u32::try_from(number64(args.first())?)
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| Bad("bad UIDVALIDITY".into()))?;
+                let modseq = number64(args.get(1))?;
+                let known_uids = match args.get(2) {
+                    Some(Value::Atom(set)) => Some(sequence_set(set)?),
+                    _ => None,
+                };
+                qresync = Some(Qresync {
+                    uidvalidity,
+                    modseq,
+                    known_uids,
+                });
+            }
+            _ => return Err(Bad("unknown SELECT parameter".into())),
+        }
+    }
+    Ok((condstore, qresync))
 }
 
 fn atoms(v: Value) -> Result<Vec<String>, Bad> {
@@ -617,6 +740,18 @@ fn search_key(r: &mut Reader<'_>, depth: usize) -> Result<SearchKey, Bad> {
                 None => SearchKey::Keyword(k, upper == "KEYWORD"),
             }
         }
+        "MODSEQ" => {
+            r.space()?;
+            // An entry name and type may come first (`"/flags/\\draft" all`): one
+            // modification sequence per message here, whatever the entry.
+            if r.peek_is(b'"') {
+                r.astring()?;
+                r.space()?;
+                r.atom()?;
+                r.space()?;
+            }
+            SearchKey::ModSeq(number64(Some(&Value::Atom(r.atom()?)))?)
+        }
         "LARGER" => SearchKey::Larger(arg(r)?.parse().map_err(|_| Bad("bad number".into()))?),
         "SMALLER" => SearchKey::Smaller(arg(r)?.parse().map_err(|_| Bad("bad number".into()))?),
         "UID" => {
@@ -698,6 +833,7 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     let upper = name.to_ascii_uppercase();
     let simple = match upper.as_str() {
         "UID" => Some(FetchItem::Uid),
+        "MODSEQ" => Some(FetchItem::ModSeq),
         "FLAGS" => Some(FetchItem::Flags),
         "INTERNALDATE" => Some(FetchItem::InternalDate),
         "RFC822.SIZE" => Some(FetchItem::Size),
@@ -845,7 +981,9 @@ mod tests {
             p("select inbox").unwrap(),
             Cmd::Select {
                 mailbox: "INBOX".into(),
-                read_only: false
+                read_only: false,
+                condstore: false,
+                qresync: None,
             }
         );
         assert!(matches!(

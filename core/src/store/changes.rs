@@ -105,6 +105,9 @@ pub struct Applied {
     pub removed: Vec<u32>,
     /// Flag changes: each message still there, as it is now stored.
     pub entries: Vec<(u32, MailEntry)>,
+    /// Flag changes not made because the message had changed since the modification
+    /// sequence the caller gave (CONDSTORE's UNCHANGEDSINCE).
+    pub modified: Vec<u32>,
     /// How each account's storage use changed.
     pub usage: Vec<(u32, i64)>,
 }
@@ -147,6 +150,8 @@ pub(super) enum Change {
         mailbox: u32,
         uids: Vec<u32>,
         change: FlagChange,
+        /// Only messages whose modification sequence is at most this change.
+        unchanged_since: Option<u64>,
     },
     CreateMailbox {
         account: u32,
@@ -268,13 +273,30 @@ impl Changes {
         });
     }
 
-    /// Changes the flags of the messages `uids` (those that still exist).
+    /// Changes the flags of the messages `uids` (those that still exist). Each message
+    /// whose flags change gets a new modification sequence of its own (the mailbox's
+    /// highest, plus one).
     pub fn set_flags(&mut self, account: u32, mailbox: u32, uids: Vec<u32>, change: FlagChange) {
+        self.set_flags_unchanged_since(account, mailbox, uids, change, None);
+    }
+
+    /// [`Changes::set_flags`], with `unchanged_since` (RFC 7162's UNCHANGEDSINCE): only on
+    /// messages whose modification sequence is at most that, at commit time; the others
+    /// are listed in [`Applied::modified`].
+    pub fn set_flags_unchanged_since(
+        &mut self,
+        account: u32,
+        mailbox: u32,
+        uids: Vec<u32>,
+        change: FlagChange,
+        unchanged_since: Option<u64>,
+    ) {
         self.changes.push(Change::SetFlags {
             account,
             mailbox,
             uids,
             change,
+            unchanged_since,
         });
     }
 

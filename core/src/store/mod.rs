@@ -269,6 +269,62 @@ mod tests {
     }
 
     #[test]
+    fn every_change_takes_modification_sequences() {
+        let (_dir, _owner, store) = store_with_account();
+        let id = meta(&store, "INBOX").unwrap().id;
+        let uids: Vec<u32> = (0..3)
+            .map(|i| deliver(&store, "INBOX", &[b'a' + i]))
+            .collect();
+        // An untouched mailbox is at 1; each append takes one.
+        assert_eq!(meta(&store, "INBOX").unwrap().highest_modseq, 4);
+        let modseqs = |store: &Store| -> Vec<u64> {
+            entries(store, "INBOX")
+                .iter()
+                .map(|(_, e)| e.modseq)
+                .collect()
+        };
+        assert_eq!(modseqs(&store), [2, 3, 4]);
+        let seen = FlagChange {
+            mode: FlagMode::Add,
+            flags: flags::SEEN,
+            keywords: Vec::new(),
+        };
+        // Each message whose flags change gets one of its own; unchanged ones keep theirs.
+        let mut c = Changes::new();
+        c.set_flags(9, id, vec![uids[0], uids[2]], seen.clone());
+        store.commit_blocking(c).unwrap();
+        assert_eq!(modseqs(&store), [5, 3, 6]);
+        let mut c = Changes::new();
+        c.set_flags(9, id, uids.clone(), seen.clone());
+        let applied = store.commit_blocking(c).unwrap();
+        assert_eq!(applied.entries.len(), 3);
+        assert_eq!(modseqs(&store), [5, 7, 6]);
+        assert_eq!(meta(&store, "INBOX").unwrap().highest_modseq, 7);
+        // UNCHANGEDSINCE 6: the message changed at 7 is left alone and reported.
+        let flagged = FlagChange {
+            mode: FlagMode::Add,
+            flags: flags::FLAGGED,
+            keywords: Vec::new(),
+        };
+        let mut c = Changes::new();
+        c.set_flags_unchanged_since(9, id, uids.clone(), flagged, Some(6));
+        let applied = store.commit_blocking(c).unwrap();
+        assert_eq!(applied.modified, [uids[1]]);
+        assert_eq!(modseqs(&store), [8, 7, 9]);
+        // An expunge moves the mailbox's highest on (the client resynchronises).
+        let mut c = Changes::new();
+        c.expunge(9, id, vec![uids[0]], false);
+        store.commit_blocking(c).unwrap();
+        assert_eq!(meta(&store, "INBOX").unwrap().highest_modseq, 10);
+        // So does a move away, in the source.
+        let mut c = Changes::new();
+        c.move_to(9, id, vec![uids[1]], Folder::junk());
+        store.commit_blocking(c).unwrap();
+        assert_eq!(meta(&store, "INBOX").unwrap().highest_modseq, 11);
+        assert_eq!(meta(&store, "Junk").unwrap().highest_modseq, 2);
+    }
+
+    #[test]
     fn a_commit_that_requires_a_removed_record_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let owner = Store::open(dir.path()).unwrap();

@@ -43,6 +43,14 @@ pub struct MailboxMeta {
     pub special_use: Option<String>,
 }
 
+impl MailboxMeta {
+    /// The highest modification sequence as IMAP shows it (RFC 7162 wants a positive
+    /// number; mailboxes from before modification sequences were kept may hold 0).
+    pub fn shown_highest_modseq(&self) -> u64 {
+        self.highest_modseq.max(1)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MailEntry {
     pub blob: BlobId,

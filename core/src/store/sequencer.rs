@@ -113,6 +113,15 @@ impl Sequencer {
     }
 }
 
+/// Takes `count` modification sequences of a mailbox; the first. Above 1 always: a
+/// mailbox shows at least 1 (see [`MailboxMeta::shown_highest_modseq`]) before any change, so the first change
+/// must be after it (mailboxes created before modification sequences were kept have 0).
+fn take_modseqs(meta: &mut MailboxMeta, count: u64) -> u64 {
+    let first = meta.highest_modseq.max(1) + 1;
+    meta.highest_modseq = first + count - 1;
+    first
+}
+
 /// One commit being resolved.
 struct Txn<'a> {
     kv: &'a dyn KvStore,
@@ -179,12 +188,17 @@ impl Txn<'_> {
                 remove,
             } => {
                 let (name, mut meta) = self.folder(account, &to)?;
+                let mut moved = false;
                 for (uid, entry) in self.entries(account, from, uids)? {
                     if remove {
                         self.remove_entry(account, from, uid, &entry)?;
+                        moved = true;
                     }
                     meta = self.add_entry(account, &name, meta, entry)?;
                     self.applied.sources.push(uid);
+                }
+                if moved {
+                    self.next_modseqs(account, from, 1)?;
                 }
             }
             Change::Expunge {
@@ -193,11 +207,17 @@ impl Txn<'_> {
                 uids,
                 only_deleted,
             } => {
+                let mut removed = false;
                 for (uid, entry) in self.entries(account, mailbox, uids)? {
                     if only_deleted && entry.flags & flags::DELETED == 0 {
                         continue;
                     }
                     self.remove_entry(account, mailbox, uid, &entry)?;
+                    removed = true;
+                }
+                // The mailbox changed: CONDSTORE clients see it in HIGHESTMODSEQ.
+                if removed {
+                    self.next_modseqs(account, mailbox, 1)?;
                 }
             }
             Change::SetFlags {
@@ -205,13 +225,28 @@ impl Txn<'_> {
                 mailbox,
                 uids,
                 change,
+                unchanged_since,
             } => {
+                let mut changed = Vec::new();
                 for (uid, old) in self.entries(account, mailbox, uids)? {
-                    let new = change.apply(&old);
-                    if new != old {
-                        self.put_entry(account, mailbox, uid, new.clone());
+                    if unchanged_since.is_some_and(|since| old.modseq > since) {
+                        self.applied.modified.push(uid);
+                        continue;
                     }
-                    self.applied.entries.push((uid, new));
+                    let new = change.apply(&old);
+                    if new.flags != old.flags || new.keywords != old.keywords {
+                        changed.push((uid, new));
+                    } else {
+                        self.applied.entries.push((uid, new));
+                    }
+                }
+                if !changed.is_empty() {
+                    let first = self.next_modseqs(account, mailbox, changed.len() as u64)?;
+                    for (modseq, (uid, mut new)) in (first..).zip(changed) {
+                        new.modseq = modseq;
+                        self.put_entry(account, mailbox, uid, new.clone());
+                        self.applied.entries.push((uid, new));
+                    }
                 }
             }
             Change::CreateMailbox {
@@ -228,7 +263,9 @@ impl Txn<'_> {
                     id,
                     uidvalidity: (now as u32).wrapping_add(id),
                     uidnext: 1,
-                    highest_modseq: 0,
+                    // What an untouched mailbox shows (RFC 7162: modification sequences
+                    // are positive): the first change takes 2.
+                    highest_modseq: 1,
                     subscribed: true,
                     special_use,
                 };
@@ -313,8 +350,7 @@ impl Txn<'_> {
     ) -> Result<MailboxMeta, StoreError> {
         let uid = meta.uidnext;
         meta.uidnext += 1;
-        meta.highest_modseq += 1;
-        entry.modseq = meta.highest_modseq;
+        entry.modseq = take_modseqs(&mut meta, 1);
         self.blob_ref(entry.blob, 1)?;
         self.add_usage(account, entry.size as i64);
         self.put_entry(account, meta.id, uid, entry);
@@ -522,6 +558,27 @@ impl Txn<'_> {
     }
 
     // ---- mailboxes ----
+
+    /// Takes `count` modification sequences of mailbox `mailbox_id` (RFC 7162): its
+    /// highest goes up by `count`; returns the first taken. A mailbox deleted meanwhile
+    /// has none to give: 0, and nothing is written.
+    fn next_modseqs(
+        &mut self,
+        account: u32,
+        mailbox_id: u32,
+        count: u64,
+    ) -> Result<u64, StoreError> {
+        let found = self
+            .mailboxes_of(account)?
+            .into_iter()
+            .find(|(_, m)| m.id == mailbox_id);
+        let Some((name, mut meta)) = found else {
+            return Ok(0);
+        };
+        let first = take_modseqs(&mut meta, count);
+        self.put_mailbox(account, &name, Some(meta));
+        Ok(first)
+    }
 
     fn mailbox(&self, account: u32, name: &str) -> Result<Option<MailboxMeta>, StoreError> {
         if let Some(m) = self.local.mailboxes.get(&(account, name.to_owned())) {

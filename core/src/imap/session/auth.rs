@@ -62,6 +62,8 @@ impl Session {
             "CHILDREN",
             "QUOTA",
             "QUOTA=RES-STORAGE",
+            "CONDSTORE",
+            "QRESYNC",
         ];
         if !self.policy.tls && self.policy.starttls && matches!(self.state, State::NotAuthenticated)
         {
@@ -176,13 +178,21 @@ impl Session {
             self.bad(tag, "Not authenticated");
             return;
         }
-        let on: Vec<&str> = caps
-            .iter()
-            .filter(|c| c.eq_ignore_ascii_case("IMAP4rev2"))
-            .map(String::as_str)
-            .collect();
-        if !on.is_empty() {
-            self.rev2 = true;
+        let mut on: Vec<&str> = Vec::new();
+        for cap in caps {
+            let known = ["IMAP4rev2", "CONDSTORE", "QRESYNC"];
+            let Some(name) = known.into_iter().find(|k| cap.eq_ignore_ascii_case(k)) else {
+                continue;
+            };
+            match name {
+                "IMAP4rev2" => self.rev2 = true,
+                // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+                "QRESYNC" => (self.qresync, self.condstore) = (true, true),
+                _ => self.condstore = true,
+            }
+            if !on.contains(&name) {
+                on.push(name);
+            }
         }
         self.line(format!("* ENABLED {}", on.join(" ")).trim_end());
         self.ok(tag, "ENABLE completed");

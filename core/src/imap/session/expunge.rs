@@ -3,6 +3,7 @@
 
 use super::super::command::SeqSet;
 use super::response_code::ResponseCode;
+use super::sequence::compress_set;
 use super::{Flow, Request, Session, State};
 use crate::store::schema::flags;
 use crate::store::Changes;
@@ -81,17 +82,24 @@ impl Session {
 
     /// Drops the messages `uids` from the selected mailbox's view; the untagged EXPUNGE
     /// lines that tell the client, highest sequence number first.
+    /// With QRESYNC on, one `* VANISHED uids` line instead (RFC 7162 3.2.10).
     pub(super) fn forget(&mut self, uids: &[u32]) -> Vec<String> {
         let gone: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let qresync = self.qresync;
         let sel = self.selected_mut();
         let mut lines = Vec::new();
+        let mut vanished = Vec::new();
         for seq in (1..=sel.messages.len()).rev() {
             let uid = sel.messages[seq - 1].0;
             if gone.contains(&uid) {
                 sel.messages.remove(seq - 1);
                 sel.recent.remove(&uid);
                 lines.push(format!("* {seq} EXPUNGE"));
+                vanished.push(uid);
             }
+        }
+        if qresync && !vanished.is_empty() {
+            return vec![format!("* VANISHED {}", compress_set(&vanished))];
         }
         lines
     }

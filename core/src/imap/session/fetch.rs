@@ -17,13 +17,40 @@ impl Session {
         uid: bool,
         set: &SeqSet,
         items: &[FetchItem],
+        changed_since: Option<u64>,
+        vanished: bool,
     ) -> Flow {
         if let Some(flow) = self.commit_done(tag, "FETCH completed") {
             return flow;
         }
+        // CHANGEDSINCE implies MODSEQ (RFC 7162 3.1.4.1); either turns CONDSTORE on.
+        let with_modseq: Vec<FetchItem>;
+        let items = if changed_since.is_some() && !items.contains(&FetchItem::ModSeq) {
+            with_modseq = items.iter().cloned().chain([FetchItem::ModSeq]).collect();
+            &with_modseq[..]
+        } else {
+            items
+        };
+        if items.contains(&FetchItem::ModSeq) {
+            self.enable_condstore();
+        }
         let p = match self.take_progress() {
             Some(p) => p,
-            None => Progress::new(self.resolve(uid, set)),
+            None => {
+                if vanished && !self.qresync {
+                    self.bad(tag, "VANISHED needs QRESYNC enabled");
+                    return Flow::Done;
+                }
+                if vanished {
+                    self.vanished_earlier(set);
+                }
+                let mut indexes = self.resolve(uid, set);
+                if let Some(since) = changed_since {
+                    let messages = &self.selected_ref().messages;
+                    indexes.retain(|&i| messages.get(i).is_some_and(|(_, e)| e.modseq > since));
+                }
+                Progress::new(indexes)
+            }
         };
         let needs_body = items.iter().any(FetchItem::needs_body);
         let p = match self.in_batches(p, needs_body, |s, p, end, bodies| {
@@ -152,6 +179,10 @@ fn write_fetch(
     for item in items {
         match item {
             FetchItem::Uid => {}
+            FetchItem::ModSeq => {
+                sep(out);
+                out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
+            }
             FetchItem::Flags => {
                 sep(out);
                 out.extend_from_slice(b"FLAGS ");

@@ -58,6 +58,7 @@ impl Session {
             .filter(|u| !fresh_uids.contains(u))
             .collect();
         let mut lines = self.forget(&gone);
+        let condstore = self.condstore;
         let sel = self.selected_mut();
         let known: HashMap<u32, usize> = sel
             .messages
@@ -70,13 +71,17 @@ impl Session {
             match known.get(&uid) {
                 Some(&i) => {
                     let old = &sel.messages[i].1;
-                    if old.flags != entry.flags || old.keywords != entry.keywords {
+                    let flags_changed = old.flags != entry.flags || old.keywords != entry.keywords;
+                    if flags_changed || (condstore && old.modseq != entry.modseq) {
                         let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
                         flag_list(&mut l, sel.shown_flags(uid, &entry), &entry.keywords);
+                        if condstore {
+                            l.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
+                        }
                         l.push(b')');
                         lines.push(String::from_utf8_lossy(&l).into_owned());
-                        sel.messages[i].1 = entry;
                     }
+                    sel.messages[i].1 = entry;
                 }
                 None => {
                     sel.messages.push((uid, entry));

@@ -3,7 +3,7 @@
 //! GETQUOTA / GETQUOTAROOT; and the mailbox list with the account's quota that they (and
 //! APPEND, COPY and MOVE) ask the runtime for.
 
-use super::super::command::Cmd;
+use super::super::command::{Cmd, Qresync};
 use super::super::response::string;
 use super::super::wildcard::wildcard_match;
 use super::response_code::{ResponseCode, Status, SYSTEM_FLAGS};
@@ -99,13 +99,28 @@ impl Session {
         }
     }
 
-    pub(super) fn select(&mut self, tag: &str, name: &str, read_only: bool) -> Flow {
+    pub(super) fn select(
+        &mut self,
+        tag: &str,
+        name: &str,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<&Qresync>,
+    ) -> Flow {
+        if qresync.is_some() && !self.qresync {
+            self.bad(tag, "QRESYNC is not enabled");
+            return Flow::Done;
+        }
+        if condstore {
+            self.enable_condstore();
+        }
         let Some(Answer::Mailbox(found)) = self.answer.take() else {
             return Flow::Need(Request::Mailbox {
                 account: self.account(),
                 name: name.to_string(),
             });
         };
+        self.closed_line();
         let Some((meta, messages)) = found else {
             self.state = State::Authenticated;
             self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
@@ -127,6 +142,7 @@ impl Session {
         self.untagged(Status::Ok, validity, "UIDs valid");
         let next = ResponseCode::UidNext(meta.uidnext);
         self.untagged(Status::Ok, next, "Predicted next UID");
+        self.highest_modseq_line(meta.shown_highest_modseq());
         if self.rev2 {
             let mut l = b"* LIST () \"/\" ".to_vec();
             string(&mut l, name.as_bytes());
@@ -141,6 +157,9 @@ impl Session {
             keywords,
             recent,
         });
+        if let Some(q) = qresync {
+            self.resync(q);
+        }
         let (code, text) = if read_only {
             (ResponseCode::ReadOnly, "EXAMINE completed")
         } else {
@@ -344,7 +363,7 @@ impl Session {
                 "DELETED" => m.deleted as u64,
                 "SIZE" => m.size,
                 "RECENT" => m.recent as u64,
-                "HIGHESTMODSEQ" => m.meta.highest_modseq,
+                "HIGHESTMODSEQ" => m.meta.shown_highest_modseq(),
                 _ => continue,
             };
             parts.push(format!("{} {value}", item.to_ascii_uppercase()));

@@ -12,6 +12,7 @@ mod append;
 mod auth;
 mod batch;
 mod claims;
+mod condstore;
 mod copy;
 mod expunge;
 mod fetch;
@@ -196,6 +197,10 @@ pub struct Session {
     idling: bool,
     idle_refresh: bool,
     rev2: bool,
+    /// Modification sequences are shown (RFC 7162 CONDSTORE: enabled, or used).
+    condstore: bool,
+    /// QRESYNC is enabled: expunges are told as VANISHED.
+    qresync: bool,
     bad_commands: u32,
     tls_pending: bool,
     /// Unix time, given by the runtime at each step.
@@ -221,6 +226,8 @@ impl Session {
             idling: false,
             idle_refresh: false,
             rev2: false,
+            condstore: false,
+            qresync: false,
             bad_commands: 0,
             tls_pending: false,
             now: 0,
@@ -339,7 +346,12 @@ impl Session {
             Cmd::Id => self.id(tag),
             _ if !authenticated => self.bad(tag, "Command not valid before authentication"),
             Cmd::Namespace => self.namespace(tag),
-            Cmd::Select { mailbox, read_only } => return self.select(tag, mailbox, *read_only),
+            Cmd::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => return self.select(tag, mailbox, *read_only, *condstore, qresync.as_ref()),
             Cmd::Create(name) => return self.create(tag, name),
             Cmd::Delete(name) => return self.delete(tag, name),
             Cmd::Rename(from, to) => return self.rename(tag, from, to),
@@ -365,14 +377,14 @@ impl Session {
             Cmd::Unselect => self.unselect(tag),
             Cmd::Expunge { uids } => return self.expunge_command(tag, uids.as_ref()),
             Cmd::Search { uid, key, returns } => return self.search(tag, *uid, key, *returns),
-            Cmd::Fetch { uid, set, items } => return self.fetch(tag, *uid, set, items),
-            Cmd::Store {
+            Cmd::Fetch {
                 uid,
                 set,
-                mode,
-                silent,
-                flags,
-            } => return self.store(tag, *uid, set, *mode, *silent, flags),
+                items,
+                changed_since,
+                vanished,
+            } => return self.fetch(tag, *uid, set, items, *changed_since, *vanished),
+            Cmd::Store { .. } => return self.store(tag, cmd),
             Cmd::Copy {
                 uid,
                 set,

@@ -1,6 +1,6 @@
 //! What a status response says besides its text: its status (OK, NO, BAD) and its
-//! response code (RFC 9051 section 7.1, RFC 4315 UIDPLUS, RFC 5530, RFC 9208 QUOTA), each
-//! written as the client reads it: `[TRYCREATE]`, `[APPENDUID 7 12]`...
+//! response code (RFC 9051 section 7.1, RFC 4315 UIDPLUS, RFC 5530, RFC 9208 QUOTA, RFC
+//! 7162 CONDSTORE), each written as the client reads it: `[TRYCREATE]`, `[APPENDUID 7 12]`...
 
 use std::fmt;
 
@@ -73,6 +73,12 @@ pub(super) enum ResponseCode {
         sources: Vec<u32>,
         uids: Vec<u32>,
     },
+    /// The mailbox's highest modification sequence (RFC 7162, CONDSTORE).
+    HighestModSeq(u64),
+    /// The messages (numbers or UIDs) a STORE with UNCHANGEDSINCE left alone.
+    Modified(Vec<u32>),
+    /// The mailbox selected so far is closed (a SELECT while one was selected).
+    Closed,
 }
 
 impl fmt::Display for ResponseCode {
@@ -100,6 +106,9 @@ impl fmt::Display for ResponseCode {
             ResponseCode::ServerBug => f.write_str("[SERVERBUG]"),
             ResponseCode::OverQuota => f.write_str("[OVERQUOTA]"),
             ResponseCode::AppendUid { validity, uid } => write!(f, "[APPENDUID {validity} {uid}]"),
+            ResponseCode::HighestModSeq(n) => write!(f, "[HIGHESTMODSEQ {n}]"),
+            ResponseCode::Modified(set) => write!(f, "[MODIFIED {}]", compress_set(set)),
+            ResponseCode::Closed => f.write_str("[CLOSED]"),
             ResponseCode::CopyUid {
                 validity,
                 sources,

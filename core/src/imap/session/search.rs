@@ -16,6 +16,9 @@ impl Session {
         key: &SearchKey,
         returns: Option<SearchReturn>,
     ) -> Flow {
+        if key.uses_modseq() {
+            self.enable_condstore();
+        }
         let p = match self.take_progress() {
             Some(p) => p,
             None => Progress::new((0..self.selected_ref().messages.len()).collect()),
@@ -27,6 +30,19 @@ impl Session {
             Err(flow) => return flow,
         };
         let hits = p.hits;
+        let highest_modseq = if key.uses_modseq() {
+            let sel = self.selected_ref();
+            (hits.iter())
+                .filter_map(|&hit| match uid {
+                    true => (sel.messages.binary_search_by_key(&hit, |(u, _)| *u).ok())
+                        .and_then(|i| sel.messages.get(i)),
+                    false => sel.messages.get((hit as usize).wrapping_sub(1)),
+                })
+                .map(|(_, e)| e.modseq)
+                .max()
+        } else {
+            None
+        };
         // IMAP4rev2 answers every SEARCH as ESEARCH with ALL (RFC 9051 6.4.4).
         let returns = returns.or(self.rev2.then_some(SearchReturn {
             all: true,
@@ -51,10 +67,19 @@ impl Session {
             if returns.count {
                 l.push_str(&format!(" COUNT {}", hits.len()));
             }
+            if let Some(modseq) = highest_modseq {
+                l.push_str(&format!(" MODSEQ {modseq}"));
+            }
             self.line(&l);
         } else {
             let list: Vec<String> = hits.iter().map(u32::to_string).collect();
-            self.line(format!("* SEARCH {}", list.join(" ")).trim_end());
+            let mut l = format!("* SEARCH {}", list.join(" "))
+                .trim_end()
+                .to_string();
+            if let Some(modseq) = highest_modseq {
+                l.push_str(&format!(" (MODSEQ {modseq})"));
+            }
+            self.line(&l);
         }
         self.ok(tag, "SEARCH completed");
         Flow::Done
@@ -133,6 +158,7 @@ fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
     match key {
         SearchKey::All => true,
         SearchKey::None => false,
+        SearchKey::ModSeq(since) => m.entry.modseq >= *since,
         SearchKey::And(keys) => keys.iter().all(|k| matches(k, m)),
         SearchKey::Or(a, b) => matches(a, m) || matches(b, m),
         SearchKey::Not(a) => !matches(a, m),

@@ -1,9 +1,9 @@
 //! STORE: flags set, added or removed, answered with each message's flags as the store
 //! now has them (UIDs too for UID STORE, nothing for .SILENT).
 
-use super::super::command::{SeqSet, StoreMode};
+use super::super::command::{Cmd, StoreMode};
 use super::super::response::{flag_list, system_flag};
-use super::response_code::ResponseCode;
+use super::response_code::{ResponseCode, Status};
 use super::{Flow, InProgress, Request, Session};
 use crate::store::{Changes, FlagChange, FlagMode};
 
@@ -32,15 +32,21 @@ pub(super) fn parse_flags(names: &[String]) -> (u32, Vec<String>) {
 }
 
 impl Session {
-    pub(super) fn store(
-        &mut self,
-        tag: &str,
-        uid: bool,
-        set: &SeqSet,
-        mode: StoreMode,
-        silent: bool,
-        names: &[String],
-    ) -> Flow {
+    pub(super) fn store(&mut self, tag: &str, cmd: &Cmd) -> Flow {
+        let Cmd::Store {
+            uid,
+            set,
+            mode,
+            silent,
+            flags: names,
+            unchanged_since,
+        } = cmd
+        else {
+            return Flow::Done;
+        };
+        if unchanged_since.is_some() {
+            self.enable_condstore();
+        }
         if let Some(flow) = self.store_done(tag) {
             return flow;
         }
@@ -60,7 +66,7 @@ impl Session {
         };
         let uids: Vec<u32> = {
             let sel = self.selected_ref();
-            self.resolve(uid, set)
+            self.resolve(*uid, set)
                 .into_iter()
                 .map(|i| sel.messages[i].0)
                 .collect()
@@ -70,17 +76,21 @@ impl Session {
             return Flow::Done;
         }
         self.in_progress = Some(InProgress::Store(StoreReply {
-            uid,
-            silent,
+            uid: *uid,
+            silent: *silent,
             change: silent.then(|| change.clone()),
         }));
         let mut changes = Changes::new();
-        changes.set_flags(self.account(), self.selected_ref().meta.id, uids, change);
+        let mailbox = self.selected_ref().meta.id;
+        changes.set_flags_unchanged_since(self.account(), mailbox, uids, change, *unchanged_since);
         Flow::Need(Request::Write(changes))
     }
 
     /// STORE's answer: the flags of each message as the store now has them (a message
-    /// expunged meanwhile is left out: the next poll reports its EXPUNGE).
+    /// expunged meanwhile is left out: the next poll reports its EXPUNGE). With CONDSTORE
+    /// on, each response has the message's MODSEQ, and a silent STORE still names the new
+    /// MODSEQ of each message it changed (RFC 7162 3.1.3); messages left alone by
+    /// UNCHANGEDSINCE are listed in `[MODIFIED ...]`.
     fn store_done(&mut self, tag: &str) -> Option<Flow> {
         let result = self.committed()?;
         let reply = match self.in_progress.take() {
@@ -91,34 +101,61 @@ impl Session {
                 change: None,
             },
         };
-        match result {
-            Ok(applied) => {
-                self.announce_keywords(applied.entries.iter().map(|(_, e)| e));
-                for (msg_uid, entry) in applied.entries {
-                    let sel = self.selected_mut();
-                    let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
-                        continue;
-                    };
-                    let unexpected = reply.change.as_ref().is_some_and(|change| {
-                        let expected = change.apply(&sel.messages[i].1);
-                        expected.flags != entry.flags || expected.keywords != entry.keywords
-                    });
-                    if !reply.silent || unexpected {
-                        let mut l = format!("* {} FETCH (", i + 1).into_bytes();
-                        if reply.uid {
-                            l.extend_from_slice(format!("UID {msg_uid} ").as_bytes());
-                        }
-                        l.extend_from_slice(b"FLAGS ");
-                        let shown = self.selected_ref().shown_flags(msg_uid, &entry);
-                        flag_list(&mut l, shown, &entry.keywords);
-                        l.extend_from_slice(b")\r\n");
-                        self.io.output.extend_from_slice(&l);
-                    }
-                    self.selected_mut().messages[i].1 = entry;
-                }
-                self.ok(tag, "STORE completed");
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(e) => {
+                self.commit_failed(tag, &e);
+                return Some(Flow::Done);
             }
-            Err(e) => self.commit_failed(tag, &e),
+        };
+        self.announce_keywords(applied.entries.iter().map(|(_, e)| e));
+        let condstore = self.condstore;
+        for (msg_uid, entry) in applied.entries {
+            let sel = self.selected_mut();
+            let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
+                continue;
+            };
+            let old = &sel.messages[i].1;
+            let unexpected = reply.change.as_ref().is_some_and(|change| {
+                let expected = change.apply(old);
+                expected.flags != entry.flags || expected.keywords != entry.keywords
+            });
+            let show_flags = !reply.silent || unexpected;
+            let show_modseq = condstore && (show_flags || old.modseq != entry.modseq);
+            if show_flags || show_modseq {
+                let mut l = format!("* {} FETCH (", i + 1).into_bytes();
+                let mut items = Vec::new();
+                if reply.uid {
+                    items.push(format!("UID {msg_uid}").into_bytes());
+                }
+                if show_flags {
+                    let mut f = b"FLAGS ".to_vec();
+                    flag_list(&mut f, sel.shown_flags(msg_uid, &entry), &entry.keywords);
+                    items.push(f);
+                }
+                if show_modseq {
+                    items.push(format!("MODSEQ ({})", entry.modseq).into_bytes());
+                }
+                l.extend_from_slice(&items.join(&b' '));
+                l.extend_from_slice(b")\r\n");
+                self.io.output.extend_from_slice(&l);
+            }
+            self.selected_mut().messages[i].1 = entry;
+        }
+        if applied.modified.is_empty() {
+            self.ok(tag, "STORE completed");
+        } else {
+            let sel = self.selected_ref();
+            let modified: Vec<u32> = if reply.uid {
+                applied.modified
+            } else {
+                (applied.modified.iter())
+                    .filter_map(|u| sel.messages.binary_search_by_key(u, |(v, _)| *v).ok())
+                    .map(|i| i as u32 + 1)
+                    .collect()
+            };
+            let code = ResponseCode::Modified(modified);
+            self.respond(tag, Status::Ok, Some(code), "Conditional STORE failed");
         }
         Some(Flow::Done)
     }
