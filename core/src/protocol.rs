@@ -136,6 +136,11 @@ pub trait Protocol {
     fn close_shutdown(&mut self);
     /// IMAP IDLE: look for changes to report (others never idle).
     fn idle_poll(&mut self) {}
+    /// IMAP IDLE: the mailbox whose changes the session reports, by (account, mailbox
+    /// id): the runtime wakes it when the mailbox changes.
+    fn watched_mailbox(&self) -> Option<(u32, u32)> {
+        None
+    }
 
     /// Appends received bytes as a read would (tests, fuzzing, benches).
     fn feed(&mut self, bytes: &[u8]) {

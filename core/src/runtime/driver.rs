@@ -2,7 +2,8 @@
 //! It writes what the session wrote, reads when it needs input (with the idle timeout,
 //! the unauthenticated lifetime and the shutdown in view), runs TLS handshakes and
 //! logins, and hands the session's requests to its [`Service`] (a delivery, a store read
-//! or write) and the answers back. IMAP's IDLE waits for input while polling for changes.
+//! or write) and the answers back. IMAP's IDLE waits for input and for changes of its
+//! mailbox (the store tells it of each, once durable).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -17,8 +18,9 @@ use crate::protocol::{Protocol, Step};
 /// Output this large is written out before the next request: a FETCH over a large
 /// mailbox then streams batch by batch instead of piling up.
 const FLUSH_BEFORE_REQUEST: usize = 64 * 1024;
-/// How often an idling session looks for changes.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often an idling session looks for changes besides being told of them (for a
+/// session that watches nothing it can be told of).
+const IDLE_POLL: Duration = Duration::from_secs(30);
 
 /// Carries out what one protocol's sessions ask of the world.
 pub(super) trait Service<P: Protocol> {
@@ -81,9 +83,10 @@ pub(super) async fn drive<P: Protocol, S: Service<P>>(
     }
 }
 
-/// IDLE: waits for input while polling for changes and writing what they produce. The
-/// read stays pending meanwhile: a tokio-uring read cannot be cancelled without losing
-/// what it reads. False when the connection is over.
+/// IDLE: waits for input while looking for changes when the store says the session's
+/// mailbox changed (and once at the start, for changes since the session last looked),
+/// writing what they produce. The read stays pending meanwhile: a tokio-uring read cannot
+/// be cancelled without losing what it reads. False when the connection is over.
 async fn idle<P: Protocol, S: Service<P>>(
     ctx: &WorkerContext,
     stream: &TcpStream,
@@ -101,22 +104,25 @@ async fn idle<P: Protocol, S: Service<P>>(
     tokio::pin!(read);
     let mut polls = tokio::time::interval(IDLE_POLL);
     polls.tick().await;
+    let mut changes = session.watched_mailbox().map(|(account, mailbox)| {
+        let mut receiver = ctx.server.store.watch().subscribe(account, mailbox);
+        receiver.mark_changed();
+        receiver
+    });
     let woke = loop {
         tokio::select! {
             (result, buf) = &mut read => break Some((result, buf)),
-            _ = polls.tick() => {
-                session.idle_poll();
-                while let Step::Request(request) = session.step(cx) {
-                    let answer = service.fulfil(session, request).await;
-                    session.answer(answer);
+            _ = mailbox_changed(&mut changes) => {
+                if let Some(receiver) = &mut changes {
+                    receiver.borrow_and_update();
                 }
-                if session.buffers_ref().has_output() {
-                    let out = session.buffers().take_output();
-                    let (result, out) = transport.write_all(stream, out).await;
-                    session.buffers().output_written(out);
-                    if result.is_err() {
-                        break None;
-                    }
+                if !look_for_changes(stream, transport, session, cx, service).await {
+                    break None;
+                }
+            }
+            _ = polls.tick() => {
+                if !look_for_changes(stream, transport, session, cx, service).await {
+                    break None;
                 }
             }
             _ = stop.wait_for(|stop| *stop) => break None,
@@ -129,4 +135,43 @@ async fn idle<P: Protocol, S: Service<P>>(
         }
         _ => false,
     }
+}
+
+/// Waits until the watched mailbox changed (forever when there is none to watch, or its
+/// channel is gone: the periodic look then takes over).
+async fn mailbox_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match changes {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                *changes = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Lets the idling session look for changes (reading what it asks for) and writes what it
+/// has to say; false when the client is gone.
+async fn look_for_changes<P: Protocol, S: Service<P>>(
+    stream: &TcpStream,
+    transport: &Transport,
+    session: &mut P,
+    cx: &mut P::Context<'_>,
+    service: &mut S,
+) -> bool {
+    session.idle_poll();
+    while let Step::Request(request) = session.step(cx) {
+        let answer = service.fulfil(session, request).await;
+        session.answer(answer);
+    }
+    if session.buffers_ref().has_output() {
+        let out = session.buffers().take_output();
+        let (result, out) = transport.write_all(stream, out).await;
+        session.buffers().output_written(out);
+        if result.is_err() {
+            return false;
+        }
+    }
+    true
 }

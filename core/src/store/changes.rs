@@ -110,6 +110,8 @@ pub struct Applied {
     pub modified: Vec<u32>,
     /// How each account's storage use changed.
     pub usage: Vec<(u32, i64)>,
+    /// The mailboxes whose messages changed (added, removed, flags), by (account, id).
+    pub mailboxes: Vec<(u32, u32)>,
 }
 
 /// One operation, as the commit thread receives it.

@@ -5,7 +5,8 @@
 //! group), then answers each sender. It is also the only writer, which makes it the
 //! natural place to decide mail changes: [`super::sequencer`] reads what each operation
 //! changes at commit time, hands out UIDs and ids, counts blob references and usage,
-//! without any lock. Usage changes go to the quota book once they are durable.
+//! without any lock. Usage changes go to the quota book once they are durable, and the
+//! mailboxes changed to those watching them (IMAP IDLE).
 //!
 //! It also keeps the disk from filling up: a batch that adds content (a message, a queued
 //! or quarantined copy) is refused with [`StoreError::NoSpace`] when it would leave less
@@ -23,6 +24,7 @@ use tokio::sync::oneshot;
 use super::changes::{Applied, Changes};
 use super::kv::{KvStore, StoreError, WriteOp};
 use super::sequencer::Sequencer;
+use super::watch::MailboxWatch;
 
 /// The answer to a commit: what it did.
 pub type Committed = Result<Applied, StoreError>;
@@ -99,6 +101,7 @@ pub(crate) fn run(
     requests: Receiver<Request>,
     dir: Option<PathBuf>,
     usage: UsageSink,
+    watch: Arc<MailboxWatch>,
 ) {
     let mut sequencer = Sequencer::default();
     let mut shutdown = None;
@@ -130,7 +133,7 @@ pub(crate) fn run(
         } else {
             group
         };
-        commit_group(kv.as_ref(), &mut sequencer, group, &usage);
+        commit_group(kv.as_ref(), &mut sequencer, group, &usage, &watch);
         if let Some(job) = exclusive {
             job(kv.as_ref());
             // It may have written: what the sequencer remembers may be stale.
@@ -156,6 +159,7 @@ fn commit_group(
     sequencer: &mut Sequencer,
     group: Vec<(Changes, Reply)>,
     usage: &UsageSink,
+    watch: &MailboxWatch,
 ) {
     if group.is_empty() {
         return;
@@ -195,6 +199,9 @@ fn commit_group(
                     observer.usage_changed(account, delta);
                 }
             }
+        }
+        if result.is_ok() {
+            watch.changed(&applied.mailboxes);
         }
         let _ = reply.send(result.clone().map(|()| applied));
     }

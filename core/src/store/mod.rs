@@ -13,6 +13,7 @@
 //! * [`mail`]: reading mailboxes and messages.
 //! * [`queue`]: the outbound queue.
 //! * [`quarantine`]: messages held for a virus or a forbidden attachment.
+//! * [`watch`]: who is told when a mailbox changes (IMAP IDLE).
 
 pub mod changes;
 pub mod check;
@@ -28,6 +29,7 @@ pub mod reader;
 mod rocks;
 pub mod schema;
 mod sequencer;
+pub mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub struct Store {
     kv: Arc<dyn KvStore>,
     commits: RequestSender,
     usage: UsageSink,
+    watch: Arc<watch::MailboxWatch>,
 }
 
 /// Owns the commit thread; [`StoreOwner::close`] flushes and stops it.
@@ -104,18 +107,26 @@ impl Store {
         let thread_kv = kv.clone();
         let usage = UsageSink::default();
         let thread_usage = usage.clone();
+        let watch = Arc::new(watch::MailboxWatch::default());
+        let thread_watch = watch.clone();
         let thread = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || commit::run(thread_kv, rx, dir, thread_usage))
+            .spawn(move || commit::run(thread_kv, rx, dir, thread_usage, thread_watch))
             .map_err(|e| StoreError::Engine(format!("cannot start the commit thread: {e}")))?;
         Ok(StoreOwner {
             store: Store {
                 kv,
                 commits: tx,
                 usage,
+                watch,
             },
             thread: Some(thread),
         })
+    }
+
+    /// Who is told when a mailbox changes.
+    pub fn watch(&self) -> &watch::MailboxWatch {
+        &self.watch
     }
 
     /// Runs `job` on the commit thread with nothing else writing meanwhile, and waits for

@@ -367,6 +367,7 @@ impl Txn<'_> {
         uid: u32,
         entry: &MailEntry,
     ) -> Result<(), StoreError> {
+        self.touched(account, mailbox);
         let key = keys::mail(account, mailbox, uid);
         self.ops.push(WriteOp::Delete {
             cf: Cf::Mail,
@@ -379,7 +380,15 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Notes that a mailbox's messages changed (for those watching it).
+    fn touched(&mut self, account: u32, mailbox: u32) {
+        if !self.applied.mailboxes.contains(&(account, mailbox)) {
+            self.applied.mailboxes.push((account, mailbox));
+        }
+    }
+
     fn put_entry(&mut self, account: u32, mailbox: u32, uid: u32, entry: MailEntry) {
+        self.touched(account, mailbox);
         let key = keys::mail(account, mailbox, uid);
         self.ops.push(WriteOp::Put {
             cf: Cf::Mail,

@@ -545,4 +545,11 @@ impl Protocol for Session {
     fn idle_poll(&mut self) {
         Session::idle_poll(self);
     }
+
+    fn watched_mailbox(&self) -> Option<(u32, u32)> {
+        match &self.state {
+            State::Selected(sel) => Some((self.account(), sel.meta.id)),
+            _ => None,
+        }
+    }
 }
