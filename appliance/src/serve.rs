@@ -207,6 +207,16 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         web::WebState {
             store: store.clone(),
             key: release_key,
+            routing: routing.clone(),
+            mail: web::MailSettings {
+                hostname: config.server.hostname.clone(),
+                imaps: Some(listeners.imaps.port()),
+                imap: Some(listeners.imap.port()),
+                pop3s: Some(listeners.pop3s.port()),
+                pop3: Some(listeners.pop3.port()),
+                submissions: Some(listeners.submissions.port()),
+                submission: Some(listeners.submission.port()),
+            },
         },
     )?;
     purge::spawn(store.clone(), &config.quarantine, outbound_wake.clone())?;
