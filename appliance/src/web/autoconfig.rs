@@ -15,10 +15,10 @@
 //! exist. The documents are built by pure functions (tested below); the handlers only
 //! read the request and the routing snapshot.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -127,13 +127,20 @@ fn document(content_type: &'static str, body: String) -> Response {
     response
 }
 
+/// The query of the GET documents: other parameters are ignored, `emailaddress` twice
+/// (or not UTF-8) is a bad request.
+#[derive(serde::Deserialize)]
+struct AddressQuery {
+    emailaddress: Option<String>,
+}
+
 /// The `emailaddress` parameter, if the query has one (a query that cannot be read is a
 /// bad request).
 fn email_parameter(
-    query: &Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: &Result<Query<AddressQuery>, QueryRejection>,
 ) -> Result<Option<String>, Box<Response>> {
     match query {
-        Ok(Query(q)) => Ok(q.get("emailaddress").cloned()),
+        Ok(Query(q)) => Ok(q.emailaddress.clone()),
         Err(_) => Err(Box::new(bad_request("The query string cannot be read."))),
     }
 }
@@ -143,7 +150,7 @@ fn email_parameter(
 async fn mozilla(
     State(state): State<Arc<WebState>>,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<AddressQuery>, QueryRejection>,
 ) -> Response {
     let domain = match email_parameter(&query) {
         Err(response) => return *response,
@@ -197,7 +204,7 @@ async fn autodiscover(State(state): State<Arc<WebState>>, body: Bytes) -> Respon
 /// `GET /apple/mail.mobileconfig?emailaddress=...`.
 async fn apple(
     State(state): State<Arc<WebState>>,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<AddressQuery>, QueryRejection>,
 ) -> Response {
     let text = match email_parameter(&query) {
         Err(response) => return *response,
