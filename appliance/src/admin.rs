@@ -207,17 +207,47 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         AdminCommand::Account(AccountCommand::Add {
             address,
             password,
+            login,
             spam_level,
         }) => {
             if !password.starts_with("$argon2id$") {
                 bail!("internal: the password was not hashed");
             }
-            let mut account = directory::add_account(store, address, password, now)?;
+            let mut account =
+                directory::add_account_with_login(store, address, password, login.as_deref(), now)?;
             if let Some(level) = spam_level.as_deref().filter(|l| *l != "medium") {
                 account = directory::set_spam_level(store, &account.address, level)?;
             }
-            format!("account {} added (id {})\n", account.address, account.id).into_bytes()
+            let login = login
+                .as_deref()
+                .and_then(|l| directory::normalize_login(l).ok())
+                .map(|l| format!(", login name {l}"))
+                .unwrap_or_default();
+            format!(
+                "account {} added (id {}{login})\n",
+                account.address, account.id
+            )
+            .into_bytes()
         }
+        AdminCommand::Account(AccountCommand::Login {
+            address,
+            name,
+            clear,
+        }) => if name.is_none() && !clear {
+            let account = directory::account_for_address(store, address)?;
+            match directory::login_name(store, account.id)? {
+                Some(login) => format!("{}: login name {login}\n", account.address),
+                None => format!("{}: no login name\n", account.address),
+            }
+        } else {
+            match directory::set_login(store, address, name.as_deref())? {
+                (account, Some(login)) => {
+                    format!("{}: login name {login}\n", account.address)
+                }
+                (account, None) => format!("{}: login name cleared\n", account.address),
+            }
+        }
+        .into_bytes(),
         AdminCommand::Account(AccountCommand::Set {
             address,
             quota,

@@ -191,6 +191,11 @@ pub(crate) enum AccountCommand {
         address: String,
         #[arg(long)]
         password: String,
+        /// A name to log in with besides the address (letters, digits, . _ - +; no @),
+        /// unique across the appliance: an old system's user name such as `bbc_john`.
+        #[arg(long)]
+        #[serde(default)]
+        login: Option<String>,
         /// Filled from `spam.default_level` of the configuration, not from the command line.
         #[arg(skip)]
         #[serde(default)]
@@ -198,6 +203,16 @@ pub(crate) enum AccountCommand {
     },
     /// List accounts with their storage use.
     List,
+    /// Show, set or clear an account's login name (the name it may log in with besides
+    /// its address).
+    Login {
+        address: String,
+        /// The new login name (letters, digits, . _ - +; no @); none: show the current one.
+        name: Option<String>,
+        /// Take the login name away.
+        #[arg(long, conflicts_with = "name")]
+        clear: bool,
+    },
     /// Change an account's settings.
     Set {
         address: String,

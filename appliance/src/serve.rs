@@ -207,6 +207,16 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         web::WebState {
             store: store.clone(),
             key: release_key,
+            routing: routing.clone(),
+            mail: web::MailSettings {
+                hostname: config.server.hostname.clone(),
+                imaps: Some(listeners.imaps.port()),
+                imap: Some(listeners.imap.port()),
+                pop3s: Some(listeners.pop3s.port()),
+                pop3: Some(listeners.pop3.port()),
+                submissions: Some(listeners.submissions.port()),
+                submission: Some(listeners.submission.port()),
+            },
         },
     )?;
     purge::spawn(store.clone(), &config.quarantine, outbound_wake.clone())?;
@@ -221,7 +231,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         trusted: Arc::new(
             Networks::parse(&config.relay.trusted_networks).context("relay.trusted_networks")?,
         ),
-        plaintext_on_loopback: config.auth.plaintext_on_loopback,
+        auth_settings: config.auth.clone(),
         connections: ConnectionLimiter::with_totals(
             limits.max_connections_per_ip,
             limits.max_connections,
@@ -244,6 +254,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             ..ImapConfig::default()
         }),
     };
+    warn_plaintext(&config);
     let count = config.worker_count();
     let workers = runtime::start(ctx, &listeners, count)?;
     tracing::info!(
@@ -284,6 +295,26 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
     let _ = std::fs::remove_file(control::socket_path(&data_dir));
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns at start while passwords are accepted without TLS from any address. (The admin
+/// console, to come, should show the same warning on its front page.)
+fn warn_plaintext(config: &Config) {
+    let listeners: Vec<&str> = config
+        .auth
+        .allow_plaintext
+        .listeners()
+        .into_iter()
+        .map(|l| l.name())
+        .collect();
+    if !listeners.is_empty() {
+        tracing::warn!(
+            listeners = %listeners.join(","),
+            "auth.allow_plaintext is on: passwords are accepted without TLS from any \
+             address on these listeners, readable by anyone on the path; turn it off once \
+             the devices that need it are gone"
+        );
+    }
 }
 
 /// The configured certificate, or the self-signed one of the data directory.

@@ -1,9 +1,13 @@
-//! The web pages over HTTPS (`listen.web`): today the quarantine's release pages. axum on
+//! The web pages over HTTPS (`listen.web`): the quarantine's release pages, and the
+//! documents mail clients configure themselves from (`autoconfig`). axum on
 //! a thread and a small tokio runtime of their own, never on the io_uring workers; TLS
 //! with the appliance's certificate (the same configuration the mail ports use, so a
 //! certificate reload reaches it too).
 
+mod autoconfig;
 mod quarantine;
+
+pub(crate) use autoconfig::MailSettings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use arc_swap::ArcSwap;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use gannet_core::delivery::quarantine::ReleaseKey;
+use gannet_core::delivery::routing::SharedDirectory;
 use gannet_core::store::Store;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -22,6 +27,10 @@ use hyper_util::service::TowerToHyperService;
 pub(crate) struct WebState {
     pub(crate) store: Store,
     pub(crate) key: Arc<ReleaseKey>,
+    /// Which domains are hosted (the running server's routing snapshot).
+    pub(crate) routing: SharedDirectory,
+    /// The host name and ports the client-setup documents name.
+    pub(crate) mail: MailSettings,
 }
 
 /// Longest a client may take for its TLS handshake, and for a whole request.
@@ -39,7 +48,8 @@ pub(crate) fn spawn(
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
-    let router = quarantine::routes(Arc::new(state));
+    let state = Arc::new(state);
+    let router = autoconfig::routes(state.clone()).merge(quarantine::routes(state));
     gannet_core::process::spawn_service("web", move || async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(l) => l,

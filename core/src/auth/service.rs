@@ -103,16 +103,23 @@ fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr)
     if locked(failures, c, ip) {
         return AuthOutcome::LockedOut;
     }
-    let account = match directory::account_for_address(store, &c.username) {
-        Ok(account) => Some(account),
-        Err(directory::DirectoryError::Store(e)) => {
+    // The account's primary address or its login name; aliases deliver mail but do not
+    // log in.
+    let account = match directory::account_for_login(store, &c.username) {
+        Ok(account) => account,
+        Err(e) => {
             tracing::error!(error = %e, "login: store error");
             return AuthOutcome::Unavailable;
         }
-        Err(_) => None,
     };
-    // A login is the account's primary address; aliases deliver mail but do not log in.
-    let account = account.filter(|a| a.address.eq_ignore_ascii_case(c.username.trim()));
+    // Failures count against the account whichever name it was given by, so the address
+    // and the login name do not each get their own allowance of guesses.
+    let name = account
+        .as_ref()
+        .map_or_else(|| c.username.clone(), |a| a.address.clone());
+    if failures.account_locked(&name) {
+        return AuthOutcome::LockedOut;
+    }
     let hash = account
         .as_ref()
         .map_or(decoy_hash(), |a| a.password_hash.as_str());
@@ -120,9 +127,72 @@ fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr)
     match (ok, account) {
         (true, Some(a)) => AuthOutcome::Success { account: a.id },
         _ => {
-            failures.record_failure(ip, &c.username);
+            failures.record_failure(ip, &name);
             tracing::info!(user = %c.username, %ip, "login failed");
             AuthOutcome::Failure
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::directory;
+
+    fn credentials(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn login_name_or_address_one_allowance_of_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Store::open(dir.path()).unwrap();
+        let s = owner.store();
+        directory::add_domain(s, "example.test").unwrap();
+        let hash = password::hash("Secret123").unwrap();
+        let alice =
+            directory::add_account_with_login(s, "alice@example.test", &hash, Some("bbc_alice"), 1)
+                .unwrap();
+        let failures = FailureTracker::with_account_limit(
+            100,
+            3,
+            Duration::from_secs(600),
+            Duration::from_secs(900),
+        );
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let ok = AuthOutcome::Success { account: alice.id };
+        assert_eq!(
+            verify(s, &failures, &credentials("BBC_Alice", "Secret123"), ip),
+            ok
+        );
+        assert_eq!(
+            verify(
+                s,
+                &failures,
+                &credentials("alice@example.test", "Secret123"),
+                ip
+            ),
+            ok
+        );
+        // Wrong passwords by either name count against the one account.
+        for user in ["bbc_alice", "alice@example.test", "bbc_alice"] {
+            assert_eq!(
+                verify(s, &failures, &credentials(user, "Wrong1234"), ip),
+                AuthOutcome::Failure
+            );
+        }
+        assert_eq!(
+            verify(s, &failures, &credentials("bbc_alice", "Secret123"), ip),
+            AuthOutcome::LockedOut
+        );
+        assert_eq!(
+            verify(s, &failures, &credentials("nobody", "Secret123"), ip),
+            AuthOutcome::Failure
+        );
     }
 }

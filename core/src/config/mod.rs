@@ -138,8 +138,12 @@ pub struct Tls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
-    /// AUTH without TLS is refused unless this is true and the client is on loopback.
+    /// AUTH without TLS is allowed to loopback clients on every listener (tests).
     pub plaintext_on_loopback: bool,
+    /// Listeners on which passwords are accepted without TLS from any client (legacy
+    /// devices that cannot do TLS): `false` (the default), `true` (every listener that
+    /// has a plain port), or a list of `[listen]` names (`["pop3", "smtp"]`).
+    pub allow_plaintext: AllowPlaintext,
     /// An authenticated user may send only from their own addresses and aliases.
     pub restrict_sender: bool,
     /// Failed logins from one IP within `failure_window` that lock it out.
@@ -156,12 +160,109 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             plaintext_on_loopback: false,
+            allow_plaintext: AllowPlaintext::default(),
             restrict_sender: true,
             max_failures: 5,
             failure_window: Duration::from_secs(600),
             max_account_failures: 20,
             lockout: Duration::from_secs(900),
         }
+    }
+}
+
+impl Auth {
+    /// Whether a client at `ip` may send a password without TLS on `listener`.
+    pub fn plaintext_allowed(&self, listener: PlainListener, ip: std::net::IpAddr) -> bool {
+        self.allow_plaintext.allows(listener) || (self.plaintext_on_loopback && ip.is_loopback())
+    }
+}
+
+/// A listener with a plain (not implicit-TLS) port, where a password could be sent in
+/// the clear: the names of `[listen]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainListener {
+    Smtp,
+    Submission,
+    Pop3,
+    Imap,
+}
+
+impl PlainListener {
+    pub const ALL: [PlainListener; 4] = [
+        PlainListener::Smtp,
+        PlainListener::Submission,
+        PlainListener::Pop3,
+        PlainListener::Imap,
+    ];
+
+    /// Its key in `[listen]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlainListener::Smtp => "smtp",
+            PlainListener::Submission => "submission",
+            PlainListener::Pop3 => "pop3",
+            PlainListener::Imap => "imap",
+        }
+    }
+}
+
+/// `auth.allow_plaintext`: the listeners where passwords are accepted without TLS from
+/// any address. In the file: `false`, `true` (all four plain listeners), or a list of
+/// their names; an implicit-TLS listener's name (`pop3s`, ...) or an unknown one is an
+/// error, so a typo does not pass silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "AllowPlaintextToml")]
+pub struct AllowPlaintext {
+    on: [bool; 4],
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AllowPlaintextToml {
+    All(bool),
+    Some(Vec<String>),
+}
+
+impl TryFrom<AllowPlaintextToml> for AllowPlaintext {
+    type Error = String;
+
+    fn try_from(value: AllowPlaintextToml) -> Result<Self, String> {
+        match value {
+            AllowPlaintextToml::All(all) => Ok(AllowPlaintext { on: [all; 4] }),
+            AllowPlaintextToml::Some(names) => {
+                let mut on = [false; 4];
+                for name in &names {
+                    let i = PlainListener::ALL
+                        .iter()
+                        .position(|l| l.name().eq_ignore_ascii_case(name.trim()))
+                        .ok_or_else(|| {
+                            format!(
+                                "auth.allow_plaintext: {name:?} is not a listener with a plain \
+                                 port (smtp, submission, pop3, imap)"
+                            )
+                        })?;
+                    on[i] = true;
+                }
+                Ok(AllowPlaintext { on })
+            }
+        }
+    }
+}
+
+impl AllowPlaintext {
+    pub fn allows(&self, listener: PlainListener) -> bool {
+        PlainListener::ALL
+            .iter()
+            .zip(self.on)
+            .any(|(l, on)| on && *l == listener)
+    }
+
+    /// The listeners it is on for (empty: off everywhere).
+    pub fn listeners(&self) -> Vec<PlainListener> {
+        PlainListener::ALL
+            .into_iter()
+            .filter(|l| self.allows(*l))
+            .collect()
     }
 }
 
@@ -620,6 +721,44 @@ mod tests {
         assert!(Config::from_toml("[antivirus]\nclamd = \"127.0.0.1:3310\"\n").is_err());
         assert!(Config::from_toml("[antivirus]\non_failure = \"reject\"\n").is_err());
         assert!(Config::from_toml("[antivirus]\nmax_sise = 1\n").is_err());
+    }
+
+    #[test]
+    fn plaintext_logins() {
+        let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let outside: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let c = Config::default();
+        assert!(c.auth.allow_plaintext.listeners().is_empty());
+        for l in PlainListener::ALL {
+            assert!(!c.auth.plaintext_allowed(l, loopback));
+            assert!(!c.auth.plaintext_allowed(l, outside));
+        }
+        let c = Config::from_toml("[auth]\nplaintext_on_loopback = true\n").unwrap();
+        assert!(c.auth.plaintext_allowed(PlainListener::Imap, loopback));
+        assert!(!c.auth.plaintext_allowed(PlainListener::Imap, outside));
+        let c = Config::from_toml("[auth]\nallow_plaintext = true\n").unwrap();
+        assert_eq!(c.auth.allow_plaintext.listeners(), PlainListener::ALL);
+        assert!(c.auth.plaintext_allowed(PlainListener::Smtp, outside));
+        let c = Config::from_toml("[auth]\nallow_plaintext = false\n").unwrap();
+        assert!(c.auth.allow_plaintext.listeners().is_empty());
+        let c = Config::from_toml("[auth]\nallow_plaintext = [\"pop3\", \"SMTP\"]\n").unwrap();
+        assert_eq!(
+            c.auth.allow_plaintext.listeners(),
+            [PlainListener::Smtp, PlainListener::Pop3]
+        );
+        assert!(c.auth.plaintext_allowed(PlainListener::Pop3, outside));
+        assert!(!c.auth.plaintext_allowed(PlainListener::Imap, outside));
+        assert!(!c
+            .auth
+            .plaintext_allowed(PlainListener::Submission, loopback));
+        let c = Config::from_toml("[auth]\nallow_plaintext = []\n").unwrap();
+        assert!(c.auth.allow_plaintext.listeners().is_empty());
+        for bad in ["[\"pop3s\"]", "[\"pop\"]", "\"pop3\"", "1"] {
+            let text = format!("[auth]\nallow_plaintext = {bad}\n");
+            assert!(Config::from_toml(&text).is_err(), "{bad}");
+        }
+        let err = Config::from_toml("[auth]\nallow_plaintext = [\"imaps\"]\n").unwrap_err();
+        assert!(err.to_string().contains("imaps"), "{err}");
     }
 
     #[test]

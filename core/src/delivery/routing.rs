@@ -84,6 +84,18 @@ impl Directory {
         }
     }
 
+    /// Whether `domain` is hosted here: its mailboxes are on this appliance (not a
+    /// backup-MX or scan-relay domain, whose mail only passes through).
+    pub fn is_hosted(&self, domain: &str) -> bool {
+        matches!(
+            self.routes.get(&format!(
+                "@{}",
+                domain.trim_end_matches('.').to_ascii_lowercase()
+            )),
+            Some(Route::Domain { .. })
+        )
+    }
+
     /// Where mail for a backup-MX or scan-relay domain goes; None for other domains.
     pub fn forward_target(&self, domain: &str) -> Option<ForwardTarget> {
         match self
@@ -167,5 +179,32 @@ mod tests {
         assert_eq!(d.route("jöran@example.test"), RcptRoute::UnknownUser);
         assert_eq!(d.route("é@é"), RcptRoute::Remote);
         assert_eq!(d.route("éé"), RcptRoute::UnknownUser);
+    }
+
+    #[test]
+    fn hosted_domains() {
+        let d = Directory::from_routes([
+            (
+                "@example.test".to_string(),
+                Route::Domain { catch_all: None },
+            ),
+            (
+                "@backup.test".to_string(),
+                Route::BackupMx { primary: None },
+            ),
+            (
+                "alice@example.test".to_string(),
+                Route::Address {
+                    account: 1,
+                    alias: false,
+                },
+            ),
+        ]);
+        assert!(d.is_hosted("example.test"));
+        assert!(d.is_hosted("Example.TEST."));
+        assert!(!d.is_hosted("backup.test"));
+        assert!(!d.is_hosted("sub.example.test"));
+        assert!(!d.is_hosted("alice@example.test"));
+        assert!(!d.is_hosted(""));
     }
 }

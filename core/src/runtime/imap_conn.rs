@@ -36,7 +36,7 @@ pub(super) async fn serve(
     let policy = ImapPolicy {
         tls: transport.is_tls(),
         starttls: true,
-        auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
+        auth_without_tls: server.auth_without_tls(kind, ip),
     };
     let mut session = Session::new(server.imap.clone(), policy, ctx.buffers.take());
     driver::drive(

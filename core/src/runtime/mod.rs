@@ -51,7 +51,9 @@ pub struct ServerContext {
     pub auth: AuthService,
     /// Clients that may relay without AUTH, and are exempt from the connection limit.
     pub trusted: Arc<Networks>,
-    pub plaintext_on_loopback: bool,
+    /// Where passwords may be sent without TLS (`auth.plaintext_on_loopback`,
+    /// `auth.allow_plaintext`).
+    pub auth_settings: crate::config::Auth,
     pub connections: Arc<ConnectionLimiter>,
     pub rates: Arc<RateLimiter>,
     pub quotas: Arc<QuotaBook>,
@@ -86,6 +88,29 @@ pub enum PortKind {
     Imap,
     /// IMAP over implicit TLS (993).
     Imaps,
+}
+
+impl PortKind {
+    /// The listener's name in the configuration when it has a plain port (where a
+    /// password could travel in the clear); `None` for the implicit-TLS ones.
+    fn plain_listener(self) -> Option<crate::config::PlainListener> {
+        use crate::config::PlainListener;
+        match self {
+            PortKind::Mx => Some(PlainListener::Smtp),
+            PortKind::Submission => Some(PlainListener::Submission),
+            PortKind::Pop3 => Some(PlainListener::Pop3),
+            PortKind::Imap => Some(PlainListener::Imap),
+            PortKind::Submissions | PortKind::Pop3s | PortKind::Imaps => None,
+        }
+    }
+}
+
+impl ServerContext {
+    /// Whether a session on a `kind` port from `ip` may log in without TLS.
+    fn auth_without_tls(&self, kind: PortKind, ip: std::net::IpAddr) -> bool {
+        kind.plain_listener()
+            .is_some_and(|l| self.auth_settings.plaintext_allowed(l, ip))
+    }
 }
 
 /// Addresses to listen on.

@@ -70,7 +70,7 @@ pub(super) async fn serve(
     let policy = Pop3Policy {
         tls: transport.is_tls(),
         stls: true,
-        auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
+        auth_without_tls: server.auth_without_tls(kind, ip),
     };
     let mut session = Session::new(server.pop3.clone(), policy, ctx.buffers.take());
     let mut maildrops = Maildrops {

@@ -67,7 +67,7 @@ pub(super) async fn serve(
         client_ip: ip,
         tls: transport.is_tls(),
         starttls: true,
-        auth_without_tls: server.plaintext_on_loopback && ip.is_loopback(),
+        auth_without_tls: server.auth_without_tls(kind, ip),
         submission: kind != PortKind::Mx,
         trusted: opened.trusted,
     };

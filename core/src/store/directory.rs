@@ -19,6 +19,8 @@ pub enum DirectoryError {
     DomainNotHosted(String),
     #[error("{0} already exists")]
     AddressExists(String),
+    #[error("login name {0} is already taken")]
+    LoginTaken(String),
     #[error("{0} is not a local address")]
     NoSuchAddress(String),
     #[error("invalid {what}: {value:?}")]
@@ -109,6 +111,111 @@ pub fn list_domains(store: &Store) -> Result<Vec<String>, StoreError> {
     Ok(domains)
 }
 
+/// Lower-cases and checks a login name: 1 to 64 ASCII letters, digits, `.`, `_`, `-` or
+/// `+`. Never an `@`: every address has one, so a login name can never be taken for an
+/// address (nor an address for a login name).
+pub fn normalize_login(name: &str) -> Result<String, DirectoryError> {
+    let n = name.trim().to_ascii_lowercase();
+    let valid = (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-+".contains(&c));
+    if valid {
+        Ok(n)
+    } else {
+        Err(DirectoryError::Invalid {
+            what: "login name (1 to 64 letters, digits, '.', '_', '-', '+'; no '@')",
+            value: name.into(),
+        })
+    }
+}
+
+/// The id of the account whose login name is `name` (normalized), if any.
+fn login_owner(store: &Store, name: &str) -> Result<Option<u32>, StoreError> {
+    Ok(store
+        .kv()
+        .get(Cf::Accounts, &keys::login(name))?
+        .and_then(|raw| raw.try_into().ok().map(u32::from_be_bytes)))
+}
+
+/// An account's login name, if it has one.
+pub fn login_name(store: &Store, account: u32) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .kv()
+        .get(Cf::Accounts, &keys::login_of(account))?
+        .map(|raw| String::from_utf8_lossy(&raw).into_owned()))
+}
+
+fn account_by_id(store: &Store, id: u32) -> Result<Option<Account>, StoreError> {
+    store
+        .kv()
+        .get(Cf::Accounts, &keys::account(id))?
+        .map(|raw| decode(Cf::Accounts, &raw))
+        .transpose()
+}
+
+/// The account a client logs in as with `username`: the account whose primary address it
+/// is (aliases receive mail but do not log in), or whose login name it is. `None` when
+/// there is none (or the name is not even well-formed).
+pub fn account_for_login(store: &Store, username: &str) -> Result<Option<Account>, StoreError> {
+    let username = username.trim();
+    if username.contains('@') {
+        return match account_for_address(store, username) {
+            Ok(a) if a.address.eq_ignore_ascii_case(username) => Ok(Some(a)),
+            Ok(_) => Ok(None),
+            Err(DirectoryError::Store(e)) => Err(e),
+            Err(_) => Ok(None),
+        };
+    }
+    let Ok(name) = normalize_login(username) else {
+        return Ok(None);
+    };
+    match login_owner(store, &name)? {
+        Some(id) => account_by_id(store, id),
+        None => Ok(None),
+    }
+}
+
+/// Gives the account of `address` the login name `login`, replacing the one it had; with
+/// `None`, takes its login name away. A name another account has is refused.
+pub fn set_login(
+    store: &Store,
+    address: &str,
+    login: Option<&str>,
+) -> Result<(Account, Option<String>), DirectoryError> {
+    let account = account_for_address(store, address)?;
+    let new = login.map(normalize_login).transpose()?;
+    let old = login_name(store, account.id)?;
+    if new == old {
+        return Ok((account, new));
+    }
+    let mut b = Changes::new();
+    if let Some(old) = &old {
+        b.delete(Cf::Accounts, keys::login(old));
+        b.delete(Cf::Accounts, keys::login_of(account.id));
+    }
+    if let Some(name) = &new {
+        if login_owner(store, name)?.is_some() {
+            return Err(DirectoryError::LoginTaken(name.clone()));
+        }
+        put_login(&mut b, account.id, name);
+    }
+    store.commit_blocking(b)?;
+    Ok((account, new))
+}
+
+fn put_login(b: &mut Changes, account: u32, name: &str) {
+    b.put(
+        Cf::Accounts,
+        keys::login(name),
+        account.to_be_bytes().to_vec(),
+    );
+    b.put(
+        Cf::Accounts,
+        keys::login_of(account),
+        name.as_bytes().to_vec(),
+    );
+}
+
 /// Creates an account with its default mailboxes. `password_hash` is an argon2id PHC string.
 pub fn add_account(
     store: &Store,
@@ -116,10 +223,28 @@ pub fn add_account(
     password_hash: &str,
     now: i64,
 ) -> Result<Account, DirectoryError> {
+    add_account_with_login(store, address, password_hash, None, now)
+}
+
+/// Creates an account, with a login name besides its address when `login` is given (in
+/// the same write: a name already taken creates nothing).
+pub fn add_account_with_login(
+    store: &Store,
+    address: &str,
+    password_hash: &str,
+    login: Option<&str>,
+    now: i64,
+) -> Result<Account, DirectoryError> {
     let (address, domain) = normalize_address(address)?;
     require_hosted(store, &domain)?;
     if get_route(store, &keys::route_address(&address))?.is_some() {
         return Err(DirectoryError::AddressExists(address));
+    }
+    let login = login.map(normalize_login).transpose()?;
+    if let Some(name) = &login {
+        if login_owner(store, name)?.is_some() {
+            return Err(DirectoryError::LoginTaken(name.clone()));
+        }
     }
     let id = store
         .kv()
@@ -154,6 +279,9 @@ pub fn add_account(
             alias: false,
         }),
     );
+    if let Some(name) = &login {
+        put_login(&mut b, id, name);
+    }
     for (name, special_use) in DEFAULT_MAILBOXES {
         b.create_mailbox(id, name, special_use, now);
     }
@@ -370,5 +498,62 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].account.address, "alice@example.test");
         assert_eq!(list_domains(s).unwrap(), vec!["example.test".to_string()]);
+    }
+
+    #[test]
+    fn login_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Store::open(dir.path()).unwrap();
+        let s = owner.store();
+        add_domain(s, "example.test").unwrap();
+        let alice =
+            add_account_with_login(s, "alice@example.test", "h", Some(" BBC_Alice "), 1).unwrap();
+        assert_eq!(
+            login_name(s, alice.id).unwrap().as_deref(),
+            Some("bbc_alice")
+        );
+        // Taken: refused, and the account is not created.
+        assert!(matches!(
+            add_account_with_login(s, "bob@example.test", "h", Some("bbc_alice"), 1),
+            Err(DirectoryError::LoginTaken(_))
+        ));
+        assert!(account_for_address(s, "bob@example.test").is_err());
+        for bad in ["", "a@b", "with space", "é", &"x".repeat(65)] {
+            assert!(normalize_login(bad).is_err(), "{bad:?}");
+            assert!(set_login(s, "alice@example.test", Some(bad)).is_err());
+        }
+        let bob = add_account(s, "bob@example.test", "h", 1).unwrap();
+        add_alias(s, "al@example.test", "alice@example.test").unwrap();
+
+        // Logging in: the primary address or the login name, any case; not an alias.
+        let who = |u: &str| account_for_login(s, u).unwrap().map(|a| a.id);
+        assert_eq!(who("Alice@Example.test"), Some(alice.id));
+        assert_eq!(who("bbc_ALICE"), Some(alice.id));
+        assert_eq!(who("al@example.test"), None);
+        assert_eq!(who("nobody"), None);
+        assert_eq!(who("not a name"), None);
+        assert_eq!(who("bob"), None);
+
+        assert!(matches!(
+            set_login(s, "bob@example.test", Some("bbc_alice")),
+            Err(DirectoryError::LoginTaken(_))
+        ));
+        set_login(s, "bob@example.test", Some("bob")).unwrap();
+        assert_eq!(who("bob"), Some(bob.id));
+        // Renaming frees the old name; setting the same name again is no change.
+        set_login(s, "alice@example.test", Some("alice2")).unwrap();
+        set_login(s, "alice@example.test", Some("alice2")).unwrap();
+        assert_eq!(who("bbc_alice"), None);
+        assert_eq!(who("alice2"), Some(alice.id));
+        set_login(s, "bob@example.test", Some("bbc_alice")).unwrap();
+        assert_eq!(who("bbc_alice"), Some(bob.id));
+        // Cleared.
+        let (_, now) = set_login(s, "bob@example.test", None).unwrap();
+        assert_eq!(now, None);
+        assert_eq!(who("bbc_alice"), None);
+        assert_eq!(login_name(s, bob.id).unwrap(), None);
+        assert_eq!(who("bob@example.test"), Some(bob.id));
+        // The records of the accounts are untouched: still decode as before.
+        assert_eq!(list_accounts(s).unwrap().len(), 2);
     }
 }

@@ -125,6 +125,19 @@ pub mod keys {
         [b"name:", address.as_bytes()].concat()
     }
 
+    /// A login name (lower case) to its account's id (4 bytes, big-endian): a name other
+    /// than the address that the account may log in with. Kept beside the account, not in
+    /// [`super::Account`], whose encoding old stores must keep decoding.
+    pub fn login(name: &str) -> Vec<u8> {
+        [b"login:", name.as_bytes()].concat()
+    }
+
+    /// An account's login name (UTF-8), so that it can be changed, cleared, or removed
+    /// with the account.
+    pub fn login_of(account: u32) -> Vec<u8> {
+        [&b"login_of:"[..], &account.to_be_bytes()].concat()
+    }
+
     pub fn route_address(address: &str) -> Vec<u8> {
         address.as_bytes().to_vec()
     }
