@@ -62,7 +62,8 @@ pub enum Cmd {
         /// `(QRESYNC (...))`: what the client knew of the mailbox (RFC 7162 3.2.5).
         qresync: Option<Qresync>,
     },
-    Create(String),
+    /// CREATE, with the special-use attribute asked for (RFC 6154 `(USE (\\Junk))`).
+    Create(String, Option<String>),
     Delete(String),
     Rename(String, String),
     Subscribe(String, bool),
@@ -163,6 +164,12 @@ pub enum FetchItem {
         /// BINARY[...]: the part's content with its transfer encoding undone (RFC 3516).
         binary: bool,
     },
+    /// BINARY.SIZE[part]: the size of the part's content once decoded (RFC 3516).
+    BinarySize {
+        /// The item's name as it is echoed back (`BINARY.SIZE[1]`).
+        name: String,
+        path: Vec<u32>,
+    },
 }
 
 impl FetchItem {
@@ -174,6 +181,7 @@ impl FetchItem {
                 | FetchItem::BodyStructure
                 | FetchItem::Body
                 | FetchItem::Section { .. }
+                | FetchItem::BinarySize { .. }
         )
     }
 }
@@ -350,7 +358,25 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
         }
         ("CREATE", false) => {
             let m = mailbox(r)?;
-            Cmd::Create(m.trim_end_matches('/').to_string())
+            let mut special_use = None;
+            if r.maybe_space() {
+                let Value::List(params) = r.value()? else {
+                    return Err(Bad("expected CREATE parameters".into()));
+                };
+                let mut it = params.into_iter();
+                while let Some(p) = it.next() {
+                    match (
+                        p.text().map(|t| t.to_ascii_uppercase()).as_deref(),
+                        it.next(),
+                    ) {
+                        (Some("USE"), Some(Value::List(uses))) if uses.len() <= 1 => {
+                            special_use = uses.first().and_then(Value::text);
+                        }
+                        _ => return Err(Bad("unknown CREATE parameter".into())),
+                    }
+                }
+            }
+            Cmd::Create(m.trim_end_matches('/').to_string(), special_use)
         }
         ("DELETE", false) => Cmd::Delete(mailbox(r)?),
         ("RENAME", false) => {
@@ -865,6 +891,19 @@ fn fetch_item(name: &str) -> Result<FetchItem, Bad> {
     };
     if let Some(item) = simple {
         return Ok(item);
+    }
+    if let Some(spec) = upper
+        .strip_prefix("BINARY.SIZE[")
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        let path = (spec.split('.').filter(|w| !w.is_empty()))
+            .map(|w| w.parse::<u32>().ok().filter(|n| *n > 0))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| Bad("BINARY.SIZE takes a part number only".into()))?;
+        return Ok(FetchItem::BinarySize {
+            name: format!("BINARY.SIZE[{spec}]"),
+            path,
+        });
     }
     let (peek, binary, rest) = if let Some(rest) = upper.strip_prefix("BODY.PEEK[") {
         (true, false, rest)

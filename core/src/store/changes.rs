@@ -165,6 +165,12 @@ pub(super) enum Change {
         account: u32,
         name: String,
     },
+    /// Moves every message of mailbox `from` (as it is at commit time) to `to`.
+    MoveAll {
+        account: u32,
+        from: u32,
+        to: Folder,
+    },
     RenameMailbox {
         account: u32,
         from: String,
@@ -331,6 +337,12 @@ impl Changes {
     }
 
     /// Renames a mailbox; its messages, UIDs and special-use attribute stay with it.
+    /// Moves every message of mailbox `from`, as it is when this commits, to `to` (as
+    /// [`Changes::move_to`]): RENAME of INBOX.
+    pub fn move_all(&mut self, account: u32, from: u32, to: Folder) {
+        self.changes.push(Change::MoveAll { account, from, to });
+    }
+
     pub fn rename_mailbox(&mut self, account: u32, from: &str, to: &str) {
         self.changes.push(Change::RenameMailbox {
             account,

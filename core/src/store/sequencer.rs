@@ -285,6 +285,18 @@ impl Txn<'_> {
                 }
                 self.put_mailbox(account, &name, None);
             }
+            Change::MoveAll { account, from, to } => {
+                let uids = (self.entries_of(account, from)?.into_iter())
+                    .map(|(uid, _)| uid)
+                    .collect();
+                self.apply(Change::Copy {
+                    account,
+                    from,
+                    uids,
+                    to,
+                    remove: true,
+                })?;
+            }
             Change::RenameMailbox { account, from, to } => {
                 let meta = self
                     .mailbox(account, &from)?

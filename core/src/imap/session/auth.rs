@@ -64,6 +64,10 @@ impl Session {
             "QUOTA=RES-STORAGE",
             "CONDSTORE",
             "QRESYNC",
+            "BINARY",
+            "STATUS=SIZE",
+            "CREATE-SPECIAL-USE",
+            "UTF8=ACCEPT",
         ];
         if !self.policy.tls && self.policy.starttls && matches!(self.state, State::NotAuthenticated)
         {
@@ -180,7 +184,8 @@ impl Session {
         }
         let mut on: Vec<&str> = Vec::new();
         for cap in caps {
-            let known = ["IMAP4rev2", "CONDSTORE", "QRESYNC"];
+            // UTF8=ACCEPT changes nothing here: names and strings are UTF-8 already.
+            let known = ["IMAP4rev2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"];
             let Some(name) = known.into_iter().find(|k| cap.eq_ignore_ascii_case(k)) else {
                 continue;
             };

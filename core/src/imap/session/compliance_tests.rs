@@ -98,3 +98,63 @@ fn a_silent_store_still_tells_of_another_sessions_change() {
         "a3 OK STORE completed\r\n"
     );
 }
+
+#[test]
+fn rename_inbox_moves_its_messages_and_leaves_it_empty() {
+    let mut h = Harness::standard();
+    h.login();
+    let out = h.run("a1 RENAME INBOX Old\r\n");
+    assert_eq!(out, "a1 OK RENAME completed\r\n");
+    assert_eq!(h.messages("INBOX").len(), 0);
+    assert_eq!(h.messages("Old").len(), 2);
+    let out = h.run("a2 STATUS INBOX (MESSAGES)\r\n");
+    assert!(
+        out.starts_with("* STATUS \"INBOX\" (MESSAGES 0)\r\n"),
+        "{out}"
+    );
+    let out = h.run("a3 RENAME INBOX Old\r\n");
+    assert!(out.starts_with("a3 NO [ALREADYEXISTS]"), "{out}");
+}
+
+#[test]
+fn create_with_a_special_use_attribute() {
+    let mut h = Harness::standard();
+    h.login();
+    assert_eq!(
+        h.run("a1 CREATE Archive (USE (\\Archive))\r\n"),
+        "a1 OK CREATE completed\r\n"
+    );
+    let out = h.run("a2 LIST \"\" Archive\r\n");
+    assert!(
+        out.starts_with("* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"\r\n"),
+        "{out}"
+    );
+    let out = h.run("a3 CREATE Everything (USE (\\All))\r\n");
+    assert!(out.starts_with("a3 NO [USEATTR]"), "{out}");
+}
+
+#[test]
+fn binary_size_is_the_decoded_size() {
+    let mut h = Harness::standard();
+    let multipart = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+        Content-Type: text/plain\r\n\r\npart one\r\n--b\r\n\
+        Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        AAECAw==\r\n--b--\r\n";
+    h.deliver("INBOX", multipart, 0);
+    h.login_select();
+    let out = h.run("a1 FETCH 3 (BINARY.SIZE[2] BINARY.SIZE[1])\r\n");
+    assert_eq!(
+        out,
+        "* 3 FETCH (BINARY.SIZE[2] 4 BINARY.SIZE[1] 8)\r\na1 OK FETCH completed\r\n"
+    );
+    let out = h.run("a2 CAPABILITY\r\n");
+    for cap in [
+        "BINARY",
+        "STATUS=SIZE",
+        "CREATE-SPECIAL-USE",
+        "UTF8=ACCEPT",
+        "CONDSTORE",
+    ] {
+        assert!(out.contains(&format!(" {cap}")), "{cap}: {out}");
+    }
+}

@@ -157,6 +157,7 @@ fn write_fetch(
     // Parse the MIME tree only when an item needs it (not for a whole BODY[]).
     let needs_tree = items.iter().any(|i| match i {
         FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body => true,
+        FetchItem::BinarySize { path, .. } => !path.is_empty(),
         FetchItem::Section { path, text, .. } => !path.is_empty() || *text != SectionText::Full,
         _ => false,
     });
@@ -164,7 +165,10 @@ fn write_fetch(
     let header_only = items.iter().all(|i| {
         !matches!(
             i,
-            FetchItem::BodyStructure | FetchItem::Body | FetchItem::Section { .. }
+            FetchItem::BodyStructure
+                | FetchItem::Body
+                | FetchItem::Section { .. }
+                | FetchItem::BinarySize { .. }
         )
     });
     let parsed = body.filter(|_| needs_tree).and_then(|b| {
@@ -218,6 +222,17 @@ fn write_fetch(
                     Some(m) => structure::bodystructure(out, m, extended),
                     None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
                 }
+            }
+            FetchItem::BinarySize { name, path } => {
+                sep(out);
+                let decoded = match (body, &parsed) {
+                    (Some(raw), _) if path.is_empty() => Some(raw.len()),
+                    (Some(raw), Some(m)) => {
+                        structure::binary_section(raw, m, path).map(|d| d.len())
+                    }
+                    _ => None,
+                };
+                out.extend_from_slice(format!("{name} {}", decoded.unwrap_or(0)).as_bytes());
             }
             FetchItem::Section {
                 name,

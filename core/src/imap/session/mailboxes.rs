@@ -9,7 +9,7 @@ use super::super::wildcard::wildcard_match;
 use super::response_code::{ResponseCode, Status, SYSTEM_FLAGS};
 use super::{Answer, Flow, MailboxSummary, Request, Selected, Session, State};
 use crate::store::schema::MailEntry;
-use crate::store::Changes;
+use crate::store::{Changes, Folder};
 
 /// The account's mailboxes, and its storage use and limit in bytes.
 pub(super) struct MailboxesAndQuota {
@@ -169,10 +169,23 @@ impl Session {
         Flow::Done
     }
 
-    pub(super) fn create(&mut self, tag: &str, name: &str) -> Flow {
+    pub(super) fn create(&mut self, tag: &str, name: &str, special_use: Option<&str>) -> Flow {
         if let Some(flow) = self.commit_done(tag, "CREATE completed") {
             return flow;
         }
+        // Real folders only: \All and \Flagged name virtual views Gannet does not keep.
+        const USES: [&str; 5] = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"];
+        let special_use = match special_use {
+            None => None,
+            Some(asked) => match USES.iter().find(|u| u.eq_ignore_ascii_case(asked)) {
+                Some(attribute) => Some((*attribute).to_string()),
+                None => {
+                    let text = "Special-use attribute not supported";
+                    self.no(tag, ResponseCode::UseAttr, text);
+                    return Flow::Done;
+                }
+            },
+        };
         let list = match self.mailboxes() {
             Ok(l) => l,
             Err(flow) => return flow,
@@ -185,7 +198,7 @@ impl Session {
             return Flow::Done;
         }
         let mut changes = Changes::new();
-        changes.create_mailbox(self.account(), name, None, self.now);
+        changes.create_mailbox(self.account(), name, special_use.as_deref(), self.now);
         Flow::Need(Request::Write(changes))
     }
 
@@ -226,20 +239,26 @@ impl Session {
             Ok(l) => l,
             Err(flow) => return flow,
         };
-        if !list.iter().any(|m| m.name == from) {
+        let Some(source) = list.iter().find(|m| m.name == from) else {
             self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
             return Flow::Done;
-        }
-        if from == "INBOX" {
-            self.no(tag, ResponseCode::Cannot, "Renaming INBOX is not supported");
-            return Flow::Done;
-        }
+        };
         if list.iter().any(|m| m.name == to) || to.eq_ignore_ascii_case("INBOX") {
             self.no(tag, ResponseCode::AlreadyExists, "Target mailbox exists");
             return Flow::Done;
         }
         let mut changes = Changes::new();
-        changes.rename_mailbox(self.account(), from, to);
+        if from == "INBOX" {
+            // RFC 9051 6.3.6: INBOX's messages go to a new mailbox; INBOX stays, empty.
+            changes.create_mailbox(self.account(), to, None, self.now);
+            changes.move_all(
+                self.account(),
+                source.meta.id,
+                Folder::Named(to.to_string()),
+            );
+        } else {
+            changes.rename_mailbox(self.account(), from, to);
+        }
         Flow::Need(Request::Write(changes))
     }
 

@@ -352,7 +352,9 @@ impl Session {
                 condstore,
                 qresync,
             } => return self.select(tag, mailbox, *read_only, *condstore, qresync.as_ref()),
-            Cmd::Create(name) => return self.create(tag, name),
+            Cmd::Create(name, special_use) => {
+                return self.create(tag, name, special_use.as_deref())
+            }
             Cmd::Delete(name) => return self.delete(tag, name),
             Cmd::Rename(from, to) => return self.rename(tag, from, to),
             Cmd::Subscribe(name, on) => return self.subscribe(tag, name, *on),

@@ -79,6 +79,8 @@ pub(super) enum ResponseCode {
     Modified(Vec<u32>),
     /// The mailbox selected so far is closed (a SELECT while one was selected).
     Closed,
+    /// A special-use attribute the server does not give (RFC 6154).
+    UseAttr,
 }
 
 impl fmt::Display for ResponseCode {
@@ -109,6 +111,7 @@ impl fmt::Display for ResponseCode {
             ResponseCode::HighestModSeq(n) => write!(f, "[HIGHESTMODSEQ {n}]"),
             ResponseCode::Modified(set) => write!(f, "[MODIFIED {}]", compress_set(set)),
             ResponseCode::Closed => f.write_str("[CLOSED]"),
+            ResponseCode::UseAttr => f.write_str("[USEATTR]"),
             ResponseCode::CopyUid {
                 validity,
                 sources,
