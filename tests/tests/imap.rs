@@ -564,3 +564,41 @@ c.logout()
     );
     assert!(out.contains("expunge ['* VANISHED 3'"), "{out}");
 }
+
+/// SORT and THREAD (RFC 5256) through imaplib's own `sort` and `thread` calls, as a
+/// webmail uses them.
+#[test]
+fn sort_and_thread_with_imaplib() {
+    let server = server();
+    let messages = [
+        "Message-ID: <a@x>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\nFrom: zed@example.org\r\nSubject: plan\r\n\r\nx\r\n",
+        "Message-ID: <b@x>\r\nReferences: <a@x>\r\nDate: Mon, 2 Mar 2026 12:00:00 +0000\r\nFrom: amy@example.org\r\nSubject: Re: plan\r\n\r\nxx\r\n",
+        "Message-ID: <c@x>\r\nDate: Sun, 1 Mar 2026 09:00:00 +0000\r\nFrom: bob@example.org\r\nSubject: lunch\r\n\r\nxxx\r\n",
+    ];
+    for m in messages {
+        deliver(&server, "alice@example.test", m.as_bytes());
+    }
+    let out = run(
+        &server,
+        &format!(
+            "{PRELUDE}{}",
+            r#"
+m = tls_login()
+m.select('INBOX')
+print('caps', [c for c in m.capabilities if c.startswith('SORT') or c.startswith('THREAD')])
+print('date', m.sort('(DATE)', 'UTF-8', 'ALL')[1])
+print('from', m.uid('SORT', '(REVERSE FROM)', 'UTF-8', 'ALL')[1])
+print('thread', m.thread('REFERENCES', 'UTF-8', 'ALL')[1])
+print('subject', m.thread('ORDEREDSUBJECT', 'UTF-8', 'ALL')[1])
+"#
+        ),
+    );
+    assert!(
+        out.contains("caps ['SORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES']"),
+        "{out}"
+    );
+    assert!(out.contains("date [b'3 1 2']"), "{out}");
+    assert!(out.contains("from [b'1 3 2']"), "{out}");
+    assert!(out.contains("thread [b'(3)(1 2)']"), "{out}");
+    assert!(out.contains("subject [b'(3)(1 2)']"), "{out}");
+}

@@ -3,6 +3,7 @@
 use super::parse::{sequence_set, Bad, Reader, Value, MAX_DEPTH};
 use super::response::RECENT;
 use super::structure::SectionText;
+use super::thread::SortKey;
 
 pub type SeqSet = Vec<(u32, u32)>;
 
@@ -97,6 +98,19 @@ pub enum Cmd {
         /// `SEARCH RETURN (...)` (RFC 4731): what the ESEARCH answer carries; None for a
         /// plain SEARCH.
         returns: Option<SearchReturn>,
+    },
+    /// SORT (RFC 5256): the messages matching `key`, in the order of `criteria` (each
+    /// with REVERSE or not).
+    Sort {
+        uid: bool,
+        criteria: Vec<(SortKey, bool)>,
+        key: SearchKey,
+    },
+    /// THREAD (RFC 5256): REFERENCES (true) or ORDEREDSUBJECT.
+    Thread {
+        uid: bool,
+        references: bool,
+        key: SearchKey,
     },
     Fetch {
         uid: bool,
@@ -271,9 +285,11 @@ pub fn needs(name: &str, uid: bool) -> Needs {
             | "CHECK",
             false,
         ) => Needs::Any,
-        ("CLOSE" | "UNSELECT" | "EXPUNGE" | "SEARCH" | "FETCH" | "STORE" | "COPY" | "MOVE", _) => {
-            Needs::Selected
-        }
+        (
+            "CLOSE" | "UNSELECT" | "EXPUNGE" | "SEARCH" | "SORT" | "THREAD" | "FETCH" | "STORE"
+            | "COPY" | "MOVE",
+            _,
+        ) => Needs::Selected,
         (_, true) => Needs::Any,
         (
             "ENABLE" | "NAMESPACE" | "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "RENAME"
@@ -419,16 +435,63 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
                 r.astring()?;
                 r.space()?;
             }
-            let mut keys = vec![search_key(r, 0)?];
-            while r.maybe_space() {
-                keys.push(search_key(r, 0)?);
-            }
-            let key = if keys.len() == 1 {
-                keys.pop().unwrap_or(SearchKey::All)
-            } else {
-                SearchKey::And(keys)
-            };
+            let key = search_keys(r)?;
             Cmd::Search { uid, key, returns }
+        }
+        ("SORT", _) => {
+            r.space()?;
+            let Value::List(items) = r.value()? else {
+                return Err(Bad("SORT takes a list of criteria".into()));
+            };
+            let mut criteria = Vec::new();
+            let mut reverse = false;
+            for item in &items {
+                let word = item
+                    .text()
+                    .map(|t| t.to_ascii_uppercase())
+                    .unwrap_or_default();
+                let key = match word.as_str() {
+                    "REVERSE" if !reverse => {
+                        reverse = true;
+                        continue;
+                    }
+                    "ARRIVAL" => SortKey::Arrival,
+                    "CC" => SortKey::Cc,
+                    "DATE" => SortKey::Date,
+                    "FROM" => SortKey::From,
+                    "SIZE" => SortKey::Size,
+                    "SUBJECT" => SortKey::Subject,
+                    "TO" => SortKey::To,
+                    _ => return Err(Bad("unknown sort criterion".into())),
+                };
+                criteria.push((key, reverse));
+                reverse = false;
+            }
+            if criteria.is_empty() || reverse {
+                return Err(Bad("SORT needs a criterion".into()));
+            }
+            r.space()?;
+            r.astring()?; // the charset: strings are compared as UTF-8 whatever it says
+            r.space()?;
+            let key = search_keys(r)?;
+            Cmd::Sort { uid, criteria, key }
+        }
+        ("THREAD", _) => {
+            r.space()?;
+            let references = match r.atom()?.to_ascii_uppercase().as_str() {
+                "REFERENCES" => true,
+                "ORDEREDSUBJECT" => false,
+                _ => return Err(Bad("unknown threading algorithm".into())),
+            };
+            r.space()?;
+            r.astring()?;
+            r.space()?;
+            let key = search_keys(r)?;
+            Cmd::Thread {
+                uid,
+                references,
+                key,
+            }
         }
         ("FETCH", _) => {
             r.space()?;
@@ -532,6 +595,19 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
     };
     r.expect_end()?;
     Ok(cmd)
+}
+
+/// The search keys up to the end of the command (all must match).
+fn search_keys(r: &mut Reader<'_>) -> Result<SearchKey, Bad> {
+    let mut keys = vec![search_key(r, 0)?];
+    while r.maybe_space() {
+        keys.push(search_key(r, 0)?);
+    }
+    Ok(if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    })
 }
 
 /// A modification sequence or other 63-bit number given as an atom.

@@ -7,6 +7,7 @@ pub mod recent;
 pub mod response;
 mod session;
 pub mod structure;
+pub mod thread;
 mod wildcard;
 
 pub use recent::RecentBook;

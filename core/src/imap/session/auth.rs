@@ -68,6 +68,9 @@ impl Session {
             "STATUS=SIZE",
             "CREATE-SPECIAL-USE",
             "UTF8=ACCEPT",
+            "SORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
         ];
         if !self.policy.tls && self.policy.starttls && matches!(self.state, State::NotAuthenticated)
         {

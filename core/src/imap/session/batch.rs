@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Answer, Flow, InProgress, Request, Session};
+use crate::imap::thread::Summary;
 use crate::store::schema::BlobId;
 
 /// How many messages, and how many bytes of them, a FETCH or SEARCH reads at a time.
@@ -25,6 +26,8 @@ pub(super) struct Progress {
     pub(super) hits: Vec<u32>,
     /// FETCH: the UIDs whose \Seen flag it sets, committed once after the last batch.
     pub(super) seen: Vec<u32>,
+    /// SORT and THREAD: what they order the messages found by.
+    pub(super) summaries: Vec<Summary>,
 }
 
 impl Progress {
@@ -34,6 +37,7 @@ impl Progress {
             done: 0,
             hits: Vec::new(),
             seen: Vec::new(),
+            summaries: Vec::new(),
         }
     }
 

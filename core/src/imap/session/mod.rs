@@ -22,6 +22,7 @@ mod mailboxes;
 mod response_code;
 mod search;
 mod sequence;
+mod sort;
 mod store;
 
 #[cfg(test)]
@@ -47,6 +48,7 @@ use crate::store::{Applied, Changes, StoreError};
 use append::AppendState;
 use batch::Progress;
 use response_code::{ResponseCode, Status};
+use sort::Order;
 use store::StoreReply;
 
 #[derive(Debug, Clone)]
@@ -379,6 +381,14 @@ impl Session {
             Cmd::Unselect => self.unselect(tag),
             Cmd::Expunge { uids } => return self.expunge_command(tag, uids.as_ref()),
             Cmd::Search { uid, key, returns } => return self.search(tag, *uid, key, *returns),
+            Cmd::Sort { uid, criteria, key } => {
+                return self.sort(tag, *uid, Order::Sort(criteria), key)
+            }
+            Cmd::Thread {
+                uid,
+                references,
+                key,
+            } => return self.sort(tag, *uid, Order::Thread(*references), key),
             Cmd::Fetch {
                 uid,
                 set,

@@ -86,7 +86,7 @@ impl Session {
     }
 
     /// Tests the messages `p.done..end` of a SEARCH.
-    fn search_batch(
+    pub(super) fn search_batch(
         &self,
         p: &mut Progress,
         end: usize,
