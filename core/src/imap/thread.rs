@@ -335,9 +335,8 @@ pub fn references(messages: &[Summary], number: impl Fn(&Summary) -> u32) -> Vec
                         .and_then(|m| messages.get(m as usize))
                         .is_some_and(|m| m.is_reply)
                 };
-                if existing.message.is_none() {
-                    existing.children.push(root);
-                } else if !is_reply(existing) && is_reply(&root) {
+                // Under a dummy, or under a thread whose root is not a reply.
+                if existing.message.is_none() || (!is_reply(existing) && is_reply(&root)) {
                     existing.children.push(root);
                 } else if is_reply(existing) && !is_reply(&root) {
                     let mut root = root;
