@@ -862,3 +862,24 @@ fn declared_size_reserves_nothing() {
     );
     c.session.buffers().input_filled(buf);
 }
+
+#[test]
+fn a_new_ehlo_keeps_the_login() {
+    let mut c = Client::with_policy(
+        config(),
+        ConnectionPolicy {
+            tls: true,
+            ..tls_policy()
+        },
+    );
+    let a = c.send(&format!(
+        "EHLO x\r\nAUTH PLAIN {}\r\n",
+        b64("\0alice@example.test\0Secret123")
+    ));
+    assert!(a.ends_with("235 2.7.0 Authentication successful\r\n"), "{a}");
+    c.send("EHLO again\r\n");
+    assert_eq!(
+        c.send("MAIL FROM:<alice@example.test>\r\n"),
+        "250 2.1.0 Sender ok\r\n"
+    );
+}
