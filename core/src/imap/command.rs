@@ -266,6 +266,72 @@ pub fn mailbox_name(raw: String) -> String {
     }
 }
 
+impl Cmd {
+    /// The command with every mailbox name (and LIST reference and pattern) passed
+    /// through `f`; None when `f` refuses one.
+    pub fn map_names(self, f: impl Fn(&str) -> Option<String>) -> Option<Cmd> {
+        let cmd = match self {
+            Cmd::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => Cmd::Select {
+                mailbox: f(&mailbox)?,
+                read_only,
+                condstore,
+                qresync,
+            },
+            Cmd::Create(name, special_use) => Cmd::Create(f(&name)?, special_use),
+            Cmd::Delete(name) => Cmd::Delete(f(&name)?),
+            Cmd::Rename(from, to) => Cmd::Rename(f(&from)?, f(&to)?),
+            Cmd::Subscribe(name, on) => Cmd::Subscribe(f(&name)?, on),
+            Cmd::List {
+                reference,
+                patterns,
+                subscribed_only,
+                lsub,
+                status,
+            } => Cmd::List {
+                reference: f(&reference)?,
+                patterns: (patterns.iter()).map(|p| f(p)).collect::<Option<_>>()?,
+                subscribed_only,
+                lsub,
+                status,
+            },
+            Cmd::Status { mailbox, items } => Cmd::Status {
+                mailbox: f(&mailbox)?,
+                items,
+            },
+            Cmd::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => Cmd::Append {
+                mailbox: f(&mailbox)?,
+                flags,
+                date,
+                message,
+            },
+            Cmd::Copy {
+                uid,
+                set,
+                mailbox,
+                remove,
+            } => Cmd::Copy {
+                uid,
+                set,
+                mailbox: f(&mailbox)?,
+                remove,
+            },
+            Cmd::GetQuotaRoot(mailbox) => Cmd::GetQuotaRoot(f(&mailbox)?),
+            other => other,
+        };
+        Some(cmd)
+    }
+}
+
 /// The state a command needs, known from its name alone: the session refuses a command
 /// its state does not allow before parsing the arguments, so an unauthenticated client
 /// gets no further than the names of LOGIN, AUTHENTICATE and the like.

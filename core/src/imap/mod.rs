@@ -8,6 +8,7 @@ pub mod response;
 mod session;
 pub mod structure;
 pub mod thread;
+pub mod utf7;
 mod wildcard;
 
 pub use recent::RecentBook;

@@ -876,7 +876,10 @@ fn a_new_ehlo_keeps_the_login() {
         "EHLO x\r\nAUTH PLAIN {}\r\n",
         b64("\0alice@example.test\0Secret123")
     ));
-    assert!(a.ends_with("235 2.7.0 Authentication successful\r\n"), "{a}");
+    assert!(
+        a.ends_with("235 2.7.0 Authentication successful\r\n"),
+        "{a}"
+    );
     c.send("EHLO again\r\n");
     assert_eq!(
         c.send("MAIL FROM:<alice@example.test>\r\n"),

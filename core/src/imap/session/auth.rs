@@ -196,6 +196,7 @@ impl Session {
                 "IMAP4rev2" => self.rev2 = true,
                 // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
                 "QRESYNC" => (self.qresync, self.condstore) = (true, true),
+                "UTF8=ACCEPT" => self.utf8_accept = true,
                 _ => self.condstore = true,
             }
             if !on.contains(&name) {

@@ -158,3 +158,39 @@ fn binary_size_is_the_decoded_size() {
         assert!(out.contains(&format!(" {cap}")), "{cap}: {out}");
     }
 }
+
+#[test]
+fn rev1_clients_name_mailboxes_in_modified_utf7() {
+    let mut h = Harness::standard();
+    h.login();
+    assert_eq!(
+        h.run("a1 CREATE &AOk-t&AOk-\r\n"),
+        "a1 OK CREATE completed\r\n"
+    );
+    // Kept in UTF-8...
+    assert_eq!(h.messages("été").len(), 0);
+    // ...shown in modified UTF-7 to this client, in UTF-8 to one that enabled UTF8=ACCEPT.
+    let out = h.run("a2 LIST \"\" &AOk-*\r\n");
+    assert_eq!(
+        out,
+        "* LIST (\\HasNoChildren) \"/\" \"&AOk-t&AOk-\"\r\na2 OK LIST completed\r\n"
+    );
+    let out = h.run("a3 STATUS &AOk-t&AOk- (MESSAGES)\r\n");
+    assert!(
+        out.starts_with("* STATUS \"&AOk-t&AOk-\" (MESSAGES 0)\r\n"),
+        "{out}"
+    );
+    let out = h.run("a4 CREATE bad&name\r\n");
+    assert!(out.starts_with("a4 BAD"), "{out}");
+    let mut u = h.another();
+    u.login();
+    assert_eq!(
+        u.run("e ENABLE UTF8=ACCEPT\r\n"),
+        "* ENABLED UTF8=ACCEPT\r\ne OK ENABLE completed\r\n"
+    );
+    let out = u.run("b1 LIST \"\" \"ét*\"\r\n");
+    assert!(
+        out.starts_with("* LIST (\\HasNoChildren) \"/\" {5}\r\nété\r\n"),
+        "{out}"
+    );
+}

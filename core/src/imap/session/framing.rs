@@ -1,8 +1,9 @@
 //! Reading commands from the input: framing (lines and literals, with their continuation
 //! requests and size limits) and parsing into the command to run next.
 
-use super::super::command::{self, Needs};
+use super::super::command::{self, mailbox_name, Needs};
 use super::super::parse::{frame, tag_of, Bad, Frame, Limits, Reader};
+use super::super::utf7;
 use super::response_code::{ResponseCode, Status};
 use super::{Session, State};
 
@@ -99,6 +100,12 @@ impl Session {
                 (Needs::Selected, State::Authenticated) => Err(Bad("No mailbox selected".into())),
                 _ => command::parse_args(&mut reader, &name, uid),
             }
+        });
+        // A rev1 client's names are in modified UTF-7; Gannet's are UTF-8.
+        let parsed = parsed.and_then(|cmd| match self.names_in_utf7() {
+            false => Ok(cmd),
+            true => (cmd.map_names(|name| utf7::decode(name).map(|n| mailbox_name(n))))
+                .ok_or_else(|| Bad("Mailbox name is not valid modified UTF-7".into())),
         });
         match parsed {
             Ok(cmd) => self.current = Some((tag, cmd)),

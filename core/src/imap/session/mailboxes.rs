@@ -145,7 +145,7 @@ impl Session {
         self.highest_modseq_line(meta.shown_highest_modseq());
         if self.rev2 {
             let mut l = b"* LIST () \"/\" ".to_vec();
-            string(&mut l, name.as_bytes());
+            string(&mut l, self.shown_name(name).as_bytes());
             self.io.output.extend_from_slice(&l);
             self.io.output.extend_from_slice(b"\r\n");
         }
@@ -327,7 +327,7 @@ impl Session {
                 attrs.push("\\Subscribed");
             }
             let mut l = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            string(&mut l, m.name.as_bytes());
+            string(&mut l, self.shown_name(&m.name).as_bytes());
             l.extend_from_slice(b"\r\n");
             self.io.output.extend_from_slice(&l);
             if !status.is_empty() {
@@ -388,7 +388,7 @@ impl Session {
             parts.push(format!("{} {value}", item.to_ascii_uppercase()));
         }
         let mut l = b"* STATUS ".to_vec();
-        string(&mut l, m.name.as_bytes());
+        string(&mut l, self.shown_name(&m.name).as_bytes());
         l.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         self.io.output.extend_from_slice(&l);
     }
@@ -416,7 +416,7 @@ impl Session {
         };
         if let Cmd::GetQuotaRoot(mailbox) = cmd {
             let mut l = b"* QUOTAROOT ".to_vec();
-            string(&mut l, mailbox.as_bytes());
+            string(&mut l, self.shown_name(mailbox).as_bytes());
             l.extend_from_slice(b" \"\"\r\n");
             self.io.output.extend_from_slice(&l);
         } else if let Cmd::GetQuota(root) = cmd {

@@ -203,6 +203,8 @@ pub struct Session {
     condstore: bool,
     /// QRESYNC is enabled: expunges are told as VANISHED.
     qresync: bool,
+    /// UTF8=ACCEPT is enabled: mailbox names are UTF-8 (as with IMAP4rev2).
+    utf8_accept: bool,
     bad_commands: u32,
     tls_pending: bool,
     /// Unix time, given by the runtime at each step.
@@ -230,6 +232,7 @@ impl Session {
             rev2: false,
             condstore: false,
             qresync: false,
+            utf8_accept: false,
             bad_commands: 0,
             tls_pending: false,
             now: 0,
@@ -502,6 +505,21 @@ impl Session {
 
     fn account(&self) -> u32 {
         self.account.unwrap_or_default()
+    }
+
+    /// Whether the client writes and reads mailbox names in modified UTF-7 (an IMAP4rev1
+    /// client that did not enable UTF8=ACCEPT).
+    fn names_in_utf7(&self) -> bool {
+        !self.rev2 && !self.utf8_accept
+    }
+
+    /// A mailbox name as this client reads it.
+    fn shown_name<'n>(&self, name: &'n str) -> std::borrow::Cow<'n, str> {
+        if self.names_in_utf7() && (!name.is_ascii() || name.contains('&')) {
+            std::borrow::Cow::Owned(super::utf7::encode(name))
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        }
     }
 }
 
