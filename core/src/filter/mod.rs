@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod atoms;
+pub mod bayes;
 pub mod chain;
 pub mod compile;
 pub mod eval;

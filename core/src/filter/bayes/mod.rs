@@ -1,0 +1,15 @@
+//! The Bayes classifier (issue #17), after SpamAssassin's: a message is cut into tokens
+//! (`tokenize`: words of the decoded body with SpamAssassin's normalisation, header
+//! words under a prefix per header, URL hosts and their parent domains, attachment
+//! types), each token's learned spam and ham counts give it a probability (Robinson's
+//! f(w) with SpamAssassin's strength and neutral point), and the most significant ones
+//! are combined with Fisher's chi-square method (`classify`). The verdict is a probability
+//! of spam, and the SpamAssassin rule it hits (`BAYES_00` ... `BAYES_99`, `BAYES_999`).
+//!
+//! Tokens are 64-bit hashes: counts are kept per hash, never the words themselves.
+
+pub mod classify;
+pub mod tokenize;
+
+pub use classify::{classify, Counts, Totals, Verdict};
+pub use tokenize::tokens;
