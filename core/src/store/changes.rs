@@ -112,6 +112,8 @@ pub struct Applied {
     pub usage: Vec<(u32, i64)>,
     /// The mailboxes whose messages changed (added, removed, flags), by (account, id).
     pub mailboxes: Vec<(u32, u32)>,
+    /// What each [`Changes::learn`] did, in order.
+    pub learned: Vec<super::bayes::Learned>,
 }
 
 /// One operation, as the commit thread receives it.
@@ -164,6 +166,13 @@ pub(super) enum Change {
     DeleteMailbox {
         account: u32,
         name: String,
+    },
+    /// Learns a message's tokens as spam or ham (None: forgets them).
+    Learn {
+        scope: u32,
+        message: [u8; 32],
+        tokens: Vec<u64>,
+        spam: Option<bool>,
     },
     /// Moves every message of mailbox `from` (as it is at commit time) to `to`.
     MoveAll {
@@ -337,6 +346,20 @@ impl Changes {
     }
 
     /// Renames a mailbox; its messages, UIDs and special-use attribute stay with it.
+    /// Learns the message `message` (an id: a hash of its Message-ID or bytes), whose
+    /// Bayes tokens are `tokens`, as spam (`Some(true)`) or ham in the database `scope` (0:
+    /// site-wide), or forgets it (`None`). Decided at commit time against what was
+    /// learned of it before: learned twice it counts once; learned the other way it
+    /// moves ([`Applied::learned`] says which).
+    pub fn learn(&mut self, scope: u32, message: [u8; 32], tokens: Vec<u64>, spam: Option<bool>) {
+        self.changes.push(Change::Learn {
+            scope,
+            message,
+            tokens,
+            spam,
+        });
+    }
+
     /// Moves every message of mailbox `from`, as it is when this commits, to `to` (as
     /// [`Changes::move_to`]): RENAME of INBOX.
     pub fn move_all(&mut self, account: u32, from: u32, to: Folder) {

@@ -14,7 +14,9 @@
 //! * [`queue`]: the outbound queue.
 //! * [`quarantine`]: messages held for a virus or a forbidden attachment.
 //! * [`watch`]: who is told when a mailbox changes (IMAP IDLE).
+//! * [`bayes`]: what the Bayes classifier learned.
 
+pub mod bayes;
 pub mod changes;
 pub mod check;
 pub mod commit;

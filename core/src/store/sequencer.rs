@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use super::bayes;
 use super::changes::{Applied, Change, Changes, Folder};
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
 use super::quarantine::{self, HeldMessage, HeldStatus};
@@ -45,6 +46,8 @@ struct Overlay {
     mailboxes: HashMap<(u32, String), Option<MailboxMeta>>,
     /// Held messages by id; `None`: removed.
     held: HashMap<u64, Option<HeldMessage>>,
+    /// Learned messages' classes by key; `None`: forgotten.
+    learned: HashMap<Vec<u8>, Option<u8>>,
 }
 
 impl Sequencer {
@@ -91,6 +94,7 @@ impl Sequencer {
         self.group.refs.extend(local.refs);
         self.group.mailbox_ids.extend(local.mailbox_ids);
         self.group.held.extend(local.held);
+        self.group.learned.extend(local.learned);
         for ((account, name), meta) in local.mailboxes {
             self.mailboxes
                 .entry(account)
@@ -312,6 +316,12 @@ impl Txn<'_> {
                 self.put_mailbox(account, &to, Some(meta));
             }
             Change::Hold(held) => self.put_held(*held),
+            Change::Learn {
+                scope,
+                message,
+                tokens,
+                spam,
+            } => self.learn(scope, message, &tokens, spam)?,
             Change::Settle {
                 id,
                 recipient,
@@ -549,6 +559,84 @@ impl Txn<'_> {
         match self.usage.iter_mut().find(|(a, _)| *a == account) {
             Some((_, d)) => *d += delta,
             None => self.usage.push((account, delta)),
+        }
+    }
+
+    // ---- the Bayes database ----
+
+    /// Counts (or uncounts) a message's tokens, against what was learned of it before.
+    fn learn(
+        &mut self,
+        scope: u32,
+        message: [u8; 32],
+        tokens: &[u64],
+        spam: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let key = bayes::keys::message(scope, &message);
+        let before = match self
+            .local
+            .learned
+            .get(&key)
+            .or_else(|| self.seq.group.learned.get(&key))
+        {
+            Some(class) => *class,
+            None => self
+                .kv
+                .get(Cf::Meta, &key)?
+                .and_then(|v| v.first().copied()),
+        };
+        let before = before.map(|class| class == bayes::SPAM);
+        let outcome = match (before, spam) {
+            (Some(was), Some(now)) if was == now => bayes::Learned::AlreadyKnown,
+            (None, None) => bayes::Learned::NotKnown,
+            (Some(was), now) => {
+                self.count_tokens(scope, tokens, was, -1);
+                if let Some(now) = now {
+                    self.count_tokens(scope, tokens, now, 1);
+                }
+                match now {
+                    Some(_) => bayes::Learned::Relearned,
+                    None => bayes::Learned::Forgotten,
+                }
+            }
+            (None, Some(now)) => {
+                self.count_tokens(scope, tokens, now, 1);
+                bayes::Learned::Learned
+            }
+        };
+        let class = spam.map(|s| if s { bayes::SPAM } else { bayes::HAM });
+        if class != before.map(|s| if s { bayes::SPAM } else { bayes::HAM }) {
+            self.ops.push(match class {
+                Some(c) => WriteOp::Put {
+                    cf: Cf::Meta,
+                    key: key.clone(),
+                    value: vec![c],
+                },
+                None => WriteOp::Delete {
+                    cf: Cf::Meta,
+                    key: key.clone(),
+                },
+            });
+            self.local.learned.insert(key, class);
+        }
+        self.applied.learned.push(outcome);
+        Ok(())
+    }
+
+    /// Adds `sign` (1 or -1) learned messages of a class, and each of its tokens.
+    fn count_tokens(&mut self, scope: u32, tokens: &[u64], spam: bool, sign: i64) {
+        let delta = sign * bayes::delta(spam);
+        self.ops.push(WriteOp::Add {
+            cf: Cf::Counters,
+            key: bayes::keys::totals(scope),
+            delta,
+        });
+        for &token in tokens {
+            self.ops.push(WriteOp::Add {
+                cf: Cf::Counters,
+                key: bayes::keys::token(scope, token),
+                delta,
+            });
         }
     }
 

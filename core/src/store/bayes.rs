@@ -1,0 +1,131 @@
+//! The Bayes classifier's learned counts (issue #17): per token, how many learned spam and
+//! ham messages had it; the totals; and which messages were learned as what (so that a
+//! message learned twice counts once, and learning it the other way moves it). Counts are
+//! counters in [`Cf::Counters`] (spam in the high 32 bits, ham in the low: one addition
+//! per token); the record of a learned message is in [`Cf::Meta`]. A scope is 0 for the
+//! site-wide database, else an account's own.
+
+use super::kv::{decode_counter, Cf, StoreError};
+use super::Store;
+use crate::filter::bayes::{Counts, Totals};
+
+/// What learning a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Counted as asked.
+    Learned,
+    /// It was learned as that already: nothing changed.
+    AlreadyKnown,
+    /// It had been learned the other way: moved.
+    Relearned,
+    /// Forgotten (it had been learned).
+    Forgotten,
+    /// Nothing to forget.
+    NotKnown,
+}
+
+/// The class a learned message was recorded as, in its Meta record.
+pub(crate) const SPAM: u8 = 1;
+pub(crate) const HAM: u8 = 2;
+
+/// The counter delta that adds one spam (or one ham) message.
+pub(crate) fn delta(spam: bool) -> i64 {
+    if spam {
+        1 << 32
+    } else {
+        1
+    }
+}
+
+fn unpack(value: i64) -> Counts {
+    let value = value.max(0) as u64;
+    Counts {
+        spam: value >> 32,
+        ham: value & 0xffff_ffff,
+    }
+}
+
+pub(crate) mod keys {
+    //! Keys of the Bayes records.
+
+    pub(crate) fn token(scope: u32, token: u64) -> Vec<u8> {
+        let mut k = b"bayes:".to_vec();
+        k.extend_from_slice(&scope.to_be_bytes());
+        k.extend_from_slice(&token.to_be_bytes());
+        k
+    }
+
+    pub(crate) fn totals(scope: u32) -> Vec<u8> {
+        [&b"bayes_total:"[..], &scope.to_be_bytes()].concat()
+    }
+
+    pub(crate) fn message(scope: u32, id: &[u8; 32]) -> Vec<u8> {
+        [&b"bayes_msg:"[..], &scope.to_be_bytes(), id].concat()
+    }
+}
+
+/// The totals of a scope.
+pub fn totals(store: &Store, scope: u32) -> Result<Totals, StoreError> {
+    let value =
+        (store.kv().get(Cf::Counters, &keys::totals(scope))?).map_or(0, |raw| decode_counter(&raw));
+    let c = unpack(value);
+    Ok(Totals {
+        spam: c.spam,
+        ham: c.ham,
+    })
+}
+
+/// The counts of each token (in the order given).
+pub fn counts(store: &Store, scope: u32, tokens: &[u64]) -> Result<Vec<Counts>, StoreError> {
+    tokens
+        .iter()
+        .map(|&t| {
+            let value = (store.kv().get(Cf::Counters, &keys::token(scope, t))?)
+                .map_or(0, |raw| decode_counter(&raw));
+            Ok(unpack(value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Changes;
+
+    fn learn(store: &Store, id: u8, tokens: &[u64], spam: Option<bool>) -> Learned {
+        let mut c = Changes::new();
+        c.learn(0, [id; 32], tokens.to_vec(), spam);
+        store.commit_blocking(c).unwrap().learned[0]
+    }
+
+    #[test]
+    fn a_message_counts_once_and_moves_when_relearned() {
+        let owner = Store::open_in_memory().unwrap();
+        let store = owner.store();
+        assert_eq!(learn(store, 1, &[7, 8], Some(true)), Learned::Learned);
+        assert_eq!(learn(store, 1, &[7, 8], Some(true)), Learned::AlreadyKnown);
+        assert_eq!(learn(store, 2, &[8, 9], Some(false)), Learned::Learned);
+        assert_eq!(totals(store, 0).unwrap(), Totals { spam: 1, ham: 1 });
+        let c = counts(store, 0, &[7, 8, 9, 10]).unwrap();
+        assert_eq!(c[1], Counts { spam: 1, ham: 1 });
+        assert_eq!(c[3], Counts::default());
+        // Learned the other way: moved, not added.
+        assert_eq!(learn(store, 1, &[7, 8], Some(false)), Learned::Relearned);
+        assert_eq!(totals(store, 0).unwrap(), Totals { spam: 0, ham: 2 });
+        assert_eq!(
+            counts(store, 0, &[8]).unwrap()[0],
+            Counts { spam: 0, ham: 2 }
+        );
+        assert_eq!(learn(store, 2, &[8, 9], None), Learned::Forgotten);
+        assert_eq!(learn(store, 2, &[8, 9], None), Learned::NotKnown);
+        assert_eq!(totals(store, 0).unwrap(), Totals { spam: 0, ham: 1 });
+        // Two learns of one message in one commit: the second sees the first.
+        let mut c = Changes::new();
+        c.learn(0, [3; 32], vec![1], Some(true));
+        c.learn(0, [3; 32], vec![1], Some(true));
+        let applied = store.commit_blocking(c).unwrap();
+        assert_eq!(applied.learned, [Learned::Learned, Learned::AlreadyKnown]);
+        // Another scope is apart.
+        assert_eq!(totals(store, 9).unwrap(), Totals::default());
+    }
+}
