@@ -319,6 +319,7 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
                 .into_bytes()
         }
         AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
+        AdminCommand::Learn { batch } => learn_batch(store, batch)?,
         AdminCommand::Check { .. } => bail!("internal: check is not run here"),
         AdminCommand::Quarantine(q) => quarantine_command(store, q, now)?,
         AdminCommand::Compact => {
@@ -565,4 +566,29 @@ pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCod
         println!("  {why}: {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Counts a batch of messages into the Bayes database, in one commit; one line of counts
+/// (learned, already known, moved, forgotten, not known) for the command line to add up.
+fn learn_batch(store: &Store, batch: &crate::cli::LearnBatch) -> anyhow::Result<Vec<u8>> {
+    use gannet_core::store::bayes::Learned;
+    let scope = match &batch.account {
+        Some(address) => directory::account_for_address(store, address)?.id,
+        None => 0,
+    };
+    let mut changes = gannet_core::store::Changes::new();
+    for (id, tokens) in &batch.messages {
+        changes.learn(scope, *id, tokens.clone(), batch.spam);
+    }
+    let applied = store.commit_blocking(changes)?;
+    let count = |kind: Learned| applied.learned.iter().filter(|l| **l == kind).count();
+    Ok(format!(
+        "{} {} {} {} {}\n",
+        count(Learned::Learned),
+        count(Learned::AlreadyKnown),
+        count(Learned::Relearned),
+        count(Learned::Forgotten),
+        count(Learned::NotKnown)
+    )
+    .into_bytes())
 }

@@ -61,6 +61,38 @@ pub(crate) enum SpamCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Teach the Bayes classifier: each PATH a message file, a directory of them, a
+    /// Maildir, or an mbox file. A message learned again counts once; learned the other
+    /// way, it moves.
+    Learn {
+        /// Messages that are spam.
+        #[arg(long, num_args = 1.., value_name = "PATH")]
+        spam: Vec<std::path::PathBuf>,
+        /// Messages that are not.
+        #[arg(long, num_args = 1.., value_name = "PATH")]
+        ham: Vec<std::path::PathBuf>,
+        /// Into this account's own database instead of the site-wide one.
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// Make the Bayes classifier forget messages it learned.
+    Forget {
+        paths: Vec<std::path::PathBuf>,
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+}
+
+/// Messages for the Bayes database, as `gannet spam learn` sends them: tokens, not
+/// messages (the command line reads and cuts them, the server only counts).
+#[derive(Clone, Serialize, Deserialize, Debug, Default)]
+pub(crate) struct LearnBatch {
+    /// The account whose database (None: the site-wide one).
+    pub(crate) account: Option<String>,
+    /// Spam (true), ham (false), or forget (None).
+    pub(crate) spam: Option<bool>,
+    /// Each message's id and tokens.
+    pub(crate) messages: Vec<([u8; 32], Vec<u64>)>,
 }
 
 /// Commands that read or change the appliance's records.
@@ -99,6 +131,12 @@ pub(crate) enum AdminCommand {
     },
     /// Compact the store now, so that the space of deleted mail returns to the disk.
     Compact,
+    /// Count a batch of messages into the Bayes database (sent by `gannet spam learn`).
+    #[command(hide = true)]
+    Learn {
+        #[arg(skip)]
+        batch: LearnBatch,
+    },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

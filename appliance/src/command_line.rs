@@ -30,20 +30,9 @@ pub(crate) fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Res
     if let AdminCommand::Rules(RulesCommand::Check { list }) = command {
         return admin::rules_check(&config, list);
     }
-    let outcome = match control::request(&config.server.data_dir, &command)? {
-        Some(outcome) => outcome,
-        None => {
-            let owner = Store::open(&store_dir(&config.server.data_dir)).with_context(|| {
-                format!(
-                    "cannot open the store in {} (is a server starting?)",
-                    config.server.data_dir.display()
-                )
-            })?;
-            let outcome = execute(owner.store(), None, &command);
-            owner.close();
-            outcome
-        }
-    };
+    let mut link = AdminLink::new(&config.server.data_dir);
+    let outcome = link.run(&command)?;
+    link.close();
     let stream = if outcome.ok {
         &mut std::io::stdout() as &mut dyn std::io::Write
     } else {
@@ -56,4 +45,48 @@ pub(crate) fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Res
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Where admin commands go: the running server's control socket, or (no server) the store
+/// opened here, once, for as many commands as are run.
+pub(crate) struct AdminLink<'a> {
+    data_dir: &'a std::path::Path,
+    store: Option<gannet_core::store::StoreOwner>,
+}
+
+impl<'a> AdminLink<'a> {
+    pub(crate) fn new(data_dir: &'a std::path::Path) -> Self {
+        AdminLink {
+            data_dir,
+            store: None,
+        }
+    }
+
+    /// Carries out `command` where it must be.
+    pub(crate) fn run(&mut self, command: &AdminCommand) -> anyhow::Result<admin::Outcome> {
+        if self.store.is_none() {
+            if let Some(outcome) = control::request(self.data_dir, command)? {
+                return Ok(outcome);
+            }
+        }
+        let owner = match &mut self.store {
+            Some(owner) => owner,
+            None => self
+                .store
+                .insert(Store::open(&store_dir(self.data_dir)).with_context(|| {
+                    format!(
+                        "cannot open the store in {} (is a server starting?)",
+                        self.data_dir.display()
+                    )
+                })?),
+        };
+        Ok(execute(owner.store(), None, command))
+    }
+
+    /// Closes the store if it was opened here.
+    pub(crate) fn close(self) {
+        if let Some(owner) = self.store {
+            owner.close();
+        }
+    }
 }

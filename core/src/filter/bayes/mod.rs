@@ -13,3 +13,19 @@ pub mod tokenize;
 
 pub use classify::{classify, Counts, Totals, Verdict};
 pub use tokenize::tokens;
+
+use crate::mime::view::MessageView;
+
+/// What learning a message needs: its id (a hash of its Message-ID, or of its bytes when
+/// it has none: the same message learned twice is known as such) and its tokens.
+pub fn learnable(raw: &[u8]) -> ([u8; 32], Vec<u64>) {
+    let view = MessageView::new(raw);
+    let id = view
+        .headers
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("message-id"))
+        .map(|f| f.raw.trim())
+        .filter(|id| !id.is_empty())
+        .map_or_else(|| blake3::hash(raw), |id| blake3::hash(id.as_bytes()));
+    (*id.as_bytes(), tokens(&view))
+}

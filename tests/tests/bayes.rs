@@ -1,0 +1,86 @@
+//! The Bayes database from the command line (issue #17): `gannet spam learn` reads message
+//! files, directories, Maildirs and mbox files; a message learned twice counts once,
+//! learned the other way it moves, and `gannet spam forget` takes it out; with the server
+//! stopped (the store opened by the command) and running (over its control socket).
+
+use gannet_tests::Server;
+
+fn message(i: usize, subject: &str) -> String {
+    format!(
+        "Message-ID: <m{i}@example.org>\r\nFrom: a{i}@example.org\r\nSubject: {subject}\r\n\r\nbody {i} {subject}\r\n"
+    )
+}
+
+fn summary(server: &Server, args: &[&str]) -> String {
+    let out = server.admin(args);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn learning_from_files_maildirs_and_mbox_counts_each_message_once() {
+    let mut server = Server::new("");
+    let dir = server.dir.path().to_path_buf();
+    let spam = dir.join("spam");
+    std::fs::create_dir_all(&spam).unwrap();
+    for i in 0..3 {
+        std::fs::write(spam.join(format!("{i}.eml")), message(i, "cheap pills")).unwrap();
+    }
+    let maildir = dir.join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(maildir.join("cur/1:2,S"), message(10, "meeting")).unwrap();
+    std::fs::write(maildir.join("new/2"), message(11, "lunch")).unwrap();
+    // Still being written: not a message yet.
+    std::fs::write(maildir.join("tmp/3"), message(12, "partial")).unwrap();
+    let mbox = dir.join("ham.mbox");
+    let mbox_text = format!(
+        "From a@example.org Mon Jan  1 00:00:00 2026\n{}\nFrom b@example.org Mon Jan  1 00:00:01 2026\n{}",
+        message(20, "report").replace("\r\n", "\n"),
+        message(21, "minutes").replace("\r\n", "\n")
+    );
+    std::fs::write(&mbox, mbox_text).unwrap();
+    let (spam, maildir, mbox) = (
+        spam.to_str().unwrap(),
+        maildir.to_str().unwrap(),
+        mbox.to_str().unwrap(),
+    );
+
+    let out = summary(
+        &server,
+        &["spam", "learn", "--spam", spam, "--ham", maildir, mbox],
+    );
+    assert!(
+        out.starts_with("learned 7, already known 0, moved 0,"),
+        "{out}"
+    );
+    let out = summary(
+        &server,
+        &["spam", "learn", "--spam", spam, "--ham", maildir, mbox],
+    );
+    assert!(
+        out.starts_with("learned 0, already known 7, moved 0,"),
+        "{out}"
+    );
+    // A ham message learned as spam moves; forgetting takes it out.
+    let one = format!("{maildir}/cur/1:2,S");
+    let out = summary(&server, &["spam", "learn", "--spam", &one]);
+    assert!(
+        out.starts_with("learned 0, already known 0, moved 1,"),
+        "{out}"
+    );
+    let out = summary(&server, &["spam", "forget", &one]);
+    assert!(out.contains("forgotten 1, not known 0"), "{out}");
+    let out = summary(&server, &["spam", "forget", &one]);
+    assert!(out.contains("forgotten 0, not known 1"), "{out}");
+
+    // The server running: the counts go through it.
+    server.start();
+    let out = summary(&server, &["spam", "learn", "--ham", &one]);
+    assert!(out.starts_with("learned 1, already known 0"), "{out}");
+    let out = summary(&server, &["spam", "learn", "--ham", &one]);
+    assert!(out.starts_with("learned 0, already known 1"), "{out}");
+    // A file that is not there fails the command, after learning the others.
+    let out = server.gannet(&["spam", "learn", "--ham", "/nonexistent/x.eml"]);
+    assert!(!out.status.success());
+}
