@@ -530,7 +530,7 @@ pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCod
                 "{}\t{:?}\t{}\t{}",
                 rule.name,
                 rule.kind,
-                rule.score,
+                rule.scores[0],
                 if runnable { "runs" } else { "cannot-run" }
             );
         }

@@ -49,6 +49,10 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
                 .map(|h| serde_json::json!({"name": h.name, "score": h.score}))
                 .collect();
             let mut line = serde_json::json!({"file": file.display().to_string(), "score": v.score, "hits": hits});
+            if let Some(b) = &v.bayes {
+                line["bayes"] =
+                    serde_json::json!({"probability": b.probability, "tokens": b.tokens});
+            }
             if let Some(e) = &v.error {
                 line["error"] = serde_json::Value::from(e.as_str());
             }

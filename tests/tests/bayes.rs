@@ -84,3 +84,66 @@ fn learning_from_files_maildirs_and_mbox_counts_each_message_once() {
     let out = server.gannet(&["spam", "learn", "--ham", "/nonexistent/x.eml"]);
     assert!(!out.status.success());
 }
+
+/// Trained on the corpus, the classifier's verdict is in every delivery's headers: a
+/// spam of the corpus hits BAYES_99 and a ham BAYES_00, in the Bayes score set.
+#[test]
+fn a_trained_database_scores_deliveries() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let (spam, ham) = (root.join("spam"), root.join("ham"));
+    let mut server = Server::new("");
+    server.with_example_accounts();
+    let out = summary(
+        &server,
+        &[
+            "spam",
+            "learn",
+            "--spam",
+            spam.to_str().unwrap(),
+            "--ham",
+            ham.to_str().unwrap(),
+        ],
+    );
+    assert!(out.starts_with("learned 3125,"), "{out}");
+    server.start();
+    let first = |dir: &std::path::Path| {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        std::fs::read(&files[0]).unwrap()
+    };
+    let cases = [(first(&spam), "BAYES_99"), (first(&ham), "BAYES_00")];
+    for (message, _) in &cases {
+        let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
+        c.cmd("EHLO test.example").unwrap();
+        let body = String::from_utf8_lossy(message)
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n");
+        let r = c
+            .send_message("sender@example.org", "alice@example.test", body.as_bytes())
+            .unwrap();
+        assert!(r.starts_with("250"), "{r}");
+    }
+    // Delivered in order: the spam has the lower UID.
+    let statuses: Vec<String> = server
+        .mail_list("alice@example.test")
+        .iter()
+        .map(|(uid, _, _)| {
+            let stored = server.mail_get("alice@example.test", *uid);
+            let text = String::from_utf8_lossy(&stored).into_owned();
+            text.lines()
+                .find(|l| l.starts_with("X-Spam-Status:"))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    for (status, (_, rule)) in statuses.iter().zip(&cases) {
+        assert!(
+            status.contains(rule) && status.contains(" bayes="),
+            "{rule}: {status}"
+        );
+    }
+}

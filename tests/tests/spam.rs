@@ -39,7 +39,7 @@ fn spam_scan_cli_and_rules_check() {
         "{text}"
     );
     let check = String::from_utf8(server.admin(&["rules", "check"])).unwrap();
-    assert!(check.starts_with("loaded 13 rules"), "{check}");
+    assert!(check.starts_with("loaded 23 rules"), "{check}");
     assert!(check.contains("skipped: 0"), "{check}");
 }
 
@@ -199,7 +199,7 @@ fn site_rules_load_and_reload_without_restart() {
     )
     .unwrap();
     let out = String::from_utf8(server.admin(&["rules", "reload"])).unwrap();
-    assert!(out.starts_with("rules reloaded: 15 loaded"), "{out}");
+    assert!(out.starts_with("rules reloaded: 25 loaded"), "{out}");
     deliver(&server, &["carol@example.test"], body);
     assert_eq!(
         in_box(&server, "carol@example.test", "INBOX").len(),

@@ -15,11 +15,13 @@ use super::outbound::Wake;
 use super::quarantine::{self, Links, ReleaseKey};
 use super::routing::SharedDirectory;
 use super::screening::{screens_recipient, Origin, Screened, Screens};
-use crate::filter::Ruleset;
+use crate::filter::bayes::Learned;
+use crate::filter::{Ruleset, ScanInput};
 use crate::mime::relays::Relays;
 use crate::policy::dns_checks::{DnsChecks, SpfQuery, SpfVerdict};
 use crate::policy::QuotaBook;
 use crate::smtp::{Delivery, DeliveryOutcome};
+use crate::store::bayes::StoreLearned;
 use crate::store::reader::Readers;
 use crate::store::{Store, StoreError};
 
@@ -205,16 +207,34 @@ impl Inbound {
             .map(|s| s.rule())
             .chain(listings.iter().map(|(zone, _)| DnsChecks::rule_name(zone)))
             .collect();
+        // The DNS checks ran when they answered anything: the network score sets.
+        let network = self.dns_checks.enabled();
+        // Once the Bayes database has learned enough, its many reads are done on a
+        // reader thread, never on the worker (as for large messages).
+        let bayes_ready = crate::store::bayes::totals(&self.store, 0).is_ok_and(|t| t.ready());
         let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
             (None, buffer)
-        } else if buffer.len() <= INLINE_SCAN_LIMIT {
-            let verdict = self.rules.load().scan_with_facts(&buffer, &facts);
+        } else if buffer.len() <= INLINE_SCAN_LIMIT && !bayes_ready {
+            let input = ScanInput {
+                facts: &facts,
+                network,
+                bayes: None,
+            };
+            let verdict = self.rules.load().scan_message(&buffer, &input);
             (Some(verdict), buffer)
         } else {
             let rules = self.rules.load_full();
             match self
                 .readers
-                .run(move |_| (rules.scan_with_facts(&buffer, &facts), buffer))
+                .run(move |store| {
+                    let learned = StoreLearned { store, scope: 0 };
+                    let input = ScanInput {
+                        facts: &facts,
+                        network,
+                        bayes: bayes_ready.then_some(&learned as &dyn Learned),
+                    };
+                    (rules.scan_message(&buffer, &input), buffer)
+                })
                 .await
             {
                 Some((v, b)) => (Some(v), b),

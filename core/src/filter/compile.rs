@@ -102,11 +102,35 @@ pub enum CompiledTest {
 pub struct CompiledRule {
     pub name: String,
     pub kind: Kind,
-    pub score: f64,
+    /// The score in each of SpamAssassin's four sets (see [`ScoreSet`]).
+    pub scores: [f64; 4],
     /// Matches counted (`tflags multiple`, `maxhits=`); 1 for the rest.
     pub max_hits: u32,
     pub describe: String,
     pub test: CompiledTest,
+}
+
+impl CompiledRule {
+    /// Whether the rule scores in any set (a rule scored 0 everywhere that no meta needs
+    /// is not run, as in SpamAssassin).
+    pub fn scores_any(&self) -> bool {
+        self.scores.iter().any(|s| *s != 0.0)
+    }
+}
+
+/// Which of SpamAssassin's four score sets a scan uses: with the Bayes classifier's
+/// verdict or not, with network tests (the DNS checks) or not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScoreSet {
+    pub bayes: bool,
+    pub network: bool,
+}
+
+impl ScoreSet {
+    /// The column of a `score` line: 0 neither, 1 network, 2 Bayes, 3 both.
+    pub fn index(self) -> usize {
+        usize::from(self.bayes) * 2 + usize::from(self.network)
+    }
 }
 
 /// Settings of the ruleset as a whole.
@@ -379,17 +403,17 @@ impl Ruleset {
             } else {
                 1.0
             } * if nice { -1.0 } else { 1.0 };
-            let score = source
+            let scores = source
                 .scores
                 .get(&def.name)
                 .copied()
-                .unwrap_or(default_score);
+                .unwrap_or([default_score; 4]);
             let rule = CompiledRule {
                 max_hits: max_hits(source.tflags.get(&def.name)),
                 describe: source.describes.get(&def.name).cloned().unwrap_or_default(),
                 name: def.name.clone(),
                 kind: def.kind,
-                score,
+                scores,
                 test,
             };
             match by_name.get(&def.name) {
@@ -490,7 +514,7 @@ impl Ruleset {
             .collect();
         // Network tests score through the DNS checks' own hits (Verdict::add_hit).
         let scored = (0..rules.len())
-            .filter(|&i| active[i] && !rules[i].name.starts_with("__") && rules[i].score != 0.0)
+            .filter(|&i| active[i] && !rules[i].name.starts_with("__") && rules[i].scores_any())
             .filter(|&i| {
                 !matches!(&rules[i].test, CompiledTest::Eval { function, .. }
                     if super::eval::answered_by_dns_checks(function))
@@ -775,7 +799,7 @@ fn freemail_wildcards(domains: &[String]) -> Option<regex::Regex> {
 fn active_rules(rules: &[CompiledRule], by_name: &HashMap<String, usize>) -> Vec<bool> {
     let mut active = vec![false; rules.len()];
     let mut stack: Vec<usize> = (0..rules.len())
-        .filter(|&i| rules[i].score != 0.0 && !rules[i].name.starts_with("__"))
+        .filter(|&i| rules[i].scores_any() && !rules[i].name.starts_with("__"))
         .collect();
     while let Some(i) = stack.pop() {
         if active[i] {

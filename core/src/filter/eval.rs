@@ -20,10 +20,27 @@ pub fn answered_by_dns_checks(function: &str) -> bool {
     function.starts_with("check_for_spf_") || function.starts_with("check_rbl")
 }
 
+/// `check_bayes(min, max)`: whether the Bayes probability is in (min, max] (from 0
+/// itself when min is 0), as SpamAssassin's Bayes plugin tests it.
+pub fn bayes_in_range(probability: f64, args: &[String]) -> bool {
+    let number = |i: usize| {
+        args.get(i).and_then(|a| {
+            a.trim_matches(|c| c == '\'' || c == '"')
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    match (number(0), number(1)) {
+        (Some(min), Some(max)) => (min == 0.0 || probability > min) && probability <= max,
+        _ => false,
+    }
+}
+
 /// Whether [`run`] knows this eval function with these arguments.
 pub fn implemented(function: &str, args: &[String]) -> bool {
     let first = args.first().map(String::as_str).unwrap_or("");
-    if answered_by_dns_checks(function) {
+    if answered_by_dns_checks(function) || function == "check_bayes" {
         return true;
     }
     match function {

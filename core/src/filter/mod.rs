@@ -14,8 +14,8 @@ pub mod scan;
 
 use std::path::Path;
 
-pub use compile::{Report, Ruleset};
-pub use scan::{Hit, RuleCosts, Verdict};
+pub use compile::{Report, Ruleset, ScoreSet};
+pub use scan::{Hit, RuleCosts, ScanInput, Verdict};
 
 /// Gannet's built-in rules.
 pub const DEFAULT_RULES: &str = include_str!("default.cf");
@@ -318,8 +318,7 @@ score  COMBO        2.5
                 score: 6.25,
                 describe: String::new(),
             }],
-            actions: None,
-            error: None,
+            ..Verdict::default()
         };
         let h = v.headers(Some(5.0));
         assert!(h.starts_with("X-Spam-Flag: YES\r\nX-Spam-Score: 6.2\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.2 required=5.0 tests=A\r\n"), "{h}");

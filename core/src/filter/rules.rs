@@ -76,7 +76,9 @@ pub struct RuleDef {
 #[derive(Debug, Default)]
 pub struct RuleSource {
     pub rules: Vec<RuleDef>,
-    pub scores: HashMap<String, f64>,
+    /// Each rule's four score sets: without Bayes and network tests, with network tests,
+    /// with Bayes, with both (one value given: all four).
+    pub scores: HashMap<String, [f64; 4]>,
     pub describes: HashMap<String, String>,
     pub tflags: HashMap<String, Vec<String>>,
     pub required_score: Option<f64>,
@@ -298,12 +300,15 @@ impl RuleSource {
                     .split_whitespace()
                     .filter_map(|v| v.parse().ok())
                     .collect();
-                // Of four values, the first is the set without Bayes and network tests.
-                match values.first() {
-                    Some(v) => {
-                        self.scores.insert(name.into(), *v);
+                // Four values are the four score sets; one is all of them.
+                match values.as_slice() {
+                    [a, b, c, d, ..] => {
+                        self.scores.insert(name.into(), [*a, *b, *c, *d]);
                     }
-                    None => self.skip("score: no value"),
+                    [v, ..] => {
+                        self.scores.insert(name.into(), [*v; 4]);
+                    }
+                    [] => self.skip("score: no value"),
                 }
             }
             "tflags" => {
@@ -550,8 +555,8 @@ bayes_auto_learn 0
                 "NO_DKIM"
             ]
         );
-        assert_eq!(src.scores["BIZ"], 0.0);
-        assert_eq!(src.scores["SUBJ_FREE"], 1.5);
+        assert_eq!(src.scores["BIZ"], [0.0, 0.8, 0.0, 0.8]);
+        assert_eq!(src.scores["SUBJ_FREE"], [1.5; 4]);
         assert_eq!(src.skipped["loadplugin"], 1);
         assert_eq!(src.skipped["bayes_auto_learn"], 1);
         match &src.rules[1].test {

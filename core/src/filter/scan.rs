@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::actions::Actions;
-use super::compile::{CompiledTest, Ruleset};
+use super::compile::{CompiledTest, Ruleset, ScoreSet};
 use super::eval;
 use super::rules::{HeaderSource, Kind};
 use crate::mime::view::MessageView;
@@ -26,6 +26,22 @@ pub struct Verdict {
     /// Why the scan failed, if it did (a bug met on this message): it is then scored as
     /// if no rule hit.
     pub error: Option<String>,
+    /// The score set the rules scored in.
+    pub score_set: ScoreSet,
+    /// The Bayes classifier's verdict, when it gave one.
+    pub bayes: Option<super::bayes::Verdict>,
+}
+
+/// What a scan is told besides the message.
+#[derive(Default, Clone, Copy)]
+pub struct ScanInput<'a> {
+    /// The rules that fired in the network tests answered before the scan (SPF,
+    /// blocklists).
+    pub facts: &'a [String],
+    /// The network tests ran: the rules score in the sets with network tests.
+    pub network: bool,
+    /// The learned Bayes database to ask.
+    pub bayes: Option<&'a dyn super::bayes::Learned>,
 }
 
 impl Verdict {
@@ -36,6 +52,11 @@ impl Verdict {
         let required_value = required;
         let stars = "*".repeat(self.score.clamp(0.0, 50.0) as usize);
         let tests: Vec<&str> = self.hits.iter().map(|h| h.name.as_str()).collect();
+        // The Bayes probability, when the classifier gave one (SpamAssassin's _BAYES_).
+        let bayes = self
+            .bayes
+            .map(|b| format!(" bayes={:.4}", b.probability))
+            .unwrap_or_default();
         let mut h = String::new();
         if spam {
             h.push_str("X-Spam-Flag: YES\r\n");
@@ -44,7 +65,7 @@ impl Verdict {
         h.push_str(&format!("X-Spam-Level: {stars}\r\n"));
         let required = required.map_or_else(|| "none".to_string(), |r| format!("{r:.1}"));
         h.push_str(&format!(
-            "X-Spam-Status: {}, score={:.1} required={required} tests={}\r\n",
+            "X-Spam-Status: {}, score={:.1} required={required} tests={}{bayes}\r\n",
             if spam { "Yes" } else { "No" },
             self.score,
             if tests.is_empty() {
@@ -62,10 +83,11 @@ impl Verdict {
     /// Adds a hit found outside the rules (an SPF result): scored as the ruleset scores
     /// a rule of that name, 0 if it has none.
     pub fn add_hit(&mut self, rules: &Ruleset, name: &str, describe: &str) {
+        let set = self.score_set.index();
         let score = rules
             .by_name
             .get(name)
-            .map_or(0.0, |&i| rules.rules[i].score);
+            .map_or(0.0, |&i| rules.rules[i].scores[set]);
         self.add_scored_hit(name, score, describe);
     }
 
@@ -229,9 +251,22 @@ impl Ruleset {
     /// them see them. Their own hits are not in the verdict: the caller adds them
     /// ([`Verdict::add_hit`]).
     pub fn scan_with_facts(&self, raw: &[u8], facts: &[String]) -> Verdict {
+        self.scan_message(
+            raw,
+            &ScanInput {
+                facts,
+                ..ScanInput::default()
+            },
+        )
+    }
+
+    /// Scans a raw message with what is known besides it: network test results, and the
+    /// Bayes database (its verdict hits the `check_bayes` rules, and the rules score in
+    /// the Bayes score sets).
+    pub fn scan_message(&self, raw: &[u8], input: &ScanInput<'_>) -> Verdict {
         self.guarded(|| {
             let view = MessageView::new(raw);
-            self.scan_with(&view, raw, None, facts)
+            self.scan_with(&view, raw, None, input)
         })
     }
 
@@ -244,7 +279,7 @@ impl Ruleset {
             costs.rule_time.resize(self.rules.len(), Duration::ZERO);
             costs.rule_runs.resize(self.rules.len(), 0);
             costs.rule_hits.resize(self.rules.len(), 0);
-            self.scan_with(&view, raw, Some(costs), &[])
+            self.scan_with(&view, raw, Some(costs), &ScanInput::default())
         })
     }
 
@@ -272,7 +307,7 @@ impl Ruleset {
     }
 
     pub fn scan_view(&self, view: &MessageView, raw: &[u8]) -> Verdict {
-        self.scan_with(view, raw, None, &[])
+        self.scan_with(view, raw, None, &ScanInput::default())
     }
 
     fn scan_with(
@@ -280,8 +315,21 @@ impl Ruleset {
         view: &MessageView,
         raw: &[u8],
         mut costs: Option<&mut RuleCosts>,
-        facts: &[String],
+        input: &ScanInput<'_>,
     ) -> Verdict {
+        let bayes = input.bayes.and_then(|learned| {
+            let totals = learned.totals();
+            if !totals.ready() {
+                return None;
+            }
+            let tokens = super::bayes::tokens(view);
+            super::bayes::classify(learned.counts(&tokens), totals)
+        });
+        let score_set = ScoreSet {
+            bayes: bayes.is_some(),
+            network: input.network,
+        };
+        let facts = input.facts;
         let uri_text = view.uris.join("\n");
         let full = String::from_utf8_lossy(raw);
         // Header rules: one prefilter pass over every header (decoded and raw).
@@ -339,20 +387,24 @@ impl Ruleset {
             values: vec![NOT_YET; self.rules.len()],
             costs,
             facts,
+            bayes: bayes.map(|v| v.probability),
         };
         // Rules that score are evaluated; the sub-rules and metas they read only when
         // an expression needs them (`A && B` does not read B when A is 0).
         let mut verdict = Verdict {
             actions: Some(self.actions.clone()),
+            score_set,
+            bayes,
             ..Verdict::default()
         };
+        let set = score_set.index();
         for &i in &self.scored {
             if scan.value(i) != 0.0 {
                 let rule = &self.rules[i];
-                verdict.score += rule.score;
+                verdict.score += rule.scores[set];
                 verdict.hits.push(Hit {
                     name: rule.name.clone(),
-                    score: rule.score,
+                    score: rule.scores[set],
                     describe: rule.describe.clone(),
                 });
             }
@@ -462,6 +514,8 @@ struct Scan<'a, 'c> {
     costs: Option<&'c mut RuleCosts>,
     /// Network tests that fired, answered before the scan.
     facts: &'c [String],
+    /// The Bayes classifier's probability of spam, when it has a verdict.
+    bayes: Option<f64>,
 }
 
 /// A rule's value not computed yet (a computed value is never NaN).
@@ -574,6 +628,9 @@ impl<'a> Scan<'a, '_> {
             (CompiledTest::Eval { function, .. }, _) if eval::answered_by_dns_checks(function) => {
                 hit(self.facts.contains(&rule.name))
             }
+            (CompiledTest::Eval { function, args }, _) if function == "check_bayes" => {
+                hit(self.bayes.is_some_and(|p| eval::bayes_in_range(p, args)))
+            }
             (CompiledTest::Eval { function, args }, _) => {
                 let memo = &mut self.eval_memo;
                 hit(eval::run(function, args, view, &rules.globals, memo).unwrap_or(false))
@@ -584,8 +641,64 @@ impl<'a> Scan<'a, '_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::bayes::{Counts, Learned, Totals};
     use super::super::rules::RuleSource;
     use super::*;
+
+    /// A database that learned every token as spam only, `totals` messages of each.
+    struct AllSpam(Totals);
+
+    impl Learned for AllSpam {
+        fn totals(&self) -> Totals {
+            self.0
+        }
+        fn counts(&self, tokens: &[u64]) -> Vec<Counts> {
+            vec![Counts { spam: 100, ham: 0 }; tokens.len()]
+        }
+    }
+
+    #[test]
+    fn the_bayes_verdict_hits_its_rules_in_the_bayes_score_sets() {
+        let rules = super::super::load(&[] as &[&str]).unwrap();
+        let raw = b"From: a@b.example\r\nTo: c@d.example\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nSubject: offer\r\n\r\nCheap watches and pills for everybody today\r\n";
+        let learned = AllSpam(Totals {
+            spam: 300,
+            ham: 300,
+        });
+        let input = ScanInput {
+            bayes: Some(&learned),
+            ..ScanInput::default()
+        };
+        let v = rules.scan_message(raw, &input);
+        let names: Vec<&str> = v.hits.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["BAYES_99", "BAYES_999"], "{v:?}");
+        assert_eq!(v.score, 4.0);
+        assert!(v.bayes.is_some_and(|b| b.probability > 0.999));
+        assert_eq!(v.score_set.index(), 2);
+        // With the network tests: the fourth column.
+        let v = rules.scan_message(
+            raw,
+            &ScanInput {
+                network: true,
+                ..input
+            },
+        );
+        assert_eq!(v.score, 3.7);
+        assert_eq!(v.score_set.index(), 3);
+        // Too little learned: no verdict, the first set, no Bayes rule.
+        let few = AllSpam(Totals { spam: 300, ham: 10 });
+        let v = rules.scan_message(
+            raw,
+            &ScanInput {
+                bayes: Some(&few),
+                ..ScanInput::default()
+            },
+        );
+        assert!(
+            v.hits.is_empty() && v.bayes.is_none() && v.score_set.index() == 0,
+            "{v:?}"
+        );
+    }
 
     #[test]
     fn a_scan_that_panics_answers_with_an_error() {

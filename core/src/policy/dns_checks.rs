@@ -161,6 +161,12 @@ impl DnsChecks {
         }
     }
 
+    /// Whether the checks run (a resolver was started): the spam rules then score in
+    /// the score sets with network tests.
+    pub fn enabled(&self) -> bool {
+        self.requests.is_some()
+    }
+
     pub fn lists(&self) -> &[List] {
         &self.lists
     }

@@ -87,6 +87,29 @@ pub fn counts(store: &Store, scope: u32, tokens: &[u64]) -> Result<Vec<Counts>, 
         .collect()
 }
 
+/// A scope of the store's Bayes database, as the classifier reads it. A read error
+/// counts as nothing learned (the scan goes on without Bayes), and is logged.
+pub struct StoreLearned<'a> {
+    pub store: &'a Store,
+    pub scope: u32,
+}
+
+impl crate::filter::bayes::Learned for StoreLearned<'_> {
+    fn totals(&self) -> Totals {
+        totals(self.store, self.scope).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "Bayes totals unreadable: no Bayes verdict");
+            Totals::default()
+        })
+    }
+
+    fn counts(&self, tokens: &[u64]) -> Vec<Counts> {
+        counts(self.store, self.scope, tokens).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "Bayes counts unreadable");
+            vec![Counts::default(); tokens.len()]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,14 @@ pub use tokenize::tokens;
 
 use crate::mime::view::MessageView;
 
+/// What the classifier asks of a learned database.
+pub trait Learned {
+    /// How many spam and ham messages were learned.
+    fn totals(&self) -> Totals;
+    /// Each token's counts, in the order given.
+    fn counts(&self, tokens: &[u64]) -> Vec<Counts>;
+}
+
 /// What learning a message needs: its id (a hash of its Message-ID, or of its bytes when
 /// it has none: the same message learned twice is known as such) and its tokens.
 pub fn learnable(raw: &[u8]) -> ([u8; 32], Vec<u64>) {

@@ -104,7 +104,7 @@ impl Session {
         // A rev1 client's names are in modified UTF-7; Gannet's are UTF-8.
         let parsed = parsed.and_then(|cmd| match self.names_in_utf7() {
             false => Ok(cmd),
-            true => (cmd.map_names(|name| utf7::decode(name).map(|n| mailbox_name(n))))
+            true => (cmd.map_names(|name| utf7::decode(name).map(mailbox_name)))
                 .ok_or_else(|| Bad("Mailbox name is not valid modified UTF-7".into())),
         });
         match parsed {
