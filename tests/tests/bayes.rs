@@ -147,3 +147,60 @@ fn a_trained_database_scores_deliveries() {
         );
     }
 }
+
+/// A user moving a message into Junk over IMAP (Python's imaplib) teaches the classifier
+/// it is spam; moving it back out, ham: `gannet spam learn` then finds it known as such.
+#[test]
+fn junk_moves_over_imap_are_learned() {
+    let mut server = Server::new("[auth]\nplaintext_on_loopback = true\n");
+    server.start();
+    server.with_example_accounts();
+    let message = "Message-ID: <junk-move-1@example.org>\r\nFrom: offers@example.org\r\nSubject: cheap pills\r\n\r\nBuy cheap pills today\r\n";
+    let file = server.dir.path().join("m.eml");
+    std::fs::write(&file, message).unwrap();
+    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO test.example").unwrap();
+    let r = c
+        .send_message(
+            "offers@example.org",
+            "alice@example.test",
+            message.as_bytes(),
+        )
+        .unwrap();
+    assert!(r.starts_with("250"), "{r}");
+    let port = server.imap.port().to_string();
+    let script = r#"
+import imaplib, sys, time
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('alice@example.test', 'Secret123')
+m.select('INBOX')
+print('move', m.uid('MOVE', '1', 'Junk')[0])
+"#;
+    let out = gannet_tests::python(script, &[&port]);
+    assert!(out.contains("move OK"), "{out}");
+    let file = file.to_str().unwrap();
+    // Learned in the background: wait for it (bounded).
+    let known = |class: &str| {
+        for _ in 0..50 {
+            let out = summary(&server, &["spam", "learn", class, file]);
+            if out.contains("already known 1") {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("never learned as {class}");
+    };
+    let out = known("--spam");
+    assert!(out.starts_with("learned 0, already known 1"), "{out}");
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('alice@example.test', 'Secret123')
+m.select('Junk')
+print('move', m.uid('MOVE', '1', 'INBOX')[0])
+"#;
+    let out = gannet_tests::python(script, &[&port]);
+    assert!(out.contains("move OK"), "{out}");
+    let out = known("--ham");
+    assert!(out.starts_with("learned 0, already known 1"), "{out}");
+}

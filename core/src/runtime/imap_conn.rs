@@ -16,8 +16,8 @@ use crate::clock::unix_now;
 use crate::imap::recent::unclaimed;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session};
 use crate::protocol::Clock;
-use crate::store::mail;
 use crate::store::schema::flags;
+use crate::store::{bayes, mail};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
 
@@ -156,5 +156,21 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             Answer::Blobs(map)
         }
         Request::Write(changes) => Answer::Committed(server.store.commit(changes).await),
+        Request::WriteAndLearn(changes, learn) => {
+            let committed = server.store.commit(changes).await;
+            if committed.is_ok() {
+                // The client does not wait for the classifier: learned on a reader thread.
+                let readers = server.readers.clone();
+                tokio_uring::spawn(async move {
+                    let learned = readers
+                        .run(move |store| bayes::learn_stored(store, 0, &learn.blobs, learn.spam))
+                        .await;
+                    if let Some(Err(e)) = learned {
+                        tracing::warn!(error = %e, "learning from a Junk move failed");
+                    }
+                });
+            }
+            Answer::Committed(committed)
+        }
     }
 }

@@ -87,6 +87,27 @@ pub fn counts(store: &Store, scope: u32, tokens: &[u64]) -> Result<Vec<Counts>, 
         .collect()
 }
 
+/// Learns stored messages (by blob) as spam or ham, in one commit: what each came to
+/// (a blob gone meanwhile is left out). Blocking: for reader threads.
+pub fn learn_stored(
+    store: &Store,
+    scope: u32,
+    blobs: &[super::schema::BlobId],
+    spam: bool,
+) -> Result<Vec<Learned>, StoreError> {
+    let mut changes = super::Changes::new();
+    for blob in blobs {
+        if let Some(raw) = super::mail::blob(store, blob)? {
+            let (id, tokens) = crate::filter::bayes::learnable(&raw);
+            changes.learn(scope, id, tokens, Some(spam));
+        }
+    }
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store.commit_blocking(changes)?.learned)
+}
+
 /// A scope of the store's Bayes database, as the classifier reads it. A read error
 /// counts as nothing learned (the scan goes on without Bayes), and is logged.
 pub struct StoreLearned<'a> {

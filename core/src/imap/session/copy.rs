@@ -4,7 +4,7 @@
 
 use super::super::command::SeqSet;
 use super::response_code::{ResponseCode, Status};
-use super::{Flow, Request, Session, State};
+use super::{Flow, Learn, Request, Session, State};
 use crate::store::schema::MailEntry;
 use crate::store::{Changes, Folder};
 
@@ -50,7 +50,7 @@ impl Session {
             }
             return Flow::Done;
         }
-        let (used, limit) = match self.target_and_quota(tag, target) {
+        let (used, limit, target_use) = match self.target_with_quota(tag, target) {
             Ok(q) => q,
             Err(flow) => return flow,
         };
@@ -67,6 +67,13 @@ impl Session {
             return Flow::Done;
         }
         let uids: Vec<u32> = chosen.iter().map(|(u, _)| *u).collect();
+        let learn =
+            junk_learning(sel.meta.special_use.as_deref(), target_use.as_deref()).map(|spam| {
+                Learn {
+                    blobs: chosen.iter().map(|(_, e)| e.blob).collect(),
+                    spam,
+                }
+            });
         let (account, from) = (self.account(), sel.meta.id);
         let to = Folder::Named(target.to_owned());
         let mut changes = Changes::new();
@@ -75,7 +82,10 @@ impl Session {
         } else {
             changes.copy(account, from, uids, to);
         }
-        Flow::Need(Request::Write(changes))
+        match learn {
+            Some(learn) => Flow::Need(Request::WriteAndLearn(changes, learn)),
+            None => Flow::Need(Request::Write(changes)),
+        }
     }
 
     /// Adds the copies (source UID, new UID) made into `target` to the view when it is
@@ -106,6 +116,18 @@ impl Session {
         if added {
             self.announce_new_messages();
         }
+    }
+}
+
+/// What a copy or move from a mailbox of special use `from` to one of special use `to`
+/// teaches the Bayes classifier, as Dovecot's antispam plugin does: into Junk is spam;
+/// out of Junk into anything but Trash is ham (deleting is no verdict).
+fn junk_learning(from: Option<&str>, to: Option<&str>) -> Option<bool> {
+    let junk = |u: Option<&str>| u == Some("\\Junk");
+    match (junk(from), junk(to)) {
+        (false, true) => Some(true),
+        (true, false) if to != Some("\\Trash") => Some(false),
+        _ => None,
     }
 }
 
@@ -239,5 +261,35 @@ mod tests {
             out,
             "* 4 EXISTS\r\n* 2 RECENT\r\na2 OK NOOP completed\r\n* SEARCH 1 2 3 4\r\na3 OK SEARCH completed\r\n"
         );
+    }
+
+    #[test]
+    fn moves_into_and_out_of_junk_teach_the_classifier() {
+        use crate::filter::bayes::Totals;
+        use crate::store::bayes::totals;
+        let mut h = Harness::standard();
+        h.create_mailbox_with_use("Junk", "\\Junk");
+        h.create_mailbox_with_use("Trash", "\\Trash");
+        h.create_mailbox("Archive");
+        h.login_select();
+        let learned = |h: &Harness| totals(h.store(), 0).unwrap();
+        // A copy to an ordinary folder teaches nothing.
+        h.run("a1 COPY 1 Archive\r\n");
+        assert_eq!(learned(&h), Totals::default());
+        // Into Junk: spam.
+        let out = h.run("a2 MOVE 1 Junk\r\n");
+        assert!(out.ends_with("a2 OK MOVE completed\r\n"), "{out}");
+        assert_eq!(learned(&h), Totals { spam: 1, ham: 0 });
+        // Out of Junk into INBOX: ham (the same message: moved, not added).
+        h.run("a3 SELECT Junk\r\n");
+        h.run("a4 MOVE 1 INBOX\r\n");
+        assert_eq!(learned(&h), Totals { spam: 0, ham: 1 });
+        // Out of Junk into Trash: no verdict.
+        h.run("a5 SELECT INBOX\r\n");
+        h.run("a6 MOVE 1 Junk\r\n");
+        assert_eq!(learned(&h), Totals { spam: 1, ham: 0 });
+        h.run("a7 SELECT Junk\r\n");
+        h.run("a8 MOVE 1 Trash\r\n");
+        assert_eq!(learned(&h), Totals { spam: 1, ham: 0 });
     }
 }

@@ -44,9 +44,19 @@ impl Session {
     /// For APPEND and COPY/MOVE: the account's quota use and limit, once the target
     /// mailbox is known to exist; `NO [TRYCREATE]` when it does not.
     pub(super) fn target_and_quota(&mut self, tag: &str, target: &str) -> Result<(u64, u64), Flow> {
+        self.target_with_quota(tag, target)
+            .map(|(used, limit, _)| (used, limit))
+    }
+
+    /// [`Session::target_and_quota`], with the target's special-use attribute.
+    pub(super) fn target_with_quota(
+        &mut self,
+        tag: &str,
+        target: &str,
+    ) -> Result<(u64, u64, Option<String>), Flow> {
         let MailboxesAndQuota { list, used, limit } = self.mailboxes_and_quota()?;
-        if list.iter().any(|m| m.name == target) {
-            Ok((used, limit))
+        if let Some(m) = list.iter().find(|m| m.name == target) {
+            Ok((used, limit, m.meta.special_use.clone()))
         } else {
             self.no(tag, ResponseCode::TryCreate, "No such mailbox");
             Err(Flow::Done)

@@ -116,6 +116,16 @@ pub enum Request {
     /// Apply changes through the mail store (which checks them against the store as it
     /// is when they commit).
     Write(Changes),
+    /// [`Request::Write`], then (once committed, without the client waiting for it) teach
+    /// the Bayes classifier the messages of `learn`: a move into or out of Junk.
+    WriteAndLearn(Changes, Learn),
+}
+
+/// Messages the user classified by moving them: their bodies, and spam or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learn {
+    pub blobs: Vec<BlobId>,
+    pub spam: bool,
 }
 
 /// The runtime's answer to a [`Request`].

@@ -118,6 +118,13 @@ impl Harness {
         self.store.store()
     }
 
+    /// Creates a mailbox of account 1 with a special-use attribute.
+    pub(super) fn create_mailbox_with_use(&self, name: &str, special_use: &str) {
+        let mut c = Changes::new();
+        c.create_mailbox(1, name, Some(special_use), 6);
+        self.store().commit_blocking(c).unwrap();
+    }
+
     /// Creates a mailbox of account 1.
     pub(super) fn create_mailbox(&self, name: &str) {
         let mut c = Changes::new();
@@ -202,6 +209,14 @@ impl Harness {
                     .into_iter()
                     .filter_map(|id| Some((id, Arc::new(mail::blob(store, &id).unwrap()?))));
                 Answer::Blobs(found.collect())
+            }
+            Request::WriteAndLearn(changes, learn) => {
+                self.commits += 1;
+                let committed = store.commit_blocking(changes);
+                if committed.is_ok() {
+                    crate::store::bayes::learn_stored(store, 0, &learn.blobs, learn.spam).unwrap();
+                }
+                Answer::Committed(committed)
             }
             Request::Write(changes) => {
                 self.commits += 1;
