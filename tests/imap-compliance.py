@@ -660,7 +660,9 @@ def _(ctx):
 @check("6.3.4", "create-special-use", needs=("CREATE-SPECIAL-USE",))
 def _(ctx):
     c = ctx.conn()
-    mb = ctx.mb(c)
+    # A name of its own per run: a server may refuse to DELETE a special-use mailbox
+    # (RFC 9051 6.3.5 allows NO; Gannet does), so the cleanup may leave it behind.
+    mb = ctx.mb(c) + "-%d" % (time.time() * 1000)
     expect_ok(c.cmd("CREATE %s (USE (\\Archive))" % quote(mb)))
     r = c.cmd('LIST "" %s RETURN (SPECIAL-USE)' % quote(mb))
     expect("\\archive" in list_names(r).get(mb, "").lower(), "\\Archive not listed")
@@ -714,6 +716,9 @@ def _(ctx):
     # "LIST %" does, as (\Noselect) (or \NonExistent in LIST-EXTENDED terms).
     names.update(list_names(c.cmd('LIST "" ' + quote(ctx.prefix[:-1] + "%"))))
     # 6.3.5: either NO, or OK: the messages go, the name stays with \Noselect, children stay.
+    # Dovecot 2.3 (maildir) fails this: it answers OK and then lists the parent as
+    # (\HasChildren) without \Noselect although SELECT says it does not exist: a Dovecot
+    # deviation, the check stays.
     expect(child in names, "child removed by DELETE of its parent")
     if r.ok():
         expect(parent in names and re.search(r"\\(Noselect|NonExistent)", names[parent], re.I),
@@ -777,6 +782,8 @@ def _(ctx):
     before = exists_of(r)
     c.cmd("CLOSE")
     ctx.fill(c, "INBOX", [msg(subject="rename inbox")], create=False)
+    # Dovecot 2.3 answers NO [CANNOT] "Renaming INBOX isn't supported": it deviates from
+    # 6.3.6 ("Renaming INBOX is permitted"), the check stays.
     expect_ok(c.cmd("RENAME INBOX " + quote(mb)))
     # 6.3.6: all messages in INBOX move to the new name; INBOX stays, empty.
     expect(exists_of(select(c, mb, "EXAMINE")) == before + 1, "new mailbox lacks INBOX's messages")
@@ -1510,8 +1517,9 @@ def _(ctx):
     c = ctx.conn()
     three(ctx, c)
     r = c.cmd("FETCH 9 FLAGS")
-    # 6.4.5/9.: a message sequence number beyond EXISTS is invalid: BAD (NO also seen in
-    # servers; either, not OK).
+    # 9 (seq-number): "The server should respond with a tagged BAD response to a command
+    # that uses a message sequence number greater than the number of messages in the
+    # selected mailbox." BAD; NO is accepted too (also not a success); OK is wrong.
     expect(r.status in ("BAD", "NO"), "FETCH 9 in a 3-message mailbox: " + r.tagged)
     r = expect_ok(c.cmd("UID FETCH 999999 FLAGS"))
     # 6.4.9: a UID set that matches nothing is not an error; no FETCH responses.
@@ -1557,9 +1565,13 @@ def _(ctx):
 def _(ctx):
     c = ctx.conn()
     three(ctx, c)
-    # 2.3.2: \Recent cannot be altered by the client: BAD (or NO).
-    r = c.cmd("STORE 1 +FLAGS (\\Recent)")
-    expect(r.status in ("BAD", "NO"), "STORE \\Recent accepted: " + r.tagged)
+    # RFC 3501 2.3.2: \Recent "can not be altered by the client". The grammar lets
+    # "\Recent" parse as a flag-extension, so BAD, NO or an OK that changes nothing are all
+    # allowed; what is checked is that the flag stays.
+    c.cmd("STORE 1 -FLAGS (\\Recent)")
+    c.cmd("STORE 2 FLAGS (\\Seen)")
+    f = fetches(c.cmd("FETCH 1:2 FLAGS"))
+    expect(all("\\recent" in flags_of(f[n]) for n in (1, 2)), "\\Recent removed by STORE: %s" % f)
 
 
 @check("6.4.9", "uid-store")
