@@ -16,35 +16,18 @@ const SCRIPT: &str = include_str!("../imap-compliance.py");
 
 /// Checks Gannet fails today, with why.
 const KNOWN_FAILURES: &[&str] = &[
-    // RFC 9051 6.3.4 + 6.3.9: CREATE a/b/c neither creates a and a/b nor lists them as
-    // \Noselect hierarchy levels for LIST "" "a%" (nothing is returned for them).
-    "create-hierarchy",
-    // RFC 9051 6.3.5: DELETE of a mailbox with children answers OK, but the name is then
-    // not listed (with \Noselect) although its child still exists.
-    "delete-with-children",
-    // RFC 9051 6.3.6: RENAME a z leaves a/c in place; inferior names must move to z/c.
-    "rename-hierarchy",
     // RFC 9051 6.3.7: DELETE drops the mailbox's subscription; the server MUST NOT, and
     // LIST (SUBSCRIBED) must then show it with \NonExistent.
     "subscribe-survives-delete",
-    // RFC 9051 6.3.9 / RFC 5258: LIST ... RETURN (SUBSCRIBED) gives no \Subscribed.
-    "list-return-subscribed",
-    // RFC 9051 6.3.9 / RFC 5258: LIST (SUBSCRIBED) lists unsubscribed mailboxes too.
-    "list-select-subscribed",
     // RFC 5258 / RFC 9051 6.3.9: LIST (SUBSCRIBED RECURSIVEMATCH) returns nothing for a
     // parent of a subscribed mailbox; wanted: the parent with CHILDINFO ("SUBSCRIBED").
     "list-recursivematch",
-    // RFC 6154 2: LIST (SPECIAL-USE) "" * also returns INBOX and mailboxes with no special use.
-    "list-special-use",
     // RFC 9051 6.4.4: SEARCH CHARSET UTF-8 SUBJECT café does not match a Subject written as
     // an RFC 2047 encoded word (=?UTF-8?Q?caf=C3=A9...?=).
     "search-charset-utf8",
     // RFC 3516 / RFC 9051 6.4.5: BINARY.PEEK[2]<4.3> returns the whole part (~{10}) instead
     // of the 3 octets from offset 4.
     "fetch-binary-partial",
-    // RFC 9051 9 (seq-number): FETCH 9 in a 3-message mailbox answers OK; a sequence
-    // number beyond the mailbox should get a tagged BAD.
-    "fetch-bad-sequence",
     // RFC 3516 4.4 / RFC 9051 6.3.12: APPEND with a literal8 (~{n}) gets BAD "unexpected
     // characters at the end of the command" although BINARY is advertised.
     "literal8-append",

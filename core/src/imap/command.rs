@@ -71,9 +71,8 @@ pub enum Cmd {
     List {
         reference: String,
         patterns: Vec<String>,
-        subscribed_only: bool,
         lsub: bool,
-        status: Vec<String>,
+        options: ListOptions,
     },
     Status {
         mailbox: String,
@@ -138,6 +137,19 @@ pub enum Cmd {
     },
     GetQuota(String),
     GetQuotaRoot(String),
+}
+
+/// LIST-EXTENDED's selection and return options (RFC 5258, RFC 6154, RFC 5819).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    /// `(SUBSCRIBED)` (and LSUB): subscribed mailboxes only, marked `\Subscribed`.
+    pub subscribed_only: bool,
+    /// `(SPECIAL-USE)`: mailboxes with a special-use attribute only.
+    pub special_use_only: bool,
+    /// `RETURN (SUBSCRIBED)`: `\Subscribed` on those that are.
+    pub return_subscribed: bool,
+    /// `RETURN (STATUS (...))`: a STATUS line per mailbox with these items.
+    pub status: Vec<String>,
 }
 
 /// The QRESYNC select parameter: the UIDVALIDITY and highest modification sequence the
@@ -289,15 +301,13 @@ impl Cmd {
             Cmd::List {
                 reference,
                 patterns,
-                subscribed_only,
                 lsub,
-                status,
+                options,
             } => Cmd::List {
                 reference: f(&reference)?,
                 patterns: (patterns.iter()).map(|p| f(p)).collect::<Option<_>>()?,
-                subscribed_only,
                 lsub,
-                status,
+                options,
             },
             Cmd::Status { mailbox, items } => Cmd::Status {
                 mailbox: f(&mailbox)?,
@@ -736,10 +746,15 @@ const MAX_PATTERNS: usize = 64;
 
 fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
     r.space()?;
-    let mut subscribed_only = lsub;
+    let mut options = ListOptions {
+        subscribed_only: lsub,
+        ..ListOptions::default()
+    };
     if r.peek_is(b'(') {
-        let options = atoms(r.value()?)?;
-        subscribed_only |= options.iter().any(|o| o.eq_ignore_ascii_case("SUBSCRIBED"));
+        let selection = atoms(r.value()?)?;
+        let has = |name: &str| selection.iter().any(|o| o.eq_ignore_ascii_case(name));
+        options.subscribed_only |= has("SUBSCRIBED");
+        options.special_use_only = has("SPECIAL-USE");
         r.space()?;
     }
     let reference = r.astring_text()?;
@@ -759,7 +774,6 @@ fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
     } else {
         vec![r.pattern()?]
     };
-    let mut status = Vec::new();
     if r.maybe_space() {
         let word = r.atom()?;
         if !word.eq_ignore_ascii_case("RETURN") {
@@ -769,10 +783,16 @@ fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
         if let Value::List(opts) = r.value()? {
             let mut it = opts.into_iter();
             while let Some(o) = it.next() {
-                if matches!(&o, Value::Atom(a) if a.eq_ignore_ascii_case("STATUS")) {
-                    if let Some(items) = it.next() {
-                        status = atoms(items)?;
+                match &o {
+                    Value::Atom(a) if a.eq_ignore_ascii_case("STATUS") => {
+                        if let Some(items) = it.next() {
+                            options.status = atoms(items)?;
+                        }
                     }
+                    Value::Atom(a) if a.eq_ignore_ascii_case("SUBSCRIBED") => {
+                        options.return_subscribed = true;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -780,9 +800,8 @@ fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
     Ok(Cmd::List {
         reference,
         patterns,
-        subscribed_only,
         lsub,
-        status,
+        options,
     })
 }
 

@@ -177,7 +177,10 @@ mod tests {
         h.create_mailbox("Work");
         h.login_select();
         let out = h.run("a1 COPY 7 Work\r\na2 UID MOVE 9 Work\r\n");
-        assert_eq!(out, "a1 OK COPY completed\r\na2 OK MOVE completed\r\n");
+        assert_eq!(
+            out,
+            "a1 BAD Message number beyond the mailbox\r\na2 OK MOVE completed\r\n"
+        );
         assert_eq!(h.commits, 0);
     }
 

@@ -322,9 +322,12 @@ mod tests {
             out,
             "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\na2 OK FETCH completed\r\n"
         );
-        // Numbers past the end name nothing.
+        // A message number past the end is an error (RFC 9051 9); a UID names nothing.
         let out = h.run("a3 FETCH 9 FLAGS\r\na4 UID FETCH 9:10 FLAGS\r\n");
-        assert_eq!(out, "a3 OK FETCH completed\r\na4 OK FETCH completed\r\n");
+        assert_eq!(
+            out,
+            "a3 BAD Message number beyond the mailbox\r\na4 OK FETCH completed\r\n"
+        );
         assert_eq!(h.commits, 0);
     }
 

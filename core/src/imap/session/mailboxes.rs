@@ -3,7 +3,7 @@
 //! GETQUOTA / GETQUOTAROOT; and the mailbox list with the account's quota that they (and
 //! APPEND, COPY and MOVE) ask the runtime for.
 
-use super::super::command::{Cmd, Qresync};
+use super::super::command::{Cmd, ListOptions, Qresync};
 use super::super::response::string;
 use super::super::wildcard::wildcard_match;
 use super::response_code::{ResponseCode, Status, SYSTEM_FLAGS};
@@ -208,7 +208,18 @@ impl Session {
             return Flow::Done;
         }
         let mut changes = Changes::new();
-        changes.create_mailbox(self.account(), name, special_use.as_deref(), self.now);
+        // The levels above it too, as RFC 9051 6.3.4 suggests (`a/b/c` makes `a` and
+        // `a/b`), none of them subscribed (CREATE does not subscribe: RFC 9051 6.3.7).
+        let account = self.account();
+        for (at, _) in name.match_indices('/') {
+            let parent = name.split_at(at).0;
+            if !parent.is_empty() && !list.iter().any(|m| m.name == parent) {
+                changes.create_mailbox(account, parent, None, self.now);
+                changes.subscribe(account, parent, false);
+            }
+        }
+        changes.create_mailbox(account, name, special_use.as_deref(), self.now);
+        changes.subscribe(account, name, false);
         Flow::Need(Request::Write(changes))
     }
 
@@ -230,6 +241,14 @@ impl Session {
         };
         if found.meta.special_use.is_some() {
             let text = "Special-use mailboxes (Drafts, Sent, Trash, Junk) cannot be deleted";
+            self.no(tag, ResponseCode::Cannot, text);
+            return Flow::Done;
+        }
+        // Gannet keeps no \Noselect names: a mailbox with children stays (RFC 9051 6.3.5
+        // lets the server refuse).
+        let children = format!("{name}/");
+        if list.iter().any(|m| m.name.starts_with(&children)) {
+            let text = "Delete the mailboxes inside it first";
             self.no(tag, ResponseCode::Cannot, text);
             return Flow::Done;
         }
@@ -267,7 +286,25 @@ impl Session {
                 Folder::Named(to.to_string()),
             );
         } else {
-            changes.rename_mailbox(self.account(), from, to);
+            // Its inferior names move with it (RFC 9051 6.3.6): `a/c` becomes `z/c`.
+            let children = format!("{from}/");
+            let mut moving: Vec<(String, String)> = vec![(from.to_string(), to.to_string())];
+            for m in list.iter() {
+                if let Some(rest) = m.name.strip_prefix(&children) {
+                    moving.push((m.name.clone(), format!("{to}/{rest}")));
+                }
+            }
+            if moving
+                .iter()
+                .skip(1)
+                .any(|(_, new)| list.iter().any(|m| &m.name == new))
+            {
+                self.no(tag, ResponseCode::AlreadyExists, "Target mailbox exists");
+                return Flow::Done;
+            }
+            for (old, new) in moving {
+                changes.rename_mailbox(self.account(), &old, &new);
+            }
         }
         Flow::Need(Request::Write(changes))
     }
@@ -294,9 +331,8 @@ impl Session {
         tag: &str,
         reference: &str,
         patterns: &[String],
-        subscribed_only: bool,
         lsub: bool,
-        status: &[String],
+        options: &ListOptions,
     ) -> Flow {
         let list = match self.mailboxes() {
             Ok(l) => l,
@@ -319,7 +355,10 @@ impl Session {
             return Flow::Done;
         }
         for m in &list {
-            if !matches(&m.name) || (subscribed_only && !m.meta.subscribed) {
+            let selected = matches(&m.name)
+                && (!options.subscribed_only || m.meta.subscribed)
+                && (!options.special_use_only || m.meta.special_use.is_some());
+            if !selected {
                 continue;
             }
             let has_children = list
@@ -333,15 +372,15 @@ impl Session {
             if let Some(su) = &m.meta.special_use {
                 attrs.push(su);
             }
-            if subscribed_only {
+            if m.meta.subscribed && (options.subscribed_only || options.return_subscribed) {
                 attrs.push("\\Subscribed");
             }
             let mut l = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
             string(&mut l, self.shown_name(&m.name).as_bytes());
             l.extend_from_slice(b"\r\n");
             self.io.output.extend_from_slice(&l);
-            if !status.is_empty() {
-                self.status_line(m, status);
+            if !options.status.is_empty() {
+                self.status_line(m, &options.status);
             }
         }
         self.ok(tag, "LIST completed");

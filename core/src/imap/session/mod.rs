@@ -376,10 +376,9 @@ impl Session {
             Cmd::List {
                 reference,
                 patterns,
-                subscribed_only,
                 lsub,
-                status,
-            } => return self.list(tag, reference, patterns, *subscribed_only, *lsub, status),
+                options,
+            } => return self.list(tag, reference, patterns, *lsub, options),
             Cmd::Status { mailbox, items } => return self.status(tag, mailbox, items),
             Cmd::Append {
                 mailbox,
@@ -390,6 +389,17 @@ impl Session {
             Cmd::GetQuota(_) | Cmd::GetQuotaRoot(_) => return self.quota(tag, cmd),
             Cmd::Idle => return self.idle(),
             _ if !selected => self.bad(tag, "No mailbox selected"),
+            // A message number beyond the mailbox the client was told of (RFC 9051 9,
+            // `seq-number`): BAD rather than a silent nothing.
+            Cmd::Fetch {
+                uid: false, set, ..
+            }
+            | Cmd::Store {
+                uid: false, set, ..
+            }
+            | Cmd::Copy {
+                uid: false, set, ..
+            } if self.beyond_mailbox(set) => self.bad(tag, "Message number beyond the mailbox"),
             Cmd::Close => return self.close(tag),
             Cmd::Unselect => self.unselect(tag),
             Cmd::Expunge { uids } => return self.expunge_command(tag, uids.as_ref()),

@@ -5,6 +5,15 @@ use super::super::command::SeqSet;
 use super::Session;
 
 impl Session {
+    /// Whether a set of message numbers names one beyond the selected mailbox (`*`
+    /// aside: it is the last, whatever it is).
+    pub(super) fn beyond_mailbox(&self, set: &SeqSet) -> bool {
+        let count = self.selected_ref().messages.len() as u32;
+        set.iter()
+            .flat_map(|&(a, b)| [a, b])
+            .any(|n| n != u32::MAX && n > count)
+    }
+
     /// Indexes (0-based) of the selected messages a set names, by UID or sequence number.
     pub(super) fn resolve(&self, uid: bool, set: &SeqSet) -> Vec<usize> {
         let msgs = &self.selected_ref().messages;

@@ -219,7 +219,10 @@ mod tests {
         let mut h = Harness::standard();
         h.login_select();
         let out = h.run("a1 STORE 5:9 +FLAGS (\\Seen)\r\na2 UID STORE 3 +FLAGS (\\Seen)\r\n");
-        assert_eq!(out, "a1 OK STORE completed\r\na2 OK STORE completed\r\n");
+        assert_eq!(
+            out,
+            "a1 BAD Message number beyond the mailbox\r\na2 OK STORE completed\r\n"
+        );
         assert_eq!(h.commits, 0);
     }
 
