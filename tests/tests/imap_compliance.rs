@@ -28,9 +28,6 @@ const KNOWN_FAILURES: &[&str] = &[
     // RFC 3516 / RFC 9051 6.4.5: BINARY.PEEK[2]<4.3> returns the whole part (~{10}) instead
     // of the 3 octets from offset 4.
     "fetch-binary-partial",
-    // RFC 3516 4.4 / RFC 9051 6.3.12: APPEND with a literal8 (~{n}) gets BAD "unexpected
-    // characters at the end of the command" although BINARY is advertised.
-    "literal8-append",
 ];
 
 #[test]

@@ -820,7 +820,12 @@ fn parse_append(r: &mut Reader<'_>) -> Result<Cmd, Bad> {
         date = Some(parse_date_time(&text).ok_or(Bad("bad date-time".into()))?);
         r.space()?;
     }
-    let message = r.astring()?;
+    // A literal8 (`~{n}`, RFC 3516 BINARY) may carry any octets.
+    let message = if r.peek_is(b'~') {
+        r.literal8()?
+    } else {
+        r.astring()?
+    };
     Ok(Cmd::Append {
         mailbox,
         flags,

@@ -401,6 +401,18 @@ impl<'a> Reader<'a> {
         r
     }
 
+    /// A literal8 (`~{n}`, RFC 3516): the binary content of an APPEND.
+    pub fn literal8(&mut self) -> Result<Vec<u8>, Bad> {
+        if !self.peek_is(b'~') {
+            return bad("expected ~");
+        }
+        self.pos += 1;
+        if !self.peek_is(b'{') {
+            return bad("expected a literal after ~");
+        }
+        self.literal()
+    }
+
     pub fn peek_is(&self, b: u8) -> bool {
         self.peek() == Some(b)
     }

@@ -194,3 +194,14 @@ fn rev1_clients_name_mailboxes_in_modified_utf7() {
         "{out}"
     );
 }
+
+#[test]
+fn append_takes_a_literal8() {
+    let mut h = Harness::standard();
+    h.login();
+    let out = h.run(b"a1 APPEND INBOX ~{10+}\r\nA: b\r\n\r\n\x00\x01\r\n".as_slice());
+    assert!(out.starts_with("a1 OK [APPENDUID 7 3]"), "{out}");
+    let stored = h.messages("INBOX");
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[2].1.size, 10);
+}
