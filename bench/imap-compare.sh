@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 REPS=${1:-3}
 PEERS=$(pwd)/bench/peers
 CORPUS=$(scripts/unpack-corpus.sh) || exit 1
-GANNET=target/release/gannet
-BENCH=target/release/gannet-bench
+GANNET=${GANNET:-target/release/gannet}
+BENCH=${BENCH:-target/release/gannet-bench}
 WORK=$(mktemp -d /tmp/gannet-imap-compare.XXXXXX)
 chmod 755 "$WORK"   # Dovecot's auth process must read its users file in there
 export PEER_WORK=$WORK/peer

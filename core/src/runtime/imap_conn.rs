@@ -1,5 +1,6 @@
 //! Drives one IMAP session: TLS (STARTTLS or implicit), logins through the auth service,
-//! and the session's store requests: listings and message bodies on the reader threads,
+//! and the session's store requests: listings, message bodies and header blocks (the
+//! store's summaries) on the reader threads,
 //! changes through the commit thread. IDLE polls the selected mailbox twice a second.
 
 use std::collections::HashMap;
@@ -144,6 +145,37 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                         let mut map = HashMap::with_capacity(missing.len());
                         for id in missing {
                             if let Ok(Some(bytes)) = mail::blob(store, &id) {
+                                map.insert(id, Arc::new(bytes));
+                            }
+                        }
+                        map
+                    })
+                    .await
+                    .unwrap_or_default();
+                map.extend(read);
+            }
+            Answer::Blobs(map)
+        }
+        Request::Headers(ids) => {
+            // Summaries in memory are read here; the rest (and the messages without one,
+            // read whole) on a reader thread.
+            let mut map = HashMap::with_capacity(ids.len());
+            let mut missing = Vec::new();
+            for id in ids {
+                match mail::header_cached(&server.store, &id) {
+                    Some(Some(header)) => {
+                        map.insert(id, Arc::new(header));
+                    }
+                    _ => missing.push(id),
+                }
+            }
+            if !missing.is_empty() {
+                let read = server
+                    .readers
+                    .run(move |store| {
+                        let mut map = HashMap::with_capacity(missing.len());
+                        for id in missing {
+                            if let Ok(Some(bytes)) = mail::header_or_message(store, &id) {
                                 map.insert(id, Arc::new(bytes));
                             }
                         }

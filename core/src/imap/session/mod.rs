@@ -111,6 +111,9 @@ pub enum Request {
         name: String,
     },
     Blobs(Vec<BlobId>),
+    /// Each message's header block (its stored summary), or its whole bytes where it has
+    /// none; answered by [`Answer::Blobs`].
+    Headers(Vec<BlobId>),
     /// Apply changes through the mail store (which checks them against the store as it
     /// is when they commit).
     Write(Changes),

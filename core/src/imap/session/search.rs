@@ -3,7 +3,7 @@
 
 use super::super::command::{days_from_civil, SearchKey, SearchReturn};
 use super::super::structure;
-use super::batch::{Bodies, Progress};
+use super::batch::{Bodies, Needs, Progress};
 use super::sequence::{compress_set, in_set};
 use super::{Flow, Session};
 use crate::store::schema::MailEntry;
@@ -23,7 +23,7 @@ impl Session {
             Some(p) => p,
             None => Progress::new((0..self.selected_ref().messages.len()).collect()),
         };
-        let p = match self.in_batches(p, key.needs_body(), |s, p, end, bodies| {
+        let p = match self.in_batches(p, needs(key), |s, p, end, bodies| {
             s.search_batch(p, end, key, uid, bodies)
         }) {
             Ok(p) => p,
@@ -118,6 +118,28 @@ impl Session {
     }
 }
 
+/// What of each message `key` needs: header keys (HEADER, FROM, TO, CC, BCC, SUBJECT,
+/// SENT*) are answered the same from the header block as from the whole message; BODY
+/// and TEXT need the whole message.
+fn needs(key: &SearchKey) -> Needs {
+    fn body(key: &SearchKey) -> bool {
+        match key {
+            SearchKey::And(v) => v.iter().any(body),
+            SearchKey::Or(a, b) => body(a) || body(b),
+            SearchKey::Not(a) => body(a),
+            SearchKey::Body(_) | SearchKey::Text(_) => true,
+            _ => false,
+        }
+    }
+    if !key.needs_body() {
+        Needs::Nothing
+    } else if body(key) {
+        Needs::Bodies
+    } else {
+        Needs::Headers
+    }
+}
+
 /// What a search key is tested against.
 struct MatchCtx<'a> {
     /// The flags as the session shows them (\Recent included).
@@ -190,6 +212,9 @@ fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
 /// Whether an address of the field `field` (FROM, TO, CC, BCC) has `value` in its
 /// decoded display name or its address, case-insensitively.
 fn address_contains(body: &[u8], field: &str, value: &str) -> bool {
+    if !matches!(field, "FROM" | "TO" | "CC" | "BCC") {
+        return false;
+    }
     let Some(msg) = structure::parse(body) else {
         return false;
     };
@@ -392,5 +417,77 @@ mod tests {
              * SEARCH 3\r\na4 OK SEARCH completed\r\n\
              * SEARCH 3\r\na5 OK SEARCH completed\r\n"
         );
+    }
+
+    #[test]
+    fn header_keys_are_the_same_from_the_header_block() {
+        use super::super::super::command::SearchKey;
+        use super::{matches, needs, MatchCtx, Needs};
+        use crate::store::schema::MailEntry;
+        use crate::store::summary::header_block;
+        let day = |y, m, d| super::days_from_civil(y, m, d);
+        let keys = [
+            SearchKey::Header("SUBJECT".into(), "the".into()),
+            SearchKey::Header("SUBJECT".into(), "e".into()),
+            SearchKey::Header("FROM".into(), "a".into()),
+            SearchKey::Header("FROM".into(), ".com".into()),
+            SearchKey::Header("TO".into(), "e".into()),
+            SearchKey::Header("CC".into(), "x".into()),
+            SearchKey::Header("BCC".into(), "b".into()),
+            SearchKey::Header("RECEIVED".into(), "by".into()),
+            SearchKey::Header("X-MAILER".into(), "".into()),
+            SearchKey::SentBefore(day(2003, 1, 1)),
+            SearchKey::SentOn(day(2002, 8, 22)),
+            SearchKey::SentSince(day(2002, 9, 1)),
+        ];
+        for k in &keys {
+            assert_eq!(needs(k), Needs::Headers);
+        }
+        assert_eq!(
+            needs(&SearchKey::Or(
+                Box::new(keys[0].clone()),
+                Box::new(SearchKey::Text("x".into()))
+            )),
+            Needs::Bodies
+        );
+        assert_eq!(needs(&SearchKey::All), Needs::Nothing);
+        let entry = MailEntry {
+            blob: [0; 32],
+            size: 1,
+            internal_date: 1_030_000_000,
+            flags: 0,
+            keywords: Vec::new(),
+            modseq: 1,
+            spam_score: None,
+        };
+        let mut hits = 0;
+        for raw in crate::imap::structure::sample_messages() {
+            let Some(block) = header_block(&raw) else {
+                continue;
+            };
+            for k in &keys {
+                let test = |body: &[u8]| {
+                    let ctx = MatchCtx {
+                        flags: 0,
+                        seq: 1,
+                        uid: 1,
+                        entry: &entry,
+                        body: Some(body),
+                        last_uid: 1,
+                        count: 1,
+                    };
+                    matches(k, &ctx)
+                };
+                let whole = test(&raw);
+                assert_eq!(
+                    test(block),
+                    whole,
+                    "{k:?} {}",
+                    String::from_utf8_lossy(block)
+                );
+                hits += usize::from(whole);
+            }
+        }
+        assert!(hits > 0);
     }
 }
