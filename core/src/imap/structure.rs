@@ -535,6 +535,28 @@ pub fn top_header_section<'a>(raw: &'a [u8], text: &SectionText) -> Option<Cow<'
     }
 }
 
+/// The fields ENVELOPE is made of (RFC 9051 7.5.2).
+const ENVELOPE_FIELDS: [&str; 10] = [
+    "Date",
+    "Subject",
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Bcc",
+    "In-Reply-To",
+    "Message-ID",
+];
+
+/// Only the fields of `header` (a header block) that ENVELOPE shows, in their order, and
+/// the blank line: parsing that gives the same ENVELOPE as parsing the whole message, in
+/// a fraction of the time (a header is mostly `Received:` and other fields it ignores).
+pub fn envelope_header(header: &[u8]) -> Vec<u8> {
+    let names: Vec<String> = ENVELOPE_FIELDS.iter().map(|n| n.to_string()).collect();
+    filter_headers(header, &names, false)
+}
+
 /// The header fields named (or, with `not`, all others), and the blank line.
 fn filter_headers(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
@@ -781,5 +803,32 @@ mod tests {
                 theirs.date().map(|d| d.to_rfc3339())
             );
         }
+    }
+
+    #[test]
+    fn the_envelope_of_its_fields_alone_is_the_whole_message_s() {
+        let mut compared = 0;
+        for raw in sample_messages() {
+            let Some(whole) = parse(&raw) else {
+                continue;
+            };
+            let end = memchr::memmem::find(&raw, b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+            let fields = envelope_header(&raw[..end]);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            envelope(&mut a, &whole);
+            match parse(&fields) {
+                Some(m) => envelope(&mut b, &m),
+                None => b.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&b),
+                String::from_utf8_lossy(&a),
+                "{}",
+                String::from_utf8_lossy(&raw[..end])
+            );
+            compared += 1;
+        }
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
+        assert!(!corpus.exists() || compared > 3000, "{compared}");
     }
 }

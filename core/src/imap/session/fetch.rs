@@ -202,14 +202,16 @@ fn write_fetch(
             FetchItem::BodyStructure | FetchItem::Body | FetchItem::Section { .. }
         )
     });
-    let parsed = body.filter(|_| needs_tree).and_then(|b| {
-        if header_only {
-            let end = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
-            structure::parse(&b[..end])
-        } else {
-            structure::parse(b)
-        }
+    // ... and of the header, only the fields ENVELOPE shows.
+    let envelope_fields = body.filter(|_| needs_tree && header_only).map(|b| {
+        let end = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
+        structure::envelope_header(&b[..end])
     });
+    let parsed = match (&envelope_fields, body) {
+        (Some(fields), _) => structure::parse(fields),
+        (None, Some(b)) if needs_tree => structure::parse(b),
+        _ => None,
+    };
     let mut flags_written = false;
     for item in items {
         match item {

@@ -246,42 +246,125 @@ fn address_contains(body: &[u8], field: &str, value: &str) -> bool {
     }
 }
 
-/// Whether a header field `field` of the message (unfolded) contains `value`.
+/// Whether a header field `field` of the message (unfolded) contains `value`. Works on
+/// the bytes, decoding only the fields named `field` (splitting at ASCII bytes, so each
+/// piece decodes as it would within the whole).
 fn header_contains(body: &[u8], field: &str, value: &str) -> bool {
     let header_end = memchr::memmem::find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
     let header = &body[..header_end];
-    let mut found = false;
-    let text = String::from_utf8_lossy(header);
-    let mut current: Option<(String, String)> = None;
-    let mut check = |name: &str, val: &str| {
-        if name.eq_ignore_ascii_case(field) && contains_ci(val.as_bytes(), value) {
-            found = true;
+    let named = |name: &[u8]| {
+        if name.is_ascii() {
+            name.trim_ascii().eq_ignore_ascii_case(field.as_bytes())
+        } else {
+            String::from_utf8_lossy(name)
+                .trim()
+                .eq_ignore_ascii_case(field)
         }
     };
-    for line in text.split("\r\n") {
-        if line.starts_with(' ') || line.starts_with('\t') {
-            if let Some((_, v)) = current.as_mut() {
-                v.push_str(line);
+    // The value of the field being read, unfolded, when it is named `field`.
+    let mut current: Option<Vec<u8>> = None;
+    let mut rest = Some(header);
+    while let Some(text) = rest {
+        let line = match memchr::memmem::find(text, b"\r\n") {
+            Some(i) => {
+                rest = text.get(i + 2..);
+                &text[..i]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            if let Some(v) = current.as_mut() {
+                v.extend_from_slice(line);
             }
             continue;
         }
-        if let Some((n, v)) = current.take() {
-            check(&n, &v);
+        if let Some(v) = current.take() {
+            if contains_ci(&v, value) {
+                return true;
+            }
         }
-        if let Some((n, v)) = line.split_once(':') {
-            current = Some((n.trim().to_string(), v.to_string()));
+        if let Some(colon) = memchr::memchr(b':', line) {
+            if named(&line[..colon]) {
+                current = Some(line[colon + 1..].to_vec());
+            }
         }
     }
-    if let Some((n, v)) = current.take() {
-        check(&n, &v);
-    }
-    found
+    current.is_some_and(|v| contains_ci(&v, value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::Harness;
     use crate::store::schema::flags;
+
+    /// `header_contains` as it was, on the whole header decoded: the reference.
+    fn header_contains_reference(body: &[u8], field: &str, value: &str) -> bool {
+        let header_end = memchr::memmem::find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
+        let header = &body[..header_end];
+        let mut found = false;
+        let text = String::from_utf8_lossy(header);
+        let mut current: Option<(String, String)> = None;
+        let mut check = |name: &str, val: &str| {
+            if name.eq_ignore_ascii_case(field) && super::contains_ci(val.as_bytes(), value) {
+                found = true;
+            }
+        };
+        for line in text.split("\r\n") {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                if let Some((_, v)) = current.as_mut() {
+                    v.push_str(line);
+                }
+                continue;
+            }
+            if let Some((n, v)) = current.take() {
+                check(&n, &v);
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                current = Some((n.trim().to_string(), v.to_string()));
+            }
+        }
+        if let Some((n, v)) = current.take() {
+            check(&n, &v);
+        }
+        found
+    }
+
+    #[test]
+    fn header_contains_answers_as_before() {
+        let odd: &[&[u8]] = &[
+            b"Subject: caf\xc3\xa9 \xff\r\n au lait\r\nX: y\r\n\r\nbody",
+            b"\xc2\xa0Subject : spaced\r\nno colon line\r\n continued\r\nSubject:second\r\n\r\n",
+            b"Subject: the end",
+        ];
+        let mut messages: Vec<Vec<u8>> = odd.iter().map(|m| m.to_vec()).collect();
+        messages.extend(crate::imap::structure::sample_messages());
+        let probes = [
+            ("SUBJECT", "the"),
+            ("SUBJECT", "caf\u{e9} \u{fffd} au"),
+            ("SUBJECT", "spaced"),
+            ("SUBJECT", "second"),
+            ("SUBJECT", "continued"),
+            ("SUBJECT", "end"),
+            ("RECEIVED", "by"),
+            ("FROM", "@"),
+            ("X-MAILER", ""),
+            ("MESSAGE-ID", "<"),
+            ("CONTENT-TYPE", "text/plain"),
+        ];
+        for m in &messages {
+            for (field, value) in probes {
+                assert_eq!(
+                    super::header_contains(m, field, value),
+                    header_contains_reference(m, field, value),
+                    "{field} {value} {}",
+                    String::from_utf8_lossy(m)
+                );
+            }
+        }
+    }
 
     /// The standard INBOX (two short messages, the second \Seen) and a third, larger one,
     /// \Flagged, with a folded Subject, sent on 2 January 2024.
