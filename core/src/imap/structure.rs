@@ -553,23 +553,25 @@ const ENVELOPE_FIELDS: [&str; 10] = [
 /// the blank line: parsing that gives the same ENVELOPE as parsing the whole message, in
 /// a fraction of the time (a header is mostly `Received:` and other fields it ignores).
 pub fn envelope_header(header: &[u8]) -> Vec<u8> {
-    let names: Vec<String> = ENVELOPE_FIELDS.iter().map(|n| n.to_string()).collect();
-    filter_headers(header, &names, false)
+    filter_headers(header, &ENVELOPE_FIELDS, false)
 }
 
 /// The header fields named (or, with `not`, all others), and the blank line.
-fn filter_headers(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
+fn filter_headers<S: AsRef<[u8]>>(header: &[u8], names: &[S], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut keep = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
+    let mut start = 0;
+    while start < header.len() {
+        let end = memchr::memchr(b'\n', &header[start..]).map_or(header.len(), |i| start + i + 1);
+        let line = &header[start..end];
+        start = end;
         if line == b"\r\n" || line == b"\n" {
             break;
         }
         if !line.starts_with(b" ") && !line.starts_with(b"\t") {
-            let name = line.split(|&b| b == b':').next().unwrap_or_default();
-            let named = names
-                .iter()
-                .any(|n| n.as_bytes().eq_ignore_ascii_case(name.trim_ascii()));
+            let name = memchr::memchr(b':', line).map_or(line, |i| &line[..i]);
+            let name = name.trim_ascii();
+            let named = names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name));
             keep = named != not;
         }
         if keep {

@@ -94,7 +94,7 @@ pub fn header(store: &Store, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError>
     store
         .kv()
         .get(Cf::Headers, &keys::blob(id))?
-        .map(|raw| Summary::decode(&raw).map(|s| s.header))
+        .map(|raw| Summary::from_stored(raw).map(|s| s.header))
         .transpose()
 }
 
@@ -102,7 +102,7 @@ pub fn header(store: &Store, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError>
 /// message has no summary, `None` reading it needs the disk.
 pub fn header_cached(store: &Store, id: &BlobId) -> Option<Option<Vec<u8>>> {
     match store.kv().get_cached(Cf::Headers, &keys::blob(id)) {
-        Ok(Some(Some(raw))) => Summary::decode(&raw).ok().map(|s| Some(s.header)),
+        Ok(Some(Some(raw))) => Summary::from_stored(raw).ok().map(|s| Some(s.header)),
         Ok(Some(None)) => Some(None),
         _ => None,
     }

@@ -42,6 +42,15 @@ impl Summary {
         out
     }
 
+    /// The summary in a stored value, taking it over (no copy of the header).
+    pub fn from_stored(mut bytes: Vec<u8>) -> Result<Summary, StoreError> {
+        if bytes.first() != Some(&LAYOUT_HEADER_BLOCK) {
+            return Summary::decode(&bytes);
+        }
+        bytes.remove(0);
+        Ok(Summary { header: bytes })
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Summary, StoreError> {
         match bytes.split_first() {
             Some((&LAYOUT_HEADER_BLOCK, header)) => Ok(Summary {
@@ -120,6 +129,8 @@ mod tests {
         let s = Summary::of(b"Subject: x\r\n\r\nbody").unwrap();
         assert_eq!(s.header, b"Subject: x\r\n\r\n");
         assert_eq!(Summary::decode(&s.encode()).unwrap(), s);
+        assert_eq!(Summary::from_stored(s.encode()).unwrap(), s);
+        assert!(Summary::from_stored(vec![7]).is_err());
         assert!(Summary::decode(&[]).is_err());
         assert!(Summary::decode(&[2, b'x']).is_err());
     }

@@ -15,7 +15,7 @@ const BATCH_MESSAGES: usize = 64;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// How many messages a batch of header blocks holds (bounded in bytes as bodies are:
 /// a message without a summary comes whole).
-const HEADER_BATCH_MESSAGES: usize = 256;
+const HEADER_BATCH_MESSAGES: usize = 1024;
 
 /// What of each message a command needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -263,9 +263,10 @@ fn header_contains(body: &[u8], field: &str, value: &str) -> bool {
     };
     // The value of the field being read, unfolded, when it is named `field`.
     let mut current: Option<Vec<u8>> = None;
+    let crlf = memchr::memmem::Finder::new(b"\r\n");
     let mut rest = Some(header);
     while let Some(text) = rest {
-        let line = match memchr::memmem::find(text, b"\r\n") {
+        let line = match crlf.find(text) {
             Some(i) => {
                 rest = text.get(i + 2..);
                 &text[..i]
