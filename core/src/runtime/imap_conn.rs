@@ -19,6 +19,7 @@ use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session};
 use crate::protocol::Clock;
 use crate::store::mail;
 use crate::store::schema::flags;
+use crate::store::summary::{header_block, HeaderMemo};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
 
@@ -52,6 +53,16 @@ pub(super) async fn serve(
     .await;
     let _ = stream.shutdown(Shutdown::Both);
     ctx.buffers.give(session.into_buffers().into_input());
+}
+
+/// How much memory the header blocks read lately may take (process-wide).
+const HEADER_MEMO_BYTES: usize = 32 << 20;
+
+/// The header blocks read lately, shared by every worker: blob ids are content hashes, so
+/// one memo serves any store without ever going stale.
+fn header_memo() -> &'static HeaderMemo {
+    static MEMO: std::sync::OnceLock<HeaderMemo> = std::sync::OnceLock::new();
+    MEMO.get_or_init(|| HeaderMemo::new(HEADER_MEMO_BYTES))
 }
 
 /// The wall clock, for the session's internal dates.
@@ -156,15 +167,19 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             }
             Answer::Blobs(map)
         }
-        Request::Headers(ids) => {
-            // Summaries in memory are read here; the rest (and the messages without one,
-            // read whole) on a reader thread.
-            let mut map = HashMap::with_capacity(ids.len());
+        Request::Headers(mut ids) => {
+            // Header blocks read lately are in memory; summaries in RocksDB's memory are
+            // read here; the rest (and the messages without one, read whole) on a reader
+            // thread.
+            let memo = header_memo();
+            let mut map = memo.take_known(&mut ids);
             let mut missing = Vec::new();
             for id in ids {
                 match mail::header_cached(&server.store, &id) {
                     Some(Some(header)) => {
-                        map.insert(id, Arc::new(header));
+                        let header = Arc::new(header);
+                        memo.keep(id, header.clone());
+                        map.insert(id, header);
                     }
                     _ => missing.push(id),
                 }
@@ -183,6 +198,12 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                     })
                     .await
                     .unwrap_or_default();
+                for (id, bytes) in &read {
+                    // Only header blocks, not whole messages read for want of one.
+                    if header_block(bytes).is_some_and(|b| b.len() == bytes.len()) {
+                        memo.keep(*id, bytes.clone());
+                    }
+                }
                 map.extend(read);
             }
             Answer::Blobs(map)

@@ -12,7 +12,11 @@
 //! larger than [`MAX_HEADER`] or whose header does not end in a plain CRLF blank line has
 //! none: its reader falls back to the whole blob, as before.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::kv::{Cf, StoreError};
+use super::schema::BlobId;
 
 /// The largest header block kept; a larger header is read from the blob.
 pub const MAX_HEADER: usize = 64 * 1024;
@@ -86,6 +90,77 @@ pub fn header_block(message: &[u8]) -> Option<&[u8]> {
     (first_blank + 3 == end).then_some(block)
 }
 
+/// Header blocks read recently, in memory, by blob id. A blob id is the hash of the
+/// message, so an entry can never be stale: it may outlive its message, never disagree
+/// with it. Bounded in bytes: two generations, each up to half the budget; a hit in the
+/// older one moves to the newer, and when the newer is full the older is dropped.
+pub struct HeaderMemo {
+    budget: usize,
+    inner: Mutex<Generations>,
+}
+
+#[derive(Default)]
+struct Generations {
+    current: HashMap<BlobId, Arc<Vec<u8>>>,
+    current_bytes: usize,
+    previous: HashMap<BlobId, Arc<Vec<u8>>>,
+}
+
+impl HeaderMemo {
+    pub fn new(budget_bytes: usize) -> HeaderMemo {
+        HeaderMemo {
+            budget: budget_bytes,
+            inner: Mutex::new(Generations::default()),
+        }
+    }
+
+    /// The header blocks of `ids` that are in memory; the others are left in `ids`.
+    pub fn take_known(&self, ids: &mut Vec<BlobId>) -> HashMap<BlobId, Arc<Vec<u8>>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let Ok(mut g) = self.inner.lock() else {
+            return found;
+        };
+        ids.retain(|id| {
+            if let Some(h) = g.current.get(id) {
+                found.insert(*id, h.clone());
+                return false;
+            }
+            match g.previous.remove(id) {
+                Some(h) => {
+                    found.insert(*id, h.clone());
+                    g.put(*id, h, self.budget);
+                    false
+                }
+                None => true,
+            }
+        });
+        found
+    }
+
+    /// Keeps `header` (a header block, [`header_block`] of itself) for `id`.
+    pub fn keep(&self, id: BlobId, header: Arc<Vec<u8>>) {
+        if header.len() > self.budget / 2 {
+            return;
+        }
+        if let Ok(mut g) = self.inner.lock() {
+            g.put(id, header, self.budget);
+        }
+    }
+}
+
+impl Generations {
+    fn put(&mut self, id: BlobId, header: Arc<Vec<u8>>, budget: usize) {
+        if self.current_bytes + header.len() > budget / 2 {
+            self.previous = std::mem::take(&mut self.current);
+            self.current_bytes = 0;
+        }
+        self.current_bytes += header.len();
+        if let Some(old) = self.current.insert(id, header) {
+            self.current_bytes -= old.len();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +208,36 @@ mod tests {
         assert!(Summary::from_stored(vec![7]).is_err());
         assert!(Summary::decode(&[]).is_err());
         assert!(Summary::decode(&[2, b'x']).is_err());
+    }
+
+    #[test]
+    fn the_memo_keeps_what_fits_and_the_recently_used() {
+        let memo = HeaderMemo::new(40);
+        let h = |n: u8| Arc::new(vec![n; 10]);
+        memo.keep([1; 32], h(1));
+        memo.keep([2; 32], h(2));
+        let mut ids = vec![[1; 32], [3; 32]];
+        let found = memo.take_known(&mut ids);
+        assert_eq!(ids, [[3; 32]]);
+        assert_eq!(found.get(&[1; 32]).map(|v| v[0]), Some(1));
+        // 20 bytes make a generation: the third starts a new one, the first two are old.
+        memo.keep([3; 32], h(3));
+        let mut ids = vec![[2; 32]];
+        assert_eq!(
+            memo.take_known(&mut ids).len(),
+            1,
+            "found in the older generation"
+        );
+        // Two more generations: 1 was never used again and is gone; 2 was moved up once.
+        memo.keep([4; 32], h(4));
+        memo.keep([5; 32], h(5));
+        let mut ids = vec![[1; 32], [2; 32], [4; 32], [5; 32]];
+        let found = memo.take_known(&mut ids);
+        assert!(ids.contains(&[1; 32]));
+        assert!(found.contains_key(&[5; 32]));
+        // Too large for a generation: not kept.
+        memo.keep([6; 32], Arc::new(vec![0; 21]));
+        let mut ids = vec![[6; 32]];
+        assert!(memo.take_known(&mut ids).is_empty());
     }
 }
