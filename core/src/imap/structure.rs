@@ -96,6 +96,16 @@ fn raw_header<'a>(msg: &'a Message<'_>, name: &str) -> Option<Cow<'a, [u8]>> {
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
     let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+    // Most values are valid UTF-8 on one line: borrowed, trimmed (as below).
+    if let Ok(text) = std::str::from_utf8(value) {
+        let line = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(text);
+        if !line.contains('\n') {
+            return Some(Cow::Borrowed(line.trim().as_bytes()));
+        }
+    }
     let text = String::from_utf8_lossy(value);
     let unfolded: String = text.replace("\r\n", "").replace('\n', "");
     Some(Cow::Owned(unfolded.trim().as_bytes().to_vec()))
@@ -832,5 +842,36 @@ mod tests {
         }
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
         assert!(!corpus.exists() || compared > 3000, "{compared}");
+    }
+
+    #[test]
+    fn header_values_unfold_and_trim_as_before() {
+        let before = |value: &[u8]| {
+            let text = String::from_utf8_lossy(value);
+            let unfolded: String = text.replace("\r\n", "").replace('\n', "");
+            unfolded.trim().as_bytes().to_vec()
+        };
+        for value in [
+            &b" plain\r\n"[..],
+            b" folded\r\n twice\r\n",
+            b"\tlf only\n",
+            b" cr\r\r\n",
+            b" \xc2\xa0nbsp\xc2\xa0\r\n",
+            b" bad \xff\r\n",
+            b"none",
+            b"",
+        ] {
+            let mut raw = b"Subject:".to_vec();
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\n\r\n");
+            let m = parse(&raw).unwrap();
+            let h = &m.root_part().headers[0];
+            let stored = &raw[h.offset_start as usize..h.offset_end as usize];
+            assert_eq!(
+                raw_header(&m, "Subject").as_deref(),
+                Some(&before(stored)[..]),
+                "{value:?}"
+            );
+        }
     }
 }
