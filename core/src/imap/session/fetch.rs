@@ -180,7 +180,10 @@ fn write_fetch(
     }
     // The top-level HEADER and HEADER.FIELDS come from the header block when there is
     // one, unparsed.
-    let block = body.and_then(header_block).is_some();
+    let header_sections = items.iter().any(|i| {
+        matches!(i, FetchItem::Section { path, text: SectionText::Header | SectionText::HeaderFields { .. }, binary: false, .. } if path.is_empty())
+    });
+    let block = header_sections && body.and_then(header_block).is_some();
     let unparsed = |path: &[u32], text: &SectionText, binary: bool| {
         block
             && path.is_empty()
