@@ -6,16 +6,28 @@
 #
 # usage: bench/imap-compare.sh [REPS=3]
 # Needs a release build and dovecot-imapd, dovecot-pop3d (installed if missing).
+# GANNET, BENCH: the binaries (default target/release/...); IMAP_LISTEN, POP3_LISTEN:
+# Dovecot's addresses (default 127.0.0.1:1143, :1110), GANNET_PORT: the first of gannet's
+# seven ports (default 3100). A port already taken stops the script.
 set -u
 cd "$(dirname "$0")/.."
 REPS=${1:-3}
 PEERS=$(pwd)/bench/peers
 CORPUS=$(scripts/unpack-corpus.sh) || exit 1
-GANNET=target/release/gannet
-BENCH=target/release/gannet-bench
+GANNET=${GANNET:-target/release/gannet}
+BENCH=${BENCH:-target/release/gannet-bench}
 WORK=$(mktemp -d /tmp/gannet-imap-compare.XXXXXX)
 chmod 755 "$WORK"   # Dovecot's auth process must read its users file in there
 export PEER_WORK=$WORK/peer
+export IMAP_LISTEN=${IMAP_LISTEN:-127.0.0.1:1143}
+export POP3_LISTEN=${POP3_LISTEN:-127.0.0.1:1110}
+GP=${GANNET_PORT:-3100}
+for a in "$IMAP_LISTEN" "$POP3_LISTEN" $(for i in 0 1 2 3 4 5 6; do echo "127.0.0.1:$((GP + i))"; done); do
+    if (exec 3<>"/dev/tcp/${a%:*}/${a##*:}") 2>/dev/null; then
+        echo "port ${a} is taken: set IMAP_LISTEN, POP3_LISTEN or GANNET_PORT" >&2
+        exit 1
+    fi
+done
 
 for p in dovecot-imapd dovecot-pop3d; do
     dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p" >/dev/null; }
@@ -25,9 +37,9 @@ echo "== Dovecot"
 "$PEERS/setup/dovecot.sh" start "$CORPUS" >/dev/null
 for r in $(seq "$REPS"); do
     echo "-- rep $r: imap-bench.py"
-    timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 1143 bench benchpass --pop3-port 1110 --runs 5
+    timeout 600 "$PEERS/imap-bench.py" "${IMAP_LISTEN%:*}" "${IMAP_LISTEN##*:}" bench benchpass --pop3-port "${POP3_LISTEN##*:}" --runs 5
     echo "-- rep $r: gannet-bench imap"
-    RUST_BACKTRACE=0 "$BENCH" imap --imap 127.0.0.1:1143 --pop3 127.0.0.1:1110 --user bench --password benchpass --runs 5
+    RUST_BACKTRACE=0 "$BENCH" imap --imap "$IMAP_LISTEN" --pop3 "$POP3_LISTEN" --user bench --password benchpass --runs 5
 done
 "$PEERS/setup/dovecot.sh" stop >/dev/null
 
@@ -36,13 +48,13 @@ cat > "$WORK/gannet.toml" <<CONF
 [server]
 hostname = "mx.example.test"
 [listen]
-smtp = "127.0.0.1:3525"
-submission = "127.0.0.1:3587"
-submissions = "127.0.0.1:3465"
-pop3 = "127.0.0.1:3110"
-pop3s = "127.0.0.1:3995"
-imap = "127.0.0.1:3143"
-imaps = "127.0.0.1:3993"
+smtp = "127.0.0.1:$GP"
+submission = "127.0.0.1:$((GP + 1))"
+submissions = "127.0.0.1:$((GP + 2))"
+pop3 = "127.0.0.1:$((GP + 3))"
+pop3s = "127.0.0.1:$((GP + 4))"
+imap = "127.0.0.1:$((GP + 5))"
+imaps = "127.0.0.1:$((GP + 6))"
 [auth]
 plaintext_on_loopback = true   # the peers' client logs in without TLS, as with Dovecot
 CONF
@@ -51,11 +63,11 @@ $G domain add example.test >/dev/null
 $G account add bench@example.test --password Benchpass1 >/dev/null
 $G serve 2>"$WORK/gannet.log" &
 GPID=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/3525) 2>/dev/null && break; sleep 0.1; done
-python3 - "$CORPUS" <<'PY'
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GP) 2>/dev/null && break; sleep 0.1; done
+python3 - "$CORPUS" "$GP" <<'PY'
 import os, smtplib, sys
 files = sorted(os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs)[:1000]
-with smtplib.SMTP('127.0.0.1', 3525) as s:
+with smtplib.SMTP('127.0.0.1', int(sys.argv[2])) as s:
     for f in files:
         raw = open(f, 'rb').read().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
         s.sendmail('corpus@example.org', ['bench@example.test'], raw)
@@ -63,9 +75,9 @@ print('delivered', len(files))
 PY
 for r in $(seq "$REPS"); do
     echo "-- rep $r: imap-bench.py"
-    timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 3143 bench@example.test Benchpass1 --pop3-port 3110 --runs 5
+    timeout 600 "$PEERS/imap-bench.py" 127.0.0.1 $((GP + 5)) bench@example.test Benchpass1 --pop3-port $((GP + 3)) --runs 5
     echo "-- rep $r: gannet-bench imap"
-    RUST_BACKTRACE=0 "$BENCH" imap --imap 127.0.0.1:3143 --pop3 127.0.0.1:3110 --user bench@example.test --password Benchpass1 --runs 5
+    RUST_BACKTRACE=0 "$BENCH" imap --imap 127.0.0.1:$((GP + 5)) --pop3 127.0.0.1:$((GP + 3)) --user bench@example.test --password Benchpass1 --runs 5
 done
 kill -TERM $GPID; wait $GPID
 rm -rf "$WORK"

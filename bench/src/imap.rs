@@ -1,7 +1,8 @@
 //! The `imap` load: the same measurements as bench/peers/imap-bench.py, with a client
 //! whose own parsing costs little, so that the server's speed shows. Against a mailbox
-//! that already holds the test messages: LOGIN+SELECT latency, FETCH of metadata, FETCH
-//! of every body (MB/s), UID SEARCH (all, a header, the bodies), STORE on 1:*; and POP3
+//! that already holds the test messages: LOGIN+SELECT latency, FETCH of metadata,
+//! Thunderbird's header fetch (`UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS
+//! (...)])`, what it sends to fill a folder's message list), FETCH of every body (MB/s), UID SEARCH (all, a header, the bodies), STORE on 1:*; and POP3
 //! RETR of every message (MB/s).
 
 use std::net::SocketAddr;
@@ -30,6 +31,11 @@ pub struct Options {
     #[arg(long, default_value_t = 20)]
     logins: usize,
 }
+
+/// What Thunderbird sends to fill a folder's message list (its default header set).
+const THUNDERBIRD_FETCH: &str = "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS \
+     (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups \
+     In-Reply-To Content-Type Reply-To)])";
 
 struct Imap {
     stream: BufReader<TcpStream>,
@@ -135,6 +141,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let _ = n;
         let timed =
             |values: &mut Vec<f64>, t: Instant| values.push(t.elapsed().as_secs_f64() * 1000.0);
+        let mut headers = vec![];
         let (mut meta, mut body, mut body_mbps, mut all, mut subj, mut text, mut add, mut del) = (
             vec![],
             vec![],
@@ -151,6 +158,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             let (_, count) = c.command("FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)").await?;
             messages = count;
             timed(&mut meta, t);
+            let t = Instant::now();
+            c.command(THUNDERBIRD_FETCH).await?;
+            timed(&mut headers, t);
             let t = Instant::now();
             let (bytes, _) = c.command("FETCH 1:* BODY.PEEK[]").await?;
             let secs = t.elapsed().as_secs_f64();
@@ -178,6 +188,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             opts.runs
         );
         stats("fetch_meta", &mut meta, "ms");
+        stats("fetch_headers_tb", &mut headers, "ms");
         stats("fetch_body", &mut body, "ms");
         stats("fetch_body_MBps", &mut body_mbps, "MB/s");
         stats("search_all", &mut all, "ms");

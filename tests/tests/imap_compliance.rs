@@ -22,12 +22,6 @@ const KNOWN_FAILURES: &[&str] = &[
     // RFC 5258 / RFC 9051 6.3.9: LIST (SUBSCRIBED RECURSIVEMATCH) returns nothing for a
     // parent of a subscribed mailbox; wanted: the parent with CHILDINFO ("SUBSCRIBED").
     "list-recursivematch",
-    // RFC 9051 6.4.4: SEARCH CHARSET UTF-8 SUBJECT café does not match a Subject written as
-    // an RFC 2047 encoded word (=?UTF-8?Q?caf=C3=A9...?=).
-    "search-charset-utf8",
-    // RFC 3516 / RFC 9051 6.4.5: BINARY.PEEK[2]<4.3> returns the whole part (~{10}) instead
-    // of the 3 octets from offset 4.
-    "fetch-binary-partial",
 ];
 
 #[test]

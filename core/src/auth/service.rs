@@ -5,7 +5,8 @@
 //! also enforces the lockout: after too many failures from one client (an IPv4 address or
 //! an IPv6 /64), or for one login name from any number of clients, it answers `LockedOut`
 //! without checking anything. An unknown user costs the same hash as a wrong password, so
-//! timing does not tell which addresses exist.
+//! timing does not tell which addresses exist. A success is remembered for a few minutes
+//! ([`super::cache`]), so that logging in again with the same password skips argon2id.
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -13,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::Sender;
 use tokio::sync::oneshot;
 
+use super::cache::VerifiedCache;
 use super::password;
 use super::sasl::Credentials;
 use crate::policy::FailureTracker;
@@ -51,15 +53,18 @@ impl AuthService {
         threads: usize,
     ) -> std::io::Result<AuthService> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
+        let cache = Arc::new(VerifiedCache::default());
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let store = store.clone();
             let failures = failures.clone();
+            let cache = cache.clone();
             std::thread::Builder::new()
                 .name(format!("auth-{i}"))
                 .spawn(move || {
                     for req in rx {
-                        let outcome = verify(&store, &failures, &req.credentials, req.client_ip);
+                        let outcome =
+                            verify(&store, &failures, &cache, &req.credentials, req.client_ip);
                         let _ = req.reply.send(outcome);
                     }
                 })?;
@@ -99,7 +104,13 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| password::hash("decoy-Password-1").unwrap_or_default())
 }
 
-fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr) -> AuthOutcome {
+fn verify(
+    store: &Store,
+    failures: &FailureTracker,
+    cache: &VerifiedCache,
+    c: &Credentials,
+    ip: IpAddr,
+) -> AuthOutcome {
     if locked(failures, c, ip) {
         return AuthOutcome::LockedOut;
     }
@@ -120,12 +131,22 @@ fn verify(store: &Store, failures: &FailureTracker, c: &Credentials, ip: IpAddr)
     if failures.account_locked(&name) {
         return AuthOutcome::LockedOut;
     }
+    // Verified with this very hash and password a moment ago: no argon2id again.
+    let now = std::time::Instant::now();
+    if let Some(a) = &account {
+        if cache.verified(a.id, &a.password_hash, &c.password, now) {
+            return AuthOutcome::Success { account: a.id };
+        }
+    }
     let hash = account
         .as_ref()
         .map_or(decoy_hash(), |a| a.password_hash.as_str());
     let ok = password::verify(&c.password, hash);
     match (ok, account) {
-        (true, Some(a)) => AuthOutcome::Success { account: a.id },
+        (true, Some(a)) => {
+            cache.remember(a.id, &a.password_hash, &c.password, now);
+            AuthOutcome::Success { account: a.id }
+        }
         _ => {
             failures.record_failure(ip, &name);
             tracing::info!(user = %c.username, %ip, "login failed");
@@ -165,15 +186,23 @@ mod tests {
             Duration::from_secs(900),
         );
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let cache = VerifiedCache::default();
         let ok = AuthOutcome::Success { account: alice.id };
         assert_eq!(
-            verify(s, &failures, &credentials("BBC_Alice", "Secret123"), ip),
+            verify(
+                s,
+                &failures,
+                &cache,
+                &credentials("BBC_Alice", "Secret123"),
+                ip
+            ),
             ok
         );
         assert_eq!(
             verify(
                 s,
                 &failures,
+                &cache,
                 &credentials("alice@example.test", "Secret123"),
                 ip
             ),
@@ -182,17 +211,67 @@ mod tests {
         // Wrong passwords by either name count against the one account.
         for user in ["bbc_alice", "alice@example.test", "bbc_alice"] {
             assert_eq!(
-                verify(s, &failures, &credentials(user, "Wrong1234"), ip),
+                verify(s, &failures, &cache, &credentials(user, "Wrong1234"), ip),
                 AuthOutcome::Failure
             );
         }
         assert_eq!(
-            verify(s, &failures, &credentials("bbc_alice", "Secret123"), ip),
+            verify(
+                s,
+                &failures,
+                &cache,
+                &credentials("bbc_alice", "Secret123"),
+                ip
+            ),
             AuthOutcome::LockedOut
         );
         assert_eq!(
-            verify(s, &failures, &credentials("nobody", "Secret123"), ip),
+            verify(
+                s,
+                &failures,
+                &cache,
+                &credentials("nobody", "Secret123"),
+                ip
+            ),
             AuthOutcome::Failure
         );
+    }
+
+    #[test]
+    fn a_remembered_success_skips_the_hash_but_not_the_lockout() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Store::open(dir.path()).unwrap();
+        let s = owner.store();
+        directory::add_domain(s, "example.test").unwrap();
+        let hash = password::hash("Secret123").unwrap();
+        let bob = directory::add_account_with_login(s, "bob@example.test", &hash, None, 1).unwrap();
+        let failures = FailureTracker::with_account_limit(
+            100,
+            2,
+            Duration::from_secs(600),
+            Duration::from_secs(900),
+        );
+        let ip: IpAddr = "192.0.2.2".parse().unwrap();
+        let cache = VerifiedCache::default();
+        let ok = AuthOutcome::Success { account: bob.id };
+        let login = |p: &str| {
+            verify(
+                s,
+                &failures,
+                &cache,
+                &credentials("bob@example.test", p),
+                ip,
+            )
+        };
+        assert_eq!(login("Secret123"), ok);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.verified(bob.id, &hash, "Secret123", std::time::Instant::now()));
+        assert_eq!(login("Secret123"), ok);
+        // Failures are not remembered.
+        assert_eq!(login("Wrong1234"), AuthOutcome::Failure);
+        assert_eq!(cache.len(), 1);
+        // The lockout comes first, remembered password or not.
+        assert_eq!(login("Wrong1234"), AuthOutcome::Failure);
+        assert_eq!(login("Secret123"), AuthOutcome::LockedOut);
     }
 }

@@ -137,6 +137,8 @@ pub enum Cmd {
     },
     GetQuota(String),
     GetQuotaRoot(String),
+    /// A well-formed SEARCH, SORT or THREAD in a charset Gannet does not read.
+    BadCharset,
 }
 
 /// LIST-EXTENDED's selection and return options (RFC 5258, RFC 6154, RFC 5819).
@@ -505,13 +507,17 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
                 returns = Some(search_return(&r.value()?)?);
                 r.space()?;
             }
+            let mut charset_known = true;
             if r.rest_starts_with_ci(b"CHARSET ") {
                 r.atom()?;
                 r.space()?;
-                r.astring()?;
+                charset_known = known_charset(&r.astring()?);
                 r.space()?;
             }
             let key = search_keys(r)?;
+            if !charset_known {
+                return Ok(Cmd::BadCharset);
+            }
             Cmd::Search { uid, key, returns }
         }
         ("SORT", _) => {
@@ -547,9 +553,12 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
                 return Err(Bad("SORT needs a criterion".into()));
             }
             r.space()?;
-            r.astring()?; // the charset: strings are compared as UTF-8 whatever it says
+            let charset_known = known_charset(&r.astring()?);
             r.space()?;
             let key = search_keys(r)?;
+            if !charset_known {
+                return Ok(Cmd::BadCharset);
+            }
             Cmd::Sort { uid, criteria, key }
         }
         ("THREAD", _) => {
@@ -560,9 +569,12 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
                 _ => return Err(Bad("unknown threading algorithm".into())),
             };
             r.space()?;
-            r.astring()?;
+            let charset_known = known_charset(&r.astring()?);
             r.space()?;
             let key = search_keys(r)?;
+            if !charset_known {
+                return Ok(Cmd::BadCharset);
+            }
             Cmd::Thread {
                 uid,
                 references,
@@ -671,6 +683,12 @@ pub fn parse_args(r: &mut Reader<'_>, name: &str, uid: bool) -> Result<Cmd, Bad>
     };
     r.expect_end()?;
     Ok(cmd)
+}
+
+/// Whether a search's charset is one Gannet reads its strings in (RFC 9051 6.4.4:
+/// US-ASCII and UTF-8, which contains it).
+fn known_charset(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"UTF-8") || name.eq_ignore_ascii_case(b"US-ASCII")
 }
 
 /// The search keys up to the end of the command (all must match).

@@ -1,5 +1,19 @@
 //! Header fields of a raw message, found without parsing the whole message.
 
+/// A header field's raw value (after its colon, unfolded or not) with RFC 2047 encoded
+/// words decoded, as SpamAssassin and IMAP SEARCH read it.
+pub fn decode_encoded_words(raw_value: &[u8]) -> String {
+    // The parser reads up to the end of the field's line: give it one.
+    let mut line = raw_value.to_vec();
+    if !line.ends_with(b"\n") {
+        line.extend_from_slice(b"\r\n");
+    }
+    match mail_parser::parsers::MessageStream::new(&line).parse_unstructured() {
+        mail_parser::HeaderValue::Text(t) => t.trim().to_string(),
+        _ => String::new(),
+    }
+}
+
 /// The unfolded value of the first header field called `name` (case-insensitive), or None.
 /// Only the header section (up to the first empty line) is searched.
 pub fn header_value(message: &[u8], name: &str) -> Option<String> {

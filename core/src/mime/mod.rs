@@ -6,7 +6,7 @@ pub mod html_style;
 pub mod relays;
 pub mod view;
 
-pub use header::{header_value, header_values};
+pub use header::{decode_encoded_words, header_value, header_values};
 
 /// Hostile messages for the tests of every module that parses or walks MIME.
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Drives one IMAP session: TLS (STARTTLS or implicit), logins through the auth service,
-//! and the session's store requests: listings and message bodies on the reader threads,
+//! and the session's store requests: listings, message bodies and header blocks (the
+//! store's summaries) on the reader threads,
 //! changes through the commit thread. IDLE polls the selected mailbox twice a second.
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use crate::imap::recent::unclaimed;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session};
 use crate::protocol::Clock;
 use crate::store::schema::flags;
+use crate::store::summary::{header_block, HeaderMemo};
 use crate::store::{bayes, mail};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"* BYE Too many connections from your address\r\n";
@@ -51,6 +53,16 @@ pub(super) async fn serve(
     .await;
     let _ = stream.shutdown(Shutdown::Both);
     ctx.buffers.give(session.into_buffers().into_input());
+}
+
+/// How much memory the header blocks read lately may take (process-wide).
+const HEADER_MEMO_BYTES: usize = 32 << 20;
+
+/// The header blocks read lately, shared by every worker: blob ids are content hashes, so
+/// one memo serves any store without ever going stale.
+fn header_memo() -> &'static HeaderMemo {
+    static MEMO: std::sync::OnceLock<HeaderMemo> = std::sync::OnceLock::new();
+    MEMO.get_or_init(|| HeaderMemo::new(HEADER_MEMO_BYTES))
 }
 
 /// The wall clock, for the session's internal dates.
@@ -151,6 +163,47 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                     })
                     .await
                     .unwrap_or_default();
+                map.extend(read);
+            }
+            Answer::Blobs(map)
+        }
+        Request::Headers(mut ids) => {
+            // Header blocks read lately are in memory; summaries in RocksDB's memory are
+            // read here; the rest (and the messages without one, read whole) on a reader
+            // thread.
+            let memo = header_memo();
+            let mut map = memo.take_known(&mut ids);
+            let mut missing = Vec::new();
+            for id in ids {
+                match mail::header_cached(&server.store, &id) {
+                    Some(Some(header)) => {
+                        let header = Arc::new(header);
+                        memo.keep(id, header.clone());
+                        map.insert(id, header);
+                    }
+                    _ => missing.push(id),
+                }
+            }
+            if !missing.is_empty() {
+                let read = server
+                    .readers
+                    .run(move |store| {
+                        let mut map = HashMap::with_capacity(missing.len());
+                        for id in missing {
+                            if let Ok(Some(bytes)) = mail::header_or_message(store, &id) {
+                                map.insert(id, Arc::new(bytes));
+                            }
+                        }
+                        map
+                    })
+                    .await
+                    .unwrap_or_default();
+                for (id, bytes) in &read {
+                    // Only header blocks, not whole messages read for want of one.
+                    if header_block(bytes).is_some_and(|b| b.len() == bytes.len()) {
+                        memo.keep(*id, bytes.clone());
+                    }
+                }
                 map.extend(read);
             }
             Answer::Blobs(map)

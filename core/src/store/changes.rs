@@ -16,6 +16,7 @@ use super::kv::{Cf, WriteOp};
 use super::quarantine::{HeldMessage, HeldStatus};
 use super::queue::{self, QueuedMessage};
 use super::schema::{encode, keys, BlobId, MailEntry};
+use super::summary::Summary;
 
 /// A mailbox named by the caller, or found by its RFC 6154 special-use attribute (so that
 /// renaming Junk keeps spam delivery working).
@@ -236,11 +237,15 @@ impl Changes {
     // ---- mail ----
 
     /// Stores message bytes (named by their hash, stored once) and returns their id; the
-    /// blob lives as long as entries or queued messages refer to it.
+    /// blob lives as long as entries or queued messages refer to it. Its summary (the
+    /// header block, [`super::summary`]) is stored with it and goes with it.
     pub fn store_blob(&mut self, bytes: Vec<u8>) -> BlobId {
         let id: BlobId = *blake3::hash(&bytes).as_bytes();
         if !self.blobs.contains(&id) {
             self.blobs.push(id);
+            if let Some(summary) = Summary::of(&bytes) {
+                self.put(Cf::Headers, keys::blob(&id), summary.encode());
+            }
             self.put(Cf::Blobs, keys::blob(&id), bytes);
         }
         id

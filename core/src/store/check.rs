@@ -3,13 +3,14 @@
 //!
 //! * every mail entry's mailbox exists and its blob exists;
 //! * every blob's reference count equals the entries, queued and held messages that use it;
+//! * every message summary (`Cf::Headers`) belongs to a blob in use;
 //! * each account's usage equals the sum of its messages' sizes;
 //! * every UID is below its mailbox's next UID.
 //!
 //! It runs on the commit thread between two groups ([`Store::exclusive`]), so it sees one
 //! consistent state even on a running server. `repair` rebuilds the counters from the
 //! records, moves next UIDs past the highest UID, drops entries of mailboxes that no
-//! longer exist and blobs nothing refers to. A message whose blob is missing cannot be
+//! longer exist, and blobs and summaries nothing refers to. A message whose blob is missing cannot be
 //! repaired: it is reported and kept.
 
 use std::collections::{BTreeMap, HashMap};
@@ -193,6 +194,29 @@ fn run(kv: &dyn KvStore, repair: bool) -> Result<Report, StoreError> {
         }
     }
 
+    // Summaries: one whose blob nothing uses goes (the blob goes too, above). A used
+    // blob without a summary is fine: its readers read the blob.
+    let mut orphan_summaries = Vec::new();
+    kv.scan_prefix(Cf::Headers, b"", &mut |k, _| {
+        let used = BlobId::try_from(k)
+            .ok()
+            .is_some_and(|id| refs.get(&id).is_some_and(|n| *n > 0));
+        if !used {
+            orphan_summaries.push(k.to_vec());
+        }
+        true
+    })?;
+    for key in orphan_summaries {
+        let name = BlobId::try_from(&key[..]).map_or_else(|_| "?".to_string(), |id| hex(&id));
+        report
+            .repairable
+            .push(format!("summary {name}: its blob is used by no message"));
+        fixes.push(WriteOp::Delete {
+            cf: Cf::Headers,
+            key,
+        });
+    }
+
     // Usage per account.
     let mut stored_usage: BTreeMap<u32, i64> = BTreeMap::new();
     kv.scan_prefix(Cf::Counters, b"usage:", &mut |k, v| {
@@ -305,5 +329,70 @@ mod tests {
             },
         );
         assert_eq!(store.commit_blocking(c).unwrap().uids, [4]);
+    }
+
+    #[test]
+    fn summaries_go_with_their_blob_and_orphans_are_repaired() {
+        let owner = Store::open_in_memory().unwrap();
+        let store = owner.store();
+        let mut c = Changes::new();
+        c.create_mailbox(3, "INBOX", None, 0);
+        store.commit_blocking(c).unwrap();
+        let body = b"Subject: kept\r\n\r\nbody\r\n";
+        let mut c = Changes::new();
+        let blob = c.store_blob(body.to_vec());
+        let mail = NewMail {
+            blob,
+            size: body.len() as u64,
+            internal_date: 0,
+            flags: 0,
+            keywords: Vec::new(),
+            spam_score: None,
+        };
+        c.append(3, Folder::inbox(), mail);
+        store.commit_blocking(c).unwrap();
+        // Written in the blob's commit.
+        assert_eq!(
+            crate::store::mail::header(store, &blob).unwrap().as_deref(),
+            Some(&b"Subject: kept\r\n\r\n"[..])
+        );
+        assert!(check(store, false).unwrap().is_consistent());
+
+        // A summary whose blob is gone is reported and deleted.
+        let orphan = *blake3::hash(b"gone").as_bytes();
+        store
+            .exclusive(move |kv| {
+                kv.write(
+                    &[WriteOp::Put {
+                        cf: Cf::Headers,
+                        key: keys::blob(&orphan),
+                        value: crate::store::summary::Summary {
+                            header: b"Subject: x\r\n\r\n".to_vec(),
+                        }
+                        .encode(),
+                    }],
+                    true,
+                )
+                .unwrap();
+            })
+            .unwrap();
+        let report = check(store, false).unwrap();
+        assert_eq!(report.repairable.len(), 1, "{report:?}");
+        assert!(report.repairable[0].starts_with("summary "));
+        assert!(check(store, true).unwrap().repaired);
+        assert!(check(store, false).unwrap().is_consistent());
+        assert_eq!(crate::store::mail::header(store, &orphan).unwrap(), None);
+        assert!(crate::store::mail::header(store, &blob).unwrap().is_some());
+
+        // Expunged: the summary goes in the write that deletes the blob.
+        let mut c = Changes::new();
+        let inbox = crate::store::mail::mailbox(store, 3, "INBOX")
+            .unwrap()
+            .unwrap();
+        c.expunge(3, inbox.id, vec![1], false);
+        store.commit_blocking(c).unwrap();
+        assert_eq!(crate::store::mail::blob(store, &blob).unwrap(), None);
+        assert_eq!(crate::store::mail::header(store, &blob).unwrap(), None);
+        assert!(check(store, false).unwrap().is_consistent());
     }
 }

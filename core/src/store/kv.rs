@@ -8,6 +8,9 @@
 pub enum Cf {
     /// content hash → raw message bytes.
     Blobs,
+    /// content hash → the message's summary (its header block: [`super::summary`]),
+    /// written and deleted with the blob.
+    Headers,
     /// account, mailbox, uid → message entry.
     Mail,
     /// account, mailbox name → mailbox state (uidvalidity, uidnext, ...).
@@ -29,8 +32,9 @@ pub enum Cf {
 }
 
 impl Cf {
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 11] = [
         Cf::Blobs,
+        Cf::Headers,
         Cf::Mail,
         Cf::Mailboxes,
         Cf::Accounts,
@@ -45,6 +49,7 @@ impl Cf {
     pub fn name(self) -> &'static str {
         match self {
             Cf::Blobs => "blobs",
+            Cf::Headers => "headers",
             Cf::Mail => "mail",
             Cf::Mailboxes => "mailboxes",
             Cf::Accounts => "accounts",

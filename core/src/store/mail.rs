@@ -2,6 +2,7 @@
 
 use super::kv::{Cf, StoreError};
 use super::schema::{decode, keys, BlobId, MailEntry, MailboxMeta};
+use super::summary::{header_block, Summary};
 use super::Store;
 
 pub fn mailbox(store: &Store, account: u32, name: &str) -> Result<Option<MailboxMeta>, StoreError> {
@@ -85,4 +86,86 @@ pub fn blob_cached(store: &Store, id: &BlobId) -> Option<Option<Vec<u8>>> {
         .get_cached(Cf::Blobs, &keys::blob(id))
         .ok()
         .flatten()
+}
+
+/// A message's header block ([`super::summary`]) if its summary is stored; `None` when it
+/// has none (read the blob instead).
+pub fn header(store: &Store, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
+    store
+        .kv()
+        .get(Cf::Headers, &keys::blob(id))?
+        .map(|raw| Summary::from_stored(raw).map(|s| s.header))
+        .transpose()
+}
+
+/// A message's header block if it is in memory: `Some(Some(_))` found, `Some(None)` the
+/// message has no summary, `None` reading it needs the disk.
+pub fn header_cached(store: &Store, id: &BlobId) -> Option<Option<Vec<u8>>> {
+    match store.kv().get_cached(Cf::Headers, &keys::blob(id)) {
+        Ok(Some(Some(raw))) => Summary::from_stored(raw).ok().map(|s| Some(s.header)),
+        Ok(Some(None)) => Some(None),
+        _ => None,
+    }
+}
+
+/// What IMAP reads for a header-only command: the message's header block from its
+/// summary; for a message stored without one, the header block cut from its blob; the
+/// whole blob where the header has no block of its own ([`super::summary::header_block`]).
+/// `None`: no such message.
+pub fn header_or_message(store: &Store, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(header) = header(store, id)? {
+        return Ok(Some(header));
+    }
+    Ok(blob(store, id)?.map(|raw| match header_block(&raw) {
+        Some(block) => block.to_vec(),
+        None => raw,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::kv::WriteOp;
+    use crate::store::Changes;
+
+    #[test]
+    fn headers_come_from_the_summary_or_the_blob() {
+        let owner = Store::open_in_memory().unwrap();
+        let store = owner.store();
+        let mut c = Changes::new();
+        let with = c.store_blob(b"Subject: a\r\n\r\nbody\r\n".to_vec());
+        let odd = c.store_blob(b"Subject: b\n\nbody\r\n\r\nmore".to_vec());
+        store.commit_blocking(c).unwrap();
+        assert_eq!(
+            header_or_message(store, &with).unwrap().as_deref(),
+            Some(&b"Subject: a\r\n\r\n"[..])
+        );
+        // No block of its own: the whole message.
+        assert_eq!(header(store, &odd).unwrap(), None);
+        assert_eq!(
+            header_or_message(store, &odd).unwrap().as_deref(),
+            Some(&b"Subject: b\n\nbody\r\n\r\nmore"[..])
+        );
+        // A message stored before summaries: the block is cut from the blob.
+        let old = *blake3::hash(b"old").as_bytes();
+        store
+            .exclusive(move |kv| {
+                kv.write(
+                    &[WriteOp::Put {
+                        cf: Cf::Blobs,
+                        key: keys::blob(&old),
+                        value: b"Subject: old\r\n\r\nbody".to_vec(),
+                    }],
+                    true,
+                )
+                .unwrap();
+            })
+            .unwrap();
+        assert_eq!(header(store, &old).unwrap(), None);
+        assert_eq!(
+            header_or_message(store, &old).unwrap().as_deref(),
+            Some(&b"Subject: old\r\n\r\n"[..])
+        );
+        assert_eq!(header_or_message(store, &[9; 32]).unwrap(), None);
+    }
 }

@@ -13,6 +13,7 @@
 //! * [`mail`]: reading mailboxes and messages.
 //! * [`queue`]: the outbound queue.
 //! * [`quarantine`]: messages held for a virus or a forbidden attachment.
+//! * [`summary`]: message summaries (the header block), kept beside each blob.
 //! * [`watch`]: who is told when a mailbox changes (IMAP IDLE).
 //! * [`bayes`]: what the Bayes classifier learned.
 
@@ -31,6 +32,7 @@ pub mod reader;
 mod rocks;
 pub mod schema;
 mod sequencer;
+pub mod summary;
 pub mod watch;
 
 use std::path::Path;

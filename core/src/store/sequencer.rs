@@ -537,13 +537,17 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// Deletes the blobs no longer referred to once every operation of the commit is in
+    /// Deletes the blobs (and their summaries) no longer referred to once every operation of the commit is in
     /// (a MOVE drops a reference before it adds one: the blob must not go in between).
     fn drop_unreferenced(&mut self) {
         for blob in std::mem::take(&mut self.unreferenced) {
             if self.local.refs.get(&blob).is_some_and(|n| *n <= 0) {
                 self.ops.push(WriteOp::Delete {
                     cf: Cf::Blobs,
+                    key: keys::blob(&blob),
+                });
+                self.ops.push(WriteOp::Delete {
+                    cf: Cf::Headers,
                     key: keys::blob(&blob),
                 });
                 self.ops.push(WriteOp::Delete {

@@ -1,6 +1,8 @@
 //! FETCH and SEARCH over many messages, a batch at a time: a command over a whole mailbox
 //! holds one batch of bodies, never the mailbox. Between batches the runtime reads the
-//! next batch's bodies (and writes out what the last one produced).
+//! next batch's bodies (and writes out what the last one produced). A command that needs
+//! only the messages' headers asks for their header blocks (`Request::Headers`: the
+//! store's summaries, or the whole message where there is none), more to a batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +14,20 @@ use crate::store::schema::BlobId;
 /// How many messages, and how many bytes of them, a FETCH or SEARCH reads at a time.
 const BATCH_MESSAGES: usize = 64;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// How many messages a batch of header blocks holds (bounded in bytes as bodies are:
+/// a message without a summary comes whole).
+const HEADER_BATCH_MESSAGES: usize = 1024;
+
+/// What of each message a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Needs {
+    /// Only what the mailbox listing has (flags, sizes, dates).
+    Nothing,
+    /// The header block: every answer is the same from it as from the whole message.
+    Headers,
+    /// The whole message.
+    Bodies,
+}
 
 /// Message bodies by blob, as the runtime reads them.
 pub(super) type Bodies = HashMap<BlobId, Arc<Vec<u8>>>;
@@ -47,23 +63,24 @@ impl Progress {
 }
 
 impl Session {
-    /// Runs `work` over the messages of `p`: all at once when no body is needed, else a
-    /// batch at a time, each with its bodies. `Err(flow)`: the runtime must read the next
-    /// batch's bodies first (the command runs again then, from where it stopped).
+    /// Runs `work` over the messages of `p`: all at once when no message bytes are
+    /// needed, else a batch at a time, each with its bodies (or header blocks, by blob).
+    /// `Err(flow)`: the runtime must read the next batch's bodies first (the command runs
+    /// again then, from where it stopped).
     pub(super) fn in_batches(
         &mut self,
         mut p: Progress,
-        needs_body: bool,
+        needs: Needs,
         mut work: impl FnMut(&mut Session, &mut Progress, usize, &Bodies),
     ) -> Result<Progress, Flow> {
-        if !needs_body {
+        if needs == Needs::Nothing {
             let end = p.indexes.len();
             work(self, &mut p, end, &Bodies::new());
             return Ok(p);
         }
         while !p.finished() {
-            let end = self.batch_end(&p);
-            let (q, bodies) = self.batch_bodies(p, end)?;
+            let end = self.batch_end(&p, needs);
+            let (q, bodies) = self.batch_bodies(p, end, needs)?;
             p = q;
             work(self, &mut p, end, &bodies);
         }
@@ -79,13 +96,18 @@ impl Session {
     }
 
     /// The end (an index into `p.indexes`) of the batch that starts at `p.done`: at most
-    /// [`BATCH_MESSAGES`] messages and [`BATCH_BYTES`] bytes, and at least one message.
-    pub(super) fn batch_end(&self, p: &Progress) -> usize {
+    /// [`BATCH_MESSAGES`] messages ([`HEADER_BATCH_MESSAGES`] for headers) and
+    /// [`BATCH_BYTES`] bytes of whole messages, and at least one message.
+    pub(super) fn batch_end(&self, p: &Progress, needs: Needs) -> usize {
         let msgs = &self.selected_ref().messages;
         let mut bytes = 0u64;
         let mut end = p.done;
         let rest = p.indexes.get(p.done..).unwrap_or_default();
-        for &i in rest.iter().take(BATCH_MESSAGES) {
+        let most = match needs {
+            Needs::Headers => HEADER_BATCH_MESSAGES,
+            _ => BATCH_MESSAGES,
+        };
+        for &i in rest.iter().take(most) {
             let size = msgs.get(i).map_or(0, |(_, e)| e.size);
             if end > p.done && bytes.saturating_add(size) > BATCH_BYTES {
                 break;
@@ -102,6 +124,7 @@ impl Session {
         &mut self,
         p: Progress,
         end: usize,
+        needs: Needs,
     ) -> Result<(Progress, Bodies), Flow> {
         match self.answer.take() {
             Some(Answer::Blobs(map)) => Ok((p, map)),
@@ -116,7 +139,10 @@ impl Session {
                 blobs.sort_unstable();
                 blobs.dedup();
                 self.in_progress = Some(InProgress::Batches(p));
-                Err(Flow::Need(Request::Blobs(blobs)))
+                Err(Flow::Need(match needs {
+                    Needs::Headers => Request::Headers(blobs),
+                    _ => Request::Blobs(blobs),
+                }))
             }
         }
     }

@@ -205,3 +205,16 @@ fn append_takes_a_literal8() {
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[2].1.size, 10);
 }
+
+#[test]
+fn search_matches_decoded_encoded_words() {
+    let mut h = Harness::standard();
+    h.deliver(
+        "INBOX",
+        b"Subject: =?UTF-8?Q?caf=C3=A9_cr=C3=A8me?=\r\nFrom: a@b.example\r\n\r\nx\r\n",
+        0,
+    );
+    h.login_select();
+    let out = h.run(b"a1 SEARCH CHARSET UTF-8 SUBJECT {5}\r\ncaf\xc3\xa9\r\n".as_slice());
+    assert!(out.contains("* SEARCH 3\r\n"), "{out}");
+}

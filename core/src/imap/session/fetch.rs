@@ -5,9 +5,10 @@
 use super::super::command::{FetchItem, SeqSet};
 use super::super::response::{flag_list, internal_date, literal};
 use super::super::structure::{self, SectionText};
-use super::batch::{Bodies, Progress};
+use super::batch::{Bodies, Needs, Progress};
 use super::{Flow, Request, Session};
 use crate::store::schema::{flags, MailEntry};
+use crate::store::summary::header_block;
 use crate::store::{Changes, FlagChange, FlagMode};
 
 impl Session {
@@ -52,8 +53,7 @@ impl Session {
                 Progress::new(indexes)
             }
         };
-        let needs_body = items.iter().any(FetchItem::needs_body);
-        let p = match self.in_batches(p, needs_body, |s, p, end, bodies| {
+        let p = match self.in_batches(p, needs(items), |s, p, end, bodies| {
             s.fetch_batch(p, end, uid, items, bodies)
         }) {
             Ok(p) => p,
@@ -117,6 +117,30 @@ impl Session {
     }
 }
 
+/// What of each message the items need: the header block answers ENVELOPE and the
+/// top-level HEADER, HEADER.FIELDS[.NOT] (RFC822.HEADER) exactly as the whole message
+/// does; anything else (a body part, TEXT, BODYSTRUCTURE, BINARY) needs the whole message.
+fn needs(items: &[FetchItem]) -> Needs {
+    let header_only = |item: &FetchItem| match item {
+        FetchItem::Envelope => true,
+        FetchItem::Section {
+            path, text, binary, ..
+        } => {
+            path.is_empty()
+                && !binary
+                && matches!(text, SectionText::Header | SectionText::HeaderFields { .. })
+        }
+        other => !other.needs_body(),
+    };
+    if !items.iter().any(FetchItem::needs_body) {
+        Needs::Nothing
+    } else if items.iter().all(header_only) {
+        Needs::Headers
+    } else {
+        Needs::Bodies
+    }
+}
+
 /// A message as FETCH writes it.
 struct FetchedMessage<'a> {
     seq: u32,
@@ -154,11 +178,25 @@ fn write_fetch(
         sep(out);
         out.extend_from_slice(format!("UID {uid}").as_bytes());
     }
+    // The top-level HEADER and HEADER.FIELDS come from the header block when there is
+    // one, unparsed.
+    let header_sections = items.iter().any(|i| {
+        matches!(i, FetchItem::Section { path, text: SectionText::Header | SectionText::HeaderFields { .. }, binary: false, .. } if path.is_empty())
+    });
+    let block = header_sections && body.and_then(header_block).is_some();
+    let unparsed = |path: &[u32], text: &SectionText, binary: bool| {
+        block
+            && path.is_empty()
+            && !binary
+            && matches!(text, SectionText::Header | SectionText::HeaderFields { .. })
+    };
     // Parse the MIME tree only when an item needs it (not for a whole BODY[]).
     let needs_tree = items.iter().any(|i| match i {
         FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body => true,
         FetchItem::BinarySize { path, .. } => !path.is_empty(),
-        FetchItem::Section { path, text, .. } => !path.is_empty() || *text != SectionText::Full,
+        FetchItem::Section {
+            path, text, binary, ..
+        } => (!path.is_empty() || *text != SectionText::Full) && !unparsed(path, text, *binary),
         _ => false,
     });
     // ENVELOPE alone needs only the header: parse no more than that.
@@ -171,14 +209,16 @@ fn write_fetch(
                 | FetchItem::BinarySize { .. }
         )
     });
-    let parsed = body.filter(|_| needs_tree).and_then(|b| {
-        if header_only {
-            let end = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
-            structure::parse(&b[..end])
-        } else {
-            structure::parse(b)
-        }
+    // ... and of the header, only the fields ENVELOPE shows.
+    let envelope_fields = body.filter(|_| needs_tree && header_only).map(|b| {
+        let end = memchr::memmem::find(b, b"\r\n\r\n").map_or(b.len(), |i| i + 4);
+        structure::envelope_header(&b[..end])
     });
+    let parsed = match (&envelope_fields, body) {
+        (Some(fields), _) => structure::parse(fields),
+        (None, Some(b)) if needs_tree => structure::parse(b),
+        _ => None,
+    };
     let mut flags_written = false;
     for item in items {
         match item {
@@ -251,6 +291,10 @@ fn write_fetch(
                         (Some(raw), Some(m)) => structure::binary_section(raw, m, path),
                         _ => None,
                     };
+                    let decoded = decoded.map(|d| match partial {
+                        Some((start, len)) => partial_of(&d, *start, *len).to_vec(),
+                        None => d,
+                    });
                     match decoded {
                         // literal8 (RFC 3516) when the content has a NUL.
                         Some(d) if d.contains(&0) => {
@@ -263,6 +307,9 @@ fn write_fetch(
                     continue;
                 }
                 let data = match (body, &parsed) {
+                    (Some(raw), _) if unparsed(path, text, false) => {
+                        structure::top_header_section(raw, text)
+                    }
                     (Some(raw), Some(m)) => structure::section(raw, m, path, text),
                     (Some(raw), None) if path.is_empty() && *text == SectionText::Full => {
                         Some(std::borrow::Cow::Borrowed(raw))
@@ -273,10 +320,7 @@ fn write_fetch(
                     Some(d) => {
                         let d: &[u8] = &d;
                         let d = match partial {
-                            Some((start, len)) => {
-                                let s = (*start as usize).min(d.len());
-                                &d[s..(s + *len as usize).min(d.len())]
-                            }
+                            Some((start, len)) => partial_of(d, *start, *len),
                             None => d,
                         };
                         literal(out, d);
@@ -292,6 +336,14 @@ fn write_fetch(
         flag_list(out, entry.flags, &entry.keywords);
     }
     out.extend_from_slice(b")\r\n");
+}
+
+/// The octets `<start.len>` of a section (RFC 9051 6.4.5): fewer at its end, none
+/// past it.
+fn partial_of(data: &[u8], start: u32, len: u32) -> &[u8] {
+    let from = (start as usize).min(data.len());
+    let to = from.saturating_add(len as usize).min(data.len());
+    &data[from..to]
 }
 
 #[cfg(test)]
@@ -417,5 +469,141 @@ mod tests {
              NIL NIL NIL NIL NIL))\r\na1 OK FETCH completed\r\n"
         );
         assert_eq!(MESSAGE.len(), 47);
+    }
+
+    #[test]
+    fn header_items_are_the_same_from_the_header_block() {
+        use super::super::super::command::FetchItem;
+        use super::super::super::structure::{self, SectionText};
+        use super::{needs, write_fetch, FetchedMessage, Needs};
+        use crate::store::schema::MailEntry;
+        use crate::store::summary::header_block;
+
+        let section = |name: &str, text: SectionText, partial| FetchItem::Section {
+            name: name.into(),
+            peek: true,
+            path: vec![],
+            text,
+            partial,
+            binary: false,
+        };
+        let fields = |not| SectionText::HeaderFields {
+            names: "From To Cc Bcc Subject Date Message-ID Priority X-Priority References \
+                    Newsgroups In-Reply-To Content-Type Reply-To"
+                .split_whitespace()
+                .map(str::to_ascii_uppercase)
+                .collect(),
+            not,
+        };
+        let item_sets = [
+            vec![FetchItem::Flags, FetchItem::Size, FetchItem::Envelope],
+            vec![
+                FetchItem::Uid,
+                FetchItem::Size,
+                FetchItem::Flags,
+                section("BODY[HEADER.FIELDS (...)]", fields(false), None),
+            ],
+            vec![
+                section("BODY[HEADER]", SectionText::Header, None),
+                section(
+                    "BODY[HEADER.FIELDS.NOT (...)]<5>",
+                    fields(true),
+                    Some((5, 100)),
+                ),
+                FetchItem::Envelope,
+            ],
+        ];
+        for items in &item_sets {
+            assert_eq!(needs(items), Needs::Headers);
+        }
+        let entry = MailEntry {
+            blob: [0; 32],
+            size: 1,
+            internal_date: 0,
+            flags: 0,
+            keywords: Vec::new(),
+            modseq: 1,
+            spam_score: None,
+        };
+        let mut compared = 0;
+        for raw in crate::imap::structure::sample_messages() {
+            let Some(block) = header_block(&raw) else {
+                continue;
+            };
+            compared += 1;
+            // Unparsed, the header sections are the parsed ones.
+            let parsed = structure::parse(&raw).unwrap();
+            for text in [SectionText::Header, fields(false), fields(true)] {
+                assert_eq!(
+                    structure::top_header_section(&raw, &text),
+                    structure::section(&raw, &parsed, &[], &text),
+                    "{}",
+                    String::from_utf8_lossy(block)
+                );
+            }
+            for items in &item_sets {
+                let fetch = |body: &[u8]| {
+                    let mut out = Vec::new();
+                    let m = FetchedMessage {
+                        seq: 1,
+                        uid: 1,
+                        entry: &entry,
+                        body: Some(body),
+                    };
+                    write_fetch(&mut out, &m, items, true, false);
+                    out
+                };
+                assert_eq!(
+                    String::from_utf8_lossy(&fetch(block)),
+                    String::from_utf8_lossy(&fetch(&raw)),
+                    "{}",
+                    String::from_utf8_lossy(block)
+                );
+            }
+        }
+        assert!(compared >= 4);
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
+        assert!(!corpus.exists() || compared > 3000, "{compared}");
+    }
+
+    #[test]
+    fn only_header_items_read_header_blocks() {
+        use super::super::super::command::FetchItem;
+        use super::super::super::structure::SectionText;
+        use super::{needs, Needs};
+        let section = |path: Vec<u32>, text, binary| FetchItem::Section {
+            name: "X".into(),
+            peek: true,
+            path,
+            text,
+            partial: None,
+            binary,
+        };
+        assert_eq!(needs(&[FetchItem::Flags, FetchItem::Uid]), Needs::Nothing);
+        assert_eq!(needs(&[FetchItem::Envelope]), Needs::Headers);
+        for items in [
+            vec![FetchItem::Envelope, FetchItem::BodyStructure],
+            vec![FetchItem::Body],
+            vec![section(vec![], SectionText::Full, false)],
+            vec![section(vec![], SectionText::Text, false)],
+            vec![section(vec![1], SectionText::Header, false)],
+            vec![section(vec![], SectionText::Header, true)],
+            vec![section(vec![1], SectionText::Mime, false)],
+        ] {
+            assert_eq!(needs(&items), Needs::Bodies, "{items:?}");
+        }
+    }
+
+    #[test]
+    fn header_fetches_ask_for_header_blocks() {
+        let mut h = Harness::standard();
+        h.login_select();
+        let out = h.run("a1 FETCH 1:2 (ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n");
+        assert!(
+            out.contains("BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: hi\r\n\r\n)"),
+            "{out}"
+        );
+        assert_eq!(h.header_requests, [1], "the two messages share a blob");
+        assert!(h.blob_requests.is_empty());
     }
 }

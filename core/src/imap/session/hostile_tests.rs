@@ -242,13 +242,23 @@ fn fetch_batches_are_bounded_in_bytes() {
     // 3 MB each: at most two or three to a batch of 8 MB.
     let mut h = inbox_of(ImapConfig::default(), 20, 3_000_000);
     h.login_select();
-    let out = h.run(b"a1 UID FETCH 1:* (UID BODY.PEEK[HEADER])\r\n");
+    let out = h.run(b"a1 UID FETCH 1:* (UID BODY.PEEK[TEXT])\r\n");
     assert!(out.ends_with("a1 OK FETCH completed\r\n"), "{out}");
     assert_eq!(h.blob_requests.iter().sum::<usize>(), 20);
     assert!(
         h.blob_requests.iter().all(|&n| n <= 3),
         "{:?}",
         h.blob_requests
+    );
+    // Header blocks come many to a batch, but a message without one comes whole: the
+    // same bound in bytes.
+    let out = h.run(b"a2 UID FETCH 1:* (UID BODY.PEEK[HEADER])\r\n");
+    assert!(out.ends_with("a2 OK FETCH completed\r\n"), "{out}");
+    assert_eq!(h.header_requests.iter().sum::<usize>(), 20);
+    assert!(
+        h.header_requests.iter().all(|&n| n <= 3),
+        "{:?}",
+        h.header_requests
     );
 }
 
@@ -267,4 +277,10 @@ fn search_reads_bodies_in_batches() {
     );
     let out = h.run(b"a2 UID SEARCH NOT BODY \"of 1\" 1:20\r\n");
     assert!(out.contains("* SEARCH 2 3 4 5 6 7 8 9 20\r\n"), "{out}");
+    // A header key reads header blocks only, up to 1,024 at a time.
+    let before = h.blob_requests.len();
+    let out = h.run(b"a3 SEARCH SUBJECT \"nothing like it\"\r\n");
+    assert!(out.ends_with("a3 OK SEARCH completed\r\n"), "{out}");
+    assert_eq!(h.blob_requests.len(), before);
+    assert_eq!(h.header_requests, [300]);
 }

@@ -113,6 +113,9 @@ pub enum Request {
         name: String,
     },
     Blobs(Vec<BlobId>),
+    /// Each message's header block (its stored summary), or its whole bytes where it has
+    /// none; answered by [`Answer::Blobs`].
+    Headers(Vec<BlobId>),
     /// Apply changes through the mail store (which checks them against the store as it
     /// is when they commit).
     Write(Changes),
@@ -404,6 +407,7 @@ impl Session {
             Cmd::Unselect => self.unselect(tag),
             Cmd::Expunge { uids } => return self.expunge_command(tag, uids.as_ref()),
             Cmd::Search { uid, key, returns } => return self.search(tag, *uid, key, *returns),
+            Cmd::BadCharset => self.no(tag, ResponseCode::BadCharset, "Unsupported charset"),
             Cmd::Sort { uid, criteria, key } => {
                 return self.sort(tag, *uid, Order::Sort(criteria), key)
             }

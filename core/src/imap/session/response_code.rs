@@ -81,6 +81,8 @@ pub(super) enum ResponseCode {
     Closed,
     /// A special-use attribute the server does not give (RFC 6154).
     UseAttr,
+    /// A search charset the server does not read, and those it does.
+    BadCharset,
 }
 
 impl fmt::Display for ResponseCode {
@@ -112,6 +114,7 @@ impl fmt::Display for ResponseCode {
             ResponseCode::Modified(set) => write!(f, "[MODIFIED {}]", compress_set(set)),
             ResponseCode::Closed => f.write_str("[CLOSED]"),
             ResponseCode::UseAttr => f.write_str("[USEATTR]"),
+            ResponseCode::BadCharset => f.write_str("[BADCHARSET (US-ASCII UTF-8)]"),
             ResponseCode::CopyUid {
                 validity,
                 sources,

@@ -3,7 +3,7 @@
 
 use super::super::command::{days_from_civil, SearchKey, SearchReturn};
 use super::super::structure;
-use super::batch::{Bodies, Progress};
+use super::batch::{Bodies, Needs, Progress};
 use super::sequence::{compress_set, in_set};
 use super::{Flow, Session};
 use crate::store::schema::MailEntry;
@@ -23,7 +23,7 @@ impl Session {
             Some(p) => p,
             None => Progress::new((0..self.selected_ref().messages.len()).collect()),
         };
-        let p = match self.in_batches(p, key.needs_body(), |s, p, end, bodies| {
+        let p = match self.in_batches(p, needs(key), |s, p, end, bodies| {
             s.search_batch(p, end, key, uid, bodies)
         }) {
             Ok(p) => p,
@@ -118,6 +118,28 @@ impl Session {
     }
 }
 
+/// What of each message `key` needs: header keys (HEADER, FROM, TO, CC, BCC, SUBJECT,
+/// SENT*) are answered the same from the header block as from the whole message; BODY
+/// and TEXT need the whole message.
+pub(super) fn needs(key: &SearchKey) -> Needs {
+    fn body(key: &SearchKey) -> bool {
+        match key {
+            SearchKey::And(v) => v.iter().any(body),
+            SearchKey::Or(a, b) => body(a) || body(b),
+            SearchKey::Not(a) => body(a),
+            SearchKey::Body(_) | SearchKey::Text(_) => true,
+            _ => false,
+        }
+    }
+    if !key.needs_body() {
+        Needs::Nothing
+    } else if body(key) {
+        Needs::Bodies
+    } else {
+        Needs::Headers
+    }
+}
+
 /// What a search key is tested against.
 struct MatchCtx<'a> {
     /// The flags as the session shows them (\Recent included).
@@ -190,6 +212,9 @@ fn matches(key: &SearchKey, m: &MatchCtx<'_>) -> bool {
 /// Whether an address of the field `field` (FROM, TO, CC, BCC) has `value` in its
 /// decoded display name or its address, case-insensitively.
 fn address_contains(body: &[u8], field: &str, value: &str) -> bool {
+    if !matches!(field, "FROM" | "TO" | "CC" | "BCC") {
+        return false;
+    }
     let Some(msg) = structure::parse(body) else {
         return false;
     };
@@ -221,42 +246,134 @@ fn address_contains(body: &[u8], field: &str, value: &str) -> bool {
     }
 }
 
-/// Whether a header field `field` of the message (unfolded) contains `value`.
+/// Whether a header field `field` of the message (unfolded) contains `value`. Works on
+/// the bytes, decoding only the fields named `field` (splitting at ASCII bytes, so each
+/// piece decodes as it would within the whole).
 fn header_contains(body: &[u8], field: &str, value: &str) -> bool {
     let header_end = memchr::memmem::find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
     let header = &body[..header_end];
-    let mut found = false;
-    let text = String::from_utf8_lossy(header);
-    let mut current: Option<(String, String)> = None;
-    let mut check = |name: &str, val: &str| {
-        if name.eq_ignore_ascii_case(field) && contains_ci(val.as_bytes(), value) {
-            found = true;
+    let named = |name: &[u8]| {
+        if name.is_ascii() {
+            name.trim_ascii().eq_ignore_ascii_case(field.as_bytes())
+        } else {
+            String::from_utf8_lossy(name)
+                .trim()
+                .eq_ignore_ascii_case(field)
         }
     };
-    for line in text.split("\r\n") {
-        if line.starts_with(' ') || line.starts_with('\t') {
-            if let Some((_, v)) = current.as_mut() {
-                v.push_str(line);
+    // The value of the field being read, unfolded, when it is named `field`.
+    let mut current: Option<Vec<u8>> = None;
+    let crlf = memchr::memmem::Finder::new(b"\r\n");
+    let mut rest = Some(header);
+    while let Some(text) = rest {
+        let line = match crlf.find(text) {
+            Some(i) => {
+                rest = text.get(i + 2..);
+                &text[..i]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            if let Some(v) = current.as_mut() {
+                v.extend_from_slice(line);
             }
             continue;
         }
-        if let Some((n, v)) = current.take() {
-            check(&n, &v);
+        if let Some(v) = current.take() {
+            if value_contains(&v, value) {
+                return true;
+            }
         }
-        if let Some((n, v)) = line.split_once(':') {
-            current = Some((n.trim().to_string(), v.to_string()));
+        if let Some(colon) = memchr::memchr(b':', line) {
+            if named(&line[..colon]) {
+                current = Some(line[colon + 1..].to_vec());
+            }
         }
     }
-    if let Some((n, v)) = current.take() {
-        check(&n, &v);
-    }
-    found
+    current.is_some_and(|v| value_contains(&v, value))
+}
+
+/// Whether a header field's raw value has `value` in it, as written or with its RFC 2047
+/// encoded words decoded (RFC 9051 6.4.4 searches the decoded text).
+fn value_contains(raw: &[u8], value: &str) -> bool {
+    contains_ci(raw, value)
+        || (memchr::memmem::find(raw, b"=?").is_some()
+            && contains_ci(crate::mime::decode_encoded_words(raw).as_bytes(), value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::Harness;
     use crate::store::schema::flags;
+
+    /// `header_contains` as it was, on the whole header decoded: the reference.
+    fn header_contains_reference(body: &[u8], field: &str, value: &str) -> bool {
+        let header_end = memchr::memmem::find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
+        let header = &body[..header_end];
+        let mut found = false;
+        let text = String::from_utf8_lossy(header);
+        let mut current: Option<(String, String)> = None;
+        let mut check = |name: &str, val: &str| {
+            if name.eq_ignore_ascii_case(field) && super::contains_ci(val.as_bytes(), value) {
+                found = true;
+            }
+        };
+        for line in text.split("\r\n") {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                if let Some((_, v)) = current.as_mut() {
+                    v.push_str(line);
+                }
+                continue;
+            }
+            if let Some((n, v)) = current.take() {
+                check(&n, &v);
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                current = Some((n.trim().to_string(), v.to_string()));
+            }
+        }
+        if let Some((n, v)) = current.take() {
+            check(&n, &v);
+        }
+        found
+    }
+
+    #[test]
+    fn header_contains_answers_as_before() {
+        let odd: &[&[u8]] = &[
+            b"Subject: caf\xc3\xa9 \xff\r\n au lait\r\nX: y\r\n\r\nbody",
+            b"\xc2\xa0Subject : spaced\r\nno colon line\r\n continued\r\nSubject:second\r\n\r\n",
+            b"Subject: the end",
+        ];
+        let mut messages: Vec<Vec<u8>> = odd.iter().map(|m| m.to_vec()).collect();
+        messages.extend(crate::imap::structure::sample_messages());
+        let probes = [
+            ("SUBJECT", "the"),
+            ("SUBJECT", "caf\u{e9} \u{fffd} au"),
+            ("SUBJECT", "spaced"),
+            ("SUBJECT", "second"),
+            ("SUBJECT", "continued"),
+            ("SUBJECT", "end"),
+            ("RECEIVED", "by"),
+            ("FROM", "@"),
+            ("X-MAILER", ""),
+            ("MESSAGE-ID", "<"),
+            ("CONTENT-TYPE", "text/plain"),
+        ];
+        for m in &messages {
+            for (field, value) in probes {
+                assert_eq!(
+                    super::header_contains(m, field, value),
+                    header_contains_reference(m, field, value),
+                    "{field} {value} {}",
+                    String::from_utf8_lossy(m)
+                );
+            }
+        }
+    }
 
     /// The standard INBOX (two short messages, the second \Seen) and a third, larger one,
     /// \Flagged, with a folded Subject, sent on 2 January 2024.
@@ -392,5 +509,77 @@ mod tests {
              * SEARCH 3\r\na4 OK SEARCH completed\r\n\
              * SEARCH 3\r\na5 OK SEARCH completed\r\n"
         );
+    }
+
+    #[test]
+    fn header_keys_are_the_same_from_the_header_block() {
+        use super::super::super::command::SearchKey;
+        use super::{matches, needs, MatchCtx, Needs};
+        use crate::store::schema::MailEntry;
+        use crate::store::summary::header_block;
+        let day = |y, m, d| super::days_from_civil(y, m, d);
+        let keys = [
+            SearchKey::Header("SUBJECT".into(), "the".into()),
+            SearchKey::Header("SUBJECT".into(), "e".into()),
+            SearchKey::Header("FROM".into(), "a".into()),
+            SearchKey::Header("FROM".into(), ".com".into()),
+            SearchKey::Header("TO".into(), "e".into()),
+            SearchKey::Header("CC".into(), "x".into()),
+            SearchKey::Header("BCC".into(), "b".into()),
+            SearchKey::Header("RECEIVED".into(), "by".into()),
+            SearchKey::Header("X-MAILER".into(), "".into()),
+            SearchKey::SentBefore(day(2003, 1, 1)),
+            SearchKey::SentOn(day(2002, 8, 22)),
+            SearchKey::SentSince(day(2002, 9, 1)),
+        ];
+        for k in &keys {
+            assert_eq!(needs(k), Needs::Headers);
+        }
+        assert_eq!(
+            needs(&SearchKey::Or(
+                Box::new(keys[0].clone()),
+                Box::new(SearchKey::Text("x".into()))
+            )),
+            Needs::Bodies
+        );
+        assert_eq!(needs(&SearchKey::All), Needs::Nothing);
+        let entry = MailEntry {
+            blob: [0; 32],
+            size: 1,
+            internal_date: 1_030_000_000,
+            flags: 0,
+            keywords: Vec::new(),
+            modseq: 1,
+            spam_score: None,
+        };
+        let mut hits = 0;
+        for raw in crate::imap::structure::sample_messages() {
+            let Some(block) = header_block(&raw) else {
+                continue;
+            };
+            for k in &keys {
+                let test = |body: &[u8]| {
+                    let ctx = MatchCtx {
+                        flags: 0,
+                        seq: 1,
+                        uid: 1,
+                        entry: &entry,
+                        body: Some(body),
+                        last_uid: 1,
+                        count: 1,
+                    };
+                    matches(k, &ctx)
+                };
+                let whole = test(&raw);
+                assert_eq!(
+                    test(block),
+                    whole,
+                    "{k:?} {}",
+                    String::from_utf8_lossy(block)
+                );
+                hits += usize::from(whole);
+            }
+        }
+        assert!(hits > 0);
     }
 }

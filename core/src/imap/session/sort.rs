@@ -7,7 +7,8 @@ use mail_parser::HeaderValue;
 use super::super::command::SearchKey;
 use super::super::structure;
 use super::super::thread::{self, base_subject, SortKey, Summary};
-use super::batch::Progress;
+use super::batch::{Needs, Progress};
+use super::search;
 use super::{Flow, Session};
 
 /// What the command makes of the messages found.
@@ -24,14 +25,17 @@ impl Session {
             None => Progress::new((0..self.selected_ref().messages.len()).collect()),
         };
         // ARRIVAL and SIZE are in the index; everything else is in the header.
-        let needs_body = key.needs_body()
-            || match order {
-                Order::Sort(criteria) => criteria
-                    .iter()
-                    .any(|(k, _)| !matches!(k, SortKey::Arrival | SortKey::Size)),
-                Order::Thread(_) => true,
-            };
-        let p = match self.in_batches(p, needs_body, |s, p, end, bodies| {
+        let reads_header = match order {
+            Order::Sort(criteria) => criteria
+                .iter()
+                .any(|(k, _)| !matches!(k, SortKey::Arrival | SortKey::Size)),
+            Order::Thread(_) => true,
+        };
+        let needs = match search::needs(key) {
+            Needs::Nothing if reads_header => Needs::Headers,
+            needs => needs,
+        };
+        let p = match self.in_batches(p, needs, |s, p, end, bodies| {
             let found = p.hits.len();
             s.search_batch(p, end, key, false, bodies);
             let sel = s.selected_ref();

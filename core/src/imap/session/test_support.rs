@@ -27,6 +27,8 @@ pub(super) struct Harness {
     pub(super) greeting: String,
     /// The number of bodies each `Request::Blobs` asked for.
     pub(super) blob_requests: Vec<usize>,
+    /// The number of header blocks each `Request::Headers` asked for.
+    pub(super) header_requests: Vec<usize>,
     /// How many `Request::Write`s it sent.
     pub(super) commits: usize,
     /// It asked to close the connection.
@@ -56,6 +58,7 @@ impl Harness {
             store: Rc::new(Store::open_in_memory().unwrap()),
             greeting,
             blob_requests: Vec::new(),
+            header_requests: Vec::new(),
             commits: 0,
             closed: false,
             used: 0,
@@ -99,6 +102,7 @@ impl Harness {
             store: self.store.clone(),
             greeting,
             blob_requests: Vec::new(),
+            header_requests: Vec::new(),
             commits: 0,
             closed: false,
             used: self.used,
@@ -217,6 +221,13 @@ impl Harness {
                     crate::store::bayes::learn_stored(store, 0, &learn.blobs, learn.spam).unwrap();
                 }
                 Answer::Committed(committed)
+            }
+            Request::Headers(ids) => {
+                self.header_requests.push(ids.len());
+                let found = ids.into_iter().filter_map(|id| {
+                    Some((id, Arc::new(mail::header_or_message(store, &id).unwrap()?)))
+                });
+                Answer::Blobs(found.collect())
             }
             Request::Write(changes) => {
                 self.commits += 1;
