@@ -175,7 +175,16 @@ fn session(server: &Server, n: usize, seen: &Mutex<Seen>, stop: &AtomicBool, rou
         let Ok((lines, ok)) = c.cmd(&command) else {
             return;
         };
-        if ok.starts_with("BAD") {
+        // A message number beyond the mailbox gets BAD (RFC 9051 9): allowed when the
+        // set went past what this client had been shown.
+        let beyond_known = command
+            .split_whitespace()
+            .nth(1)
+            .and_then(|set| set.rsplit(':').next())
+            .and_then(|last| last.parse::<usize>().ok())
+            .is_some_and(|last| last > before.len());
+        let refused_range = ok.contains("Message number beyond the mailbox") && beyond_known;
+        if ok.starts_with("BAD") && !refused_range {
             seen.lock()
                 .unwrap()
                 .violations

@@ -402,7 +402,12 @@ impl Session {
             }
             | Cmd::Copy {
                 uid: false, set, ..
-            } if self.beyond_mailbox(set) => self.bad(tag, "Message number beyond the mailbox"),
+            } if self.beyond_mailbox(set) => {
+                // Not counted toward closing the connection: a client racing another
+                // session's expunge sends such a number in good faith.
+                let text = "Message number beyond the mailbox";
+                self.respond(tag, Status::Bad, None, text);
+            }
             Cmd::Close => return self.close(tag),
             Cmd::Unselect => self.unselect(tag),
             Cmd::Expunge { uids } => return self.expunge_command(tag, uids.as_ref()),

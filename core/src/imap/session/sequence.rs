@@ -5,13 +5,15 @@ use super::super::command::SeqSet;
 use super::Session;
 
 impl Session {
-    /// Whether a set of message numbers names one beyond the selected mailbox (`*`
-    /// aside: it is the last, whatever it is).
+    /// Whether a set of message numbers names one beyond the selected mailbox. A range
+    /// to `*` never does (`1:*` of an empty mailbox names nothing: clients send it
+    /// before they know the count).
     pub(super) fn beyond_mailbox(&self, set: &SeqSet) -> bool {
         let count = self.selected_ref().messages.len() as u32;
         set.iter()
+            .filter(|&&(a, b)| a != u32::MAX && b != u32::MAX)
             .flat_map(|&(a, b)| [a, b])
-            .any(|n| n != u32::MAX && n > count)
+            .any(|n| n > count)
     }
 
     /// Indexes (0-based) of the selected messages a set names, by UID or sequence number.
