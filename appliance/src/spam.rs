@@ -1,4 +1,5 @@
-//! `gannet spam scan`: score messages with the configured rules, without a server. A
+//! `gannet spam scan`: score messages with the configured rules (and the Bayes database,
+//! when a store is there and no server holds it), without a server. A
 //! directory stands for the files in it (sorted). A message whose scan fails is reported
 //! with its error (scored as no rule hit) and the others are still scanned.
 //!
@@ -30,6 +31,30 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
     };
     let rules =
         gannet_core::filter::load(&config.spam.rules_dirs).context("loading the spam rules")?;
+    // The Bayes database, when there is a store and no server holds it.
+    let store_dir = crate::admin::store_dir(&config.server.data_dir);
+    let store = match store_dir.is_dir() {
+        false => None,
+        true => match gannet_core::store::Store::open(&store_dir) {
+            Ok(owner) => Some(owner),
+            Err(e) => {
+                eprintln!("gannet: scanning without the Bayes database ({e})");
+                None
+            }
+        },
+    };
+    let learned = store
+        .as_ref()
+        .map(|owner| gannet_core::store::bayes::StoreLearned {
+            store: owner.store(),
+            scope: 0,
+        });
+    let input = gannet_core::filter::ScanInput {
+        bayes: learned
+            .as_ref()
+            .map(|l| l as &dyn gannet_core::filter::bayes::Learned),
+        ..Default::default()
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = false;
     for file in expand(files, &mut failed) {
@@ -41,7 +66,7 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
                 continue;
             }
         };
-        let v = rules.scan(&raw);
+        let v = rules.scan_message(&raw, &input);
         if json {
             let hits: Vec<serde_json::Value> = v
                 .hits
@@ -68,6 +93,10 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
         }
     }
     out.flush()?;
+    drop(out);
+    if let Some(owner) = store {
+        owner.close();
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -105,6 +105,20 @@ fn a_trained_database_scores_deliveries() {
         ],
     );
     assert!(out.starts_with("learned 3125,"), "{out}");
+    // `gannet spam scan` reads the database when no server holds the store.
+    let mut spam_files: Vec<_> = std::fs::read_dir(&spam)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    spam_files.sort();
+    let scan = summary(
+        &server,
+        &["spam", "scan", "--json", spam_files[0].to_str().unwrap()],
+    );
+    assert!(
+        scan.contains("\"bayes\":{\"probability\":") && scan.contains("BAYES_99"),
+        "{scan}"
+    );
     server.start();
     let first = |dir: &std::path::Path| {
         let mut files: Vec<_> = std::fs::read_dir(dir)
