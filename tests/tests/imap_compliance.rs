@@ -19,9 +19,6 @@ const KNOWN_FAILURES: &[&str] = &[
     // RFC 9051 6.3.7: DELETE drops the mailbox's subscription; the server MUST NOT, and
     // LIST (SUBSCRIBED) must then show it with \NonExistent.
     "subscribe-survives-delete",
-    // RFC 5258 / RFC 9051 6.3.9: LIST (SUBSCRIBED RECURSIVEMATCH) returns nothing for a
-    // parent of a subscribed mailbox; wanted: the parent with CHILDINFO ("SUBSCRIBED").
-    "list-recursivematch",
 ];
 
 #[test]

@@ -148,6 +148,9 @@ pub struct ListOptions {
     pub subscribed_only: bool,
     /// `(SPECIAL-USE)`: mailboxes with a special-use attribute only.
     pub special_use_only: bool,
+    /// `(RECURSIVEMATCH)` with SUBSCRIBED: also a mailbox that is not subscribed but has
+    /// a subscribed child, with `CHILDINFO ("SUBSCRIBED")`.
+    pub recursive_match: bool,
     /// `RETURN (SUBSCRIBED)`: `\Subscribed` on those that are.
     pub return_subscribed: bool,
     /// `RETURN (STATUS (...))`: a STATUS line per mailbox with these items.
@@ -773,6 +776,7 @@ fn parse_list(r: &mut Reader<'_>, lsub: bool) -> Result<Cmd, Bad> {
         let has = |name: &str| selection.iter().any(|o| o.eq_ignore_ascii_case(name));
         options.subscribed_only |= has("SUBSCRIBED");
         options.special_use_only = has("SPECIAL-USE");
+        options.recursive_match = has("RECURSIVEMATCH");
         r.space()?;
     }
     let reference = r.astring_text()?;

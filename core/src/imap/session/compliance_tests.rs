@@ -218,3 +218,19 @@ fn search_matches_decoded_encoded_words() {
     let out = h.run(b"a1 SEARCH CHARSET UTF-8 SUBJECT {5}\r\ncaf\xc3\xa9\r\n".as_slice());
     assert!(out.contains("* SEARCH 3\r\n"), "{out}");
 }
+
+#[test]
+fn recursivematch_lists_parents_of_subscribed_mailboxes() {
+    let mut h = with_folders(&["p", "p/q", "p/q/r"]);
+    for name in ["p", "p/q"] {
+        h.run(&format!("u UNSUBSCRIBE {name}\r\n"));
+    }
+    let out = h.run("a1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n");
+    assert!(
+        out.contains("* LIST (\\HasChildren) \"/\" \"p\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{out}"
+    );
+    // Without RECURSIVEMATCH, only subscribed mailboxes.
+    let out = h.run("a2 LIST (SUBSCRIBED) \"\" %\r\n");
+    assert!(!out.contains("\"p\""), "{out}");
+}

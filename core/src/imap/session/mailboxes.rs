@@ -355,8 +355,17 @@ impl Session {
             return Flow::Done;
         }
         for m in &list {
+            // RFC 5258 RECURSIVEMATCH: a parent of a subscribed mailbox is listed too.
+            let subscribed_child = options.subscribed_only
+                && options.recursive_match
+                && list.iter().any(|o| {
+                    o.meta.subscribed
+                        && o.name
+                            .strip_prefix(&m.name)
+                            .is_some_and(|r| r.starts_with('/'))
+                });
             let selected = matches(&m.name)
-                && (!options.subscribed_only || m.meta.subscribed)
+                && (!options.subscribed_only || m.meta.subscribed || subscribed_child)
                 && (!options.special_use_only || m.meta.special_use.is_some());
             if !selected {
                 continue;
@@ -377,6 +386,9 @@ impl Session {
             }
             let mut l = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
             string(&mut l, self.shown_name(&m.name).as_bytes());
+            if subscribed_child {
+                l.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             l.extend_from_slice(b"\r\n");
             self.io.output.extend_from_slice(&l);
             if !options.status.is_empty() {
