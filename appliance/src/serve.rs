@@ -194,6 +194,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             attachments: AttachmentPolicy::new(&config.attachments),
             attachments_outbound: config.attachments.outbound,
         },
+        bayes: Default::default(),
         quarantine: QuarantineSettings {
             key: release_key.clone(),
             links: Links { public_url },

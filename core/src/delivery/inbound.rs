@@ -45,6 +45,8 @@ pub struct Inbound {
     pub screens: Screens,
     /// Where held messages go, and how their recipients are told.
     pub quarantine: QuarantineSettings,
+    /// Whether the Bayes database is ready (scans then go to a reader thread).
+    pub bayes: crate::store::bayes::ReadyGate,
 }
 
 /// How held messages are kept and announced.
@@ -211,7 +213,7 @@ impl Inbound {
         let network = self.dns_checks.enabled();
         // Once the Bayes database has learned enough, its many reads are done on a
         // reader thread, never on the worker (as for large messages).
-        let bayes_ready = crate::store::bayes::totals(&self.store, 0).is_ok_and(|t| t.ready());
+        let bayes_ready = (self.bayes).ready(&self.store, crate::clock::unix_now());
         let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
             (None, buffer)
         } else if buffer.len() <= INLINE_SCAN_LIMIT && !bayes_ready {
@@ -366,6 +368,7 @@ mod tests {
             readers: Readers::start(store.clone(), 1).unwrap(),
             outbound: Wake::default(),
             screens: Screens::off(),
+            bayes: Default::default(),
             quarantine: QuarantineSettings {
                 key: Arc::new(ReleaseKey::from_bytes(&[0; 32])),
                 links: Links {

@@ -17,7 +17,7 @@ use crate::clock::unix_now;
 use crate::imap::recent::unclaimed;
 use crate::imap::{Answer, ImapPolicy, MailboxSummary, Request, Session};
 use crate::protocol::Clock;
-use crate::store::schema::flags;
+use crate::store::schema::{flags, BlobId};
 use crate::store::summary::{header_block, HeaderMemo};
 use crate::store::{bayes, mail};
 
@@ -150,20 +150,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                 }
             }
             if !missing.is_empty() {
-                let read = server
-                    .readers
-                    .run(move |store| {
-                        let mut map = HashMap::with_capacity(missing.len());
-                        for id in missing {
-                            if let Ok(Some(bytes)) = mail::blob(store, &id) {
-                                map.insert(id, Arc::new(bytes));
-                            }
-                        }
-                        map
-                    })
-                    .await
-                    .unwrap_or_default();
-                map.extend(read);
+                map.extend(read_on_readers(&server.readers, missing, mail::blob).await);
             }
             Answer::Blobs(map)
         }
@@ -185,19 +172,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                 }
             }
             if !missing.is_empty() {
-                let read = server
-                    .readers
-                    .run(move |store| {
-                        let mut map = HashMap::with_capacity(missing.len());
-                        for id in missing {
-                            if let Ok(Some(bytes)) = mail::header_or_message(store, &id) {
-                                map.insert(id, Arc::new(bytes));
-                            }
-                        }
-                        map
-                    })
-                    .await
-                    .unwrap_or_default();
+                let read = read_on_readers(&server.readers, missing, mail::header_or_message).await;
                 for (id, bytes) in &read {
                     // Only header blocks, not whole messages read for want of one.
                     if header_block(bytes).is_some_and(|b| b.len() == bytes.len()) {
@@ -226,4 +201,29 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             Answer::Committed(committed)
         }
     }
+}
+
+/// A read of one message, or of its header block, from the store.
+type ReadBlob =
+    fn(&crate::store::Store, &BlobId) -> Result<Option<Vec<u8>>, crate::store::StoreError>;
+
+/// Reads `ids` with `read` on a reader thread: those found (a read error counts as not
+/// found: the session answers NIL for it).
+async fn read_on_readers(
+    readers: &crate::store::reader::Readers,
+    ids: Vec<BlobId>,
+    read: ReadBlob,
+) -> HashMap<BlobId, Arc<Vec<u8>>> {
+    readers
+        .run(move |store| {
+            let mut map = HashMap::with_capacity(ids.len());
+            for id in ids {
+                if let Ok(Some(bytes)) = read(store, &id) {
+                    map.insert(id, Arc::new(bytes));
+                }
+            }
+            map
+        })
+        .await
+        .unwrap_or_default()
 }

@@ -5,6 +5,8 @@
 //! per token); the record of a learned message is in [`Cf::Meta`]. A scope is 0 for the
 //! site-wide database, else an account's own.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
 use super::kv::{decode_counter, Cf, StoreError};
 use super::Store;
 use crate::filter::bayes::{Counts, Totals};
@@ -87,6 +89,33 @@ pub fn counts(store: &Store, scope: u32, tokens: &[u64]) -> Result<Vec<Counts>, 
         .collect()
 }
 
+/// Whether the site-wide database has learned enough for a verdict, read from the store
+/// at most once a second (a delivery asks for every message, on an io_uring worker), and
+/// not read again once it has: learning only adds (after a forget below the threshold the
+/// classifier itself answers nothing).
+#[derive(Debug, Default)]
+pub struct ReadyGate {
+    ready: AtomicBool,
+    checked_at: AtomicI64,
+}
+
+impl ReadyGate {
+    pub fn ready(&self, store: &Store, now: i64) -> bool {
+        if self.ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.checked_at.swap(now, Ordering::Relaxed) == now {
+            return false;
+        }
+        let ready = totals(store, 0).is_ok_and(|t| t.ready());
+        self.ready.store(ready, Ordering::Relaxed);
+        ready
+    }
+}
+
+/// Messages learned in one commit by [`learn_stored`] (their tokens are held until it).
+const LEARN_CHUNK: usize = 256;
+
 /// Learns stored messages (by blob) as spam or ham, in one commit: what each came to
 /// (a blob gone meanwhile is left out). Blocking: for reader threads.
 pub fn learn_stored(
@@ -95,17 +124,21 @@ pub fn learn_stored(
     blobs: &[super::schema::BlobId],
     spam: bool,
 ) -> Result<Vec<Learned>, StoreError> {
-    let mut changes = super::Changes::new();
-    for blob in blobs {
-        if let Some(raw) = super::mail::blob(store, blob)? {
-            let (id, tokens) = crate::filter::bayes::learnable(&raw);
-            changes.learn(scope, id, tokens, Some(spam));
+    let mut learned = Vec::with_capacity(blobs.len());
+    // A MOVE of a whole mailbox into Junk: a bounded number of messages' tokens at a time.
+    for chunk in blobs.chunks(LEARN_CHUNK) {
+        let mut changes = super::Changes::new();
+        for blob in chunk {
+            if let Some(raw) = super::mail::blob(store, blob)? {
+                let (id, tokens) = crate::filter::bayes::learnable(&raw);
+                changes.learn(scope, id, tokens, Some(spam));
+            }
+        }
+        if !changes.is_empty() {
+            learned.extend(store.commit_blocking(changes)?.learned);
         }
     }
-    if changes.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(store.commit_blocking(changes)?.learned)
+    Ok(learned)
 }
 
 /// A scope of the store's Bayes database, as the classifier reads it. A read error

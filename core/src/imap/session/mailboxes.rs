@@ -255,6 +255,9 @@ impl Session {
         if matches!(&self.state, State::Selected(s) if s.name == name) {
             self.state = State::Authenticated;
         }
+        // Its \Recent claims go with it (ids are never given twice: the book would only
+        // grow).
+        self.config.recent.forget(self.account(), found.meta.id);
         let mut changes = Changes::new();
         changes.delete_mailbox(self.account(), name);
         Flow::Need(Request::Write(changes))

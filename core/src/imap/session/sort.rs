@@ -11,6 +11,9 @@ use super::batch::{Needs, Progress};
 use super::search;
 use super::{Flow, Session};
 
+/// The References kept per message (the last, nearest ones).
+const MAX_REFERENCES: usize = 64;
+
 /// What the command makes of the messages found.
 pub(super) enum Order<'a> {
     Sort(&'a [(SortKey, bool)]),
@@ -118,6 +121,10 @@ fn summary(
     if s.references.is_empty() {
         s.references = ids(msg.in_reply_to()).into_iter().take(1).collect();
     }
+    // The nearest ancestors are the ones threading needs: a sender's list of thousands
+    // is not kept for every message of a large mailbox.
+    let keep = s.references.len().saturating_sub(MAX_REFERENCES);
+    s.references.drain(..keep);
     s
 }
 
