@@ -53,13 +53,14 @@ pub(crate) struct LiveState {
     pub routing: SharedDirectory,
     pub quotas: std::sync::Arc<QuotaBook>,
     pub rules: std::sync::Arc<arc_swap::ArcSwap<gannet_core::filter::Ruleset>>,
-    pub rules_dirs: Vec<std::path::PathBuf>,
+    /// The `[spam]` configuration: a reload looks for the stock rules again.
+    pub spam: gannet_core::config::Spam,
 }
 
 impl LiveState {
     /// Compiles the rules again and swaps them in; scans in flight finish on the old set.
     pub(crate) fn reload_rules(&self) -> anyhow::Result<gannet_core::filter::Report> {
-        let rules = gannet_core::filter::load(&self.rules_dirs)?;
+        let (rules, _) = load_rules(&self.spam)?;
         let report = rules.report.clone();
         self.rules.store(std::sync::Arc::new(rules));
         tracing::info!(loaded = report.loaded, "spam rules reloaded");
@@ -521,9 +522,22 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
     Ok((account.id, meta.id))
 }
 
+/// Loads the built-in rules and the configured (or stock) rule directories.
+pub(crate) fn load_rules(
+    spam: &gannet_core::config::Spam,
+) -> anyhow::Result<(
+    gannet_core::filter::Ruleset,
+    gannet_core::filter::stock::RulesOrigin,
+)> {
+    let (dirs, origin) = spam.rules();
+    let rules = gannet_core::filter::load(&dirs)
+        .with_context(|| format!("loading the spam rules ({origin})"))?;
+    Ok((rules, origin))
+}
+
 /// `gannet rules check`: loads the configured rules and reports what was understood.
 pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
-    let rules = gannet_core::filter::load(&config.spam.rules_dirs)?;
+    let (rules, origin) = load_rules(&config.spam)?;
     if list {
         for (rule, runnable) in rules.rules.iter().zip(rules.runnable()) {
             println!(
@@ -538,7 +552,8 @@ pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCod
     }
     let r = &rules.report;
     println!(
-        "loaded {} rules ({} with a backtracking regex; {} scored 0 and needed by no meta, not run)",
+        "loaded {} rules ({} with a backtracking regex; {} scored 0 and needed by no meta, not run) \
+         from {origin}",
         r.loaded, r.backtracking, r.inactive
     );
     let without: usize = r.without_atom.values().sum();

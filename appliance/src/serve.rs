@@ -94,15 +94,14 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
     let store = owner.store().clone();
     let routing = Arc::new(ArcSwap::from_pointee(Directory::load(&store)?));
     let quotas = QuotaBook::load(&store)?;
-    let rules = Arc::new(ArcSwap::from_pointee(
-        gannet_core::filter::load(&config.spam.rules_dirs).context("loading the spam rules")?,
-    ));
-    tracing::info!(loaded = rules.load().report.loaded, "spam rules loaded");
+    let (rules, origin) = crate::admin::load_rules(&config.spam)?;
+    let rules = Arc::new(ArcSwap::from_pointee(rules));
+    tracing::info!(loaded = rules.load().report.loaded, from = %origin, "spam rules loaded");
     let live = LiveState {
         routing: routing.clone(),
         quotas: quotas.clone(),
         rules: rules.clone(),
-        rules_dirs: config.spam.rules_dirs.clone(),
+        spam: config.spam.clone(),
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
     let outbound_wake = gannet_core::delivery::outbound::Wake::default();

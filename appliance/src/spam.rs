@@ -11,8 +11,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::admin::load_config;
 use crate::cli::{AdminCommand, Global, LearnBatch, SpamCommand};
 use crate::command_line::AdminLink;
@@ -29,8 +27,7 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
             return learn(&config, &[(None, paths)], account);
         }
     };
-    let rules =
-        gannet_core::filter::load(&config.spam.rules_dirs).context("loading the spam rules")?;
+    let (rules, _) = crate::admin::load_rules(&config.spam)?;
     // The Bayes database, when there is a store and no server holds it.
     let store_dir = crate::admin::store_dir(&config.server.data_dir);
     let store = match store_dir.is_dir() {

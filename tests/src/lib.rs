@@ -114,6 +114,13 @@ impl Server {
              [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\nweb = \"{}\"\n\n{}",
             self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.web, self.extra
         );
+        // The built-in rules only, unless a test names rule directories: the stock rules
+        // the machine may have would change every score (one test loads them itself).
+        let text = match (text.contains("[spam]"), text.contains("rules_dirs")) {
+            (_, true) => text,
+            (true, false) => text.replacen("[spam]\n", "[spam]\nrules_dirs = []\n", 1),
+            (false, false) => format!("{text}\n[spam]\nrules_dirs = []\n"),
+        };
         // Outbound delivery never asks the machine's resolver: a test that wants DNS
         // names its own server; the others get one where nothing answers.
         let text = if self.extra.contains("[dns]") {

@@ -226,6 +226,36 @@ fn stock_spamassassin_rules_load() {
     println!("{report}");
 }
 
+/// With no `spam.rules_dirs`, the rules of the installed SpamAssassin package (and the
+/// site directory) are loaded; the server says so when it starts.
+#[test]
+fn stock_rules_load_by_default_when_installed() {
+    gannet_tests::require_tool("spamassassin");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gannet.toml");
+    std::fs::write(&config, "").unwrap();
+    let out = std::process::Command::new(gannet_tests::gannet_bin())
+        .args(["rules", "check", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("from SpamAssassin's packaged rules in /usr/share/spamassassin")
+            || report.contains("from sa-update's rules in /var/lib/spamassassin/"),
+        "{report}"
+    );
+    let loaded: usize = report.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(loaded > 500, "{report}");
+    // An empty list keeps the built-in rules alone (what every other test runs).
+    let server = Server::started();
+    let log = server.log();
+    assert!(log.contains("the built-in rules only"), "{log}");
+}
+
 #[test]
 fn new_accounts_take_the_configured_default_level() {
     let server = Server::new("[spam]\ndefault_level = \"high\"\n");

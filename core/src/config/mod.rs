@@ -336,15 +336,24 @@ pub struct Spf {
 #[serde(default, deny_unknown_fields)]
 pub struct Spam {
     pub default_level: String,
-    pub rules_dirs: Vec<PathBuf>,
+    /// Rule directories loaded after the built-in rules. Unset: SpamAssassin's stock
+    /// rules where they are installed ([`crate::filter::stock`]); `[]`: built-in only.
+    pub rules_dirs: Option<Vec<PathBuf>>,
 }
 
 impl Default for Spam {
     fn default() -> Self {
         Spam {
             default_level: "medium".into(),
-            rules_dirs: Vec::new(),
+            rules_dirs: None,
         }
+    }
+}
+
+impl Spam {
+    /// The rule directories to load and where they come from.
+    pub fn rules(&self) -> (Vec<PathBuf>, crate::filter::stock::RulesOrigin) {
+        crate::filter::stock::rules_dirs(self.rules_dirs.as_deref(), &Default::default())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod meta;
 pub mod replace_tags;
 pub mod rules;
 pub mod scan;
+pub mod stock;
 
 use std::path::Path;
 
