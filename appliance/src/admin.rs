@@ -96,7 +96,7 @@ pub(crate) fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCo
     match execute_inner(store, command) {
         Ok(output) => {
             if let (Some(live), true) = (live, changes_accounts(command)) {
-                match Directory::load(store) {
+                match load_directory(store, &live.spam) {
                     Ok(d) => live.routing.store(std::sync::Arc::new(d)),
                     Err(e) => tracing::error!(error = %e, "reloading routes failed"),
                 }
@@ -321,6 +321,21 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         }
         AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
         AdminCommand::Learn { batch } => learn_batch(store, batch)?,
+        AdminCommand::BayesStatus { account } => {
+            let scope = match account {
+                Some(address) => directory::account_for_address(store, address)?.id,
+                None => 0,
+            };
+            let t = gannet_core::store::bayes::totals(store, scope)?;
+            let min = gannet_core::filter::bayes::classify::MIN_LEARNED;
+            let state = if t.ready() {
+                "in use".to_string()
+            } else {
+                format!("not used until {min} spam and {min} ham are learned")
+            };
+            format!("learned: {} spam, {} ham ({state})\n", t.spam, t.ham).into_bytes()
+        }
+        AdminCommand::SpamReports { address } => spam_reports(store, address)?,
         AdminCommand::Check { .. } => bail!("internal: check is not run here"),
         AdminCommand::Quarantine(q) => quarantine_command(store, q, now)?,
         AdminCommand::Compact => {
@@ -522,6 +537,22 @@ fn find_mailbox(store: &Store, address: &str, mailbox: &str) -> anyhow::Result<(
     Ok((account.id, meta.id))
 }
 
+/// The routing table, with the spam-report account when `spam.report_address` names
+/// one (a warning when it names no account here).
+pub(crate) fn load_directory(
+    store: &Store,
+    spam: &gannet_core::config::Spam,
+) -> anyhow::Result<Directory> {
+    let (directory, found) = Directory::load(store)?.with_report_address(&spam.report_address);
+    if found.is_none() && !spam.report_address.trim().is_empty() {
+        tracing::warn!(
+            address = spam.report_address,
+            "spam.report_address is no account's address: spam reports are off"
+        );
+    }
+    Ok(directory)
+}
+
 /// Loads the built-in rules and the configured (or stock) rule directories.
 pub(crate) fn load_rules(
     spam: &gannet_core::config::Spam,
@@ -581,6 +612,25 @@ pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCod
         println!("  {why}: {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The reports kept in the report account's INBOX: UID, arrival, reporter (From), the
+/// messages it carried, Subject; tab-separated.
+fn spam_reports(store: &Store, address: &str) -> anyhow::Result<Vec<u8>> {
+    let (account, mailbox) = find_mailbox(store, address, "INBOX")?;
+    let mut out = String::new();
+    for (uid, entry) in mail::list(store, account, mailbox)? {
+        let raw = mail::blob(store, &entry.blob)?.unwrap_or_default();
+        let carried = gannet_core::filter::bayes::report::reported_messages(&raw).len();
+        let field = |name: &str| header_value(&raw, name).unwrap_or_default();
+        out.push_str(&format!(
+            "{uid}\t{}\t{}\t{carried}\t{}\n",
+            gannet_core::smtp::format_rfc5322_date(entry.internal_date),
+            field("From"),
+            field("Subject")
+        ));
+    }
+    Ok(out.into_bytes())
 }
 
 /// Counts a batch of messages into the Bayes database, in one commit; one line of counts

@@ -81,6 +81,22 @@ pub(crate) enum SpamCommand {
         #[arg(long, value_name = "ADDRESS")]
         account: Option<String>,
     },
+    /// What the Bayes database has learned, and whether it is used yet.
+    Status {
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// Spam reports users sent to `spam.report_address`.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub(crate) enum ReportsCommand {
+    /// One line per report: UID, arrival, reporter, messages it carried, Subject.
+    List,
+    /// A report as it was sent.
+    Show { uid: u32 },
 }
 
 /// Messages for the Bayes database, as `gannet spam learn` sends them: tokens, not
@@ -137,6 +153,12 @@ pub(crate) enum AdminCommand {
         #[arg(skip)]
         batch: LearnBatch,
     },
+    /// The Bayes database's totals (`gannet spam status`).
+    #[command(hide = true)]
+    BayesStatus { account: Option<String> },
+    /// The reports in the report account's INBOX (`gannet spam reports list`).
+    #[command(hide = true)]
+    SpamReports { address: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

@@ -30,8 +30,17 @@ pub(crate) fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Res
     if let AdminCommand::Rules(RulesCommand::Check { list }) = command {
         return admin::rules_check(&config, list);
     }
+    run_and_print(&config, &command)
+}
+
+/// Runs `command` through the server or on the store, and prints what it answers: on
+/// standard output when it succeeded, else on standard error.
+pub(crate) fn run_and_print(
+    config: &gannet_core::config::Config,
+    command: &AdminCommand,
+) -> anyhow::Result<ExitCode> {
     let mut link = AdminLink::new(&config.server.data_dir);
-    let outcome = link.run(&command)?;
+    let outcome = link.run(command)?;
     link.close();
     let stream = if outcome.ok {
         &mut std::io::stdout() as &mut dyn std::io::Write

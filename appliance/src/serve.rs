@@ -11,7 +11,6 @@ use gannet_core::auth::service::AuthService;
 use gannet_core::config::Config;
 use gannet_core::delivery::inbound::{Inbound, QuarantineSettings};
 use gannet_core::delivery::quarantine::{Links, ReleaseKey};
-use gannet_core::delivery::routing::Directory;
 use gannet_core::delivery::screening::Screens;
 use gannet_core::imap::ImapConfig;
 use gannet_core::policy::attachments::AttachmentPolicy;
@@ -92,7 +91,10 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
     let owner = Store::open(&store_dir(&data_dir))
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let store = owner.store().clone();
-    let routing = Arc::new(ArcSwap::from_pointee(Directory::load(&store)?));
+    let routing = Arc::new(ArcSwap::from_pointee(crate::admin::load_directory(
+        &store,
+        &config.spam,
+    )?));
     let quotas = QuotaBook::load(&store)?;
     let (rules, origin) = crate::admin::load_rules(&config.spam)?;
     let rules = Arc::new(ArcSwap::from_pointee(rules));

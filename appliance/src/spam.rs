@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::admin::load_config;
-use crate::cli::{AdminCommand, Global, LearnBatch, SpamCommand};
-use crate::command_line::AdminLink;
+use crate::cli::{AdminCommand, Global, LearnBatch, MailCommand, ReportsCommand, SpamCommand};
+use crate::command_line::{run_and_print, AdminLink};
 
 pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(global)?;
@@ -25,6 +25,24 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
         }
         SpamCommand::Forget { paths, account } => {
             return learn(&config, &[(None, paths)], account);
+        }
+        SpamCommand::Status { account } => {
+            return run_and_print(&config, &AdminCommand::BayesStatus { account });
+        }
+        SpamCommand::Reports(command) => {
+            let address = config.spam.report_address.trim().to_string();
+            if address.is_empty() {
+                anyhow::bail!("no spam.report_address is configured");
+            }
+            let command = match command {
+                ReportsCommand::List => AdminCommand::SpamReports { address },
+                ReportsCommand::Show { uid } => AdminCommand::Mail(MailCommand::Get {
+                    address,
+                    uid,
+                    mailbox: "INBOX".into(),
+                }),
+            };
+            return run_and_print(&config, &command);
         }
     };
     let (rules, _) = crate::admin::load_rules(&config.spam)?;

@@ -218,3 +218,89 @@ print('move', m.uid('MOVE', '1', 'INBOX')[0])
     let out = known("--ham");
     assert!(out.starts_with("learned 0, already known 1"), "{out}");
 }
+
+/// A spam report (issue #17): an authenticated user forwards spam as an attachment to
+/// `spam.report_address` (Python's smtplib on the submission port); the attached message
+/// is learned as spam, the report is kept for the administrator and acknowledged. The
+/// same address refuses mail from outside, which teaches nothing.
+#[test]
+fn reports_from_users_are_learned_and_outsiders_cannot_report() {
+    let mut server = Server::new(
+        "[auth]\nplaintext_on_loopback = true\n[spam]\nreport_address = \"spam@example.test\"\n",
+    );
+    server.start();
+    server.with_example_accounts();
+    server.admin(&[
+        "account",
+        "add",
+        "spam@example.test",
+        "--password",
+        "Secret123",
+    ]);
+    let spam = "Message-ID: <reported-1@offers.example>\r\nFrom: offers@offers.example\r\nSubject: cheap pills\r\n\r\nBuy cheap pills today\r\n";
+    let file = server.dir.path().join("spam.eml");
+    std::fs::write(&file, spam).unwrap();
+
+    // From outside: refused at RCPT, nothing learned.
+    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO outside.example").unwrap();
+    c.cmd("MAIL FROM:<alice@example.test>").unwrap();
+    let r = c.cmd("RCPT TO:<spam@example.test>").unwrap();
+    assert!(r.starts_with("550 5.7.1"), "{r}");
+    let status = summary(&server, &["spam", "status"]);
+    assert!(status.starts_with("learned: 0 spam, 0 ham"), "{status}");
+
+    let script = r#"
+import smtplib, sys
+from email.message import EmailMessage
+from email import message_from_bytes, policy
+report = EmailMessage()
+report['From'] = 'alice@example.test'
+report['To'] = 'spam@example.test'
+report['Subject'] = 'Fwd: cheap pills'
+report.set_content('This is spam.')
+report.add_attachment(message_from_bytes(open(sys.argv[2], 'rb').read(), policy=policy.SMTP))
+with smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30) as s:
+    s.login('alice@example.test', 'Secret123')
+    print('refused', s.send_message(report))
+"#;
+    let out = gannet_tests::python(
+        script,
+        &[
+            &server.submission.port().to_string(),
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("refused {}"), "{out}");
+    let status = summary(&server, &["spam", "status"]);
+    assert!(status.starts_with("learned: 1 spam, 0 ham"), "{status}");
+    // What was learned is the attached message itself.
+    let again = summary(
+        &server,
+        &["spam", "learn", "--spam", file.to_str().unwrap()],
+    );
+    assert!(again.starts_with("learned 0, already known 1"), "{again}");
+    // Kept for the administrator, and acknowledged to the reporter.
+    let list = summary(&server, &["spam", "reports", "list"]);
+    let fields: Vec<&str> = list
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split('\t')
+        .collect();
+    assert_eq!(fields.len(), 5, "{list}");
+    assert_eq!(
+        (fields[0], fields[2], fields[3]),
+        ("1", "alice@example.test", "1"),
+        "{list}"
+    );
+    let shown = summary(&server, &["spam", "reports", "show", "1"]);
+    assert!(shown.contains("Buy cheap pills today"), "{shown}");
+    let inbox = server.mail_list("alice@example.test");
+    assert!(
+        inbox
+            .iter()
+            .any(|(_, _, s)| s == "Spam report received: Fwd: cheap pills"),
+        "{inbox:?}"
+    );
+}

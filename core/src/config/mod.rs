@@ -339,6 +339,10 @@ pub struct Spam {
     /// Rule directories loaded after the built-in rules. Unset: SpamAssassin's stock
     /// rules where they are installed ([`crate::filter::stock`]); `[]`: built-in only.
     pub rules_dirs: Option<Vec<PathBuf>>,
+    /// Where users send spam to teach the filter (an address of an account here, e.g.
+    /// `spam@example.test`; empty: no report address). Accepted from authenticated users
+    /// only; kept in that account's INBOX.
+    pub report_address: String,
 }
 
 impl Default for Spam {
@@ -346,6 +350,7 @@ impl Default for Spam {
         Spam {
             default_level: "medium".into(),
             rules_dirs: None,
+            report_address: String::new(),
         }
     }
 }

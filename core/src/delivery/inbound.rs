@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use super::local::{delivery_changes, placements, ScanCopy, JUNK};
 use super::outbound::Wake;
 use super::quarantine::{self, Links, ReleaseKey};
+use super::report;
 use super::routing::SharedDirectory;
 use super::screening::{screens_recipient, Origin, Screened, Screens};
 use crate::filter::bayes::Learned;
@@ -20,7 +21,7 @@ use crate::filter::{Ruleset, ScanInput};
 use crate::mime::relays::Relays;
 use crate::policy::dns_checks::{DnsChecks, SpfQuery, SpfVerdict};
 use crate::policy::QuotaBook;
-use crate::smtp::{Delivery, DeliveryOutcome};
+use crate::smtp::{Delivery, DeliveryOutcome, RcptRoute};
 use crate::store::bayes::StoreLearned;
 use crate::store::reader::Readers;
 use crate::store::{Store, StoreError};
@@ -265,6 +266,17 @@ impl Inbound {
                 .to_string()
         });
         let directory = self.directory.load();
+        // A spam report: what it carries is cut into tokens on a reader thread.
+        let report = match directory.report_account() {
+            Some(account) if accounts.contains(&account) => {
+                let raw = buffer.clone();
+                match self.readers.run(move |_| report::learnables(&raw)).await {
+                    Some(learned) => Some(learned),
+                    None => return DeliveryOutcome::Failed,
+                }
+            }
+            _ => None,
+        };
         let placed = placements(&envelope, verdict.as_ref(), &directory, from.as_deref());
         let junk = placed
             .iter()
@@ -280,7 +292,31 @@ impl Inbound {
                 subject_tag: v.subject_tag(required),
             }
         });
-        let changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
+        let subject = report
+            .as_ref()
+            .and_then(|_| crate::mime::header_value(&buffer, "Subject"))
+            .unwrap_or_default();
+        let mut changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
+        let reported = report.as_ref().map_or(0, Vec::len);
+        if let Some(learned) = report {
+            // Only authenticated users reach the report account, and they send from
+            // their own addresses: the reverse-path names the reporter.
+            let reporter = match directory.route(&envelope.reverse_path.to_lowercase()) {
+                RcptRoute::Local { account } => Some(report::Reporter {
+                    account,
+                    address: &envelope.reverse_path,
+                    subject: &subject,
+                }),
+                _ => None,
+            };
+            report::add_report(
+                &mut changes,
+                learned,
+                reporter,
+                &self.quarantine.hostname,
+                envelope.received_at,
+            );
+        }
         match self.store.commit(changes).await {
             Ok(_) => {
                 let remote = envelope
@@ -299,6 +335,7 @@ impl Inbound {
                     junk,
                     score = verdict.as_ref().map_or(0.0, |v| v.score),
                     size,
+                    reported,
                     "accepted"
                 );
                 DeliveryOutcome::Stored
@@ -441,6 +478,38 @@ mod tests {
         assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
         assert_eq!(count(store, carol, "INBOX"), 1);
         assert_eq!(count(store, carol, "Junk"), 1);
+    }
+
+    #[test]
+    fn a_report_is_kept_learned_and_acknowledged() {
+        let (_owner, inbound, alice, carol) = inbound();
+        let store = &inbound.store;
+        let (directory, found) = Directory::load(store)
+            .unwrap()
+            .with_report_address("carol@example.test");
+        assert_eq!(found, Some(carol));
+        inbound.directory.store(Arc::new(directory));
+        let report = b"From: alice@example.test\r\nSubject: junk\r\n\
+                       Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                       Content-Type: message/rfc822\r\n\r\nSubject: pills\r\n\r\nbuy now\r\n--b--\r\n";
+        let mut d = delivery(&[("carol@example.test", carol)], report);
+        d.envelope.reverse_path = "alice@example.test".into();
+        let outcome = run(inbound.accept(d, None, Origin::Outside));
+        assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
+        // Kept in the report account's INBOX even at carol's high level, learned once.
+        assert_eq!(count(store, carol, "INBOX"), 1);
+        let totals = crate::store::bayes::totals(store, 0).unwrap();
+        assert_eq!((totals.spam, totals.ham), (1, 0));
+        // The reporter is told.
+        assert_eq!(count(store, alice, "INBOX"), 1);
+        let meta = mail::mailbox(store, alice, "INBOX").unwrap().unwrap();
+        let (_, entry) = mail::list(store, alice, meta.id).unwrap().remove(0);
+        let ack = mail::blob(store, &entry.blob).unwrap().unwrap();
+        let ack = String::from_utf8(ack).unwrap();
+        assert!(
+            ack.contains("Subject: Spam report received: junk\r\n"),
+            "{ack}"
+        );
     }
 
     #[test]

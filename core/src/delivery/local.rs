@@ -47,7 +47,10 @@ pub fn placements(
     .collect();
     let mut groups: Vec<Placement> = Vec::new();
     for account in accounts {
+        let report = directory.report_account() == Some(account);
         let (mailbox, headers, subject_tag) = match verdict {
+            // Reports are spam by definition: kept as sent, in the report account's INBOX.
+            _ if report => ("INBOX", String::new(), None),
             None => ("INBOX", String::new(), None),
             Some(v) => {
                 let prefs = directory.spam_prefs(account);

@@ -792,7 +792,7 @@ impl Runner {
     fn add_dsn(&self, changes: &mut Changes, sender: &str, report: Vec<u8>, now: i64) {
         let directory = self.directory.load();
         let account = match directory.route(&sender.to_ascii_lowercase()) {
-            RcptRoute::Local { account } => Some(account),
+            RcptRoute::Local { account } | RcptRoute::Report { account } => Some(account),
             RcptRoute::Remote | RcptRoute::Forward { .. } => None,
             RcptRoute::UnknownUser => {
                 tracing::warn!(sender, "DSN for an unknown local sender dropped");

@@ -20,6 +20,9 @@ pub struct Directory {
     routes: HashMap<String, Route>,
     /// Each account's spam level and whitelist.
     spam: HashMap<u32, SpamPrefs>,
+    /// The account behind `spam.report_address`: mail to any of its addresses is a spam
+    /// report ([`RcptRoute::Report`]).
+    report_account: Option<u32>,
 }
 
 /// What an account wants done with spam.
@@ -49,7 +52,28 @@ impl Directory {
         Directory {
             routes: routes.into_iter().collect(),
             spam: HashMap::new(),
+            report_account: None,
         }
+    }
+
+    /// Makes the account that `address` (the configured report address; empty: none)
+    /// delivers to the spam-report account. None when the address is set but reaches no
+    /// account here, for the caller to warn about.
+    pub fn with_report_address(mut self, address: &str) -> (Directory, Option<u32>) {
+        self.report_account = None;
+        let address = address.trim().to_lowercase();
+        if !address.is_empty() {
+            if let RcptRoute::Local { account } = self.route(&address) {
+                self.report_account = Some(account);
+            }
+        }
+        let found = self.report_account;
+        (self, found)
+    }
+
+    /// The spam-report account, if there is one.
+    pub fn report_account(&self) -> Option<u32> {
+        self.report_account
     }
 
     /// An account's spam settings (medium, no whitelist, when unknown).
@@ -63,6 +87,15 @@ impl Directory {
     /// Routes a lower-case address: its own route, else its domain's catch-all, else
     /// unknown user in a hosted domain, else remote (relayed only for those allowed).
     pub fn route(&self, address: &str) -> RcptRoute {
+        match self.route_address(address) {
+            RcptRoute::Local { account } if Some(account) == self.report_account => {
+                RcptRoute::Report { account }
+            }
+            route => route,
+        }
+    }
+
+    fn route_address(&self, address: &str) -> RcptRoute {
         if let Some(Route::Address { account, .. }) = self.routes.get(address) {
             return RcptRoute::Local { account: *account };
         }
@@ -179,6 +212,21 @@ mod tests {
         assert_eq!(d.route("jöran@example.test"), RcptRoute::UnknownUser);
         assert_eq!(d.route("é@é"), RcptRoute::Remote);
         assert_eq!(d.route("éé"), RcptRoute::UnknownUser);
+        // The report address's account is reached as a report by every address it has.
+        let (d, found) = d.with_report_address(" Al@Example.test ");
+        assert_eq!(found, Some(1));
+        assert_eq!(
+            d.route("alice@example.test"),
+            RcptRoute::Report { account: 1 }
+        );
+        assert_eq!(d.route("al@example.test"), RcptRoute::Report { account: 1 });
+        assert_eq!(d.route("carol@catch.test"), RcptRoute::Local { account: 2 });
+        let (d, found) = d.with_report_address("spam@elsewhere.test");
+        assert_eq!((found, d.report_account()), (None, None));
+        assert_eq!(
+            d.route("alice@example.test"),
+            RcptRoute::Local { account: 1 }
+        );
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub(crate) mod replies {
     pub(crate) const UNKNOWN_USER: Reply =
         Reply::new(550, "5.1.1", "Recipient address rejected: user unknown");
     pub(crate) const RELAY_DENIED: Reply = Reply::new(554, "5.7.1", "Relay access denied");
+    pub(crate) const REPORT_DENIED: Reply = Reply::new(
+        550,
+        "5.7.1",
+        "Spam reports are accepted from authenticated users only",
+    );
     pub(crate) const BARE_LINE_ENDING: Reply = Reply::new(
         554,
         "5.6.0",

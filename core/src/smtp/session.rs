@@ -107,6 +107,9 @@ pub enum RcptRoute {
     Forward { scan: bool },
     /// Not a hosted domain: relayed for authenticated or trusted clients, else 554 5.7.1.
     Remote,
+    /// The spam-report account (`spam.report_address`): accepted from authenticated users
+    /// only, so that no one outside can teach the filter (550 5.7.1).
+    Report { account: u32 },
 }
 
 /// An accepted recipient.
@@ -780,7 +783,10 @@ impl Session {
             return self.error(replies::TOO_BIG_DECLARED);
         }
         if let Some(account) = self.authenticated {
-            let owned = env.route(&reverse_path.to_lowercase()) == RcptRoute::Local { account };
+            let owned = matches!(
+                env.route(&reverse_path.to_lowercase()),
+                RcptRoute::Local { account: a } | RcptRoute::Report { account: a } if a == account
+            );
             if self.config.restrict_sender && !owned {
                 return self.error(replies::SENDER_NOT_OWNED);
             }
@@ -824,7 +830,10 @@ impl Session {
         }
         let mut scan = false;
         let account = match env.route(&address) {
-            RcptRoute::Local { account } => {
+            RcptRoute::Report { .. } if self.authenticated.is_none() => {
+                return self.error(replies::REPORT_DENIED)
+            }
+            RcptRoute::Local { account } | RcptRoute::Report { account } => {
                 let declared = tx.params.size.unwrap_or(0);
                 if !env.quota_allows(account, declared) {
                     let reply = self.mailbox_full();

@@ -23,6 +23,7 @@ impl Environment for TestEnv {
             "alice@example.test" => RcptRoute::Local { account: 1 },
             "bob@example.test" => RcptRoute::Local { account: 2 },
             "postmaster@mx.example.test" => RcptRoute::Local { account: 1 },
+            "spam@example.test" => RcptRoute::Report { account: 3 },
             a if a.ends_with("@example.test") => RcptRoute::UnknownUser,
             _ => RcptRoute::Remote,
         }
@@ -787,6 +788,37 @@ fn authenticated_rate_limit_applies_at_mail() {
         "451 4.7.1 Message rate limit exceeded, try again later\r\n"
     );
     assert_eq!(c.delivered.len(), 2);
+}
+
+#[test]
+fn spam_reports_are_taken_from_authenticated_users_only() {
+    let mut outside = Client::new();
+    let a =
+        outside.send("EHLO x\r\nMAIL FROM:<alice@example.test>\r\nRCPT TO:<spam@example.test>\r\n");
+    assert!(
+        a.ends_with("550 5.7.1 Spam reports are accepted from authenticated users only\r\n"),
+        "{a}"
+    );
+    let mut user = Client::with_policy(
+        config(),
+        ConnectionPolicy {
+            tls: true,
+            ..tls_policy()
+        },
+    );
+    user.send(&format!(
+        "EHLO x\r\nAUTH PLAIN {}\r\n",
+        b64("\0alice@example.test\0Secret123")
+    ));
+    let a = user.send(
+        "MAIL FROM:<alice@example.test>\r\nRCPT TO:<spam@example.test>\r\nDATA\r\nm\r\n.\r\n",
+    );
+    assert!(a.contains("250 2.1.5 Recipient ok\r\n"), "{a}");
+    let to = &user.delivered[0].envelope.recipients[0];
+    assert_eq!(
+        (to.address.as_str(), to.account),
+        ("spam@example.test", Some(3))
+    );
 }
 
 #[test]

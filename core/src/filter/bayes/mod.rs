@@ -9,6 +9,7 @@
 //! Tokens are 64-bit hashes: counts are kept per hash, never the words themselves.
 
 pub mod classify;
+pub mod report;
 pub mod tokenize;
 
 pub use classify::{classify, Counts, Totals, Verdict};
