@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # IMAP and POP3 side by side, in one run: Dovecot 2.3 (bench/peers/setup/dovecot.sh)
-# and gannet serve, each holding the same 1,000 corpus messages (the first 1,000 files of
-# tests/corpus by path), measured with the same clients: the peers' imap-bench.py
+# and gannet serve, each holding the same $MESSAGES (default 1,000) corpus messages (the
+# first files of tests/corpus by path, the list again from its start past 3,125), measured with the same clients: the peers' imap-bench.py
 # (Python imaplib/poplib) and gannet-bench's own `imap` client.
 #
-# usage: bench/imap-compare.sh [REPS=3]
+# usage: [MESSAGES=1000] bench/imap-compare.sh [REPS=3]
 # Needs a release build and dovecot-imapd, dovecot-pop3d (installed if missing).
 # GANNET, BENCH: the binaries (default target/release/...); IMAP_LISTEN, POP3_LISTEN:
 # Dovecot's addresses (default 127.0.0.1:1143, :1110), GANNET_PORT: the first of gannet's
@@ -22,6 +22,7 @@ export PEER_WORK=$WORK/peer
 export IMAP_LISTEN=${IMAP_LISTEN:-127.0.0.1:1143}
 export POP3_LISTEN=${POP3_LISTEN:-127.0.0.1:1110}
 GP=${GANNET_PORT:-3100}
+export NMSGS=${MESSAGES:-1000}
 for a in "$IMAP_LISTEN" "$POP3_LISTEN" $(for i in 0 1 2 3 4 5 6; do echo "127.0.0.1:$((GP + i))"; done); do
     if (exec 3<>"/dev/tcp/${a%:*}/${a##*:}") 2>/dev/null; then
         echo "port ${a} is taken: set IMAP_LISTEN, POP3_LISTEN or GANNET_PORT" >&2
@@ -64,14 +65,15 @@ $G account add bench@example.test --password Benchpass1 >/dev/null
 $G serve 2>"$WORK/gannet.log" &
 GPID=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GP) 2>/dev/null && break; sleep 0.1; done
-python3 - "$CORPUS" "$GP" <<'PY'
+python3 - "$CORPUS" "$GP" "$NMSGS" <<'PY'
 import os, smtplib, sys
-files = sorted(os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs)[:1000]
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs)
+count = int(sys.argv[3])
 with smtplib.SMTP('127.0.0.1', int(sys.argv[2])) as s:
-    for f in files:
-        raw = open(f, 'rb').read().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
+    for i in range(count):
+        raw = open(files[i % len(files)], 'rb').read().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
         s.sendmail('corpus@example.org', ['bench@example.test'], raw)
-print('delivered', len(files))
+print('delivered', count)
 PY
 for r in $(seq "$REPS"); do
     echo "-- rep $r: imap-bench.py"
