@@ -304,3 +304,99 @@ with smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30) as s:
         "{inbox:?}"
     );
 }
+
+/// mbsync (isync 1.4) moves a message by APPEND to the new folder and a delete in the old
+/// one: a message moved into the local Junk and synced is learned as spam.
+#[test]
+fn a_junk_move_synced_by_mbsync_is_learned() {
+    gannet_tests::require_tool("mbsync");
+    let mut server = Server::new("");
+    server.start();
+    server.with_example_accounts();
+    let message = "Message-ID: <mbsync-junk-1@offers.example>\r\nFrom: offers@offers.example\r\nSubject: cheap watches\r\n\r\nBuy cheap watches today\r\n";
+    let file = server.dir.path().join("m.eml");
+    std::fs::write(&file, message).unwrap();
+    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO test.example").unwrap();
+    let r = c
+        .send_message(
+            "offers@offers.example",
+            "alice@example.test",
+            message.as_bytes(),
+        )
+        .unwrap();
+    assert!(r.starts_with("250"), "{r}");
+    let dir = server.dir.path().to_path_buf();
+    let maildir = dir.join("Mail");
+    std::fs::create_dir_all(&maildir).unwrap();
+    let rc = dir.join("mbsyncrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount gannet\nHost localhost\nPort {}\nUser alice@example.test\nPass Secret123\nSSLType IMAPS\nCertificateFile {}\n\n\
+             IMAPStore remote\nAccount gannet\n\n\
+             MaildirStore local\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
+             Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX Junk\nCreate Both\nSyncState *\nSync All\nExpunge Both\n",
+            server.imaps.port(),
+            server.cert().display(),
+            maildir.display(),
+            maildir.display()
+        ),
+    )
+    .unwrap();
+    let mbsync = || {
+        let out = std::process::Command::new("mbsync")
+            .arg("-c")
+            .arg(&rc)
+            .arg("-a")
+            .env("HOME", &dir)
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{log}");
+    };
+    mbsync();
+    let local: Vec<_> = ["new", "cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join("INBOX").join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(local.len(), 1, "{local:?}");
+    // The user's mail program moves it to Junk (a new file name there: mbsync's UID
+    // belongs to the old folder).
+    let junk_cur = maildir.join("Junk/cur");
+    std::fs::create_dir_all(&junk_cur).unwrap();
+    std::fs::rename(&local[0], junk_cur.join("1700000000.moved.host:2,S")).unwrap();
+    let status = summary(&server, &["spam", "status"]);
+    assert!(status.starts_with("learned: 0 spam"), "{status}");
+    mbsync();
+    assert!(server.mail_list("alice@example.test").is_empty());
+    let in_junk = String::from_utf8(server.admin(&[
+        "mail",
+        "list",
+        "alice@example.test",
+        "--mailbox",
+        "Junk",
+    ]))
+    .unwrap();
+    assert!(in_junk.contains("cheap watches"), "{in_junk}");
+    // Learned in the background after the APPEND: wait for it (bounded).
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = summary(&server, &["spam", "status"]);
+        if status.starts_with("learned: 1 spam") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(status.starts_with("learned: 1 spam, 0 ham"), "{status}");
+    let again = summary(
+        &server,
+        &["spam", "learn", "--spam", file.to_str().unwrap()],
+    );
+    assert!(again.starts_with("learned 0, already known 1"), "{again}");
+}

@@ -1,9 +1,10 @@
 //! APPEND: a message from the client, added to a mailbox within the account's quota and
-//! answered with its new UID (`[APPENDUID]`, RFC 4315).
+//! answered with its new UID (`[APPENDUID]`, RFC 4315); one put into Junk is learned as
+//! spam.
 
 use super::response_code::{ResponseCode, Status};
 use super::store::parse_flags;
-use super::{Flow, InProgress, Request, Session, State};
+use super::{Flow, InProgress, Learn, Request, Session, State};
 use crate::store::schema::MailEntry;
 use crate::store::{Changes, Folder, NewMail};
 
@@ -51,7 +52,7 @@ impl Session {
             }
             return Flow::Done;
         }
-        let (used, limit) = match self.target_and_quota(tag, mailbox) {
+        let (used, limit, target_use) = match self.target_with_quota(tag, mailbox) {
             Ok(q) => q,
             Err(flow) => return flow,
         };
@@ -81,6 +82,15 @@ impl Session {
         };
         self.in_progress = Some(InProgress::Append(AppendState { entry }));
         changes.append(self.account(), Folder::Named(mailbox.to_owned()), mail);
+        // A message put into Junk is spam to the user: a client that moves messages by
+        // APPEND and delete (mbsync, clients working offline) teaches as MOVE does.
+        if target_use.as_deref() == Some("\\Junk") {
+            let learn = Learn {
+                blobs: vec![blob],
+                spam: true,
+            };
+            return Flow::Need(Request::WriteAndLearn(changes, learn));
+        }
         Flow::Need(Request::Write(changes))
     }
 }
@@ -118,6 +128,24 @@ mod tests {
             out,
             "* 3 FETCH (UID 3 FLAGS (\\Flagged \\Recent $Work))\r\na2 OK FETCH completed\r\n"
         );
+    }
+
+    #[test]
+    fn append_into_junk_is_learned_as_spam() {
+        use crate::filter::bayes::Totals;
+        use crate::store::bayes::totals;
+        let mut h = Harness::standard();
+        h.create_mailbox_with_use("Junk", "\\Junk");
+        h.login_select();
+        let append = |h: &mut Harness, mailbox: &str| {
+            h.run(&format!("a1 APPEND {mailbox} {{{}+}}\r\n", MESSAGE.len()));
+            let out = h.run(&[MESSAGE, b"\r\n"].concat());
+            assert!(out.contains("a1 OK [APPENDUID"), "{out}");
+        };
+        append(&mut h, "INBOX");
+        assert_eq!(totals(h.store(), 0).unwrap(), Totals::default());
+        append(&mut h, "Junk");
+        assert_eq!(totals(h.store(), 0).unwrap(), Totals { spam: 1, ham: 0 });
     }
 
     #[test]

@@ -41,14 +41,9 @@ impl Session {
         self.mailboxes_and_quota().map(|m| m.list)
     }
 
-    /// For APPEND and COPY/MOVE: the account's quota use and limit, once the target
-    /// mailbox is known to exist; `NO [TRYCREATE]` when it does not.
-    pub(super) fn target_and_quota(&mut self, tag: &str, target: &str) -> Result<(u64, u64), Flow> {
-        self.target_with_quota(tag, target)
-            .map(|(used, limit, _)| (used, limit))
-    }
-
-    /// [`Session::target_and_quota`], with the target's special-use attribute.
+    /// For APPEND and COPY/MOVE: the account's quota use and limit, and the target's
+    /// special-use attribute, once the target mailbox is known to exist; `NO [TRYCREATE]`
+    /// when it does not.
     pub(super) fn target_with_quota(
         &mut self,
         tag: &str,
