@@ -31,6 +31,58 @@ pub struct Options {
     /// rules by engine and kind) and the N costliest rules.
     #[arg(long, value_name = "N")]
     rule_costs: Option<usize>,
+    /// A gannet data directory whose Bayes database (trained with `gannet spam learn`)
+    /// the scans read, as delivery does once it is ready. Each run then scans every
+    /// message twice, without and with Bayes, and the two rates are printed side by side.
+    #[arg(long, value_name = "DATA_DIR")]
+    bayes_data: Option<PathBuf>,
+}
+
+/// One scan: the rules alone, or with the Bayes database as delivery reads it.
+fn scan_one(
+    rules: &gannet_core::filter::Ruleset,
+    learned: Option<&gannet_core::store::bayes::StoreLearned<'_>>,
+    raw: &[u8],
+) -> gannet_core::filter::Verdict {
+    let input = gannet_core::filter::ScanInput {
+        facts: &[],
+        network: false,
+        bayes: learned.map(|l| l as &dyn gannet_core::filter::bayes::Learned),
+    };
+    rules.scan_message(raw, &input)
+}
+
+/// Runs without and with Bayes, alternating so that both see the same machine: each
+/// rate, and the median cost of Bayes.
+fn bayes_runs(
+    opts: &Options,
+    rules: &gannet_core::filter::Ruleset,
+    learned: &gannet_core::store::bayes::StoreLearned<'_>,
+    messages: &[(PathBuf, bool, Vec<u8>)],
+) {
+    let mut costs = Vec::new();
+    for run in 1..=opts.runs {
+        let mut rates = [0.0f64; 2];
+        for (i, with) in [None, Some(learned)].into_iter().enumerate() {
+            let t = Instant::now();
+            for m in messages {
+                std::hint::black_box(scan_one(rules, with, &m.2));
+            }
+            rates[i] = messages.len() as f64 / t.elapsed().as_secs_f64();
+        }
+        let cost = rates[0] / rates[1] - 1.0;
+        println!(
+            "bayes run {run}: without {:.0} msgs/s, with {:.0} msgs/s: Bayes costs {:+.1}%",
+            rates[0],
+            rates[1],
+            100.0 * cost
+        );
+        costs.push(cost);
+    }
+    costs.sort_by(f64::total_cmp);
+    if let Some(c) = costs.get(costs.len() / 2) {
+        println!("bayes median cost: {:+.1}% time per message", 100.0 * c);
+    }
 }
 
 fn read_dir(dir: &Path, spam: bool, out: &mut Vec<(PathBuf, bool, Vec<u8>)>) -> anyhow::Result<()> {
@@ -66,8 +118,34 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         messages.len(),
         bytes as f64 / 1e6
     );
-    // Untimed pass: per-regex caches are built on first use. Its scores are the verdicts.
-    let scores: Vec<f64> = messages.iter().map(|m| rules.scan(&m.2).score).collect();
+    let owner = match &opts.bayes_data {
+        Some(dir) => Some(
+            gannet_core::store::Store::open(&dir.join("store"))
+                .with_context(|| format!("opening the store in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let learned = owner
+        .as_ref()
+        .map(|o| gannet_core::store::bayes::StoreLearned {
+            store: o.store(),
+            scope: 0,
+        });
+    if let Some(l) = &learned {
+        use gannet_core::filter::bayes::Learned;
+        let t = l.totals();
+        println!("bayes: {} spam, {} ham learned", t.spam, t.ham);
+        anyhow::ensure!(t.ready(), "the Bayes database is not ready (200 of each)");
+    }
+    // Untimed pass: per-regex caches are built on first use. Its scores are the verdicts
+    // (with Bayes when it is given).
+    let scores: Vec<f64> = messages
+        .iter()
+        .map(|m| scan_one(&rules, learned.as_ref(), &m.2).score)
+        .collect();
+    if let Some(l) = &learned {
+        bayes_runs(&opts, &rules, l, &messages);
+    }
     let mut rates = Vec::new();
     let mut cpu_rates = Vec::new();
     for run in 1..=opts.runs {
@@ -106,6 +184,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     if let Some(rate) = cpu_rates.get(cpu_rates.len() / 2) {
         println!("median: {rate:.0} msgs per CPU-second (time this thread was on a CPU)");
+    }
+    if let Some(o) = owner {
+        o.close();
     }
     if let Some(top) = opts.rule_costs {
         let mut costs = gannet_core::filter::RuleCosts::default();

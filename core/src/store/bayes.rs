@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use super::bayes_mirror::Mirrored;
 use super::kv::{decode_counter, Cf, StoreError};
 use super::Store;
 use crate::filter::bayes::{Counts, Totals};
@@ -57,6 +58,11 @@ pub(crate) mod keys {
         k
     }
 
+    /// What every token key of `scope` starts with.
+    pub(crate) fn token_prefix(scope: u32) -> Vec<u8> {
+        [&b"bayes:"[..], &scope.to_be_bytes()].concat()
+    }
+
     pub(crate) fn totals(scope: u32) -> Vec<u8> {
         [&b"bayes_total:"[..], &scope.to_be_bytes()].concat()
     }
@@ -79,14 +85,23 @@ pub fn totals(store: &Store, scope: u32) -> Result<Totals, StoreError> {
 
 /// The counts of each token (in the order given).
 pub fn counts(store: &Store, scope: u32, tokens: &[u64]) -> Result<Vec<Counts>, StoreError> {
-    tokens
+    if let Mirrored::Found((values, _)) = store.bayes_mirror().read(store.kv(), scope, tokens)? {
+        return Ok(values.into_iter().map(unpack).collect());
+    }
+    // Not in memory (too large): one batched read in key order (big-endian tokens sort as numbers), then back to
+    // the order asked for.
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    order.sort_unstable_by_key(|&i| tokens[i]);
+    let keys: Vec<Vec<u8>> = order
         .iter()
-        .map(|&t| {
-            let value = (store.kv().get(Cf::Counters, &keys::token(scope, t))?)
-                .map_or(0, |raw| decode_counter(&raw));
-            Ok(unpack(value))
-        })
-        .collect()
+        .map(|&i| keys::token(scope, tokens[i]))
+        .collect();
+    let values = store.kv().multi_get_sorted(Cf::Counters, &keys)?;
+    let mut out = vec![Counts::default(); tokens.len()];
+    for (&i, value) in order.iter().zip(values) {
+        out[i] = unpack(value.map_or(0, |raw| decode_counter(&raw)));
+    }
+    Ok(out)
 }
 
 /// Whether the site-wide database has learned enough for a verdict, read from the store
@@ -150,6 +165,19 @@ pub struct StoreLearned<'a> {
 
 impl crate::filter::bayes::Learned for StoreLearned<'_> {
     fn totals(&self) -> Totals {
+        // From memory where the scope is mirrored (this runs on a reader thread, where
+        // loading it is allowed).
+        let mirrored = self
+            .store
+            .bayes_mirror()
+            .read(self.store.kv(), self.scope, &[]);
+        if let Ok(Mirrored::Found((_, packed))) = mirrored {
+            let c = unpack(packed);
+            return Totals {
+                spam: c.spam,
+                ham: c.ham,
+            };
+        }
         totals(self.store, self.scope).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "Bayes totals unreadable: no Bayes verdict");
             Totals::default()

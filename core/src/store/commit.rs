@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
+use super::bayes_mirror::BayesMirror;
 use super::changes::{Applied, Changes};
 use super::kv::{KvStore, StoreError, WriteOp};
 use super::sequencer::Sequencer;
@@ -102,6 +103,7 @@ pub(crate) fn run(
     dir: Option<PathBuf>,
     usage: UsageSink,
     watch: Arc<MailboxWatch>,
+    bayes: Arc<BayesMirror>,
 ) {
     let mut sequencer = Sequencer::default();
     let mut shutdown = None;
@@ -133,9 +135,11 @@ pub(crate) fn run(
         } else {
             group
         };
-        commit_group(kv.as_ref(), &mut sequencer, group, &usage, &watch);
+        commit_group(kv.as_ref(), &mut sequencer, group, &usage, &watch, &bayes);
         if let Some(job) = exclusive {
             job(kv.as_ref());
+            // It may have written counters behind the mirror's back.
+            bayes.clear();
             // It may have written: what the sequencer remembers may be stale.
             sequencer.group_failed();
         }
@@ -160,6 +164,7 @@ fn commit_group(
     group: Vec<(Changes, Reply)>,
     usage: &UsageSink,
     watch: &MailboxWatch,
+    bayes: &BayesMirror,
 ) {
     if group.is_empty() {
         return;
@@ -180,7 +185,7 @@ fn commit_group(
     let result = if ops.is_empty() {
         Ok(())
     } else {
-        kv.write(&ops, true)
+        bayes.write_through(&ops, || kv.write(&ops, true))
     };
     match &result {
         Ok(()) => sequencer.group_written(),

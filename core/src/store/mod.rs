@@ -18,6 +18,7 @@
 //! * [`bayes`]: what the Bayes classifier learned.
 
 pub mod bayes;
+pub mod bayes_mirror;
 pub mod changes;
 pub mod check;
 pub mod commit;
@@ -54,6 +55,7 @@ pub struct Store {
     commits: RequestSender,
     usage: UsageSink,
     watch: Arc<watch::MailboxWatch>,
+    bayes: Arc<bayes_mirror::BayesMirror>,
 }
 
 /// Owns the commit thread; [`StoreOwner::close`] flushes and stops it.
@@ -113,9 +115,13 @@ impl Store {
         let thread_usage = usage.clone();
         let watch = Arc::new(watch::MailboxWatch::default());
         let thread_watch = watch.clone();
+        let bayes = Arc::new(bayes_mirror::BayesMirror::default());
+        let thread_bayes = bayes.clone();
         let thread = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || commit::run(thread_kv, rx, dir, thread_usage, thread_watch))
+            .spawn(move || {
+                commit::run(thread_kv, rx, dir, thread_usage, thread_watch, thread_bayes)
+            })
             .map_err(|e| StoreError::Engine(format!("cannot start the commit thread: {e}")))?;
         Ok(StoreOwner {
             store: Store {
@@ -123,6 +129,7 @@ impl Store {
                 commits: tx,
                 usage,
                 watch,
+                bayes,
             },
             thread: Some(thread),
         })
@@ -131,6 +138,11 @@ impl Store {
     /// Who is told when a mailbox changes.
     pub fn watch(&self) -> &watch::MailboxWatch {
         &self.watch
+    }
+
+    /// The Bayes counters kept in memory.
+    pub(crate) fn bayes_mirror(&self) -> &bayes_mirror::BayesMirror {
+        &self.bayes
     }
 
     /// Runs `job` on the commit thread with nothing else writing meanwhile, and waits for

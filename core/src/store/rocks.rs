@@ -104,6 +104,18 @@ impl KvStore for RocksStore {
         }
     }
 
+    fn multi_get_sorted(
+        &self,
+        cf: Cf,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.db
+            .batched_multi_get_cf(self.handle(cf)?, keys, true)
+            .into_iter()
+            .map(|r| r.map(|v| v.map(|v| v.to_vec())).map_err(engine))
+            .collect()
+    }
+
     fn scan_prefix(
         &self,
         cf: Cf,
