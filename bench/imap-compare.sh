@@ -62,6 +62,8 @@ CONF
 G="$GANNET --config $WORK/gannet.toml --data $WORK/data"
 $G domain add example.test >/dev/null
 $G account add bench@example.test --password Benchpass1 >/dev/null
+# Every message in INBOX, as in Dovecot's Maildir: no spam verdict moves any to Junk.
+$G account set bench@example.test --spam-level off >/dev/null
 $G serve 2>"$WORK/gannet.log" &
 GPID=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GP) 2>/dev/null && break; sleep 0.1; done

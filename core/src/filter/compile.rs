@@ -547,7 +547,7 @@ impl Ruleset {
             })
             .collect();
         let header_sources = sources.len();
-        Ruleset {
+        let mut ruleset = Ruleset {
             header_source,
             header_sources,
             prefiltered,
@@ -573,7 +573,12 @@ impl Ruleset {
                 freemail_wildcards: freemail_wildcards(&source.freemail_domains),
             },
             report,
-        }
+        };
+        // A rule Gannet cannot run never counts: an eval it lacks would read as false, and
+        // a meta over one (`!__MIME_BASE64`) would then fire where SpamAssassin's does not.
+        let runnable = ruleset.runnable();
+        ruleset.scored.retain(|&i| runnable[i]);
+        ruleset
     }
 
     /// For each rule, whether Gannet can run it: not an eval it lacks, and for a meta, every

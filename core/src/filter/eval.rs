@@ -46,6 +46,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
     match function {
         "html_test" => HTML_TESTS.contains(&first),
         "html_range" => matches!(first, "ratio" | "max_size"),
+        "check_for_mime" => matches!(first, "mime_base64_count" | "mime_qp_count"),
         _ => matches!(
             function,
             "check_for_missing_to_header"
@@ -55,6 +56,11 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
                 | "check_equal_from_domains"
                 | "check_for_shifted_date"
                 | "check_no_relays"
+                | "helo_ip_mismatch"
+                | "sorted_recipients"
+                | "similar_recipients"
+                | "check_for_forged_yahoo_received_headers"
+                | "check_for_no_rdns_dotcom_helo"
                 | "check_header_count_range"
                 | "check_illegal_chars"
                 | "subject_is_all_caps"
@@ -92,6 +98,36 @@ pub fn run(
         "check_for_missing_to_header" => view.header_values("To").next().is_none(),
         "check_all_trusted" => !view.relays.trusted.is_empty() && view.relays.untrusted.is_empty(),
         "check_no_relays" => view.relays.trusted.is_empty() && view.relays.untrusted.is_empty(),
+        "helo_ip_mismatch" => view.relays.helo_ip_mismatch(),
+        // check_for_mime('mime_base64_count' | 'mime_qp_count'): a part (the message
+        // itself when it is not multipart) sent in that transfer encoding.
+        "check_for_mime" => {
+            let encoding = match args.first().map(String::as_str) {
+                Some("mime_base64_count") => "base64",
+                Some("mime_qp_count") => "quoted-printable",
+                _ => return None,
+            };
+            let multipart = view.header_values("Content-Type").next().is_some_and(|f| {
+                f.value
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            });
+            let top = view.headers.iter().filter(|_| !multipart);
+            top.chain(&view.mime_headers)
+                .filter(|f| f.name.eq_ignore_ascii_case("content-transfer-encoding"))
+                .any(|f| f.value.to_ascii_lowercase().contains(encoding))
+        }
+        "check_for_forged_yahoo_received_headers" => forged_yahoo_received(view),
+        "sorted_recipients" => recipients(view).sorted,
+        // similar_recipients(min, max): min <= similarity < max ('undef': no bound).
+        "similar_recipients" => {
+            let similarity = recipients(view).similarity;
+            let bound = |i: usize| args.get(i).and_then(|a| a.parse::<f64>().ok());
+            bound(0).is_none_or(|min| similarity >= min)
+                && bound(1).is_none_or(|max| similarity < max)
+        }
+        "check_for_no_rdns_dotcom_helo" => view.relays.no_rdns_dotcom_helo(),
         "check_header_count_range" => {
             let n = view.header_values(args.first()?).count() as f64;
             n >= num(1)? && n <= num(2)?
@@ -386,6 +422,112 @@ fn sender_matches_relay(view: &MessageView) -> bool {
         .iter()
         .filter(|r| !r.rdns.is_empty())
         .any(|r| registered_domain(&r.rdns) == domain)
+}
+
+pattern!(YAHOO_WEB, r"by web\S+\.mail\S*\.yahoo\.com via HTTP");
+pattern!(YAHOO_SMTP, r"by smtp\S+\.yahoo\.com with SMTP");
+pattern!(
+    YAHOO_GROUPS,
+    r"from \[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP"
+);
+pattern!(YAHOO_BULK, r"\bmailer\d+\.bulk\.scd\.yahoo\.com\b");
+pattern!(
+    YAHOO_STORY,
+    r"by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+"
+);
+
+/// SpamAssassin's check_for_forged_yahoo_received_headers (FORGED_YAHOO_RCVD): From a
+/// yahoo.com address, but no Received header of Yahoo's own servers (web mail, SMTP
+/// submission, groups, bulk "mail this story"), and not a bounce that Yahoo's servers
+/// relayed. Mail through lists that drop Received headers is not judged.
+fn forged_yahoo_received(view: &MessageView) -> bool {
+    let from = get(view, "From:addr").unwrap_or_default();
+    if !from.ends_with("yahoo.com") {
+        return false;
+    }
+    let resent = get(view, "Resent-From").is_some() && get(view, "Resent-To").is_some();
+    let received = resent
+        .then(|| get(view, "X-Received"))
+        .flatten()
+        .or_else(|| get(view, "Received"))
+        .unwrap_or_default();
+    let received = received.split_whitespace().collect::<Vec<_>>().join(" ");
+    if received_headers_removed(view) {
+        return false;
+    }
+    let yahoo_rdns = |relays: &[crate::mime::relays::Relay]| {
+        relays.iter().any(|r| r.rdns.ends_with(".yahoo.com"))
+    };
+    if from == "MAILER-DAEMON@yahoo.com"
+        && (yahoo_rdns(&view.relays.trusted)
+            || yahoo_rdns(view.relays.untrusted.get(..1).unwrap_or_default()))
+    {
+        return false;
+    }
+    let exempt = YAHOO_WEB.is_match(&received)
+        || YAHOO_SMTP.is_match(&received)
+        || YAHOO_GROUPS.is_match(&received)
+        || (YAHOO_BULK.is_match(&received) && from.ends_with("@reply.yahoo.com"))
+        || YAHOO_STORY.is_match(&received);
+    !exempt
+}
+
+pattern!(RECIPIENT_ADDRESS, r"[\w.=-]+@\w+(?:[\w.-]+\.)+\w+");
+pattern!(COMMENT, r"\(.*?\)");
+
+/// What SpamAssassin's recipient checks find in To/Cc (and Bcc when those have fewer
+/// than five addresses).
+struct Recipients {
+    /// Seven or more addresses, in sorted order (a list worked through alphabetically).
+    sorted: bool,
+    /// Of every pair of five or more addresses: how often the first two letters of the
+    /// user agree, or those of two different hosts (a dictionary attack's neighbours).
+    similarity: f64,
+}
+
+fn recipients(view: &MessageView) -> Recipients {
+    let mut found: Vec<String> = Vec::new();
+    for header in ["ToCc", "Bcc"] {
+        let text = get(view, header).unwrap_or_default();
+        let text = COMMENT.replace_all(&text, "");
+        found.extend(
+            RECIPIENT_ADDRESS
+                .find_iter(&text)
+                .map(|m| m.as_str().to_string()),
+        );
+        if found.len() >= 5 {
+            break;
+        }
+    }
+    // Repeats next to each other count once; at most 256.
+    let mut addresses: Vec<String> = Vec::new();
+    for a in found {
+        if addresses.len() == 256 {
+            break;
+        }
+        if addresses.last().is_none_or(|p| !p.eq_ignore_ascii_case(&a)) {
+            addresses.push(a);
+        }
+    }
+    let sorted = addresses.len() >= 7 && addresses.windows(2).all(|w| w[0] <= w[1]);
+    let mut similarity = 0.0;
+    if addresses.len() >= 5 {
+        let prefix = |s: &str| s.chars().take(2).collect::<String>();
+        let parts: Vec<(String, &str)> = addresses
+            .iter()
+            .map(|a| (prefix(a), a.split_once('@').map_or("", |(_, h)| h)))
+            .collect();
+        let (mut hits, mut pairs) = (0usize, 0usize);
+        for (i, (user_i, host_i)) in parts.iter().enumerate() {
+            for (user_j, host_j) in &parts[i + 1..] {
+                hits += usize::from(user_i == user_j);
+                hits += usize::from(prefix(host_i) == prefix(host_j) && host_i != host_j);
+                pairs += 1;
+            }
+        }
+        similarity = hits as f64 / pairs as f64;
+    }
+    Recipients { sorted, similarity }
 }
 
 /// SpamAssassin's gated_through_received_hdr_remover: lists that remove Received

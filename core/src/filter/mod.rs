@@ -18,13 +18,24 @@ use std::path::Path;
 pub use compile::{Report, Ruleset, ScoreSet};
 pub use scan::{Hit, RuleCosts, ScanInput, Verdict};
 
-/// Gannet's built-in rules.
+/// Gannet's built-in rules, always loaded (the Bayes verdict's rules).
 pub const DEFAULT_RULES: &str = include_str!("default.cf");
 
-/// The built-in rules plus every `.cf` file of `dirs`.
+/// Gannet's own heuristic rules: loaded only without SpamAssassin's stock rules.
+pub const HEURISTIC_RULES: &str = include_str!("heuristics.cf");
+
+/// The built-in rules plus every `.cf` file of `dirs`; Gannet's heuristic rules too,
+/// unless one of `dirs` holds SpamAssassin's stock rules (its `50_scores.cf`), which test
+/// the same things (the cross-validation found them flagging ham twice over).
 pub fn load(dirs: &[impl AsRef<Path>]) -> std::io::Result<Ruleset> {
     let mut source = rules::RuleSource::default();
     source.add_text(DEFAULT_RULES, None);
+    let stock = dirs
+        .iter()
+        .any(|d| d.as_ref().join("50_scores.cf").is_file());
+    if !stock {
+        source.add_text(HEURISTIC_RULES, None);
+    }
     for d in dirs {
         source.add_dir(d.as_ref())?;
     }
@@ -48,6 +59,7 @@ mod tests {
     fn ruleset(extra: &str) -> Ruleset {
         let mut src = rules::RuleSource::default();
         src.add_text(DEFAULT_RULES, None);
+        src.add_text(HEURISTIC_RULES, None);
         src.add_text(extra, None);
         Ruleset::compile(src)
     }
@@ -68,6 +80,102 @@ mod tests {
 
     fn names(v: &Verdict) -> Vec<&str> {
         v.hits.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    /// Found by the cross-validation against SpamAssassin: a meta over an eval Gannet
+    /// lacks (`!__MIME_BASE64`-like) read the eval as false and fired.
+    #[test]
+    fn a_meta_over_an_eval_gannet_lacks_never_fires() {
+        let rs = ruleset(
+            "body __T_UNKNOWN eval:check_something_gannet_lacks()
+             meta T_OVER_UNKNOWN !__T_UNKNOWN
+score T_OVER_UNKNOWN 2.0
+             body __T_KNOWN /hello/
+meta T_OVER_KNOWN __T_KNOWN
+score T_OVER_KNOWN 1.0
+",
+        );
+        let v = rs.scan(b"Subject: x\r\n\r\nhello\r\n");
+        assert!(names(&v).contains(&"T_OVER_KNOWN"), "{v:?}");
+        assert!(!names(&v).contains(&"T_OVER_UNKNOWN"), "{v:?}");
+    }
+
+    #[test]
+    fn yahoo_mail_that_never_passed_yahoo_is_forged() {
+        let rs =
+            ruleset("header T_FY eval:check_for_forged_yahoo_received_headers()\nscore T_FY 1.0\n");
+        let hit = |from: &str, received: &str| {
+            let msg = format!("Received: {received}\r\nFrom: {from}\r\nSubject: s\r\n\r\nhi\r\n");
+            names(&rs.scan(msg.as_bytes())).contains(&"T_FY")
+        };
+        let elsewhere = "from spamhost ([203.0.113.9]) by mx.example.test with SMTP";
+        let webmail = "from [198.51.100.4] by web12.mail.yahoo.com via HTTP; Sat, 5 Dec 2026";
+        assert!(hit("Bob <bob@yahoo.com>", elsewhere));
+        assert!(!hit("Bob <bob@yahoo.com>", webmail));
+        assert!(!hit("Bob <bob@example.com>", elsewhere));
+    }
+
+    #[test]
+    fn transfer_encodings_of_the_parts_are_counted() {
+        let rs = ruleset(
+            "rawbody T_B64 eval:check_for_mime('mime_base64_count')\nscore T_B64 1.0\n\
+             rawbody T_QP eval:check_for_mime('mime_qp_count')\nscore T_QP 1.0\n",
+        );
+        let single = b"Subject: s\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n";
+        let verdict = rs.scan(single);
+        let hits: Vec<&str> = names(&verdict)
+            .into_iter()
+            .filter(|n| n.starts_with("T_"))
+            .collect();
+        assert_eq!(hits, ["T_B64"]);
+        let multi = b"Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+            Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nhi=\r\n--b--\r\n";
+        let verdict = rs.scan(multi);
+        let hits = names(&verdict);
+        assert!(
+            hits.contains(&"T_QP") && !hits.contains(&"T_B64"),
+            "{hits:?}"
+        );
+    }
+
+    #[test]
+    fn a_dictionary_run_of_recipients_is_suspicious() {
+        let rs = ruleset(
+            "header T_SIM eval:similar_recipients('0.65','undef')\nscore T_SIM 1.0\n\
+             header T_SORT eval:sorted_recipients()\nscore T_SORT 1.0\n",
+        );
+        let scan = |to: &str| {
+            let msg = format!("To: {to}\r\nSubject: s\r\n\r\nhi\r\n");
+            let v = rs.scan(msg.as_bytes());
+            (names(&v).contains(&"T_SIM"), names(&v).contains(&"T_SORT"))
+        };
+        let run = "jo1@aa.example, jo2@ab.example, jo3@ac.example, jo4@ad.example, \
+                   jo5@ae.example, jo6@af.example, jo7@ag.example";
+        assert_eq!(scan(run), (true, true));
+        let friends = "alice@one.example, bob@two.example, carol@three.example, \
+                       dave@four.example, erin@five.example";
+        assert_eq!(scan(friends), (false, false));
+    }
+
+    /// SpamAssassin's envelope sender: the Return-Path the final delivery put on top, not
+    /// one added before a relay, and none for mail fetched by fetchmail with an X-Sender.
+    #[test]
+    fn the_envelope_sender_is_the_one_final_delivery_wrote() {
+        let rs = ruleset("header T_EF EnvelopeFrom =~ /bob\\@x\\.example/\nscore T_EF 1.0\n");
+        let hit = |msg: &str| names(&rs.scan(msg.as_bytes())).contains(&"T_EF");
+        assert!(hit(
+            "Return-Path: <bob@x.example>\r\nReceived: from a by b\r\nSubject: s\r\n\r\nhi\r\n"
+        ));
+        assert!(!hit(
+            "Received: from a by b\r\nReturn-Path: <bob@x.example>\r\nSubject: s\r\n\r\nhi\r\n"
+        ));
+        assert!(!hit(
+            "Return-Path: <bob@x.example>\r\nX-Sender: carol@y.example\r\n\
+             Received: from pop.y.example by here (fetchmail-6.4 POP3)\r\nSubject: s\r\n\r\nhi\r\n"
+        ));
+        assert!(hit(
+            "X-Envelope-From: <bob@x.example>\r\nReturn-Path: <c@d.example>\r\nSubject: s\r\n\r\nhi\r\n"
+        ));
     }
 
     #[test]

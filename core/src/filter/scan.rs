@@ -139,11 +139,7 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
         .into_iter()
         .filter(|v| !v.is_empty())
         .collect(),
-        "EnvelopeFrom" => of(&["Return-Path"])
-            .iter()
-            .flat_map(|v| addresses(v))
-            .take(1)
-            .collect(),
+        "EnvelopeFrom" => envelope_from(view).into_iter().collect(),
         name if name.len() > 14
             && name
                 .as_bytes()
@@ -185,6 +181,45 @@ fn address_entries(value: &str) -> Vec<&str> {
         .split(separates)
         .filter(|e| !e.trim().is_empty())
         .collect()
+}
+
+/// The envelope sender, as SpamAssassin's `get_envelope_from` finds it without relay
+/// information: none when an `X-Sender` comes with a fetchmail `Received` (the mail was
+/// fetched: its envelope is the fetcher's); else the first of `X-Envelope-From`,
+/// `Envelope-Sender` and `Return-Path` that the message has, unless such a header comes
+/// after a `Received` (a list or relay added it on the way: not this delivery's sender).
+fn envelope_from(view: &MessageView) -> Option<String> {
+    let position = |name: &str| {
+        view.headers
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
+    };
+    let fetched = view
+        .header_values("X-Sender")
+        .any(|f| f.value.contains('@'))
+        && view
+            .header_values("Received")
+            .any(|f| f.raw.contains("(fetchmail"));
+    if fetched {
+        return None;
+    }
+    let first_received = position("Received");
+    for name in ["X-Envelope-From", "Envelope-Sender", "Return-Path"] {
+        let Some(first) = position(name) else {
+            continue;
+        };
+        let after_received = view.headers.iter().enumerate().any(|(i, f)| {
+            f.name.eq_ignore_ascii_case(name) && first_received.is_some_and(|r| i > r)
+        });
+        if after_received {
+            return None;
+        }
+        return view
+            .headers
+            .get(first)
+            .and_then(|f| addresses(&f.value).into_iter().next());
+    }
+    None
 }
 
 /// The addresses of a header value: what is in angle brackets, else the bare word.
@@ -620,7 +655,7 @@ impl<'a> Scan<'a, '_> {
                 hit(match h.as_str() {
                     "ToCc" => exists("To") || exists("Cc"),
                     "MESSAGEID" => header_text(view, &HeaderSource::parse(h)).is_some(),
-                    "EnvelopeFrom" => exists("Return-Path"),
+                    "EnvelopeFrom" => envelope_from(view).is_some(),
                     "ALL" => !view.headers.is_empty(),
                     name => exists(name),
                 })

@@ -94,6 +94,58 @@ impl Relays {
     }
 }
 
+impl Relays {
+    /// SpamAssassin's `helo_ip_mismatch` (RCVD_HELO_IP_MISMATCH): an untrusted relay
+    /// greeted with a public address literal that is not its own, nor in its /24.
+    pub fn helo_ip_mismatch(&self) -> bool {
+        let public = |s: &str| s.parse::<IpAddr>().is_ok_and(|ip| !is_private(ip));
+        self.untrusted.iter().any(|r| {
+            let helo = r.helo.trim_start_matches('[').trim_end_matches(']');
+            if !helo
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|_| public(helo))
+                || !public(&r.ip)
+            {
+                return false;
+            }
+            let net = helo.rsplit_once('.').map_or(helo, |(net, _)| net);
+            helo != r.ip && !r.ip.starts_with(&format!("{net}."))
+        })
+    }
+
+    /// SpamAssassin's `check_for_no_rdns_dotcom_helo` (NO_RDNS_DOTCOM_HELO): the oldest
+    /// public untrusted relay that gave a HELO named a big mail provider but had no
+    /// reverse DNS (the providers' own servers always have it).
+    pub fn no_rdns_dotcom_helo(&self) -> bool {
+        const PROVIDERS: &[&str] = &[
+            "lycos.com",
+            "lycos.co.uk",
+            "hotmail.com",
+            "localhost.com",
+            "excite.com",
+            "caramail.com",
+            "cs.com",
+            "aol.com",
+            "msn.com",
+            "yahoo.com",
+            "drizzle.com",
+        ];
+        let mut found = false;
+        for r in &self.untrusted {
+            if r.ip.parse::<IpAddr>().is_ok_and(is_private) || r.helo.is_empty() {
+                continue;
+            }
+            let helo = r.helo.to_ascii_lowercase();
+            let provider = PROVIDERS
+                .iter()
+                .any(|p| helo == *p || helo.ends_with(&format!(".{p}")));
+            // As SpamAssassin: each such relay decides anew, the oldest last.
+            found = provider && r.rdns.is_empty();
+        }
+        found
+    }
+}
+
 fn is_fetcher_marker(header: &str) -> bool {
     let lower = header.to_ascii_lowercase();
     lower.contains("(fetchmail-")
@@ -163,7 +215,21 @@ fn parse(header: &str) -> Option<Relay> {
         .map_or(lower.len(), |i| 4 + i);
     let clause = text.get(5..from_end).unwrap_or("");
     let clause = clause.replace("IPv6:", "").replace("ipv6:", "");
-    let ip = first_ip(&clause)?;
+    // The address the receiving host recorded: in brackets ("(rdns [ip])", "([ip]
+    // helo=...)"), else in parentheses (qmail's "(HELO name) (ip)"), else the first one:
+    // an address before them is what the client said in its HELO.
+    let bracketed = clause
+        .split('[')
+        .skip(1)
+        .find_map(|part| first_ip(part.split(']').next().unwrap_or_default()));
+    let in_parentheses = || {
+        clause
+            .split_once('(')
+            .and_then(|(_, inner)| first_ip(inner))
+    };
+    let ip = bracketed
+        .or_else(in_parentheses)
+        .or_else(|| first_ip(&clause))?;
     let first_word = clause
         .split_whitespace()
         .next()
@@ -239,6 +305,63 @@ fn parse(header: &str) -> Option<Relay> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn untrusted(ip: &str, rdns: &str, helo: &str) -> Relays {
+        Relays {
+            trusted: Vec::new(),
+            untrusted: vec![Relay {
+                ip: ip.into(),
+                rdns: rdns.into(),
+                helo: helo.into(),
+                ..Relay::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn a_helo_address_that_is_not_the_clients() {
+        assert!(untrusted("217.218.193.1", "", "200.168.105.180").helo_ip_mismatch());
+        // Its own address, its /24, a name, or a private address: no mismatch.
+        assert!(!untrusted("217.218.193.1", "", "217.218.193.1").helo_ip_mismatch());
+        assert!(!untrusted("217.218.193.1", "", "[217.218.193.9]").helo_ip_mismatch());
+        assert!(!untrusted("217.218.193.1", "", "mail.example.com").helo_ip_mismatch());
+        assert!(!untrusted("217.218.193.1", "", "192.168.1.2").helo_ip_mismatch());
+    }
+
+    /// From the corpus (spam-1-00288): fetched by fetchmail, then a sendmail relay that
+    /// names the client's HELO (an address literal) before its real address.
+    #[test]
+    fn a_fetched_message_with_a_bare_address_helo() {
+        let received = [
+            "from localhost (jalapeno [127.0.0.1]) by zzzzason.org (Postfix) with ESMTP id 23EB616F03 for <zzzz@localhost>; Thu, 12 Sep 2002 14:01:33 +0100 (IST)",
+            "from jalapeno [127.0.0.1] by localhost with IMAP (fetchmail-5.9.0) for zzzz@localhost (single-drop); Thu, 12 Sep 2002 14:01:33 +0100 (IST)",
+            "from 200.168.105.180 ([217.218.193.1]) by dogma.slashnull.org (8.11.6/8.11.6) with SMTP id g8C1c4C12333 for <webmaster@efi.ie>; Thu, 12 Sep 2002 02:38:07 +0100",
+        ];
+        let relays = Relays::from_received(received.iter().copied());
+        let first = relays.untrusted.first().expect("an untrusted relay");
+        assert_eq!(
+            (first.ip.as_str(), first.helo.as_str()),
+            ("217.218.193.1", "200.168.105.180"),
+            "{relays:?}"
+        );
+        assert!(relays.helo_ip_mismatch());
+        let external = relays.header("X-Spam-Relays-External").unwrap_or_default();
+        assert!(
+            external.starts_with("[ ip=217.218.193.1 rdns= helo=200.168.105.180 "),
+            "{external}"
+        );
+    }
+
+    #[test]
+    fn a_big_providers_name_without_reverse_dns() {
+        assert!(untrusted("171.245.226.233", "", "mail.hotmail.com").no_rdns_dotcom_helo());
+        assert!(
+            !untrusted("171.245.226.233", "mx.hotmail.com", "mail.hotmail.com")
+                .no_rdns_dotcom_helo()
+        );
+        assert!(!untrusted("171.245.226.233", "", "mail.example.com").no_rdns_dotcom_helo());
+        assert!(!untrusted("171.245.226.233", "", "nothotmail.com").no_rdns_dotcom_helo());
+    }
 
     #[test]
     fn postfix_exim_qmail_and_trust() {

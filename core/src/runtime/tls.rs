@@ -158,7 +158,7 @@ impl TlsStream {
                 conn.write_tls(&mut out)?;
                 out
             };
-            let (result, out) = tcp.write_all(out).await;
+            let (result, out) = send_all(tcp, out).await;
             self.outgoing.replace(out);
             result?;
         }
@@ -208,7 +208,7 @@ impl Transport {
     /// Sends all of `buf` and gives it back.
     pub async fn write_all(&self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         match &self.tls {
-            None => tcp.write_all(buf).await,
+            None => send_all(tcp, buf).await,
             Some(tls) => {
                 let result = tls.write_all(tcp, &buf).await;
                 (result, buf)
@@ -225,4 +225,41 @@ impl Transport {
             tls.close(tcp).await;
         }
     }
+}
+
+/// Writes all of `buf` to the socket: at once with a non-blocking `send(2)` when the
+/// socket buffer takes it (the usual case for a reply), the rest through io_uring. A reply
+/// written at once saves the io_uring round trip and the wake-up of an asynchronous write:
+/// a client that waits for each reply before its next command (POP3 RETR, IMAP FETCH of
+/// one message) sees its answer sooner.
+pub(super) async fn send_all(tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `tcp`, open for the whole call; the pointer and
+    // length describe `buf`, which the kernel only reads during the call.
+    let sent = unsafe {
+        libc::send(
+            tcp.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    let sent = match usize::try_from(sent) {
+        Ok(n) => n,
+        Err(_) => {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) {
+                return (Err(e), buf);
+            }
+            0
+        }
+    };
+    if sent >= buf.len() {
+        return (Ok(()), buf);
+    }
+    let (result, rest) = tcp.write_all(buf.slice(sent..)).await;
+    (result, rest.into_inner())
 }

@@ -5,7 +5,10 @@
 //! left out, words over 15 characters kept as `sk:` and their first 7 characters, each
 //! word also as written without punctuation and in lower case; addresses and host names in
 //! the text as their parts; header words under a prefix naming their header (`H*F:` for
-//! From), addresses there as user (`U*`) and each domain (`D*`); URL hosts and each parent domain (`UD:`); attachment types (`MIME:`).
+//! From), addresses there as user (`U*`) and each domain (`D*`), of the Received headers
+//! only the two oldest without dates and queue ids; the relays' addresses, names and
+//! networks (`H*RU:ip*...`); URL hosts and each parent domain (`UD:`); attachment types
+//! (`MIME:`).
 //! Each token is then a 64-bit hash.
 
 use crate::mime::view::MessageView;
@@ -45,8 +48,6 @@ const IGNORED_HEADERS: &[&str] = &[
     "resent-date",
     "original-from",
     "original-to",
-    "return-path",
-    "received",
     "x-spam-flag",
     "x-spam-score",
     "x-spam-level",
@@ -78,6 +79,8 @@ const HEADER_PREFIXES: &[(&str, &str)] = &[
     ("x-mailer", "*UA"),
     ("x-priority", "*xp"),
     ("importance", "*im"),
+    ("return-path", "*p"),
+    ("received", "*r"),
 ];
 
 /// Common English words that say nothing (SpamAssassin's default Bayes stop list).
@@ -161,9 +164,25 @@ pub fn tokens(view: &MessageView) -> Vec<u64> {
     for line in view.body.lines() {
         words(line, "", true, &mut out);
     }
-    for field in &view.headers {
+    // Of the Received headers only the two oldest (the sender's end: its software and
+    // HELO names), as SpamAssassin keeps them.
+    let received: Vec<usize> = view
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name.eq_ignore_ascii_case("received"))
+        .map(|(i, _)| i)
+        .collect();
+    let oldest = &received[received.len().saturating_sub(2)..];
+    for (i, field) in view.headers.iter().enumerate() {
         let name = field.name.to_ascii_lowercase();
         if IGNORED_HEADERS.contains(&name.as_str()) || name.starts_with("x-spam-") {
+            continue;
+        }
+        if name == "received" {
+            if oldest.contains(&i) {
+                words(&chew_received(&field.value), "H*r:", false, &mut out);
+            }
             continue;
         }
         let short = HEADER_PREFIXES
@@ -172,6 +191,38 @@ pub fn tokens(view: &MessageView) -> Vec<u64> {
             .map_or(field.name.as_str(), |(_, p)| p);
         let prefix = format!("H{short}:");
         words(&field.value, &prefix, false, &mut out);
+    }
+    // The relays the message came through (SpamAssassin's X-Spam-Relays-* tokens).
+    for (prefix, relays) in [
+        ("*RT", &view.relays.trusted),
+        ("*RU", &view.relays.untrusted),
+    ] {
+        for relay in relays {
+            for (key, value) in [
+                ("ip", &relay.ip),
+                ("rdns", &relay.rdns),
+                ("helo", &relay.helo),
+                ("by", &relay.by),
+            ] {
+                if !value.is_empty() {
+                    out.push(hash(&format!(
+                        "H{prefix}:{key}*{}",
+                        value.to_ascii_lowercase()
+                    )));
+                }
+            }
+            // The client's network too: the /24 and /16 of an IPv4 address.
+            let mut net = relay.ip.as_str();
+            for _ in 0..2 {
+                match net.rsplit_once('.') {
+                    Some((up, _)) if up.contains('.') => {
+                        net = up;
+                        out.push(hash(&format!("H{prefix}:ip*{net}")));
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
     for uri in &view.uris {
         if let Some(host) = host_of(uri) {
@@ -189,6 +240,25 @@ pub fn tokens(view: &MessageView) -> Vec<u64> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// A Received header without what differs in every message: the date after the `;`
+/// and the queue id.
+fn chew_received(value: &str) -> String {
+    let before_date = value.split(';').next().unwrap_or_default();
+    let mut kept = Vec::new();
+    let mut skip_next = false;
+    for word in before_date.split_whitespace() {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if word.eq_ignore_ascii_case("id") {
+            skip_next = true;
+            continue;
+        }
+        kept.push(word);
+    }
+    kept.join(" ")
 }
 
 /// The host of a URL (`scheme://host[:port]/...`, or `mailto:user@host`).
@@ -360,6 +430,46 @@ mod tests {
         assert!(has(&t, "WON"));
         // Sorted, each once.
         assert!(t.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn the_sender_end_and_the_relays_are_tokens() {
+        let raw = b"Return-Path: <bounce@bulk.example>\r\n\
+            Received: from mx.here.example by box.here.example with LMTP id QWERTY; Sat, 5 Dec 2026 10:00:00 +0000\r\n\
+            Received: from relay.isp.example ([198.51.100.7]) by mx.here.example with ESMTP id ASDFG; Sat, 5 Dec 2026 09:59:59 +0000\r\n\
+            Received: from spamhost ([203.0.113.9]) by relay.isp.example with SMTP id ZXCVB; Sat, 5 Dec 2026 09:59:58 +0000\r\n\
+            Received: from localhost by spamhost with local; Sat, 5 Dec 2026 09:59:57 +0000\r\n\
+            From: a@b.example\r\nSubject: hi\r\n\r\nhello there\r\n";
+        let view = MessageView::new(raw);
+        let t = tokens(&view);
+        for token in [
+            "H*p:U*bounce",
+            "H*p:D*bulk.example",
+            "H*r:spamhost",
+            "H*r:localhost",
+        ] {
+            assert!(has(&t, token), "{token}");
+        }
+        // The newer Received headers, dates and queue ids are left out.
+        for token in [
+            "H*r:box.here.example",
+            "H*r:QWERTY",
+            "H*r:ZXCVB",
+            "H*r:2026",
+            "H*r:Sat",
+        ] {
+            assert!(!has(&t, token), "{token}");
+        }
+        let relays = &view.relays;
+        let any: Vec<_> = relays.untrusted.iter().chain(&relays.trusted).collect();
+        assert!(!any.is_empty(), "{relays:?}");
+        let first = any[0];
+        let prefix = if relays.trusted.is_empty() {
+            "*RU"
+        } else {
+            "*RT"
+        };
+        assert!(has(&t, &format!("H{prefix}:ip*{}", first.ip)), "{first:?}");
     }
 
     #[test]
