@@ -38,18 +38,7 @@ fi
 systemctl stop rspamd >/dev/null 2>&1 || pkill -x rspamd 2>/dev/null || true
 
 SAMPLE=$WORK/sample
-mkdir -p "$SAMPLE/ham" "$SAMPLE/spam"
-python3 - "$CORPUS" "$SAMPLE" <<'PY'
-import os, sys
-src, out = sys.argv[1], sys.argv[2]
-for label, k in (("ham", 500), ("spam", 500)):
-    files = sorted(os.listdir(os.path.join(src, label)))
-    n = len(files)
-    pick = files if k >= n else [files[(i * n) // k] for i in range(k)]
-    for f in pick:
-        os.symlink(os.path.join(src, label, f), os.path.join(out, label, f))
-    print(f"{label}: {len(pick)} messages")
-PY
+python3 "$PEERS/sample.py" "$CORPUS" "$SAMPLE"
 
 echo "== gannet (one thread)"
 target/release/gannet-bench spam "$SAMPLE" --rules-dir /usr/share/spamassassin \

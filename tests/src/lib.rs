@@ -465,6 +465,57 @@ pub fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs a client program with `HOME` set to `home`; returns what it printed (standard
+/// output, then standard error), panicking with it when the program fails.
+pub fn run_client(program: &str, args: &[&std::ffi::OsStr], home: &Path) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} failed: {log}");
+    log
+}
+
+impl Server {
+    /// An mbsync configuration (in the server's directory) that syncs alice's mailboxes
+    /// named by `patterns` over IMAPS into the Maildir `maildir`, with `channel_extra`
+    /// lines added to its channel; returns the file's path.
+    pub fn mbsync_config(&self, maildir: &Path, patterns: &str, channel_extra: &str) -> PathBuf {
+        let rc = self.dir.path().join("mbsyncrc");
+        let text = format!(
+            "IMAPAccount gannet\nHost localhost\nPort {}\nUser alice@example.test\nPass Secret123\nSSLType IMAPS\nCertificateFile {}\n\n\
+             IMAPStore remote\nAccount gannet\n\n\
+             MaildirStore local\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
+             Channel sync\nFar :remote:\nNear :local:\nPatterns {patterns}\nSyncState *\nSync All\n{channel_extra}",
+            self.imaps.port(),
+            self.cert().display(),
+            maildir.display(),
+            maildir.display()
+        );
+        std::fs::write(&rc, text).expect("write mbsyncrc");
+        rc
+    }
+
+    /// Runs mbsync on `rc` (from [`Server::mbsync_config`]); panics if it fails.
+    pub fn mbsync(&self, rc: &Path) -> String {
+        run_client(
+            "mbsync",
+            &[
+                std::ffi::OsStr::new("-c"),
+                rc.as_os_str(),
+                std::ffi::OsStr::new("-a"),
+            ],
+            self.dir.path(),
+        )
+    }
+}
+
 /// Fails the test unless a required client program is installed.
 pub fn require_tool(name: &str) {
     let found = Command::new("sh")

@@ -11,6 +11,24 @@ fn message(i: usize, subject: &str) -> String {
     )
 }
 
+/// Writes `message` to a file (to learn or compare later) and delivers it to alice over
+/// SMTP; returns the file's path.
+fn file_and_delivery(server: &Server, message: &str) -> std::path::PathBuf {
+    let file = server.dir.path().join("m.eml");
+    std::fs::write(&file, message).unwrap();
+    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO test.example").unwrap();
+    let r = c
+        .send_message(
+            "offers@offers.example",
+            "alice@example.test",
+            message.as_bytes(),
+        )
+        .unwrap();
+    assert!(r.starts_with("250"), "{r}");
+    file
+}
+
 fn summary(server: &Server, args: &[&str]) -> String {
     let out = server.admin(args);
     String::from_utf8(out).unwrap()
@@ -170,18 +188,7 @@ fn junk_moves_over_imap_are_learned() {
     server.start();
     server.with_example_accounts();
     let message = "Message-ID: <junk-move-1@example.org>\r\nFrom: offers@example.org\r\nSubject: cheap pills\r\n\r\nBuy cheap pills today\r\n";
-    let file = server.dir.path().join("m.eml");
-    std::fs::write(&file, message).unwrap();
-    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
-    c.cmd("EHLO test.example").unwrap();
-    let r = c
-        .send_message(
-            "offers@example.org",
-            "alice@example.test",
-            message.as_bytes(),
-        )
-        .unwrap();
-    assert!(r.starts_with("250"), "{r}");
+    let file = file_and_delivery(&server, message);
     let port = server.imap.port().to_string();
     let script = r#"
 import imaplib, sys, time
@@ -314,50 +321,13 @@ fn a_junk_move_synced_by_mbsync_is_learned() {
     server.start();
     server.with_example_accounts();
     let message = "Message-ID: <mbsync-junk-1@offers.example>\r\nFrom: offers@offers.example\r\nSubject: cheap watches\r\n\r\nBuy cheap watches today\r\n";
-    let file = server.dir.path().join("m.eml");
-    std::fs::write(&file, message).unwrap();
-    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
-    c.cmd("EHLO test.example").unwrap();
-    let r = c
-        .send_message(
-            "offers@offers.example",
-            "alice@example.test",
-            message.as_bytes(),
-        )
-        .unwrap();
-    assert!(r.starts_with("250"), "{r}");
+    let file = file_and_delivery(&server, message);
     let dir = server.dir.path().to_path_buf();
     let maildir = dir.join("Mail");
     std::fs::create_dir_all(&maildir).unwrap();
-    let rc = dir.join("mbsyncrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "IMAPAccount gannet\nHost localhost\nPort {}\nUser alice@example.test\nPass Secret123\nSSLType IMAPS\nCertificateFile {}\n\n\
-             IMAPStore remote\nAccount gannet\n\n\
-             MaildirStore local\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
-             Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX Junk\nCreate Both\nSyncState *\nSync All\nExpunge Both\n",
-            server.imaps.port(),
-            server.cert().display(),
-            maildir.display(),
-            maildir.display()
-        ),
-    )
-    .unwrap();
+    let rc = server.mbsync_config(&maildir, "INBOX Junk", "Create Both\nExpunge Both\n");
     let mbsync = || {
-        let out = std::process::Command::new("mbsync")
-            .arg("-c")
-            .arg(&rc)
-            .arg("-a")
-            .env("HOME", &dir)
-            .output()
-            .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{log}");
+        server.mbsync(&rc);
     };
     mbsync();
     let local: Vec<_> = ["new", "cur"]

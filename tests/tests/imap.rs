@@ -380,37 +380,8 @@ fn mbsync_syncs_a_thousand_messages_and_a_flag_back() {
     let dir = server.dir.path();
     let maildir = dir.join("Mail");
     std::fs::create_dir_all(&maildir).unwrap();
-    let rc = dir.join("mbsyncrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "IMAPAccount gannet\nHost localhost\nPort {}\nUser alice@example.test\nPass Secret123\nSSLType IMAPS\nCertificateFile {}\n\n\
-             IMAPStore remote\nAccount gannet\n\n\
-             MaildirStore local\nPath {}/\nInbox {}/INBOX\n\n\
-             Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSyncState *\nSync All\nExpunge None\n",
-            server.imaps.port(),
-            server.cert().display(),
-            maildir.display(),
-            maildir.display()
-        ),
-    )
-    .unwrap();
-    let mbsync = || {
-        let out = Command::new("mbsync")
-            .arg("-c")
-            .arg(&rc)
-            .arg("-a")
-            .env("HOME", dir)
-            .output()
-            .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{log}");
-        log
-    };
+    let rc = server.mbsync_config(&maildir, "INBOX", "Create Near\nExpunge None\n");
+    let mbsync = || server.mbsync(&rc);
     mbsync();
     let cur: Vec<_> = ["new", "cur"]
         .iter()

@@ -47,6 +47,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         "html_test" => HTML_TESTS.contains(&first),
         "html_range" => matches!(first, "ratio" | "max_size"),
         "check_for_mime" => matches!(first, "mime_base64_count" | "mime_qp_count"),
+        "check_for_mime_html" | "check_for_mime_html_only" => true,
         _ => matches!(
             function,
             "check_for_missing_to_header"
@@ -99,6 +100,11 @@ pub fn run(
         "check_all_trusted" => !view.relays.trusted.is_empty() && view.relays.untrusted.is_empty(),
         "check_no_relays" => view.relays.trusted.is_empty() && view.relays.untrusted.is_empty(),
         "helo_ip_mismatch" => view.relays.helo_ip_mismatch(),
+        // An HTML part; and (html_only) no plain-text part beside it.
+        "check_for_mime_html" | "check_for_mime_html_only" => {
+            let (html, plain) = text_part_kinds(view);
+            html && (function == "check_for_mime_html" || !plain)
+        }
         // check_for_mime('mime_base64_count' | 'mime_qp_count'): a part (the message
         // itself when it is not multipart) sent in that transfer encoding.
         "check_for_mime" => {
@@ -528,6 +534,33 @@ fn recipients(view: &MessageView) -> Recipients {
         similarity = hits as f64 / pairs as f64;
     }
     Recipients { sorted, similarity }
+}
+
+/// Whether the message has a text/html part, and a text/plain one (a message without a
+/// Content-Type is plain text).
+fn text_part_kinds(view: &MessageView) -> (bool, bool) {
+    let top = view
+        .header_values("Content-Type")
+        .next()
+        .map_or("text/plain".to_string(), |f| f.value.to_ascii_lowercase());
+    let kinds = std::iter::once(top).chain(
+        view.mime_headers
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("content-type"))
+            .map(|f| f.value.to_ascii_lowercase()),
+    );
+    let (mut html, mut plain) = (false, false);
+    for kind in kinds {
+        let kind = kind
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        html |= kind == "text/html";
+        plain |= kind == "text/plain";
+    }
+    (html, plain)
 }
 
 /// SpamAssassin's gated_through_received_hdr_remover: lists that remove Received

@@ -157,6 +157,26 @@ score T_OVER_KNOWN 1.0
         assert_eq!(scan(friends), (false, false));
     }
 
+    #[test]
+    fn html_only_and_form_actions() {
+        let rs = ruleset(
+            "body T_HTML_ONLY eval:check_for_mime_html_only()\nscore T_HTML_ONLY 1.0\n\
+             uri T_IP_URI m{^https?://\\d+\\.\\d+\\.\\d+\\.\\d+/}\nscore T_IP_URI 1.0\n",
+        );
+        let html = b"Subject: s\r\nContent-Type: text/html\r\n\r\n\
+            <form method=post action=\"http://203.0.113.7/r.asp\"><input name=a></form>\r\n";
+        let verdict = rs.scan(html);
+        let hits = names(&verdict);
+        assert!(
+            hits.contains(&"T_HTML_ONLY") && hits.contains(&"T_IP_URI"),
+            "{hits:?}"
+        );
+        let both = b"Subject: s\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/html\r\n\r\n<b>hi</b>\r\n--b--\r\n";
+        let verdict = rs.scan(both);
+        assert!(!names(&verdict).contains(&"T_HTML_ONLY"));
+    }
+
     /// SpamAssassin's envelope sender: the Return-Path the final delivery put on top, not
     /// one added before a relay, and none for mail fetched by fetchmail with an X-Sender.
     #[test]

@@ -321,7 +321,9 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
             | "h6" => out.push(' '),
             _ => {}
         }
-        for name in ["href", "src"] {
+        // Links as SpamAssassin's HTML parser collects them: href and src, a form's
+        // action (where the data goes), a background image.
+        for name in ["href", "src", "action", "background"] {
             if let Some(uri) = attr(attributes, name) {
                 let uri = decode_entities(uri.trim());
                 if !uri.is_empty() {
