@@ -3,8 +3,6 @@
 //! byte-exact by BODY[] with BODYSTRUCTURE checked against Python's email parser; two
 //! sessions on one mailbox (IDLE, EXPUNGE); quotas; isolation between accounts.
 
-use std::process::Command;
-
 use gannet_tests::{corpus, python, require_tool, RawSmtp, Server};
 
 fn server() -> Server {

@@ -71,11 +71,11 @@ impl BayesMirror {
             }
         }
         let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
-        if !scopes.contains_key(&scope) {
-            let loaded = load(kv, scope)?;
-            scopes.insert(scope, loaded);
-        }
-        Ok(lookup(scopes.get(&scope).and_then(Option::as_ref), tokens))
+        let loaded = match scopes.entry(scope) {
+            std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(load(kv, scope)?),
+        };
+        Ok(lookup(loaded.as_ref(), tokens))
     }
 
     /// Writes `ops` with `write` and applies the Bayes counter additions among them to the
