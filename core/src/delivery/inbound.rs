@@ -21,7 +21,7 @@ use crate::filter::{Ruleset, ScanInput};
 use crate::mime::relays::Relays;
 use crate::policy::dns_checks::{DnsChecks, SpfQuery, SpfVerdict};
 use crate::policy::QuotaBook;
-use crate::smtp::{Delivery, DeliveryOutcome, RcptRoute};
+use crate::smtp::{Delivery, DeliveryOutcome};
 use crate::store::bayes::StoreLearned;
 use crate::store::reader::Readers;
 use crate::store::{Store, StoreError};
@@ -267,8 +267,11 @@ impl Inbound {
         });
         let directory = self.directory.load();
         // A spam report: what it carries is cut into tokens on a reader thread.
+        // Decided again here, on the envelope: only an authenticated sender's message to
+        // the report account is a report (the session refused the others at RCPT; the
+        // account may have become the report account since).
         let report = match directory.report_account() {
-            Some(account) if accounts.contains(&account) => {
+            Some(account) if accounts.contains(&account) && envelope.submitter.is_some() => {
                 let raw = buffer.clone();
                 match self.readers.run(move |_| report::learnables(&raw)).await {
                     Some(learned) => Some(learned),
@@ -299,16 +302,12 @@ impl Inbound {
         let mut changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
         let reported = report.as_ref().map_or(0, Vec::len);
         if let Some(learned) = report {
-            // Only authenticated users reach the report account, and they send from
-            // their own addresses: the reverse-path names the reporter.
-            let reporter = match directory.route(&envelope.reverse_path.to_lowercase()) {
-                RcptRoute::Local { account } => Some(report::Reporter {
-                    account,
-                    address: &envelope.reverse_path,
-                    subject: &subject,
-                }),
-                _ => None,
-            };
+            // The acknowledgement goes to the account that authenticated.
+            let reporter = envelope.submitter.map(|account| report::Reporter {
+                account,
+                address: &envelope.reverse_path,
+                subject: &subject,
+            });
             report::add_report(
                 &mut changes,
                 learned,
@@ -437,6 +436,7 @@ mod tests {
                 body_8bit: false,
                 smtputf8: false,
                 received_at: 0,
+                submitter: None,
             },
             message_len: buffer.len(),
             buffer,
@@ -492,12 +492,20 @@ mod tests {
         let report = b"From: alice@example.test\r\nSubject: junk\r\n\
                        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
                        Content-Type: message/rfc822\r\n\r\nSubject: pills\r\n\r\nbuy now\r\n--b--\r\n";
+        // Not authenticated (a directory that changed after RCPT): kept, not learned.
         let mut d = delivery(&[("carol@example.test", carol)], report);
         d.envelope.reverse_path = "alice@example.test".into();
         let outcome = run(inbound.accept(d, None, Origin::Outside));
         assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
+        assert_eq!(crate::store::bayes::totals(store, 0).unwrap().spam, 0);
+        assert_eq!(count(store, alice, "INBOX"), 0);
+        let mut d = delivery(&[("carol@example.test", carol)], report);
+        d.envelope.reverse_path = "alice@example.test".into();
+        d.envelope.submitter = Some(alice);
+        let outcome = run(inbound.accept(d, None, Origin::Outside));
+        assert!(matches!(outcome, DeliveryOutcome::Stored), "{outcome:?}");
         // Kept in the report account's INBOX even at carol's high level, learned once.
-        assert_eq!(count(store, carol, "INBOX"), 1);
+        assert_eq!(count(store, carol, "INBOX"), 2);
         let totals = crate::store::bayes::totals(store, 0).unwrap();
         assert_eq!((totals.spam, totals.ham), (1, 0));
         // The reporter is told.

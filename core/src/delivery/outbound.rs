@@ -810,6 +810,7 @@ impl Runner {
             body_8bit: false,
             smtputf8: false,
             received_at: now,
+            submitter: None,
         };
         let mut message = b"Return-Path: <>\r\n".to_vec();
         message.extend_from_slice(&report);

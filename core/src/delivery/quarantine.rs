@@ -465,6 +465,7 @@ mod tests {
             body_8bit: false,
             smtputf8: false,
             received_at: 100,
+            submitter: None,
         };
         let message =
             b"Return-Path: <bad@example.org>\r\nSubject: invoice\r\n\r\nbody\r\n".to_vec();
@@ -548,6 +549,7 @@ mod tests {
             body_8bit: false,
             smtputf8: false,
             received_at: 0,
+            submitter: None,
         };
         let key = ReleaseKey::from_bytes(&[1; 32]);
         let links = Links {

@@ -46,7 +46,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
     match function {
         "html_test" => HTML_TESTS.contains(&first),
         "html_range" => matches!(first, "ratio" | "max_size"),
-        "check_for_mime" => matches!(first, "mime_base64_count" | "mime_qp_count"),
+        "check_for_mime" => first == "mime_base64_count",
         "check_for_mime_html" | "check_for_mime_html_only" => true,
         _ => matches!(
             function,
@@ -107,12 +107,14 @@ pub fn run(
         }
         // check_for_mime('mime_base64_count' | 'mime_qp_count'): a part (the message
         // itself when it is not multipart) sent in that transfer encoding.
+        // check_for_mime('mime_base64_count'): a part (the message itself when it is not
+        // multipart) sent in base64. (SpamAssassin's 'mime_qp_count' ends up counting
+        // needlessly encoded characters, not parts: not implemented.)
         "check_for_mime" => {
-            let encoding = match args.first().map(String::as_str) {
-                Some("mime_base64_count") => "base64",
-                Some("mime_qp_count") => "quoted-printable",
-                _ => return None,
-            };
+            if args.first().map(String::as_str) != Some("mime_base64_count") {
+                return None;
+            }
+            let encoding = "base64";
             let multipart = view.header_values("Content-Type").next().is_some_and(|f| {
                 f.value
                     .trim_start()
@@ -430,6 +432,11 @@ fn sender_matches_relay(view: &MessageView) -> bool {
         .any(|r| registered_domain(&r.rdns) == domain)
 }
 
+pattern!(YAHOO_FROM, r"(?i)\byahoo\.com$");
+pattern!(
+    YAHOO_SONIC,
+    r"by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP"
+);
 pattern!(YAHOO_WEB, r"by web\S+\.mail\S*\.yahoo\.com via HTTP");
 pattern!(YAHOO_SMTP, r"by smtp\S+\.yahoo\.com with SMTP");
 pattern!(
@@ -442,13 +449,13 @@ pattern!(
     r"by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+"
 );
 
-/// SpamAssassin's check_for_forged_yahoo_received_headers (FORGED_YAHOO_RCVD): From a
-/// yahoo.com address, but no Received header of Yahoo's own servers (web mail, SMTP
-/// submission, groups, bulk "mail this story"), and not a bounce that Yahoo's servers
-/// relayed. Mail through lists that drop Received headers is not judged.
+/// SpamAssassin 4.0.1's check_for_forged_yahoo_received_headers (FORGED_YAHOO_RCVD): From
+/// a yahoo.com address, but not handed over by a host with Yahoo's reverse name, and no
+/// Received header of Yahoo's own servers (web mail, SMTP submission, groups, bulk "mail
+/// this story"). Mail through lists that drop Received headers is not judged.
 fn forged_yahoo_received(view: &MessageView) -> bool {
     let from = get(view, "From:addr").unwrap_or_default();
-    if !from.ends_with("yahoo.com") {
+    if !YAHOO_FROM.is_match(&from) {
         return false;
     }
     let resent = get(view, "Resent-From").is_some() && get(view, "Resent-To").is_some();
@@ -464,16 +471,19 @@ fn forged_yahoo_received(view: &MessageView) -> bool {
     let yahoo_rdns = |relays: &[crate::mime::relays::Relay]| {
         relays.iter().any(|r| r.rdns.ends_with(".yahoo.com"))
     };
-    if from == "MAILER-DAEMON@yahoo.com"
-        && (yahoo_rdns(&view.relays.trusted)
-            || yahoo_rdns(view.relays.untrusted.get(..1).unwrap_or_default()))
+    // Handed over by a host with Yahoo's reverse name (a trusted relay, or the first
+    // untrusted one).
+    if yahoo_rdns(&view.relays.trusted)
+        || yahoo_rdns(view.relays.untrusted.get(..1).unwrap_or_default())
     {
         return false;
     }
     let exempt = YAHOO_WEB.is_match(&received)
+        || YAHOO_SONIC.is_match(&received)
         || YAHOO_SMTP.is_match(&received)
         || YAHOO_GROUPS.is_match(&received)
-        || (YAHOO_BULK.is_match(&received) && from.ends_with("@reply.yahoo.com"))
+        || (YAHOO_BULK.is_match(&received)
+            && from.to_ascii_lowercase().ends_with("@reply.yahoo.com"))
         || YAHOO_STORY.is_match(&received);
     !exempt
 }
@@ -558,7 +568,7 @@ fn text_part_kinds(view: &MessageView) -> (bool, bool) {
             .trim()
             .to_string();
         html |= kind == "text/html";
-        plain |= kind == "text/plain";
+        plain |= kind.starts_with("text") && kind != "text/html";
     }
     (html, plain)
 }

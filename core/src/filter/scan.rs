@@ -183,17 +183,21 @@ fn address_entries(value: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The envelope sender, as SpamAssassin's `get_envelope_from` finds it without relay
-/// information: none when an `X-Sender` comes with a fetchmail `Received` (the mail was
-/// fetched: its envelope is the fetcher's); else the first of `X-Envelope-From`,
-/// `Envelope-Sender` and `Return-Path` that the message has, unless such a header comes
-/// after a `Received` (a list or relay added it on the way: not this delivery's sender).
+/// The envelope sender, as SpamAssassin 4's `get_envelope_from` finds it: the
+/// `envelope-from` the last untrusted relay's Received header recorded (else the first
+/// trusted one's); none when an `X-Sender` comes with a fetchmail `Received` (the mail
+/// was fetched: its envelope is the fetcher's); else `X-Envelope-From` (none if it comes
+/// after a `Received`), `Envelope-Sender`, `Return-Path` (each passed over if it comes
+/// after a `Received`: a relay or list added it, not this delivery).
 fn envelope_from(view: &MessageView) -> Option<String> {
-    let position = |name: &str| {
-        view.headers
-            .iter()
-            .position(|f| f.name.eq_ignore_ascii_case(name))
-    };
+    let last_hop = view
+        .relays
+        .untrusted
+        .first()
+        .or_else(|| view.relays.trusted.last());
+    if let Some(hop) = last_hop.filter(|h| h.envfrom.find('@').is_some_and(|at| at > 0)) {
+        return Some(hop.envfrom.clone());
+    }
     let fetched = view
         .header_values("X-Sender")
         .any(|f| f.value.contains('@'))
@@ -203,21 +207,31 @@ fn envelope_from(view: &MessageView) -> Option<String> {
     if fetched {
         return None;
     }
-    let first_received = position("Received");
+    let first_received = view
+        .headers
+        .iter()
+        .position(|f| f.name.eq_ignore_ascii_case("Received"));
     for name in ["X-Envelope-From", "Envelope-Sender", "Return-Path"] {
-        let Some(first) = position(name) else {
+        let Some(first) = view
+            .headers
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
+        else {
             continue;
         };
         let after_received = view.headers.iter().enumerate().any(|(i, f)| {
             f.name.eq_ignore_ascii_case(name) && first_received.is_some_and(|r| i > r)
         });
-        if after_received {
-            return None;
+        match (after_received, name) {
+            (true, "X-Envelope-From") => return None,
+            (true, _) => continue,
+            (false, _) => {
+                return view
+                    .headers
+                    .get(first)
+                    .and_then(|f| addresses(&f.value).into_iter().next())
+            }
         }
-        return view
-            .headers
-            .get(first)
-            .and_then(|f| addresses(&f.value).into_iter().next());
     }
     None
 }

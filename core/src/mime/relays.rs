@@ -18,6 +18,9 @@ pub struct Relay {
     pub id: String,
     pub envfrom: String,
     pub auth: String,
+    /// The receiving host looked the address up and found no name ("unknown"), as
+    /// opposed to not saying (Gannet's own header records no reverse name at all).
+    pub no_reverse_dns: bool,
 }
 
 impl Relay {
@@ -98,14 +101,14 @@ impl Relays {
     /// SpamAssassin's `helo_ip_mismatch` (RCVD_HELO_IP_MISMATCH): an untrusted relay
     /// greeted with a public address literal that is not its own, nor in its /24.
     pub fn helo_ip_mismatch(&self) -> bool {
-        let public = |s: &str| s.parse::<IpAddr>().is_ok_and(|ip| !is_private(ip));
+        let public_v4 = |s: &str| {
+            s.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !is_private(IpAddr::V4(ip)))
+        };
         self.untrusted.iter().any(|r| {
-            let helo = r.helo.trim_start_matches('[').trim_end_matches(']');
-            if !helo
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|_| public(helo))
-                || !public(&r.ip)
-            {
+            // A bare dotted quad, as SpamAssassin's test wants it (not "[...]").
+            let helo = r.helo.as_str();
+            if !public_v4(helo) || !public_v4(&r.ip) {
                 return false;
             }
             let net = helo.rsplit_once('.').map_or(helo, |(net, _)| net);
@@ -140,7 +143,8 @@ impl Relays {
                 .iter()
                 .any(|p| helo == *p || helo.ends_with(&format!(".{p}")));
             // As SpamAssassin: each such relay decides anew, the oldest last.
-            found = provider && r.rdns.is_empty();
+            // Only a name looked up and not found counts (Gannet's own hop records none).
+            found = provider && r.no_reverse_dns;
         }
         found
     }
@@ -215,20 +219,21 @@ fn parse(header: &str) -> Option<Relay> {
         .map_or(lower.len(), |i| 4 + i);
     let clause = text.get(5..from_end).unwrap_or("");
     let clause = clause.replace("IPv6:", "").replace("ipv6:", "");
-    // The address the receiving host recorded: in brackets ("(rdns [ip])", "([ip]
-    // helo=...)"), else in parentheses (qmail's "(HELO name) (ip)"), else the first one:
-    // an address before them is what the client said in its HELO.
-    let bracketed = clause
-        .split('[')
-        .skip(1)
-        .find_map(|part| first_ip(part.split(']').next().unwrap_or_default()));
-    let in_parentheses = || {
+    // The address the receiving host recorded: inside the parentheses ("(rdns [ip])",
+    // "([ip] helo=...)", qmail's "(HELO name) (ip)"), else in brackets, else the first
+    // one. What comes before the parentheses is the client's HELO, which it chooses: a
+    // literal there ("[127.0.0.1]") must not pass for its address.
+    let in_parentheses = clause
+        .split_once('(')
+        .and_then(|(_, inner)| first_ip(inner));
+    let bracketed = || {
         clause
-            .split_once('(')
-            .and_then(|(_, inner)| first_ip(inner))
+            .split('[')
+            .skip(1)
+            .find_map(|part| first_ip(part.split(']').next().unwrap_or_default()))
     };
-    let ip = bracketed
-        .or_else(in_parentheses)
+    let ip = in_parentheses
+        .or_else(bracketed)
         .or_else(|| first_ip(&clause))?;
     let first_word = clause
         .split_whitespace()
@@ -289,7 +294,11 @@ fn parse(header: &str) -> Option<Relay> {
     } else {
         String::new()
     };
+    // A name the receiving host looked up and did not find: Postfix's "(unknown [ip])",
+    // qmail's "from unknown (HELO ...)".
+    let no_reverse_dns = rdns.is_empty() && clause_lower.contains("unknown");
     Some(Relay {
+        no_reverse_dns,
         ip,
         rdns,
         helo,
@@ -313,9 +322,30 @@ mod tests {
                 ip: ip.into(),
                 rdns: rdns.into(),
                 helo: helo.into(),
+                no_reverse_dns: rdns.is_empty(),
                 ..Relay::default()
             }],
         }
+    }
+
+    /// A client that says HELO with a private address literal is still the address it
+    /// came from: Gannet's own header names both, and the literal must not make the hop
+    /// trusted.
+    #[test]
+    fn a_helo_literal_is_not_the_clients_address() {
+        let received =
+            ["from [127.0.0.1] ([203.0.113.9]) by mx.example.test (Gannet) with ESMTP id 1"];
+        let relays = Relays::from_received(received.iter().copied());
+        assert!(relays.trusted.is_empty(), "{relays:?}");
+        assert_eq!(relays.untrusted[0].ip, "203.0.113.9");
+        // Gannet's own hop records no reverse name: not "looked up and not found".
+        assert!(!relays.untrusted[0].no_reverse_dns);
+        let postfix = ["from mail.hotmail.com (unknown [203.0.113.9]) by mx.example.test (Postfix) with ESMTP id 1"];
+        let relays = Relays::from_received(postfix.iter().copied());
+        assert!(relays.untrusted[0].no_reverse_dns && relays.no_rdns_dotcom_helo());
+        let direct =
+            ["from mail.hotmail.com ([203.0.113.9]) by mx.example.test (Gannet) with ESMTP id 1"];
+        assert!(!Relays::from_received(direct.iter().copied()).no_rdns_dotcom_helo());
     }
 
     #[test]
@@ -323,7 +353,8 @@ mod tests {
         assert!(untrusted("217.218.193.1", "", "200.168.105.180").helo_ip_mismatch());
         // Its own address, its /24, a name, or a private address: no mismatch.
         assert!(!untrusted("217.218.193.1", "", "217.218.193.1").helo_ip_mismatch());
-        assert!(!untrusted("217.218.193.1", "", "[217.218.193.9]").helo_ip_mismatch());
+        assert!(!untrusted("217.218.193.1", "", "217.218.193.9").helo_ip_mismatch());
+        assert!(!untrusted("217.218.193.1", "", "[200.168.105.180]").helo_ip_mismatch());
         assert!(!untrusted("217.218.193.1", "", "mail.example.com").helo_ip_mismatch());
         assert!(!untrusted("217.218.193.1", "", "192.168.1.2").helo_ip_mismatch());
     }
@@ -487,6 +518,7 @@ mod tests {
                 id: "é".into(),
                 envfrom: "é@é".into(),
                 auth: String::new(),
+                no_reverse_dns: false,
             })
         );
         // The address ends at the first character that cannot be in one.

@@ -132,6 +132,8 @@ pub struct Envelope {
     pub body_8bit: bool,
     pub smtputf8: bool,
     pub received_at: i64,
+    /// The authenticated account that sent it (None: not authenticated).
+    pub submitter: Option<u32>,
 }
 
 impl Envelope {
@@ -448,6 +450,7 @@ impl Session {
                 body_8bit: tx.params.body_8bit,
                 smtputf8: tx.params.smtputf8,
                 received_at: tx.received_at,
+                submitter: self.authenticated,
             },
             buffer,
             message_len,

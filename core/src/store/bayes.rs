@@ -40,11 +40,18 @@ pub(crate) fn delta(spam: bool) -> i64 {
     }
 }
 
+/// A counter's spam and ham counts. Ham is read as a signed 32-bit number: subtracting a
+/// ham count below zero (forgetting or relearning a message whose tokens were not all
+/// counted, as after a tokenizer change) borrows from the spam half, and reading the low
+/// half signed gives both back. Each count is at least 0.
 fn unpack(value: i64) -> Counts {
-    let value = value.max(0) as u64;
+    let ham = i64::from(i32::from_le_bytes(
+        value.to_le_bytes()[..4].try_into().unwrap_or_default(),
+    ));
+    let spam = (value - ham) >> 32;
     Counts {
-        spam: value >> 32,
-        ham: value & 0xffff_ffff,
+        spam: u64::try_from(spam).unwrap_or(0),
+        ham: u64::try_from(ham).unwrap_or(0),
     }
 }
 
@@ -196,6 +203,17 @@ impl crate::filter::bayes::Learned for StoreLearned<'_> {
 mod tests {
     use super::*;
     use crate::store::Changes;
+
+    #[test]
+    fn a_count_taken_below_zero_does_not_corrupt_the_other() {
+        // 3 spam, then one ham forgotten that was never counted: spam stays 3, ham 0.
+        let value = 3 * delta(true) - delta(false);
+        let c = unpack(value);
+        assert_eq!((c.spam, c.ham), (3, 0));
+        let c = unpack(2 * delta(true) + 5 * delta(false));
+        assert_eq!((c.spam, c.ham), (2, 5));
+        assert_eq!(unpack(-delta(true)).spam, 0);
+    }
 
     fn learn(store: &Store, id: u8, tokens: &[u64], spam: Option<bool>) -> Learned {
         let mut c = Changes::new();

@@ -92,12 +92,17 @@ impl BayesMirror {
         let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
         write()?;
         for (scope, target, delta) in ops.iter().filter_map(parse) {
-            let Some(Some(s)) = scopes.get_mut(&scope) else {
+            let Some(slot) = scopes.get_mut(&scope) else {
                 continue;
             };
+            let Some(s) = slot else { continue };
             match target {
                 Some(token) => *s.tokens.entry(token).or_default() += delta,
                 None => s.totals += delta,
+            }
+            // Grown past the bound by learning: from now on read from the store.
+            if s.tokens.len() > MAX_TOKENS {
+                *slot = None;
             }
         }
         Ok(())
