@@ -8,7 +8,7 @@ usage: sample.py CORPUS OUT
 import os
 import sys
 
-src, out = sys.argv[1], sys.argv[2]
+src, out = os.path.abspath(sys.argv[1]), sys.argv[2]
 for label, k in (("ham", 500), ("spam", 500)):
     os.makedirs(os.path.join(out, label), exist_ok=True)
     files = sorted(os.listdir(os.path.join(src, label)))

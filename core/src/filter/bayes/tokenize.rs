@@ -307,16 +307,16 @@ fn words(text: &str, prefix: &str, body: bool, out: &mut Vec<u64>) {
     {
         let word = word.trim_matches(|c| "-'\".,".contains(c));
         let chars = word.chars().count();
-        if chars < 3 || STOP_WORDS.iter().any(|s| s.eq_ignore_ascii_case(word)) {
+        if chars < 3 || is_stop_word(word) {
             continue;
         }
         if !body {
             // Addresses in headers as their parts (SpamAssassin's PRE_CHEW_ADDR_HEADERS).
             if let Some((user, domain)) = word.rsplit_once('@') {
-                out.push(hash(&format!("{prefix}U*{}", user.to_lowercase())));
+                out.push(hash_parts(&[prefix, "U*", &user.to_lowercase()]));
                 let mut rest = domain.to_ascii_lowercase();
                 while !rest.is_empty() {
-                    out.push(hash(&format!("{prefix}D*{rest}")));
+                    out.push(hash_parts(&[prefix, "D*", &rest]));
                     rest = rest
                         .split_once('.')
                         .map(|(_, p)| p.to_string())
@@ -329,7 +329,7 @@ fn words(text: &str, prefix: &str, body: bool, out: &mut Vec<u64>) {
                 .rsplit_once('@')
                 .filter(|(u, d)| !u.is_empty() && d.contains('.'))
             {
-                out.push(hash(&format!("{prefix}U*{}", user.to_lowercase())));
+                out.push(hash_parts(&[prefix, "U*", &user.to_lowercase()]));
                 domains(&domain.to_ascii_lowercase(), out);
             } else if word.contains('.')
                 && word
@@ -352,28 +352,52 @@ fn words(text: &str, prefix: &str, body: bool, out: &mut Vec<u64>) {
                 .filter(|c| c.is_alphanumeric() || *c == '_' || *c == ':' || *c == '*')
                 .collect();
             if bare != word && !bare.is_empty() {
-                out.push(hash(&format!("{prefix}{bare}")));
+                out.push(hash_parts(&[prefix, &bare]));
             }
             if word.chars().any(char::is_uppercase) {
                 let lower = word.to_lowercase();
-                out.push(hash(&format!("{prefix}{lower}")));
+                out.push(hash_parts(&[prefix, &lower]));
                 let bare_lower = bare.to_lowercase();
                 if bare_lower != lower && !bare_lower.is_empty() {
-                    out.push(hash(&format!("{prefix}{bare_lower}")));
+                    out.push(hash_parts(&[prefix, &bare_lower]));
                 }
             }
         }
-        out.push(hash(&format!("{prefix}{word}")));
+        out.push(hash_parts(&[prefix, &word]));
     }
 }
 
 /// A token's hash: the first 8 bytes of its BLAKE3 digest (stable across builds and
 /// machines, so a learned database stays valid).
 pub fn hash(token: &str) -> u64 {
-    let digest = blake3::hash(token.as_bytes());
+    hash_parts(&[token])
+}
+
+/// The hash of the token `parts` make one after another (a prefix and a word), without
+/// building it: BLAKE3 of the parts fed in turn is BLAKE3 of their concatenation.
+fn hash_parts(parts: &[&str]) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_bytes()[..8]);
     u64::from_le_bytes(first)
+}
+
+/// Whether `word` is one of [`STOP_WORDS`] in any case: a binary search of the sorted
+/// list with the word in lower case (every stop word is short ASCII).
+fn is_stop_word(word: &str) -> bool {
+    let mut lower = [0u8; 16];
+    let Some(buf) = lower.get_mut(..word.len()) else {
+        return false;
+    };
+    buf.copy_from_slice(word.as_bytes());
+    buf.make_ascii_lowercase();
+    STOP_WORDS
+        .binary_search_by(|s| s.as_bytes().cmp(buf))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -470,6 +494,15 @@ mod tests {
             "*RT"
         };
         assert!(has(&t, &format!("H{prefix}:ip*{}", first.ip)), "{first:?}");
+    }
+
+    #[test]
+    fn hashing_in_parts_is_hashing_the_whole() {
+        assert_eq!(hash_parts(&["H*F:", "U*", "bob"]), hash("H*F:U*bob"));
+        assert!(is_stop_word("The") && is_stop_word("you're") && is_stop_word("ABLE"));
+        assert!(!is_stop_word("theirs") && !is_stop_word("informationally"));
+        // Sorted, or the binary search would miss some.
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
