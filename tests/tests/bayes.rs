@@ -29,6 +29,34 @@ fn file_and_delivery(server: &Server, message: &str) -> std::path::PathBuf {
     file
 }
 
+/// Runs `args` until its output passes `done` (learning from IMAP moves happens after the
+/// client's answer, in the background), at most 50 times 100 ms; the last output.
+fn summary_when(server: &Server, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = summary(server, args);
+        if done(&out) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    out
+}
+
+/// Moves alice's message UID 1 from one mailbox to another with imaplib.
+fn imap_move(server: &Server, from: &str, to: &str) {
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('alice@example.test', 'Secret123')
+m.select(sys.argv[2])
+print('move', m.uid('MOVE', '1', sys.argv[3])[0])
+"#;
+    let port = server.imap.port().to_string();
+    let out = gannet_tests::python(script, &[&port, from, to]);
+    assert!(out.contains("move OK"), "{out}");
+}
+
 fn summary(server: &Server, args: &[&str]) -> String {
     let out = server.admin(args);
     String::from_utf8(out).unwrap()
@@ -189,39 +217,16 @@ fn junk_moves_over_imap_are_learned() {
     server.with_example_accounts();
     let message = "Message-ID: <junk-move-1@example.org>\r\nFrom: offers@example.org\r\nSubject: cheap pills\r\n\r\nBuy cheap pills today\r\n";
     let file = file_and_delivery(&server, message);
-    let port = server.imap.port().to_string();
-    let script = r#"
-import imaplib, sys, time
-m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
-m.login('alice@example.test', 'Secret123')
-m.select('INBOX')
-print('move', m.uid('MOVE', '1', 'Junk')[0])
-"#;
-    let out = gannet_tests::python(script, &[&port]);
-    assert!(out.contains("move OK"), "{out}");
+    imap_move(&server, "INBOX", "Junk");
     let file = file.to_str().unwrap();
-    // Learned in the background: wait for it (bounded).
     let known = |class: &str| {
-        for _ in 0..50 {
-            let out = summary(&server, &["spam", "learn", class, file]);
-            if out.contains("already known 1") {
-                return out;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("never learned as {class}");
+        summary_when(&server, &["spam", "learn", class, file], |out| {
+            out.contains("already known 1")
+        })
     };
     let out = known("--spam");
     assert!(out.starts_with("learned 0, already known 1"), "{out}");
-    let script = r#"
-import imaplib, sys
-m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
-m.login('alice@example.test', 'Secret123')
-m.select('Junk')
-print('move', m.uid('MOVE', '1', 'INBOX')[0])
-"#;
-    let out = gannet_tests::python(script, &[&port]);
-    assert!(out.contains("move OK"), "{out}");
+    imap_move(&server, "Junk", "INBOX");
     let out = known("--ham");
     assert!(out.starts_with("learned 0, already known 1"), "{out}");
 }
@@ -354,15 +359,10 @@ fn a_junk_move_synced_by_mbsync_is_learned() {
     ]))
     .unwrap();
     assert!(in_junk.contains("cheap watches"), "{in_junk}");
-    // Learned in the background after the APPEND: wait for it (bounded).
-    let mut status = String::new();
-    for _ in 0..50 {
-        status = summary(&server, &["spam", "status"]);
-        if status.starts_with("learned: 1 spam") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // Learned in the background after the APPEND.
+    let status = summary_when(&server, &["spam", "status"], |s| {
+        s.starts_with("learned: 1 spam")
+    });
     assert!(status.starts_with("learned: 1 spam, 0 ham"), "{status}");
     let again = summary(
         &server,

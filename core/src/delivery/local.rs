@@ -174,14 +174,7 @@ pub fn delivery_changes(
             changes.append(
                 account,
                 folder.clone(),
-                NewMail {
-                    blob,
-                    size: size as u64,
-                    internal_date: envelope.received_at,
-                    flags: 0,
-                    keywords: Vec::new(),
-                    spam_score: None,
-                },
+                NewMail::arrived(blob, size as u64, envelope.received_at),
             );
         }
     }

@@ -200,14 +200,7 @@ pub fn hold(hold: Hold<'_>, key: &ReleaseKey, links: &Links) -> Changes {
                 changes.append(
                     account,
                     Folder::inbox(),
-                    NewMail {
-                        blob,
-                        size,
-                        internal_date: hold.now,
-                        flags: 0,
-                        keywords: Vec::new(),
-                        spam_score: None,
-                    },
+                    NewMail::arrived(blob, size, hold.now),
                 );
             }
             None => {
@@ -357,14 +350,7 @@ pub fn release(
         Some(account) => changes.append(
             account,
             Folder::inbox(),
-            NewMail {
-                blob,
-                size,
-                internal_date: held.arrived,
-                flags: 0,
-                keywords: Vec::new(),
-                spam_score: None,
-            },
+            NewMail::arrived(blob, size, held.arrived),
         ),
         None => {
             // The queued copy is sent without the local Return-Path line.

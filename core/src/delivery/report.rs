@@ -45,14 +45,7 @@ pub fn add_report(
         changes.append(
             r.account,
             Folder::inbox(),
-            NewMail {
-                blob,
-                size,
-                internal_date: now,
-                flags: 0,
-                keywords: Vec::new(),
-                spam_score: None,
-            },
+            NewMail::arrived(blob, size, now),
         );
     }
 }

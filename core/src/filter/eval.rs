@@ -84,6 +84,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
 #[derive(Debug, Default)]
 pub struct Memo {
     date_shift: Option<f64>,
+    recipients: Option<Recipients>,
 }
 
 /// Result of an eval test, or None when the function is not implemented.
@@ -127,10 +128,17 @@ pub fn run(
                 .any(|f| f.value.to_ascii_lowercase().contains(encoding))
         }
         "check_for_forged_yahoo_received_headers" => forged_yahoo_received(view),
-        "sorted_recipients" => recipients(view).sorted,
+        "sorted_recipients" => {
+            memo.recipients
+                .get_or_insert_with(|| recipients(view))
+                .sorted
+        }
         // similar_recipients(min, max): min <= similarity < max ('undef': no bound).
         "similar_recipients" => {
-            let similarity = recipients(view).similarity;
+            let similarity = memo
+                .recipients
+                .get_or_insert_with(|| recipients(view))
+                .similarity;
             let bound = |i: usize| args.get(i).and_then(|a| a.parse::<f64>().ok());
             bound(0).is_none_or(|min| similarity >= min)
                 && bound(1).is_none_or(|max| similarity < max)
@@ -433,21 +441,13 @@ fn sender_matches_relay(view: &MessageView) -> bool {
 }
 
 pattern!(YAHOO_FROM, r"(?i)\byahoo\.com$");
+// Received lines of Yahoo's own servers (SpamAssassin 4.0.1's exemptions): web mail,
+// sonic web mail, SMTP submission, groups, "mail this story to a friend".
 pattern!(
-    YAHOO_SONIC,
-    r"by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP"
-);
-pattern!(YAHOO_WEB, r"by web\S+\.mail\S*\.yahoo\.com via HTTP");
-pattern!(YAHOO_SMTP, r"by smtp\S+\.yahoo\.com with SMTP");
-pattern!(
-    YAHOO_GROUPS,
-    r"from \[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP"
+    YAHOO_OWN_SERVERS,
+    r"by web\S+\.mail\S*\.yahoo\.com via HTTP|by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP|by smtp\S+\.yahoo\.com with SMTP|from \[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP|by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+"
 );
 pattern!(YAHOO_BULK, r"\bmailer\d+\.bulk\.scd\.yahoo\.com\b");
-pattern!(
-    YAHOO_STORY,
-    r"by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+"
-);
 
 /// SpamAssassin 4.0.1's check_for_forged_yahoo_received_headers (FORGED_YAHOO_RCVD): From
 /// a yahoo.com address, but not handed over by a host with Yahoo's reverse name, and no
@@ -478,13 +478,9 @@ fn forged_yahoo_received(view: &MessageView) -> bool {
     {
         return false;
     }
-    let exempt = YAHOO_WEB.is_match(&received)
-        || YAHOO_SONIC.is_match(&received)
-        || YAHOO_SMTP.is_match(&received)
-        || YAHOO_GROUPS.is_match(&received)
+    let exempt = YAHOO_OWN_SERVERS.is_match(&received)
         || (YAHOO_BULK.is_match(&received)
-            && from.to_ascii_lowercase().ends_with("@reply.yahoo.com"))
-        || YAHOO_STORY.is_match(&received);
+            && from.to_ascii_lowercase().ends_with("@reply.yahoo.com"));
     !exempt
 }
 
@@ -493,6 +489,7 @@ pattern!(COMMENT, r"\(.*?\)");
 
 /// What SpamAssassin's recipient checks find in To/Cc (and Bcc when those have fewer
 /// than five addresses).
+#[derive(Debug, Clone, Copy)]
 struct Recipients {
     /// Seven or more addresses, in sorted order (a list worked through alphabetically).
     sorted: bool,
@@ -528,16 +525,20 @@ fn recipients(view: &MessageView) -> Recipients {
     let sorted = addresses.len() >= 7 && addresses.windows(2).all(|w| w[0] <= w[1]);
     let mut similarity = 0.0;
     if addresses.len() >= 5 {
+        // Each address's user prefix, host and host prefix, cut once.
         let prefix = |s: &str| s.chars().take(2).collect::<String>();
-        let parts: Vec<(String, &str)> = addresses
+        let parts: Vec<(String, &str, String)> = addresses
             .iter()
-            .map(|a| (prefix(a), a.split_once('@').map_or("", |(_, h)| h)))
+            .map(|a| {
+                let host = a.split_once('@').map_or("", |(_, h)| h);
+                (prefix(a), host, prefix(host))
+            })
             .collect();
         let (mut hits, mut pairs) = (0usize, 0usize);
-        for (i, (user_i, host_i)) in parts.iter().enumerate() {
-            for (user_j, host_j) in &parts[i + 1..] {
+        for (i, (user_i, host_i, host_prefix_i)) in parts.iter().enumerate() {
+            for (user_j, host_j, host_prefix_j) in &parts[i + 1..] {
                 hits += usize::from(user_i == user_j);
-                hits += usize::from(prefix(host_i) == prefix(host_j) && host_i != host_j);
+                hits += usize::from(host_prefix_i == host_prefix_j && host_i != host_j);
                 pairs += 1;
             }
         }
@@ -561,12 +562,7 @@ fn text_part_kinds(view: &MessageView) -> (bool, bool) {
     );
     let (mut html, mut plain) = (false, false);
     for kind in kinds {
-        let kind = kind
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let kind = kind.split(';').next().unwrap_or_default().trim();
         html |= kind == "text/html";
         plain |= kind.starts_with("text") && kind != "text/html";
     }

@@ -50,6 +50,20 @@ pub struct NewMail {
     pub spam_score: Option<f32>,
 }
 
+impl NewMail {
+    /// A message as it arrives: no flags, keywords or score yet.
+    pub fn arrived(blob: BlobId, size: u64, internal_date: i64) -> NewMail {
+        NewMail {
+            blob,
+            size,
+            internal_date,
+            flags: 0,
+            keywords: Vec::new(),
+            spam_score: None,
+        }
+    }
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagMode {

@@ -264,14 +264,7 @@ mod tests {
         for body in [&b"one"[..], b"two", b"two"] {
             let mut c = Changes::new();
             let blob = c.store_blob(body.to_vec());
-            let mail = NewMail {
-                blob,
-                size: body.len() as u64,
-                internal_date: 0,
-                flags: 0,
-                keywords: Vec::new(),
-                spam_score: None,
-            };
+            let mail = NewMail::arrived(blob, body.len() as u64, 0);
             c.append(3, Folder::inbox(), mail);
             store.commit_blocking(c).unwrap();
         }
@@ -319,14 +312,7 @@ mod tests {
         c.append(
             3,
             Folder::inbox(),
-            NewMail {
-                blob: *blake3::hash(b"one").as_bytes(),
-                size: 3,
-                internal_date: 0,
-                flags: 0,
-                keywords: Vec::new(),
-                spam_score: None,
-            },
+            NewMail::arrived(*blake3::hash(b"one").as_bytes(), 3, 0),
         );
         assert_eq!(store.commit_blocking(c).unwrap().uids, [4]);
     }
@@ -341,14 +327,7 @@ mod tests {
         let body = b"Subject: kept\r\n\r\nbody\r\n";
         let mut c = Changes::new();
         let blob = c.store_blob(body.to_vec());
-        let mail = NewMail {
-            blob,
-            size: body.len() as u64,
-            internal_date: 0,
-            flags: 0,
-            keywords: Vec::new(),
-            spam_score: None,
-        };
+        let mail = NewMail::arrived(blob, body.len() as u64, 0);
         c.append(3, Folder::inbox(), mail);
         store.commit_blocking(c).unwrap();
         // Written in the blob's commit.

@@ -238,14 +238,7 @@ mod tests {
     use super::*;
 
     fn mail(blob: u8, size: u64) -> NewMail {
-        NewMail {
-            blob: [blob; 32],
-            size,
-            internal_date: 0,
-            flags: 0,
-            keywords: Vec::new(),
-            spam_score: None,
-        }
+        NewMail::arrived([blob; 32], size, 0)
     }
 
     /// A store with account 9 and its five default folders.
