@@ -47,6 +47,53 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// dnsmasq answering for the test zones only; stopped when dropped.
+pub struct Dns {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Dns {
+    /// `records`: dnsmasq options such as `--mx-host=dest.test,mx1.dest.test,10`.
+    pub fn start(records: &[String]) -> Dns {
+        let port = free_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--local=/test/",
+                "--log-facility=-",
+                "--user=root",
+                "--pid-file=",
+                &format!("--port={port}"),
+            ])
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (apt-get install dnsmasq-base)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Ready when it answers over TCP.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "dnsmasq did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dns { child, addr }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `gannet serve` process on its own data directory; stopped when dropped.
 pub struct Server {
     pub dir: tempfile::TempDir,

@@ -7,54 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gannet_tests::{free_port, RawSmtp, Server};
-
-/// dnsmasq answering for the test zones only; stopped when dropped.
-struct Dns {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Dns {
-    /// `records`: dnsmasq options such as `--mx-host=dest.test,mx1.dest.test,10`.
-    fn start(records: &[String]) -> Dns {
-        let port = free_port();
-        let child = Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--no-poll",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--local=/test/",
-                "--log-facility=-",
-                "--user=root",
-                "--pid-file=",
-                &format!("--port={port}"),
-            ])
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (apt-get install dnsmasq-base)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        // Ready when it answers over TCP.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "dnsmasq did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Dns { child, addr }
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use gannet_tests::{free_port, Dns, RawSmtp, Server};
 
 /// Waits up to `limit` for `check` to hold.
 fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {

@@ -348,6 +348,22 @@ mod tests {
         assert!(!Relays::from_received(direct.iter().copied()).no_rdns_dotcom_helo());
     }
 
+    /// Gannet's own header once the client was looked up (the reverse DNS check).
+    #[test]
+    fn gannets_header_with_a_reverse_name() {
+        let named = ["from mail.example.net (out.example.net [192.0.2.10]) by mx.example.test (Gannet) with ESMTP id 1"];
+        let relays = Relays::from_received(named.iter().copied());
+        let relay = &relays.untrusted[0];
+        assert_eq!(
+            (relay.rdns.as_str(), relay.helo.as_str()),
+            ("out.example.net", "mail.example.net")
+        );
+        assert!(!relay.no_reverse_dns);
+        let unknown = ["from mail.example.net (unknown [192.0.2.12]) by mx.example.test (Gannet) with ESMTP id 2"];
+        let relays = Relays::from_received(unknown.iter().copied());
+        assert!(relays.untrusted[0].rdns.is_empty() && relays.untrusted[0].no_reverse_dns);
+    }
+
     #[test]
     fn a_helo_address_that_is_not_the_clients() {
         assert!(untrusted("217.218.193.1", "", "200.168.105.180").helo_ip_mismatch());

@@ -4,13 +4,15 @@
 //! the hickory resolver); workers send a request and await the answer, so a slow DNS
 //! server never blocks a worker. A check that fails or takes longer than
 //! [`CHECK_TIMEOUT`] decides nothing: a broken blocklist never refuses mail, a broken SPF
-//! lookup is a `temperror`.
+//! lookup is a `temperror`, a reverse lookup that fails names the client `unknown`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+
+use crate::smtp::ReverseDns;
 
 /// Longest a connection waits for the blocklists.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +59,7 @@ enum Request {
     Listed(IpAddr, oneshot::Sender<Option<String>>),
     Scored(Vec<IpAddr>, oneshot::Sender<Vec<(String, f64)>>),
     Spf(SpfQuery, oneshot::Sender<SpfVerdict>),
+    Reverse(IpAddr, oneshot::Sender<Option<String>>),
 }
 
 /// Handle to the lookup thread; cheap to clone.
@@ -128,6 +131,12 @@ impl DnsChecks {
                     Request::Spf(query, answer) => {
                         tokio::spawn(async move {
                             let _ = answer.send(spf(&resolver, &query).await);
+                        });
+                        continue;
+                    }
+                    Request::Reverse(ip, answer) => {
+                        tokio::spawn(async move {
+                            let _ = answer.send(confirmed_name(&resolver, ip).await);
                         });
                         continue;
                     }
@@ -221,6 +230,26 @@ impl DnsChecks {
         format!("RCVD_IN_{zone}")
     }
 
+    /// What the reverse DNS says of a client on the MX port: its forward-confirmed
+    /// name, or `unknown`. Private, loopback and trusted clients are not looked up
+    /// (their names say nothing to a spam filter, and a LAN's resolver may not answer).
+    pub async fn reverse_dns(&self, ip: IpAddr) -> ReverseDns {
+        if crate::mime::relays::is_private(ip) {
+            return ReverseDns::NotLookedUp;
+        }
+        let Some(requests) = self.requests.as_ref() else {
+            return ReverseDns::NotLookedUp;
+        };
+        let (tx, rx) = oneshot::channel();
+        if requests.send(Request::Reverse(ip, tx)).is_err() {
+            return ReverseDns::NotLookedUp;
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, rx).await {
+            Ok(Ok(Some(name))) => ReverseDns::Verified(name),
+            _ => ReverseDns::Unknown,
+        }
+    }
+
     /// The SPF verdict on `query`; `temperror` if it cannot be had in time.
     pub async fn spf(&self, query: SpfQuery) -> SpfVerdict {
         let fallback = verdict("temperror", &query, "no answer in time");
@@ -255,6 +284,58 @@ async fn listed(resolver: &mail_auth::MessageAuthenticator, ip: IpAddr, list: &L
             .any(|r| matches!(&r.data, hickory_resolver::proto::rr::RData::A(a) if counts(a.0))),
         Err(_) => false,
     }
+}
+
+/// The first name `ip`'s PTR records give whose address records include `ip` again
+/// (forward-confirmed, as Postfix requires before it names a client).
+async fn confirmed_name(resolver: &mail_auth::MessageAuthenticator, ip: IpAddr) -> Option<String> {
+    use hickory_resolver::proto::rr::RData;
+    let zone = if ip.is_ipv4() {
+        "in-addr.arpa"
+    } else {
+        "ip6.arpa"
+    };
+    let pointers = resolver
+        .resolver()
+        .reverse_lookup(query_name(ip, zone).as_str())
+        .await
+        .ok()?;
+    let names: Vec<String> = pointers
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::PTR(name) => Some(name.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+            _ => None,
+        })
+        .filter(|name| is_host_name(name))
+        // A host with hundreds of names is not asked about each.
+        .take(MAX_NAMES_CONFIRMED)
+        .collect();
+    for name in names {
+        let Ok(addresses) = resolver.resolver().lookup_ip(format!("{name}.")).await else {
+            continue;
+        };
+        if addresses.iter().any(|a| a == ip) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// How many of an address's PTR names are looked up forward.
+const MAX_NAMES_CONFIRMED: usize = 4;
+
+/// A name fit for a header: letters, digits, hyphens and underscores between dots.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// The SPF check: the MAIL FROM identity, or the HELO one for the null sender.
@@ -325,6 +406,14 @@ fn verdict(result: &'static str, q: &SpfQuery, why: &str) -> SpfVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_host_names_are_written() {
+        assert!(is_host_name("mail-out_1.example.net"));
+        assert!(!is_host_name("evil) x"));
+        assert!(!is_host_name("a..b"));
+        assert!(!is_host_name(""));
+    }
 
     #[test]
     fn reversed_names() {

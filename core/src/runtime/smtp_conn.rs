@@ -14,7 +14,9 @@ use crate::clock::unix_now;
 use crate::delivery::screening::Origin;
 use crate::policy::dns_checks::SpfQuery;
 use crate::policy::RateKey;
-use crate::smtp::{ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, Session};
+use crate::smtp::{
+    ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, ReverseDns, Session,
+};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
 
@@ -52,19 +54,27 @@ pub(super) async fn serve(
     let (ip, trusted) = (opened.ip, opened.trusted);
     let mut transport = opened.transport;
     let server = &ctx.server;
-    // Blocklists apply to the MX port, never to trusted networks or submission ports
-    // (where a roaming user on a listed address still authenticates).
+    // Blocklists and the reverse lookup apply to the MX port, never to trusted networks
+    // or submission ports (where a roaming user on a listed address still
+    // authenticates); both are asked at once, before the greeting, as Postfix does.
+    let mut reverse_dns = ReverseDns::NotLookedUp;
     if kind == PortKind::Mx && !opened.trusted {
-        if let Some(zone) = server.dns_checks.rejecting_list(ip).await {
+        let (listed, name) = tokio::join!(
+            server.dns_checks.rejecting_list(ip),
+            server.dns_checks.reverse_dns(ip)
+        );
+        if let Some(zone) = listed {
             tracing::info!(%ip, zone, "refused: listed by a DNS blocklist");
             let line =
                 format!("554 5.7.1 Service unavailable; client [{ip}] blocked using {zone}\r\n");
             conn::refuse(&stream, line.as_bytes()).await;
             return;
         }
+        reverse_dns = name;
     }
     let policy = ConnectionPolicy {
         client_ip: ip,
+        reverse_dns,
         tls: transport.is_tls(),
         starttls: true,
         auth_without_tls: server.auth_without_tls(kind, ip),

@@ -3,10 +3,24 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+/// What the reverse DNS said of the client, as the `Received:` header records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReverseDns {
+    /// Not asked (a trusted, private or loopback client): only the address is written.
+    #[default]
+    NotLookedUp,
+    /// Asked, and no name both points back from the address and resolves to it:
+    /// written `unknown`, as Postfix and Sendmail do, which spam filters read.
+    Unknown,
+    /// A name whose PTR and forward records agree (forward-confirmed).
+    Verified(String),
+}
+
 /// What the `Received:` header records about one transaction.
 pub struct TraceInfo<'a> {
     pub helo: &'a str,
     pub client_ip: IpAddr,
+    pub reverse_dns: &'a ReverseDns,
     pub hostname: &'a str,
     /// "SMTP", "ESMTP", "UTF8SMTP" (RFC 3848 / RFC 6531 "with" keywords).
     pub protocol: &'a str,
@@ -25,10 +39,17 @@ pub fn trace_headers(t: &TraceInfo<'_>) -> String {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("IPv6:{v6}"),
     };
+    // "(name [ip])" as Postfix writes it, which SpamAssassin's relay parser reads.
+    let name = match t.reverse_dns {
+        ReverseDns::NotLookedUp => String::new(),
+        ReverseDns::Unknown => "unknown ".to_string(),
+        ReverseDns::Verified(name) => format!("{} ", sanitize(name)),
+    };
     let _ = write!(
         h,
-        "Received: from {} ([{}])\r\n\tby {} (Gannet) with {} id {:016x}",
+        "Received: from {} ({}[{}])\r\n\tby {} (Gannet) with {} id {:016x}",
         sanitize(t.helo),
+        name,
         ip,
         t.hostname,
         t.protocol,
@@ -111,6 +132,7 @@ mod tests {
         let h = trace_headers(&TraceInfo {
             helo: "evil)\r\nX-Injected: 1",
             client_ip: "127.0.0.2".parse().unwrap(),
+            reverse_dns: &ReverseDns::NotLookedUp,
             hostname: "mx.example.test",
             protocol: "ESMTP",
             id: 0xabc,
@@ -121,5 +143,28 @@ mod tests {
         assert!(h.starts_with("Return-Path: <bob@example.org>\r\nReceived: from evil???X-Injected: 1 ([127.0.0.2])\r\n\tby mx.example.test (Gannet) with ESMTP id 0000000000000abc\r\n\tfor <alice@example.test>;\r\n\tThu, 01 Jan 1970"));
         assert!(h.ends_with("+0000\r\n"));
         assert_eq!(h.matches("\r\n").count(), 5);
+    }
+
+    #[test]
+    fn received_header_names_the_reverse_dns_as_postfix_does() {
+        let header = |reverse_dns: &ReverseDns| {
+            trace_headers(&TraceInfo {
+                helo: "mail.example.net",
+                client_ip: "192.0.2.10".parse().unwrap(),
+                reverse_dns,
+                hostname: "mx.example.test",
+                protocol: "ESMTP",
+                id: 1,
+                single_recipient: None,
+                reverse_path: "",
+                unix_time: 0,
+            })
+        };
+        let verified = header(&ReverseDns::Verified("out.example.net".into()));
+        assert!(verified.contains("from mail.example.net (out.example.net [192.0.2.10])"));
+        let unknown = header(&ReverseDns::Unknown);
+        assert!(unknown.contains("from mail.example.net (unknown [192.0.2.10])"));
+        let not_asked = header(&ReverseDns::NotLookedUp);
+        assert!(not_asked.contains("from mail.example.net ([192.0.2.10])"));
     }
 }

@@ -13,7 +13,7 @@ use memchr::memchr;
 
 use super::command::{parse_command, Command, CommandError, MailParams, Path};
 use super::data::{has_bare_cr_or_lf, DotReader, DotScan};
-use super::received::{trace_headers, TraceInfo};
+use super::received::{trace_headers, ReverseDns, TraceInfo};
 use super::reply::{replies, write_line, Reply};
 use crate::auth::sasl::{self, Credentials, SaslError};
 use crate::auth::service::AuthOutcome;
@@ -66,9 +66,11 @@ pub trait Environment {
 }
 
 /// What one connection may do, decided by the runtime when it accepts it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionPolicy {
     pub client_ip: IpAddr,
+    /// The client's reverse DNS name, for the `Received:` header.
+    pub reverse_dns: ReverseDns,
     /// TLS is active from the first byte (implicit TLS port).
     pub tls: bool,
     /// STARTTLS may be offered.
@@ -86,6 +88,7 @@ impl ConnectionPolicy {
     pub fn plain(client_ip: IpAddr) -> Self {
         ConnectionPolicy {
             client_ip,
+            reverse_dns: ReverseDns::NotLookedUp,
             tls: false,
             starttls: false,
             auth_without_tls: false,
@@ -920,6 +923,7 @@ impl Session {
         trace_headers(&TraceInfo {
             helo: &helo.name,
             client_ip: self.policy.client_ip,
+            reverse_dns: &self.policy.reverse_dns,
             hostname: &self.config.hostname,
             protocol,
             id: tx.id,
