@@ -95,7 +95,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                 .run(move |store| {
                     let mut out = Vec::new();
                     for (name, meta) in mail::mailboxes(store, account).ok()? {
-                        let messages = mail::list(store, account, meta.id).ok()?;
+                        let messages = mail::listing(store, account, &meta).ok()?;
                         let count = |bit: u32, on: bool| {
                             messages
                                 .iter()
@@ -129,7 +129,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                 .readers
                 .run(move |store| {
                     let meta = mail::mailbox(store, account, &name).ok().flatten()?;
-                    let messages = mail::list(store, account, meta.id).ok()?;
+                    let messages = mail::listing(store, account, &meta).ok()?;
                     Some((meta, messages))
                 })
                 .await

@@ -13,7 +13,7 @@ use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
 use crate::pop3::{Answer, DropMessage, MaildropError, Pop3Policy, Request, Session};
-use crate::store::schema::MailEntry;
+use crate::store::listings::Listing;
 use crate::store::{mail, Changes};
 
 /// Accounts with an open POP3 maildrop, across all workers.
@@ -49,7 +49,8 @@ impl Drop for MaildropLock {
 struct Maildrop {
     account: u32,
     mailbox_id: u32,
-    entries: Vec<(u32, MailEntry)>,
+    /// In UID order.
+    entries: Listing,
     _lock: MaildropLock,
 }
 
@@ -117,7 +118,10 @@ impl Service<Session> for Maildrops<'_> {
                 let blob = self
                     .maildrop
                     .as_ref()
-                    .and_then(|m| m.entries.iter().find(|(u, _)| *u == uid))
+                    .and_then(|m| {
+                        let i = m.entries.binary_search_by_key(&uid, |(u, _)| *u).ok()?;
+                        m.entries.get(i)
+                    })
                     .map(|(_, e)| e.blob);
                 let message = match blob {
                     // In memory: read here; else on a reader thread.
@@ -156,7 +160,7 @@ async fn open_maildrop(
         .readers
         .run(move |store| {
             let meta = mail::mailbox(store, account, "INBOX").ok().flatten()?;
-            let entries = mail::list(store, account, meta.id).ok()?;
+            let entries = mail::listing(store, account, &meta).ok()?;
             Some((meta, entries))
         })
         .await

@@ -1,6 +1,9 @@
 //! Reading mailboxes: the messages of a mailbox in UID order, and message bytes.
 
+use std::sync::Arc;
+
 use super::kv::{Cf, StoreError};
+use super::listings::{Listing, Version};
 use super::schema::{decode, keys, BlobId, MailEntry, MailboxMeta};
 use super::summary::{header_block, Summary};
 use super::Store;
@@ -60,6 +63,20 @@ pub fn list(
         Some(e) => Err(e),
         None => Ok(out),
     }
+}
+
+/// The messages of `meta`'s mailbox as they are at `meta`'s version: from memory when
+/// this state was read before ([`super::listings`]), else from the store (and kept).
+pub fn listing(store: &Store, account: u32, meta: &MailboxMeta) -> Result<Listing, StoreError> {
+    let cache = store.listings();
+    let version = Version::of(meta);
+    if let Some(held) = cache.get(account, meta.id, version) {
+        return Ok(held);
+    }
+    let generation = cache.generation();
+    let fresh: Listing = Arc::new(list(store, account, meta.id)?);
+    cache.put(account, meta.id, version, generation, fresh.clone());
+    Ok(fresh)
 }
 
 pub fn entry(

@@ -10,7 +10,7 @@
 //! * [`schema`]: keys and values of every record.
 //! * [`check`]: the integrity check (`gannet check`) and its repair.
 //! * [`directory`]: domains, accounts, aliases.
-//! * [`mail`]: reading mailboxes and messages.
+//! * [`mail`]: reading mailboxes and messages; [`listings`]: mailbox listings in memory.
 //! * [`queue`]: the outbound queue.
 //! * [`quarantine`]: messages held for a virus or a forbidden attachment.
 //! * [`summary`]: message summaries (the header block), kept beside each blob.
@@ -24,6 +24,7 @@ pub mod check;
 pub mod commit;
 pub mod directory;
 pub mod kv;
+pub mod listings;
 pub mod mail;
 mod memory;
 pub mod quarantine;
@@ -56,6 +57,7 @@ pub struct Store {
     usage: UsageSink,
     watch: Arc<watch::MailboxWatch>,
     bayes: Arc<bayes_mirror::BayesMirror>,
+    listings: Arc<listings::Listings>,
 }
 
 /// Owns the commit thread; [`StoreOwner::close`] flushes and stops it.
@@ -130,6 +132,7 @@ impl Store {
                 usage,
                 watch,
                 bayes,
+                listings: Arc::default(),
             },
             thread: Some(thread),
         })
@@ -145,6 +148,11 @@ impl Store {
         &self.bayes
     }
 
+    /// Mailbox listings kept in memory.
+    pub(crate) fn listings(&self) -> &listings::Listings {
+        &self.listings
+    }
+
     /// Runs `job` on the commit thread with nothing else writing meanwhile, and waits for
     /// its result (threads outside any runtime).
     pub(crate) fn exclusive<T: Send + 'static>(
@@ -152,8 +160,13 @@ impl Store {
         job: impl FnOnce(&dyn KvStore) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
+        // The job may write messages without new modification sequences: the listings
+        // in memory are forgotten once it has run (before anyone hears it finished).
+        let listings = self.listings.clone();
         let job: commit::Exclusive = Box::new(move |kv| {
-            let _ = tx.send(job(kv));
+            let result = job(kv);
+            listings.clear();
+            let _ = tx.send(result);
         });
         self.commits
             .send(Request::Exclusive(job))
@@ -286,6 +299,56 @@ mod tests {
         m.blob = blob;
         c.append(9, Folder::Named(name.into()), m);
         store.commit_blocking(c).unwrap().uids[0]
+    }
+
+    /// The listing kept in memory is always the store's: after appends, flag changes,
+    /// moves, expunges, and a write that bypasses the sequencer (an exclusive job).
+    #[test]
+    fn the_listing_in_memory_follows_every_change() {
+        let (_dir, _owner, store) = store_with_account();
+        let same = |store: &Store| {
+            for name in ["INBOX", "Junk"] {
+                let m = meta(store, name).unwrap();
+                let held = mail::listing(store, 9, &m).unwrap();
+                assert_eq!(*held, entries(store, name), "{name}");
+                // Asked again at the same state: the very same listing, not a new read.
+                assert!(Arc::ptr_eq(&held, &mail::listing(store, 9, &m).unwrap()));
+            }
+        };
+        same(&store);
+        let id = meta(&store, "INBOX").unwrap().id;
+        let uids: Vec<u32> = (0..3)
+            .map(|i| deliver(&store, "INBOX", &[b'a' + i]))
+            .collect();
+        same(&store);
+        let mut c = Changes::new();
+        let seen = FlagChange {
+            mode: FlagMode::Add,
+            flags: flags::SEEN | flags::DELETED,
+            keywords: vec!["$label1".into()],
+        };
+        c.set_flags(9, id, vec![uids[1]], seen);
+        store.commit_blocking(c).unwrap();
+        same(&store);
+        let mut c = Changes::new();
+        c.move_to(9, id, vec![uids[0]], Folder::junk());
+        store.commit_blocking(c).unwrap();
+        same(&store);
+        let mut c = Changes::new();
+        c.expunge(9, id, vec![uids[1]], true);
+        store.commit_blocking(c).unwrap();
+        same(&store);
+        assert_eq!(entries(&store, "INBOX").len(), 1);
+        // A repair-like write with no new modification sequence.
+        let key = keys::mail(9, id, uids[2]);
+        store
+            .exclusive(move |kv| {
+                kv.write(&[kv::WriteOp::Delete { cf: Cf::Mail, key }], true)
+                    .unwrap();
+            })
+            .unwrap();
+        same(&store);
+        assert!(entries(&store, "INBOX").is_empty());
     }
 
     #[test]

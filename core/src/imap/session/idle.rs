@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::super::response::flag_list;
 use super::{Answer, Flow, Request, Session, State};
-use crate::store::schema::{MailEntry, MailboxMeta};
+use crate::store::listings::{Listing, Version};
+use crate::store::schema::MailboxMeta;
 
 impl Session {
     /// During IDLE: look for changes to report.
@@ -49,8 +50,12 @@ impl Session {
     /// Brings the selected mailbox's view up to `found` (as the store has it now), writing
     /// the lines that tell the client: expunges from the highest sequence number down (so
     /// that numbers stay right), changed flags, then the new count if messages came.
-    fn apply_changes(&mut self, found: Option<(MailboxMeta, Vec<(u32, MailEntry)>)>) {
+    fn apply_changes(&mut self, found: Option<(MailboxMeta, Listing)>) {
         let Some((meta, fresh)) = found else { return };
+        // The same state as last told: nothing to say (the common answer to NOOP).
+        if Version::of(&meta) == Version::of(&self.selected_ref().meta) {
+            return;
+        }
         self.announce_keywords(fresh.iter().map(|(_, e)| e));
         let fresh_uids: HashSet<u32> = fresh.iter().map(|(u, _)| *u).collect();
         let gone: Vec<u32> = (self.selected_ref().messages.iter())
@@ -67,7 +72,8 @@ impl Session {
             .map(|(i, (u, _))| (*u, i))
             .collect();
         let mut added = false;
-        for (uid, entry) in fresh {
+        for (uid, entry) in fresh.iter() {
+            let uid = *uid;
             match known.get(&uid) {
                 Some(&i) => {
                     let old = &sel.messages[i].1;
@@ -81,10 +87,10 @@ impl Session {
                         l.push(b')');
                         lines.push(String::from_utf8_lossy(&l).into_owned());
                     }
-                    sel.messages[i].1 = entry;
+                    sel.messages[i].1 = entry.clone();
                 }
                 None => {
-                    sel.messages.push((uid, entry));
+                    sel.messages.push((uid, entry.clone()));
                     added = true;
                 }
             }

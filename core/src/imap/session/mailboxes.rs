@@ -3,6 +3,8 @@
 //! GETQUOTA / GETQUOTAROOT; and the mailbox list with the account's quota that they (and
 //! APPEND, COPY and MOVE) ask the runtime for.
 
+use std::sync::Arc;
+
 use super::super::command::{Cmd, ListOptions, Qresync};
 use super::super::response::string;
 use super::super::wildcard::wildcard_match;
@@ -158,7 +160,7 @@ impl Session {
             name: name.to_string(),
             meta,
             read_only,
-            messages,
+            messages: Arc::unwrap_or_clone(messages),
             keywords,
             recent,
         });

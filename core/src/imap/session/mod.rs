@@ -42,6 +42,7 @@ use super::recent::RecentBook;
 use crate::auth::sasl::Credentials;
 use crate::auth::service::AuthOutcome;
 use crate::protocol::{Buffers, Clock, Protocol};
+use crate::store::listings::Listing;
 use crate::store::schema::{BlobId, MailEntry, MailboxMeta};
 use crate::store::{Applied, Changes, StoreError};
 
@@ -139,7 +140,8 @@ pub enum Answer {
         used: u64,
         limit: u64,
     },
-    Mailbox(Option<(MailboxMeta, Vec<(u32, MailEntry)>)>),
+    /// The mailbox and its messages in UID order (shared with the store's listing cache).
+    Mailbox(Option<(MailboxMeta, Listing)>),
     Blobs(HashMap<BlobId, Arc<Vec<u8>>>),
     Committed(Result<Applied, StoreError>),
 }

@@ -202,7 +202,7 @@ impl Harness {
         match request {
             Request::Mailbox { account, name } => {
                 let found = mail::mailbox(store, account, &name).unwrap().map(|m| {
-                    let list = mail::list(store, account, m.id).unwrap();
+                    let list = mail::listing(store, account, &m).unwrap();
                     (m, list)
                 });
                 Answer::Mailbox(found)
