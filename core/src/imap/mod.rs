@@ -4,6 +4,7 @@
 pub mod command;
 pub mod parse;
 pub mod recent;
+pub mod rendered;
 pub mod response;
 mod session;
 pub mod structure;

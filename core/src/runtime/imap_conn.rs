@@ -56,7 +56,7 @@ pub(super) async fn serve(
 }
 
 /// How much memory the header blocks read lately may take (process-wide).
-const HEADER_MEMO_BYTES: usize = 32 << 20;
+const HEADER_MEMO_BYTES: usize = 64 << 20;
 
 /// The header blocks read lately, shared by every worker: blob ids are content hashes, so
 /// one memo serves any store without ever going stale.

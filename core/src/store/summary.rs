@@ -90,72 +90,86 @@ pub fn header_block(message: &[u8]) -> Option<&[u8]> {
     (first_blank + 3 == end).then_some(block)
 }
 
-/// Header blocks read recently, in memory, by blob id. A blob id is the hash of the
-/// message, so an entry can never be stale: it may outlive its message, never disagree
-/// with it. Bounded in bytes: two generations, each up to half the budget; a hit in the
-/// older one moves to the newer, and when the newer is full the older is dropped.
-pub struct HeaderMemo {
+/// Bytes derived from messages, in memory, by a key that names the message by its blob id
+/// (a hash of the message): an entry can never be stale, it may outlive its message,
+/// never disagree with it. Bounded in bytes: two generations, each up to half the budget;
+/// a hit in the older one moves to the newer, and when the newer is full the older is
+/// dropped.
+pub struct BytesMemo<K> {
     budget: usize,
-    inner: Mutex<Generations>,
+    inner: Mutex<Generations<K>>,
 }
 
-#[derive(Default)]
-struct Generations {
-    current: HashMap<BlobId, Arc<Vec<u8>>>,
+/// Header blocks read recently, by blob id.
+pub type HeaderMemo = BytesMemo<BlobId>;
+
+struct Generations<K> {
+    current: HashMap<K, Arc<Vec<u8>>>,
     current_bytes: usize,
-    previous: HashMap<BlobId, Arc<Vec<u8>>>,
+    previous: HashMap<K, Arc<Vec<u8>>>,
 }
 
-impl HeaderMemo {
-    pub fn new(budget_bytes: usize) -> HeaderMemo {
-        HeaderMemo {
+impl<K: std::hash::Hash + Eq + Copy> BytesMemo<K> {
+    pub fn new(budget_bytes: usize) -> BytesMemo<K> {
+        BytesMemo {
             budget: budget_bytes,
-            inner: Mutex::new(Generations::default()),
+            inner: Mutex::new(Generations {
+                current: HashMap::new(),
+                current_bytes: 0,
+                previous: HashMap::new(),
+            }),
         }
     }
 
-    /// The header blocks of `ids` that are in memory; the others are left in `ids`.
-    pub fn take_known(&self, ids: &mut Vec<BlobId>) -> HashMap<BlobId, Arc<Vec<u8>>> {
+    /// The bytes of `ids` that are in memory; the others are left in `ids`.
+    pub fn take_known(&self, ids: &mut Vec<K>) -> HashMap<K, Arc<Vec<u8>>> {
         let mut found = HashMap::with_capacity(ids.len());
         let Ok(mut g) = self.inner.lock() else {
             return found;
         };
-        ids.retain(|id| {
-            if let Some(h) = g.current.get(id) {
-                found.insert(*id, h.clone());
-                return false;
+        ids.retain(|id| match g.get(id, self.budget) {
+            Some(h) => {
+                found.insert(*id, h);
+                false
             }
-            match g.previous.remove(id) {
-                Some(h) => {
-                    found.insert(*id, h.clone());
-                    g.put(*id, h, self.budget);
-                    false
-                }
-                None => true,
-            }
+            None => true,
         });
         found
     }
 
-    /// Keeps `header` (a header block, [`header_block`] of itself) for `id`.
-    pub fn keep(&self, id: BlobId, header: Arc<Vec<u8>>) {
-        if header.len() > self.budget / 2 {
+    /// The bytes kept for `id`, if any.
+    pub fn get(&self, id: &K) -> Option<Arc<Vec<u8>>> {
+        self.inner.lock().ok()?.get(id, self.budget)
+    }
+
+    /// Keeps `bytes` for `id`.
+    pub fn keep(&self, id: K, bytes: Arc<Vec<u8>>) {
+        if bytes.len() > self.budget / 2 {
             return;
         }
         if let Ok(mut g) = self.inner.lock() {
-            g.put(id, header, self.budget);
+            g.put(id, bytes, self.budget);
         }
     }
 }
 
-impl Generations {
-    fn put(&mut self, id: BlobId, header: Arc<Vec<u8>>, budget: usize) {
-        if self.current_bytes + header.len() > budget / 2 {
+impl<K: std::hash::Hash + Eq + Copy> Generations<K> {
+    fn get(&mut self, id: &K, budget: usize) -> Option<Arc<Vec<u8>>> {
+        if let Some(h) = self.current.get(id) {
+            return Some(h.clone());
+        }
+        let h = self.previous.remove(id)?;
+        self.put(*id, h.clone(), budget);
+        Some(h)
+    }
+
+    fn put(&mut self, id: K, bytes: Arc<Vec<u8>>, budget: usize) {
+        if self.current_bytes + bytes.len() > budget / 2 {
             self.previous = std::mem::take(&mut self.current);
             self.current_bytes = 0;
         }
-        self.current_bytes += header.len();
-        if let Some(old) = self.current.insert(id, header) {
+        self.current_bytes += bytes.len();
+        if let Some(old) = self.current.insert(id, bytes) {
             self.current_bytes -= old.len();
         }
     }

@@ -3,11 +3,14 @@
 //! PEEK sets \Seen, committed once after the last batch.
 
 use super::super::command::{FetchItem, SeqSet};
+use std::sync::Arc;
+
+use super::super::rendered::{fields_key, FieldsKey, RenderedMemo};
 use super::super::response::{flag_list, internal_date, literal};
 use super::super::structure::{self, SectionText};
 use super::batch::{Bodies, Needs, Progress};
 use super::{Flow, Request, Session};
-use crate::store::schema::{flags, MailEntry};
+use crate::store::schema::{flags, BlobId, MailEntry};
 use crate::store::summary::header_block;
 use crate::store::{Changes, FlagChange, FlagMode};
 
@@ -93,6 +96,8 @@ impl Session {
                 .iter()
                 .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
         let mut out = std::mem::take(&mut self.io.output);
+        let config = self.config.clone();
+        let rendered = Rendered::new(&config.rendered, items);
         for &i in p.indexes.get(p.done..end).unwrap_or_default() {
             let Some((msg_uid, mut entry)) = self.selected_ref().messages.get(i).cloned() else {
                 continue;
@@ -110,7 +115,7 @@ impl Session {
                 entry: &entry,
                 body,
             };
-            write_fetch(&mut out, &message, items, uid, sets_seen);
+            write_fetch(&mut out, &message, items, uid, sets_seen, &rendered);
         }
         self.io.output = out;
         p.done = end;
@@ -141,6 +146,47 @@ fn needs(items: &[FetchItem]) -> Needs {
     }
 }
 
+/// The answers of one FETCH command that the memo may hold: the field-list key of each
+/// item (computed once per command, not per message).
+struct Rendered<'a> {
+    memo: &'a RenderedMemo,
+    keys: Vec<Option<FieldsKey>>,
+}
+
+impl<'a> Rendered<'a> {
+    fn new(memo: &'a RenderedMemo, items: &[FetchItem]) -> Rendered<'a> {
+        let keys = items
+            .iter()
+            .map(|item| match item {
+                FetchItem::Section {
+                    path,
+                    text,
+                    binary: false,
+                    ..
+                } if path.is_empty() => fields_key(text),
+                _ => None,
+            })
+            .collect();
+        Rendered { memo, keys }
+    }
+
+    fn key(&self, item: usize) -> Option<FieldsKey> {
+        self.keys.get(item).copied().flatten()
+    }
+
+    /// What the memo holds for each of `items` of the message `blob`.
+    fn known(&self, items: &[FetchItem], blob: BlobId) -> Vec<Option<Arc<Vec<u8>>>> {
+        (items.iter().enumerate())
+            .map(|(n, item)| match item {
+                FetchItem::Envelope => self.memo.envelope(&blob),
+                _ => self
+                    .key(n)
+                    .and_then(|key| self.memo.header_fields(&blob, &key)),
+            })
+            .collect()
+    }
+}
+
 /// A message as FETCH writes it.
 struct FetchedMessage<'a> {
     seq: u32,
@@ -158,6 +204,7 @@ fn write_fetch(
     items: &[FetchItem],
     by_uid: bool,
     seen_set: bool,
+    rendered: &Rendered<'_>,
 ) {
     let FetchedMessage {
         seq,
@@ -178,10 +225,12 @@ fn write_fetch(
         sep(out);
         out.extend_from_slice(format!("UID {uid}").as_bytes());
     }
+    // Answers rendered before for this message, by item.
+    let known = rendered.known(items, entry.blob);
     // The top-level HEADER and HEADER.FIELDS come from the header block when there is
     // one, unparsed.
-    let header_sections = items.iter().any(|i| {
-        matches!(i, FetchItem::Section { path, text: SectionText::Header | SectionText::HeaderFields { .. }, binary: false, .. } if path.is_empty())
+    let header_sections = items.iter().zip(&known).any(|(i, known)| {
+        known.is_none() && matches!(i, FetchItem::Section { path, text: SectionText::Header | SectionText::HeaderFields { .. }, binary: false, .. } if path.is_empty())
     });
     let block = header_sections && body.and_then(header_block).is_some();
     let unparsed = |path: &[u32], text: &SectionText, binary: bool| {
@@ -191,7 +240,8 @@ fn write_fetch(
             && matches!(text, SectionText::Header | SectionText::HeaderFields { .. })
     };
     // Parse the MIME tree only when an item needs it (not for a whole BODY[]).
-    let needs_tree = items.iter().any(|i| match i {
+    let needs_tree = items.iter().zip(&known).any(|(i, known)| match i {
+        _ if known.is_some() => false,
         FetchItem::Envelope | FetchItem::BodyStructure | FetchItem::Body => true,
         FetchItem::BinarySize { path, .. } => !path.is_empty(),
         FetchItem::Section {
@@ -220,7 +270,8 @@ fn write_fetch(
         _ => None,
     };
     let mut flags_written = false;
-    for item in items {
+    for (n, item) in items.iter().enumerate() {
+        let known = known.get(n).and_then(Option::as_ref);
         match item {
             FetchItem::Uid => {}
             FetchItem::ModSeq => {
@@ -245,9 +296,18 @@ fn write_fetch(
             FetchItem::Envelope => {
                 sep(out);
                 out.extend_from_slice(b"ENVELOPE ");
-                match &parsed {
-                    Some(m) => structure::envelope(out, m),
-                    None => out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                match (known, &parsed) {
+                    (Some(known), _) => out.extend_from_slice(known),
+                    (None, Some(m)) => {
+                        let start = out.len();
+                        structure::envelope(out, m);
+                        if let Some(written) = out.get(start..) {
+                            rendered.memo.keep_envelope(entry.blob, written.to_vec());
+                        }
+                    }
+                    (None, None) => {
+                        out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)")
+                    }
                 }
             }
             FetchItem::BodyStructure | FetchItem::Body => {
@@ -307,8 +367,15 @@ fn write_fetch(
                     continue;
                 }
                 let data = match (body, &parsed) {
+                    _ if known.is_some() => known.map(|k| std::borrow::Cow::Borrowed(&k[..])),
                     (Some(raw), _) if unparsed(path, text, false) => {
-                        structure::top_header_section(raw, text)
+                        let section = structure::top_header_section(raw, text);
+                        if let (Some(s), Some(key)) = (&section, rendered.key(n)) {
+                            rendered
+                                .memo
+                                .keep_header_fields(entry.blob, key, s.to_vec());
+                        }
+                        section
                     }
                     (Some(raw), Some(m)) => structure::section(raw, m, path, text),
                     (Some(raw), None) if path.is_empty() && *text == SectionText::Full => {
@@ -475,7 +542,7 @@ mod tests {
     fn header_items_are_the_same_from_the_header_block() {
         use super::super::super::command::FetchItem;
         use super::super::super::structure::{self, SectionText};
-        use super::{needs, write_fetch, FetchedMessage, Needs};
+        use super::{needs, write_fetch, FetchedMessage, Needs, Rendered, RenderedMemo};
         use crate::store::schema::MailEntry;
         use crate::store::summary::header_block;
 
@@ -542,7 +609,7 @@ mod tests {
                 );
             }
             for items in &item_sets {
-                let fetch = |body: &[u8]| {
+                let fetch = |body: &[u8], memo: &RenderedMemo| {
                     let mut out = Vec::new();
                     let m = FetchedMessage {
                         seq: 1,
@@ -550,15 +617,22 @@ mod tests {
                         entry: &entry,
                         body: Some(body),
                     };
-                    write_fetch(&mut out, &m, items, true, false);
-                    out
+                    write_fetch(
+                        &mut out,
+                        &m,
+                        items,
+                        true,
+                        false,
+                        &Rendered::new(memo, items),
+                    );
+                    String::from_utf8_lossy(&out).into_owned()
                 };
-                assert_eq!(
-                    String::from_utf8_lossy(&fetch(block)),
-                    String::from_utf8_lossy(&fetch(&raw)),
-                    "{}",
-                    String::from_utf8_lossy(block)
-                );
+                let memo = RenderedMemo::default();
+                let from_block = fetch(block, &memo);
+                let why = String::from_utf8_lossy(block);
+                assert_eq!(from_block, fetch(&raw, &RenderedMemo::default()), "{why}");
+                // Asked again: the answers rendered the first time, the same bytes.
+                assert_eq!(fetch(block, &memo), from_block, "{why}");
             }
         }
         assert!(compared >= 4);

@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 use super::command::Cmd;
 use super::recent::RecentBook;
+use super::rendered::RenderedMemo;
 use crate::auth::sasl::Credentials;
 use crate::auth::service::AuthOutcome;
 use crate::protocol::{Buffers, Clock, Protocol};
@@ -67,6 +68,8 @@ pub struct ImapConfig {
     /// Which messages are \Recent in which session: one book for all the server's
     /// sessions.
     pub recent: Arc<RecentBook>,
+    /// ENVELOPE and HEADER.FIELDS answers rendered before: one memo for all sessions.
+    pub rendered: Arc<RenderedMemo>,
 }
 
 impl Default for ImapConfig {
@@ -78,6 +81,7 @@ impl Default for ImapConfig {
             max_command_before_auth: 8 * 1024,
             max_bad_commands: 20,
             recent: Arc::default(),
+            rendered: Arc::default(),
         }
     }
 }
