@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::oneshot;
 use tokio_uring::net::TcpStream;
 
 use super::conn;
@@ -77,6 +78,7 @@ pub(super) async fn serve(
     let mut maildrops = Maildrops {
         ctx,
         maildrop: None,
+        ahead: None,
     };
     driver::drive(
         ctx,
@@ -97,6 +99,9 @@ pub(super) async fn serve(
 struct Maildrops<'a> {
     ctx: &'a WorkerContext,
     maildrop: Option<Maildrop>,
+    /// The message after the one last retrieved, being read ahead: clients download a
+    /// maildrop in order, one RETR at a time, so the next read overlaps the round trip.
+    ahead: Option<(u32, oneshot::Receiver<Option<Vec<u8>>>)>,
 }
 
 impl Service<Session> for Maildrops<'_> {
@@ -115,17 +120,19 @@ impl Service<Session> for Maildrops<'_> {
                 Answer::Maildrop(listing)
             }
             Request::Retrieve { uid, top } => {
-                let blob = self
-                    .maildrop
-                    .as_ref()
-                    .and_then(|m| {
-                        let i = m.entries.binary_search_by_key(&uid, |(u, _)| *u).ok()?;
-                        m.entries.get(i)
-                    })
-                    .map(|(_, e)| e.blob);
-                let message = match blob {
+                let Some(m) = self.maildrop.as_ref() else {
+                    return Answer::Message { message: None, top };
+                };
+                let found = m.entries.binary_search_by_key(&uid, |(u, _)| *u).ok();
+                let blob = found.and_then(|i| m.entries.get(i)).map(|(_, e)| e.blob);
+                let next = found
+                    .and_then(|i| m.entries.get(i + 1))
+                    .map(|(u, e)| (*u, e.blob));
+                let ahead = self.ahead.take().filter(|(u, _)| *u == uid);
+                let message = match (ahead, blob) {
+                    (Some((_, read)), _) => read.await.ok().flatten(),
                     // In memory: read here; else on a reader thread.
-                    Some(id) => match mail::blob_cached(&server.store, &id) {
+                    (None, Some(id)) => match mail::blob_cached(&server.store, &id) {
                         Some(cached) => cached,
                         None => server
                             .readers
@@ -133,8 +140,15 @@ impl Service<Session> for Maildrops<'_> {
                             .await
                             .flatten(),
                     },
-                    None => None,
+                    (None, None) => None,
                 };
+                // After a whole message (not TOP), read the next one ahead.
+                if let (None, Some((next_uid, id))) = (top, next) {
+                    let read = server
+                        .readers
+                        .submit(move |store| mail::blob(store, &id).ok().flatten());
+                    self.ahead = Some((next_uid, read));
+                }
                 Answer::Message { message, top }
             }
             Request::Commit { deleted } => Answer::Committed(match &self.maildrop {

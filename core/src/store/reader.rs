@@ -37,11 +37,21 @@ impl Readers {
         &self,
         read: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> Option<T> {
+        self.submit(read).await.ok()
+    }
+
+    /// Queues `read` on a reader thread now (not when first awaited, as [`Readers::run`]
+    /// does): a read ahead of need. The receiver fails if the readers are gone.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> oneshot::Receiver<T> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |store| {
             let _ = tx.send(read(store));
         });
-        self.jobs.send(job).ok()?;
-        rx.await.ok()
+        // A closed channel drops the job, and with it the sender: the receiver fails.
+        let _ = self.jobs.send(job);
+        rx
     }
 }
