@@ -12,11 +12,11 @@ use gannet_core::delivery::routing::{Directory, SharedDirectory};
 use gannet_core::mime::header_value;
 use gannet_core::policy::QuotaBook;
 use gannet_core::store::schema::Route;
-use gannet_core::store::{directory, mail, queue, Store};
+use gannet_core::store::{account_admin, admins, directory, mail, queue, Store};
 
 use crate::cli::{
-    AccountCommand, AdminCommand, AliasCommand, DomainCommand, Global, MailCommand,
-    QuarantineCommand, QueueCommand, RulesCommand, WhitelistCommand,
+    AccountCommand, AdminCommand, AdminUserCommand, AliasCommand, DomainCommand, Global,
+    MailCommand, QuarantineCommand, QueueCommand, RulesCommand, TokenCommand, WhitelistCommand,
 };
 
 /// The outcome of an admin command: what to print, and whether it succeeded.
@@ -163,10 +163,16 @@ fn check(store: &Store, repair: bool) -> Outcome {
 fn changes_accounts(command: &AdminCommand) -> bool {
     matches!(
         command,
-        AdminCommand::Domain(DomainCommand::Add { .. })
-            | AdminCommand::Account(AccountCommand::Add { .. } | AccountCommand::Set { .. })
-            | AdminCommand::Alias(AliasCommand::Add { .. })
-            | AdminCommand::Whitelist(WhitelistCommand::Add { .. })
+        AdminCommand::Domain(DomainCommand::Add { .. } | DomainCommand::Remove { .. })
+            | AdminCommand::Account(
+                AccountCommand::Add { .. }
+                    | AccountCommand::Set { .. }
+                    | AccountCommand::Delete { .. }
+            )
+            | AdminCommand::Alias(AliasCommand::Add { .. } | AliasCommand::Remove { .. })
+            | AdminCommand::Whitelist(
+                WhitelistCommand::Add { .. } | WhitelistCommand::Remove { .. }
+            )
     )
 }
 
@@ -253,8 +259,13 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             address,
             quota,
             spam_level,
+            password,
         }) => {
             let mut out = String::new();
+            if let Some(hash) = password {
+                let account = account_admin::set_password(store, address, hash)?;
+                out.push_str(&format!("{}: password changed\n", account.address));
+            }
             if let Some(level) = spam_level {
                 let account = directory::set_spam_level(store, address, level)?;
                 out.push_str(&format!(
@@ -285,6 +296,43 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             let alias = directory::add_alias(store, alias, target)?;
             format!("alias {alias} -> {target} added\n").into_bytes()
         }
+        AdminCommand::Alias(AliasCommand::List) => {
+            let mut out = String::new();
+            for a in account_admin::list_aliases(store)? {
+                let target = directory::account_by_id(store, a.account)?
+                    .map_or_else(|| format!("account {}", a.account), |t| t.address);
+                out.push_str(&format!("{}\t{target}\n", a.alias));
+            }
+            out.into_bytes()
+        }
+        AdminCommand::Alias(AliasCommand::Remove { alias }) => {
+            let alias = account_admin::remove_alias(store, alias)?;
+            format!("alias {alias} removed\n").into_bytes()
+        }
+        AdminCommand::Domain(DomainCommand::Remove { name }) => {
+            let name = account_admin::remove_domain(store, name)?;
+            format!("domain {name} removed\n").into_bytes()
+        }
+        AdminCommand::Account(AccountCommand::Delete { address, yes }) => {
+            if !yes {
+                bail!("deleting {address} deletes all its mail: add --yes to confirm");
+            }
+            let account = account_admin::delete_account(store, address)?;
+            format!("account {} deleted with its mail\n", account.address).into_bytes()
+        }
+        AdminCommand::Account(AccountCommand::Disable { address }) => {
+            let account = account_admin::set_disabled(store, address, true)?;
+            format!("{}: disabled (cannot log in)\n", account.address).into_bytes()
+        }
+        AdminCommand::Account(AccountCommand::Enable { address }) => {
+            let account = account_admin::set_disabled(store, address, false)?;
+            format!("{}: enabled\n", account.address).into_bytes()
+        }
+        AdminCommand::Whitelist(WhitelistCommand::Remove { address, sender }) => {
+            let list = account_admin::remove_from_whitelist(store, address, sender)?;
+            format!("{address}: whitelist {}\n", list.join(" ")).into_bytes()
+        }
+        AdminCommand::Admin(command) => admin_user_command(store, command, now)?,
         AdminCommand::Mail(MailCommand::List { address, mailbox }) => {
             let (account, mailbox_id) = find_mailbox(store, address, mailbox)?;
             let mut out = String::new();
@@ -395,6 +443,32 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         }
     };
     Ok(out)
+}
+
+/// `gannet admin ...`: administrators of the console and their tokens.
+fn admin_user_command(
+    store: &Store,
+    command: &AdminUserCommand,
+    now: i64,
+) -> anyhow::Result<Vec<u8>> {
+    Ok(match command {
+        AdminUserCommand::Add { name, password } => {
+            let admin = admins::add_admin(store, name, password, now)?;
+            format!("administrator {} added\n", admin.name).into_bytes()
+        }
+        AdminUserCommand::List => admins::list(store)?
+            .iter()
+            .map(|a| format!("{}\n", a.name))
+            .collect::<String>()
+            .into_bytes(),
+        AdminUserCommand::Password { name, password } => {
+            let admin = admins::set_admin_password(store, name, password)?;
+            format!("administrator {}: password changed\n", admin.name).into_bytes()
+        }
+        AdminUserCommand::Token(TokenCommand::Create { name }) => {
+            format!("{}\n", admins::create_token(store, name, now)?).into_bytes()
+        }
+    })
 }
 
 /// `gannet quarantine ...`.

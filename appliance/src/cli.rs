@@ -138,6 +138,9 @@ pub(crate) enum AdminCommand {
     /// Messages held for a virus or a forbidden attachment.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Administrators of the web console, and API tokens for scripts.
+    #[command(subcommand)]
+    Admin(AdminUserCommand),
     /// Check the store's integrity: every message's body exists, reference counts, usage
     /// and next UIDs agree with the records. Exit 0 when consistent, else a report and 1.
     Check {
@@ -198,11 +201,40 @@ pub(crate) enum QuarantineCommand {
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub(crate) enum AdminUserCommand {
+    /// Add an administrator (password: 8+ characters, an upper-case letter, a digit).
+    Add {
+        name: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// List administrators.
+    List,
+    /// Set an administrator's password.
+    Password {
+        name: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// API tokens for scripts (`Authorization: Bearer TOKEN` on /api/v1/...).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
+pub(crate) enum TokenCommand {
+    /// Create a token for an administrator; it is shown once.
+    Create { name: String },
+}
+
+#[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
 pub(crate) enum WhitelistCommand {
     /// Add a sender (a@b or *@domain) to an account's whitelist.
     Add { address: String, sender: String },
     /// Show an account's whitelist.
     List { address: String },
+    /// Remove a sender from an account's whitelist.
+    Remove { address: String, sender: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
@@ -242,6 +274,8 @@ pub(crate) enum DomainCommand {
     },
     /// List hosted domains.
     List,
+    /// Stop hosting a domain, with its aliases (refused while it has accounts).
+    Remove { name: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
@@ -282,13 +316,32 @@ pub(crate) enum AccountCommand {
         /// Spam level: off, low (15), medium (10), high (5).
         #[arg(long)]
         spam_level: Option<String>,
+        /// A new password (the same policy as `account add`).
+        #[arg(long)]
+        #[serde(default)]
+        password: Option<String>,
     },
+    /// Delete an account with all its mail, its aliases and settings.
+    Delete {
+        address: String,
+        /// Required: the mail cannot be recovered.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Disable an account: it can no longer log in (its mail is still delivered).
+    Disable { address: String },
+    /// Enable a disabled account again.
+    Enable { address: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]
 pub(crate) enum AliasCommand {
     /// Deliver mail for ALIAS to TARGET's account; ALIAS `@domain` is a catch-all.
     Add { alias: String, target: String },
+    /// List aliases and catch-alls with the account each delivers to.
+    List,
+    /// Remove an alias (`a@domain`) or a catch-all (`@domain`).
+    Remove { alias: String },
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

@@ -9,7 +9,7 @@ use gannet_core::auth::password;
 use gannet_core::store::Store;
 
 use crate::admin::{self, execute, load_config, store_dir};
-use crate::cli::{AccountCommand, AdminCommand, Global, RulesCommand};
+use crate::cli::{AccountCommand, AdminCommand, AdminUserCommand, Global, RulesCommand};
 use crate::control;
 
 /// Runs an admin command from the command line.
@@ -27,10 +27,27 @@ pub(crate) fn run_cli(global: &Global, mut command: AdminCommand) -> anyhow::Res
         *pw = password::hash(pw)?;
         *spam_level = Some(config.spam.default_level.clone());
     }
+    hash_passwords(&mut command)?;
     if let AdminCommand::Rules(RulesCommand::Check { list }) = command {
         return admin::rules_check(&config, list);
     }
     run_and_print(&config, &command)
+}
+
+/// Checks and hashes the new passwords of the commands that set one (other than `account
+/// add`, done above with its defaults).
+pub(crate) fn hash_passwords(command: &mut AdminCommand) -> anyhow::Result<()> {
+    let pw = match command {
+        AdminCommand::Account(AccountCommand::Set {
+            password: Some(pw), ..
+        }) => pw,
+        AdminCommand::Admin(AdminUserCommand::Add { password: pw, .. })
+        | AdminCommand::Admin(AdminUserCommand::Password { password: pw, .. }) => pw,
+        _ => return Ok(()),
+    };
+    password::check_policy(pw)?;
+    *pw = password::hash(pw)?;
+    Ok(())
 }
 
 /// Runs `command` through the server or on the store, and prints what it answers: on

@@ -221,6 +221,25 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             },
         },
     )?;
+    let admin_addr: std::net::SocketAddr = address("admin", &config.listen.admin)?;
+    web::admin::ensure_first_admin(&store, &data_dir)
+        .context("cannot create the first administrator")?;
+    web::admin::spawn(
+        admin_addr,
+        tls.clone(),
+        web::admin::AdminState::new(
+            store.clone(),
+            live.clone(),
+            plaintext_warning(&config).into_iter().collect(),
+            FailureTracker::with_account_limit(
+                config.auth.max_failures,
+                config.auth.max_account_failures,
+                config.auth.failure_window.0,
+                config.auth.lockout.0,
+            ),
+            ADMIN_IDLE,
+        ),
+    )?;
     purge::spawn(store.clone(), &config.quarantine, outbound_wake.clone())?;
     let ctx = ServerContext {
         smtp,
@@ -299,9 +318,19 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Warns at start while passwords are accepted without TLS from any address. (The admin
-/// console, to come, should show the same warning on its front page.)
+/// How long an admin console session lasts without a request.
+const ADMIN_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Warns at start while passwords are accepted without TLS from any address (the admin
+/// console's front page shows the same warning).
 fn warn_plaintext(config: &Config) {
+    if let Some(warning) = plaintext_warning(config) {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// The warning, while `auth.allow_plaintext` is on for any listener.
+fn plaintext_warning(config: &Config) -> Option<String> {
     let listeners: Vec<&str> = config
         .auth
         .allow_plaintext
@@ -309,14 +338,14 @@ fn warn_plaintext(config: &Config) {
         .into_iter()
         .map(|l| l.name())
         .collect();
-    if !listeners.is_empty() {
-        tracing::warn!(
-            listeners = %listeners.join(","),
-            "auth.allow_plaintext is on: passwords are accepted without TLS from any \
+    (!listeners.is_empty()).then(|| {
+        format!(
+            "auth.allow_plaintext is on for {}: passwords are accepted without TLS from any \
              address on these listeners, readable by anyone on the path; turn it off once \
-             the devices that need it are gone"
-        );
-    }
+             the devices that need it are gone",
+            listeners.join(", ")
+        )
+    })
 }
 
 /// The configured certificate, or the self-signed one of the data directory.

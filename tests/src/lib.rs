@@ -112,6 +112,8 @@ pub struct Server {
     pub imaps: SocketAddr,
     /// HTTPS: the quarantine's release pages.
     pub web: SocketAddr,
+    /// The admin console (plain HTTP on loopback).
+    pub admin: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
 }
@@ -141,6 +143,7 @@ impl Server {
             imap: unset,
             imaps: unset,
             web: unset,
+            admin: unset,
             config,
             child: None,
         };
@@ -156,10 +159,11 @@ impl Server {
         (self.pop3, self.pop3s) = (port(), port());
         (self.imap, self.imaps) = (port(), port());
         self.web = port();
+        self.admin = port();
         let text = format!(
             "[server]\nhostname = \"mx.example.test\"\nworkers = 2\nshutdown_grace = \"5s\"\n\n\
-             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\nweb = \"{}\"\n\n{}",
-            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.web, self.extra
+             [listen]\nsmtp = \"{}\"\nsubmission = \"{}\"\nsubmissions = \"{}\"\npop3 = \"{}\"\npop3s = \"{}\"\nimap = \"{}\"\nimaps = \"{}\"\nweb = \"{}\"\nadmin = \"{}\"\n\n{}",
+            self.smtp, self.submission, self.submissions, self.pop3, self.pop3s, self.imap, self.imaps, self.web, self.admin, self.extra
         );
         // The built-in rules only, unless a test names rule directories: the stock rules
         // the machine may have would change every score (one test loads them itself).

@@ -4,6 +4,7 @@
 //! with the appliance's certificate (the same configuration the mail ports use, so a
 //! certificate reload reaches it too).
 
+pub(crate) mod admin;
 mod autoconfig;
 mod quarantine;
 
@@ -33,6 +34,10 @@ pub(crate) struct WebState {
     pub(crate) mail: MailSettings,
 }
 
+/// The address of the client a request came from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub(crate) std::net::IpAddr);
+
 /// Longest a client may take for its TLS handshake, and for a whole request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,12 +50,23 @@ pub(crate) fn spawn(
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     state: WebState,
 ) -> anyhow::Result<()> {
+    let state = Arc::new(state);
+    let router = autoconfig::routes(state.clone()).merge(quarantine::routes(state));
+    serve_router("web", addr, Some(tls), router)
+}
+
+/// Binds `addr` now and serves `router` on a thread named `name`: over TLS with the
+/// appliance's certificate, or in the clear when `tls` is None.
+pub(crate) fn serve_router(
+    name: &'static str,
+    addr: SocketAddr,
+    tls: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
+    router: axum::Router,
+) -> anyhow::Result<()> {
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
-    let state = Arc::new(state);
-    let router = autoconfig::routes(state.clone()).merge(quarantine::routes(state));
-    gannet_core::process::spawn_service("web", move || async move {
+    gannet_core::process::spawn_service(name, move || async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
@@ -64,8 +80,8 @@ pub(crate) fn spawn(
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors, most likely: wait instead of spinning.
                     tracing::warn!(error = %e, "web: accept failed");
@@ -74,19 +90,28 @@ pub(crate) fn spawn(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
-            let router = router.clone();
+            let acceptor = tls
+                .as_ref()
+                .map(|tls| tokio_rustls::TlsAcceptor::from(tls.load_full()));
+            // Handlers that throttle by client (the console's login) read its address.
+            let router = router.clone().layer(axum::Extension(Peer(peer.ip())));
             tokio::spawn(async move {
                 let _slot = slot;
+                let service = TowerToHyperService::new(router);
+                let http = hyper::server::conn::http1::Builder::new()
+                    .max_buf_size(64 * 1024)
+                    .clone();
+                let Some(acceptor) = acceptor else {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                    return;
+                };
                 let Ok(Ok(tls)) =
                     tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                 else {
                     return;
                 };
-                let service = TowerToHyperService::new(router);
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .max_buf_size(64 * 1024)
-                    .serve_connection(TokioIo::new(tls), service);
+                let connection = http.serve_connection(TokioIo::new(tls), service);
                 let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
             });
         }

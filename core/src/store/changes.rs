@@ -182,6 +182,11 @@ pub(super) enum Change {
         account: u32,
         name: String,
     },
+    /// Deletes every mailbox of an account, INBOX and special-use ones included, with
+    /// every message in them (the account is being deleted).
+    DeleteAllMailboxes {
+        account: u32,
+    },
     /// Learns a message's tokens as spam or ham (None: forgets them).
     Learn {
         scope: u32,
@@ -362,6 +367,12 @@ impl Changes {
             account,
             name: name.to_owned(),
         });
+    }
+
+    /// Deletes every mailbox of `account` with all their messages (INBOX included): the
+    /// mail of an account being deleted.
+    pub fn delete_all_mailboxes(&mut self, account: u32) {
+        self.changes.push(Change::DeleteAllMailboxes { account });
     }
 
     /// Renames a mailbox; its messages, UIDs and special-use attribute stay with it.

@@ -145,7 +145,7 @@ pub fn login_name(store: &Store, account: u32) -> Result<Option<String>, StoreEr
         .map(|raw| String::from_utf8_lossy(&raw).into_owned()))
 }
 
-fn account_by_id(store: &Store, id: u32) -> Result<Option<Account>, StoreError> {
+pub fn account_by_id(store: &Store, id: u32) -> Result<Option<Account>, StoreError> {
     store
         .kv()
         .get(Cf::Accounts, &keys::account(id))?
@@ -160,7 +160,7 @@ pub fn account_for_login(store: &Store, username: &str) -> Result<Option<Account
     let username = username.trim();
     if username.contains('@') {
         return match account_for_address(store, username) {
-            Ok(a) if a.address.eq_ignore_ascii_case(username) => Ok(Some(a)),
+            Ok(a) if a.address.eq_ignore_ascii_case(username) => without_disabled(store, Some(a)),
             Ok(_) => Ok(None),
             Err(DirectoryError::Store(e)) => Err(e),
             Err(_) => Ok(None),
@@ -169,10 +169,30 @@ pub fn account_for_login(store: &Store, username: &str) -> Result<Option<Account
     let Ok(name) = normalize_login(username) else {
         return Ok(None);
     };
-    match login_owner(store, &name)? {
-        Some(id) => account_by_id(store, id),
-        None => Ok(None),
+    let account = match login_owner(store, &name)? {
+        Some(id) => account_by_id(store, id)?,
+        None => None,
+    };
+    without_disabled(store, account)
+}
+
+/// `account`, unless it is disabled.
+fn without_disabled(
+    store: &Store,
+    account: Option<Account>,
+) -> Result<Option<Account>, StoreError> {
+    match account {
+        Some(a) if is_disabled(store, a.id)? => Ok(None),
+        other => Ok(other),
     }
+}
+
+/// Whether the account may not log in (`gannet account disable`).
+pub fn is_disabled(store: &Store, account: u32) -> Result<bool, StoreError> {
+    Ok(store
+        .kv()
+        .get(Cf::Accounts, &keys::disabled(account))?
+        .is_some())
 }
 
 /// Gives the account of `address` the login name `login`, replacing the one it had; with

@@ -9,7 +9,8 @@
 //!   it is when they commit (UIDs, ids, blob references, usage).
 //! * [`schema`]: keys and values of every record.
 //! * [`check`]: the integrity check (`gannet check`) and its repair.
-//! * [`directory`]: domains, accounts, aliases.
+//! * [`directory`]: domains, accounts, aliases; [`account_admin`]: changing and removing
+//!   them; [`admins`]: the console's administrators and API tokens.
 //! * [`mail`]: reading mailboxes and messages; [`listings`]: mailbox listings in memory.
 //! * [`queue`]: the outbound queue.
 //! * [`quarantine`]: messages held for a virus or a forbidden attachment.
@@ -17,6 +18,8 @@
 //! * [`watch`]: who is told when a mailbox changes (IMAP IDLE).
 //! * [`bayes`]: what the Bayes classifier learned.
 
+pub mod account_admin;
+pub mod admins;
 pub mod bayes;
 pub mod bayes_mirror;
 pub mod changes;
@@ -172,6 +175,18 @@ impl Store {
             .send(Request::Exclusive(job))
             .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// The traffic counters (`messages_accepted`, `messages_queued`, ...) by name.
+    pub fn stats(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        self.kv
+            .scan_prefix(kv::Cf::Counters, b"stat:", &mut |k, v| {
+                let name = String::from_utf8_lossy(k.get(5..).unwrap_or_default()).into_owned();
+                out.push((name, kv::decode_counter(v)));
+                true
+            })?;
+        Ok(out)
     }
 
     /// Compacts the store now (space of deleted mail goes back to the file system).

@@ -138,6 +138,25 @@ pub mod keys {
         [&b"login_of:"[..], &account.to_be_bytes()].concat()
     }
 
+    /// Present while the account is disabled (it may not log in).
+    pub fn disabled(account: u32) -> Vec<u8> {
+        let mut k = b"off:".to_vec();
+        k.extend_from_slice(&account.to_be_bytes());
+        k
+    }
+
+    /// An administrator of the console, by name.
+    pub fn admin(name: &str) -> Vec<u8> {
+        [b"admin:".as_slice(), name.as_bytes()].concat()
+    }
+
+    pub const ADMIN_PREFIX: &[u8] = b"admin:";
+
+    /// An API token, by the hash of its secret.
+    pub fn admin_token(hash: &[u8; 32]) -> Vec<u8> {
+        [b"admintoken:".as_slice(), hash.as_slice()].concat()
+    }
+
     pub fn route_address(address: &str) -> Vec<u8> {
         address.as_bytes().to_vec()
     }

@@ -289,6 +289,14 @@ impl Txn<'_> {
                 }
                 self.put_mailbox(account, &name, None);
             }
+            Change::DeleteAllMailboxes { account } => {
+                for (name, meta) in self.mailboxes_of(account)? {
+                    for (uid, entry) in self.entries_of(account, meta.id)? {
+                        self.remove_entry(account, meta.id, uid, &entry)?;
+                    }
+                    self.put_mailbox(account, &name, None);
+                }
+            }
             Change::MoveAll { account, from, to } => {
                 let uids = (self.entries_of(account, from)?.into_iter())
                     .map(|(uid, _)| uid)

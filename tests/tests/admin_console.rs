@@ -1,0 +1,134 @@
+//! The admin console end to end: `gannet serve` creates the first administrator, and
+//! tests/admin-console-api.py drives the pages and the JSON API over HTTP (login,
+//! lockout, CSRF, sessions, tokens, the actions and their refusals). The command-line
+//! forms of the same actions are tested here too: one implementation serves both.
+
+use std::process::Command;
+
+use gannet_tests::{RawSmtp, Server};
+
+/// A message with a forbidden attachment (held) and a hostile subject.
+fn hostile_held_message() -> Vec<u8> {
+    b"From: \"<img src=x onerror=alert(2)>\" <friend@outside.example>\r\n\
+To: <alice@example.test>\r\n\
+Subject: <script>alert(1)</script>\"><img src=x onerror=alert(3)>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+hi\r\n\
+--b1\r\n\
+Content-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\n\
+Content-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+--b1--\r\n"
+        .to_vec()
+}
+
+#[test]
+fn the_console_and_its_api_answer_only_who_logged_in() {
+    let mut server = Server::new("");
+    server.start();
+    server.with_example_accounts();
+    // The first start made an administrator and left its password, for its owner only.
+    let file = server.data().join("admin-password");
+    let password = std::fs::read_to_string(&file).expect("admin-password written");
+    let password = password.trim().to_string();
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "admin-password is readable by others: {mode:o}"
+    );
+    assert!(server.log().contains("administrator created"));
+
+    let mut smtp = RawSmtp::connect_from(server.smtp, "127.0.0.2").unwrap();
+    smtp.cmd("EHLO outside.example").unwrap();
+    let reply = smtp
+        .send_message(
+            "friend@outside.example",
+            "alice@example.test",
+            &hostile_held_message(),
+        )
+        .unwrap();
+    assert!(reply.starts_with("250"), "{reply}");
+
+    let token = String::from_utf8(server.admin(&["admin", "token", "create", "admin"])).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("admin-console-api.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([
+            &server.admin.ip().to_string(),
+            &server.admin.port().to_string(),
+            &password,
+            token.trim(),
+        ])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("admin console ok"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}
+
+/// The actions the console offers, from the command line (through the running
+/// server's control socket): delete, disable, password, aliases, whitelist, domains.
+#[test]
+fn every_console_action_has_a_command_line_form() {
+    let mut server = Server::new("");
+    server.start();
+    server.with_example_accounts();
+    let run = |args: &[&str]| -> (bool, String) {
+        let out = server.gannet(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // A weak password is refused by the same policy as at creation.
+    let (ok, text) = run(&["account", "set", "alice@example.test", "--password", "weak"]);
+    assert!(!ok && text.contains("8"), "{text}");
+    let (ok, _) = run(&[
+        "account",
+        "set",
+        "alice@example.test",
+        "--password",
+        "Changed123",
+    ]);
+    assert!(ok);
+    let (ok, text) = run(&["alias", "list"]);
+    assert!(
+        ok && text.contains("bob@example.test\talice@example.test"),
+        "{text}"
+    );
+    assert!(run(&["alias", "remove", "bob@example.test"]).0);
+    assert!(!run(&["alias", "list"]).1.contains("bob@"));
+    assert!(run(&["whitelist", "add", "alice@example.test", "*@friends.test"]).0);
+    assert!(
+        run(&[
+            "whitelist",
+            "remove",
+            "alice@example.test",
+            "*@friends.test"
+        ])
+        .0
+    );
+    assert!(run(&["account", "disable", "carol@example.test"]).0);
+    let (ok, text) = run(&["account", "delete", "carol@example.test"]);
+    assert!(!ok && text.contains("--yes"), "{text}");
+    assert!(run(&["account", "delete", "carol@example.test", "--yes"]).0);
+    assert!(!run(&["account", "list"]).1.contains("carol@"));
+    let (ok, text) = run(&["domain", "remove", "example.test"]);
+    assert!(!ok && text.contains("accounts"), "{text}");
+    assert!(run(&["admin", "add", "ops", "--password", "Operator12"]).0);
+    let (_, text) = run(&["admin", "list"]);
+    assert!(text.contains("admin\n") && text.contains("ops\n"), "{text}");
+    assert!(!run(&["admin", "add", "ops2", "--password", "short"]).0);
+}
