@@ -6,7 +6,7 @@
 # clamd (clamav-daemon; the antivirus tests start their own with their own config).
 # Postfix (for smtp-source / the peer benchmark) is installed only with --bench.
 set -euo pipefail
-pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon)
+pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 python3-venv ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon chromium)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(postfix)
 fi
@@ -42,4 +42,12 @@ if [ ${#missing[@]} -gt 0 ]; then
             $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
         fi
     done
+fi
+# Playwright (PyPI) for the admin console's browser test, in a venv of its own under
+# target/. No browser is downloaded: the test drives Debian's chromium.
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/browser-venv"
+if ! "$venv/bin/python" -c "import playwright" 2>/dev/null; then
+    echo "installing playwright into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "playwright>=1.40,<2"
 fi

@@ -132,3 +132,65 @@ fn every_console_action_has_a_command_line_form() {
     assert!(text.contains("admin\n") && text.contains("ops\n"), "{text}");
     assert!(!run(&["admin", "add", "ops2", "--password", "short"]).0);
 }
+
+/// The Python with Playwright that the test command installs (scripts/install-deps.sh).
+fn browser_python() -> std::path::PathBuf {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-venv/bin/python");
+    assert!(
+        python.exists() && std::path::Path::new("/usr/bin/chromium").exists(),
+        "Playwright or Chromium missing: run scripts/install-deps.sh (the test command does)"
+    );
+    python
+}
+
+/// Log in, create a domain and an account (a weak password shows the policy), set the
+/// spam level and the whitelist, release a held message whose subject is markup (no
+/// script runs), retry and bounce a queued message, log out: in Chromium.
+#[test]
+fn the_console_in_a_browser() {
+    let python = browser_python();
+    let mut server = Server::new("");
+    server.start();
+    server.with_example_accounts();
+    let password = std::fs::read_to_string(server.data().join("admin-password")).unwrap();
+    let mut smtp = RawSmtp::connect_from(server.smtp, "127.0.0.2").unwrap();
+    smtp.cmd("EHLO outside.example").unwrap();
+    let held = smtp
+        .send_message(
+            "friend@outside.example",
+            "alice@example.test",
+            &hostile_held_message(),
+        )
+        .unwrap();
+    assert!(held.starts_with("250"), "{held}");
+    // From a trusted network, for a domain no DNS server answers for: it stays queued.
+    let mut relay = RawSmtp::connect(server.smtp).unwrap();
+    relay.cmd("EHLO inside.example").unwrap();
+    let queued = relay
+        .send_message(
+            "alice@example.test",
+            "someone@unreachable.test",
+            b"Subject: waiting\r\n\r\nhello\r\n",
+        )
+        .unwrap();
+    assert!(queued.starts_with("250"), "{queued}");
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/admin-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("admin-console-browser.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(format!("http://{}", server.admin))
+        .arg(password.trim())
+        .arg(&shots)
+        .output()
+        .expect("the browser test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("browser ok"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}

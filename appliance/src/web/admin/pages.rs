@@ -540,6 +540,23 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// A quota as the quota field takes it back (`parse_size`'s units), exactly.
+fn quota_text(bytes: u64) -> String {
+    let units: [(u64, &str); 4] = [
+        (1 << 30, "GiB"),
+        (1_000_000_000, "GB"),
+        (1 << 20, "MiB"),
+        (1_000_000, "MB"),
+    ];
+    units
+        .iter()
+        .find(|(unit, _)| bytes >= *unit && bytes % unit == 0)
+        .map_or_else(
+            || bytes.to_string(),
+            |(unit, name)| format!("{}{name}", bytes / unit),
+        )
+}
+
 #[derive(Deserialize)]
 struct AccountForm {
     csrf: Option<String>,
@@ -648,7 +665,7 @@ async fn account(
          <button class=\"danger\">Delete account</button></form>",
         usage = usage_bar(usage, a.quota),
         status = if disabled { "disabled (cannot log in)" } else { "enabled" },
-        quota = size(a.quota),
+        quota = quota_text(a.quota),
         toggle = if disabled {
             button(&caller, &format!("{base}/enable"), "Enable", "")
         } else {
@@ -891,5 +908,14 @@ mod tests {
         assert_eq!(age(7_200), "2 h");
         assert_eq!(size(1 << 30), "1.0 GiB");
         assert!(usage_bar(512, 1024).contains("value=\"50\""));
+        assert_eq!(quota_text(1_000_000_000), "1GB");
+        assert_eq!(quota_text(3 << 30), "3GiB");
+        assert_eq!(quota_text(1234), "1234");
+        for bytes in [1_000_000_000, 3 << 30, 1234, 5 << 20] {
+            assert_eq!(
+                gannet_core::config::parse_size(&quota_text(bytes)),
+                Some(bytes)
+            );
+        }
     }
 }

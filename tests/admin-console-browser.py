@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""The admin console in a real browser: Playwright driving Debian's Chromium, headless.
+
+usage: admin-console-browser.py BASE_URL ADMIN_PASSWORD SCREENSHOT_DIR
+
+Before it runs, the test has held a message with a hostile subject in the quarantine and
+queued one for an unreachable domain. Any JavaScript dialog (an `alert` from injected
+markup) fails the run. Prints "browser ok" when every flow passed; a screenshot of each
+page lands in SCREENSHOT_DIR.
+"""
+import re
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+BASE, PASSWORD, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3]
+dialogs = []
+
+
+def shot(page, name):
+    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    page = browser.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.set_default_timeout(15000)
+
+    # Every page sends a visitor without a session to the login page.
+    page.goto(BASE + "/accounts")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    shot(page, "login")
+
+    # A wrong password is refused; the right one opens the dashboard.
+    page.fill("input[name=name]", "admin")
+    page.fill("input[name=password]", "Not-the-password1")
+    page.click("button")
+    expect(page.locator(".error")).to_contain_text("Wrong name or password")
+    page.fill("input[name=name]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button")
+    expect(page.locator("h1")).to_have_text("Dashboard")
+    expect(page.locator("[data-stat=held]")).to_have_text("1")
+    shot(page, "dashboard")
+
+    # A domain, then an account: a weak password shows the policy.
+    page.click("nav >> text=Domains")
+    page.fill("input[name=name]", "browser.test")
+    page.click("form[action='/domains'] button")
+    expect(page.locator(".ok")).to_contain_text("domain browser.test added")
+    expect(page.locator("table")).to_contain_text("browser.test")
+    shot(page, "domains")
+    page.click("nav >> text=Accounts")
+    page.fill("input[name=address]", "web@browser.test")
+    page.fill("input[name=password]", "weak")
+    page.click("form[action='/accounts'] button")
+    expect(page.locator(".error")).to_contain_text("8")
+    page.fill("input[name=address]", "web@browser.test")
+    page.fill("input[name=password]", "Browser123")
+    page.click("form[action='/accounts'] button")
+    expect(page.locator(".ok")).to_contain_text("account web@browser.test added")
+    shot(page, "accounts")
+
+    # Its spam level and whitelist.
+    page.click("table a >> text=web@browser.test")
+    expect(page.locator("h1")).to_have_text("web@browser.test")
+    page.select_option("select[name=spam_level]", "high")
+    page.click("form[action$='/settings'] button")
+    expect(page.locator(".ok")).to_contain_text("spam level high")
+    expect(page.locator("select[name=spam_level]")).to_have_value("high")
+    page.fill("form[action$='/whitelist-add'] input[name=value]", "*@partner.test")
+    page.click("form[action$='/whitelist-add'] button")
+    expect(page.locator(".ok")).to_contain_text("*@partner.test")
+    expect(page.locator("main ul").first).to_contain_text("*@partner.test")
+    shot(page, "account")
+
+    # The quarantine shows the hostile subject as text, and releases the message.
+    page.click("nav >> text=Quarantine")
+    expect(page.locator("table")).to_contain_text("<script>alert(1)</script>")
+    shot(page, "quarantine")
+    page.click("table >> text=Release")
+    expect(page.locator(".ok")).to_contain_text("released")
+
+    # The queue: retry, then bounce.
+    page.click("nav >> text=Queue")
+    expect(page.locator("table")).to_contain_text("someone@unreachable.test")
+    shot(page, "queue")
+    page.click("table >> text=Retry now")
+    expect(page.locator(".ok")).to_be_visible()
+    page.click("table >> text=Bounce")
+    expect(page.locator(".ok")).to_contain_text("returned to")
+
+    # Logging out: every page refuses again.
+    page.click("nav >> text=Log out")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    for path in ["/", "/domains", "/accounts", "/quarantine", "/queue"]:
+        page.goto(BASE + path)
+        expect(page).to_have_url(re.compile(r"/login$"))
+    browser.close()
+
+if dialogs:
+    raise SystemExit(f"FAILED: script ran in the page: {dialogs}")
+print("browser ok")
