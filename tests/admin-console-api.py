@@ -133,6 +133,15 @@ status, _, page = request("GET", "/quarantine", headers=session)
 check(status == 200, "quarantine page")
 check("<script>alert" not in page and "&lt;script&gt;alert" in page, "the subject is escaped in the quarantine page")
 
+# 8b. The trace over the API: the held message, by recipient, with its events.
+status, _, answer = request("GET", "/api/v1/trace?recipient=ALICE@example.test", headers=bearer)
+traces = json.loads(answer)
+check(status == 200 and len(traces) == 1, f"trace: {answer}")
+whats = [e["what"] for e in traces[0]["events"]]
+check(whats[0].startswith("received from 127.0.0.2 <friend@outside.example>") and "held in quarantine" in whats[1], f"trace events: {whats}")
+status, _, answer = request("GET", "/api/v1/trace?sender=nobody@x.test", headers=bearer)
+check(status == 200 and json.loads(answer) == [], f"an empty trace: {answer}")
+
 # 9. Logging out ends the session: its cookie opens nothing any more.
 status, h, _ = request("POST", "/logout", {"csrf": csrf}, session)
 check(status == 303 and "Max-Age=0" in h.get("set-cookie", ""), f"logout: {h}")

@@ -75,6 +75,18 @@ with sync_playwright() as p:
     expect(page.locator("main ul").first).to_contain_text("*@partner.test")
     shot(page, "account")
 
+    # The message swaks sent is in the trace with its score and folder; the held one
+    # with its hostile subject, as text.
+    page.click("nav >> text=Trace")
+    page.fill("input[name=recipient]", "alice@example.test")
+    page.click("form.search button")
+    expect(page.locator("main")).to_contain_text("Subject: traced by swaks")
+    expect(page.locator("main")).to_contain_text("filed in INBOX for alice@example.test")
+    expect(page.locator("main")).to_contain_text("spam score")
+    expect(page.locator("main")).to_contain_text("held in quarantine: invoice.pdf.exe")
+    expect(page.locator("main")).to_contain_text("<script>alert(1)</script>")
+    shot(page, "trace")
+
     # The quarantine shows the hostile subject as text, and releases the message.
     page.click("nav >> text=Quarantine")
     expect(page.locator("table")).to_contain_text("<script>alert(1)</script>")

@@ -12,11 +12,12 @@ use gannet_core::delivery::routing::{Directory, SharedDirectory};
 use gannet_core::mime::header_value;
 use gannet_core::policy::QuotaBook;
 use gannet_core::store::schema::Route;
-use gannet_core::store::{account_admin, admins, directory, mail, queue, Store};
+use gannet_core::store::{account_admin, admins, directory, mail, queue, trace, Store};
 
 use crate::cli::{
     AccountCommand, AdminCommand, AdminUserCommand, AliasCommand, DomainCommand, Global,
-    MailCommand, QuarantineCommand, QueueCommand, RulesCommand, TokenCommand, WhitelistCommand,
+    MailCommand, QuarantineCommand, QueueCommand, RulesCommand, TokenCommand, TraceArgs,
+    WhitelistCommand,
 };
 
 /// The outcome of an admin command: what to print, and whether it succeeded.
@@ -333,6 +334,17 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             format!("{address}: whitelist {}\n", list.join(" ")).into_bytes()
         }
         AdminCommand::Admin(command) => admin_user_command(store, command, now)?,
+        AdminCommand::Trace(args) => {
+            let mut out = String::new();
+            for t in trace::search(store, &trace_query(args, now))? {
+                out.push_str(&format!("message {:016x}\n", t.message));
+                for e in &t.events {
+                    let when = gannet_core::smtp::format_rfc5322_date(e.at);
+                    out.push_str(&format!("  {when}  {}\n", e.describe()));
+                }
+            }
+            out.into_bytes()
+        }
         AdminCommand::Mail(MailCommand::List { address, mailbox }) => {
             let (account, mailbox_id) = find_mailbox(store, address, mailbox)?;
             let mut out = String::new();
@@ -443,6 +455,19 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         }
     };
     Ok(out)
+}
+
+/// The store's query for `gannet trace` (and the console's search form).
+pub(crate) fn trace_query(args: &TraceArgs, now: i64) -> trace::Query {
+    trace::Query {
+        sender: args.sender.clone(),
+        recipient: args.recipient.clone(),
+        message_id: args.message_id.clone(),
+        client: args.client.clone(),
+        since: args.hours.map(|h| now - i64::from(h) * 3600),
+        until: None,
+        limit: args.limit,
+    }
 }
 
 /// `gannet admin ...`: administrators of the console and their tokens.

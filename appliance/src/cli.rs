@@ -141,6 +141,8 @@ pub(crate) enum AdminCommand {
     /// Administrators of the web console, and API tokens for scripts.
     #[command(subcommand)]
     Admin(AdminUserCommand),
+    /// What happened to messages: search the message trace (newest first).
+    Trace(TraceArgs),
     /// Check the store's integrity: every message's body exists, reference counts, usage
     /// and next UIDs agree with the records. Exit 0 when consistent, else a report and 1.
     Check {
@@ -198,6 +200,28 @@ pub(crate) enum QuarantineCommand {
     Delete { id: String },
     /// Delete every held message past its expiry now (the server does it daily).
     Purge,
+}
+
+#[derive(Args, Clone, Serialize, Deserialize, Debug, Default)]
+pub(crate) struct TraceArgs {
+    /// The envelope sender.
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// A recipient.
+    #[arg(long)]
+    pub recipient: Option<String>,
+    /// The Message-ID header, with its angle brackets.
+    #[arg(long)]
+    pub message_id: Option<String>,
+    /// The client's IP address.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only messages that arrived in the last N hours.
+    #[arg(long)]
+    pub hours: Option<u32>,
+    /// Most messages shown.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
 }
 
 #[derive(Subcommand, Clone, Serialize, Deserialize, Debug)]

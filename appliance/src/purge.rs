@@ -1,6 +1,7 @@
-//! The quarantine's daily purge: at start, then every day at `quarantine.purge_at` (UTC),
-//! held messages past their expiry are deleted (with their blobs, when nothing else
-//! refers to them). A thread of its own that sleeps in between.
+//! The daily purge: at start, then every day at `quarantine.purge_at` (UTC), held
+//! messages past their expiry are deleted (with their blobs, when nothing else refers to
+//! them), and message traces older than `trace.retention`. A thread of its own that
+//! sleeps in between.
 
 use std::time::Duration;
 
@@ -24,8 +25,13 @@ fn until_next(now: i64, second_of_day: i64) -> i64 {
 }
 
 /// Runs one purge now; logs what it did.
-fn purge_now(store: &Store) {
+fn purge_now(store: &Store, trace_retention: i64) {
     let now = unix_now();
+    match gannet_core::store::trace::purge(store, now - trace_retention) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(messages = n, "message traces past their retention purged"),
+        Err(e) => tracing::error!(error = %e, "trace purge failed"),
+    }
     match quarantine::purge(store, now) {
         Ok((_, 0)) => {}
         Ok((changes, n)) => match store.commit_blocking(changes) {
@@ -36,7 +42,13 @@ fn purge_now(store: &Store) {
     }
 }
 
-pub(crate) fn spawn(store: Store, config: &Quarantine, _wake: Wake) -> anyhow::Result<()> {
+pub(crate) fn spawn(
+    store: Store,
+    config: &Quarantine,
+    trace_retention: Duration,
+    _wake: Wake,
+) -> anyhow::Result<()> {
+    let trace_retention = trace_retention.as_secs() as i64;
     let at = i64::from(
         config
             .purge_second_of_day()
@@ -46,7 +58,7 @@ pub(crate) fn spawn(store: Store, config: &Quarantine, _wake: Wake) -> anyhow::R
     std::thread::Builder::new()
         .name("purge".into())
         .spawn(move || loop {
-            purge_now(&store);
+            purge_now(&store, trace_retention);
             let wait = until_next(unix_now(), at);
             std::thread::sleep(Duration::from_secs(wait as u64));
         })?;

@@ -72,6 +72,7 @@ fn outbound_config(config: &Config) -> anyhow::Result<OutboundConfig> {
         destination_concurrency: d.destination_concurrency.max(1),
         connect_timeout: d.reply_timeout.0.min(std::time::Duration::from_secs(30)),
         nameservers,
+        trace: config.trace.enabled,
         ..OutboundConfig::default()
     })
 }
@@ -196,6 +197,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             attachments_outbound: config.attachments.outbound,
         },
         bayes: Default::default(),
+        trace: config.trace.enabled,
         quarantine: QuarantineSettings {
             key: release_key.clone(),
             links: Links { public_url },
@@ -240,7 +242,12 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             ADMIN_IDLE,
         ),
     )?;
-    purge::spawn(store.clone(), &config.quarantine, outbound_wake.clone())?;
+    purge::spawn(
+        store.clone(),
+        &config.quarantine,
+        config.trace.retention.0,
+        outbound_wake.clone(),
+    )?;
     let ctx = ServerContext {
         smtp,
         store: store.clone(),

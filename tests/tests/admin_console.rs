@@ -164,6 +164,31 @@ fn the_console_in_a_browser() {
         )
         .unwrap();
     assert!(held.starts_with("250"), "{held}");
+    // A message from swaks, to find in the trace.
+    let swaks = Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port"])
+        .arg(server.smtp.port().to_string())
+        .args([
+            "--from",
+            "sender@outside.example",
+            "--to",
+            "alice@example.test",
+        ])
+        .args(["--header", "Subject: traced by swaks", "--body", "hello"])
+        .output()
+        .expect("swaks");
+    assert!(
+        swaks.status.success(),
+        "{}",
+        String::from_utf8_lossy(&swaks.stdout)
+    );
+    let cli =
+        String::from_utf8(server.admin(&["trace", "--recipient", "alice@example.test"])).unwrap();
+    assert!(
+        cli.contains("Subject: traced by swaks")
+            && cli.contains("filed in INBOX for alice@example.test"),
+        "{cli}"
+    );
     // From a trusted network, for a domain no DNS server answers for: it stays queued.
     let mut relay = RawSmtp::connect(server.smtp).unwrap();
     relay.cmd("EHLO inside.example").unwrap();

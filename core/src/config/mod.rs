@@ -41,6 +41,7 @@ pub struct Config {
     pub dns: Dns,
     pub dnsbl: Vec<Dnsbl>,
     pub quarantine: Quarantine,
+    pub trace: Trace,
     pub web: Web,
     pub antivirus: Antivirus,
     pub attachments: Attachments,
@@ -430,6 +431,25 @@ impl Dnsbl {
     }
     fn default_score() -> f64 {
         3.0
+    }
+}
+
+/// `[trace]`: the message trace the admin console searches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Trace {
+    /// Record what happens to each message (arrival, verdict, folder, queue, hold).
+    pub enabled: bool,
+    /// How long a message's trace is kept (purged daily with the quarantine).
+    pub retention: Duration,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace {
+            enabled: true,
+            retention: Duration::from_secs(30 * 86400),
+        }
     }
 }
 

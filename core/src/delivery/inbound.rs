@@ -24,6 +24,7 @@ use crate::policy::QuotaBook;
 use crate::smtp::{Delivery, DeliveryOutcome};
 use crate::store::bayes::StoreLearned;
 use crate::store::reader::Readers;
+use crate::store::trace::{self, Event, EventKind};
 use crate::store::{Store, StoreError};
 
 /// Messages up to this size are scanned on the caller's thread; larger ones on a reader
@@ -48,6 +49,8 @@ pub struct Inbound {
     pub quarantine: QuarantineSettings,
     /// Whether the Bayes database is ready (scans then go to a reader thread).
     pub bayes: crate::store::bayes::ReadyGate,
+    /// Whether deliveries write the message trace (`trace.enabled`).
+    pub trace: bool,
 }
 
 /// How held messages are kept and announced.
@@ -87,6 +90,14 @@ impl Inbound {
             recipients: held,
             ..envelope.clone()
         };
+        if self.trace {
+            let mut received = arrival_event(&envelope, &message, message.len() as u64);
+            trace::record(&mut changes, &received);
+            received.kind = EventKind::Held {
+                reason: trace::short(&reason),
+            };
+            trace::record(&mut changes, &received);
+        }
         changes.extend(quarantine::hold(
             quarantine::Hold {
                 envelope: &held_envelope,
@@ -299,7 +310,13 @@ impl Inbound {
             .as_ref()
             .and_then(|_| crate::mime::header_value(&buffer, "Subject"))
             .unwrap_or_default();
+        let arrival = self
+            .trace
+            .then(|| arrival_event(&envelope, &buffer, size as u64));
         let mut changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
+        if let Some(arrival) = arrival {
+            trace_delivery(&mut changes, &envelope, arrival, verdict.as_ref(), &placed);
+        }
         let reported = report.as_ref().map_or(0, Vec::len);
         if let Some(learned) = report {
             // The acknowledgement goes to the account that authenticated.
@@ -347,6 +364,80 @@ impl Inbound {
                 }
             }
         }
+    }
+}
+
+/// The trace's arrival event of a message about to be stored.
+fn arrival_event(envelope: &crate::smtp::Envelope, message: &[u8], size: u64) -> Event {
+    let header = |name: &str| {
+        crate::mime::header_value(message, name)
+            .map(|v| trace::short(&v))
+            .unwrap_or_default()
+    };
+    Event {
+        at: envelope.received_at,
+        message: envelope.id,
+        kind: EventKind::Received {
+            client: envelope.client_ip.map(|ip| ip.to_string()),
+            sender: envelope.reverse_path.clone(),
+            recipients: envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect(),
+            message_id: header("Message-ID"),
+            subject: header("Subject"),
+            size,
+        },
+    }
+}
+
+/// The trace of a delivery, into its commit: the arrival, the spam verdict, the
+/// mailbox each local recipient got it in, the recipients queued for elsewhere.
+fn trace_delivery(
+    changes: &mut crate::store::Changes,
+    envelope: &crate::smtp::Envelope,
+    arrival: Event,
+    verdict: Option<&crate::filter::Verdict>,
+    placed: &[crate::delivery::local::Placement],
+) {
+    let event = |kind| Event {
+        at: arrival.at,
+        message: arrival.message,
+        kind,
+    };
+    trace::record(changes, &arrival);
+    if let Some(v) = verdict {
+        let rules = v
+            .hits
+            .iter()
+            .map(|h| format!("{}={:.1}", h.name, h.score))
+            .collect();
+        trace::record(
+            changes,
+            &event(EventKind::Scored {
+                score: v.score,
+                rules,
+            }),
+        );
+    }
+    for p in placed {
+        for r in (envelope.recipients.iter())
+            .filter(|r| r.account.is_some_and(|a| p.accounts.contains(&a)))
+        {
+            let kind = EventKind::Filed {
+                recipient: r.address.clone(),
+                folder: p.mailbox.to_string(),
+            };
+            trace::record(changes, &event(kind));
+        }
+    }
+    let remote: Vec<String> = (envelope.recipients.iter())
+        .filter(|r| r.account.is_none())
+        .map(|r| r.address.clone())
+        .collect();
+    if !remote.is_empty() {
+        trace::record(changes, &event(EventKind::Queued { recipients: remote }));
     }
 }
 
@@ -405,6 +496,7 @@ mod tests {
             outbound: Wake::default(),
             screens: Screens::off(),
             bayes: Default::default(),
+            trace: true,
             quarantine: QuarantineSettings {
                 key: Arc::new(ReleaseKey::from_bytes(&[0; 32])),
                 links: Links {
@@ -437,6 +529,7 @@ mod tests {
                 smtputf8: false,
                 received_at: 0,
                 submitter: None,
+                client_ip: None,
             },
             message_len: buffer.len(),
             buffer,

@@ -62,6 +62,8 @@ pub struct OutboundConfig {
     /// Messages delivered at the same time to one destination (a smart host, a
     /// customer's server, a domain's MX hosts): what one server is asked to bear.
     pub destination_concurrency: usize,
+    /// Record each attempt in the message trace (`trace.enabled`).
+    pub trace: bool,
 }
 
 impl Default for OutboundConfig {
@@ -80,7 +82,52 @@ impl Default for OutboundConfig {
             poll_interval: Duration::from_secs(1),
             concurrency: 64,
             destination_concurrency: 20,
+            trace: true,
         }
+    }
+}
+
+/// The trace of one delivery attempt: who got it, who is still waiting and why, who
+/// was returned to the sender.
+fn trace_attempt(
+    changes: &mut Changes,
+    message: u64,
+    now: i64,
+    delivered: Vec<String>,
+    deferred: Vec<String>,
+    last_error: Option<&str>,
+    failures: &[Failure],
+) {
+    use crate::store::trace::{self, Event, EventKind};
+    let mut record = |kind| {
+        trace::record(
+            changes,
+            &Event {
+                at: now,
+                message,
+                kind,
+            },
+        )
+    };
+    if !delivered.is_empty() {
+        record(EventKind::Attempt {
+            recipients: delivered,
+            answer: "accepted".into(),
+            delivered: true,
+        });
+    }
+    if !deferred.is_empty() {
+        record(EventKind::Attempt {
+            recipients: deferred,
+            answer: trace::short(last_error.unwrap_or("deferred")),
+            delivered: false,
+        });
+    }
+    if let Some(first) = failures.first() {
+        record(EventKind::Bounced {
+            recipients: failures.iter().map(|f| f.recipient.clone()).collect(),
+            why: trace::short(&first.diagnostic),
+        });
     }
 }
 
@@ -699,8 +746,16 @@ impl Runner {
         let now = unix_now();
         let mut failures = Vec::new();
         let mut last_error = None;
+        let (mut delivered, mut deferred) = (Vec::new(), Vec::new());
         for (i, outcome) in outcomes {
             let r = &mut message.recipients[i];
+            if self.config.trace {
+                match &outcome {
+                    RcptOutcome::Delivered => delivered.push(r.address.clone()),
+                    RcptOutcome::Deferred(_) => deferred.push(r.address.clone()),
+                    RcptOutcome::Failed(_) => {}
+                }
+            }
             match outcome {
                 RcptOutcome::Delivered => r.status = RecipientStatus::Delivered,
                 RcptOutcome::Failed(e) => {
@@ -731,6 +786,17 @@ impl Runner {
             }
         }
         let mut changes = Changes::new();
+        if self.config.trace {
+            trace_attempt(
+                &mut changes,
+                message.id,
+                now,
+                delivered,
+                deferred,
+                last_error.as_deref(),
+                &failures,
+            );
+        }
         // If an admin deleted, retried or bounced the entry during this attempt, their
         // change stands and this outcome is dropped (the commit answers Changed).
         let attempted = message.clone();
@@ -811,6 +877,7 @@ impl Runner {
             smtputf8: false,
             received_at: now,
             submitter: None,
+            client_ip: None,
         };
         let mut message = b"Return-Path: <>\r\n".to_vec();
         message.extend_from_slice(&report);

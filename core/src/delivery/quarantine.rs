@@ -371,6 +371,12 @@ pub fn release(
         }
     }
     changes.mark_released(id, recipient, now, by);
+    let released = crate::store::trace::Event {
+        at: now,
+        message: id,
+        kind: crate::store::trace::EventKind::Released { by: by.to_string() },
+    };
+    crate::store::trace::record(&mut changes, &released);
     Ok(changes)
 }
 
@@ -452,6 +458,7 @@ mod tests {
             smtputf8: false,
             received_at: 100,
             submitter: None,
+            client_ip: None,
         };
         let message =
             b"Return-Path: <bad@example.org>\r\nSubject: invoice\r\n\r\nbody\r\n".to_vec();
@@ -536,6 +543,7 @@ mod tests {
             smtputf8: false,
             received_at: 0,
             submitter: None,
+            client_ip: None,
         };
         let key = ReleaseKey::from_bytes(&[1; 32]);
         let links = Links {

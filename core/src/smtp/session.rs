@@ -137,6 +137,8 @@ pub struct Envelope {
     pub received_at: i64,
     /// The authenticated account that sent it (None: not authenticated).
     pub submitter: Option<u32>,
+    /// The client it came from (None: made here, such as a bounce).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Envelope {
@@ -454,6 +456,7 @@ impl Session {
                 smtputf8: tx.params.smtputf8,
                 received_at: tx.received_at,
                 submitter: self.authenticated,
+                client_ip: Some(self.policy.client_ip),
             },
             buffer,
             message_len,

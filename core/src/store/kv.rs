@@ -133,6 +133,16 @@ pub trait KvStore: Send + Sync {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError>;
 
+    /// Calls `visit` with each key (in order) from `start` on that starts with `prefix`
+    /// (`start` itself starting with it), until it returns false.
+    fn scan_prefix_from(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+
     /// Applies all operations atomically; with `sync`, returns only once they are on disk.
     fn write(&self, ops: &[WriteOp], sync: bool) -> Result<(), StoreError>;
 

@@ -54,6 +54,30 @@ impl KvStore for MemoryStore {
         Ok(())
     }
 
+    fn scan_prefix_from(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let from = if start < prefix { prefix } else { start };
+        let found: Vec<(Vec<u8>, Vec<u8>)> = {
+            let families = self.families.lock().map_err(poisoned)?;
+            families[index(cf)]
+                .range(from.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        for (k, v) in found {
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, ops: &[WriteOp], _sync: bool) -> Result<(), StoreError> {
         let mut families = self.families.lock().map_err(poisoned)?;
         for op in ops {

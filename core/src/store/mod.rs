@@ -16,6 +16,7 @@
 //! * [`quarantine`]: messages held for a virus or a forbidden attachment.
 //! * [`summary`]: message summaries (the header block), kept beside each blob.
 //! * [`watch`]: who is told when a mailbox changes (IMAP IDLE).
+//! * [`trace`]: the message trace (what happened to each message).
 //! * [`bayes`]: what the Bayes classifier learned.
 
 pub mod account_admin;
@@ -38,6 +39,7 @@ mod rocks;
 pub mod schema;
 mod sequencer;
 pub mod summary;
+pub mod trace;
 pub mod watch;
 
 use std::path::Path;

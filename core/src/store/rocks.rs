@@ -132,6 +132,24 @@ impl KvStore for RocksStore {
         Ok(())
     }
 
+    fn scan_prefix_from(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let from = if start < prefix { prefix } else { start };
+        let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.handle(cf)?, mode) {
+            let (key, value) = item.map_err(engine)?;
+            if !key.starts_with(prefix) || !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, ops: &[WriteOp], sync: bool) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for op in ops {

@@ -50,6 +50,7 @@ pub(super) fn routes(state: Arc<AdminState>) -> Router {
         .route("/api/v1/quarantine", get(quarantine_list))
         .route("/api/v1/quarantine/{id}/release", post(quarantine_release))
         .route("/api/v1/quarantine/{id}", delete(quarantine_delete))
+        .route("/api/v1/trace", get(trace_search))
         .route("/api/v1/queue", get(queue_list))
         .route("/api/v1/queue/{id}/retry", post(queue_retry))
         .route("/api/v1/queue/{id}/bounce", post(queue_bounce))
@@ -597,6 +598,58 @@ async fn queue_delete(
     .await
 }
 
+// ---- message trace ----
+
+#[derive(Deserialize, Default)]
+struct TraceParams {
+    sender: Option<String>,
+    recipient: Option<String>,
+    message_id: Option<String>,
+    client: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<usize>,
+}
+
+async fn trace_search(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<TraceParams>,
+) -> Response {
+    let _caller = or_return!(reader(&state, &headers));
+    let query = gannet_core::store::trace::Query {
+        sender: params.sender,
+        recipient: params.recipient,
+        message_id: params.message_id,
+        client: params.client,
+        since: params.since,
+        until: params.until,
+        limit: params.limit.unwrap_or(100).min(1000),
+    };
+    let store = state.store.clone();
+    let found =
+        tokio::task::spawn_blocking(move || gannet_core::store::trace::search(&store, &query))
+            .await;
+    match found {
+        Ok(Ok(traces)) => {
+            let out: Vec<Value> = traces
+                .iter()
+                .map(|t| {
+                    let events: Vec<Value> = t
+                        .events
+                        .iter()
+                        .map(|e| json!({ "at": e.at, "what": e.describe(), "event": e.kind }))
+                        .collect();
+                    json!({ "id": format!("{:016x}", t.message), "events": events })
+                })
+                .collect();
+            json(StatusCode::OK, &json!(out))
+        }
+        Ok(Err(e)) => store_failed(e),
+        Err(e) => store_failed(e),
+    }
+}
+
 // ---- description ----
 
 /// An OpenAPI 3 description of the routes above (served without login: it holds no data).
@@ -625,6 +678,7 @@ async fn openapi() -> Response {
                 "/api/v1/quarantine": { "get": op("held messages") },
                 "/api/v1/quarantine/{id}/release": { "post": op("release to every recipient still waiting") },
                 "/api/v1/quarantine/{id}": { "delete": op("delete a held message") },
+                "/api/v1/trace": { "get": op("search the message trace: sender, recipient, message_id, client, since, until, limit") },
                 "/api/v1/queue": { "get": op("queued messages") },
                 "/api/v1/queue/{id}/retry": { "post": op("try again now") },
                 "/api/v1/queue/{id}/bounce": { "post": op("return to sender now") },

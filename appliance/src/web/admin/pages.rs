@@ -43,6 +43,7 @@ pub(super) fn routes(state: Arc<AdminState>) -> Router {
         .route("/accounts/{address}/{action}", post(account_action))
         .route("/quarantine", get(quarantine_page))
         .route("/quarantine/{id}/{action}", post(quarantine_action))
+        .route("/trace", get(trace_page))
         .route("/queue", get(queue_page))
         .route("/queue/{id}/{action}", post(queue_action))
         .route(
@@ -108,7 +109,8 @@ fn layout(caller: &Caller, title: &str, notice: &Notice, body: &str) -> Response
          <title>{title} · Gannet</title><link rel=\"stylesheet\" href=\"/static/admin.css\">\
          <script src=\"/static/admin.js\" defer></script></head><body>\
          <nav><strong>Gannet</strong> <a href=\"/\">Dashboard</a> <a href=\"/domains\">Domains</a> \
-         <a href=\"/accounts\">Accounts</a> <a href=\"/quarantine\">Quarantine</a> \
+         <a href=\"/accounts\">Accounts</a> <a href=\"/trace\">Trace</a> \
+         <a href=\"/quarantine\">Quarantine</a> \
          <a href=\"/queue\">Queue</a>\
          <form method=\"post\" action=\"/logout\" class=\"logout\">{csrf}\
          <span>{admin}</span> <button>Log out</button></form></nav><main><h1>{title}</h1>",
@@ -751,6 +753,99 @@ async fn account_action(
         page
     };
     back(&page, outcome.ok, &String::from_utf8_lossy(&outcome.output))
+}
+
+// ---- message trace ----
+
+/// The trace search form's fields (a GET: searching changes nothing).
+#[derive(Deserialize, Default)]
+struct TraceForm {
+    sender: Option<String>,
+    recipient: Option<String>,
+    message_id: Option<String>,
+    client: Option<String>,
+    hours: Option<String>,
+    ok: Option<String>,
+    error: Option<String>,
+}
+
+async fn trace_page(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(form): Query<TraceForm>,
+) -> Response {
+    let caller = match session(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let hours = form
+        .hours
+        .as_deref()
+        .and_then(|h| h.trim().parse::<u32>().ok())
+        .unwrap_or(24);
+    let args = crate::cli::TraceArgs {
+        sender: form.sender.clone(),
+        recipient: form.recipient.clone(),
+        message_id: form.message_id.clone(),
+        client: form.client.clone(),
+        hours: Some(hours),
+        limit: 100,
+    };
+    let query = crate::admin::trace_query(&args, unix_now());
+    let store = state.store.clone();
+    let found =
+        tokio::task::spawn_blocking(move || gannet_core::store::trace::search(&store, &query))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+    let field = |name: &str, label: &str, value: &Option<String>| {
+        format!(
+            "<label>{label} <input name=\"{name}\" value=\"{}\"></label>",
+            escape(value.as_deref().unwrap_or(""))
+        )
+    };
+    let mut body = format!(
+        "<form method=\"get\" action=\"/trace\" class=\"search\">{}{}{}{}\
+         <label>Last hours <input name=\"hours\" value=\"{hours}\" size=\"4\"></label>\
+         <button>Search</button></form>",
+        field("sender", "Sender", &form.sender),
+        field("recipient", "Recipient", &form.recipient),
+        field("message_id", "Message-ID", &form.message_id),
+        field("client", "Client IP", &form.client),
+    );
+    match found {
+        Ok(traces) if traces.is_empty() => body.push_str("<p>No message found.</p>"),
+        Ok(traces) => {
+            for t in traces {
+                let _ = write!(
+                    body,
+                    "<section class=\"trace\"><h2>Message <code>{:016x}</code></h2><table><tbody>",
+                    t.message
+                );
+                for e in &t.events {
+                    let _ = write!(
+                        body,
+                        "<tr><td class=\"when\">{}</td><td>{}</td></tr>",
+                        escape(&gannet_core::smtp::format_rfc5322_date(e.at)),
+                        escape(&e.describe())
+                    );
+                }
+                body.push_str("</tbody></table></section>");
+            }
+        }
+        Err(e) => {
+            let _ = write!(
+                body,
+                "<p class=\"error\">The trace cannot be read: {}</p>",
+                escape(&e)
+            );
+        }
+    }
+    let notice = Notice {
+        ok: form.ok,
+        error: form.error,
+    };
+    layout(&caller, "Message trace", &notice, &body)
 }
 
 // ---- quarantine ----
