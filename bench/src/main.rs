@@ -7,12 +7,14 @@
 //! * `tls`: full TLS handshakes per second against an implicit-TLS port.
 //! * `imap`: IMAP and POP3 reading speed against a filled mailbox.
 //! * `spam`: the spam engine alone on one core over a labelled corpus.
+//! * `trace`: the message trace's searches over N traced messages.
 
 mod idle;
 mod imap;
 mod smtp;
 mod spam;
 mod tls;
+mod trace;
 
 // The allocator the server uses, so the in-process loads (spam) allocate as it does.
 #[global_allocator]
@@ -39,6 +41,8 @@ enum Command {
     Imap(imap::Options),
     /// Spam scanning speed and verdicts on one core over a labelled corpus.
     Spam(spam::Options),
+    /// Message-trace searches over a store of N traced messages.
+    Trace(trace::Options),
 }
 
 /// A tokio runtime for a load against `target`, which must be on this machine.
@@ -64,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Tls(opts) => tls::run(opts),
         Command::Imap(opts) => imap::run(opts),
         Command::Spam(opts) => spam::run(opts),
+        Command::Trace(opts) => trace::run(opts),
     }
 }
