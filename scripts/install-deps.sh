@@ -43,11 +43,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         fi
     done
 fi
-# Playwright (PyPI) for the admin console's browser test, in a venv of its own under
-# target/. No browser is downloaded: the test drives Debian's chromium.
+# Playwright (PyPI) for the admin console's browser test and prometheus_client (its
+# /metrics test), in a venv of its own under target/. No browser is downloaded: the test
+# drives Debian's chromium.
 venv="$(cd "$(dirname "$0")/.." && pwd)/target/browser-venv"
-if ! "$venv/bin/python" -c "import playwright" 2>/dev/null; then
-    echo "installing playwright into $venv" >&2
+if ! "$venv/bin/python" -c "import playwright, prometheus_client" 2>/dev/null; then
+    echo "installing playwright and prometheus_client into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "playwright>=1.40,<2"
+    "$venv/bin/pip" install -q "playwright>=1.40,<2" "prometheus_client>=0.17"
 fi

@@ -223,6 +223,12 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             },
         },
     )?;
+    let limits = &config.limits;
+    let connections = ConnectionLimiter::with_totals(
+        limits.max_connections_per_ip,
+        limits.max_connections,
+        limits.max_connections_per_listener,
+    );
     let admin_addr: std::net::SocketAddr = address("admin", &config.listen.admin)?;
     web::admin::ensure_first_admin(&store, &data_dir)
         .context("cannot create the first administrator")?;
@@ -240,6 +246,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
                 config.auth.lockout.0,
             ),
             ADMIN_IDLE,
+            connections.clone(),
         ),
     )?;
     purge::spawn(
@@ -260,11 +267,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             Networks::parse(&config.relay.trusted_networks).context("relay.trusted_networks")?,
         ),
         auth_settings: config.auth.clone(),
-        connections: ConnectionLimiter::with_totals(
-            limits.max_connections_per_ip,
-            limits.max_connections,
-            limits.max_connections_per_listener,
-        ),
+        connections,
         unauthenticated_lifetime: limits.unauthenticated_lifetime.0,
         rates: RateLimiter::new(limits.messages_per_hour),
         quotas,

@@ -116,7 +116,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             },
         ),
     ];
-    println!("{} messages; min / median / max of {} runs", opts.messages, opts.runs);
+    println!(
+        "{} messages; min / median / max of {} runs",
+        opts.messages, opts.runs
+    );
     for (label, query) in &searches {
         let mut times = Vec::with_capacity(opts.runs);
         let mut found = 0;

@@ -219,3 +219,85 @@ fn the_console_in_a_browser() {
         server.log()
     );
 }
+
+/// `/metrics` (with a token) parses as Prometheus text, and its counters move with mail.
+#[test]
+fn metrics_parse_and_move_with_traffic() {
+    let python = browser_python();
+    let mut server = Server::new("");
+    server.start();
+    server.with_example_accounts();
+    let token = String::from_utf8(server.admin(&["admin", "token", "create", "admin"])).unwrap();
+    let scrape = || -> std::collections::HashMap<String, f64> {
+        let script = "import sys, urllib.request\n\
+            from prometheus_client.parser import text_string_to_metric_families\n\
+            req = urllib.request.Request(sys.argv[1], headers={'Authorization': 'Bearer ' + sys.argv[2]})\n\
+            text = urllib.request.urlopen(req).read().decode()\n\
+            for family in text_string_to_metric_families(text):\n\
+            \x20   for s in family.samples:\n\
+            \x20       print(s.name, s.value)\n";
+        let out = Command::new(&python)
+            .args(["-c", script])
+            .arg(format!("http://{}/metrics", server.admin))
+            .arg(token.trim())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+            .collect()
+    };
+    let before = scrape();
+    assert_eq!(before.get("gannet_accounts"), Some(&2.0), "{before:?}");
+    for i in 0..3 {
+        let mut smtp = RawSmtp::connect(server.smtp).unwrap();
+        smtp.cmd("EHLO inside.example").unwrap();
+        let reply = smtp
+            .send_message(
+                "a@inside.example",
+                "alice@example.test",
+                format!("Subject: {i}\r\n\r\nhi\r\n").as_bytes(),
+            )
+            .unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let after = scrape();
+    let accepted = |m: &std::collections::HashMap<String, f64>| {
+        m.get("gannet_messages_accepted_total")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert_eq!(accepted(&after) - accepted(&before), 3.0, "{after:?}");
+    // Without a token: refused.
+    let status = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/metrics", server.admin))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "401");
+}
+
+/// While passwords are accepted without TLS, the console's front page says so.
+#[test]
+fn the_dashboard_warns_while_plaintext_logins_are_allowed() {
+    let mut server = Server::new("[auth]\nallow_plaintext = [\"pop3\"]\n");
+    server.start();
+    let token = String::from_utf8(server.admin(&["admin", "token", "create", "admin"])).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .arg(format!("http://{}/api/v1/status", server.admin))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("auth.allow_plaintext is on for pop3"),
+        "{body}"
+    );
+}

@@ -8,9 +8,10 @@
 //!
 //! * `session`: sessions, cookies and CSRF tokens.
 //! * `pages`: the HTML pages and their forms.
-//! * `api`: the JSON API.
+//! * `api`: the JSON API; `metrics`: `/metrics` for Prometheus.
 
 mod api;
+mod metrics;
 mod pages;
 mod session;
 
@@ -37,6 +38,8 @@ pub(crate) struct AdminState {
     /// Warnings the front page shows (passwords accepted without TLS, ...).
     pub(crate) warnings: Vec<String>,
     pub(crate) failures: Arc<FailureTracker>,
+    /// The mail ports' connection counts (for `/metrics`).
+    pub(crate) connections: Arc<gannet_core::policy::ConnectionLimiter>,
     sessions: Sessions,
 }
 
@@ -47,12 +50,14 @@ impl AdminState {
         warnings: Vec<String>,
         failures: Arc<FailureTracker>,
         idle: Duration,
+        connections: Arc<gannet_core::policy::ConnectionLimiter>,
     ) -> AdminState {
         AdminState {
             store,
             live,
             warnings,
             failures,
+            connections,
             sessions: Sessions::new(idle),
         }
     }
@@ -66,7 +71,12 @@ pub(crate) fn spawn(
 ) -> anyhow::Result<()> {
     let tls = (!addr.ip().is_loopback()).then_some(tls);
     let state = Arc::new(state);
-    let router = pages::routes(state.clone()).merge(api::routes(state));
+    let metrics = axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .with_state(state.clone());
+    let router = pages::routes(state.clone())
+        .merge(api::routes(state))
+        .merge(metrics);
     super::serve_router("admin", addr, tls, router)
 }
 
