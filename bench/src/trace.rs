@@ -40,7 +40,7 @@ fn events(n: u64, day_start: i64, messages: u64) -> [Event; 3] {
         },
         EventKind::Filed {
             recipient,
-            folder: if n % 5 == 0 { "Junk" } else { "INBOX" }.into(),
+            folder: if n.is_multiple_of(5) { "Junk" } else { "INBOX" }.into(),
         },
     ];
     kinds.map(|kind| Event {

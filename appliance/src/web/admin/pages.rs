@@ -521,11 +521,10 @@ async fn accounts(
 
 fn usage_bar(used: i64, quota: u64) -> String {
     let used = used.max(0) as u64;
-    let percent = if quota == 0 {
-        0
-    } else {
-        (used.saturating_mul(100) / quota).min(100)
-    };
+    let percent = (used.saturating_mul(100))
+        .checked_div(quota)
+        .unwrap_or(0)
+        .min(100);
     format!(
         "<meter min=\"0\" max=\"100\" value=\"{percent}\" title=\"{percent} %\"></meter> {} of {}",
         size(used),
@@ -552,7 +551,7 @@ fn quota_text(bytes: u64) -> String {
     ];
     units
         .iter()
-        .find(|(unit, _)| bytes >= *unit && bytes % unit == 0)
+        .find(|(unit, _)| bytes >= *unit && bytes.is_multiple_of(*unit))
         .map_or_else(
             || bytes.to_string(),
             |(unit, name)| format!("{}{name}", bytes / unit),

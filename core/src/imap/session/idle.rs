@@ -80,7 +80,7 @@ impl Session {
                     let flags_changed = old.flags != entry.flags || old.keywords != entry.keywords;
                     if flags_changed || (condstore && old.modseq != entry.modseq) {
                         let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
-                        flag_list(&mut l, sel.shown_flags(uid, &entry), &entry.keywords);
+                        flag_list(&mut l, sel.shown_flags(uid, entry), &entry.keywords);
                         if condstore {
                             l.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
                         }
