@@ -12,10 +12,21 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::smtp::ReverseDns;
-
 /// Longest a connection waits for the blocklists.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the reverse DNS said of the client, as the `Received:` header records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReverseDns {
+    /// Not asked (a trusted, private or loopback client): only the address is written.
+    #[default]
+    NotLookedUp,
+    /// Asked, and no name both points back from the address and resolves to it:
+    /// written `unknown`, as Postfix and Sendmail do, which spam filters read.
+    Unknown,
+    /// A name whose PTR and forward records agree (forward-confirmed).
+    Verified(String),
+}
 
 /// One configured list.
 #[derive(Debug, Clone, PartialEq)]

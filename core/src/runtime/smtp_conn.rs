@@ -12,11 +12,9 @@ use super::worker::WorkerContext;
 use super::PortKind;
 use crate::clock::unix_now;
 use crate::delivery::screening::Origin;
-use crate::policy::dns_checks::SpfQuery;
+use crate::policy::dns_checks::{ReverseDns, SpfQuery};
 use crate::policy::RateKey;
-use crate::smtp::{
-    ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, ReverseDns, Session,
-};
+use crate::smtp::{ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, Session};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
 

@@ -15,7 +15,7 @@ mod session;
 
 pub use command::{parse_command, Command, CommandError, MailParams, Path};
 pub use data::{has_bare_cr_or_lf, DotReader, DotScan};
-pub use received::{format_rfc5322_date, trace_headers, ReverseDns};
+pub use received::{format_rfc5322_date, trace_headers};
 pub use reply::Reply;
 pub use session::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Envelope, Environment, RcptRoute, Recipient,

@@ -3,18 +3,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// What the reverse DNS said of the client, as the `Received:` header records it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ReverseDns {
-    /// Not asked (a trusted, private or loopback client): only the address is written.
-    #[default]
-    NotLookedUp,
-    /// Asked, and no name both points back from the address and resolves to it:
-    /// written `unknown`, as Postfix and Sendmail do, which spam filters read.
-    Unknown,
-    /// A name whose PTR and forward records agree (forward-confirmed).
-    Verified(String),
-}
+use crate::policy::dns_checks::ReverseDns;
 
 /// What the `Received:` header records about one transaction.
 pub struct TraceInfo<'a> {

@@ -13,10 +13,11 @@ use memchr::memchr;
 
 use super::command::{parse_command, Command, CommandError, MailParams, Path};
 use super::data::{has_bare_cr_or_lf, DotReader, DotScan};
-use super::received::{trace_headers, ReverseDns, TraceInfo};
+use super::received::{trace_headers, TraceInfo};
 use super::reply::{replies, write_line, Reply};
 use crate::auth::sasl::{self, Credentials, SaslError};
 use crate::auth::service::AuthOutcome;
+use crate::policy::dns_checks::ReverseDns;
 use crate::policy::RateKey;
 use crate::protocol::{Buffers, Protocol};
 
