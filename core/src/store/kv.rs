@@ -131,7 +131,9 @@ pub trait KvStore: Send + Sync {
         cf: Cf,
         prefix: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.scan_prefix_from(cf, prefix, prefix, visit)
+    }
 
     /// Calls `visit` with each key (in order) from `start` on that starts with `prefix`
     /// (`start` itself starting with it), until it returns false.

@@ -31,29 +31,6 @@ impl KvStore for MemoryStore {
         self.get(cf, key).map(Some)
     }
 
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StoreError> {
-        // Visited from a copy: the visitor may read the store again.
-        let found: Vec<(Vec<u8>, Vec<u8>)> = {
-            let families = self.families.lock().map_err(poisoned)?;
-            families[index(cf)]
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        for (k, v) in found {
-            if !visit(&k, &v) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     fn scan_prefix_from(
         &self,
         cf: Cf,

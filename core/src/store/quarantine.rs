@@ -29,6 +29,17 @@ pub struct HeldMessage {
     pub recipients: Vec<HeldRecipient>,
 }
 
+impl HeldStatus {
+    /// One word: held, released, deleted.
+    pub fn label(&self) -> &'static str {
+        match self {
+            HeldStatus::Held => "held",
+            HeldStatus::Released { .. } => "released",
+            HeldStatus::Deleted { .. } => "deleted",
+        }
+    }
+}
+
 /// One recipient of a held message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldRecipient {

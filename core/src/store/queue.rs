@@ -42,6 +42,17 @@ pub enum RecipientStatus {
     Bounced,
 }
 
+impl RecipientStatus {
+    /// One word: queued, delivered, bounced.
+    pub fn label(self) -> &'static str {
+        match self {
+            RecipientStatus::Queued => "queued",
+            RecipientStatus::Delivered => "delivered",
+            RecipientStatus::Bounced => "bounced",
+        }
+    }
+}
+
 pub fn key(next_attempt: i64, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(16);
     k.extend_from_slice(&(next_attempt.max(0) as u64).to_be_bytes());

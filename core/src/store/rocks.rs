@@ -116,22 +116,6 @@ impl KvStore for RocksStore {
             .collect()
     }
 
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StoreError> {
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.handle(cf)?, mode) {
-            let (key, value) = item.map_err(engine)?;
-            if !key.starts_with(prefix) || !visit(&key, &value) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     fn scan_prefix_from(
         &self,
         cf: Cf,

@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use gannet_core::store::quarantine::{self, HeldStatus};
-use gannet_core::store::queue::{self, RecipientStatus};
+use gannet_core::store::quarantine;
+use gannet_core::store::queue;
 use gannet_core::store::schema::Route;
 use gannet_core::store::{account_admin, directory};
 use serde::de::DeserializeOwned;
@@ -82,6 +82,34 @@ fn writer(state: &AdminState, headers: &HeaderMap) -> Result<Caller, Response> {
     }
 }
 
+/// A caller allowed to read: 401 before anything else is done otherwise.
+struct Reader(Caller);
+
+/// A caller allowed to change things: 401, or 403 for a session without its CSRF token.
+struct Writer(Caller);
+
+impl axum::extract::FromRequestParts<Arc<AdminState>> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, Response> {
+        reader(state, &parts.headers).map(Reader)
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<AdminState>> for Writer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, Response> {
+        writer(state, &parts.headers).map(Writer)
+    }
+}
+
 /// A JSON body, parsed with simd-json; 400 with the parser's words if it is not one.
 fn body<T: DeserializeOwned>(bytes: Bytes) -> Result<T, Response> {
     if bytes.len() > MAX_BODY {
@@ -125,8 +153,7 @@ fn store_failed(e: impl std::fmt::Display) -> Response {
 
 // ---- status ----
 
-async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
+async fn status(State(state): State<Arc<AdminState>>, Reader(_caller): Reader) -> Response {
     let store = &state.store;
     let counters: serde_json::Map<String, Value> = match store.stats() {
         Ok(s) => s.into_iter().map(|(k, v)| (k, json!(v))).collect(),
@@ -147,8 +174,7 @@ async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Res
 
 // ---- domains ----
 
-async fn domains(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
+async fn domains(State(state): State<Arc<AdminState>>, Reader(_caller): Reader) -> Response {
     let routes = match directory::all_routes(&state.store) {
         Ok(r) => r,
         Err(e) => return store_failed(e),
@@ -185,10 +211,9 @@ struct NewDomain {
 
 async fn domain_add(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     bytes: Bytes,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let d: NewDomain = or_return!(body(bytes));
     let (backup_mx, primary, scan_relay) = match d.kind.as_deref() {
         None | Some("hosted") => (false, None, None),
@@ -212,10 +237,9 @@ async fn domain_add(
 
 async fn domain_remove(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(name): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     command(
         &state,
         &caller,
@@ -241,8 +265,7 @@ fn account_json(store: &gannet_core::store::Store, info: &directory::AccountInfo
     })
 }
 
-async fn accounts(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
+async fn accounts(State(state): State<Arc<AdminState>>, Reader(_caller): Reader) -> Response {
     match directory::list_accounts(&state.store) {
         Ok(list) => {
             let out: Vec<Value> = list.iter().map(|i| account_json(&state.store, i)).collect();
@@ -254,10 +277,9 @@ async fn accounts(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> R
 
 async fn account(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Reader(_caller): Reader,
     Path(address): Path<String>,
 ) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
     let wanted = address.trim().to_lowercase();
     match directory::list_accounts(&state.store) {
         Ok(list) => match list.iter().find(|i| i.account.address == wanted) {
@@ -288,10 +310,9 @@ struct NewAccount {
 
 async fn account_add(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     bytes: Bytes,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let a: NewAccount = or_return!(body(bytes));
     let hash = match hash_password(a.password).await {
         Ok(h) => h,
@@ -320,11 +341,10 @@ struct AccountChange {
 
 async fn account_set(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(address): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let change: AccountChange = or_return!(body(bytes));
     let password = match change.password {
         Some(p) => match hash_password(p).await {
@@ -360,10 +380,9 @@ async fn account_set(
 
 async fn account_delete(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(address): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let delete = AccountCommand::Delete { address, yes: true };
     command(&state, &caller, AdminCommand::Account(delete)).await
 }
@@ -375,11 +394,10 @@ struct Sender {
 
 async fn whitelist_add(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(address): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let s: Sender = or_return!(body(bytes));
     let add = WhitelistCommand::Add {
         address,
@@ -390,18 +408,16 @@ async fn whitelist_add(
 
 async fn whitelist_remove(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path((address, sender)): Path<(String, String)>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let remove = WhitelistCommand::Remove { address, sender };
     command(&state, &caller, AdminCommand::Whitelist(remove)).await
 }
 
 // ---- aliases ----
 
-async fn aliases(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
+async fn aliases(State(state): State<Arc<AdminState>>, Reader(_caller): Reader) -> Response {
     match account_admin::list_aliases(&state.store) {
         Ok(list) => {
             let out: Vec<Value> = list
@@ -428,10 +444,9 @@ struct NewAlias {
 
 async fn alias_add(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     bytes: Bytes,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let a: NewAlias = or_return!(body(bytes));
     let add = AliasCommand::Add {
         alias: a.alias,
@@ -442,10 +457,9 @@ async fn alias_add(
 
 async fn alias_remove(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(alias): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     command(
         &state,
         &caller,
@@ -456,8 +470,10 @@ async fn alias_remove(
 
 // ---- quarantine ----
 
-async fn quarantine_list(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
+async fn quarantine_list(
+    State(state): State<Arc<AdminState>>,
+    Reader(_caller): Reader,
+) -> Response {
     let held = match quarantine::list(&state.store) {
         Ok(h) => h,
         Err(e) => return store_failed(e),
@@ -469,11 +485,7 @@ async fn quarantine_list(State(state): State<Arc<AdminState>>, headers: HeaderMa
                 .recipients
                 .iter()
                 .map(|r| {
-                    let status = match &r.status {
-                        HeldStatus::Held => "held",
-                        HeldStatus::Released { .. } => "released",
-                        HeldStatus::Deleted { .. } => "deleted",
-                    };
+                    let status = r.status.label();
                     json!({ "address": r.address, "status": status })
                 })
                 .collect();
@@ -494,10 +506,9 @@ async fn quarantine_list(State(state): State<Arc<AdminState>>, headers: HeaderMa
 
 async fn quarantine_release(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let release = QuarantineCommand::Release {
         id,
         recipient: None,
@@ -507,10 +518,9 @@ async fn quarantine_release(
 
 async fn quarantine_delete(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     command(
         &state,
         &caller,
@@ -521,8 +531,7 @@ async fn quarantine_delete(
 
 // ---- queue ----
 
-async fn queue_list(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
+async fn queue_list(State(state): State<Arc<AdminState>>, Reader(_caller): Reader) -> Response {
     let queued = match queue::list(&state.store) {
         Ok(q) => q,
         Err(e) => return store_failed(e),
@@ -534,11 +543,7 @@ async fn queue_list(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
                 .recipients
                 .iter()
                 .map(|r| {
-                    let status = match r.status {
-                        RecipientStatus::Queued => "queued",
-                        RecipientStatus::Delivered => "delivered",
-                        RecipientStatus::Bounced => "bounced",
-                    };
+                    let status = r.status.label();
                     json!({ "address": r.address, "status": status })
                 })
                 .collect();
@@ -559,10 +564,9 @@ async fn queue_list(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
 
 async fn queue_retry(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     let retry = QueueCommand::Retry {
         id: Some(id),
         all: false,
@@ -572,10 +576,9 @@ async fn queue_retry(
 
 async fn queue_bounce(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     command(
         &state,
         &caller,
@@ -586,10 +589,9 @@ async fn queue_bounce(
 
 async fn queue_delete(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = or_return!(writer(&state, &headers));
     command(
         &state,
         &caller,
@@ -613,10 +615,9 @@ struct TraceParams {
 
 async fn trace_search(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    Reader(_caller): Reader,
     axum::extract::Query(params): axum::extract::Query<TraceParams>,
 ) -> Response {
-    let _caller = or_return!(reader(&state, &headers));
     let query = gannet_core::store::trace::Query {
         sender: params.sender,
         recipient: params.recipient,

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use gannet_core::clock::unix_now;
-use gannet_core::store::quarantine::{self, HeldStatus};
-use gannet_core::store::queue::{self, RecipientStatus};
+use gannet_core::store::quarantine;
+use gannet_core::store::queue;
 use gannet_core::store::{account_admin, directory};
 use serde::Deserialize;
 
@@ -79,6 +79,11 @@ fn session(state: &AdminState, headers: &HeaderMap) -> Result<Caller, Response> 
 
 fn redirect(to: &str) -> Response {
     secure((StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response())
+}
+
+/// Back to `page` with what a command answered.
+fn answered(page: &str, outcome: &crate::admin::Outcome) -> Response {
+    back(page, outcome.ok, &String::from_utf8_lossy(&outcome.output))
 }
 
 /// Back to `page` with the outcome in its query.
@@ -209,13 +214,12 @@ struct CsrfForm {
 
 async fn logout(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     form: Posted<CsrfForm>,
 ) -> Response {
-    let (caller, _) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
-        Err(r) => return r,
-    };
+    if let Err(r) = accept(&caller, form) {
+        return r;
+    }
     log_out(&state, &caller);
     let mut response = redirect("/login");
     if let Ok(cookie) = super::session::clear_cookie().parse() {
@@ -255,14 +259,8 @@ macro_rules! with_csrf {
 
 with_csrf!(CsrfForm, DomainForm, AccountForm, ActionForm);
 
-/// The session of a POST, then its form, then the form's CSRF token: the redirect to
-/// the login page, 400, or 403 when one is missing.
-fn checked<T: WithCsrf>(
-    state: &AdminState,
-    headers: &HeaderMap,
-    form: Posted<T>,
-) -> Result<(Caller, T), Response> {
-    let caller = session(state, headers)?;
+/// A posted form whose CSRF token is the session's; else 400 (unreadable) or 403.
+fn accept<T: WithCsrf>(caller: &Caller, form: Posted<T>) -> Result<T, Response> {
     let Ok(Form(form)) = form else {
         return Err(secure(
             (
@@ -273,9 +271,24 @@ fn checked<T: WithCsrf>(
         ));
     };
     if caller.csrf_ok(form.csrf()) {
-        Ok((caller, form))
+        Ok(form)
     } else {
         Err(forbidden())
+    }
+}
+
+/// A request from a logged-in console session; else the redirect to the login page
+/// (before the body is even read).
+struct LoggedIn(Caller);
+
+impl axum::extract::FromRequestParts<Arc<AdminState>> for LoggedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, Response> {
+        session(state, &parts.headers).map(LoggedIn)
     }
 }
 
@@ -283,13 +296,9 @@ fn checked<T: WithCsrf>(
 
 async fn dashboard(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let store = &state.store;
     let stats: BTreeMap<String, i64> = store.stats().unwrap_or_default().into_iter().collect();
     let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
@@ -349,13 +358,9 @@ fn age(secs: i64) -> String {
 
 async fn domains(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let routes = directory::all_routes(&state.store).unwrap_or_default();
     let mut rows = String::new();
     for (name, route) in routes.iter().filter(|(n, _)| n.starts_with('@')) {
@@ -419,11 +424,11 @@ struct DomainForm {
 
 async fn domain_add(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     form: Posted<DomainForm>,
 ) -> Response {
-    let (caller, form) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
+    let form = match accept(&caller, form) {
+        Ok(form) => form,
         Err(r) => return r,
     };
     let target = form.target.filter(|t| !t.trim().is_empty());
@@ -451,47 +456,34 @@ async fn domain_add(
         },
     };
     let outcome = run(&state, &caller, AdminCommand::Domain(command)).await;
-    back(
-        "/domains",
-        outcome.ok,
-        &String::from_utf8_lossy(&outcome.output),
-    )
+    answered("/domains", &outcome)
 }
 
 async fn domain_remove(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Path(name): Path<String>,
     form: Posted<CsrfForm>,
 ) -> Response {
-    let (caller, _) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
-        Err(r) => return r,
-    };
+    if let Err(r) = accept(&caller, form) {
+        return r;
+    }
     let outcome = run(
         &state,
         &caller,
         AdminCommand::Domain(DomainCommand::Remove { name }),
     )
     .await;
-    back(
-        "/domains",
-        outcome.ok,
-        &String::from_utf8_lossy(&outcome.output),
-    )
+    answered("/domains", &outcome)
 }
 
 // ---- accounts ----
 
 async fn accounts(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let mut rows = String::new();
     for info in directory::list_accounts(&state.store).unwrap_or_default() {
         let a = &info.account;
@@ -567,11 +559,11 @@ struct AccountForm {
 
 async fn account_add(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     form: Posted<AccountForm>,
 ) -> Response {
-    let (caller, form) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
+    let form = match accept(&caller, form) {
+        Ok(form) => form,
         Err(r) => return r,
     };
     let hash = match hash_password(form.password).await {
@@ -585,23 +577,15 @@ async fn account_add(
         spam_level: Some(state.live.spam.default_level.clone()),
     });
     let outcome = run(&state, &caller, command).await;
-    back(
-        "/accounts",
-        outcome.ok,
-        &String::from_utf8_lossy(&outcome.output),
-    )
+    answered("/accounts", &outcome)
 }
 
 async fn account(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Path(address): Path<String>,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let store = &state.store;
     let Ok(a) = directory::account_for_address(store, &address) else {
         return back("/accounts", false, &format!("No account {address}."));
@@ -687,12 +671,12 @@ struct ActionForm {
 
 async fn account_action(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Path((address, action)): Path<(String, String)>,
     form: Posted<ActionForm>,
 ) -> Response {
-    let (caller, form) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
+    let form = match accept(&caller, form) {
+        Ok(form) => form,
         Err(r) => return r,
     };
     let page = format!("/accounts/{}", url_encode(&address));
@@ -740,7 +724,7 @@ async fn account_action(
                 _ => AdminCommand::Alias(AliasCommand::Remove { alias: value }),
             };
             let outcome = run(&state, &caller, command).await;
-            return back(&page, outcome.ok, &String::from_utf8_lossy(&outcome.output));
+            return answered(&page, &outcome);
         }
         _ => return secure((StatusCode::NOT_FOUND, "not found").into_response()),
     };
@@ -751,7 +735,7 @@ async fn account_action(
     } else {
         page
     };
-    back(&page, outcome.ok, &String::from_utf8_lossy(&outcome.output))
+    answered(&page, &outcome)
 }
 
 // ---- message trace ----
@@ -770,13 +754,9 @@ struct TraceForm {
 
 async fn trace_page(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Query(form): Query<TraceForm>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let hours = form
         .hours
         .as_deref()
@@ -851,13 +831,9 @@ async fn trace_page(
 
 async fn quarantine_page(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let mut rows = String::new();
     for m in quarantine::list(&state.store).unwrap_or_default() {
         let id = format!("{:016x}", m.id);
@@ -865,11 +841,7 @@ async fn quarantine_page(
             .recipients
             .iter()
             .map(|r| {
-                let status = match &r.status {
-                    HeldStatus::Held => "held",
-                    HeldStatus::Released { .. } => "released",
-                    HeldStatus::Deleted { .. } => "deleted",
-                };
+                let status = r.status.label();
                 format!("{} ({status})", r.address)
             })
             .collect();
@@ -893,14 +865,13 @@ async fn quarantine_page(
 
 async fn quarantine_action(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Path((id, action)): Path<(String, String)>,
     form: Posted<CsrfForm>,
 ) -> Response {
-    let (caller, _) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
-        Err(r) => return r,
-    };
+    if let Err(r) = accept(&caller, form) {
+        return r;
+    }
     let command = match action.as_str() {
         "release" => QuarantineCommand::Release {
             id,
@@ -910,24 +881,16 @@ async fn quarantine_action(
         _ => return secure((StatusCode::NOT_FOUND, "not found").into_response()),
     };
     let outcome = run(&state, &caller, AdminCommand::Quarantine(command)).await;
-    back(
-        "/quarantine",
-        outcome.ok,
-        &String::from_utf8_lossy(&outcome.output),
-    )
+    answered("/quarantine", &outcome)
 }
 
 // ---- queue ----
 
 async fn queue_page(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let caller = match session(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let now = unix_now();
     let mut rows = String::new();
     for m in queue::list(&state.store).unwrap_or_default() {
@@ -936,11 +899,7 @@ async fn queue_page(
             .recipients
             .iter()
             .map(|r| {
-                let status = match r.status {
-                    RecipientStatus::Queued => "queued",
-                    RecipientStatus::Delivered => "delivered",
-                    RecipientStatus::Bounced => "bounced",
-                };
+                let status = r.status.label();
                 format!("{} ({status})", r.address)
             })
             .collect();
@@ -966,14 +925,13 @@ async fn queue_page(
 
 async fn queue_action(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
+    LoggedIn(caller): LoggedIn,
     Path((id, action)): Path<(String, String)>,
     form: Posted<CsrfForm>,
 ) -> Response {
-    let (caller, _) = match checked(&state, &headers, form) {
-        Ok(accepted) => accepted,
-        Err(r) => return r,
-    };
+    if let Err(r) = accept(&caller, form) {
+        return r;
+    }
     let command = match action.as_str() {
         "retry" => QueueCommand::Retry {
             id: Some(id),
@@ -984,11 +942,7 @@ async fn queue_action(
         _ => return secure((StatusCode::NOT_FOUND, "not found").into_response()),
     };
     let outcome = run(&state, &caller, AdminCommand::Queue(command)).await;
-    back(
-        "/queue",
-        outcome.ok,
-        &String::from_utf8_lossy(&outcome.output),
-    )
+    answered("/queue", &outcome)
 }
 
 #[cfg(test)]
