@@ -15,7 +15,8 @@ import urllib.parse
 
 HOST, PORT, PASSWORD, TOKEN = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
-PAGES = ["/", "/domains", "/accounts", "/accounts/x@example.test", "/quarantine", "/queue"]
+PAGES = ["/", "/domains", "/accounts", "/accounts/x@example.test", "/quarantine", "/queue",
+         "/trace", "/charts/messages_accepted.svg"]
 POSTS = ["/domains", "/accounts", "/accounts/x@example.test/delete", "/queue/00/retry",
          "/quarantine/00/release", "/logout"]
 API_GETS = ["/api/v1/status", "/api/v1/domains", "/api/v1/accounts", "/api/v1/aliases",

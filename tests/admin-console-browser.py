@@ -42,6 +42,14 @@ with sync_playwright() as p:
     page.click("button")
     expect(page.locator("h1")).to_have_text("Dashboard")
     expect(page.locator("[data-stat=held]")).to_have_text("1")
+    # The charts are drawn, and the messages accepted a moment ago are bars in theirs.
+    charts = page.locator(".charts img")
+    expect(charts).to_have_count(5)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.charts img')].every(i => i.complete && i.naturalWidth > 0)")
+    accepted = page.request.get(BASE + "/charts/messages_accepted.svg")
+    if accepted.status != 200 or 'fill="#2a6fb0"' not in accepted.text() or "2 in 3 h" not in accepted.text():
+        raise SystemExit(f"FAILED: the accepted chart: {accepted.status} {accepted.text()[:300]}")
     shot(page, "dashboard")
 
     # A domain, then an account: a weak password shows the policy.

@@ -27,6 +27,10 @@ fn until_next(now: i64, second_of_day: i64) -> i64 {
 /// Runs one purge now; logs what it did.
 fn purge_now(store: &Store, trace_retention: i64) {
     let now = unix_now();
+    // The console's per-minute counts: two days.
+    if let Err(e) = store.drop_stats_before(now.div_euclid(60) - 2 * 24 * 60) {
+        tracing::error!(error = %e, "dropping old per-minute counts failed");
+    }
     match gannet_core::store::trace::purge(store, now - trace_retention) {
         Ok(0) => {}
         Ok(n) => tracing::info!(messages = n, "message traces past their retention purged"),

@@ -317,6 +317,9 @@ impl Inbound {
         if let Some(arrival) = arrival {
             trace_delivery(&mut changes, &envelope, arrival, verdict.as_ref(), &placed);
         }
+        if junk > 0 {
+            changes.count("messages_junk", junk as i64);
+        }
         let reported = report.as_ref().map_or(0, Vec::len);
         if let Some(learned) = report {
             // The acknowledgement goes to the account that authenticated.

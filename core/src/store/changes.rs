@@ -485,9 +485,12 @@ impl Changes {
         self.changes.push(Change::DropHeld { id });
     }
 
-    /// Adds `n` to a statistic (`messages_accepted`, ...).
+    /// Adds `n` to a statistic (`messages_accepted`, ...), in its total and in the
+    /// current minute's bucket (the console's charts; kept two days).
     pub fn count(&mut self, stat: &str, n: i64) {
         self.add(Cf::Counters, keys::stat(stat), n);
+        let minute = crate::clock::unix_now().div_euclid(60);
+        self.add(Cf::Counters, keys::stat_minute(minute, stat), n);
     }
 
     // ---- raw writes, for store/ alone ----

@@ -191,6 +191,64 @@ impl Store {
         Ok(out)
     }
 
+    /// A statistic's count in each of the `minutes` minutes from `first` (Unix minute:
+    /// time / 60) on; 0 where nothing was counted.
+    pub fn stat_per_minute(
+        &self,
+        stat: &str,
+        first: i64,
+        minutes: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut out = vec![0; minutes];
+        let prefix = schema::keys::STAT_MINUTE_PREFIX;
+        let start = schema::keys::stat_minute(first.max(0), "");
+        self.kv
+            .scan_prefix_from(kv::Cf::Counters, prefix, &start, &mut |k, v| {
+                let rest = k.get(prefix.len()..).unwrap_or_default();
+                let minute = rest
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(i64::MAX, i64::from_be_bytes);
+                let Some(i) = usize::try_from(minute - first)
+                    .ok()
+                    .filter(|i| *i < minutes)
+                else {
+                    return false;
+                };
+                if rest.get(8..) == Some(stat.as_bytes()) {
+                    out[i] += kv::decode_counter(v);
+                }
+                true
+            })?;
+        Ok(out)
+    }
+
+    /// Forgets the per-minute counts before `minute` (the totals stay).
+    pub fn drop_stats_before(&self, minute: i64) -> Result<usize, StoreError> {
+        let prefix = schema::keys::STAT_MINUTE_PREFIX;
+        let mut old = Vec::new();
+        self.kv.scan_prefix(kv::Cf::Counters, prefix, &mut |k, _| {
+            let at = k
+                .get(prefix.len()..prefix.len() + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(i64::MAX, i64::from_be_bytes);
+            if at >= minute {
+                return false;
+            }
+            old.push(k.to_vec());
+            true
+        })?;
+        let n = old.len();
+        for chunk in old.chunks(1024) {
+            let mut changes = Changes::new();
+            for key in chunk {
+                changes.delete(kv::Cf::Counters, key.clone());
+            }
+            self.commit_blocking(changes)?;
+        }
+        Ok(n)
+    }
+
     /// Compacts the store now (space of deleted mail goes back to the file system).
     pub fn compact(&self) -> Result<(), StoreError> {
         self.kv.compact()
@@ -316,6 +374,37 @@ mod tests {
         m.blob = blob;
         c.append(9, Folder::Named(name.into()), m);
         store.commit_blocking(c).unwrap().uids[0]
+    }
+
+    /// Counts per minute come back by minute, and old minutes go without the totals.
+    #[test]
+    fn counts_per_minute() {
+        let owner = Store::open_in_memory().unwrap();
+        let store = owner.store();
+        let mut c = Changes::new();
+        for (minute, stat, n) in [(100, "a", 2), (100, "b", 5), (101, "a", 1), (103, "a", 4)] {
+            c.add(kv::Cf::Counters, schema::keys::stat_minute(minute, stat), n);
+        }
+        store.commit_blocking(c).unwrap();
+        assert_eq!(store.stat_per_minute("a", 100, 4).unwrap(), [2, 1, 0, 4]);
+        assert_eq!(store.stat_per_minute("b", 99, 3).unwrap(), [0, 5, 0]);
+        assert_eq!(store.stat_per_minute("a", 102, 1).unwrap(), [0]);
+        assert_eq!(store.drop_stats_before(101).unwrap(), 2);
+        assert_eq!(store.stat_per_minute("a", 100, 4).unwrap(), [0, 1, 0, 4]);
+        // A count goes to its total and to the current minute.
+        let mut c = Changes::new();
+        c.count("x", 3);
+        store.commit_blocking(c).unwrap();
+        let now = crate::clock::unix_now().div_euclid(60);
+        assert_eq!(
+            store
+                .stat_per_minute("x", now - 1, 2)
+                .unwrap()
+                .iter()
+                .sum::<i64>(),
+            3
+        );
+        assert!(store.stats().unwrap().contains(&("x".to_string(), 3)));
     }
 
     /// The listing kept in memory is always the store's: after appends, flag changes,

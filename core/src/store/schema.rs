@@ -206,6 +206,14 @@ pub mod keys {
         [b"stat:", name.as_bytes()].concat()
     }
 
+    /// A statistic's count in one minute (Unix time / 60): by minute first, so that the
+    /// old ones are one range to delete.
+    pub fn stat_minute(minute: i64, name: &str) -> Vec<u8> {
+        [STAT_MINUTE_PREFIX, &minute.to_be_bytes(), name.as_bytes()].concat()
+    }
+
+    pub const STAT_MINUTE_PREFIX: &[u8] = b"statm:";
+
     pub const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
     /// The last mailbox id given to an account (ids are never given twice).

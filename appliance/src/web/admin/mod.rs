@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod charts;
 mod metrics;
 mod pages;
 mod session;
@@ -77,6 +78,7 @@ pub(crate) fn spawn(
     let state = Arc::new(state);
     let metrics = axum::Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/charts/{file}", axum::routing::get(charts::chart))
         .with_state(state.clone());
     let router = pages::routes(state.clone())
         .merge(api::routes(state))

@@ -279,7 +279,7 @@ fn accept<T: WithCsrf>(caller: &Caller, form: Posted<T>) -> Result<T, Response> 
 
 /// A request from a logged-in console session; else the redirect to the login page
 /// (before the body is even read).
-struct LoggedIn(Caller);
+pub(super) struct LoggedIn(pub(super) Caller);
 
 impl axum::extract::FromRequestParts<Arc<AdminState>> for LoggedIn {
     type Rejection = Response;
@@ -318,6 +318,13 @@ async fn dashboard(
         );
     }
     let now = unix_now();
+    let charts: String = (super::charts::CHARTS.iter())
+        .map(|(stat, title)| {
+            format!(
+                "<img src=\"/charts/{stat}.svg\" alt=\"{title} per minute\" width=\"540\" height=\"120\">"
+            )
+        })
+        .collect();
     let _ = write!(
         body,
         "<section class=\"tiles\" id=\"status\">\
@@ -328,8 +335,9 @@ async fn dashboard(
          <div><b data-stat=\"spam_reports\">{}</b> spam reports</div>\
          <div><b data-stat=\"queue\">{}</b> in the queue now{}</div>\
          <div><b data-stat=\"held\">{}</b> held in quarantine</div>\
-         <div><b>{domains}</b> domains, <b>{accounts}</b> accounts</div></section>\
-         <p class=\"hint\">Counted since the store was created; the page refreshes every 10 s.</p>",
+         <div><b>{domains}</b> domains</div><div><b>{accounts}</b> accounts</div></section>\
+         <p class=\"hint\">Counted since the store was created; the page refreshes every 10 s.</p>\
+         <section class=\"charts\">{charts}</section>",
         stat("messages_accepted"),
         stat("messages_delivered_remote"),
         stat("messages_queued"),
