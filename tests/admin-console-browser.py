@@ -102,6 +102,14 @@ with sync_playwright() as p:
     page.click("table >> text=Release")
     expect(page.locator(".ok")).to_contain_text("released")
 
+    # The spam page: the rules' status, and a reload.
+    page.click("nav >> text=Spam")
+    expect(page.locator("main")).to_contain_text("rules loaded")
+    expect(page.locator("main")).to_contain_text("not used until 200 spam and 200 ham")
+    page.click("text=Reload the rules")
+    expect(page.locator(".ok")).to_contain_text("rules reloaded")
+    shot(page, "spam")
+
     # The queue: retry, then bounce.
     page.click("nav >> text=Queue")
     expect(page.locator("table")).to_contain_text("someone@unreachable.test")
@@ -114,7 +122,7 @@ with sync_playwright() as p:
     # Logging out: every page refuses again.
     page.click("nav >> text=Log out")
     expect(page).to_have_url(re.compile(r"/login$"))
-    for path in ["/", "/domains", "/accounts", "/quarantine", "/queue"]:
+    for path in ["/", "/domains", "/accounts", "/trace", "/spam", "/quarantine", "/queue"]:
         page.goto(BASE + path)
         expect(page).to_have_url(re.compile(r"/login$"))
     browser.close()

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::cli::{
     AccountCommand, AdminCommand, AliasCommand, DomainCommand, QuarantineCommand, QueueCommand,
-    WhitelistCommand,
+    RulesCommand, WhitelistCommand,
 };
 use crate::web::{escape, Peer};
 
@@ -44,6 +44,8 @@ pub(super) fn routes(state: Arc<AdminState>) -> Router {
         .route("/quarantine", get(quarantine_page))
         .route("/quarantine/{id}/{action}", post(quarantine_action))
         .route("/trace", get(trace_page))
+        .route("/spam", get(spam_page))
+        .route("/spam/reload", post(spam_reload))
         .route("/queue", get(queue_page))
         .route("/queue/{id}/{action}", post(queue_action))
         .route(
@@ -114,7 +116,7 @@ fn layout(caller: &Caller, title: &str, notice: &Notice, body: &str) -> Response
          <title>{title} · Gannet</title><link rel=\"stylesheet\" href=\"/static/admin.css\">\
          <script src=\"/static/admin.js\" defer></script></head><body>\
          <nav><strong>Gannet</strong> <a href=\"/\">Dashboard</a> <a href=\"/domains\">Domains</a> \
-         <a href=\"/accounts\">Accounts</a> <a href=\"/trace\">Trace</a> \
+         <a href=\"/accounts\">Accounts</a> <a href=\"/trace\">Trace</a> <a href=\"/spam\">Spam</a> \
          <a href=\"/quarantine\">Quarantine</a> \
          <a href=\"/queue\">Queue</a>\
          <form method=\"post\" action=\"/logout\" class=\"logout\">{csrf}\
@@ -833,6 +835,89 @@ async fn trace_page(
         error: form.error,
     };
     layout(&caller, "Message trace", &notice, &body)
+}
+
+// ---- spam ----
+
+async fn spam_page(
+    State(state): State<Arc<AdminState>>,
+    LoggedIn(caller): LoggedIn,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let rules = state.live.rules.load();
+    let report = &rules.report;
+    let spam = &state.live.spam;
+    let mut body =
+        format!(
+        "<h2>Rules</h2><p>{loaded} rules loaded ({inactive} not run: scored 0 and needed by no \
+         meta), {backtracking} with a backtracking regex, {skipped} directives skipped. Rule \
+         directories: {dirs}. Required score: {required}.</p>{reload}",
+        loaded = report.loaded,
+        inactive = report.inactive,
+        backtracking = report.backtracking,
+        skipped = report.skipped.values().sum::<usize>(),
+        dirs = escape(&match &spam.rules_dirs {
+            None => "the stock rules where installed (default)".to_string(),
+            Some(d) if d.is_empty() => "none (built-in rules only)".to_string(),
+            Some(d) => d.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        }),
+        required = rules.globals.required_score,
+        reload = button(&caller, "/spam/reload", "Reload the rules", ""),
+    );
+    let bayes = run(&state, &caller, AdminCommand::BayesStatus { account: None }).await;
+    let _ = write!(
+        body,
+        "<h2>Bayes classifier</h2><p>{}</p>",
+        escape(String::from_utf8_lossy(&bayes.output).trim())
+    );
+    body.push_str("<h2>Spam reports</h2>");
+    if spam.report_address.is_empty() {
+        body.push_str("<p>No report address (<code>spam.report_address</code>).</p>");
+    } else {
+        let address = spam.report_address.clone();
+        let reports = run(
+            &state,
+            &caller,
+            AdminCommand::SpamReports {
+                address: address.clone(),
+            },
+        )
+        .await;
+        let mut rows = String::new();
+        for line in String::from_utf8_lossy(&reports.output).lines() {
+            let f: Vec<&str> = line.splitn(5, '\t').collect();
+            if let [uid, date, from, carried, subject] = f[..] {
+                let _ = write!(
+                    rows,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(uid),
+                    escape(date),
+                    escape(from),
+                    escape(carried),
+                    escape(subject)
+                );
+            }
+        }
+        let _ = write!(
+            body,
+            "<p>Reports sent to {}, learned as spam:</p><table><thead><tr><th>UID</th><th>Date</th>\
+             <th>From</th><th>Messages</th><th>Subject</th></tr></thead><tbody>{rows}</tbody></table>",
+            escape(&address)
+        );
+    }
+    layout(&caller, "Spam filter", &notice, &body)
+}
+
+async fn spam_reload(
+    State(state): State<Arc<AdminState>>,
+    LoggedIn(caller): LoggedIn,
+    form: Posted<CsrfForm>,
+) -> Response {
+    if let Err(r) = accept(&caller, form) {
+        return r;
+    }
+    let outcome = run(&state, &caller, AdminCommand::Rules(RulesCommand::Reload)).await;
+    answered("/spam", &outcome)
 }
 
 // ---- quarantine ----
