@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """The admin console over HTTP, as a browser's forms and a script's API calls use it.
 
-usage: admin-console-api.py HOST PORT ADMIN_PASSWORD TOKEN GANNET_BIN CONFIG DATA
+usage: admin-console-api.py HOST PORT ADMIN_PASSWORD TOKEN IMAPS_PORT
 
 Only the standard library: http.client with cookies handled by hand (the session cookie
 is Secure, which Python's cookie jar never sends over plain HTTP, while browsers do on
 loopback). Prints "admin console ok" when every check passed; any failed check raises.
 """
+import hashlib
+import html
 import http.client
 import json
 import re
+import ssl
+import subprocess
 import sys
+import tempfile
 import urllib.parse
 
 HOST, PORT, PASSWORD, TOKEN = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+IMAPS = int(sys.argv[5])
 
 PAGES = ["/", "/domains", "/accounts", "/accounts/x@example.test", "/quarantine", "/queue",
          "/trace", "/charts/messages_accepted.svg"]
@@ -142,6 +148,43 @@ whats = [e["what"] for e in traces[0]["events"]]
 check(whats[0].startswith("received from 127.0.0.2 <friend@outside.example>") and "held in quarantine" in whats[1], f"trace events: {whats}")
 status, _, answer = request("GET", "/api/v1/trace?sender=nobody@x.test", headers=bearer)
 check(status == 200 and json.loads(answer) == [], f"an empty trace: {answer}")
+
+# 8c. Settings: written to the configuration file (kept whole when a value is bad), and
+# the certificate replaced live.
+status, _, page = request("GET", "/settings", headers=session)
+check(status == 200, f"settings page: {status}")
+config_path = html.unescape(re.search(r"In <code>([^<]+)</code>", page).group(1))
+before = open(config_path).read()
+status, h, _ = request("POST", "/settings", {"csrf": csrf, "relay.trusted_networks": "127.0.0.1/32\nnot-a-network"}, session)
+check("error=" in h["location"] and open(config_path).read() == before, f"a bad network is refused, the file untouched: {h}")
+status, h, _ = request("POST", "/settings", {"csrf": csrf, "relay.trusted_networks": "127.0.0.1/32\n::1/128\n10.9.0.0/16",
+                                             "limits.max_recipients": "40", "spam.default_level": "high"}, session)
+check("ok=" in h["location"], f"settings saved: {h}")
+after = open(config_path).read()
+check("10.9.0.0/16" in after and "max_recipients = 40" in after and 'default_level = "high"' in after, f"the file: {after}")
+check("[listen]" in after and "mx.example.test" in after, "the rest of the file is kept")
+
+def served_fingerprint():
+    pem = ssl.get_server_certificate((HOST, IMAPS))
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+old_fingerprint = served_fingerprint()
+with tempfile.TemporaryDirectory() as d:
+    def make(name):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-days", "30", "-subj", "/CN=mx.example.test",
+                        "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.pem"], check=True, capture_output=True)
+        return open(f"{d}/{name}.pem").read(), open(f"{d}/{name}.key").read()
+    cert, key = make("new")
+    _, other_key = make("other")
+    status, h, _ = request("POST", "/settings/certificate", {"csrf": csrf, "cert": cert, "key": other_key}, session)
+    check("error=" in h["location"] and served_fingerprint() == old_fingerprint, f"a key that is not the certificate's: {h}")
+    status, h, _ = request("POST", "/settings/certificate", {"csrf": csrf, "cert": "garbage", "key": key}, session)
+    check("error=" in h["location"], f"not PEM: {h}")
+    status, h, _ = request("POST", "/settings/certificate", {"csrf": csrf, "cert": cert, "key": key}, session)
+    check("ok=" in h["location"], f"certificate replaced: {h}")
+    new_fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert)).hexdigest()
+    check(served_fingerprint() == new_fingerprint, "IMAPS hands out the new certificate at once")
 
 # 9. Logging out ends the session: its cookie opens nothing any more.
 status, h, _ = request("POST", "/logout", {"csrf": csrf}, session)

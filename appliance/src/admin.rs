@@ -44,6 +44,11 @@ pub(crate) fn load_config(global: &Global) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The configuration in `path`, read as `serve` reads it at start.
+pub(crate) fn load_config_file(path: &Path) -> anyhow::Result<Config> {
+    Ok(Config::load(Some(path))?)
+}
+
 pub(crate) fn store_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("store")
 }

@@ -230,6 +230,16 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         limits.max_connections_per_listener,
     );
     let admin_addr: std::net::SocketAddr = address("admin", &config.listen.admin)?;
+    // Where the certificate is read at start: a replacement goes there.
+    let cert_paths = if config.tls.cert.is_empty() || config.tls.key.is_empty() {
+        let dir = config.server.data_dir.join("tls");
+        (dir.join("cert.pem"), dir.join("key.pem"))
+    } else {
+        (
+            std::path::PathBuf::from(&config.tls.cert),
+            std::path::PathBuf::from(&config.tls.key),
+        )
+    };
     web::admin::ensure_first_admin(&store, &data_dir)
         .context("cannot create the first administrator")?;
     web::admin::spawn(
@@ -247,6 +257,12 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             ),
             ADMIN_IDLE,
             connections.clone(),
+            web::admin::SettingsPlace {
+                config: global.config.clone(),
+                cert: cert_paths.0,
+                key: cert_paths.1,
+                tls: tls.clone(),
+            },
         ),
     )?;
     purge::spawn(

@@ -67,6 +67,7 @@ fn the_console_and_its_api_answer_only_who_logged_in() {
             &server.admin.port().to_string(),
             &password,
             token.trim(),
+            &server.imaps.port().to_string(),
         ])
         .output()
         .expect("python3");
@@ -77,6 +78,21 @@ fn the_console_and_its_api_answer_only_who_logged_in() {
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
+    // The edited configuration starts the server again, and the replaced certificate is
+    // the one it loads.
+    server.terminate(std::time::Duration::from_secs(10));
+    server.start();
+    let served = gannet_tests::python(
+        "import hashlib, ssl, sys\n\
+         pem = ssl.get_server_certificate(('127.0.0.1', int(sys.argv[1])))\n\
+         on_disk = open(sys.argv[2]).read()\n\
+         print(ssl.PEM_cert_to_DER_cert(pem) == ssl.PEM_cert_to_DER_cert(on_disk))",
+        &[
+            &server.imaps.port().to_string(),
+            server.data().join("tls/cert.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(served.trim(), "True");
 }
 
 /// The actions the console offers, from the command line (through the running

@@ -49,20 +49,50 @@ pub fn load(
     } else {
         (PathBuf::from(cert), PathBuf::from(key))
     };
-    let read_err = |path: &Path, e: &dyn std::fmt::Display| CertError::Read {
-        path: path.to_owned(),
-        detail: e.to_string(),
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| CertError::Read {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| read_err(&cert_path, &e))?
+    let checked = from_pem(&read(&cert_path)?, &read(&key_path)?).map_err(|e| match e {
+        CertError::Invalid(detail) => CertError::Invalid(format!(
+            "{} and {}: {detail}",
+            cert_path.display(),
+            key_path.display()
+        )),
+        other => other,
+    })?;
+    Ok(LoadedCert {
+        cert_path,
+        ..checked
+    })
+}
+
+/// A certificate chain (the server's first) and its private key, in PEM, made into the
+/// TLS configuration every listener uses: an error when either does not parse, the chain
+/// is empty or rustls refuses the pair (a key that is not the certificate's).
+pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedCert, CertError> {
+    let invalid =
+        |what: &str, e: &dyn std::fmt::Display| CertError::Invalid(format!("{what}: {e}"));
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| read_err(&cert_path, &e))?;
+        .map_err(|e| invalid("the certificate chain", &e))?;
     let leaf = chain
         .first()
-        .ok_or_else(|| CertError::Invalid(format!("no certificate in {}", cert_path.display())))?;
+        .ok_or_else(|| CertError::Invalid("no certificate in the chain".into()))?;
     let fingerprint = fingerprint(leaf);
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| read_err(&key_path, &e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid("the private key", &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // A key that is not the certificate's: refused here, not at the first handshake.
+    let signing = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| invalid("the private key", &e))?;
+    let certified = rustls::sign::CertifiedKey::new(chain.clone(), signing);
+    certified
+        .keys_match()
+        .map_err(|e| invalid("the key and the certificate", &e))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| CertError::Invalid(e.to_string()))?
@@ -72,8 +102,41 @@ pub fn load(
     Ok(LoadedCert {
         config: Arc::new(config),
         fingerprint,
-        cert_path,
+        cert_path: PathBuf::new(),
     })
+}
+
+/// Writes a checked certificate chain and key where the server reads them at start, each
+/// whole or not at all (a temporary file renamed over it); the key for its owner only.
+pub fn install(
+    cert_path: &Path,
+    key_path: &Path,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(), CertError> {
+    let replace = |path: &Path, data: &[u8], private: bool| -> Result<(), CertError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| CertError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let temp = path.with_extension("new");
+        if private {
+            write_private(&temp, data)?;
+        } else {
+            std::fs::write(&temp, data).map_err(|source| CertError::Write {
+                path: temp.clone(),
+                source,
+            })?;
+        }
+        std::fs::rename(&temp, path).map_err(|source| CertError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    replace(key_path, key_pem, true)?;
+    replace(cert_path, cert_pem, false)
 }
 
 fn generate(

@@ -19,6 +19,9 @@ mod charts;
 mod metrics;
 mod pages;
 mod session;
+mod settings;
+
+pub(crate) use settings::SettingsPlace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +48,8 @@ pub(crate) struct AdminState {
     pub(crate) failures: Arc<FailureTracker>,
     /// The mail ports' connection counts (for `/metrics`).
     pub(crate) connections: Arc<gannet_core::policy::ConnectionLimiter>,
+    /// The configuration file and the certificate the settings page changes.
+    pub(crate) settings: SettingsPlace,
     sessions: Sessions,
 }
 
@@ -56,6 +61,7 @@ impl AdminState {
         failures: Arc<FailureTracker>,
         idle: Duration,
         connections: Arc<gannet_core::policy::ConnectionLimiter>,
+        settings: SettingsPlace,
     ) -> AdminState {
         AdminState {
             store,
@@ -63,6 +69,7 @@ impl AdminState {
             warnings,
             failures,
             connections,
+            settings,
             sessions: Sessions::new(idle),
         }
     }
@@ -79,6 +86,14 @@ pub(crate) fn spawn(
     let metrics = axum::Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/charts/{file}", axum::routing::get(charts::chart))
+        .route(
+            "/settings",
+            axum::routing::get(settings::page).post(settings::save),
+        )
+        .route(
+            "/settings/certificate",
+            axum::routing::post(settings::certificate),
+        )
         .with_state(state.clone());
     let router = pages::routes(state.clone())
         .merge(api::routes(state))

@@ -66,7 +66,7 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 
 /// The outcome of the last action, shown at the top of the page it returns to.
 #[derive(Deserialize, Default)]
-struct Notice {
+pub(super) struct Notice {
     ok: Option<String>,
     error: Option<String>,
 }
@@ -89,7 +89,7 @@ fn answered(page: &str, outcome: &crate::admin::Outcome) -> Response {
 }
 
 /// Back to `page` with the outcome in its query.
-fn back(page: &str, ok: bool, message: &str) -> Response {
+pub(super) fn back(page: &str, ok: bool, message: &str) -> Response {
     let key = if ok { "ok" } else { "error" };
     let message = message.trim().trim_start_matches("gannet: ");
     redirect(&format!("{page}?{key}={}", url_encode(message)))
@@ -107,7 +107,7 @@ fn url_encode(text: &str) -> String {
 }
 
 /// A whole page: the menu, the notice, `body`.
-fn layout(caller: &Caller, title: &str, notice: &Notice, body: &str) -> Response {
+pub(super) fn layout(caller: &Caller, title: &str, notice: &Notice, body: &str) -> Response {
     let mut html = String::with_capacity(body.len() + 2048);
     let _ = write!(
         html,
@@ -116,7 +116,7 @@ fn layout(caller: &Caller, title: &str, notice: &Notice, body: &str) -> Response
          <title>{title} · Gannet</title><link rel=\"stylesheet\" href=\"/static/admin.css\">\
          <script src=\"/static/admin.js\" defer></script></head><body>\
          <nav><strong>Gannet</strong> <a href=\"/\">Dashboard</a> <a href=\"/domains\">Domains</a> \
-         <a href=\"/accounts\">Accounts</a> <a href=\"/trace\">Trace</a> <a href=\"/spam\">Spam</a> \
+         <a href=\"/accounts\">Accounts</a> <a href=\"/trace\">Trace</a> <a href=\"/spam\">Spam</a> <a href=\"/settings\">Settings</a> \
          <a href=\"/quarantine\">Quarantine</a> \
          <a href=\"/queue\">Queue</a>\
          <form method=\"post\" action=\"/logout\" class=\"logout\">{csrf}\
@@ -140,7 +140,7 @@ fn layout(caller: &Caller, title: &str, notice: &Notice, body: &str) -> Response
     secure(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 
-fn csrf_field(caller: &Caller) -> String {
+pub(super) fn csrf_field(caller: &Caller) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         escape(caller.csrf())
@@ -242,10 +242,10 @@ fn forbidden() -> Response {
 
 /// A posted form, or why it could not be read (answered only after the session check:
 /// a request without a session is sent to the login page whatever its body).
-type Posted<T> = Result<Form<T>, FormRejection>;
+pub(super) type Posted<T> = Result<Form<T>, FormRejection>;
 
 /// A form that carries the session's CSRF token.
-trait WithCsrf {
+pub(super) trait WithCsrf {
     fn csrf(&self) -> Option<&str>;
 }
 
@@ -262,7 +262,7 @@ macro_rules! with_csrf {
 with_csrf!(CsrfForm, DomainForm, AccountForm, ActionForm);
 
 /// A posted form whose CSRF token is the session's; else 400 (unreadable) or 403.
-fn accept<T: WithCsrf>(caller: &Caller, form: Posted<T>) -> Result<T, Response> {
+pub(super) fn accept<T: WithCsrf>(caller: &Caller, form: Posted<T>) -> Result<T, Response> {
     let Ok(Form(form)) = form else {
         return Err(secure(
             (
