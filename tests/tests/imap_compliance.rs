@@ -15,11 +15,7 @@ use gannet_tests::{python, Server};
 const SCRIPT: &str = include_str!("../imap-compliance.py");
 
 /// Checks Gannet fails today, with why.
-const KNOWN_FAILURES: &[&str] = &[
-    // RFC 9051 6.3.7: DELETE drops the mailbox's subscription; the server MUST NOT, and
-    // LIST (SUBSCRIBED) must then show it with \NonExistent.
-    "subscribe-survives-delete",
-];
+const KNOWN_FAILURES: &[&str] = &[];
 
 #[test]
 fn imap_compliance_checks_pass() {

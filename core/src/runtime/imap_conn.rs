@@ -90,9 +90,10 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
     match request {
         Request::Mailboxes { account } => {
             let book = server.imap.recent.clone();
-            let list = server
+            let (list, lost) = server
                 .readers
                 .run(move |store| {
+                    let lost = mail::lost_subscriptions(store, account).ok()?;
                     let mut out = Vec::new();
                     for (name, meta) in mail::mailboxes(store, account).ok()? {
                         let messages = mail::listing(store, account, &meta).ok()?;
@@ -112,7 +113,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                             meta,
                         });
                     }
-                    Some(out)
+                    Some((out, lost))
                 })
                 .await
                 .flatten()
@@ -122,6 +123,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
                 list,
                 used: usage.map_or(0, |u| u.used.max(0) as u64),
                 limit: usage.map_or(u64::MAX, |u| u.limit),
+                lost,
             }
         }
         Request::Mailbox { account, name } => {

@@ -41,6 +41,9 @@ pub fn delete_account(store: &Store, address: &str) -> Result<Account, Directory
     b.delete(Cf::Accounts, keys::account_by_name(&account.address));
     b.delete(Cf::Accounts, keys::whitelist(account.id));
     b.delete(Cf::Accounts, keys::disabled(account.id));
+    for name in super::mail::lost_subscriptions(store, account.id)? {
+        b.delete(Cf::Accounts, keys::lost_subscription(account.id, &name));
+    }
     store.commit_blocking(b)?;
     Ok(account)
 }

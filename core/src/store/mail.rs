@@ -39,6 +39,17 @@ pub fn mailboxes(store: &Store, account: u32) -> Result<Vec<(String, MailboxMeta
     }
 }
 
+/// The names of an account's subscriptions whose mailbox was deleted (RFC 9051 6.3.7).
+pub fn lost_subscriptions(store: &Store, account: u32) -> Result<Vec<String>, StoreError> {
+    let prefix = keys::lost_subscriptions_of(account);
+    let mut out = Vec::new();
+    store.kv().scan_prefix(Cf::Accounts, &prefix, &mut |k, _| {
+        out.push(String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned());
+        true
+    })?;
+    Ok(out)
+}
+
 /// The messages of a mailbox, in UID order.
 pub fn list(
     store: &Store,

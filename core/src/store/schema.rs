@@ -138,6 +138,15 @@ pub mod keys {
         [&b"login_of:"[..], &account.to_be_bytes()].concat()
     }
 
+    /// A subscription that outlived its mailbox (RFC 9051 6.3.7: DELETE must not drop it).
+    pub fn lost_subscription(account: u32, name: &str) -> Vec<u8> {
+        [&lost_subscriptions_of(account)[..], name.as_bytes()].concat()
+    }
+
+    pub fn lost_subscriptions_of(account: u32) -> Vec<u8> {
+        [&b"sub:"[..], &account.to_be_bytes()].concat()
+    }
+
     /// Present while the account is disabled (it may not log in).
     pub fn disabled(account: u32) -> Vec<u8> {
         let mut k = b"off:".to_vec();

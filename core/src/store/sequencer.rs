@@ -288,6 +288,15 @@ impl Txn<'_> {
                     self.remove_entry(account, meta.id, uid, &entry)?;
                 }
                 self.put_mailbox(account, &name, None);
+                // The subscription stays (RFC 9051 6.3.7), and applies again to a
+                // mailbox of that name created later.
+                if meta.subscribed {
+                    self.ops.push(WriteOp::Put {
+                        cf: Cf::Accounts,
+                        key: keys::lost_subscription(account, &name),
+                        value: Vec::new(),
+                    });
+                }
             }
             Change::DeleteAllMailboxes { account } => {
                 for (name, meta) in self.mailboxes_of(account)? {
@@ -355,12 +364,21 @@ impl Txn<'_> {
                 }
             }
             Change::Subscribe { account, name, on } => {
-                let mut meta = self
-                    .mailbox(account, &name)?
-                    .ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
-                if meta.subscribed != on {
-                    meta.subscribed = on;
-                    self.put_mailbox(account, &name, Some(meta));
+                // Unsubscribing also forgets a subscription its mailbox outlived.
+                if !on {
+                    self.ops.push(WriteOp::Delete {
+                        cf: Cf::Accounts,
+                        key: keys::lost_subscription(account, &name),
+                    });
+                }
+                match self.mailbox(account, &name)? {
+                    Some(mut meta) if meta.subscribed != on => {
+                        meta.subscribed = on;
+                        self.put_mailbox(account, &name, Some(meta));
+                    }
+                    Some(_) => {}
+                    None if !on => {}
+                    None => return Err(StoreError::NoSuchMailbox(name.clone())),
                 }
             }
         }

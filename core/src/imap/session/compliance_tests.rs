@@ -234,3 +234,43 @@ fn recursivematch_lists_parents_of_subscribed_mailboxes() {
     let out = h.run("a2 LIST (SUBSCRIBED) \"\" %\r\n");
     assert!(!out.contains("\"p\""), "{out}");
 }
+
+/// RFC 9051 6.3.7: DELETE keeps the mailbox's subscription; LIST (SUBSCRIBED) shows it
+/// `\NonExistent`, LSUB `\Noselect`; a mailbox created again under the name is
+/// subscribed; UNSUBSCRIBE forgets it, with or without the mailbox.
+#[test]
+fn a_subscription_outlives_its_mailbox() {
+    let mut h = with_folders(&["gone"]);
+    h.run("s SUBSCRIBE gone\r\n");
+    let out = h.run("d DELETE gone\r\n");
+    assert!(out.contains("d OK"), "{out}");
+    let out = h.run("a1 LIST (SUBSCRIBED) \"\" gone\r\n");
+    assert!(
+        out.contains("* LIST (\\NonExistent \\Subscribed) \"/\" \"gone\"\r\n"),
+        "{out}"
+    );
+    let out = h.run("a2 LSUB \"\" gone\r\n");
+    assert!(
+        out.contains("* LSUB (\\Noselect) \"/\" \"gone\"\r\n"),
+        "{out}"
+    );
+    // Not in a plain LIST: there is no such mailbox.
+    let out = h.run("a3 LIST \"\" gone\r\n");
+    assert!(!out.contains("\"gone\""), "{out}");
+    // Created again: subscribed.
+    h.run("c CREATE gone\r\n");
+    let out = h.run("a4 LIST (SUBSCRIBED) \"\" gone\r\n");
+    assert!(
+        out.contains("\\Subscribed) \"/\" \"gone\"\r\n") && !out.contains("NonExistent"),
+        "{out}"
+    );
+    // Deleted again, then unsubscribed without a mailbox: gone from the subscriptions.
+    h.run("d2 DELETE gone\r\n");
+    let out = h.run("u UNSUBSCRIBE gone\r\n");
+    assert!(out.contains("u OK"), "{out}");
+    let out = h.run("a5 LSUB \"\" gone\r\n");
+    assert!(!out.contains("\"gone\""), "{out}");
+    // Subscribing to a name with no mailbox is still refused.
+    let out = h.run("s2 SUBSCRIBE nowhere\r\n");
+    assert!(out.contains("s2 NO"), "{out}");
+}

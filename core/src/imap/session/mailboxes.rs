@@ -18,6 +18,8 @@ pub(super) struct MailboxesAndQuota {
     pub(super) list: Vec<MailboxSummary>,
     pub(super) used: u64,
     pub(super) limit: u64,
+    /// Subscriptions whose mailbox was deleted.
+    pub(super) lost: Vec<String>,
 }
 
 impl Session {
@@ -26,9 +28,17 @@ impl Session {
     /// The account's mailboxes with its storage use and limit, or the request for them.
     pub(super) fn mailboxes_and_quota(&mut self) -> Result<MailboxesAndQuota, Flow> {
         match self.answer.take() {
-            Some(Answer::Mailboxes { list, used, limit }) => {
-                Ok(MailboxesAndQuota { list, used, limit })
-            }
+            Some(Answer::Mailboxes {
+                list,
+                used,
+                limit,
+                lost,
+            }) => Ok(MailboxesAndQuota {
+                list,
+                used,
+                limit,
+                lost,
+            }),
             other => {
                 self.answer = other;
                 Err(Flow::Need(Request::Mailboxes {
@@ -51,7 +61,9 @@ impl Session {
         tag: &str,
         target: &str,
     ) -> Result<(u64, u64, Option<String>), Flow> {
-        let MailboxesAndQuota { list, used, limit } = self.mailboxes_and_quota()?;
+        let MailboxesAndQuota {
+            list, used, limit, ..
+        } = self.mailboxes_and_quota()?;
         if let Some(m) = list.iter().find(|m| m.name == target) {
             Ok((used, limit, m.meta.special_use.clone()))
         } else {
@@ -193,8 +205,8 @@ impl Session {
                 }
             },
         };
-        let list = match self.mailboxes() {
-            Ok(l) => l,
+        let (list, lost) = match self.mailboxes_and_quota() {
+            Ok(m) => (m.list, m.lost),
             Err(flow) => return flow,
         };
         if name.is_empty()
@@ -206,17 +218,23 @@ impl Session {
         }
         let mut changes = Changes::new();
         // The levels above it too, as RFC 9051 6.3.4 suggests (`a/b/c` makes `a` and
-        // `a/b`), none of them subscribed (CREATE does not subscribe: RFC 9051 6.3.7).
+        // `a/b`), none of them subscribed (CREATE does not subscribe: RFC 9051 6.3.7),
+        // unless a subscription outlived an earlier mailbox of the name.
         let account = self.account();
+        let unsubscribe = |changes: &mut Changes, name: &str| {
+            if !lost.iter().any(|l| l == name) {
+                changes.subscribe(account, name, false);
+            }
+        };
         for (at, _) in name.match_indices('/') {
             let parent = name.split_at(at).0;
             if !parent.is_empty() && !list.iter().any(|m| m.name == parent) {
                 changes.create_mailbox(account, parent, None, self.now);
-                changes.subscribe(account, parent, false);
+                unsubscribe(&mut changes, parent);
             }
         }
         changes.create_mailbox(account, name, special_use.as_deref(), self.now);
-        changes.subscribe(account, name, false);
+        unsubscribe(&mut changes, name);
         Flow::Need(Request::Write(changes))
     }
 
@@ -313,11 +331,13 @@ impl Session {
         if let Some(flow) = self.commit_done(tag, "Subscription changed") {
             return flow;
         }
-        let list = match self.mailboxes() {
-            Ok(l) => l,
+        let (list, lost) = match self.mailboxes_and_quota() {
+            Ok(m) => (m.list, m.lost),
             Err(flow) => return flow,
         };
-        if !list.iter().any(|m| m.name == name) {
+        // A name whose mailbox is gone can still be unsubscribed.
+        let unsubscribing_lost = !on && lost.iter().any(|l| l == name);
+        if !list.iter().any(|m| m.name == name) && !unsubscribing_lost {
             self.no(tag, ResponseCode::Nonexistent, "No such mailbox");
             return Flow::Done;
         }
@@ -334,10 +354,19 @@ impl Session {
         lsub: bool,
         options: &ListOptions,
     ) -> Flow {
-        let list = match self.mailboxes() {
-            Ok(l) => l,
+        let (mut list, lost) = match self.mailboxes_and_quota() {
+            Ok(m) => (m.list, m.lost),
             Err(flow) => return flow,
         };
+        // A subscription that outlived its mailbox applies to a new one of that name.
+        for m in &mut list {
+            if lost.contains(&m.name) {
+                m.meta.subscribed = true;
+            }
+        }
+        let gone: Vec<&String> = (lost.iter())
+            .filter(|l| !list.iter().any(|m| &m.name == *l))
+            .collect();
         let verb = if lsub { "LSUB" } else { "LIST" };
         if patterns.len() == 1 && patterns[0].is_empty() {
             self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
@@ -350,7 +379,7 @@ impl Session {
                 .any(|p| wildcard_match(&format!("{reference}{p}"), name))
         };
         if lsub {
-            self.lsub(&list, &matches);
+            self.lsub(&list, &gone, &matches);
             self.ok(tag, "LSUB completed");
             return Flow::Done;
         }
@@ -395,6 +424,16 @@ impl Session {
                 self.status_line(m, &options.status);
             }
         }
+        // RFC 5258 3 / RFC 9051 6.3.9: subscribed names without a mailbox, when the
+        // subscriptions are asked for.
+        if options.subscribed_only {
+            for name in gone.iter().filter(|n| matches(n)) {
+                let mut l = b"* LIST (\\NonExistent \\Subscribed) \"/\" ".to_vec();
+                string(&mut l, self.shown_name(name).as_bytes());
+                l.extend_from_slice(b"\r\n");
+                self.io.output.extend_from_slice(&l);
+            }
+        }
         self.ok(tag, "LIST completed");
         Flow::Done
     }
@@ -403,15 +442,17 @@ impl Session {
     /// parent that does not match as such but whose subscribed child would, were the
     /// pattern's `%` not stopped by the hierarchy delimiter, listed `\Noselect` (unless
     /// it is subscribed itself).
-    fn lsub(&mut self, list: &[MailboxSummary], matches: &dyn Fn(&str) -> bool) {
+    /// Subscribed names whose mailbox is gone (`gone`) are listed `\Noselect`.
+    fn lsub(&mut self, list: &[MailboxSummary], gone: &[&String], matches: &dyn Fn(&str) -> bool) {
         let subscribed: Vec<&str> = (list.iter())
             .filter(|m| m.meta.subscribed)
             .map(|m| m.name.as_str())
+            .chain(gone.iter().map(|g| g.as_str()))
             .collect();
         let mut shown: Vec<(&str, bool)> = Vec::new();
         for &name in &subscribed {
             if matches(name) {
-                shown.push((name, false));
+                shown.push((name, gone.iter().any(|g| g.as_str() == name)));
                 continue;
             }
             let parents = name.match_indices('/').map(|(at, _)| name.split_at(at).0);

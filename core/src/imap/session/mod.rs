@@ -143,6 +143,8 @@ pub enum Answer {
         list: Vec<MailboxSummary>,
         used: u64,
         limit: u64,
+        /// Subscriptions whose mailbox was deleted (they stay: RFC 9051 6.3.7).
+        lost: Vec<String>,
     },
     /// The mailbox and its messages in UID order (shared with the store's listing cache).
     Mailbox(Option<(MailboxMeta, Listing)>),

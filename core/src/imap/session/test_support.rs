@@ -263,6 +263,7 @@ impl Harness {
                     list,
                     used: self.used,
                     limit: self.limit,
+                    lost: mail::lost_subscriptions(store, account).unwrap(),
                 }
             }
         }
