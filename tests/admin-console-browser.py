@@ -44,7 +44,7 @@ with sync_playwright() as p:
     expect(page.locator("[data-stat=held]")).to_have_text("1")
     # The charts are drawn, and the messages accepted a moment ago are bars in theirs.
     charts = page.locator(".charts img")
-    expect(charts).to_have_count(5)
+    expect(charts).to_have_count(6)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.charts img')].every(i => i.complete && i.naturalWidth > 0)")
     accepted = page.request.get(BASE + "/charts/messages_accepted.svg")

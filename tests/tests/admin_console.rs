@@ -108,6 +108,28 @@ fn every_console_action_has_a_command_line_form() {
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text)
     };
+    // A message refused after DATA (alice's mailbox is full) is in the trace, refused.
+    assert!(run(&["account", "set", "alice@example.test", "--quota", "1000"]).0);
+    let mut smtp = RawSmtp::connect(server.smtp).unwrap();
+    smtp.cmd("EHLO inside.example").unwrap();
+    let big = format!("Subject: too big\r\n\r\n{}\r\n", "x".repeat(4000));
+    let reply = smtp
+        .send_message("a@inside.example", "alice@example.test", big.as_bytes())
+        .unwrap();
+    assert!(reply.starts_with('4') || reply.starts_with('5'), "{reply}");
+    // The refusal is recorded with the next group commit, not before the reply: wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let (_, trace) = run(&["trace", "--recipient", "alice@example.test"]);
+        if trace.contains("refused: mailbox full") || std::time::Instant::now() > deadline {
+            break trace;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        refused.contains("Subject: too big") && refused.contains("refused: mailbox full"),
+        "{refused}"
+    );
     // A weak password is refused by the same policy as at creation.
     let (ok, text) = run(&["account", "set", "alice@example.test", "--password", "weak"]);
     assert!(!ok && text.contains("8"), "{text}");

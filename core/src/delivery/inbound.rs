@@ -188,6 +188,10 @@ impl Inbound {
         if let Some(v) = &spf {
             if spf_refuses(v, self.dns_checks.reject_spf_fail) {
                 tracing::info!(id = format_args!("{:016x}", envelope.id), from = %envelope.reverse_path, "refused: SPF fail");
+                let arrival = self
+                    .trace
+                    .then(|| arrival_event(&envelope, &buffer, buffer.len() as u64));
+                self.record_refusal(arrival, &format!("SPF {}", v.result));
                 return DeliveryOutcome::SpfFail;
             }
             // After the Return-Path line, in the buffer itself (no second copy of the message).
@@ -195,6 +199,9 @@ impl Inbound {
             buffer.splice(at..at, v.header.bytes());
         }
         let size = buffer.len();
+        let arrival = self
+            .trace
+            .then(|| arrival_event(&envelope, &buffer, size as u64));
         let accounts = envelope.local_accounts();
         if let Some(full) = first_full(&accounts, size as u64, |a, n| self.quotas.allows(a, n)) {
             // Refused whole, never half-stored: the client retries for every recipient.
@@ -203,11 +210,21 @@ impl Inbound {
                 account = full,
                 "mailbox full"
             );
+            self.record_refusal(arrival, &format!("mailbox full (account {full})"));
             return DeliveryOutcome::OverQuota;
         }
         let buffer = match self.screens.screen(&envelope, buffer, origin).await {
             Screened::Pass(message) => message,
-            Screened::Refuse(outcome) => return outcome,
+            Screened::Refuse(outcome) => {
+                let why = match &outcome {
+                    DeliveryOutcome::Virus(name) => format!("virus {name}"),
+                    DeliveryOutcome::Attachment(what) => format!("forbidden attachment {what}"),
+                    DeliveryOutcome::ScanFailed => "the virus scan failed (try again)".into(),
+                    other => format!("{other:?}"),
+                };
+                self.record_refusal(arrival, &why);
+                return outcome;
+            }
             Screened::Hold { message, reason } => {
                 return self.hold(envelope, message, reason, origin).await
             }
@@ -310,9 +327,6 @@ impl Inbound {
             .as_ref()
             .and_then(|_| crate::mime::header_value(&buffer, "Subject"))
             .unwrap_or_default();
-        let arrival = self
-            .trace
-            .then(|| arrival_event(&envelope, &buffer, size as u64));
         let mut changes = delivery_changes(&envelope, buffer, &placed, scan_copy.as_ref());
         if let Some(arrival) = arrival {
             trace_delivery(&mut changes, &envelope, arrival, verdict.as_ref(), &placed);
@@ -367,6 +381,24 @@ impl Inbound {
                 }
             }
         }
+    }
+}
+
+impl Inbound {
+    /// Counts a message refused after its data, and traces it when the trace is on. Not
+    /// waited for: the refusal is answered at once, the record goes with the next group
+    /// commit.
+    fn record_refusal(&self, arrival: Option<Event>, why: &str) {
+        let mut changes = crate::store::Changes::new();
+        changes.count("messages_refused", 1);
+        if let Some(mut event) = arrival {
+            trace::record(&mut changes, &event);
+            event.kind = EventKind::Refused {
+                reason: trace::short(why),
+            };
+            trace::record(&mut changes, &event);
+        }
+        drop(self.store.submit(changes));
     }
 }
 

@@ -64,6 +64,9 @@ pub enum EventKind {
         recipients: Vec<String>,
         why: String,
     },
+    /// Refused after its data was sent (SPF, a full mailbox, a virus or attachment from
+    /// inside, a failed scan): the client got a 4xx or 5xx, nothing was stored.
+    Refused { reason: String },
 }
 
 impl Event {
@@ -101,6 +104,7 @@ impl Event {
             EventKind::Bounced { recipients, why } => {
                 format!("returned to sender for {}: {why}", recipients.join(", "))
             }
+            EventKind::Refused { reason } => format!("refused: {reason}"),
         }
     }
 }

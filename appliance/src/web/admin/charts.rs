@@ -19,8 +19,9 @@ const WIDTH: usize = 540;
 const HEIGHT: usize = 120;
 
 /// The statistics with a chart, and their titles.
-pub(super) const CHARTS: [(&str, &str); 5] = [
+pub(super) const CHARTS: [(&str, &str); 6] = [
     ("messages_accepted", "Messages accepted"),
+    ("messages_refused", "Messages refused after DATA"),
     ("messages_junk", "Copies filed as spam (Junk)"),
     ("messages_quarantined", "Messages quarantined"),
     ("messages_queued", "Messages queued out"),

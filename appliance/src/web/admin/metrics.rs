@@ -14,7 +14,12 @@ use gannet_core::store::{directory, quarantine, queue};
 use super::{caller, json_error, secure, AdminState};
 
 /// The store's traffic counters and what each is called in Prometheus.
-const COUNTERS: [(&str, &str, &str); 5] = [
+const COUNTERS: [(&str, &str, &str); 6] = [
+    (
+        "messages_refused",
+        "gannet_messages_refused_total",
+        "Messages refused after their data (SPF, full mailbox, virus, scan failure).",
+    ),
     (
         "messages_accepted",
         "gannet_messages_accepted_total",

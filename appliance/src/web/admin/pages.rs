@@ -331,6 +331,7 @@ async fn dashboard(
         body,
         "<section class=\"tiles\" id=\"status\">\
          <div><b data-stat=\"messages_accepted\">{}</b> messages accepted</div>\
+         <div><b data-stat=\"messages_refused\">{}</b> refused after DATA</div>\
          <div><b data-stat=\"messages_delivered_remote\">{}</b> delivered out</div>\
          <div><b data-stat=\"messages_queued\">{}</b> queued for delivery</div>\
          <div><b data-stat=\"messages_quarantined\">{}</b> quarantined</div>\
@@ -341,6 +342,7 @@ async fn dashboard(
          <p class=\"hint\">Counted since the store was created; the page refreshes every 10 s.</p>\
          <section class=\"charts\">{charts}</section>",
         stat("messages_accepted"),
+        stat("messages_refused"),
         stat("messages_delivered_remote"),
         stat("messages_queued"),
         stat("messages_quarantined"),
