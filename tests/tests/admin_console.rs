@@ -339,3 +339,40 @@ fn the_dashboard_warns_while_plaintext_logins_are_allowed() {
         "{body}"
     );
 }
+
+/// A login over IMAPS (Python's imaplib) is the account's last login in the API and on
+/// its page; an account that never logged in says so.
+#[test]
+fn the_last_login_is_recorded() {
+    let mut server = Server::new("");
+    server.start();
+    server.with_example_accounts();
+    let token = String::from_utf8(server.admin(&["admin", "token", "create", "admin"])).unwrap();
+    gannet_tests::python(
+        "import imaplib, ssl, sys\n\
+         c = imaplib.IMAP4_SSL('127.0.0.1', int(sys.argv[1]), ssl_context=ssl._create_unverified_context())\n\
+         c.login('alice@example.test', 'Secret123')\n\
+         c.logout()",
+        &[&server.imaps.port().to_string()],
+    );
+    let account = |address: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-s", "-H"])
+            .arg(format!("Authorization: Bearer {}", token.trim()))
+            .arg(format!("http://{}/api/v1/accounts/{address}", server.admin))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Written with the next group commit after the login: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let alice = loop {
+        let answer = account("alice@example.test");
+        if answer.contains("\"from\":\"127.0.0.1\"") || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(alice.contains("\"last_login\":{\"at\":"), "{alice}");
+    assert!(account("carol@example.test").contains("\"last_login\":null"));
+}

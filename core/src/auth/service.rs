@@ -54,17 +54,22 @@ impl AuthService {
     ) -> std::io::Result<AuthService> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let cache = Arc::new(VerifiedCache::default());
+        let logins = Arc::new(LoginBook::default());
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let store = store.clone();
             let failures = failures.clone();
             let cache = cache.clone();
+            let logins = logins.clone();
             std::thread::Builder::new()
                 .name(format!("auth-{i}"))
                 .spawn(move || {
                     for req in rx {
                         let outcome =
                             verify(&store, &failures, &cache, &req.credentials, req.client_ip);
+                        if let AuthOutcome::Success { account } = outcome {
+                            logins.note(&store, account, req.client_ip);
+                        }
                         let _ = req.reply.send(outcome);
                     }
                 })?;
@@ -90,6 +95,41 @@ impl AuthService {
             return AuthOutcome::Unavailable;
         }
         rx.await.unwrap_or(AuthOutcome::Unavailable)
+    }
+}
+
+/// How often an account's last login is written at most: a client that logs in every
+/// minute (POP3 polling) does not make a write each time.
+const LAST_LOGIN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// When each account's last login was last written.
+#[derive(Default)]
+struct LoginBook {
+    written: std::sync::Mutex<std::collections::HashMap<u32, std::time::Instant>>,
+}
+
+impl LoginBook {
+    /// Records the login (time and client) for the console, unless one was written for
+    /// the account less than [`LAST_LOGIN_EVERY`] ago. Not waited for: the next group
+    /// commit takes it.
+    fn note(&self, store: &Store, account: u32, ip: IpAddr) {
+        let now = std::time::Instant::now();
+        {
+            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            if written
+                .get(&account)
+                .is_some_and(|t| now.duration_since(*t) < LAST_LOGIN_EVERY)
+            {
+                return;
+            }
+            if written.len() > 100_000 {
+                written.retain(|_, t| now.duration_since(*t) < LAST_LOGIN_EVERY);
+            }
+            written.insert(account, now);
+        }
+        let mut changes = crate::store::Changes::new();
+        directory::note_login(&mut changes, account, crate::clock::unix_now(), ip);
+        drop(store.submit(changes));
     }
 }
 

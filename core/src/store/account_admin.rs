@@ -41,6 +41,7 @@ pub fn delete_account(store: &Store, address: &str) -> Result<Account, Directory
     b.delete(Cf::Accounts, keys::account_by_name(&account.address));
     b.delete(Cf::Accounts, keys::whitelist(account.id));
     b.delete(Cf::Accounts, keys::disabled(account.id));
+    b.delete(Cf::Accounts, keys::last_login(account.id));
     for name in super::mail::lost_subscriptions(store, account.id)? {
         b.delete(Cf::Accounts, keys::lost_subscription(account.id, &name));
     }

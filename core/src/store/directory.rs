@@ -187,6 +187,25 @@ fn without_disabled(
     }
 }
 
+/// Records a successful login of `account` at `at` from `from` (see [`last_login`]).
+pub fn note_login(changes: &mut Changes, account: u32, at: i64, from: std::net::IpAddr) {
+    changes.put(
+        Cf::Accounts,
+        keys::last_login(account),
+        encode(&(at, from.to_string())),
+    );
+}
+
+/// When and from which address the account last logged in (IMAP, POP3 or SMTP AUTH),
+/// to the minute.
+pub fn last_login(store: &Store, account: u32) -> Result<Option<(i64, String)>, StoreError> {
+    store
+        .kv()
+        .get(Cf::Accounts, &keys::last_login(account))?
+        .map(|raw| decode(Cf::Accounts, &raw))
+        .transpose()
+}
+
 /// Whether the account may not log in (`gannet account disable`).
 pub fn is_disabled(store: &Store, account: u32) -> Result<bool, StoreError> {
     Ok(store

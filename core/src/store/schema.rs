@@ -147,6 +147,11 @@ pub mod keys {
         [&b"sub:"[..], &account.to_be_bytes()].concat()
     }
 
+    /// When and from where the account last logged in.
+    pub fn last_login(account: u32) -> Vec<u8> {
+        [&b"login_at:"[..], &account.to_be_bytes()].concat()
+    }
+
     /// Present while the account is disabled (it may not log in).
     pub fn disabled(account: u32) -> Vec<u8> {
         let mut k = b"off:".to_vec();

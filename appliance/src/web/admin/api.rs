@@ -261,6 +261,10 @@ fn account_json(store: &gannet_core::store::Store, info: &directory::AccountInfo
         "disabled": directory::is_disabled(store, a.id).unwrap_or(false),
         "login": directory::login_name(store, a.id).ok().flatten(),
         "whitelist": directory::whitelist(store, a.id).unwrap_or_default(),
+        "last_login": directory::last_login(store, a.id)
+            .ok()
+            .flatten()
+            .map(|(at, from)| json!({ "at": at, "from": from })),
         "created": a.created,
     })
 }

@@ -608,6 +608,14 @@ async fn account(
         .find(|i| i.account.id == a.id)
         .map_or(0, |i| i.usage);
     let disabled = directory::is_disabled(store, a.id).unwrap_or(false);
+    let last_login = match directory::last_login(store, a.id).ok().flatten() {
+        Some((at, from)) => format!(
+            "{} from {}",
+            gannet_core::smtp::format_rfc5322_date(at),
+            from
+        ),
+        None => "never".to_string(),
+    };
     let base = format!("/accounts/{}", url_encode(&a.address));
     let csrf = csrf_field(&caller);
     let mut whitelist = String::new();
@@ -642,7 +650,7 @@ async fn account(
         })
         .collect();
     let body = format!(
-        "<p>Storage: {usage}</p><p>Status: {status}</p>\
+        "<p>Storage: {usage}</p><p>Status: {status}</p><p>Last login: {last_login}</p>\
          <h2>Settings</h2><form method=\"post\" action=\"{base}/settings\">{csrf}\
          <label>Spam level <select name=\"spam_level\">{level_options}</select></label>\
          <label>Quota <input name=\"quota\" value=\"{quota}\"></label><button>Save</button></form>\
@@ -661,6 +669,7 @@ async fn account(
          <label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> delete all its mail</label>\
          <button class=\"danger\">Delete account</button></form>",
         usage = usage_bar(usage, a.quota),
+        last_login = escape(&last_login),
         status = if disabled { "disabled (cannot log in)" } else { "enabled" },
         quota = quota_text(a.quota),
         toggle = if disabled {
