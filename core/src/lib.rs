@@ -27,6 +27,7 @@ pub mod delivery;
 pub mod dns;
 pub mod filter;
 pub mod imap;
+pub mod metrics;
 pub mod mime;
 pub mod policy;
 pub mod pop3;

@@ -312,6 +312,27 @@ fn metrics_parse_and_move_with_traffic() {
             .unwrap_or(0.0)
     };
     assert_eq!(accepted(&after) - accepted(&before), 3.0, "{after:?}");
+    // The latency histograms count the deliveries and commits since the start.
+    assert!(
+        after
+            .get("gannet_delivery_seconds_count")
+            .copied()
+            .unwrap_or(0.0)
+            >= 3.0,
+        "{after:?}"
+    );
+    assert!(
+        after
+            .get("gannet_store_commit_seconds_count")
+            .copied()
+            .unwrap_or(0.0)
+            >= 3.0,
+        "{after:?}"
+    );
+    assert!(
+        after.contains_key("gannet_spam_scan_seconds_bucket"),
+        "{after:?}"
+    );
     // Without a token: refused.
     let status = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])

@@ -157,6 +157,19 @@ impl Inbound {
         spf: Option<SpfQuery>,
         origin: Origin,
     ) -> DeliveryOutcome {
+        let started = std::time::Instant::now();
+        let outcome = self.deliver(delivery, spf, origin).await;
+        crate::metrics::DELIVERY.observe(started.elapsed());
+        outcome
+    }
+
+    /// [`Inbound::accept`] without its timing.
+    async fn deliver(
+        &self,
+        delivery: Delivery,
+        spf: Option<SpfQuery>,
+        origin: Origin,
+    ) -> DeliveryOutcome {
         let Delivery {
             envelope,
             mut buffer,
@@ -251,7 +264,9 @@ impl Inbound {
                 network,
                 bayes: None,
             };
+            let started = std::time::Instant::now();
             let verdict = self.rules.load().scan_message(&buffer, &input);
+            crate::metrics::SPAM_SCAN.observe(started.elapsed());
             (Some(verdict), buffer)
         } else {
             let rules = self.rules.load_full();
@@ -264,7 +279,10 @@ impl Inbound {
                         network,
                         bayes: bayes_ready.then_some(&learned as &dyn Learned),
                     };
-                    (rules.scan_message(&buffer, &input), buffer)
+                    let started = std::time::Instant::now();
+                    let verdict = rules.scan_message(&buffer, &input);
+                    crate::metrics::SPAM_SCAN.observe(started.elapsed());
+                    (verdict, buffer)
                 })
                 .await
             {

@@ -169,6 +169,7 @@ fn commit_group(
     if group.is_empty() {
         return;
     }
+    let started = std::time::Instant::now();
     let mut ops: Vec<WriteOp> = Vec::new();
     let mut waiters = Vec::with_capacity(group.len());
     for (changes, reply) in group {
@@ -187,6 +188,7 @@ fn commit_group(
     } else {
         bayes.write_through(&ops, || kv.write(&ops, true))
     };
+    crate::metrics::STORE_COMMIT.observe(started.elapsed());
     match &result {
         Ok(()) => sequencer.group_written(),
         Err(e) => {

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the Prometheus text format (version 0.0.4), for a scraper that sends
 //! an API token (`authorization: {credentials: ...}` in its scrape configuration) or a
 //! logged-in browser. Counters come from the store (they survive restarts), gauges are
-//! read at scrape time.
+//! read at scrape time, latency histograms (`gannet_core::metrics`) count since start.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -93,6 +93,9 @@ pub(super) async fn metrics(State(state): State<Arc<AdminState>>, headers: Heade
     ];
     for (name, help, value) in gauges {
         metric(&mut out, name, "gauge", help, value as f64);
+    }
+    for histogram in gannet_core::metrics::all() {
+        out.push_str(&histogram.exposition());
     }
     secure(
         (
