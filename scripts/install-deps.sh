@@ -3,10 +3,12 @@
 # libclang-dev (RocksDB's bindings), swaks and curl (test clients), python3, dnsmasq
 # (the DNS server of the delivery tests), Debian's aiosmtpd (their smart host) and xz-utils
 # (scripts/unpack-corpus.sh unpacks the test corpus, tests/corpus.tar.xz), and ClamAV's
-# clamd (clamav-daemon; the antivirus tests start their own with their own config).
+# clamd (clamav-daemon; the antivirus tests start their own with their own config),
+# chromium (the admin console's browser test) and iproute2 (`ip`, for the reverse-DNS
+# test's network namespace).
 # Postfix (for smtp-source / the peer benchmark) is installed only with --bench.
 set -euo pipefail
-pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 python3-venv ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon chromium)
+pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 python3-venv ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon chromium iproute2)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(postfix)
 fi
