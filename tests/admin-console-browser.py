@@ -42,6 +42,9 @@ with sync_playwright() as p:
     page.click("button")
     expect(page.locator("h1")).to_have_text("Dashboard")
     expect(page.locator("[data-stat=held]")).to_have_text("1")
+    # Two messages accepted, one held: a third of the arrivals quarantined, no spam.
+    expect(page.locator(".tiles")).to_contain_text("33.3 % of arrivals quarantined")
+    expect(page.locator(".tiles")).to_contain_text("0.0 % of accepted copies filed as spam")
     # The charts are drawn, and the messages accepted a moment ago are bars in theirs.
     charts = page.locator(".charts img")
     expect(charts).to_have_count(6)

@@ -320,6 +320,17 @@ async fn dashboard(
         );
     }
     let now = unix_now();
+    // Ratios since the store was made: spam copies per accepted message, holds per
+    // arrival (accepted or held).
+    let percent = |part: i64, whole: i64| match whole {
+        w if w > 0 => format!("{:.1} %", part as f64 * 100.0 / w as f64),
+        _ => "–".to_string(),
+    };
+    let spam_ratio = percent(stat("messages_junk"), stat("messages_accepted"));
+    let quarantine_ratio = percent(
+        stat("messages_quarantined"),
+        stat("messages_accepted") + stat("messages_quarantined"),
+    );
     let charts: String = (super::charts::CHARTS.iter())
         .map(|(stat, title)| {
             format!(
@@ -338,6 +349,8 @@ async fn dashboard(
          <div><b data-stat=\"spam_reports\">{}</b> spam reports</div>\
          <div><b data-stat=\"queue\">{}</b> in the queue now{}</div>\
          <div><b data-stat=\"held\">{}</b> held in quarantine</div>\
+         <div><b>{spam_ratio}</b> of accepted copies filed as spam</div>\
+         <div><b>{quarantine_ratio}</b> of arrivals quarantined</div>\
          <div><b>{domains}</b> domains</div><div><b>{accounts}</b> accounts</div></section>\
          <p class=\"hint\">Counted since the store was created; the page refreshes every 10 s.</p>\
          <section class=\"charts\">{charts}</section>",
