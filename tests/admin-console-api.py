@@ -44,6 +44,16 @@ def request(method, path, body=None, headers=None, source="127.0.0.1"):
     return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
 
 
+def log_in(name, password, source="127.0.0.1"):
+    """GET the login page (its CSRF cookie and field), then POST the form."""
+    status, h, page = request("GET", "/login", source=source)
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    cookie = h["set-cookie"].split(";")[0]
+    check("Path=/login" in h["set-cookie"] and "SameSite=Strict" in h["set-cookie"], "login cookie")
+    return request("POST", "/login", {"name": name, "password": password, "csrf": token},
+                   {"Cookie": cookie}, source=source)
+
+
 def check(cond, what):
     if not cond:
         raise SystemExit(f"FAILED: {what}")
@@ -64,15 +74,22 @@ check(status == 401, f"API POST unauthenticated: {status}")
 status, _, _ = request("GET", "/api/v1/accounts", headers={"Authorization": "Bearer gnt_forged"})
 check(status == 401, f"a forged token: {status}")
 
-# 2. Lockout: from 127.0.0.2, five wrong passwords lock that client out, the right one too.
+# 2. A login form posted without its CSRF token (from another site) is refused.
+status, _, _ = request("POST", "/login", {"name": "admin", "password": PASSWORD})
+check(status == 403, f"login without its CSRF token: {status}")
+status, _, _ = request("POST", "/login", {"name": "admin", "password": PASSWORD, "csrf": "0" * 64},
+                       {"Cookie": "gannet_login=" + "1" * 64})
+check(status == 403, f"login with a token not its cookie's: {status}")
+
+# Lockout: from 127.0.0.2, five wrong passwords lock that client out, the right one too.
 for i in range(5):
-    status, h, _ = request("POST", "/login", {"name": "admin", "password": f"Wrong{i}x"}, source="127.0.0.2")
+    status, h, _ = log_in("admin", f"Wrong{i}x", source="127.0.0.2")
     check(status == 303 and "error=Wrong" in h.get("location", ""), f"wrong password {i}: {h}")
-status, h, _ = request("POST", "/login", {"name": "admin", "password": PASSWORD}, source="127.0.0.2")
-check("Too+many" in h.get("location", "") and "set-cookie" not in h, f"locked out: {h}")
+status, h, _ = log_in("admin", PASSWORD, source="127.0.0.2")
+check("Too+many" in h.get("location", "") and "gannet_admin" not in h.get("set-cookie", ""), f"locked out: {h}")
 
 # 3. Log in from 127.0.0.1: a session cookie with the attributes the issue asks for.
-status, h, _ = request("POST", "/login", {"name": "admin", "password": PASSWORD})
+status, h, _ = log_in("admin", PASSWORD)
 check(status == 303 and h.get("location") == "/", f"login: {status} {h}")
 cookie = h["set-cookie"]
 for attribute in ("HttpOnly", "Secure", "SameSite=Strict"):

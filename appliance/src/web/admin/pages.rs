@@ -159,7 +159,14 @@ fn button(caller: &Caller, action: &str, label: &str, class: &str) -> String {
 
 // ---- login ----
 
+/// The cookie that carries the login form's CSRF token (double submit: the form's
+/// hidden field must equal it, which another site cannot arrange).
+const LOGIN_COOKIE: &str = "gannet_login";
+
 async fn login_page(Query(notice): Query<Notice>) -> Response {
+    let Ok(token) = super::session::random_token() else {
+        return secure((StatusCode::SERVICE_UNAVAILABLE, "no randomness").into_response());
+    };
     let error = notice
         .error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e)))
@@ -169,28 +176,49 @@ async fn login_page(Query(notice): Query<Notice>) -> Response {
          <meta name=\"viewport\" content=\"width=device-width\"><title>Log in · Gannet</title>\
          <link rel=\"stylesheet\" href=\"/static/admin.css\"></head><body><main class=\"login\">\
          <h1>Gannet admin console</h1>{error}\
-         <form method=\"post\" action=\"/login\">\
+         <form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
          <label>Name <input name=\"name\" autocomplete=\"username\" required></label>\
          <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
          <button>Log in</button></form></main></body></html>\n"
     );
-    secure(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+    let cookie = format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; Secure; SameSite=Strict");
+    secure(
+        (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+                (header::SET_COOKIE, cookie),
+            ],
+            html,
+        )
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     name: String,
     password: String,
+    csrf: Option<String>,
 }
 
 async fn login(
     State(state): State<Arc<AdminState>>,
     Extension(Peer(ip)): Extension<Peer>,
+    headers: HeaderMap,
     form: Posted<LoginForm>,
 ) -> Response {
     let Ok(Form(form)) = form else {
         return redirect("/login?error=Give+a+name+and+a+password.");
     };
+    // The login form's own CSRF token: a login posted from another site is refused.
+    let expected = super::session::cookie(&headers, LOGIN_COOKIE);
+    let given = form.csrf.as_deref();
+    if !expected
+        .zip(given)
+        .is_some_and(|(e, g)| super::session::same_secret(e, g))
+    {
+        return forbidden();
+    }
     match log_in(&state, ip, &form.name, form.password).await {
         Ok((id, _)) => {
             let mut response = redirect("/");
