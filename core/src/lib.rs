@@ -34,5 +34,6 @@ pub mod pop3;
 pub mod process;
 pub mod protocol;
 pub mod runtime;
+pub mod secret;
 pub mod smtp;
 pub mod store;

@@ -123,9 +123,9 @@ pub fn create_token(store: &Store, admin: &str, now: i64) -> Result<String, Dire
     if find(store, &admin)?.is_none() {
         return Err(DirectoryError::NoSuchAddress(admin));
     }
-    let mut secret = [0u8; 32];
-    getrandom(&mut secret)?;
-    let token = format!("gnt_{}", hex(&secret));
+    let secret = crate::secret::random_hex()
+        .map_err(|e| StoreError::Engine(format!("no randomness: {e}")))?;
+    let token = format!("gnt_{secret}");
     let mut b = Changes::new();
     b.put(
         Cf::Accounts,
@@ -147,17 +147,6 @@ pub fn admin_for_token(store: &Store, token: &str) -> Result<Option<Admin>, Stor
     };
     let record: Token = decode(Cf::Accounts, &raw)?;
     find(store, &record.admin)
-}
-
-fn getrandom(buf: &mut [u8]) -> Result<(), StoreError> {
-    use rand_core::RngCore as _;
-    rand_core::OsRng
-        .try_fill_bytes(buf)
-        .map_err(|e| StoreError::Engine(format!("no randomness: {e}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

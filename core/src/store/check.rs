@@ -49,8 +49,9 @@ pub fn check(store: &Store, repair: bool) -> Result<Report, StoreError> {
     store.exclusive(move |kv| run(kv, repair))?
 }
 
+/// A blob's short name in the report: its first 8 bytes in hex.
 fn hex(blob: &BlobId) -> String {
-    blob.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::secret::hex(blob.get(..8).unwrap_or(blob))
 }
 
 /// Scans a whole family, decoding each value.

@@ -92,12 +92,7 @@ impl Sessions {
 
 /// 32 random bytes in hex.
 pub(crate) fn random_token() -> anyhow::Result<String> {
-    use rand_core::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand_core::OsRng
-        .try_fill_bytes(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    gannet_core::secret::random_hex().map_err(|e| anyhow::anyhow!("no randomness: {e}"))
 }
 
 /// The value of the cookie `name` in the request's `Cookie` headers.
