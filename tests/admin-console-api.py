@@ -170,7 +170,7 @@ check(status == 200 and json.loads(answer) == [], f"an empty trace: {answer}")
 # the certificate replaced live.
 status, _, page = request("GET", "/settings", headers=session)
 check(status == 200, f"settings page: {status}")
-config_path = html.unescape(re.search(r"In <code>([^<]+)</code>", page).group(1))
+config_path = html.unescape(re.search(r"Saved in <code>([^<]+)</code>", page).group(1))
 before = open(config_path).read()
 status, h, _ = request("POST", "/settings", {"csrf": csrf, "relay.trusted_networks": "127.0.0.1/32\nnot-a-network"}, session)
 check("error=" in h["location"] and open(config_path).read() == before, f"a bad network is refused, the file untouched: {h}")

@@ -59,14 +59,15 @@ pub(crate) struct LiveState {
     pub routing: SharedDirectory,
     pub quotas: std::sync::Arc<QuotaBook>,
     pub rules: std::sync::Arc<arc_swap::ArcSwap<gannet_core::filter::Ruleset>>,
-    /// The `[spam]` configuration: a reload looks for the stock rules again.
-    pub spam: gannet_core::config::Spam,
+    /// The `[spam]` configuration: a reload looks for the stock rules again; the
+    /// console may change the default level.
+    pub spam: std::sync::Arc<arc_swap::ArcSwap<gannet_core::config::Spam>>,
 }
 
 impl LiveState {
     /// Compiles the rules again and swaps them in; scans in flight finish on the old set.
     pub(crate) fn reload_rules(&self) -> anyhow::Result<gannet_core::filter::Report> {
-        let (rules, _) = load_rules(&self.spam)?;
+        let (rules, _) = load_rules(&self.spam.load())?;
         let report = rules.report.clone();
         self.rules.store(std::sync::Arc::new(rules));
         tracing::info!(loaded = report.loaded, "spam rules reloaded");
@@ -102,7 +103,7 @@ pub(crate) fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCo
     match execute_inner(store, command) {
         Ok(output) => {
             if let (Some(live), true) = (live, changes_accounts(command)) {
-                match load_directory(store, &live.spam) {
+                match load_directory(store, &live.spam.load()) {
                     Ok(d) => live.routing.store(std::sync::Arc::new(d)),
                     Err(e) => tracing::error!(error = %e, "reloading routes failed"),
                 }

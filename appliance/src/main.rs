@@ -6,6 +6,7 @@ mod admin;
 mod cli;
 mod command_line;
 mod control;
+mod live_settings;
 mod purge;
 mod serve;
 mod spam;

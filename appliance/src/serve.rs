@@ -14,10 +14,9 @@ use gannet_core::delivery::quarantine::{Links, ReleaseKey};
 use gannet_core::delivery::screening::Screens;
 use gannet_core::imap::ImapConfig;
 use gannet_core::policy::attachments::AttachmentPolicy;
-use gannet_core::policy::{ConnectionLimiter, FailureTracker, Networks, QuotaBook, RateLimiter};
+use gannet_core::policy::{ConnectionLimiter, FailureTracker, QuotaBook, RateLimiter};
 use gannet_core::pop3::Pop3Config;
 use gannet_core::runtime::{self, certs, Listeners, MaildropLocks, ServerContext};
-use gannet_core::smtp::SessionConfig;
 use gannet_core::store::reader::Readers;
 use gannet_core::store::Store;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -26,7 +25,7 @@ use signal_hook::iterator::Signals;
 use crate::admin::{load_config, store_dir, LiveState};
 use crate::cli::Global;
 use crate::control;
-use crate::{purge, web};
+use crate::{live_settings, purge, web};
 use gannet_core::delivery::outbound::OutboundConfig;
 
 /// The outbound runner's settings from `[delivery]`, `[dns]` and the hostname.
@@ -104,26 +103,11 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         routing: routing.clone(),
         quotas: quotas.clone(),
         rules: rules.clone(),
-        spam: config.spam.clone(),
+        spam: Arc::new(ArcSwap::from_pointee(config.spam.clone())),
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
     let outbound_wake = gannet_core::delivery::outbound::Wake::default();
-    let dnsbl_lists = config
-        .dnsbl
-        .iter()
-        .map(|l| match l.action.as_str() {
-            "reject" | "score" => Ok(gannet_core::policy::dns_checks::List {
-                zone: l.zone.clone(),
-                reject: l.action == "reject",
-                score: l.score,
-                answers: l.answers.clone(),
-            }),
-            other => anyhow::bail!(
-                "dnsbl {}: action must be reject or score, not {other:?}",
-                l.zone
-            ),
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dnsbl_lists = live_settings::dnsbl_lists(&config)?;
     let outbound = outbound_config(&config)?;
     let dns_checks = gannet_core::policy::DnsChecks::start(
         dnsbl_lists,
@@ -141,16 +125,9 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
 
     let cert = load_certificate(&config)?;
     let tls = Arc::new(ArcSwap::new(cert.config));
-    let limits = &config.limits;
-    let smtp = Arc::new(SessionConfig {
-        hostname: config.server.hostname.clone(),
-        max_command_line: limits.max_command_line,
-        max_recipients: limits.max_recipients,
-        max_message_size: limits.max_message_size.0 as usize,
-        max_bad_commands: limits.max_bad_commands,
-        restrict_sender: config.auth.restrict_sender,
-        over_quota_permanent: config.limits.over_quota_permanent,
-    });
+    let smtp = Arc::new(ArcSwap::from_pointee(live_settings::session_config(
+        &config,
+    )));
     let address = |name: &str, value: &str| {
         value
             .parse()
@@ -229,6 +206,24 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         limits.max_connections,
         limits.max_connections_per_listener,
     );
+    let trusted = Arc::new(ArcSwap::from_pointee(live_settings::trusted_networks(
+        &config,
+    )?));
+    let rates = RateLimiter::new(limits.messages_per_hour);
+    let imap = Arc::new(ArcSwap::from_pointee(ImapConfig {
+        hostname: config.server.hostname.clone(),
+        max_literal: limits.max_message_size.0,
+        ..ImapConfig::default()
+    }));
+    let tunables = live_settings::Tunables {
+        smtp: smtp.clone(),
+        imap: imap.clone(),
+        trusted: trusted.clone(),
+        connections: connections.clone(),
+        rates: rates.clone(),
+        dns_checks: dns_checks.clone(),
+        spam: live.spam.clone(),
+    };
     let admin_addr: std::net::SocketAddr = address("admin", &config.listen.admin)?;
     // Where the certificate is read at start: a replacement goes there.
     let cert_paths = if config.tls.cert.is_empty() || config.tls.key.is_empty() {
@@ -262,6 +257,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
                 cert: cert_paths.0,
                 key: cert_paths.1,
                 tls: tls.clone(),
+                tunables: tunables.clone(),
             },
         ),
     )?;
@@ -279,13 +275,11 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         shutdown_grace: config.server.shutdown_grace.0,
         tls: tls.clone(),
         auth: AuthService::start(store.clone(), failures, 2)?,
-        trusted: Arc::new(
-            Networks::parse(&config.relay.trusted_networks).context("relay.trusted_networks")?,
-        ),
+        trusted,
         auth_settings: config.auth.clone(),
         connections,
         unauthenticated_lifetime: limits.unauthenticated_lifetime.0,
-        rates: RateLimiter::new(limits.messages_per_hour),
+        rates,
         quotas,
         readers,
         pop3: Arc::new(Pop3Config {
@@ -295,11 +289,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         pop3_locks: Arc::new(MaildropLocks::default()),
         inbound,
         dns_checks,
-        imap: Arc::new(ImapConfig {
-            hostname: config.server.hostname.clone(),
-            max_literal: limits.max_message_size.0,
-            ..ImapConfig::default()
-        }),
+        imap,
     };
     warn_plaintext(&config);
     let count = config.worker_count();
@@ -328,6 +318,12 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             }
             if let Err(e) = live.reload_rules() {
                 tracing::error!(error = %e, "rules reload failed; keeping the old ones");
+            }
+            // The keys the server takes live, from the file as it is now.
+            if global.config.is_some() {
+                if let Err(e) = load_config(global).and_then(|c| tunables.apply(&c)) {
+                    tracing::error!(error = %format!("{e:#}"), "settings reload failed; keeping the old ones");
+                }
             }
             continue;
         }

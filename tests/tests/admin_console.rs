@@ -397,3 +397,176 @@ fn the_last_login_is_recorded() {
     assert!(alice.contains("\"last_login\":{\"at\":"), "{alice}");
     assert!(account("carol@example.test").contains("\"last_login\":null"));
 }
+
+/// The first line a client at `source` reads.
+fn greeting_from(addr: std::net::SocketAddr, source: &str) -> String {
+    use std::io::BufRead as _;
+    let stream = gannet_tests::connect_from(addr, source).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+/// `curl` on the admin API with a token; returns the status and the body.
+fn api(server: &Server, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", server.admin);
+    let out = Command::new("curl")
+        .args(["-sS", "-X", method, "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .args(["-H", "Content-Type: application/json"])
+        .args(if body.is_empty() {
+            vec![]
+        } else {
+            vec!["--data-binary", body]
+        })
+        .arg(&url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Recipients one transaction from `source` gets accepted, of `count` (up to four)
+/// different ones asked for.
+fn recipients_accepted(server: &Server, source: &str, count: usize) -> usize {
+    let mut smtp = RawSmtp::connect_from(server.smtp, source).unwrap();
+    smtp.cmd("EHLO outside.example").unwrap();
+    assert!(smtp
+        .cmd("MAIL FROM:<a@outside.example>")
+        .unwrap()
+        .starts_with("250"));
+    ["alice", "carol", "bob", "dave"][..count]
+        .iter()
+        .filter(|name| {
+            smtp.cmd(&format!("RCPT TO:<{name}@example.test>"))
+                .unwrap()
+                .starts_with("250")
+        })
+        .count()
+}
+
+/// Whether a client at `source` may relay to a domain not hosted here.
+fn may_relay(server: &Server, source: &str) -> bool {
+    let mut smtp = RawSmtp::connect_from(server.smtp, source).unwrap();
+    smtp.cmd("EHLO inside.example").unwrap();
+    assert!(smtp
+        .cmd("MAIL FROM:<a@inside.example>")
+        .unwrap()
+        .starts_with("250"));
+    smtp.cmd("RCPT TO:<someone@elsewhere.test>")
+        .unwrap()
+        .starts_with("250")
+}
+
+/// Settings changed through the console's API (or the file and a SIGHUP) apply to the
+/// running server at once: blocklists, recipient and connection limits, trusted
+/// networks, the default spam level. A refused change leaves the file and the server
+/// as they were.
+#[test]
+fn settings_apply_to_the_running_server() {
+    let dns = gannet_tests::Dns::start(&["--host-record=2.0.0.127.bl.test,127.0.0.2".into()]);
+    let mut server = Server::new(&format!("[dns]\nnameservers = [\"{}\"]\n", dns.addr));
+    server.start();
+    server.with_example_accounts();
+    let token = String::from_utf8(server.admin(&["admin", "token", "create", "admin"])).unwrap();
+    let token = token.trim();
+
+    // As started: no blocklist, 50 recipients, only loopback trusted.
+    assert!(greeting_from(server.smtp, "127.0.0.2").starts_with("220 "));
+    assert_eq!(recipients_accepted(&server, "127.0.0.4", 3), 3);
+    assert!(!may_relay(&server, "127.0.0.5"));
+    let first = RawSmtp::connect_from(server.smtp, "127.0.0.6").unwrap();
+    let second = RawSmtp::connect_from(server.smtp, "127.0.0.6");
+    assert!(second.is_ok());
+    drop((first, second));
+
+    let change = r#"{"dnsbl": [{"zone": "bl.test", "action": "reject", "answers": ["127.0.0.2"]}],
+        "max_recipients": 2, "max_connections_per_ip": 1, "default_level": "high",
+        "trusted_networks": ["127.0.0.1/32", "::1/128", "127.0.0.5/32"]}"#;
+    let (status, body) = api(&server, token, "PUT", "/api/v1/settings", change);
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+
+    assert_eq!(
+        greeting_from(server.smtp, "127.0.0.2"),
+        "554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test\r\n"
+    );
+    assert_eq!(recipients_accepted(&server, "127.0.0.7", 3), 2);
+    assert!(may_relay(&server, "127.0.0.5"), "127.0.0.5 is trusted now");
+    let _first = RawSmtp::connect_from(server.smtp, "127.0.0.6").unwrap();
+    assert!(greeting_from(server.smtp, "127.0.0.6").starts_with("421"));
+    let (status, body) = api(
+        &server,
+        token,
+        "POST",
+        "/api/v1/accounts",
+        r#"{"address": "dave@example.test", "password": "A long enough passphrase 7"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, dave) = api(
+        &server,
+        token,
+        "GET",
+        "/api/v1/accounts/dave@example.test",
+        "",
+    );
+    assert!(dave.contains(r#""spam_level":"high""#), "{dave}");
+
+    // The file holds the change, the rest of it as it was.
+    let file = std::fs::read_to_string(&server.config).unwrap();
+    assert!(
+        file.contains("[[dnsbl]]")
+            && file.contains("max_recipients = 2")
+            && file.contains("[listen]"),
+        "{file}"
+    );
+    // Refused: nothing written, nothing applied.
+    for bad in [
+        r#"{"max_recipients": 0}"#,
+        r#"{"dnsbl": [{"zone": "bl.test", "action": "maybe"}]}"#,
+        r#"{"trusted_networks": ["10.0.0.0/99"]}"#,
+        r#"{"max_recipients": 9, "nonsense": 1}"#,
+    ] {
+        let (status, body) = api(&server, token, "PUT", "/api/v1/settings", bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(
+            std::fs::read_to_string(&server.config).unwrap(),
+            file,
+            "{bad}"
+        );
+    }
+    // (Each client address once: a closed connection leaves the count a moment later.)
+    assert_eq!(recipients_accepted(&server, "127.0.0.8", 3), 2);
+    let (status, settings) = api(&server, token, "GET", "/api/v1/settings", "");
+    assert!(
+        status == 200 && settings.contains(r#""max_recipients":2"#),
+        "{settings}"
+    );
+
+    // Edited by hand, then SIGHUP: the same keys apply.
+    std::fs::write(
+        &server.config,
+        file.replace("max_recipients = 2", "max_recipients = 3"),
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("max_recipients=3") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        recipients_accepted(&server, "127.0.0.9", 4),
+        3,
+        "{}",
+        server.log()
+    );
+}

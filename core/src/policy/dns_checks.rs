@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 /// Longest a connection waits for the blocklists.
@@ -76,7 +77,8 @@ enum Request {
 /// Handle to the lookup thread; cheap to clone.
 #[derive(Clone)]
 pub struct DnsChecks {
-    lists: Arc<Vec<List>>,
+    /// The configured lists; the admin console may replace them while the server runs.
+    lists: Arc<ArcSwap<Vec<List>>>,
     /// `spf.reject_fail`: refuse mail whose SPF result is `fail`.
     pub reject_spf_fail: bool,
     requests: Option<mpsc::UnboundedSender<Request>>,
@@ -108,7 +110,7 @@ impl DnsChecks {
         nameservers: Vec<std::net::SocketAddr>,
         reject_spf_fail: bool,
     ) -> std::io::Result<DnsChecks> {
-        let lists = Arc::new(lists);
+        let lists = Arc::new(ArcSwap::from_pointee(lists));
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let thread_lists = lists.clone();
         crate::process::spawn_service("dns-checks", move || async move {
@@ -121,7 +123,7 @@ impl DnsChecks {
             };
             while let Some(request) = rx.recv().await {
                 let resolver = resolver.clone();
-                let lists = thread_lists.clone();
+                let lists = thread_lists.load_full();
                 let (ip, answer) = match request {
                     Request::Listed(ip, answer) => (ip, answer),
                     Request::Scored(ips, answer) => {
@@ -175,7 +177,7 @@ impl DnsChecks {
     /// no DNS checks configured.
     pub fn off() -> DnsChecks {
         DnsChecks {
-            lists: Arc::new(Vec::new()),
+            lists: Arc::new(ArcSwap::from_pointee(Vec::new())),
             reject_spf_fail: false,
             requests: None,
         }
@@ -187,13 +189,18 @@ impl DnsChecks {
         self.requests.is_some()
     }
 
-    pub fn lists(&self) -> &[List] {
-        &self.lists
+    pub fn lists(&self) -> Arc<Vec<List>> {
+        self.lists.load_full()
+    }
+
+    /// Replaces the lists: checks that start from now on use the new ones.
+    pub fn set_lists(&self, lists: Vec<List>) {
+        self.lists.store(Arc::new(lists));
     }
 
     /// The first refusing list that lists `ip`, if any.
     pub async fn rejecting_list(&self, ip: IpAddr) -> Option<String> {
-        if !self.lists.iter().any(|l| l.reject) {
+        if !self.lists.load().iter().any(|l| l.reject) {
             return None;
         }
         let requests = self.requests.as_ref()?;
@@ -204,7 +211,7 @@ impl DnsChecks {
 
     /// Whether any list scores (rather than refuses).
     pub fn has_scoring_lists(&self) -> bool {
-        self.lists.iter().any(|l| !l.reject)
+        self.lists.load().iter().any(|l| !l.reject)
     }
 
     /// The scoring lists that list any of `ips`, with their scores.

@@ -7,7 +7,7 @@
 //! every core the same view.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,8 @@ pub const LISTENER_SLOTS: usize = 8;
 
 /// Concurrent connections: per client, and in total per listener and per process.
 pub struct ConnectionLimiter {
-    max: usize,
+    /// Per client; the admin console may change it while connections are open.
+    max: AtomicUsize,
     open: Sharded<IpAddr, usize>,
     max_total: usize,
     total: AtomicUsize,
@@ -64,7 +65,7 @@ impl ConnectionLimiter {
     /// listener.
     pub fn with_totals(max: usize, max_total: usize, max_per_listener: usize) -> Arc<Self> {
         Arc::new(ConnectionLimiter {
-            max,
+            max: AtomicUsize::new(max),
             open: Sharded::new(),
             max_total,
             total: AtomicUsize::new(0),
@@ -98,6 +99,11 @@ impl ConnectionLimiter {
         })
     }
 
+    /// Changes the limit per client; connections already open stay open.
+    pub fn set_max_per_client(&self, max: usize) {
+        self.max.store(max, Ordering::Release);
+    }
+
     /// Connections open in the whole process.
     pub fn total(&self) -> usize {
         self.total.load(Ordering::Acquire)
@@ -107,9 +113,10 @@ impl ConnectionLimiter {
     /// number of connections.
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionPermit> {
         let ip = client_key(ip);
+        let max = self.max.load(Ordering::Acquire);
         let admitted = self.open.with(&ip, |m| {
             let n = m.entry(ip).or_insert(0);
-            if *n >= self.max {
+            if *n >= max {
                 return false;
             }
             *n += 1;
@@ -175,7 +182,8 @@ impl Window {
 
 /// Messages per hour per sender, as a sliding window of one-minute slots.
 pub struct RateLimiter {
-    per_hour: u64,
+    /// The limit; the admin console may change it while the server runs.
+    per_hour: AtomicU64,
     epoch: Instant,
     windows: Sharded<RateKey, Window>,
 }
@@ -183,10 +191,15 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(per_hour: u32) -> Arc<Self> {
         Arc::new(RateLimiter {
-            per_hour: u64::from(per_hour),
+            per_hour: AtomicU64::new(u64::from(per_hour)),
             epoch: Instant::now(),
             windows: Sharded::new(),
         })
+    }
+
+    /// Changes the limit; the counts so far are kept.
+    pub fn set_per_hour(&self, per_hour: u32) {
+        self.per_hour.store(u64::from(per_hour), Ordering::Release);
     }
 
     /// Counts one message for `key` if it is within the limit; false if it is over.
@@ -196,13 +209,14 @@ impl RateLimiter {
 
     fn admit_at(&self, key: RateKey, now: Instant) -> bool {
         let minute = now.duration_since(self.epoch).as_secs() / 60;
+        let per_hour = self.per_hour.load(Ordering::Acquire);
         self.windows.with(&key, |m| {
             let w = m.entry(key).or_insert(Window {
                 counts: [0; WINDOW_MINUTES],
                 newest: minute,
             });
             w.advance(minute);
-            if w.total() >= self.per_hour {
+            if w.total() >= per_hour {
                 return false;
             }
             w.counts[(minute % WINDOW_MINUTES as u64) as usize] += 1;
@@ -338,6 +352,35 @@ mod tests {
         assert!(l.acquire("127.0.0.3".parse().unwrap()).is_some());
         drop(a);
         assert!(l.acquire(ip).is_some());
+    }
+
+    /// The console changes the limit while clients are connected: open connections
+    /// stay, new ones count against the new limit.
+    #[test]
+    fn per_client_limit_changes_live() {
+        let l = ConnectionLimiter::new(3);
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| l.acquire(ip).unwrap()).collect();
+        l.set_max_per_client(1);
+        assert!(l.acquire(ip).is_none());
+        drop(held);
+        let one = l.acquire(ip).unwrap();
+        assert!(l.acquire(ip).is_none(), "one is the new limit");
+        l.set_max_per_client(2);
+        assert!(l.acquire(ip).is_some());
+        drop(one);
+    }
+
+    #[test]
+    fn hourly_rate_changes_live() {
+        let r = RateLimiter::new(1);
+        let k = RateKey::Account(1);
+        let t0 = r.epoch;
+        assert!(r.admit_at(k, t0));
+        assert!(!r.admit_at(k, t0));
+        r.set_per_hour(3);
+        assert!(r.admit_at(k, t0) && r.admit_at(k, t0));
+        assert!(!r.admit_at(k, t0), "three in the hour, counting the first");
     }
 
     /// An IPv6 client holds a /64 at least (often far more): counting single addresses

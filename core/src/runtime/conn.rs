@@ -149,7 +149,7 @@ pub(super) enum Admission {
 }
 
 pub(super) fn admit(ctx: &WorkerContext, ip: IpAddr) -> Admission {
-    if ctx.server.trusted.contains(ip) {
+    if ctx.server.trusted.load().contains(ip) {
         return Admission::Trusted;
     }
     match ctx.server.connections.acquire(ip) {

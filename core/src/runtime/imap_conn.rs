@@ -40,7 +40,7 @@ pub(super) async fn serve(
         starttls: true,
         auth_without_tls: server.auth_without_tls(kind, ip),
     };
-    let mut session = Session::new(server.imap.clone(), policy, ctx.buffers.take());
+    let mut session = Session::new(server.imap.load_full(), policy, ctx.buffers.take());
     driver::drive(
         ctx,
         &stream,
@@ -89,7 +89,7 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
     let server = &ctx.server;
     match request {
         Request::Mailboxes { account } => {
-            let book = server.imap.recent.clone();
+            let book = server.imap.load().recent.clone();
             let (list, lost) = server
                 .readers
                 .run(move |store| {

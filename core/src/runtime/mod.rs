@@ -37,7 +37,9 @@ use crate::store::Store;
 /// What the workers need to serve.
 #[derive(Clone)]
 pub struct ServerContext {
-    pub smtp: Arc<SessionConfig>,
+    /// The SMTP session settings; the admin console may replace them (new sessions
+    /// take the new ones).
+    pub smtp: Arc<ArcSwap<SessionConfig>>,
     pub store: Store,
     pub directory: SharedDirectory,
     pub idle_timeout: Duration,
@@ -49,8 +51,9 @@ pub struct ServerContext {
     /// The TLS configuration for new handshakes (replaced on SIGHUP).
     pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
     pub auth: AuthService,
-    /// Clients that may relay without AUTH, and are exempt from the connection limit.
-    pub trusted: Arc<Networks>,
+    /// Clients that may relay without AUTH, and are exempt from the connection limit;
+    /// replaceable while the server runs, as `smtp`.
+    pub trusted: Arc<ArcSwap<Networks>>,
     /// Where passwords may be sent without TLS (`auth.plaintext_on_loopback`,
     /// `auth.allow_plaintext`).
     pub auth_settings: crate::config::Auth,
@@ -60,7 +63,8 @@ pub struct ServerContext {
     /// Threads for reads that may touch the disk (message bodies, mailbox listings).
     pub readers: Readers,
     pub pop3: Arc<Pop3Config>,
-    pub imap: Arc<ImapConfig>,
+    /// Replaceable as `smtp` (the largest APPEND follows `limits.max_message_size`).
+    pub imap: Arc<ArcSwap<ImapConfig>>,
     /// Accounts with an open POP3 maildrop.
     pub pop3_locks: Arc<pop3_conn::MaildropLocks>,
     /// DNS blocklists (checked at connect on the MX port) and SPF.

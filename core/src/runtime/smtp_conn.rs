@@ -79,7 +79,7 @@ pub(super) async fn serve(
         submission: kind != PortKind::Mx,
         trusted: opened.trusted,
     };
-    let mut session = Session::new(server.smtp.clone(), policy, ctx.buffers.take());
+    let mut session = Session::new(server.smtp.load_full(), policy, ctx.buffers.take());
     let mut delivery = Deliveries {
         ctx,
         ip,
@@ -122,7 +122,7 @@ impl Service<Session> for Deliveries<'_> {
             ip: self.ip,
             helo: session.helo_name().unwrap_or_default().to_string(),
             mail_from: String::new(),
-            receiver: self.ctx.server.smtp.hostname.clone(),
+            receiver: self.ctx.server.smtp.load().hostname.clone(),
         });
         match session.take_delivery(self.ctx.buffers.take()) {
             Some(delivery) => {

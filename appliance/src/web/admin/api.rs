@@ -55,6 +55,7 @@ pub(super) fn routes(state: Arc<AdminState>) -> Router {
         .route("/api/v1/queue/{id}/retry", post(queue_retry))
         .route("/api/v1/queue/{id}/bounce", post(queue_bounce))
         .route("/api/v1/queue/{id}", delete(queue_delete))
+        .route("/api/v1/settings", get(settings_get).put(settings_put))
         .with_state(state)
 }
 
@@ -326,7 +327,7 @@ async fn account_add(
         address: a.address,
         password: hash,
         login: a.login,
-        spam_level: Some(state.live.spam.default_level.clone()),
+        spam_level: Some(state.live.spam.load().default_level.clone()),
     };
     command(&state, &caller, AdminCommand::Account(add)).await
 }
@@ -657,6 +658,52 @@ async fn trace_search(
 
 // ---- description ----
 
+// ---- settings ----
+
+async fn settings_get(State(state): State<Arc<AdminState>>, Reader(_caller): Reader) -> Response {
+    let path = state.settings.config.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        gannet_core::config::Config::load(path.as_deref()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let dnsbl: Vec<Value> = config
+        .dnsbl
+        .iter()
+        .map(|l| json!({ "zone": l.zone, "action": l.action, "score": l.score, "answers": l.answers }))
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({
+            "file": state.settings.config.as_ref().map(|p| p.display().to_string()),
+            "trusted_networks": config.relay.trusted_networks,
+            "default_level": config.spam.default_level,
+            "max_recipients": config.limits.max_recipients,
+            "max_message_size": config.limits.max_message_size.0,
+            "max_connections_per_ip": config.limits.max_connections_per_ip,
+            "messages_per_hour": config.limits.messages_per_hour,
+            "dnsbl": dnsbl,
+        }),
+    )
+}
+
+async fn settings_put(
+    State(state): State<Arc<AdminState>>,
+    Writer(caller): Writer,
+    bytes: Bytes,
+) -> Response {
+    let change: super::settings::SettingsChange = or_return!(body(bytes));
+    match super::settings::change_settings(&state, caller.admin(), change).await {
+        Ok(()) => json(StatusCode::OK, &json!({ "message": "saved and applied" })),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
 /// An OpenAPI 3 description of the routes above (served without login: it holds no data).
 async fn openapi() -> Response {
     let op = |summary: &str| json!({ "summary": summary, "responses": { "200": { "description": "OK" }, "401": { "description": "not logged in" }, "403": { "description": "no CSRF token (sessions)" } } });
@@ -687,7 +734,8 @@ async fn openapi() -> Response {
                 "/api/v1/queue": { "get": op("queued messages") },
                 "/api/v1/queue/{id}/retry": { "post": op("try again now") },
                 "/api/v1/queue/{id}/bounce": { "post": op("return to sender now") },
-                "/api/v1/queue/{id}": { "delete": op("drop without telling the sender") }
+                "/api/v1/queue/{id}": { "delete": op("drop without telling the sender") },
+                "/api/v1/settings": { "get": op("the settings the console edits"), "put": op("change and apply at once: {trusted_networks, default_level, max_recipients, max_message_size, max_connections_per_ip, messages_per_hour, dnsbl: [{zone, action: reject|score, score, answers}]}; keys left out stay") }
             }
         }),
     )

@@ -627,7 +627,7 @@ async fn account_add(
         address: form.address,
         password: hash,
         login: None,
-        spam_level: Some(state.live.spam.default_level.clone()),
+        spam_level: Some(state.live.spam.load().default_level.clone()),
     });
     let outcome = run(&state, &caller, command).await;
     answered("/accounts", &outcome)
@@ -898,7 +898,7 @@ async fn spam_page(
 ) -> Response {
     let rules = state.live.rules.load();
     let report = &rules.report;
-    let spam = &state.live.spam;
+    let spam = state.live.spam.load();
     let mut body =
         format!(
         "<h2>Rules</h2><p>{loaded} rules loaded ({inactive} not run: scored 0 and needed by no \
