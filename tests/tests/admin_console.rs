@@ -542,6 +542,43 @@ fn settings_apply_to_the_running_server() {
     }
     // (Each client address once: a closed connection leaves the count a moment later.)
     assert_eq!(recipients_accepted(&server, "127.0.0.8", 3), 2);
+    // The refusals before any data are in the trace: the blocklisted client, the
+    // recipient over the limit, an unknown one.
+    let mut smtp = RawSmtp::connect_from(server.smtp, "127.0.0.10").unwrap();
+    smtp.cmd("EHLO outside.example").unwrap();
+    smtp.cmd("MAIL FROM:<probe@outside.example>").unwrap();
+    assert!(smtp
+        .cmd("RCPT TO:<nobody@example.test>")
+        .unwrap()
+        .starts_with("550"));
+    drop(smtp);
+    let traced = |query: &str, want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, found) = api(&server, token, "GET", &format!("/api/v1/trace?{query}"), "");
+            if found.contains(want) || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let found = traced("client=127.0.0.2", "refused at connect from 127.0.0.2");
+    assert!(found.contains("blocked using bl.test"), "{found}");
+    let found = traced("client=127.0.0.7", "Too many recipients");
+    assert!(found.contains("for bob@example.test: 452 4.5.3"), "{found}");
+    let found = traced("recipient=nobody@example.test", "user unknown");
+    assert!(
+        found.contains("<probe@outside.example> for nobody@example.test: 550 5.1.1"),
+        "{found}"
+    );
+    // Refused recipients: the relay from 127.0.0.5 before it was trusted, bob over
+    // the limit from 127.0.0.7 and 127.0.0.8, nobody.
+    let (_, metrics) = api(&server, token, "GET", "/metrics", "");
+    assert!(
+        metrics.contains("gannet_recipients_refused_total 4")
+            && metrics.contains("gannet_connections_refused_total 1"),
+        "{metrics}"
+    );
     let (status, settings) = api(&server, token, "GET", "/api/v1/settings", "");
     assert!(
         status == 200 && settings.contains(r#""max_recipients":2"#),

@@ -420,6 +420,45 @@ impl Inbound {
     }
 }
 
+impl Inbound {
+    /// Traces a recipient refused at RCPT, or (no sender, no recipient) a client refused
+    /// at connect, under a new id `message`; counted in `recipients_refused` or
+    /// `connections_refused`. Not waited for, as [`Inbound::record_refusal`].
+    pub fn record_turned_away(
+        &self,
+        message: u64,
+        at: i64,
+        client: std::net::IpAddr,
+        sender: &str,
+        recipient: Option<&str>,
+        reason: &str,
+    ) {
+        let mut changes = crate::store::Changes::new();
+        changes.count(
+            if recipient.is_some() {
+                "recipients_refused"
+            } else {
+                "connections_refused"
+            },
+            1,
+        );
+        if self.trace {
+            let event = Event {
+                at,
+                message,
+                kind: EventKind::TurnedAway {
+                    client: Some(client.to_string()),
+                    sender: trace::short(sender),
+                    recipients: recipient.map(trace::short).into_iter().collect(),
+                    reason: trace::short(reason),
+                },
+            };
+            trace::record(&mut changes, &event);
+        }
+        drop(self.store.submit(changes));
+    }
+}
+
 /// The trace's arrival event of a message about to be stored.
 fn arrival_event(envelope: &crate::smtp::Envelope, message: &[u8], size: u64) -> Event {
     let header = |name: &str| {

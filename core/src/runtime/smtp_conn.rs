@@ -14,7 +14,9 @@ use crate::clock::unix_now;
 use crate::delivery::screening::Origin;
 use crate::policy::dns_checks::{ReverseDns, SpfQuery};
 use crate::policy::RateKey;
-use crate::smtp::{ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, Request, Session};
+use crate::smtp::{
+    ConnectionPolicy, DeliveryOutcome, Environment, RcptRoute, RecipientRefusal, Request, Session,
+};
 
 const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
 
@@ -36,6 +38,17 @@ impl Environment for WorkerEnv<'_> {
     }
     fn quota_allows(&self, account: u32, bytes: u64) -> bool {
         self.0.server.quotas.allows(account, bytes)
+    }
+    fn recipient_refused(&mut self, r: &RecipientRefusal<'_>) {
+        let reason = format!("{} {} {}", r.reply.code, r.reply.enhanced, r.reply.text);
+        self.0.server.inbound.record_turned_away(
+            self.0.next_message_id(),
+            r.at,
+            r.client_ip,
+            r.sender,
+            Some(r.recipient),
+            &reason,
+        );
     }
 }
 
@@ -66,6 +79,14 @@ pub(super) async fn serve(
             let line =
                 format!("554 5.7.1 Service unavailable; client [{ip}] blocked using {zone}\r\n");
             conn::refuse(&stream, line.as_bytes()).await;
+            server.inbound.record_turned_away(
+                ctx.next_message_id(),
+                unix_now(),
+                ip,
+                "",
+                None,
+                line.trim_end(),
+            );
             return;
         }
         reverse_dns = name;

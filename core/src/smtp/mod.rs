@@ -19,5 +19,5 @@ pub use received::{format_rfc5322_date, trace_headers};
 pub use reply::Reply;
 pub use session::{
     ConnectionPolicy, Delivery, DeliveryOutcome, Envelope, Environment, RcptRoute, Recipient,
-    Request, Session, SessionConfig, Step,
+    RecipientRefusal, Request, Session, SessionConfig, Step,
 };

@@ -64,6 +64,21 @@ pub trait Environment {
     fn admit_message(&mut self, key: RateKey) -> bool;
     /// True when `bytes` more fit in the account's storage quota.
     fn quota_allows(&self, account: u32, bytes: u64) -> bool;
+    /// A recipient was refused by policy (unknown, relay, limits, quota): for the
+    /// message trace. Nothing by default.
+    fn recipient_refused(&mut self, _refusal: &RecipientRefusal<'_>) {}
+}
+
+/// One recipient refused at RCPT, as [`Environment::recipient_refused`] hears of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientRefusal<'a> {
+    /// Seconds since the Unix epoch.
+    pub at: i64,
+    pub client_ip: IpAddr,
+    pub sender: &'a str,
+    /// The address as the client wrote it.
+    pub recipient: &'a str,
+    pub reply: Reply,
 }
 
 /// What one connection may do, decided by the runtime when it accepts it.
@@ -831,7 +846,7 @@ impl Session {
             return self.error(replies::NEED_SMTPUTF8);
         }
         if tx.recipients.len() >= self.config.max_recipients {
-            return self.reply(replies::TOO_MANY_RECIPIENTS);
+            return self.refuse_recipient(env, raw, replies::TOO_MANY_RECIPIENTS, false);
         }
         let mut address = raw.to_lowercase();
         if !address.contains('@') {
@@ -841,19 +856,21 @@ impl Session {
         let mut scan = false;
         let account = match env.route(&address) {
             RcptRoute::Report { .. } if self.authenticated.is_none() => {
-                return self.error(replies::REPORT_DENIED)
+                return self.refuse_recipient(env, raw, replies::REPORT_DENIED, true);
             }
             RcptRoute::Local { account } | RcptRoute::Report { account } => {
                 let declared = tx.params.size.unwrap_or(0);
                 if !env.quota_allows(account, declared) {
                     let reply = self.mailbox_full();
-                    return self.reply(reply);
+                    return self.refuse_recipient(env, raw, reply, false);
                 }
                 Some(account)
             }
             // Refused addresses count as errors (as Postfix's smtpd_hard_error_limit
             // does), so that probing for addresses or a relay is cut off.
-            RcptRoute::UnknownUser => return self.error(replies::UNKNOWN_USER),
+            RcptRoute::UnknownUser => {
+                return self.refuse_recipient(env, raw, replies::UNKNOWN_USER, true)
+            }
             RcptRoute::Forward { scan: s } => {
                 scan = s;
                 None
@@ -866,13 +883,15 @@ impl Session {
                 };
                 if !tx.rate_counted {
                     if !env.admit_message(RateKey::Ip(self.policy.client_ip)) {
-                        return self.reply(replies::RATE_LIMITED);
+                        return self.refuse_recipient(env, raw, replies::RATE_LIMITED, false);
                     }
                     tx.rate_counted = true;
                 }
                 None
             }
-            RcptRoute::Remote => return self.error(replies::RELAY_DENIED),
+            RcptRoute::Remote => {
+                return self.refuse_recipient(env, raw, replies::RELAY_DENIED, true)
+            }
         };
         let Some(tx) = self.tx.as_mut() else {
             return self.error(replies::NEED_MAIL);
@@ -885,6 +904,31 @@ impl Session {
             });
         }
         self.reply(replies::RECIPIENT_OK);
+    }
+
+    /// Refuses one recipient (an error that counts towards the limit when `error`) and
+    /// tells the environment, for the trace.
+    fn refuse_recipient(
+        &mut self,
+        env: &mut dyn Environment,
+        recipient: &str,
+        reply: Reply,
+        error: bool,
+    ) {
+        if let Some(tx) = &self.tx {
+            env.recipient_refused(&RecipientRefusal {
+                at: env.now(),
+                client_ip: self.policy.client_ip,
+                sender: &tx.reverse_path,
+                recipient,
+                reply,
+            });
+        }
+        if error {
+            self.error(reply)
+        } else {
+            self.reply(reply)
+        }
     }
 
     /// Checks that a message body may start now; the reply if it may not.

@@ -8,6 +8,8 @@ struct TestEnv {
     next_id: u64,
     admitted: u32,
     rate_limit: u32,
+    /// (recipient, reply code) of each refusal the session reported.
+    refused: Vec<(String, u16)>,
 }
 
 impl Environment for TestEnv {
@@ -35,6 +37,9 @@ impl Environment for TestEnv {
     fn quota_allows(&self, account: u32, bytes: u64) -> bool {
         // bob (account 2) has 500 bytes left.
         account != 2 || bytes <= 500
+    }
+    fn recipient_refused(&mut self, r: &RecipientRefusal<'_>) {
+        self.refused.push((r.recipient.to_string(), r.reply.code));
     }
 }
 
@@ -73,6 +78,7 @@ impl Client {
                 next_id: 0,
                 admitted: 0,
                 rate_limit: 500,
+                refused: Vec::new(),
             },
             delivered: Vec::new(),
             closed: false,
@@ -223,6 +229,36 @@ fn byte_by_byte_equals_all_at_once() {
     assert!(whole.delivered[0]
         .message()
         .ends_with(b"\r\n.dot\r\nline\r\n"));
+}
+
+/// Each recipient refused by policy is reported for the trace, with the reply sent;
+/// syntax errors are not (they name no recipient).
+#[test]
+fn refused_recipients_are_reported() {
+    let mut c = Client::with_config(Arc::new(SessionConfig {
+        max_recipients: 2,
+        ..SessionConfig::clone(&config())
+    }));
+    c.send("EHLO x\r\n");
+    let a = c.send(
+        "MAIL FROM:<a@b.example> SIZE=900\r\nRCPT TO:<Nobody@example.test>\r\nRCPT TO:<x@elsewhere.example>\r\n\
+         RCPT TO:<bob@example.test>\r\nRCPT TO:bad\r\nRCPT TO:<spam@example.test>\r\n\
+         RCPT TO:<alice@example.test>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<z@example.test>\r\n",
+    );
+    assert_eq!(
+        codes(&a),
+        ["250", "550", "554", "452", "501", "550", "250", "250", "452"]
+    );
+    assert_eq!(
+        c.env.refused,
+        [
+            ("Nobody@example.test".to_string(), 550),
+            ("x@elsewhere.example".to_string(), 554),
+            ("bob@example.test".to_string(), 452),
+            ("spam@example.test".to_string(), 550),
+            ("z@example.test".to_string(), 452),
+        ]
+    );
 }
 
 #[test]

@@ -67,6 +67,15 @@ pub enum EventKind {
     /// Refused after its data was sent (SPF, a full mailbox, a virus or attachment from
     /// inside, a failed scan): the client got a 4xx or 5xx, nothing was stored.
     Refused { reason: String },
+    /// Turned away before any data: a recipient refused at RCPT (unknown, relay, a
+    /// limit, a full mailbox), or the client refused at connect (a blocklist; no sender
+    /// and no recipients then). Indexed as an arrival is; nothing follows it.
+    TurnedAway {
+        client: Option<String>,
+        sender: String,
+        recipients: Vec<String>,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -105,6 +114,43 @@ impl Event {
                 format!("returned to sender for {}: {why}", recipients.join(", "))
             }
             EventKind::Refused { reason } => format!("refused: {reason}"),
+            EventKind::TurnedAway {
+                client,
+                sender,
+                recipients,
+                reason,
+            } => {
+                let client = client.as_deref().unwrap_or("this server");
+                if recipients.is_empty() && sender.is_empty() {
+                    format!("refused at connect from {client}: {reason}")
+                } else {
+                    format!(
+                        "refused before data from {client} <{sender}> for {}: {reason}",
+                        recipients.join(", ")
+                    )
+                }
+            }
+        }
+    }
+
+    /// The searchable fields of an arrival or a turning away: client, sender,
+    /// recipients, Message-ID.
+    fn arrival(&self) -> Option<(Option<&str>, &str, &[String], &str)> {
+        match &self.kind {
+            EventKind::Received {
+                client,
+                sender,
+                recipients,
+                message_id,
+                ..
+            } => Some((client.as_deref(), sender, recipients, message_id)),
+            EventKind::TurnedAway {
+                client,
+                sender,
+                recipients,
+                ..
+            } => Some((client.as_deref(), sender, recipients, "")),
+            _ => None,
         }
     }
 }
@@ -139,16 +185,9 @@ fn time_back(bytes: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64)
 }
 
-/// The index keys of an arrival (none for other events).
+/// The index keys of an arrival or a turning away (none for other events).
 fn index_keys(event: &Event) -> Vec<Vec<u8>> {
-    let EventKind::Received {
-        client,
-        sender,
-        recipients,
-        message_id,
-        ..
-    } = &event.kind
-    else {
+    let Some((client, sender, recipients, message_id)) = event.arrival() else {
         return Vec::new();
     };
     let mut keys = vec![[&[b't'][..], &time(event.at), &event.message.to_be_bytes()].concat()];
@@ -272,20 +311,14 @@ pub fn search(store: &Store, query: &Query) -> Result<Vec<Trace>, StoreError> {
 /// Whether the message's arrival has `value` in the field `tag`.
 fn arrival_has(events: &[Event], tag: u8, value: &str) -> bool {
     let value = value.trim().to_lowercase();
-    events.iter().any(|e| match &e.kind {
-        EventKind::Received {
-            client,
-            sender,
-            recipients,
-            message_id,
-            ..
-        } => match tag {
+    events.iter().any(|e| match e.arrival() {
+        Some((client, sender, recipients, message_id)) => match tag {
             b's' => sender.to_lowercase() == value,
             b'r' => recipients.iter().any(|r| r.to_lowercase() == value),
             b'm' => message_id.to_lowercase() == value,
-            _ => client.as_deref().is_some_and(|c| c.to_lowercase() == value),
+            _ => client.is_some_and(|c| c.to_lowercase() == value),
         },
-        _ => false,
+        None => false,
     })
 }
 
@@ -380,6 +413,49 @@ mod tests {
         }
         owner.store().commit_blocking(c).unwrap();
         owner
+    }
+
+    /// A recipient refused at RCPT and a client refused at connect are found as
+    /// arrivals are, by recipient, sender and client.
+    #[test]
+    fn refusals_before_data_are_found_like_arrivals() {
+        let turned = |message: u64, sender: &str, rcpt: &[&str], client: &str| Event {
+            at: 50,
+            message,
+            kind: EventKind::TurnedAway {
+                client: Some(client.into()),
+                sender: sender.into(),
+                recipients: rcpt.iter().map(|r| r.to_string()).collect(),
+                reason: "550 5.1.1 user unknown".into(),
+            },
+        };
+        let owner = store_with(&[
+            turned(7, "s@x.test", &["nobody@h.test"], "192.0.2.9"),
+            turned(8, "", &[], "192.0.2.10"),
+            arrival(9, 60, "s@x.test", "a@h.test"),
+        ]);
+        let s = owner.store();
+        let ids =
+            |q: Query| -> Vec<u64> { search(s, &q).unwrap().iter().map(|t| t.message).collect() };
+        let by = |recipient: Option<&str>, sender: Option<&str>, client: Option<&str>| Query {
+            recipient: recipient.map(str::to_string),
+            sender: sender.map(str::to_string),
+            client: client.map(str::to_string),
+            ..Query::default()
+        };
+        assert_eq!(ids(by(Some("NOBODY@h.test"), None, None)), [7]);
+        assert_eq!(ids(by(None, Some("s@x.test"), None)), [9, 7]);
+        assert_eq!(ids(by(None, Some("s@x.test"), Some("192.0.2.9"))), [7]);
+        assert_eq!(ids(by(None, None, Some("192.0.2.10"))), [8]);
+        let events = events_of(s, 8).unwrap();
+        assert_eq!(
+            events[0].describe(),
+            "refused at connect from 192.0.2.10: 550 5.1.1 user unknown"
+        );
+        assert_eq!(
+            events_of(s, 7).unwrap()[0].describe(),
+            "refused before data from 192.0.2.9 <s@x.test> for nobody@h.test: 550 5.1.1 user unknown"
+        );
     }
 
     #[test]

@@ -14,7 +14,17 @@ use gannet_core::store::{directory, quarantine, queue};
 use super::{caller, json_error, secure, AdminState};
 
 /// The store's traffic counters and what each is called in Prometheus.
-const COUNTERS: [(&str, &str, &str); 6] = [
+const COUNTERS: [(&str, &str, &str); 8] = [
+    (
+        "recipients_refused",
+        "gannet_recipients_refused_total",
+        "Recipients refused at RCPT (unknown, relay denied, limits, full mailbox).",
+    ),
+    (
+        "connections_refused",
+        "gannet_connections_refused_total",
+        "Connections refused at connect by a DNS blocklist.",
+    ),
     (
         "messages_refused",
         "gannet_messages_refused_total",

@@ -371,6 +371,8 @@ async fn dashboard(
         "<section class=\"tiles\" id=\"status\">\
          <div><b data-stat=\"messages_accepted\">{}</b> messages accepted</div>\
          <div><b data-stat=\"messages_refused\">{}</b> refused after DATA</div>\
+         <div><b data-stat=\"recipients_refused\">{}</b> recipients refused</div>\
+         <div><b data-stat=\"connections_refused\">{}</b> clients blocklisted</div>\
          <div><b data-stat=\"messages_delivered_remote\">{}</b> delivered out</div>\
          <div><b data-stat=\"messages_queued\">{}</b> queued for delivery</div>\
          <div><b data-stat=\"messages_quarantined\">{}</b> quarantined</div>\
@@ -384,6 +386,8 @@ async fn dashboard(
          <section class=\"charts\">{charts}</section>",
         stat("messages_accepted"),
         stat("messages_refused"),
+        stat("recipients_refused"),
+        stat("connections_refused"),
         stat("messages_delivered_remote"),
         stat("messages_queued"),
         stat("messages_quarantined"),
