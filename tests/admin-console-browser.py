@@ -45,6 +45,8 @@ with sync_playwright() as p:
     # Two messages accepted, one held: a third of the arrivals quarantined, no spam.
     expect(page.locator(".tiles")).to_contain_text("33.3 % of arrivals quarantined")
     expect(page.locator(".tiles")).to_contain_text("0.0 % of accepted copies filed as spam")
+    expect(page.locator(".tiles")).to_contain_text(re.compile(r"[0-9.]+ [KMG]iB data on disk"))
+    expect(page.locator(".tiles")).to_contain_text(re.compile(r"[0-9.]+ [KMG]iB disk free of [0-9.]+ [KMG]iB"))
     # The charts are drawn, and the messages accepted a moment ago are bars in theirs.
     charts = page.locator(".charts img")
     expect(charts).to_have_count(6)
@@ -122,10 +124,23 @@ with sync_playwright() as p:
     page.click("table >> text=Bounce")
     expect(page.locator(".ok")).to_contain_text("returned to")
 
+    # Settings: a blocklist added on the page is saved and applied at once.
+    page.click("nav >> text=Settings")
+    expect(page.locator("h1")).to_have_text("Settings")
+    page.fill("textarea[name=dnsbl]", "bl.browser.test reject 127.0.0.2\nscore.browser.test score 2.5")
+    page.fill("input[name='limits.max_recipients']", "30")
+    page.click("form[action='/settings'] button")
+    expect(page.locator(".ok")).to_contain_text("saved and applied")
+    expect(page.locator("textarea[name=dnsbl]")).to_have_value(
+        "bl.browser.test reject 127.0.0.2\nscore.browser.test score 2.5")
+    expect(page.locator("textarea[name='relay.trusted_networks']")).to_have_value("127.0.0.1/32\n::1/128")
+    expect(page.locator("input[name='limits.max_recipients']")).to_have_value("30")
+    shot(page, "settings")
+
     # Logging out: every page refuses again.
     page.click("nav >> text=Log out")
     expect(page).to_have_url(re.compile(r"/login$"))
-    for path in ["/", "/domains", "/accounts", "/trace", "/spam", "/quarantine", "/queue"]:
+    for path in ["/", "/domains", "/accounts", "/trace", "/spam", "/quarantine", "/queue", "/settings"]:
         page.goto(BASE + path)
         expect(page).to_have_url(re.compile(r"/login$"))
     browser.close()

@@ -258,6 +258,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
                 key: cert_paths.1,
                 tls: tls.clone(),
                 tunables: tunables.clone(),
+                data_dir: data_dir.clone(),
             },
         ),
     )?;

@@ -293,6 +293,14 @@ fn metrics_parse_and_move_with_traffic() {
     };
     let before = scrape();
     assert_eq!(before.get("gannet_accounts"), Some(&2.0), "{before:?}");
+    // The store's files and its disk: the data directory holds at least RocksDB's logs.
+    let gauge = |name: &str| before.get(name).copied().unwrap_or(0.0);
+    assert!(gauge("gannet_data_bytes") > 0.0, "{before:?}");
+    assert!(
+        gauge("gannet_disk_available_bytes") > 0.0
+            && gauge("gannet_disk_available_bytes") <= gauge("gannet_disk_size_bytes"),
+        "{before:?}"
+    );
     for i in 0..3 {
         let mut smtp = RawSmtp::connect(server.smtp).unwrap();
         smtp.cmd("EHLO inside.example").unwrap();

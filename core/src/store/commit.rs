@@ -62,14 +62,7 @@ pub const RESERVE_BYTES: u64 = 16 << 20;
 
 /// Bytes available to an unprivileged writer on the file system holding `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the zeroed struct we own from a NUL-terminated path.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    super::disk::space(dir).map(|s| s.available)
 }
 
 /// Refuses the batches of `group` that add content beyond the free space (keeping

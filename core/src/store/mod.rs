@@ -27,6 +27,7 @@ pub mod changes;
 pub mod check;
 pub mod commit;
 pub mod directory;
+pub mod disk;
 pub mod kv;
 pub mod listings;
 pub mod mail;

@@ -101,8 +101,39 @@ pub(super) async fn metrics(State(state): State<Arc<AdminState>>, headers: Heade
             state.connections.total(),
         ),
     ];
+    let data_dir = state.settings.data_dir.clone();
+    let (used, space) = tokio::task::spawn_blocking(move || {
+        (
+            gannet_core::store::disk::size_of(&data_dir),
+            gannet_core::store::disk::space(&data_dir),
+        )
+    })
+    .await
+    .unwrap_or((0, None));
+    let disk = [
+        (
+            "gannet_data_bytes",
+            "Bytes of the files in the data directory (the store, its logs and blobs).",
+            Some(used),
+        ),
+        (
+            "gannet_disk_available_bytes",
+            "Bytes still free on the data directory's file system.",
+            space.map(|s| s.available),
+        ),
+        (
+            "gannet_disk_size_bytes",
+            "Size of the data directory's file system.",
+            space.map(|s| s.total),
+        ),
+    ];
     for (name, help, value) in gauges {
         metric(&mut out, name, "gauge", help, value as f64);
+    }
+    for (name, help, value) in disk {
+        if let Some(value) = value {
+            metric(&mut out, name, "gauge", help, value as f64);
+        }
     }
     for histogram in gannet_core::metrics::all() {
         out.push_str(&histogram.exposition());

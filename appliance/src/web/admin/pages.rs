@@ -359,6 +359,20 @@ async fn dashboard(
         stat("messages_quarantined"),
         stat("messages_accepted") + stat("messages_quarantined"),
     );
+    let data_dir = state.settings.data_dir.clone();
+    let (used, space) = tokio::task::spawn_blocking(move || {
+        (
+            gannet_core::store::disk::size_of(&data_dir),
+            gannet_core::store::disk::space(&data_dir),
+        )
+    })
+    .await
+    .unwrap_or((0, None));
+    let store_size = size(used);
+    let (disk_free, disk_total) = match space {
+        Some(s) => (size(s.available), format!(" of {}", size(s.total))),
+        None => ("–".to_string(), String::new()),
+    };
     let charts: String = (super::charts::CHARTS.iter())
         .map(|(stat, title)| {
             format!(
@@ -381,7 +395,8 @@ async fn dashboard(
          <div><b data-stat=\"held\">{}</b> held in quarantine</div>\
          <div><b>{spam_ratio}</b> of accepted copies filed as spam</div>\
          <div><b>{quarantine_ratio}</b> of arrivals quarantined</div>\
-         <div><b>{domains}</b> domains</div><div><b>{accounts}</b> accounts</div></section>\
+         <div><b>{domains}</b> domains</div><div><b>{accounts}</b> accounts</div>\
+         <div><b>{store_size}</b> data on disk</div><div><b>{disk_free}</b> disk free{disk_total}</div></section>\
          <p class=\"hint\">Counted since the store was created; the page refreshes every 10 s.</p>\
          <section class=\"charts\">{charts}</section>",
         stat("messages_accepted"),

@@ -19,7 +19,7 @@ use super::pages::{accept, back, layout, LoggedIn, Notice, Posted, WithCsrf};
 use super::{AdminState, Caller};
 use crate::web::escape;
 
-/// Where the settings live and what to swap when the certificate changes.
+/// Where the settings and the data live, and what to swap when they change.
 pub(crate) struct SettingsPlace {
     /// The configuration file `serve` was started with (None: embedded defaults).
     pub(crate) config: Option<PathBuf>,
@@ -30,6 +30,8 @@ pub(crate) struct SettingsPlace {
     pub(crate) tls: Arc<arc_swap::ArcSwap<rustls::ServerConfig>>,
     /// What a saved change is applied to.
     pub(crate) tunables: crate::live_settings::Tunables,
+    /// The data directory (its size and its disk's free space on the dashboard).
+    pub(crate) data_dir: PathBuf,
 }
 
 /// The keys the page edits: (table, key, label).
@@ -108,11 +110,17 @@ pub(super) async fn page(
          {cert}",
         file = escape(&path.display().to_string()),
         csrf = super::pages::csrf_field(&caller),
-        networks = escape(&config.relay.trusted_networks.join("\n")),
-        dnsbl = escape(&dnsbl_lines(&config.dnsbl)),
+        networks = textarea_lines(config.relay.trusted_networks.iter().map(String::as_str)),
+        dnsbl = textarea_lines(dnsbl_lines(&config.dnsbl).lines()),
         cert = certificate_form(&caller, place),
     );
     layout(&caller, "Settings", &notice, &body)
+}
+
+/// Lines for a textarea, each escaped (`escape` drops control characters, newlines
+/// among them) and then joined by newlines.
+fn textarea_lines<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines.map(escape).collect::<Vec<_>>().join("\n")
 }
 
 fn certificate_form(caller: &Caller, place: &SettingsPlace) -> String {
