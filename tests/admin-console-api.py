@@ -156,6 +156,21 @@ check(status == 200 and "/api/v1/accounts" in json.loads(answer)["paths"], "open
 status, _, page = request("GET", "/quarantine", headers=session)
 check(status == 200, "quarantine page")
 check("<script>alert" not in page and "&lt;script&gt;alert" in page, "the subject is escaped in the quarantine page")
+held_id = re.search(r'href="/quarantine/([0-9a-f]{16})"', page).group(1)
+status, _, page = request("GET", "/quarantine?recipient=nobody@example.test", headers=session)
+check(status == 200 and held_id not in page, "the filter by recipient leaves it out")
+status, _, page = request("GET", f"/quarantine/{held_id}", headers=session)
+check(status == 200 and "invoice.pdf.exe" in page and "recipient: alice@example.test (held)" in page, f"the held message's page: {page[:2000]}")
+check("<script>alert" not in page and "Subject: &lt;script&gt;alert(1)&lt;/script&gt;" in page,
+      "its headers shown escaped, one a line")
+status, _, answer = request("GET", "/api/v1/quarantine?recipient=alice@example.test", headers=bearer)
+check(status == 200 and [m["id"] for m in json.loads(answer)] == [held_id], f"the API's filter: {answer}")
+status, _, answer = request("GET", "/api/v1/quarantine?recipient=nobody@example.test", headers=bearer)
+check(status == 200 and json.loads(answer) == [], f"the API's filter, nobody: {answer}")
+status, _, answer = request("GET", f"/api/v1/quarantine/{held_id}", headers=bearer)
+check(status == 200 and "Content-Type: multipart/mixed" in json.loads(answer)["ok"], f"the API's show: {answer}")
+status, _, answer = request("GET", "/api/v1/quarantine/00000000000000ff", headers=bearer)
+check(status == 404, f"an unknown held message: {status} {answer}")
 
 # 8b. The trace over the API: the held message, by recipient, with its events.
 status, _, answer = request("GET", "/api/v1/trace?recipient=ALICE@example.test", headers=bearer)

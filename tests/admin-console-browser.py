@@ -104,6 +104,11 @@ with sync_playwright() as p:
     page.click("nav >> text=Quarantine")
     expect(page.locator("table")).to_contain_text("<script>alert(1)</script>")
     shot(page, "quarantine")
+    page.click("table td a")
+    expect(page.locator("pre")).to_contain_text("Subject: <script>alert(1)</script>")
+    expect(page.locator("pre")).to_contain_text("invoice.pdf.exe")
+    shot(page, "held-message")
+    page.click("nav >> text=Quarantine")
     page.click("table >> text=Release")
     expect(page.locator(".ok")).to_contain_text("released")
 

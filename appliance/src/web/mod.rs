@@ -120,6 +120,16 @@ pub(crate) fn serve_router(
 }
 
 /// Escapes text for HTML.
+/// [`escape`] for text of several lines (a `<pre>`, a `<textarea>`): each line escaped,
+/// the newlines kept and tabs made spaces (`escape` drops both with the other control
+/// characters; a folded header line starts with a tab).
+pub(crate) fn escape_lines(text: &str) -> String {
+    text.lines()
+        .map(|line| escape(&line.replace('\t', "    ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -174,5 +184,6 @@ mod tests {
             escape("<b>\"x\" & 'y'</b>\u{7}"),
             "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
         );
+        assert_eq!(escape_lines("a<\r\nb\u{7}\n\tc"), "a&lt;\nb\n    c");
     }
 }

@@ -49,7 +49,10 @@ pub(super) fn routes(state: Arc<AdminState>) -> Router {
         .route("/api/v1/aliases/{alias}", delete(alias_remove))
         .route("/api/v1/quarantine", get(quarantine_list))
         .route("/api/v1/quarantine/{id}/release", post(quarantine_release))
-        .route("/api/v1/quarantine/{id}", delete(quarantine_delete))
+        .route(
+            "/api/v1/quarantine/{id}",
+            get(quarantine_show).delete(quarantine_delete),
+        )
         .route("/api/v1/trace", get(trace_search))
         .route("/api/v1/queue", get(queue_list))
         .route("/api/v1/queue/{id}/retry", post(queue_retry))
@@ -475,16 +478,30 @@ async fn alias_remove(
 
 // ---- quarantine ----
 
+#[derive(Deserialize)]
+struct HeldFilter {
+    recipient: Option<String>,
+}
+
 async fn quarantine_list(
     State(state): State<Arc<AdminState>>,
     Reader(_caller): Reader,
+    axum::extract::Query(filter): axum::extract::Query<HeldFilter>,
 ) -> Response {
     let held = match quarantine::list(&state.store) {
         Ok(h) => h,
         Err(e) => return store_failed(e),
     };
+    let wanted = filter.recipient.as_deref().map(str::trim);
     let out: Vec<Value> = held
         .iter()
+        .filter(|m| {
+            wanted.is_none_or(|w| {
+                m.recipients
+                    .iter()
+                    .any(|r| r.address.eq_ignore_ascii_case(w))
+            })
+        })
         .map(|m| {
             let recipients: Vec<Value> = m
                 .recipients
@@ -519,6 +536,19 @@ async fn quarantine_release(
         recipient: None,
     };
     command(&state, &caller, AdminCommand::Quarantine(release)).await
+}
+
+async fn quarantine_show(
+    State(state): State<Arc<AdminState>>,
+    Reader(caller): Reader,
+    Path(id): Path<String>,
+) -> Response {
+    command(
+        &state,
+        &caller,
+        AdminCommand::Quarantine(QuarantineCommand::Show { id }),
+    )
+    .await
 }
 
 async fn quarantine_delete(
@@ -699,7 +729,7 @@ async fn settings_put(
 ) -> Response {
     let change: super::settings::SettingsChange = or_return!(body(bytes));
     match super::settings::change_settings(&state, caller.admin(), change).await {
-        Ok(()) => json(StatusCode::OK, &json!({ "message": "saved and applied" })),
+        Ok(()) => json(StatusCode::OK, &json!({ "ok": "saved and applied" })),
         Err(e) => json_error(StatusCode::BAD_REQUEST, &e),
     }
 }
@@ -727,9 +757,9 @@ async fn openapi() -> Response {
                 "/api/v1/accounts/{address}/whitelist/{sender}": { "delete": op("remove a sender") },
                 "/api/v1/aliases": { "get": op("list aliases"), "post": op("add: {alias, target}") },
                 "/api/v1/aliases/{alias}": { "delete": op("remove an alias or catch-all") },
-                "/api/v1/quarantine": { "get": op("held messages") },
+                "/api/v1/quarantine": { "get": op("held messages (?recipient=ADDRESS: of one recipient)") },
                 "/api/v1/quarantine/{id}/release": { "post": op("release to every recipient still waiting") },
-                "/api/v1/quarantine/{id}": { "delete": op("delete a held message") },
+                "/api/v1/quarantine/{id}": { "get": op("one held message: {ok}, its record and headers as `gannet quarantine show` prints them"), "delete": op("delete a held message") },
                 "/api/v1/trace": { "get": op("search the message trace: sender, recipient, message_id, client, since, until, limit") },
                 "/api/v1/queue": { "get": op("queued messages") },
                 "/api/v1/queue/{id}/retry": { "post": op("try again now") },

@@ -26,7 +26,7 @@ use crate::cli::{
     AccountCommand, AdminCommand, AliasCommand, DomainCommand, QuarantineCommand, QueueCommand,
     RulesCommand, WhitelistCommand,
 };
-use crate::web::{escape, Peer};
+use crate::web::{escape, escape_lines, Peer};
 
 const STYLE: &str = include_str!("admin.css");
 const SCRIPT: &str = include_str!("admin.js");
@@ -42,6 +42,7 @@ pub(super) fn routes(state: Arc<AdminState>) -> Router {
         .route("/accounts/{address}", get(account))
         .route("/accounts/{address}/{action}", post(account_action))
         .route("/quarantine", get(quarantine_page))
+        .route("/quarantine/{id}", get(quarantine_show))
         .route("/quarantine/{id}/{action}", post(quarantine_action))
         .route("/trace", get(trace_page))
         .route("/spam", get(spam_page))
@@ -993,13 +994,34 @@ async fn spam_reload(
 
 // ---- quarantine ----
 
+/// The quarantine list's filter: one recipient address (as `gannet quarantine list`).
+#[derive(Deserialize)]
+struct HeldFilter {
+    recipient: Option<String>,
+}
+
 async fn quarantine_page(
     State(state): State<Arc<AdminState>>,
     LoggedIn(caller): LoggedIn,
     Query(notice): Query<Notice>,
+    Query(filter): Query<HeldFilter>,
 ) -> Response {
+    let wanted = filter
+        .recipient
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     let mut rows = String::new();
     for m in quarantine::list(&state.store).unwrap_or_default() {
+        if let Some(w) = wanted {
+            if !m
+                .recipients
+                .iter()
+                .any(|r| r.address.eq_ignore_ascii_case(w))
+            {
+                continue;
+            }
+        }
         let id = format!("{:016x}", m.id);
         let recipients: Vec<String> = m
             .recipients
@@ -1011,7 +1033,7 @@ async fn quarantine_page(
             .collect();
         let _ = write!(
             rows,
-            "<tr><td><code>{id}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+            "<tr><td><a href=\"/quarantine/{id}\"><code>{id}</code></a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
             escape(&m.reverse_path),
             escape(&recipients.join(", ")),
             escape(&m.subject),
@@ -1021,10 +1043,46 @@ async fn quarantine_page(
         );
     }
     let body = format!(
-        "<table><thead><tr><th>Id</th><th>Sender</th><th>Recipients</th><th>Subject</th><th>Why held</th><th></th></tr></thead>\
-         <tbody>{rows}</tbody></table>"
+        "<form method=\"get\" action=\"/quarantine\" class=\"inline\"><label>Recipient \
+         <input name=\"recipient\" type=\"email\" value=\"{}\"></label><button>Filter</button></form>\
+         <table><thead><tr><th>Id</th><th>Sender</th><th>Recipients</th><th>Subject</th><th>Why held</th><th></th></tr></thead>\
+         <tbody>{rows}</tbody></table>",
+        escape(wanted.unwrap_or_default())
     );
     layout(&caller, "Quarantine", &notice, &body)
+}
+
+/// One held message: its record, each recipient's fate and its headers, as `gannet
+/// quarantine show` prints them.
+async fn quarantine_show(
+    State(state): State<Arc<AdminState>>,
+    LoggedIn(caller): LoggedIn,
+    Path(id): Path<String>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let outcome = run(
+        &state,
+        &caller,
+        AdminCommand::Quarantine(QuarantineCommand::Show { id: id.clone() }),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&outcome.output);
+    if !outcome.ok {
+        return back("/quarantine", false, text.trim());
+    }
+    let id = escape(&id);
+    let body = format!(
+        "<pre class=\"message\">{}</pre><p>{}{}</p>",
+        escape_lines(&text),
+        button(&caller, &format!("/quarantine/{id}/release"), "Release", ""),
+        button(
+            &caller,
+            &format!("/quarantine/{id}/delete"),
+            "Delete",
+            "danger"
+        ),
+    );
+    layout(&caller, &format!("Held message {id}"), &notice, &body)
 }
 
 async fn quarantine_action(

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::pages::{accept, back, layout, LoggedIn, Notice, Posted, WithCsrf};
 use super::{AdminState, Caller};
-use crate::web::escape;
+use crate::web::{escape, escape_lines};
 
 /// Where the settings and the data live, and what to swap when they change.
 pub(crate) struct SettingsPlace {
@@ -110,17 +110,11 @@ pub(super) async fn page(
          {cert}",
         file = escape(&path.display().to_string()),
         csrf = super::pages::csrf_field(&caller),
-        networks = textarea_lines(config.relay.trusted_networks.iter().map(String::as_str)),
-        dnsbl = textarea_lines(dnsbl_lines(&config.dnsbl).lines()),
+        networks = escape_lines(&config.relay.trusted_networks.join("\n")),
+        dnsbl = escape_lines(&dnsbl_lines(&config.dnsbl)),
         cert = certificate_form(&caller, place),
     );
     layout(&caller, "Settings", &notice, &body)
-}
-
-/// Lines for a textarea, each escaped (`escape` drops control characters, newlines
-/// among them) and then joined by newlines.
-fn textarea_lines<'a>(lines: impl Iterator<Item = &'a str>) -> String {
-    lines.map(escape).collect::<Vec<_>>().join("\n")
 }
 
 fn certificate_form(caller: &Caller, place: &SettingsPlace) -> String {
