@@ -28,6 +28,7 @@ pub mod check;
 pub mod commit;
 pub mod directory;
 pub mod disk;
+pub mod format;
 pub mod kv;
 pub mod listings;
 pub mod mail;
@@ -102,13 +103,17 @@ impl Store {
     pub fn open(dir: &Path) -> Result<StoreOwner, StoreError> {
         private_dir(dir)
             .map_err(|e| StoreError::Engine(format!("cannot create {}: {e}", dir.display())))?;
-        Store::start(engine(dir)?, Some(dir.to_path_buf()))
+        let kv = engine(dir)?;
+        format::check(kv.as_ref())?;
+        Store::start(kv, Some(dir.to_path_buf()))
     }
 
     /// A store in memory (nothing is kept): the same commit thread and mail store over
     /// an engine without files, for tests.
     pub fn open_in_memory() -> Result<StoreOwner, StoreError> {
-        Store::start(Arc::new(memory::MemoryStore::default()), None)
+        let kv = Arc::new(memory::MemoryStore::default());
+        format::check(kv.as_ref())?;
+        Store::start(kv, None)
     }
 
     /// Starts the commit thread over `kv`; `dir`: where its files are (for the free-space
