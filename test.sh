@@ -2,7 +2,9 @@
 # The whole test suite: installs what it needs, builds once in the release profile (the
 # binary, the tests and the benchmarks share it: each profile rebuilds RocksDB), then runs
 # the unit tests and the end-to-end tests against the real `gannet` binary, and a short
-# run of every fuzz target (FUZZ_SECONDS each, 20 by default; 0 skips them).
+# run of every fuzz target (FUZZ_SECONDS each, 20 by default; 0 skips them), and builds
+# the appliance image and boots it under qemu by UEFI and BIOS (image/build, image/test;
+# GANNET_IMAGE=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
@@ -15,8 +17,18 @@ cargo test --release -j2 --workspace --no-fail-fast 2>&1 | tee "$log" || status=
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
     scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}" 2>&1 | tee -a "$log" || status=$?
 fi
+if [ "${GANNET_IMAGE:-1}" != 0 ]; then
+    image/build 2>&1 | tee -a "$log" || status=$?
+    if image/test 2>&1 | tee -a "$log"; then
+        echo "image: 1 passed, 0 failed" >>"$log"
+    else
+        status=1
+        echo "image: 0 passed, 1 failed" >>"$log"
+    fi
+fi
 # One closing line for the whole suite, summed over every test binary and fuzz target.
 awk '/^test result:/ { p += $4; f += $6 }
      /^fuzz: [0-9]+ passed/ { p += $2; f += $4 }
+     /^image: [0-9]+ passed/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

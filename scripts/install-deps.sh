@@ -5,10 +5,13 @@
 # (scripts/unpack-corpus.sh unpacks the test corpus, tests/corpus.tar.xz), and ClamAV's
 # clamd (clamav-daemon; the antivirus tests start their own with their own config),
 # chromium (the admin console's browser test) and iproute2 (`ip`, for the reverse-DNS
-# test's network namespace).
+# test's network namespace); for the appliance image (image/build, image/test): mmdebstrap
+# (with uidmap and arch-test), fdisk, dosfstools, mtools, syslinux, systemd-boot-efi, kmod,
+# ovmf and qemu-system-x86.
 # Postfix (for smtp-source / the peer benchmark) is installed only with --bench.
 set -euo pipefail
-pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 python3-venv ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon chromium iproute2)
+pkgs=(libclang-dev swaks curl openssl fetchmail isync spamassassin python3 python3-venv ca-certificates dnsmasq-base python3-aiosmtpd xz-utils clamav-daemon chromium iproute2
+    mmdebstrap uidmap arch-test fdisk dosfstools mtools syslinux syslinux-common systemd-boot-efi kmod e2fsprogs ovmf qemu-system-x86)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(postfix)
 fi
@@ -34,7 +37,13 @@ if [ ${#missing[@]} -gt 0 ]; then
         trap '$SUDO rm -f "$policy"' EXIT
     fi
     $SUDO apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's qemu-system-x86 would remove the machine's newer qemu-utils: take
+    # bookworm's with it.
+    extra=()
+    if [[ " ${missing[*]} " == *" qemu-system-x86 "* ]]; then
+        extra=(qemu-utils/bookworm --allow-downgrades)
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" "${extra[@]}" >/dev/null
     # Whatever the packages enabled at boot, the system's clamd and freshclam stay off.
     for s in clamav-daemon clamav-freshclam; do
         if [ -e "/etc/init.d/$s" ]; then
