@@ -101,15 +101,7 @@ pub(super) async fn metrics(State(state): State<Arc<AdminState>>, headers: Heade
             state.connections.total(),
         ),
     ];
-    let data_dir = state.settings.data_dir.clone();
-    let (used, space) = tokio::task::spawn_blocking(move || {
-        (
-            gannet_core::store::disk::size_of(&data_dir),
-            gannet_core::store::disk::space(&data_dir),
-        )
-    })
-    .await
-    .unwrap_or((0, None));
+    let (used, space) = state.disk_usage().await;
     let disk = [
         (
             "gannet_data_bytes",

@@ -73,6 +73,20 @@ impl AdminState {
             sessions: Sessions::new(idle),
         }
     }
+
+    /// The data directory's size and its file system's space (a directory walk: run off
+    /// the async threads), for the dashboard and `/metrics`.
+    pub(crate) async fn disk_usage(&self) -> (u64, Option<gannet_core::store::disk::DiskSpace>) {
+        let data_dir = self.settings.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            (
+                gannet_core::store::disk::size_of(&data_dir),
+                gannet_core::store::disk::space(&data_dir),
+            )
+        })
+        .await
+        .unwrap_or((0, None))
+    }
 }
 
 /// Serves the console on `addr`: TLS (`tls`) unless `addr` is a loopback address.

@@ -360,15 +360,7 @@ async fn dashboard(
         stat("messages_quarantined"),
         stat("messages_accepted") + stat("messages_quarantined"),
     );
-    let data_dir = state.settings.data_dir.clone();
-    let (used, space) = tokio::task::spawn_blocking(move || {
-        (
-            gannet_core::store::disk::size_of(&data_dir),
-            gannet_core::store::disk::space(&data_dir),
-        )
-    })
-    .await
-    .unwrap_or((0, None));
+    let (used, space) = state.disk_usage().await;
     let store_size = size(used);
     let (disk_free, disk_total) = match space {
         Some(s) => (size(s.available), format!(" of {}", size(s.total))),
