@@ -523,20 +523,14 @@ fn quarantine_command(
     };
     Ok(match command {
         QuarantineCommand::List { address, json } => {
-            let wanted = address.as_deref().map(str::to_ascii_lowercase);
+            let wanted = address.as_deref();
             let mut out = String::new();
             if !json {
                 out.push_str("ID\tARRIVED\tEXPIRES IN\tSENDER\tRECIPIENTS\tREASON\n");
             }
             for m in quarantine::list(store)? {
-                if let Some(w) = &wanted {
-                    if !m
-                        .recipients
-                        .iter()
-                        .any(|r| r.address.eq_ignore_ascii_case(w))
-                    {
-                        continue;
-                    }
+                if wanted.is_some_and(|w| !m.is_for(w)) {
+                    continue;
                 }
                 if *json {
                     let recipients: Vec<serde_json::Value> = m

@@ -489,6 +489,18 @@ impl RawSmtp {
     }
 }
 
+/// The first line a client connecting from `source` reads: a greeting, or a refusal
+/// at connect.
+pub fn greeting_from(addr: SocketAddr, source: &str) -> String {
+    let stream = connect_from(addr, source).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).expect("a line");
+    line
+}
+
 /// A TCP connection to `addr` from the local address `source` (e.g. 127.0.0.2).
 pub fn connect_from(addr: SocketAddr, source: &str) -> std::io::Result<TcpStream> {
     use socket2::{Domain, Socket, Type};

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use gannet_tests::{RawSmtp, Server};
+use gannet_tests::{greeting_from, RawSmtp, Server};
 
 /// A message with a forbidden attachment (held) and a hostile subject.
 fn hostile_held_message() -> Vec<u8> {
@@ -404,20 +404,6 @@ fn the_last_login_is_recorded() {
     };
     assert!(alice.contains("\"last_login\":{\"at\":"), "{alice}");
     assert!(account("carol@example.test").contains("\"last_login\":null"));
-}
-
-/// The first line a client at `source` reads.
-fn greeting_from(addr: std::net::SocketAddr, source: &str) -> String {
-    use std::io::BufRead as _;
-    let stream = gannet_tests::connect_from(addr, source).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stream)
-        .read_line(&mut line)
-        .unwrap();
-    line
 }
 
 /// `curl` on the admin API with a token; returns the status and the body.

@@ -3,11 +3,10 @@
 //! and Python's aiosmtpd as a smart host that answers 4xx before it accepts.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gannet_tests::{free_port, Dns, RawSmtp, Server};
+use gannet_tests::{free_port, greeting_from, Dns, RawSmtp, Server};
 
 /// Waits up to `limit` for `check` to hold.
 fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
@@ -764,18 +763,6 @@ fn scan_relay_tags_spam_and_passes_everything_on() {
     wait_for(Duration::from_secs(10), "an empty queue", || {
         queue_is_empty(&a)
     });
-}
-
-/// The first line a client at `source` reads from `addr`.
-fn greeting_from(addr: SocketAddr, source: &str) -> String {
-    use std::io::{BufRead, BufReader};
-    let stream = gannet_tests::connect_from(addr, source).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    line
 }
 
 #[test]

@@ -65,9 +65,15 @@ pub trait Environment {
     /// True when `bytes` more fit in the account's storage quota.
     fn quota_allows(&self, account: u32, bytes: u64) -> bool;
     /// A recipient was refused by policy (unknown, relay, limits, quota): for the
-    /// message trace. Nothing by default.
+    /// message trace, at most [`MAX_REPORTED_REFUSALS`] times a session. Nothing by
+    /// default.
     fn recipient_refused(&mut self, _refusal: &RecipientRefusal<'_>) {}
 }
+
+/// Refused recipients a session reports: refusals that are not errors (over the
+/// recipient limit, a full mailbox, the hourly limit) never close the session, so
+/// without a bound one client could turn endless RCPT lines into trace records.
+pub(super) const MAX_REPORTED_REFUSALS: u32 = 32;
 
 /// One recipient refused at RCPT, as [`Environment::recipient_refused`] hears of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +295,9 @@ pub struct Session {
     tx: Option<Transaction>,
     mode: Mode,
     bad_commands: u32,
+    /// Refused recipients told to the environment so far (at most
+    /// [`MAX_REPORTED_REFUSALS`]).
+    refusals_reported: u32,
     /// Messages accepted in this session (for the unauthenticated-lifetime clock).
     accepted: u64,
     /// Discarding an over-long command line up to its end.
@@ -309,6 +318,7 @@ impl Session {
             tx: None,
             mode: Mode::Command,
             bad_commands: 0,
+            refusals_reported: 0,
             accepted: 0,
             skipping_line: false,
         };
@@ -915,7 +925,12 @@ impl Session {
         reply: Reply,
         error: bool,
     ) {
-        if let Some(tx) = &self.tx {
+        if let Some(tx) = self
+            .tx
+            .as_ref()
+            .filter(|_| self.refusals_reported < MAX_REPORTED_REFUSALS)
+        {
+            self.refusals_reported += 1;
             env.recipient_refused(&RecipientRefusal {
                 at: env.now(),
                 client_ip: self.policy.client_ip,

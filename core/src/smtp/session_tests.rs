@@ -261,6 +261,22 @@ fn refused_recipients_are_reported() {
     );
 }
 
+/// Refusals that are not errors never end the session: past the bound, they are
+/// answered but no longer reported.
+#[test]
+fn refusal_reports_are_bounded_per_session() {
+    let mut c = Client::with_config(Arc::new(SessionConfig {
+        max_recipients: 1,
+        ..SessionConfig::clone(&config())
+    }));
+    c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\n");
+    let over = "RCPT TO:<bob@example.test>\r\n".repeat(MAX_REPORTED_REFUSALS as usize + 10);
+    let a = c.send(&over);
+    assert!(codes(&a).iter().all(|code| *code == "452"), "{a}");
+    assert_eq!(codes(&a).len(), MAX_REPORTED_REFUSALS as usize + 10);
+    assert_eq!(c.env.refused.len(), MAX_REPORTED_REFUSALS as usize);
+}
+
 #[test]
 fn pipelined_commands_are_answered_in_order_in_one_write() {
     let mut c = Client::new();

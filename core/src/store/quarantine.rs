@@ -29,6 +29,16 @@ pub struct HeldMessage {
     pub recipients: Vec<HeldRecipient>,
 }
 
+impl HeldMessage {
+    /// Whether `address` (in any case) is one of its recipients: the filter of the
+    /// quarantine list in the CLI, the console and the API.
+    pub fn is_for(&self, address: &str) -> bool {
+        self.recipients
+            .iter()
+            .any(|r| r.address.eq_ignore_ascii_case(address))
+    }
+}
+
 impl HeldStatus {
     /// One word: held, released, deleted.
     pub fn label(&self) -> &'static str {

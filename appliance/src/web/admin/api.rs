@@ -495,13 +495,7 @@ async fn quarantine_list(
     let wanted = filter.recipient.as_deref().map(str::trim);
     let out: Vec<Value> = held
         .iter()
-        .filter(|m| {
-            wanted.is_none_or(|w| {
-                m.recipients
-                    .iter()
-                    .any(|r| r.address.eq_ignore_ascii_case(w))
-            })
-        })
+        .filter(|m| wanted.is_none_or(|w| m.is_for(w)))
         .map(|m| {
             let recipients: Vec<Value> = m
                 .recipients

@@ -1005,14 +1005,8 @@ async fn quarantine_page(
         .filter(|r| !r.is_empty());
     let mut rows = String::new();
     for m in quarantine::list(&state.store).unwrap_or_default() {
-        if let Some(w) = wanted {
-            if !m
-                .recipients
-                .iter()
-                .any(|r| r.address.eq_ignore_ascii_case(w))
-            {
-                continue;
-            }
+        if wanted.is_some_and(|w| !m.is_for(w)) {
+            continue;
         }
         let id = format!("{:016x}", m.id);
         let recipients: Vec<String> = m
