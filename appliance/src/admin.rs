@@ -387,11 +387,24 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
         }
         AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
         AdminCommand::Learn { batch } => learn_batch(store, batch)?,
+        AdminCommand::BayesExpire {
+            account,
+            max_tokens,
+        } => {
+            let scope = match account {
+                Some(address) => directory::account_for_address(store, address)?.id,
+                None => 0,
+            };
+            let expired = gannet_core::store::bayes::expire(store, scope, *max_tokens)?;
+            let left = gannet_core::store::bayes::token_count(store, scope)?;
+            format!("expired {expired} tokens, {left} left\n").into_bytes()
+        }
         AdminCommand::BayesStatus { account } => {
             let scope = match account {
                 Some(address) => directory::account_for_address(store, address)?.id,
                 None => 0,
             };
+            let tokens = gannet_core::store::bayes::token_count(store, scope)?;
             let t = gannet_core::store::bayes::totals(store, scope)?;
             let min = gannet_core::filter::bayes::classify::MIN_LEARNED;
             let state = if t.ready() {
@@ -399,7 +412,11 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             } else {
                 format!("not used until {min} spam and {min} ham are learned")
             };
-            format!("learned: {} spam, {} ham ({state})\n", t.spam, t.ham).into_bytes()
+            format!(
+                "learned: {} spam, {} ham, {tokens} tokens ({state})\n",
+                t.spam, t.ham
+            )
+            .into_bytes()
         }
         AdminCommand::SpamReports { address } => spam_reports(store, address)?,
         AdminCommand::Check { .. } => bail!("internal: check is not run here"),

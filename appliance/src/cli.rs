@@ -86,6 +86,15 @@ pub(crate) enum SpamCommand {
         #[arg(long, value_name = "ADDRESS")]
         account: Option<String>,
     },
+    /// Drop the least recently learned rare tokens of a Bayes database holding more than
+    /// MAX (the daily purge does this with `spam.bayes_max_tokens`), down to 3/4 of MAX.
+    Expire {
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+        /// Default: `spam.bayes_max_tokens`.
+        #[arg(long, value_name = "MAX")]
+        max_tokens: Option<usize>,
+    },
     /// Spam reports users sent to `spam.report_address`.
     #[command(subcommand)]
     Reports(ReportsCommand),
@@ -161,6 +170,12 @@ pub(crate) enum AdminCommand {
     /// The Bayes database's totals (`gannet spam status`).
     #[command(hide = true)]
     BayesStatus { account: Option<String> },
+    /// Expire a Bayes database's tokens past `max_tokens` (`gannet spam expire`).
+    #[command(hide = true)]
+    BayesExpire {
+        account: Option<String>,
+        max_tokens: usize,
+    },
     /// The reports in the report account's INBOX (`gannet spam reports list`).
     #[command(hide = true)]
     SpamReports { address: String },

@@ -1,7 +1,7 @@
 //! The daily purge: at start, then every day at `quarantine.purge_at` (UTC), held
 //! messages past their expiry are deleted (with their blobs, when nothing else refers to
-//! them), and message traces older than `trace.retention`. A thread of its own that
-//! sleeps in between.
+//! them), message traces older than `trace.retention`, and the Bayes databases' oldest
+//! rare tokens past `spam.bayes_max_tokens`. A thread of its own that sleeps in between.
 
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ fn until_next(now: i64, second_of_day: i64) -> i64 {
 }
 
 /// Runs one purge now; logs what it did.
-fn purge_now(store: &Store, trace_retention: i64) {
+fn purge_now(store: &Store, trace_retention: i64, bayes_max_tokens: usize) {
     let now = unix_now();
     // The console's per-minute counts: two days.
     if let Err(e) = store.drop_stats_before(now.div_euclid(60) - 2 * 24 * 60) {
@@ -35,6 +35,9 @@ fn purge_now(store: &Store, trace_retention: i64) {
         Ok(0) => {}
         Ok(n) => tracing::info!(messages = n, "message traces past their retention purged"),
         Err(e) => tracing::error!(error = %e, "trace purge failed"),
+    }
+    if bayes_max_tokens > 0 {
+        expire_bayes(store, bayes_max_tokens);
     }
     match quarantine::purge(store, now) {
         Ok((_, 0)) => {}
@@ -46,10 +49,27 @@ fn purge_now(store: &Store, trace_retention: i64) {
     }
 }
 
+/// Expires each Bayes scope's tokens past `max_tokens`.
+fn expire_bayes(store: &Store, max_tokens: usize) {
+    use gannet_core::store::bayes;
+    let scopes = match bayes::scopes(store) {
+        Ok(scopes) => scopes,
+        Err(e) => return tracing::error!(error = %e, "Bayes expiry: cannot list the databases"),
+    };
+    for scope in scopes {
+        match bayes::expire(store, scope, max_tokens) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(scope, expired = n, "Bayes tokens expired"),
+            Err(e) => tracing::error!(scope, error = %e, "Bayes expiry failed"),
+        }
+    }
+}
+
 pub(crate) fn spawn(
     store: Store,
     config: &Quarantine,
     trace_retention: Duration,
+    bayes_max_tokens: usize,
     _wake: Wake,
 ) -> anyhow::Result<()> {
     let trace_retention = trace_retention.as_secs() as i64;
@@ -62,7 +82,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("purge".into())
         .spawn(move || loop {
-            purge_now(&store, trace_retention);
+            purge_now(&store, trace_retention, bayes_max_tokens);
             let wait = until_next(unix_now(), at);
             std::thread::sleep(Duration::from_secs(wait as u64));
         })?;

@@ -174,6 +174,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
             attachments_outbound: config.attachments.outbound,
         },
         bayes: Default::default(),
+        auto_learn: config.spam.auto_learn(),
         trace: config.trace.enabled,
         quarantine: QuarantineSettings {
             key: release_key.clone(),
@@ -266,6 +267,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         store.clone(),
         &config.quarantine,
         config.trace.retention.0,
+        config.spam.bayes_max_tokens,
         outbound_wake.clone(),
     )?;
     let ctx = ServerContext {

@@ -29,6 +29,20 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
         SpamCommand::Status { account } => {
             return run_and_print(&config, &AdminCommand::BayesStatus { account });
         }
+        SpamCommand::Expire {
+            account,
+            max_tokens,
+        } => {
+            let max_tokens = max_tokens.unwrap_or(config.spam.bayes_max_tokens);
+            if max_tokens == 0 {
+                anyhow::bail!("spam.bayes_max_tokens is 0 (never expire): give --max-tokens");
+            }
+            let command = AdminCommand::BayesExpire {
+                account,
+                max_tokens,
+            };
+            return run_and_print(&config, &command);
+        }
         SpamCommand::Reports(command) => {
             let address = config.spam.report_address.trim().to_string();
             if address.is_empty() {

@@ -370,3 +370,94 @@ fn a_junk_move_synced_by_mbsync_is_learned() {
     );
     assert!(again.starts_with("learned 0, already known 1"), "{again}");
 }
+
+/// Auto-learning (`spam.bayes_auto_learn`): a delivery scoring under the ham threshold is
+/// learned as ham, one at the spam threshold with points from both headers and body as
+/// spam; one a person taught the filter before is left as they taught it; a message with
+/// its points from the body alone is not learned. Then `gannet spam expire` trims the
+/// database to a bound.
+#[test]
+fn deliveries_are_auto_learned_and_tokens_expire() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("local.cf"),
+        "header SUBJ_PILLS Subject =~ /pills/i\nscore SUBJ_PILLS 4\n\
+         body BODY_PILLS /cheap pills/i\nscore BODY_PILLS 4\n\
+         body BODY_CASINO /casino bonus/i\nscore BODY_CASINO 9\n",
+    )
+    .unwrap();
+    let mut server = Server::new(&format!(
+        "[spam]\nrules_dirs = [\"{}\"]\nbayes_auto_learn = true\nbayes_auto_learn_threshold_spam = 8.0\n",
+        rules.path().display()
+    ));
+    server.start();
+    server.with_example_accounts();
+    let mail = |id: &str, subject: &str, body: &str| {
+        format!(
+            "Message-ID: <{id}@example.org>\r\nDate: Sat, 05 Dec 2026 10:00:00 +0000\r\n\
+             From: Offers <offers@example.org>\r\nTo: alice@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+        )
+    };
+    let status = |server: &Server| summary(server, &["spam", "status"]);
+    // Taught by a person first: ham, although its rules will score it as spam.
+    let taught = server.dir.path().join("taught.eml");
+    let taught_text = mail(
+        "taught",
+        "pills for grandma",
+        "the cheap pills she asked for",
+    );
+    std::fs::write(&taught, &taught_text).unwrap();
+    let out = summary(
+        &server,
+        &["spam", "learn", "--ham", taught.to_str().unwrap()],
+    );
+    assert!(out.starts_with("learned 1,"), "{out}");
+    let ham = file_and_delivery(&server, &mail("ham1", "lunch", "see you at noon for lunch"));
+    let ham = std::fs::read(ham).unwrap();
+    let spam = mail("spam1", "Cheap PILLS", "buy cheap pills today");
+    file_and_delivery(&server, &spam);
+    file_and_delivery(&server, &taught_text);
+    // 9 points, all from the body: not learned.
+    file_and_delivery(
+        &server,
+        &mail("casino1", "hello", "your casino bonus awaits"),
+    );
+    let out = summary_when(&server, &["spam", "status"], |s| {
+        s.starts_with("learned: 1 spam, 2 ham")
+    });
+    assert!(out.starts_with("learned: 1 spam, 2 ham"), "{out}");
+    // What was learned, and as what: each message learned again is already known.
+    let check = |text: &[u8], class: &str| {
+        let file = server.dir.path().join("check.eml");
+        std::fs::write(&file, text).unwrap();
+        summary(&server, &["spam", "learn", class, file.to_str().unwrap()])
+    };
+    assert!(check(spam.as_bytes(), "--spam").starts_with("learned 0, already known 1"));
+    assert!(check(&ham, "--ham").starts_with("learned 0, already known 1"));
+    assert!(check(taught_text.as_bytes(), "--ham").starts_with("learned 0, already known 1"));
+    // The casino message was not learned: learning it now counts it.
+    let casino = mail("casino1", "hello", "your casino bonus awaits");
+    assert!(check(casino.as_bytes(), "--spam").starts_with("learned 1,"));
+    // Expiry: down to three quarters of the bound, the totals kept.
+    let before = status(&server);
+    // "learned: S spam, H ham, N tokens (...)"
+    let tokens = |s: &str| -> usize {
+        s.split(", ")
+            .find_map(|part| part.split_once(" tokens"))
+            .and_then(|(n, _)| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no token count in {s}"))
+    };
+    let n = tokens(&before);
+    assert!(n > 20, "{before}");
+    let out = summary(&server, &["spam", "expire", "--max-tokens", "20"]);
+    assert!(
+        out.starts_with(&format!("expired {} tokens, 15 left", n - 15)),
+        "{out}"
+    );
+    let after = status(&server);
+    assert_eq!(tokens(&after), 15, "{after}");
+    assert!(after.starts_with("learned: 2 spam, 2 ham"), "{after}");
+    // Under the bound: nothing more.
+    let out = summary(&server, &["spam", "expire", "--max-tokens", "20"]);
+    assert!(out.starts_with("expired 0 tokens, 15 left"), "{out}");
+}

@@ -344,6 +344,17 @@ pub struct Spam {
     /// `spam@example.test`; empty: no report address). Accepted from authenticated users
     /// only; kept in that account's INBOX.
     pub report_address: String,
+    /// Learn delivered mail by its rules' score, as SpamAssassin's `bayes_auto_learn`
+    /// does: below `bayes_auto_learn_threshold_nonspam` as ham, at or above
+    /// `bayes_auto_learn_threshold_spam` as spam ([`crate::filter::bayes::auto_learn`]).
+    /// Off by default: a wrong verdict learned teaches the filter its own mistake.
+    pub bayes_auto_learn: bool,
+    pub bayes_auto_learn_threshold_nonspam: f64,
+    pub bayes_auto_learn_threshold_spam: f64,
+    /// The most tokens a Bayes database keeps: past it, the daily purge drops the least
+    /// recently learned rare ones down to three quarters (SpamAssassin's
+    /// `bayes_expiry_max_db_size`); 0 never expires.
+    pub bayes_max_tokens: usize,
 }
 
 impl Default for Spam {
@@ -352,6 +363,10 @@ impl Default for Spam {
             default_level: "medium".into(),
             rules_dirs: None,
             report_address: String::new(),
+            bayes_auto_learn: false,
+            bayes_auto_learn_threshold_nonspam: 0.1,
+            bayes_auto_learn_threshold_spam: 12.0,
+            bayes_max_tokens: crate::store::bayes::DEFAULT_MAX_TOKENS,
         }
     }
 }
@@ -360,6 +375,15 @@ impl Spam {
     /// The rule directories to load and where they come from.
     pub fn rules(&self) -> (Vec<PathBuf>, crate::filter::stock::RulesOrigin) {
         crate::filter::stock::rules_dirs(self.rules_dirs.as_deref(), &Default::default())
+    }
+
+    /// The auto-learning thresholds, when auto-learning is on.
+    pub fn auto_learn(&self) -> Option<crate::filter::bayes::auto_learn::Thresholds> {
+        self.bayes_auto_learn
+            .then_some(crate::filter::bayes::auto_learn::Thresholds {
+                ham_below: self.bayes_auto_learn_threshold_nonspam,
+                spam_at: self.bayes_auto_learn_threshold_spam,
+            })
     }
 }
 

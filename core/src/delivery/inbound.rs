@@ -49,6 +49,8 @@ pub struct Inbound {
     pub quarantine: QuarantineSettings,
     /// Whether the Bayes database is ready (scans then go to a reader thread).
     pub bayes: crate::store::bayes::ReadyGate,
+    /// Auto-learning's thresholds (`spam.bayes_auto_learn`; None: off).
+    pub auto_learn: Option<crate::filter::bayes::auto_learn::Thresholds>,
     /// Whether deliveries write the message trace (`trace.enabled`).
     pub trace: bool,
 }
@@ -256,9 +258,13 @@ impl Inbound {
         // Once the Bayes database has learned enough, its many reads are done on a
         // reader thread, never on the worker (as for large messages).
         let bayes_ready = (self.bayes).ready(&self.store, crate::clock::unix_now());
+        // Auto-learning (for mail to accounts here) cuts the message into tokens: on a
+        // reader thread too.
+        let auto_learn = self.auto_learn.filter(|_| !accounts.is_empty());
+        let mut auto_learned = None;
         let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
             (None, buffer)
-        } else if buffer.len() <= INLINE_SCAN_LIMIT && !bayes_ready {
+        } else if buffer.len() <= INLINE_SCAN_LIMIT && !bayes_ready && auto_learn.is_none() {
             let input = ScanInput {
                 facts: &facts,
                 network,
@@ -282,11 +288,17 @@ impl Inbound {
                     let started = std::time::Instant::now();
                     let verdict = rules.scan_message(&buffer, &input);
                     crate::metrics::SPAM_SCAN.observe(started.elapsed());
-                    (verdict, buffer)
+                    let learned = auto_learn
+                        .and_then(|t| crate::filter::bayes::auto_learn::decide(&rules, &verdict, t))
+                        .map(|spam| (spam, crate::filter::bayes::learnable(&buffer)));
+                    (verdict, buffer, learned)
                 })
                 .await
             {
-                Some((v, b)) => (Some(v), b),
+                Some((v, b, learned)) => {
+                    auto_learned = learned;
+                    (Some(v), b)
+                }
                 None => return DeliveryOutcome::Failed,
             }
         };
@@ -351,6 +363,18 @@ impl Inbound {
         }
         if junk > 0 {
             changes.count("messages_junk", junk as i64);
+        }
+        // Learned unless someone taught the filter about this message already.
+        if let Some((spam, (id, tokens))) = auto_learned {
+            changes.auto_learn(0, id, tokens, spam);
+            changes.count(
+                if spam {
+                    "auto_learned_spam"
+                } else {
+                    "auto_learned_ham"
+                },
+                1,
+            );
         }
         let reported = report.as_ref().map_or(0, Vec::len);
         if let Some(learned) = report {
@@ -588,6 +612,7 @@ mod tests {
             outbound: Wake::default(),
             screens: Screens::off(),
             bayes: Default::default(),
+            auto_learn: None,
             trace: true,
             quarantine: QuarantineSettings {
                 key: Arc::new(ReleaseKey::from_bytes(&[0; 32])),

@@ -108,6 +108,33 @@ pub struct CompiledRule {
     pub max_hits: u32,
     pub describe: String,
     pub test: CompiledTest,
+    /// What the rule is to auto-learning (its `tflags`).
+    pub autolearn: AutoLearnRole,
+}
+
+/// How a rule's hit counts when auto-learning decides (SpamAssassin's `tflags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AutoLearnRole {
+    /// Its points count (the usual case).
+    #[default]
+    Counts,
+    /// A learner's own verdict (`tflags learn`: the `BAYES_*` rules): its points say what
+    /// the classifier already thinks, and are kept apart.
+    Learner,
+    /// Left out (`tflags noautolearn` or `userconf`: whitelists and the like).
+    Ignored,
+}
+
+/// A rule's auto-learning role from its tflags.
+fn autolearn_role(tflags: Option<&Vec<String>>) -> AutoLearnRole {
+    let has = |flag: &str| tflags.is_some_and(|f| f.iter().any(|f| f == flag));
+    if has("noautolearn") || has("userconf") {
+        AutoLearnRole::Ignored
+    } else if has("learn") {
+        AutoLearnRole::Learner
+    } else {
+        AutoLearnRole::Counts
+    }
 }
 
 impl CompiledRule {
@@ -410,6 +437,7 @@ impl Ruleset {
                 .unwrap_or([default_score; 4]);
             let rule = CompiledRule {
                 max_hits: max_hits(source.tflags.get(&def.name)),
+                autolearn: autolearn_role(source.tflags.get(&def.name)),
                 describe: source.describes.get(&def.name).cloned().unwrap_or_default(),
                 name: def.name.clone(),
                 kind: def.kind,

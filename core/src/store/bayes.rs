@@ -70,6 +70,18 @@ pub(crate) mod keys {
         [&b"bayes:"[..], &scope.to_be_bytes()].concat()
     }
 
+    /// The day (days since 1970) a token was last learned, for expiry.
+    pub(crate) fn seen(scope: u32, token: u64) -> Vec<u8> {
+        let mut k = b"bayes_seen:".to_vec();
+        k.extend_from_slice(&scope.to_be_bytes());
+        k.extend_from_slice(&token.to_be_bytes());
+        k
+    }
+
+    pub(crate) fn seen_prefix(scope: u32) -> Vec<u8> {
+        [&b"bayes_seen:"[..], &scope.to_be_bytes()].concat()
+    }
+
     pub(crate) fn totals(scope: u32) -> Vec<u8> {
         [&b"bayes_total:"[..], &scope.to_be_bytes()].concat()
     }
@@ -199,6 +211,100 @@ impl crate::filter::bayes::Learned for StoreLearned<'_> {
     }
 }
 
+/// The most tokens a scope keeps by default (SpamAssassin's `bayes_expiry_max_db_size`).
+pub const DEFAULT_MAX_TOKENS: usize = 150_000;
+
+/// Tokens expired in one commit.
+const EXPIRE_CHUNK: usize = 10_000;
+
+/// Which tokens of `scope` to expire so that it keeps at most `max_tokens`: none while
+/// it has no more; else the least recently learned (tokens learned before last-learned
+/// days were recorded count as the oldest), the rarer first among those of one day,
+/// until three quarters of `max_tokens` remain, so that expiry runs seldom, as
+/// SpamAssassin's does. Tokens rare and old say least; the totals are kept.
+pub fn expiry_candidates(
+    store: &Store,
+    scope: u32,
+    max_tokens: usize,
+) -> Result<Vec<u64>, StoreError> {
+    let kv = store.kv();
+    let mut tokens: Vec<(i64, u64, u64)> = Vec::new();
+    let prefix = keys::token_prefix(scope);
+    kv.scan_prefix(Cf::Counters, &prefix, &mut |key, value| {
+        if let Some(token) = key
+            .get(prefix.len()..)
+            .and_then(|t| <[u8; 8]>::try_from(t).ok())
+        {
+            let c = unpack(decode_counter(value));
+            tokens.push((0, c.spam + c.ham, u64::from_be_bytes(token)));
+        }
+        true
+    })?;
+    if tokens.len() <= max_tokens {
+        return Ok(Vec::new());
+    }
+    // Scanned in token order, as are the counters: one merge pass.
+    let mut days = std::collections::HashMap::with_capacity(tokens.len());
+    let prefix = keys::seen_prefix(scope);
+    kv.scan_prefix(Cf::Counters, &prefix, &mut |key, value| {
+        if let Some(token) = key
+            .get(prefix.len()..)
+            .and_then(|t| <[u8; 8]>::try_from(t).ok())
+        {
+            days.insert(u64::from_be_bytes(token), decode_counter(value));
+        }
+        true
+    })?;
+    for (day, _, token) in tokens.iter_mut() {
+        *day = days.get(token).copied().unwrap_or(0);
+    }
+    tokens.sort_unstable();
+    let keep = max_tokens / 4 * 3;
+    let drop = tokens.len().saturating_sub(keep);
+    Ok(tokens.into_iter().take(drop).map(|(_, _, t)| t).collect())
+}
+
+/// Expires tokens of `scope` past `max_tokens` ([`expiry_candidates`]); how many.
+/// Blocking: for reader threads, the daily purge and the CLI.
+pub fn expire(store: &Store, scope: u32, max_tokens: usize) -> Result<usize, StoreError> {
+    let candidates = expiry_candidates(store, scope, max_tokens)?;
+    for chunk in candidates.chunks(EXPIRE_CHUNK) {
+        let mut changes = super::Changes::new();
+        changes.expire_tokens(scope, chunk.to_vec());
+        store.commit_blocking(changes)?;
+    }
+    Ok(candidates.len())
+}
+
+/// The scopes that have learned anything: 0 (site-wide) and accounts with their own.
+pub fn scopes(store: &Store) -> Result<Vec<u32>, StoreError> {
+    let mut scopes = Vec::new();
+    store
+        .kv()
+        .scan_prefix(Cf::Counters, b"bayes_total:", &mut |key, _| {
+            if let Some(scope) = key
+                .get(b"bayes_total:".len()..)
+                .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            {
+                scopes.push(u32::from_be_bytes(scope));
+            }
+            true
+        })?;
+    Ok(scopes)
+}
+
+/// How many tokens a scope has.
+pub fn token_count(store: &Store, scope: u32) -> Result<usize, StoreError> {
+    let mut n = 0;
+    store
+        .kv()
+        .scan_prefix(Cf::Counters, &keys::token_prefix(scope), &mut |_, _| {
+            n += 1;
+            true
+        })?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +356,42 @@ mod tests {
         assert_eq!(applied.learned, [Learned::Learned, Learned::AlreadyKnown]);
         // Another scope is apart.
         assert_eq!(totals(store, 9).unwrap(), Totals::default());
+    }
+
+    #[test]
+    fn expiry_drops_the_least_recently_learned_rare_tokens_first() {
+        let owner = Store::open_in_memory().unwrap();
+        let store = owner.store();
+        // Tokens 1..=8 learned with one message, 5..=12 with another, both today: 12
+        // tokens, 5..=8 counted twice.
+        learn(store, 1, &[1, 2, 3, 4, 5, 6, 7, 8], Some(true));
+        learn(store, 2, &[5, 6, 7, 8, 9, 10, 11, 12], Some(false));
+        let today = crate::clock::unix_now().div_euclid(86_400);
+        assert_eq!(token_count(store, 0).unwrap(), 12);
+        // Under the bound: nothing.
+        assert!(expiry_candidates(store, 0, 12).unwrap().is_empty());
+        // Over it (8): down to 6, the 6 oldest gone.
+        let seen = |t: u64| {
+            store
+                .kv()
+                .get(Cf::Counters, &keys::seen(0, t))
+                .unwrap()
+                .map(|v| decode_counter(&v))
+        };
+        assert_eq!(seen(9), Some(today));
+        let _ = store.bayes_mirror().read(store.kv(), 0, &[1]).unwrap();
+        assert_eq!(expire(store, 0, 8).unwrap(), 6);
+        assert_eq!(token_count(store, 0).unwrap(), 6);
+        let left = counts(store, 0, &(1..=12).collect::<Vec<_>>()).unwrap();
+        let kept: Vec<u64> = (1..=12)
+            .filter(|&t| left[t as usize - 1] != Counts::default())
+            .collect();
+        // All were learned today: the rarer (counted once) go first, 1-4 and 9-10 (ties
+        // broken by token), and 5-8 (counted twice) and 11-12 stay.
+        assert_eq!(kept, vec![5, 6, 7, 8, 11, 12]);
+        assert_eq!(seen(9), None);
+        // The totals stay.
+        assert_eq!(totals(store, 0).unwrap(), Totals { spam: 1, ham: 1 });
+        assert_eq!(scopes(store).unwrap(), vec![0]);
     }
 }

@@ -96,9 +96,13 @@ impl BayesMirror {
                 continue;
             };
             let Some(s) = slot else { continue };
-            match target {
-                Some(token) => *s.tokens.entry(token).or_default() += delta,
-                None => s.totals += delta,
+            match (target, delta) {
+                (Some(token), Some(delta)) => *s.tokens.entry(token).or_default() += delta,
+                (Some(token), None) => {
+                    s.tokens.remove(&token);
+                }
+                (None, Some(delta)) => s.totals += delta,
+                (None, None) => {}
             }
             // Grown past the bound by learning: from now on read from the store.
             if s.tokens.len() > MAX_TOKENS {
@@ -157,24 +161,29 @@ fn load(kv: &dyn KvStore, scope: u32) -> Result<Option<Scope>, StoreError> {
     Ok(Some(loaded))
 }
 
-/// A Bayes counter addition: (scope, the token or None for the totals, delta).
-fn parse(op: &WriteOp) -> Option<(u32, Option<u64>, i64)> {
-    let WriteOp::Add {
-        cf: Cf::Counters,
-        key,
-        delta,
-    } = op
-    else {
-        return None;
+/// A Bayes counter addition or removal: (scope, the token or None for the totals, the
+/// delta or None for a removal).
+fn parse(op: &WriteOp) -> Option<(u32, Option<u64>, Option<i64>)> {
+    let (key, delta) = match op {
+        WriteOp::Add {
+            cf: Cf::Counters,
+            key,
+            delta,
+        } => (key, Some(*delta)),
+        WriteOp::Delete {
+            cf: Cf::Counters,
+            key,
+        } => (key, None),
+        _ => return None,
     };
     if let Some(rest) = key.strip_prefix(b"bayes:".as_slice()) {
         let scope = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
         let token = u64::from_be_bytes(rest.get(4..)?.try_into().ok()?);
-        return Some((scope, Some(token), *delta));
+        return Some((scope, Some(token), delta));
     }
     let rest = key.strip_prefix(b"bayes_total:".as_slice())?;
     let scope = u32::from_be_bytes(rest.try_into().ok()?);
-    Some((scope, None, *delta))
+    Some((scope, None, delta))
 }
 
 #[cfg(test)]

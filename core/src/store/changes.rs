@@ -193,6 +193,13 @@ pub(super) enum Change {
         message: [u8; 32],
         tokens: Vec<u64>,
         spam: Option<bool>,
+        /// Auto-learning: a message already learned is left alone.
+        auto: bool,
+    },
+    /// Drops tokens of a Bayes scope (expiry), with their last-learned days.
+    ExpireTokens {
+        scope: u32,
+        tokens: Vec<u64>,
     },
     /// Moves every message of mailbox `from` (as it is at commit time) to `to`.
     MoveAll {
@@ -387,6 +394,24 @@ impl Changes {
             message,
             tokens,
             spam,
+            auto: false,
+        });
+    }
+
+    /// Drops `tokens` of Bayes scope `scope` ([`super::bayes::expire`]).
+    pub fn expire_tokens(&mut self, scope: u32, tokens: Vec<u64>) {
+        self.changes.push(Change::ExpireTokens { scope, tokens });
+    }
+
+    /// Learns a message as auto-learning decided: like [`Changes::learn`], but a message
+    /// already learned (by a person, either way) is left as it is.
+    pub fn auto_learn(&mut self, scope: u32, message: [u8; 32], tokens: Vec<u64>, spam: bool) {
+        self.changes.push(Change::Learn {
+            scope,
+            message,
+            tokens,
+            spam: Some(spam),
+            auto: true,
         });
     }
 

@@ -338,7 +338,21 @@ impl Txn<'_> {
                 message,
                 tokens,
                 spam,
-            } => self.learn(scope, message, &tokens, spam)?,
+                auto,
+            } => self.learn(scope, message, &tokens, spam, auto)?,
+            Change::ExpireTokens { scope, tokens } => {
+                for token in tokens {
+                    for key in [
+                        bayes::keys::token(scope, token),
+                        bayes::keys::seen(scope, token),
+                    ] {
+                        self.ops.push(WriteOp::Delete {
+                            cf: Cf::Counters,
+                            key,
+                        });
+                    }
+                }
+            }
             Change::Settle {
                 id,
                 recipient,
@@ -601,6 +615,7 @@ impl Txn<'_> {
         message: [u8; 32],
         tokens: &[u64],
         spam: Option<bool>,
+        auto: bool,
     ) -> Result<(), StoreError> {
         let key = bayes::keys::message(scope, &message);
         let before = match self
@@ -618,6 +633,8 @@ impl Txn<'_> {
         let before = before.map(|class| class == bayes::SPAM);
         let outcome = match (before, spam) {
             (Some(was), Some(now)) if was == now => bayes::Learned::AlreadyKnown,
+            // Auto-learning never overrides what was learned before (a person's verdict).
+            (Some(_), Some(_)) if auto => bayes::Learned::AlreadyKnown,
             (None, None) => bayes::Learned::NotKnown,
             (Some(was), now) => {
                 self.count_tokens(scope, tokens, was, -1);
@@ -635,7 +652,8 @@ impl Txn<'_> {
             }
         };
         let class = spam.map(|s| if s { bayes::SPAM } else { bayes::HAM });
-        if class != before.map(|s| if s { bayes::SPAM } else { bayes::HAM }) {
+        let unchanged = outcome == bayes::Learned::AlreadyKnown;
+        if !unchanged && class != before.map(|s| if s { bayes::SPAM } else { bayes::HAM }) {
             self.ops.push(match class {
                 Some(c) => WriteOp::Put {
                     cf: Cf::Meta,
@@ -661,12 +679,21 @@ impl Txn<'_> {
             key: bayes::keys::totals(scope),
             delta,
         });
+        // The day each token was last learned, for expiry (not on forgetting).
+        let today = (sign > 0).then(|| crate::clock::unix_now().div_euclid(86_400));
         for &token in tokens {
             self.ops.push(WriteOp::Add {
                 cf: Cf::Counters,
                 key: bayes::keys::token(scope, token),
                 delta,
             });
+            if let Some(day) = today {
+                self.ops.push(WriteOp::Put {
+                    cf: Cf::Counters,
+                    key: bayes::keys::seen(scope, token),
+                    value: day.to_le_bytes().to_vec(),
+                });
+            }
         }
     }
 

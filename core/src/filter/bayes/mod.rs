@@ -8,6 +8,7 @@
 //!
 //! Tokens are 64-bit hashes: counts are kept per hash, never the words themselves.
 
+pub mod auto_learn;
 pub mod classify;
 pub mod report;
 pub mod tokenize;
