@@ -2,7 +2,8 @@
 # IMAP and POP3 side by side, in one run: Dovecot 2.3 (bench/peers/setup/dovecot.sh)
 # and gannet serve, each holding the same $MESSAGES (default 1,000) corpus messages (the
 # first files of tests/corpus by path, the list again from its start past 3,125), measured with the same clients: the peers' imap-bench.py
-# (Python imaplib/poplib) and gannet-bench's own `imap` client.
+# (Python imaplib/poplib) and gannet-bench's own `imap` client; then POP3 alone, the two
+# servers in turn.
 #
 # usage: [MESSAGES=1000] bench/imap-compare.sh [REPS=3]
 # Needs a release build and dovecot-imapd, dovecot-pop3d (installed if missing).
@@ -42,7 +43,7 @@ for r in $(seq "$REPS"); do
     echo "-- rep $r: gannet-bench imap"
     RUST_BACKTRACE=0 "$BENCH" imap --imap "$IMAP_LISTEN" --pop3 "$POP3_LISTEN" --user bench --password benchpass --runs 5
 done
-"$PEERS/setup/dovecot.sh" stop >/dev/null
+# Dovecot stays up (idle) for the interleaved POP3 rounds at the end.
 
 echo "== gannet"
 cat > "$WORK/gannet.toml" <<CONF
@@ -83,5 +84,15 @@ for r in $(seq "$REPS"); do
     echo "-- rep $r: gannet-bench imap"
     RUST_BACKTRACE=0 "$BENCH" imap --imap 127.0.0.1:$((GP + 5)) --pop3 127.0.0.1:$((GP + 3)) --user bench@example.test --password Benchpass1 --runs 5
 done
+# POP3 alone, the two servers in turn, each round one run of 5 downloads per server:
+# the ratio of medians, without the IMAP measurements in between.
+echo "== POP3 alone, interleaved"
+for r in $(seq "$REPS"); do
+    echo "-- rep $r: Dovecot"
+    "$BENCH" imap --imap "$IMAP_LISTEN" --pop3 "$POP3_LISTEN" --user bench --password benchpass --runs 5 --pop3-only | grep '^result'
+    echo "-- rep $r: gannet"
+    "$BENCH" imap --imap 127.0.0.1:$((GP + 5)) --pop3 127.0.0.1:$((GP + 3)) --user bench@example.test --password Benchpass1 --runs 5 --pop3-only | grep '^result'
+done
 kill -TERM $GPID; wait $GPID
+"$PEERS/setup/dovecot.sh" stop >/dev/null
 rm -rf "$WORK"

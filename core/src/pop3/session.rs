@@ -553,15 +553,18 @@ fn top_of(message: &[u8], lines: u32) -> &[u8] {
 /// Writes a multi-line response body: lines starting with "." get another, and the
 /// terminating line "." follows (RFC 1939 section 3).
 fn byte_stuff(content: &[u8], out: &mut Vec<u8>) {
+    // Copied in runs between the lines that start with "." (rare): one search for
+    // "\n." over the message, not one per line.
     let mut start = 0;
-    while start < content.len() {
-        let end = memchr(b'\n', &content[start..]).map_or(content.len(), |i| start + i + 1);
-        if content[start] == b'.' {
-            out.push(b'.');
-        }
-        out.extend_from_slice(&content[start..end]);
-        start = end;
+    if content.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    for dot in memchr::memmem::find_iter(content, b"\n.") {
+        out.extend_from_slice(&content[start..=dot]);
+        out.push(b'.');
+        start = dot + 1;
+    }
+    out.extend_from_slice(&content[start..]);
     if !content.is_empty() && !content.ends_with(b"\n") {
         out.extend_from_slice(b"\r\n");
     }

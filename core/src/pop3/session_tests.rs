@@ -192,6 +192,9 @@ fn stuffing_and_top() {
     out.clear();
     byte_stuff(b"no newline at end", &mut out);
     assert_eq!(out, b"no newline at end\r\n.\r\n");
+    out.clear();
+    byte_stuff(b"a\r\n..b\n.\n.c\r\n.", &mut out);
+    assert_eq!(out, b"a\r\n...b\n..\n..c\r\n..\r\n.\r\n");
     assert_eq!(top_of(b"H: 1\r\n\r\na\r\nb\r\n", 0), b"H: 1\r\n\r\n");
     assert_eq!(
         top_of(b"H: 1\r\n\r\na\r\nb\r\n", 5),
