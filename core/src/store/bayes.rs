@@ -393,5 +393,10 @@ mod tests {
         // The totals stay.
         assert_eq!(totals(store, 0).unwrap(), Totals { spam: 1, ham: 1 });
         assert_eq!(scopes(store).unwrap(), vec![0]);
+        // Learned again the same day after its expiry: its day is written again (the
+        // commit thread's memory of the days written today was dropped with it).
+        learn(store, 3, &[9, 13], Some(true));
+        assert_eq!(seen(9), Some(today));
+        assert_eq!(seen(13), Some(today));
     }
 }

@@ -11,7 +11,7 @@
 //! nothing: it is resolved into a transaction of its own, merged into the group only when
 //! every operation resolved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::bayes;
 use super::changes::{Applied, Change, Changes, Folder};
@@ -30,6 +30,34 @@ type MailboxCache = HashMap<u32, HashMap<String, Option<MailboxMeta>>>;
 pub(super) struct Sequencer {
     mailboxes: MailboxCache,
     group: Overlay,
+    seen: SeenToday,
+}
+
+/// The Bayes tokens whose last-learned day has been written today (scope, token): a
+/// token learned again the same day needs no second write, which halves what learning
+/// writes. Kept across groups, dropped on a failed write and when the day changes.
+#[derive(Default)]
+struct SeenToday {
+    day: i64,
+    tokens: HashSet<(u32, u64)>,
+}
+
+/// Past this many tokens the set starts again (its memory stays bounded; a token then
+/// only has its day written once more).
+const MAX_SEEN_TODAY: usize = 4_000_000;
+
+impl SeenToday {
+    fn contains(&self, day: i64, token: (u32, u64)) -> bool {
+        self.day == day && self.tokens.contains(&token)
+    }
+
+    fn extend(&mut self, day: i64, tokens: HashSet<(u32, u64)>) {
+        if self.day != day || self.tokens.len() + tokens.len() > MAX_SEEN_TODAY {
+            self.day = day;
+            self.tokens.clear();
+        }
+        self.tokens.extend(tokens);
+    }
 }
 
 /// Writes made by a group's earlier commits (or a transaction's earlier operations) that
@@ -48,6 +76,10 @@ struct Overlay {
     held: HashMap<u64, Option<HeldMessage>>,
     /// Learned messages' classes by key; `None`: forgotten.
     learned: HashMap<Vec<u8>, Option<u8>>,
+    /// Bayes tokens whose last-learned day this transaction writes (the day, the tokens).
+    seen: (i64, HashSet<(u32, u64)>),
+    /// Tokens were expired: what [`SeenToday`] remembers may be gone.
+    expired: bool,
 }
 
 impl Sequencer {
@@ -95,6 +127,13 @@ impl Sequencer {
         self.group.mailbox_ids.extend(local.mailbox_ids);
         self.group.held.extend(local.held);
         self.group.learned.extend(local.learned);
+        if local.expired {
+            self.seen = SeenToday::default();
+        }
+        let (day, seen) = local.seen;
+        if !seen.is_empty() {
+            self.seen.extend(day, seen);
+        }
         for ((account, name), meta) in local.mailboxes {
             self.mailboxes
                 .entry(account)
@@ -114,6 +153,7 @@ impl Sequencer {
     pub(super) fn group_failed(&mut self) {
         self.group = Overlay::default();
         self.mailboxes.clear();
+        self.seen = SeenToday::default();
     }
 }
 
@@ -341,6 +381,7 @@ impl Txn<'_> {
                 auto,
             } => self.learn(scope, message, &tokens, spam, auto)?,
             Change::ExpireTokens { scope, tokens } => {
+                self.local.expired = true;
                 for token in tokens {
                     for key in [
                         bayes::keys::token(scope, token),
@@ -679,15 +720,27 @@ impl Txn<'_> {
             key: bayes::keys::totals(scope),
             delta,
         });
-        // The day each token was last learned, for expiry (not on forgetting).
-        let today = (sign > 0).then(|| crate::clock::unix_now().div_euclid(86_400));
         for &token in tokens {
             self.ops.push(WriteOp::Add {
                 cf: Cf::Counters,
                 key: bayes::keys::token(scope, token),
                 delta,
             });
-            if let Some(day) = today {
+        }
+        // The day each token was last learned, for expiry (not on forgetting). In a run
+        // of their own: keys in order (the tokens are sorted) are inserted into the
+        // memtable next to each other, where alternating with the counts they were not.
+        // Written once a day per token (see [`SeenToday`]).
+        if sign > 0 {
+            let day = crate::clock::unix_now().div_euclid(86_400);
+            if self.local.seen.0 != day {
+                self.local.seen = (day, HashSet::new());
+            }
+            for &token in tokens {
+                let key = (scope, token);
+                if self.seq.seen.contains(day, key) || !self.local.seen.1.insert(key) {
+                    continue;
+                }
                 self.ops.push(WriteOp::Put {
                     cf: Cf::Counters,
                     key: bayes::keys::seen(scope, token),
