@@ -294,77 +294,97 @@ fn domains(host: &str, out: &mut Vec<u64>) {
 
 /// Whether a character stays inside a word.
 fn word_char(c: char) -> bool {
-    c.is_alphanumeric() || "-,@*!_'\"$.".contains(c)
+    c.is_alphanumeric()
+        || matches!(
+            c,
+            '-' | ',' | '@' | '*' | '!' | '_' | '\'' | '"' | '$' | '.'
+        )
 }
 
 /// The tokens of `text`: body text (`body`: addresses and host names broken out, words
 /// decomposed) or a header value, each under `prefix`.
 fn words(text: &str, prefix: &str, body: bool, out: &mut Vec<u64>) {
-    // "..." and "--" between words separate them (a common formatting slip).
-    for word in text
-        .split(|c: char| !word_char(c))
-        .flat_map(|w| w.split("...").flat_map(|w| w.split("--")))
-    {
-        let word = word.trim_matches(|c| "-'\".,".contains(c));
-        let chars = word.chars().count();
-        if chars < 3 || is_stop_word(word) {
-            continue;
-        }
-        if !body {
-            // Addresses in headers as their parts (SpamAssassin's PRE_CHEW_ADDR_HEADERS).
-            if let Some((user, domain)) = word.rsplit_once('@') {
-                out.push(hash_parts(&[prefix, "U*", &user.to_lowercase()]));
-                let mut rest = domain.to_ascii_lowercase();
-                while !rest.is_empty() {
-                    out.push(hash_parts(&[prefix, "D*", &rest]));
-                    rest = rest
-                        .split_once('.')
-                        .map(|(_, p)| p.to_string())
-                        .unwrap_or_default();
-                }
+    // Reused for every word's form without punctuation.
+    let mut bare = String::new();
+    for chunk in text.split(|c: char| !word_char(c)) {
+        // "..." and "--" between words separate them (a common formatting slip); most
+        // chunks have neither, and are a word as they are.
+        let separated = chunk
+            .as_bytes()
+            .windows(2)
+            .any(|pair| pair == b".." || pair == b"--");
+        if separated {
+            for word in chunk.split("...").flat_map(|w| w.split("--")) {
+                one_word(word, prefix, body, &mut bare, out);
             }
-        }
-        if body {
-            if let Some((user, domain)) = word
-                .rsplit_once('@')
-                .filter(|(u, d)| !u.is_empty() && d.contains('.'))
-            {
-                out.push(hash_parts(&[prefix, "U*", &user.to_lowercase()]));
-                domains(&domain.to_ascii_lowercase(), out);
-            } else if word.contains('.')
-                && word
-                    .split('.')
-                    .nth(1)
-                    .is_some_and(|s| s.starts_with(|c: char| c.is_ascii_alphabetic()))
-            {
-                domains(&word.to_ascii_lowercase(), out);
-            }
-        }
-        let word: String = if chars > MAX_TOKEN_LENGTH && !word.contains('*') {
-            let first: String = word.chars().take(7).collect();
-            format!("sk:{first}")
         } else {
-            word.to_string()
-        };
-        if body {
-            let bare: String = word
-                .chars()
-                .filter(|c| c.is_alphanumeric() || *c == '_' || *c == ':' || *c == '*')
-                .collect();
-            if bare != word && !bare.is_empty() {
-                out.push(hash_parts(&[prefix, &bare]));
-            }
-            if word.chars().any(char::is_uppercase) {
-                let lower = word.to_lowercase();
-                out.push(hash_parts(&[prefix, &lower]));
-                let bare_lower = bare.to_lowercase();
-                if bare_lower != lower && !bare_lower.is_empty() {
-                    out.push(hash_parts(&[prefix, &bare_lower]));
-                }
+            one_word(chunk, prefix, body, &mut bare, out);
+        }
+    }
+}
+
+/// The tokens of one word (see [`words`]).
+fn one_word(word: &str, prefix: &str, body: bool, bare: &mut String, out: &mut Vec<u64>) {
+    let word = word.trim_matches(|c| matches!(c, '-' | '\'' | '"' | '.' | ','));
+    let chars = word.chars().count();
+    if chars < 3 || is_stop_word(word) {
+        return;
+    }
+    if !body {
+        // Addresses in headers as their parts (SpamAssassin's PRE_CHEW_ADDR_HEADERS).
+        if let Some((user, domain)) = word.rsplit_once('@') {
+            out.push(hash_parts(&[prefix, "U*", &user.to_lowercase()]));
+            let domain = domain.to_ascii_lowercase();
+            let mut rest = domain.as_str();
+            while !rest.is_empty() {
+                out.push(hash_parts(&[prefix, "D*", rest]));
+                rest = rest.split_once('.').map_or("", |(_, parent)| parent);
             }
         }
-        out.push(hash_parts(&[prefix, &word]));
     }
+    if body {
+        if let Some((user, domain)) = word
+            .rsplit_once('@')
+            .filter(|(u, d)| !u.is_empty() && d.contains('.'))
+        {
+            out.push(hash_parts(&[prefix, "U*", &user.to_lowercase()]));
+            domains(&domain.to_ascii_lowercase(), out);
+        } else if word.contains('.')
+            && word
+                .split('.')
+                .nth(1)
+                .is_some_and(|s| s.starts_with(|c: char| c.is_ascii_alphabetic()))
+        {
+            domains(&word.to_ascii_lowercase(), out);
+        }
+    }
+    let skipped;
+    let word: &str = if chars > MAX_TOKEN_LENGTH && !word.contains('*') {
+        let first: String = word.chars().take(7).collect();
+        skipped = format!("sk:{first}");
+        &skipped
+    } else {
+        word
+    };
+    if body {
+        bare.clear();
+        bare.extend(
+            word.chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '*')),
+        );
+        if bare != word && !bare.is_empty() {
+            out.push(hash_parts(&[prefix, bare]));
+        }
+        if word.chars().any(char::is_uppercase) {
+            let lower = word.to_lowercase();
+            out.push(hash_parts(&[prefix, &lower]));
+            let bare_lower = bare.to_lowercase();
+            if bare_lower != lower && !bare_lower.is_empty() {
+                out.push(hash_parts(&[prefix, &bare_lower]));
+            }
+        }
+    }
+    out.push(hash_parts(&[prefix, word]));
 }
 
 /// A token's hash: the first 8 bytes of its BLAKE3 digest (stable across builds and
