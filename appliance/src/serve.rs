@@ -175,6 +175,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         },
         bayes: Default::default(),
         auto_learn: config.spam.auto_learn(),
+        bayes_per_account: config.spam.bayes_per_account,
         trace: config.trace.enabled,
         quarantine: QuarantineSettings {
             key: release_key.clone(),

@@ -461,3 +461,80 @@ fn deliveries_are_auto_learned_and_tokens_expire() {
     let out = summary(&server, &["spam", "expire", "--max-tokens", "20"]);
     assert!(out.starts_with("expired 0 tokens, 15 left"), "{out}");
 }
+
+/// Per-account databases (`spam.bayes_per_account`): carol trained her own (`spam learn
+/// --account`), the site-wide one is empty. A spam to both is scored with carol's
+/// database for carol (BAYES_99) and without Bayes for alice; alice's Junk move over
+/// IMAP teaches her own database, not the site-wide one.
+#[test]
+fn accounts_learn_and_are_scored_with_their_own_databases() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let (spam, ham) = (root.join("spam"), root.join("ham"));
+    let mut server =
+        Server::new("[auth]\nplaintext_on_loopback = true\n[spam]\nbayes_per_account = true\n");
+    server.with_example_accounts();
+    let out = summary(
+        &server,
+        &[
+            "spam",
+            "learn",
+            "--account",
+            "carol@example.test",
+            "--spam",
+            spam.to_str().unwrap(),
+            "--ham",
+            ham.to_str().unwrap(),
+        ],
+    );
+    assert!(out.starts_with("learned 3125,"), "{out}");
+    server.start();
+    let mut files: Vec<_> = std::fs::read_dir(&spam)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let body = String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap())
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let mut c = gannet_tests::RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO test.example").unwrap();
+    c.cmd("MAIL FROM:<sender@example.org>").unwrap();
+    for rcpt in ["alice@example.test", "carol@example.test"] {
+        let r = c.cmd(&format!("RCPT TO:<{rcpt}>")).unwrap();
+        assert!(r.starts_with("250"), "{r}");
+    }
+    assert!(c.cmd("DATA").unwrap().starts_with("354"));
+    c.send(body.as_bytes()).unwrap();
+    c.send(b".\r\n").unwrap();
+    let r = c.reply().unwrap();
+    assert!(r.starts_with("250"), "{r}");
+    let status = |address: &str| -> String {
+        let (uid, _, _) = server.mail_list(address)[0].clone();
+        let stored = String::from_utf8_lossy(&server.mail_get(address, uid)).into_owned();
+        stored
+            .lines()
+            .find(|l| l.starts_with("X-Spam-Status:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    let carol = status("carol@example.test");
+    assert!(
+        carol.contains("BAYES_99") && carol.contains(" bayes="),
+        "{carol}"
+    );
+    let alice = status("alice@example.test");
+    assert!(
+        !alice.contains("BAYES_") && !alice.contains(" bayes="),
+        "{alice}"
+    );
+    // Alice moves it into Junk: her own database learns it, the site-wide one does not.
+    imap_move(&server, "INBOX", "Junk");
+    let out = summary_when(
+        &server,
+        &["spam", "status", "--account", "alice@example.test"],
+        |s| s.starts_with("learned: 1 spam"),
+    );
+    assert!(out.starts_with("learned: 1 spam, 0 ham"), "{out}");
+    let site = summary(&server, &["spam", "status"]);
+    assert!(site.starts_with("learned: 0 spam, 0 ham"), "{site}");
+}

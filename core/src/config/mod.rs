@@ -355,6 +355,10 @@ pub struct Spam {
     /// recently learned rare ones down to three quarters (SpamAssassin's
     /// `bayes_expiry_max_db_size`); 0 never expires.
     pub bayes_max_tokens: usize,
+    /// Each account learns into a database of its own (its Junk moves; `gannet spam learn
+    /// --account`), used for its mail once it has learned 200 spam and 200 ham; until
+    /// then, and for accounts without one, the site-wide database.
+    pub bayes_per_account: bool,
 }
 
 impl Default for Spam {
@@ -367,6 +371,7 @@ impl Default for Spam {
             bayes_auto_learn_threshold_nonspam: 0.1,
             bayes_auto_learn_threshold_spam: 12.0,
             bayes_max_tokens: crate::store::bayes::DEFAULT_MAX_TOKENS,
+            bayes_per_account: false,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Inbound {
     pub bayes: crate::store::bayes::ReadyGate,
     /// Auto-learning's thresholds (`spam.bayes_auto_learn`; None: off).
     pub auto_learn: Option<crate::filter::bayes::auto_learn::Thresholds>,
+    /// Accounts have Bayes databases of their own (`spam.bayes_per_account`).
+    pub bayes_per_account: bool,
     /// Whether deliveries write the message trace (`trace.enabled`).
     pub trace: bool,
 }
@@ -64,6 +66,16 @@ pub struct QuarantineSettings {
 }
 
 impl Inbound {
+    /// The Bayes database an account's Junk moves teach: its own when accounts have
+    /// their own, else the site-wide one.
+    pub fn bayes_scope(&self, account: u32) -> u32 {
+        if self.bayes_per_account {
+            account
+        } else {
+            0
+        }
+    }
+
     /// Holds `message` for the recipients screening covers and delivers it as usual to
     /// the others (backup-MX recipients); one commit.
     async fn hold(
@@ -262,9 +274,18 @@ impl Inbound {
         // reader thread too.
         let auto_learn = self.auto_learn.filter(|_| !accounts.is_empty());
         let mut auto_learned = None;
+        // Accounts with databases of their own: whether each is ready is read from the
+        // store, and their scans use it, on the reader thread.
+        let own_databases =
+            (self.bayes_per_account && !accounts.is_empty()).then(|| accounts.clone());
+        let mut own_verdicts = Vec::new();
         let (verdict, buffer) = if accounts.is_empty() && !scan_relay {
             (None, buffer)
-        } else if buffer.len() <= INLINE_SCAN_LIMIT && !bayes_ready && auto_learn.is_none() {
+        } else if buffer.len() <= INLINE_SCAN_LIMIT
+            && !bayes_ready
+            && auto_learn.is_none()
+            && own_databases.is_none()
+        {
             let input = ScanInput {
                 facts: &facts,
                 network,
@@ -291,19 +312,40 @@ impl Inbound {
                     let learned = auto_learn
                         .and_then(|t| crate::filter::bayes::auto_learn::decide(&rules, &verdict, t))
                         .map(|spam| (spam, crate::filter::bayes::learnable(&buffer)));
-                    (verdict, buffer, learned)
+                    // The same message scanned again for each account whose own database
+                    // is ready, with it.
+                    let own: Vec<(u32, crate::filter::Verdict)> = own_databases
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|&account| {
+                            crate::store::bayes::totals(store, account).is_ok_and(|t| t.ready())
+                        })
+                        .map(|account| {
+                            let learned = StoreLearned {
+                                store,
+                                scope: account,
+                            };
+                            let input = ScanInput {
+                                bayes: Some(&learned as &dyn Learned),
+                                ..input
+                            };
+                            (account, rules.scan_message(&buffer, &input))
+                        })
+                        .collect();
+                    (verdict, buffer, learned, own)
                 })
                 .await
             {
-                Some((v, b, learned)) => {
+                Some((v, b, learned, own)) => {
                     auto_learned = learned;
+                    own_verdicts = own;
                     (Some(v), b)
                 }
                 None => return DeliveryOutcome::Failed,
             }
         };
         // The SPF result is a rule hit too, scored as the rules score it (0 if they do not).
-        let verdict = verdict.map(|mut v| {
+        let network_hits = |mut v: crate::filter::Verdict| {
             let rules = self.rules.load();
             if let Some(s) = &spf {
                 v.add_hit(&rules, &s.rule(), &format!("SPF: {}", s.result));
@@ -316,7 +358,12 @@ impl Inbound {
                 );
             }
             v
-        });
+        };
+        let verdict = verdict.map(network_hits);
+        let own_verdicts: Vec<(u32, crate::filter::Verdict)> = own_verdicts
+            .into_iter()
+            .map(|(account, v)| (account, network_hits(v)))
+            .collect();
         let from = crate::mime::header_value(&buffer, "From").map(|f| {
             f.rsplit_once('<')
                 .map_or(f.as_str(), |(_, a)| a.trim_end_matches('>'))
@@ -338,7 +385,13 @@ impl Inbound {
             }
             _ => None,
         };
-        let placed = placements(&envelope, verdict.as_ref(), &directory, from.as_deref());
+        let placed = placements(
+            &envelope,
+            verdict.as_ref(),
+            &own_verdicts,
+            &directory,
+            from.as_deref(),
+        );
         let junk = placed
             .iter()
             .filter(|p| p.mailbox == JUNK)
@@ -613,6 +666,7 @@ mod tests {
             screens: Screens::off(),
             bayes: Default::default(),
             auto_learn: None,
+            bayes_per_account: false,
             trace: true,
             quarantine: QuarantineSettings {
                 key: Arc::new(ReleaseKey::from_bytes(&[0; 32])),

@@ -29,10 +29,12 @@ pub struct Placement {
     pub subject_tag: Option<String>,
 }
 
-/// Decides each local recipient's mailbox and headers from the verdict.
+/// Decides each local recipient's mailbox and headers from the verdict: `own`'s for an
+/// account listed there (scanned with its own Bayes database), else `verdict`.
 pub fn placements(
     envelope: &Envelope,
     verdict: Option<&Verdict>,
+    own: &[(u32, Verdict)],
     directory: &Directory,
     from_header: Option<&str>,
 ) -> Vec<Placement> {
@@ -48,6 +50,11 @@ pub fn placements(
     let mut groups: Vec<Placement> = Vec::new();
     for account in accounts {
         let report = directory.report_account() == Some(account);
+        let verdict = own
+            .iter()
+            .find(|(a, _)| *a == account)
+            .map(|(_, v)| v)
+            .or(verdict);
         let (mailbox, headers, subject_tag) = match verdict {
             // Reports are spam by definition: kept as sent, in the report account's INBOX.
             _ if report => ("INBOX", String::new(), None),

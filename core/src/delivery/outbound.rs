@@ -881,7 +881,7 @@ impl Runner {
         };
         let mut message = b"Return-Path: <>\r\n".to_vec();
         message.extend_from_slice(&report);
-        let places = placements(&envelope, None, &directory, None);
+        let places = placements(&envelope, None, &[], &directory, None);
         changes.extend(delivery_changes(&envelope, message, &places, None));
     }
 }

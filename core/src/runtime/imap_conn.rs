@@ -191,9 +191,12 @@ async fn fulfil(ctx: &WorkerContext, request: Request) -> Answer {
             if committed.is_ok() {
                 // The client does not wait for the classifier: learned on a reader thread.
                 let readers = server.readers.clone();
+                let scope = server.inbound.bayes_scope(learn.account);
                 tokio_uring::spawn(async move {
                     let learned = readers
-                        .run(move |store| bayes::learn_stored(store, 0, &learn.blobs, learn.spam))
+                        .run(move |store| {
+                            bayes::learn_stored(store, scope, &learn.blobs, learn.spam)
+                        })
                         .await;
                     if let Some(Err(e)) = learned {
                         tracing::warn!(error = %e, "learning from a Junk move failed");

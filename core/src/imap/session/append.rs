@@ -86,6 +86,7 @@ impl Session {
         // APPEND and delete (mbsync, clients working offline) teaches as MOVE does.
         if target_use.as_deref() == Some("\\Junk") {
             let learn = Learn {
+                account: self.account(),
                 blobs: vec![blob],
                 spam: true,
             };

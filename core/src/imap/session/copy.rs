@@ -70,6 +70,7 @@ impl Session {
         let learn =
             junk_learning(sel.meta.special_use.as_deref(), target_use.as_deref()).map(|spam| {
                 Learn {
+                    account: self.account(),
                     blobs: chosen.iter().map(|(_, e)| e.blob).collect(),
                     spam,
                 }

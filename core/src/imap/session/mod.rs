@@ -132,6 +132,8 @@ pub enum Request {
 /// Messages the user classified by moving them: their bodies, and spam or not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Learn {
+    /// The account that moved them (its own database, when accounts have their own).
+    pub account: u32,
     pub blobs: Vec<BlobId>,
     pub spam: bool,
 }
