@@ -60,6 +60,10 @@ pub(crate) enum SpamCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Threads scanning at once (default: one per core). The output keeps the
+        /// files' order; a summary goes to standard error.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Teach the Bayes classifier: each PATH a message file, a directory of them, a
     /// Maildir, or an mbox file. A message learned again counts once; learned the other

@@ -43,6 +43,57 @@ fn spam_scan_cli_and_rules_check() {
     assert!(check.contains("skipped: 0"), "{check}");
 }
 
+/// `spam scan --jobs N` scans on N threads: the same verdicts in the files' order as on
+/// one, and a summary on standard error.
+#[test]
+fn spam_scan_on_several_threads_keeps_the_order() {
+    let server = Server::new("");
+    let dir = server.dir.path().join("mail");
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<_> = ["spam", "ham"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(corpus.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for (i, f) in files.iter().step_by(40).take(60).enumerate() {
+        std::fs::copy(f, dir.join(format!("{i:03}.eml"))).unwrap();
+    }
+    std::fs::write(dir.join("999.eml"), SPAMMY).unwrap();
+    let scan = |jobs: &str| {
+        let out = server.gannet(&[
+            "spam",
+            "scan",
+            "--json",
+            "--jobs",
+            jobs,
+            dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (one, summary) = scan("1");
+    let (three, summary3) = scan("3");
+    assert_eq!(one.lines().count(), 61, "{one}");
+    assert_eq!(one, three);
+    assert!(
+        one.lines().last().unwrap().contains("\"score\":7.0"),
+        "{one}"
+    );
+    assert!(
+        summary.starts_with("scanned 61 messages") && summary.contains("on 1 threads"),
+        "{summary}"
+    );
+    assert!(
+        summary3.contains("on 3 threads") && summary3.contains("rules loaded in"),
+        "{summary3}"
+    );
+}
+
 fn deliver(server: &Server, to: &[&str], body: &str) {
     let mut c = RawSmtp::connect(server.smtp).unwrap();
     c.cmd("EHLO test.example").unwrap();
