@@ -48,6 +48,24 @@ pub struct Options {
     /// STARTTLS on each connection (TLS 1.3, full handshakes) before the messages.
     #[arg(long)]
     starttls: bool,
+    /// Every this many seconds, a line of this CSV file: the rate and the final reply's
+    /// latency (p50, p99, p999) in that interval, and with --watch-pid / --watch-dir the
+    /// server's resident memory and its data directory's size.
+    #[arg(long, value_name = "PATH")]
+    interval_csv: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    interval: u64,
+    /// The server's process id, for its resident memory in the CSV.
+    #[arg(long)]
+    watch_pid: Option<u32>,
+    /// The server's data directory, for its size on disk in the CSV.
+    #[arg(long)]
+    watch_dir: Option<std::path::PathBuf>,
+    /// Each message begins with its own `X-Bench-Seq` header, so that no two are the
+    /// same (a store that keeps one copy of identical messages then grows as with real
+    /// mail).
+    #[arg(long)]
+    distinct: bool,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -66,6 +84,8 @@ struct Shared {
     /// Why the first message that failed did (the progress bar's lines are not shown
     /// when standard error is not a terminal).
     first_error: std::sync::Mutex<Option<String>>,
+    /// Latencies since the last interval line (when --interval-csv is given).
+    window: Option<std::sync::Mutex<Vec<Duration>>>,
 }
 
 async fn load(opts: Options) -> anyhow::Result<()> {
@@ -93,15 +113,33 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         failed: AtomicU64::new(0),
         progress,
         first_error: std::sync::Mutex::new(None),
+        window: opts
+            .interval_csv
+            .as_ref()
+            .map(|_| std::sync::Mutex::new(Vec::new())),
         opts: opts.clone(),
     });
     let started = Instant::now();
     let tasks: Vec<_> = (0..opts.concurrency.max(1))
         .map(|_| tokio::spawn(session_loop(shared.clone())))
         .collect();
+    let (stop_sampling, stopped) = tokio::sync::watch::channel(false);
+    let sampler = match &opts.interval_csv {
+        Some(path) => Some(tokio::spawn(sample(
+            shared.clone(),
+            path.clone(),
+            started,
+            stopped,
+        ))),
+        None => None,
+    };
     let mut latencies = Vec::with_capacity(opts.count as usize);
     for task in tasks {
         latencies.extend(task.await?);
+    }
+    let _ = stop_sampling.send(true);
+    if let Some(sampler) = sampler {
+        sampler.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
     shared.progress.finish_and_clear();
@@ -153,6 +191,98 @@ async fn load(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a CSV line every `--interval` seconds (and one for the last part) until
+/// `stopped`: seconds since the start, messages accepted in the interval, their rate,
+/// the final reply's p50/p99/p999 in ms, the server's RSS in MB and its data directory in
+/// MB (empty when not watched).
+async fn sample(
+    shared: Arc<Shared>,
+    path: std::path::PathBuf,
+    started: Instant,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+    );
+    writeln!(
+        out,
+        "seconds,messages,msgs_per_s,p50_ms,p99_ms,p999_ms,rss_mb,data_mb"
+    )?;
+    let every = Duration::from_secs(shared.opts.interval.max(1));
+    let mut last = started;
+    loop {
+        let done = tokio::select! {
+            _ = tokio::time::sleep(every) => false,
+            _ = stopped.wait_for(|s| *s) => true,
+        };
+        let now = Instant::now();
+        let mut window = match &shared.window {
+            Some(w) => std::mem::take(&mut *w.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Vec::new(),
+        };
+        window.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if window.is_empty() {
+                return 0.0;
+            }
+            let i = ((window.len() as f64 * p).ceil() as usize).clamp(1, window.len()) - 1;
+            window[i].as_secs_f64() * 1000.0
+        };
+        let secs = now.duration_since(last).as_secs_f64().max(1e-9);
+        let rss = shared.opts.watch_pid.and_then(rss_mb);
+        let data = shared.opts.watch_dir.as_deref().map(dir_mb);
+        writeln!(
+            out,
+            "{:.1},{},{:.1},{:.3},{:.3},{:.3},{},{}",
+            now.duration_since(started).as_secs_f64(),
+            window.len(),
+            window.len() as f64 / secs,
+            pct(0.5),
+            pct(0.99),
+            pct(0.999),
+            rss.map_or(String::new(), |m| format!("{m:.1}")),
+            data.map_or(String::new(), |m| format!("{m:.1}")),
+        )?;
+        out.flush()?;
+        last = now;
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// A process's resident memory in MB (VmRSS of /proc/PID/status).
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The bytes of the files under `dir`, in MB.
+fn dir_mb(dir: &std::path::Path) -> f64 {
+    fn walk(dir: &std::path::Path, depth: usize) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() && depth < 8 => walk(&e.path(), depth + 1),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(dir, 0) as f64 / 1e6
+}
+
 /// `message` as DATA sends it: lines starting with a dot get another (RFC 5321 4.5.2),
 /// and it ends with CRLF.
 fn dot_stuff(message: &[u8]) -> Vec<u8> {
@@ -191,14 +321,25 @@ fn make_message(size: usize) -> Vec<u8> {
 async fn session_loop(shared: Arc<Shared>) -> Vec<Duration> {
     let mut latencies = Vec::new();
     let mut conn: Option<Conn> = None;
-    while shared.next.fetch_add(1, Ordering::Relaxed) < shared.opts.count {
+    loop {
+        let seq = shared.next.fetch_add(1, Ordering::Relaxed);
+        if seq >= shared.opts.count {
+            break;
+        }
         if Instant::now() > shared.deadline {
             shared.failed.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let result = send_one(&shared, &mut conn).await;
+        let result = send_one(&shared, &mut conn, seq).await;
         match result {
-            Ok(latency) => latencies.push(latency),
+            Ok(latency) => {
+                latencies.push(latency);
+                if let Some(window) = &shared.window {
+                    if let Ok(mut w) = window.lock() {
+                        w.push(latency);
+                    }
+                }
+            }
             Err(e) => {
                 shared.failed.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut first) = shared.first_error.lock() {
@@ -288,7 +429,7 @@ impl Conn {
     }
 }
 
-async fn send_one(shared: &Shared, conn: &mut Option<Conn>) -> anyhow::Result<Duration> {
+async fn send_one(shared: &Shared, conn: &mut Option<Conn>, seq: u64) -> anyhow::Result<Duration> {
     let opts = &shared.opts;
     if conn.is_none() {
         *conn = Some(Conn::open(opts.target, shared.tls.as_ref()).await?);
@@ -307,6 +448,10 @@ async fn send_one(shared: &Shared, conn: &mut Option<Conn>) -> anyhow::Result<Du
         c.command(rcpt.as_bytes(), 1).await.context("RCPT")?;
         c.stream.get_mut().write_all(b"DATA\r\n").await?;
         c.expect(3).await.context("DATA")?;
+    }
+    if opts.distinct {
+        let header = format!("X-Bench-Seq: {seq}\r\n");
+        c.stream.get_mut().write_all(header.as_bytes()).await?;
     }
     c.stream.get_mut().write_all(&shared.message).await?;
     c.stream.get_mut().write_all(b".\r\n").await?;
