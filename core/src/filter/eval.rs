@@ -48,6 +48,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         "html_range" => matches!(first, "ratio" | "max_size"),
         "check_for_mime" => first == "mime_base64_count",
         "check_for_mime_html" | "check_for_mime_html_only" => true,
+        "check_for_ascii_text_illegal" => true,
         _ => matches!(
             function,
             "check_for_missing_to_header"
@@ -128,6 +129,7 @@ pub fn run(
                 .any(|f| f.value.to_ascii_lowercase().contains(encoding))
         }
         "check_for_forged_yahoo_received_headers" => forged_yahoo_received(view),
+        "check_for_ascii_text_illegal" => view.ascii_text_illegal,
         "sorted_recipients" => {
             memo.recipients
                 .get_or_insert_with(|| recipients(view))

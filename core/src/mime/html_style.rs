@@ -72,8 +72,9 @@ impl StyleTracker {
             }
             return;
         }
-        if tag == "td" || tag == "tr" {
-            // Optional end tags: a new cell closes the open font/cell, a new row the row.
+        // Optional end tags: a new cell closes the open font/cell, a new row the row (when
+        // one of its kind is open at all, as SpamAssassin's `close_table_tag`).
+        if (tag == "td" || tag == "tr") && self.stack.iter().any(|s| s.tag == tag) {
             while let Some(top) = self.stack.last().map(|s| s.tag.as_str()) {
                 let close = match tag {
                     "td" => top == "font" || top == "td",
@@ -108,7 +109,12 @@ impl StyleTracker {
                     };
                     match *name {
                         "text" | "color" => new.fg = parse_color(&value),
-                        "bgcolor" => new.bg = parse_color(&value),
+                        // SpamAssassin 4.0 reads a `bgcolor` attribute but never applies
+                        // it (only CSS backgrounds change the background): text is
+                        // measured against the page's white whatever the table's colour,
+                        // and its HTML_FONT_LOW_CONTRAST fires on white text in coloured
+                        // cells. The rule's meaning is SpamAssassin's, so is this.
+                        "bgcolor" => {}
                         "size" => {
                             let v = value.trim_start();
                             if v.starts_with(['+', '-']) {
@@ -508,6 +514,33 @@ mod tests {
             Some("red")
         );
         assert_eq!(attr("size=5 face=x", "size").as_deref(), Some("5"));
+    }
+
+    /// As SpamAssassin 4.0: a `bgcolor` attribute does not change the background (white
+    /// text in a dark cell counts as low contrast against the page), a CSS background
+    /// does; a new cell closes an open font only inside a cell.
+    #[test]
+    fn backgrounds_as_spamassassin_reads_them() {
+        let mut t = StyleTracker::default();
+        t.open("table", r##"bgcolor="#003333""##);
+        t.open("tr", r##"bgcolor="#003333""##);
+        t.open("td", "");
+        t.open("font", r##"color="#FFFFFF""##);
+        t.text("Please fill out the form");
+        assert!(t.font_low_contrast);
+
+        let mut t = StyleTracker::default();
+        t.open("td", "style=\"background-color: #003333\"");
+        t.open("font", r##"color="#FFFFFF""##);
+        t.text("readable");
+        assert!(!t.font_low_contrast);
+
+        // No cell open: the font stays open across <td>.
+        let mut t = StyleTracker::default();
+        t.open("font", r##"color="#FFFFFF""##);
+        t.open("td", "style=\"background-color: #000000\"");
+        t.text("white on black");
+        assert!(!t.font_low_contrast);
     }
 
     /// Attribute text and values with multi-byte characters next to '=', quotes and

@@ -65,8 +65,37 @@ pub struct MessageView {
     pub html_images: usize,
     /// Colours, faces and sizes of the HTML parts' text.
     pub html_style: StyleTracker,
+    /// A text/plain part that claims US-ASCII (or no charset) holds bytes US-ASCII does
+    /// not have (SpamAssassin's `mime_ascii_text_illegal`).
+    pub ascii_text_illegal: bool,
     /// The relays of the `Received` headers, trusted and untrusted.
     pub relays: Relays,
+}
+
+/// A text/plain part with no charset or `us-ascii` whose body, as sent (before any
+/// transfer decoding), has a NUL, a CR outside a CRLF pair or a byte above 127: what
+/// SpamAssassin's `check_for_ascii_text_illegal` (PP_MIME_FAKE_ASCII_TEXT) looks for.
+fn claims_ascii_but_is_not(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> bool {
+    let plain = part.content_type().is_none_or(|ct| {
+        ct.c_type.eq_ignore_ascii_case("text")
+            && ct
+                .c_subtype
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+    });
+    let ascii = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .is_none_or(|c| c.trim().eq_ignore_ascii_case("us-ascii"));
+    if !(plain && ascii) {
+        return false;
+    }
+    let body = raw
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    body.iter()
+        .enumerate()
+        .any(|(i, &b)| b == 0 || b >= 0x80 || (b == b'\r' && body.get(i + 1) != Some(&b'\n')))
 }
 
 /// A header value unfolded: line breaks (CRLF or LF) removed, ends trimmed.
@@ -156,6 +185,7 @@ impl MessageView {
             }
             match &part.body {
                 PartType::Text(t) => {
+                    view.ascii_text_illegal |= claims_ascii_but_is_not(raw, part);
                     view.rawbody.push_str(truncated(t, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
                     let t = truncated(t, BODY_PART_SCAN_SIZE);
@@ -583,6 +613,29 @@ mod tests {
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
         *seed
+    }
+
+    #[test]
+    fn text_claiming_ascii_with_eight_bit_bytes() {
+        let view = |raw: &[u8]| MessageView::new(raw).ascii_text_illegal;
+        // No Content-Type: text/plain in US-ASCII.
+        assert!(view(b"Subject: x\r\n\r\ncaf\xe9\r\n"));
+        assert!(!view(b"Subject: x\r\n\r\nplain ascii\r\nlines\r\n"));
+        assert!(view(
+            b"Content-Type: text/plain; charset=us-ascii\r\n\r\na\rb\r\n"
+        ));
+        // Declared as what it is, or not plain text, or encoded: not flagged.
+        assert!(!view(
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n"
+        ));
+        assert!(!view(b"Content-Type: text/html\r\n\r\n<p>caf\xe9</p>\r\n"));
+        assert!(!view(
+            b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n"
+        ));
+        // A part of a multipart message.
+        assert!(view(
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nna\xefve\r\n--b--\r\n"
+        ));
     }
 
     #[test]
