@@ -124,15 +124,10 @@ async fn load(opts: Options) -> anyhow::Result<()> {
         .map(|_| tokio::spawn(session_loop(shared.clone())))
         .collect();
     let (stop_sampling, stopped) = tokio::sync::watch::channel(false);
-    let sampler = match &opts.interval_csv {
-        Some(path) => Some(tokio::spawn(sample(
-            shared.clone(),
-            path.clone(),
-            started,
-            stopped,
-        ))),
-        None => None,
-    };
+    let sampler = opts
+        .interval_csv
+        .clone()
+        .map(|path| tokio::spawn(sample(shared.clone(), path, started, stopped)));
     let mut latencies = Vec::with_capacity(opts.count as usize);
     for task in tasks {
         latencies.extend(task.await?);

@@ -240,7 +240,7 @@ fn print_costs(
             ..
         } => "pcre2+gate",
         CompiledTest::Regex { .. } => "pcre2",
-        CompiledTest::Eval { .. } => "eval",
+        CompiledTest::Eval { .. } | CompiledTest::HtmlText { .. } => "eval",
         CompiledTest::Exists(_) => "exists",
         CompiledTest::Meta(_) => "meta",
     };
