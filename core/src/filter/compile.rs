@@ -96,7 +96,21 @@ pub enum CompiledTest {
         function: String,
         args: Vec<String>,
     },
+    /// `eval:html_text_match('anchor'|'title'|'comment', 'REGEX')`: the regex compiled
+    /// once, run over those texts of the HTML parts.
+    HtmlText {
+        part: HtmlText,
+        matcher: Matcher,
+    },
     Meta(Expr),
+}
+
+/// Texts of the HTML parts that `html_text_match` reads ([`crate::mime::view::HtmlTexts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HtmlText {
+    Anchor,
+    Title,
+    Comment,
 }
 
 pub struct CompiledRule {
@@ -408,7 +422,23 @@ impl Ruleset {
                     }
                 }
                 Test::Exists(h) => CompiledTest::Exists(h),
-                Test::Eval { function, args } => CompiledTest::Eval { function, args },
+                Test::Eval { function, args } => {
+                    let part = match (function.as_str(), args.first().map(String::as_str)) {
+                        ("html_text_match", Some("anchor")) => Some(HtmlText::Anchor),
+                        ("html_text_match", Some("title")) => Some(HtmlText::Title),
+                        ("html_text_match", Some("comment")) => Some(HtmlText::Comment),
+                        _ => None,
+                    };
+                    match (part, args.get(1)) {
+                        (Some(part), Some(pattern)) => {
+                            match compile_regex(pattern, "", &mut report) {
+                                Some(matcher) => CompiledTest::HtmlText { part, matcher },
+                                None => continue,
+                            }
+                        }
+                        _ => CompiledTest::Eval { function, args },
+                    }
+                }
                 Test::Meta(text) => match meta::parse(&text) {
                     Some(e) => CompiledTest::Meta(e),
                     None => {
@@ -622,6 +652,7 @@ impl Ruleset {
             memo[i] = Some(false);
             let v = match &rs.rules[i].test {
                 CompiledTest::Eval { function, args } => super::eval::implemented(function, args),
+                CompiledTest::HtmlText { .. } => true,
                 // SpamAssassin's pseudo-headers about relays are not synthesized yet.
                 CompiledTest::Regex {
                     source: Some(HeaderSource { name, .. }),

@@ -82,6 +82,32 @@ mod tests {
         v.hits.iter().map(|h| h.name.as_str()).collect()
     }
 
+    /// `html_text_match` over the link texts, titles and comments of the HTML parts, as
+    /// SpamAssassin's stock rules use it (`__HTML_LINK_IMAGE`, `__HTML_TITLE_120`,
+    /// `HTML_COMMENT_SAVED_URL`).
+    #[test]
+    fn html_text_match_reads_links_titles_and_comments() {
+        let rs = ruleset(
+            "body T_LINK_IMAGE eval:html_text_match('anchor', '<img>')\nscore T_LINK_IMAGE 1\n\
+             body T_TITLE_SALE eval:html_text_match('title', 'Sale')\nscore T_TITLE_SALE 1\n\
+             body T_SAVED eval:html_text_match('comment', '<!-- saved from url=\\(\\d{4}\\)')\nscore T_SAVED 1\n",
+        );
+        let v = rs.scan(
+            b"Content-Type: text/html\r\n\r\n<title>Big Sale</title><!-- saved from url=(0022)http://x/ -->\
+              <a href=\"http://x.example/\"><img src=\"a.gif\"></a>\r\n",
+        );
+        for rule in ["T_LINK_IMAGE", "T_TITLE_SALE", "T_SAVED"] {
+            assert!(names(&v).contains(&rule), "{rule}: {:?}", names(&v));
+        }
+        // An image outside any link, another title, no comment: none of them.
+        let v = rs.scan(b"Content-Type: text/html\r\n\r\n<title>Hello</title><img src=\"a.gif\"> <a href=\"http://x/\">x</a>\r\n");
+        assert!(
+            names(&v).iter().all(|n| !n.starts_with("T_")),
+            "{:?}",
+            names(&v)
+        );
+    }
+
     /// Found by the cross-validation against SpamAssassin: a meta over an eval Gannet
     /// lacks (`!__MIME_BASE64`-like) read the eval as false and fired.
     #[test]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::actions::Actions;
-use super::compile::{CompiledTest, Ruleset, ScoreSet};
+use super::compile::{CompiledTest, HtmlText, Ruleset, ScoreSet};
 use super::eval;
 use super::rules::{HeaderSource, Kind};
 use crate::mime::view::MessageView;
@@ -679,6 +679,15 @@ impl<'a> Scan<'a, '_> {
             }
             (CompiledTest::Eval { function, args }, _) if function == "check_bayes" => {
                 hit(self.bayes.is_some_and(|p| eval::bayes_in_range(p, args)))
+            }
+            (CompiledTest::HtmlText { part, matcher }, _) => {
+                let texts = &view.html_texts;
+                let strings = match part {
+                    HtmlText::Anchor => &texts.anchors,
+                    HtmlText::Title => &texts.titles,
+                    HtmlText::Comment => &texts.comments,
+                };
+                hit(strings.iter().any(|s| matcher.is_match(s)))
             }
             (CompiledTest::Eval { function, args }, _) => {
                 let memo = &mut self.eval_memo;

@@ -68,8 +68,20 @@ pub struct MessageView {
     /// A text/plain part that claims US-ASCII (or no charset) holds bytes US-ASCII does
     /// not have (SpamAssassin's `mime_ascii_text_illegal`).
     pub ascii_text_illegal: bool,
+    /// The HTML parts' link texts, titles and comments.
+    pub html_texts: HtmlTexts,
     /// The relays of the `Received` headers, trusted and untrusted.
     pub relays: Relays,
+}
+
+/// What SpamAssassin's HTML parser keeps apart for `html_text_match`: the text of each
+/// link (`<a>`), with `<img>` and a line break for each image in it; each `<title>`'s
+/// text; each comment or declaration (`<!...>`) as written.
+#[derive(Debug, Default, Clone)]
+pub struct HtmlTexts {
+    pub anchors: Vec<String>,
+    pub titles: Vec<String>,
+    pub comments: Vec<String>,
 }
 
 /// A text/plain part with no charset or `us-ascii` whose body, as sent (before any
@@ -293,6 +305,8 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
     let mut style = StyleTracker::default();
     let mut rest = html;
     let mut skip_until: Option<&str> = None;
+    // Open <a> and <title> elements (SpamAssassin counts them, not nesting them).
+    let (mut in_anchor, mut in_title) = (0u32, 0u32);
     // As SpamAssassin's renderer: in text, any run of white space (line breaks
     // included, and the no-break space) is one space; line and paragraph breaks come
     // from the tags.
@@ -312,10 +326,22 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
     while let Some((before, after)) = rest.split_once('<') {
         if skip_until.is_none() {
             text(before, &mut out, &mut style);
+            if (in_anchor > 0 || in_title > 0) && !before.is_empty() {
+                let decoded = decode_entities(before);
+                if let Some(a) = view.html_texts.anchors.last_mut().filter(|_| in_anchor > 0) {
+                    a.push_str(&decoded);
+                }
+                if let Some(t) = view.html_texts.titles.last_mut().filter(|_| in_title > 0) {
+                    t.push_str(&decoded);
+                }
+            }
         }
         let Some((tag, after)) = after.split_once('>') else {
             break;
         };
+        if skip_until.is_none() && tag.starts_with('!') {
+            view.html_texts.comments.push(format!("<{tag}>"));
+        }
         rest = after;
         let closing = tag.starts_with('/');
         let body = tag.trim_start_matches('/');
@@ -336,6 +362,24 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
             style.close(&name);
         } else {
             style.open(&name, attributes);
+        }
+        match (name.as_str(), closing) {
+            ("a", false) => {
+                in_anchor += 1;
+                view.html_texts.anchors.push(String::new());
+            }
+            ("a", true) => in_anchor = in_anchor.saturating_sub(1),
+            ("title", false) => {
+                in_title += 1;
+                view.html_texts.titles.push(String::new());
+            }
+            ("title", true) => in_title = in_title.saturating_sub(1),
+            ("img", false) if in_anchor > 0 => {
+                if let Some(a) = view.html_texts.anchors.last_mut() {
+                    a.push_str("<img>\n");
+                }
+            }
+            _ => {}
         }
         match name.as_str() {
             "script" if !closing => skip_until = Some("/script"),
@@ -636,6 +680,22 @@ mod tests {
         assert!(view(
             b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nna\xefve\r\n--b--\r\n"
         ));
+    }
+
+    #[test]
+    fn link_texts_titles_and_comments_are_kept_apart() {
+        let raw = b"Content-Type: text/html\r\n\r\n<!DOCTYPE html><html><head><title>Big &amp; Sale</title>\
+            <!-- saved from url=(0022)http://x.example/ --></head><body>\
+            <a href=\"http://x.example/\"><img src=\"a.gif\"></a> text \
+            <a href=\"http://y.example/\">click <b>here</b></a></body></html>\r\n";
+        let t = MessageView::new(raw).html_texts;
+        assert_eq!(
+            t.anchors,
+            vec!["<img>\n".to_string(), "click here".to_string()]
+        );
+        assert_eq!(t.titles, vec!["Big & Sale".to_string()]);
+        assert_eq!(t.comments.len(), 2, "{:?}", t.comments);
+        assert!(t.comments[0].starts_with("<!DOCTYPE") && t.comments[1].starts_with("<!-- saved"));
     }
 
     #[test]
