@@ -49,6 +49,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         "check_for_mime" => first == "mime_base64_count",
         "check_for_mime_html" | "check_for_mime_html_only" => true,
         "check_for_ascii_text_illegal" => true,
+        "html_title_subject_ratio" => args.first().is_some_and(|a| a.parse::<f64>().is_ok()),
         _ => matches!(
             function,
             "check_for_missing_to_header"
@@ -130,6 +131,22 @@ pub fn run(
         }
         "check_for_forged_yahoo_received_headers" => forged_yahoo_received(view),
         "check_for_ascii_text_illegal" => view.ascii_text_illegal,
+        // html_title_subject_ratio(r): an HTML title more than r times as long as the
+        // Subject (SpamAssassin's length of the Subject counts its line end).
+        "html_title_subject_ratio" => {
+            let ratio = num(0)?;
+            match view.header_values("Subject").next() {
+                None => false,
+                Some(subject) => {
+                    let length = subject.value.chars().count() as f64 + 1.0;
+                    view.html_texts
+                        .titles
+                        .iter()
+                        .filter(|t| !t.is_empty() && t.as_str() != "0")
+                        .any(|t| t.chars().count() as f64 / length > ratio)
+                }
+            }
+        }
         "sorted_recipients" => {
             memo.recipients
                 .get_or_insert_with(|| recipients(view))

@@ -108,6 +108,23 @@ mod tests {
         );
     }
 
+    /// `html_title_subject_ratio`: a title much longer than the Subject.
+    #[test]
+    fn a_title_much_longer_than_the_subject() {
+        let rs = ruleset(
+            "body T_TITLE_LONG eval:html_title_subject_ratio('3.5')\nscore T_TITLE_LONG 1\n",
+        );
+        let message = |subject: &str| {
+            format!("Subject: {subject}\r\nContent-Type: text/html\r\n\r\n<title>Your Gateway to Wealth Today</title>hi\r\n")
+        };
+        // 28 characters of title against "Hi" (2 and its line end): 9.3 times.
+        let v = rs.scan(message("Hi").as_bytes());
+        assert!(names(&v).contains(&"T_TITLE_LONG"), "{:?}", names(&v));
+        // Against a Subject of 9 (10 with the line end): 2.8 times, under 3.5.
+        let v = rs.scan(message("Your gate").as_bytes());
+        assert!(!names(&v).contains(&"T_TITLE_LONG"), "{:?}", names(&v));
+    }
+
     /// Found by the cross-validation against SpamAssassin: a meta over an eval Gannet
     /// lacks (`!__MIME_BASE64`-like) read the eval as false and fired.
     #[test]
