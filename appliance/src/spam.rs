@@ -86,10 +86,8 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
     // not taken), then written in the files' order.
     for batch in files.chunks(SCAN_BATCH) {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<Option<Scanned>> = Vec::new();
-        results.resize_with(batch.len(), || None);
         let slots: Vec<std::sync::Mutex<Option<Scanned>>> =
-            results.into_iter().map(std::sync::Mutex::new).collect();
+            batch.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|scope| {
             for _ in 0..jobs.min(batch.len()) {
                 scope.spawn(|| {

@@ -141,13 +141,7 @@ async fn load(opts: Options) -> anyhow::Result<()> {
     let ok = latencies.len() as u64;
     let failed = shared.failed.load(Ordering::Relaxed);
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let mps = ok as f64 / elapsed;
     let mbps = mps * shared.message.len() as f64 / 1e6;
     println!(
@@ -217,13 +211,7 @@ async fn sample(
             None => Vec::new(),
         };
         window.sort_unstable();
-        let pct = |p: f64| -> f64 {
-            if window.is_empty() {
-                return 0.0;
-            }
-            let i = ((window.len() as f64 * p).ceil() as usize).clamp(1, window.len()) - 1;
-            window[i].as_secs_f64() * 1000.0
-        };
+        let pct = |p: f64| percentile_ms(&window, p);
         let secs = now.duration_since(last).as_secs_f64().max(1e-9);
         let rss = shared.opts.watch_pid.and_then(rss_mb);
         let data = shared.opts.watch_dir.as_deref().map(dir_mb);
@@ -245,6 +233,15 @@ async fn sample(
             return Ok(());
         }
     }
+}
+
+/// The `p` quantile of sorted latencies, in ms (0 when there are none).
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// A process's resident memory in MB (VmRSS of /proc/PID/status).
