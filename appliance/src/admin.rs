@@ -62,14 +62,18 @@ pub(crate) struct LiveState {
     /// The `[spam]` configuration: a reload looks for the stock rules again; the
     /// console may change the default level.
     pub spam: std::sync::Arc<arc_swap::ArcSwap<gannet_core::config::Spam>>,
+    /// Where the rules' compile cache lives.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl LiveState {
     /// Compiles the rules again and swaps them in; scans in flight finish on the old set.
     pub(crate) fn reload_rules(&self) -> anyhow::Result<gannet_core::filter::Report> {
-        let (rules, _) = load_rules(&self.spam.load())?;
+        let (rules, _) = load_rules(&self.spam.load(), &self.data_dir)?;
         let report = rules.report.clone();
-        self.rules.store(std::sync::Arc::new(rules));
+        let rules = std::sync::Arc::new(rules);
+        warm_rules(&rules);
+        self.rules.store(rules);
         tracing::info!(loaded = report.loaded, "spam rules reloaded");
         Ok(report)
     }
@@ -669,22 +673,39 @@ pub(crate) fn load_directory(
     Ok(directory)
 }
 
-/// Loads the built-in rules and the configured (or stock) rule directories.
+/// Loads the built-in rules and the configured (or stock) rule directories, with the
+/// compile cache in the data directory when it exists.
 pub(crate) fn load_rules(
     spam: &gannet_core::config::Spam,
+    data_dir: &Path,
 ) -> anyhow::Result<(
     gannet_core::filter::Ruleset,
     gannet_core::filter::stock::RulesOrigin,
 )> {
     let (dirs, origin) = spam.rules();
-    let rules = gannet_core::filter::load(&dirs)
+    let cache = data_dir
+        .is_dir()
+        .then(|| gannet_core::filter::cache::dir_in(data_dir));
+    let rules = gannet_core::filter::load_cached(&dirs, cache.as_deref())
         .with_context(|| format!("loading the spam rules ({origin})"))?;
     Ok((rules, origin))
 }
 
+/// Compiles the rules' remaining regexes on a thread of its own (after a load from the
+/// compile cache they compile when first used), so that scans soon find them ready.
+pub(crate) fn warm_rules(rules: &std::sync::Arc<gannet_core::filter::Ruleset>) {
+    let rules = rules.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rules-warm".into())
+        .spawn(move || rules.warm());
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the rules' warm-up thread: regexes compile when first used");
+    }
+}
+
 /// `gannet rules check`: loads the configured rules and reports what was understood.
 pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCode> {
-    let (rules, origin) = load_rules(&config.spam)?;
+    let (rules, origin) = load_rules(&config.spam, &config.server.data_dir)?;
     if list {
         for (rule, runnable) in rules.rules.iter().zip(rules.runnable()) {
             println!(
@@ -700,8 +721,15 @@ pub(crate) fn rules_check(config: &Config, list: bool) -> anyhow::Result<ExitCod
     let r = &rules.report;
     println!(
         "loaded {} rules ({} with a backtracking regex; {} scored 0 and needed by no meta, not run) \
-         from {origin}",
-        r.loaded, r.backtracking, r.inactive
+         from {origin}{}",
+        r.loaded,
+        r.backtracking,
+        r.inactive,
+        if r.from_cache {
+            " (regex analysis from the compile cache)"
+        } else {
+            ""
+        }
     );
     let without: usize = r.without_atom.values().sum();
     let ascii: usize = r.ascii_atoms.values().sum();

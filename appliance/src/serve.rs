@@ -96,14 +96,24 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         &config.spam,
     )?));
     let quotas = QuotaBook::load(&store)?;
-    let (rules, origin) = crate::admin::load_rules(&config.spam)?;
-    let rules = Arc::new(ArcSwap::from_pointee(rules));
-    tracing::info!(loaded = rules.load().report.loaded, from = %origin, "spam rules loaded");
+    let loading = std::time::Instant::now();
+    let (rules, origin) = crate::admin::load_rules(&config.spam, &data_dir)?;
+    let rules = Arc::new(rules);
+    tracing::info!(
+        loaded = rules.report.loaded,
+        from = %origin,
+        compile_cache = rules.report.from_cache,
+        ms = loading.elapsed().as_millis() as u64,
+        "spam rules loaded"
+    );
+    crate::admin::warm_rules(&rules);
+    let rules = Arc::new(ArcSwap::new(rules));
     let live = LiveState {
         routing: routing.clone(),
         quotas: quotas.clone(),
         rules: rules.clone(),
         spam: Arc::new(ArcSwap::from_pointee(config.spam.clone())),
+        data_dir: data_dir.clone(),
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
     let outbound_wake = gannet_core::delivery::outbound::Wake::default();

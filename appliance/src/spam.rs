@@ -60,7 +60,7 @@ pub(crate) fn run(global: &Global, command: SpamCommand) -> anyhow::Result<ExitC
         }
     };
     let loading = std::time::Instant::now();
-    let (rules, _) = crate::admin::load_rules(&config.spam)?;
+    let (rules, _) = crate::admin::load_rules(&config.spam, &config.server.data_dir)?;
     let load_time = loading.elapsed();
     // The Bayes database, when there is a store and no server holds it.
     let store_dir = crate::admin::store_dir(&config.server.data_dir);

@@ -228,18 +228,14 @@ fn print_costs(
     top: usize,
     messages: usize,
 ) {
-    use gannet_core::filter::compile::{CompiledTest, Matcher};
+    use gannet_core::filter::compile::{CompiledTest, Engine};
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let engine = |i: usize| match &rules.rules[i].test {
-        CompiledTest::Regex {
-            matcher: Matcher::Fast(_),
-            ..
-        } => "regex",
-        CompiledTest::Regex {
-            matcher: Matcher::Backtracking { gate: Some(_), .. },
-            ..
-        } => "pcre2+gate",
-        CompiledTest::Regex { .. } => "pcre2",
+        CompiledTest::Regex { matcher, .. } => match matcher.engine() {
+            Engine::Octets | Engine::Unicode => "regex",
+            Engine::Backtracking { gated: true } => "pcre2+gate",
+            Engine::Backtracking { gated: false } => "pcre2",
+        },
         CompiledTest::Eval { .. } | CompiledTest::HtmlText { .. } => "eval",
         CompiledTest::Exists(_) => "exists",
         CompiledTest::Meta(_) => "meta",

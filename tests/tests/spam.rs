@@ -265,6 +265,8 @@ fn stock_spamassassin_rules_load() {
     gannet_tests::require_tool("spamassassin");
     assert!(stock.is_dir());
     let server = Server::new("[spam]\nrules_dirs = [\"/usr/share/spamassassin\"]\n");
+    // The compile cache is kept only in a data directory that exists.
+    std::fs::create_dir_all(server.data()).unwrap();
     let out = server.gannet(&["rules", "check"]);
     assert!(
         out.status.success(),
@@ -275,6 +277,24 @@ fn stock_spamassassin_rules_load() {
     let loaded: usize = report.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(loaded > 500, "{report}");
     println!("{report}");
+    // The second load of the same rules reads the first's analysis from the compile
+    // cache in the data directory and reports the same rules.
+    assert!(!report.contains("compile cache"), "{report}");
+    let again = server.gannet(&["rules", "check"]);
+    let again = String::from_utf8(again.stdout).unwrap();
+    let first_line = |r: &str| r.lines().next().unwrap_or("").to_owned();
+    assert_eq!(
+        first_line(&again),
+        format!(
+            "{} (regex analysis from the compile cache)",
+            first_line(&report)
+        ),
+        "{again}"
+    );
+    assert_eq!(
+        again.lines().skip(1).collect::<Vec<_>>(),
+        report.lines().skip(1).collect::<Vec<_>>()
+    );
 }
 
 /// With no `spam.rules_dirs`, the rules of the installed SpamAssassin package (and the

@@ -28,10 +28,48 @@ const MAX_SET: usize = 24;
 /// One position of a chain: the bytes that enter it (from the position before, or
 /// anywhere for the first) and the bytes that keep it (its own, and those of an optional
 /// part after it).
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(into = "PositionBits", from = "PositionBits")]
 pub struct Position {
     enter: [bool; 256],
     stay: [bool; 256],
+}
+
+/// A [`Position`] as bits, as the rules' compile cache keeps it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct PositionBits {
+    enter: [u64; 4],
+    stay: [u64; 4],
+}
+
+fn to_bits(set: &[bool; 256]) -> [u64; 4] {
+    let mut bits = [0u64; 4];
+    for (byte, _) in set.iter().enumerate().filter(|(_, on)| **on) {
+        bits[byte / 64] |= 1 << (byte % 64);
+    }
+    bits
+}
+
+fn from_bits(bits: &[u64; 4]) -> [bool; 256] {
+    std::array::from_fn(|byte| bits[byte / 64] & (1 << (byte % 64)) != 0)
+}
+
+impl From<Position> for PositionBits {
+    fn from(p: Position) -> PositionBits {
+        PositionBits {
+            enter: to_bits(&p.enter),
+            stay: to_bits(&p.stay),
+        }
+    }
+}
+
+impl From<PositionBits> for Position {
+    fn from(p: PositionBits) -> Position {
+        Position {
+            enter: from_bits(&p.enter),
+            stay: from_bits(&p.stay),
+        }
+    }
 }
 
 /// The chain of a pattern (its `/x` flag given), if it has one worth a gate.

@@ -4,10 +4,14 @@
 //! rules, so that one pass over the text names the few rules worth running.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
+use serde::{Deserialize, Serialize};
 
 use super::atoms::{alnum_projection_at, atoms_for, Text};
+use super::cache::{self, Analysis, CachedRegex};
 use super::chain::{self, chain_for, ChainGate};
 use super::meta::{self, Expr};
 use super::rules::{HeaderSource, Kind, RuleSource, Test};
@@ -86,7 +90,7 @@ fn max_hits(tflags: Option<&Vec<String>>) -> u32 {
 
 pub enum CompiledTest {
     Regex {
-        matcher: Matcher,
+        matcher: LazyMatcher,
         negate: bool,
         source: Option<HeaderSource>,
         if_unset: Option<String>,
@@ -100,7 +104,7 @@ pub enum CompiledTest {
     /// once, run over those texts of the HTML parts.
     HtmlText {
         part: HtmlText,
-        matcher: Matcher,
+        matcher: LazyMatcher,
     },
     Meta(Expr),
 }
@@ -225,6 +229,8 @@ pub struct Report {
     /// Of those, the ones the look-alike chain gate follows (chain.rs), by kind.
     pub chained: BTreeMap<String, usize>,
     pub skipped: BTreeMap<String, usize>,
+    /// The regexes' analysis came from the compile cache ([`super::cache`]).
+    pub from_cache: bool,
 }
 
 pub struct Ruleset {
@@ -293,28 +299,49 @@ pub(crate) fn translate_escapes(pattern: &str) -> String {
     out
 }
 
-fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matcher> {
-    let p = translate_escapes(pattern);
-    let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
-    let full = if f.is_empty() {
-        p.clone()
+/// How a rule's regex compiles, found at the first load and kept in the rules' compile
+/// cache ([`super::cache`]) so that a later load knows without trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Engine {
+    /// The `regex` crate with octet semantics.
+    Octets,
+    /// The `regex` crate keeping Unicode classes (the pattern needs them).
+    Unicode,
+    /// PCRE2; `gated`: with the loosened `regex` gate of [`loosened`].
+    Backtracking { gated: bool },
+}
+
+/// The flags the engines read, from a rule's `imsx…` flags.
+fn engine_flags(flags: &str) -> String {
+    flags.chars().filter(|c| "imsx".contains(*c)).collect()
+}
+
+/// The `regex` crate's form of a pattern: escapes translated, flags inline.
+fn inline_flags(pattern: &str, flags: &str) -> String {
+    let f = engine_flags(flags);
+    if f.is_empty() {
+        pattern.to_owned()
     } else {
-        format!("(?{f}){p}")
-    };
-    // Octet semantics first; a pattern that needs Unicode classes keeps them.
-    for unicode in [false, true] {
-        if let Ok(r) = regex::bytes::RegexBuilder::new(&full)
-            .unicode(unicode)
-            .size_limit(50 << 20)
-            // A lazy DFA cache big enough that the largest rules (ReplaceTags
-            // alternations) do not rebuild their states on every message.
-            .dfa_size_limit(LAZY_DFA_CACHE)
-            .build()
-        {
-            return Some(Matcher::Fast(r));
-        }
+        format!("(?{f}){pattern}")
     }
-    let r = pcre2::bytes::RegexBuilder::new()
+}
+
+/// The pattern compiled by the `regex` crate, if it can be.
+fn fast_regex(pattern: &str, flags: &str, unicode: bool) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(&inline_flags(&translate_escapes(pattern), flags))
+        .unicode(unicode)
+        .size_limit(50 << 20)
+        // A lazy DFA cache big enough that the largest rules (ReplaceTags
+        // alternations) do not rebuild their states on every message.
+        .dfa_size_limit(LAZY_DFA_CACHE)
+        .build()
+        .ok()
+}
+
+/// The pattern compiled by PCRE2 with JIT.
+fn backtracking_regex(pattern: &str, flags: &str) -> Option<pcre2::bytes::Regex> {
+    let f = engine_flags(flags);
+    pcre2::bytes::RegexBuilder::new()
         .caseless(f.contains('i'))
         .multi_line(f.contains('m'))
         .dotall(f.contains('s'))
@@ -322,25 +349,45 @@ fn compile_regex(pattern: &str, flags: &str, report: &mut Report) -> Option<Matc
         .jit_if_available(true)
         .max_jit_stack_size(Some(JIT_STACK_LIMIT))
         .build(pattern)
-        .ok()?;
-    report.backtracking += 1;
-    Some(Matcher::Backtracking {
-        exact: r,
-        gate: None,
-    })
+        .ok()
+}
+
+/// Compiles a pattern with the first engine that takes it: octets, Unicode, PCRE2.
+fn compile_regex(pattern: &str, flags: &str) -> Option<(Matcher, Engine)> {
+    // Octet semantics first; a pattern that needs Unicode classes keeps them.
+    for (unicode, engine) in [(false, Engine::Octets), (true, Engine::Unicode)] {
+        if let Some(r) = fast_regex(pattern, flags, unicode) {
+            return Some((Matcher::Fast(r), engine));
+        }
+    }
+    let exact = backtracking_regex(pattern, flags)?;
+    Some((
+        Matcher::Backtracking { exact, gate: None },
+        Engine::Backtracking { gated: false },
+    ))
+}
+
+/// Compiles a pattern with the engine an earlier load found for it.
+fn compile_with(pattern: &str, flags: &str, engine: Engine) -> Option<Matcher> {
+    match engine {
+        Engine::Octets => fast_regex(pattern, flags, false).map(Matcher::Fast),
+        Engine::Unicode => fast_regex(pattern, flags, true).map(Matcher::Fast),
+        Engine::Backtracking { gated } => Some(Matcher::Backtracking {
+            exact: backtracking_regex(pattern, flags)?,
+            gate: if gated {
+                loosened(pattern, flags)
+            } else {
+                None
+            },
+        }),
+    }
 }
 
 /// The pattern without look-around and back-references, for the `regex` crate: every
 /// match of the pattern is a match of it. None if it still needs PCRE2.
 fn loosened(pattern: &str, flags: &str) -> Option<regex::bytes::Regex> {
     let loose = super::atoms::relax(&translate_escapes(pattern));
-    let f: String = flags.chars().filter(|c| "imsx".contains(*c)).collect();
-    let full = if f.is_empty() {
-        loose
-    } else {
-        format!("(?{f}){loose}")
-    };
-    regex::bytes::RegexBuilder::new(&full)
+    regex::bytes::RegexBuilder::new(&inline_flags(&loose, flags))
         .unicode(false)
         .size_limit(50 << 20)
         .dfa_size_limit(LAZY_DFA_CACHE)
@@ -348,72 +395,211 @@ fn loosened(pattern: &str, flags: &str) -> Option<regex::bytes::Regex> {
         .ok()
 }
 
+/// A rule's regex, compiled when first used: a load that found the rules in the compile
+/// cache knows each engine already and defers the compiling (most rules run on few
+/// messages); a first load compiles every regex to find its engine and keeps the result.
+pub struct LazyMatcher {
+    pattern: String,
+    flags: String,
+    engine: Engine,
+    compiled: OnceLock<Option<Matcher>>,
+}
+
+impl LazyMatcher {
+    /// Compiles now, finding the engine. None if no engine takes the pattern.
+    fn compile(pattern: String, flags: String) -> Option<LazyMatcher> {
+        let (matcher, engine) = compile_regex(&pattern, &flags)?;
+        Some(LazyMatcher {
+            pattern,
+            flags,
+            engine,
+            compiled: OnceLock::from(Some(matcher)),
+        })
+    }
+
+    /// Compiles when first used, with the engine an earlier load found.
+    fn deferred(pattern: String, flags: String, engine: Engine) -> LazyMatcher {
+        LazyMatcher {
+            pattern,
+            flags,
+            engine,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Adds the loosened gate of [`loosened`] (a PCRE2 body rule that runs on every text).
+    fn gate_backtracking(&mut self) {
+        if let Some(Some(Matcher::Backtracking {
+            gate: gate @ None, ..
+        })) = self.compiled.get_mut()
+        {
+            *gate = loosened(&self.pattern, &self.flags);
+            if gate.is_some() {
+                self.engine = Engine::Backtracking { gated: true };
+            }
+        }
+    }
+
+    /// The compiled regex; None only if the engine refuses a pattern it took before
+    /// (a cache from another build of the engines), which then never matches.
+    pub fn get(&self) -> Option<&Matcher> {
+        self.compiled
+            .get_or_init(|| compile_with(&self.pattern, &self.flags, self.engine))
+            .as_ref()
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.get().is_some_and(|m| m.is_match(text))
+    }
+
+    pub fn hits(&self, text: &str, max_hits: u32) -> u32 {
+        self.get().map_or(0, |m| m.hits(text, max_hits))
+    }
+}
+
+/// The regex a rule definition compiles, if any: its pattern (tags replaced) and flags.
+fn regex_input(
+    def: &super::rules::RuleDef,
+    replace_tags: &super::replace_tags::ReplaceTags,
+) -> Option<(String, String)> {
+    match &def.test {
+        Test::Regex { pattern, flags, .. } => {
+            let pattern = replace_tags.apply(&def.name, pattern);
+            // Body, rawbody and uri rules see one line at a time in SpamAssassin: they are
+            // matched once over the whole text in multi-line mode, so `^` and `$` still
+            // mean a line's start and end.
+            let flags = if matches!(def.kind, Kind::Body | Kind::RawBody | Kind::Uri)
+                && !flags.contains('m')
+            {
+                format!("{flags}m")
+            } else {
+                flags.clone()
+            };
+            Some((pattern, flags))
+        }
+        Test::Eval { function, args } if function == "html_text_match" => {
+            Some((args.get(1)?.clone(), String::new()))
+        }
+        _ => None,
+    }
+}
+
+/// The regex of one rule definition and its prefilter gate: from the compile cache when
+/// it has them, else found now (and added to `analysis` for the cache).
+fn analyse_regex(
+    pattern: String,
+    flags: String,
+    kind: Kind,
+    gated: bool,
+    cached: Option<Option<CachedRegex>>,
+    analysis: &mut Analysis,
+) -> Option<(LazyMatcher, Option<Gate>)> {
+    if let Some(cached) = cached {
+        let cached = cached?;
+        let matcher = LazyMatcher::deferred(pattern, flags, cached.engine);
+        return Some((matcher, cached.gate));
+    }
+    let Some(mut matcher) = LazyMatcher::compile(pattern, flags) else {
+        analysis.regexes.push(None);
+        return None;
+    };
+    let gate = gated
+        .then(|| {
+            Gate::of(
+                &translate_escapes(&matcher.pattern),
+                matcher.flags.contains('x'),
+                kind,
+            )
+        })
+        .flatten();
+    // A body rule that runs on every message gets a fast gate when it needs PCRE2 (only
+    // bodies: their size is bounded per part).
+    if kind == Kind::Body && !matches!(gate, Some(Gate::Atoms(..))) {
+        matcher.gate_backtracking();
+    }
+    analysis.regexes.push(Some(CachedRegex {
+        engine: matcher.engine,
+        gate: gate.clone(),
+    }));
+    Some((matcher, gate))
+}
+
 impl Ruleset {
+    /// Compiles the rules, analysing every regex.
     pub fn compile(source: RuleSource) -> Ruleset {
+        Ruleset::compile_cached(source, None)
+    }
+
+    /// Compiles the rules, with the compile cache in `cache_dir` when given: an analysis
+    /// kept there for the same rules is used (regexes then compile when first used), else
+    /// the analysis made now is kept there.
+    pub fn compile_cached(source: RuleSource, cache_dir: Option<&Path>) -> Ruleset {
         let mut report = Report {
             skipped: source.skipped.clone(),
             ..Report::default()
         };
+        let replace_tags = &source.replace_tags;
+        let inputs: Vec<Option<(String, String)>> = source
+            .rules
+            .iter()
+            .map(|def| regex_input(def, replace_tags))
+            .collect();
+        let mut key = cache::Key::for_this_build();
+        for (def, input) in source.rules.iter().zip(&inputs) {
+            if let Some((pattern, flags)) = input {
+                key.add(&format!("{:?}", def.kind), pattern, flags);
+            }
+        }
+        let cached = cache_dir.and_then(|dir| cache::read(dir, &key));
+        let from_cache = cached.is_some();
+        let mut cached = cached.map(|a| a.regexes.into_iter());
+        let mut analysis = Analysis::default();
         let mut rules = Vec::new();
         // A later definition of a rule replaces an earlier one, as in SpamAssassin.
         let mut by_name: HashMap<String, usize> = HashMap::new();
         // How the prefilter names each rule (None: it runs on every message).
         let mut gate_of: Vec<Option<Gate>> = Vec::new();
-        let replace_tags = source.replace_tags;
-        for def in source.rules {
+        for (def, input) in source.rules.into_iter().zip(inputs) {
             let mut gate = None;
+            // The cache's entry for this regex; a cache shorter than the rules (it cannot
+            // be, under its key) reads as a rule no engine took.
+            let mut regex = |gated: bool, report: &mut Report| {
+                let (pattern, flags) = input.clone()?;
+                let entry = cached.as_mut().map(|c| c.next().flatten());
+                let compiled = analyse_regex(pattern, flags, def.kind, gated, entry, &mut analysis);
+                if let Some((m, _)) = &compiled {
+                    if matches!(m.engine, Engine::Backtracking { .. }) {
+                        report.backtracking += 1;
+                    }
+                }
+                compiled
+            };
             let test = match def.test {
                 Test::Regex {
-                    pattern,
-                    flags,
                     negate,
                     source: hs,
                     if_unset,
+                    ..
                 } => {
-                    let pattern = replace_tags.apply(&def.name, &pattern);
-                    // Body, rawbody and uri rules see one line at a time in SpamAssassin:
-                    // they are matched once over the whole text in multi-line mode, so `^`
-                    // and `$` still mean a line's start and end.
-                    let flags = if matches!(def.kind, Kind::Body | Kind::RawBody | Kind::Uri)
-                        && !flags.contains('m')
-                    {
-                        format!("{flags}m")
-                    } else {
-                        flags
+                    // Header rules with an if-unset value may match that value, not the
+                    // headers: they always run.
+                    let prefiltered = match def.kind {
+                        Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full => true,
+                        Kind::Header => if_unset.is_none(),
+                        _ => false,
                     };
-                    let Some(mut matcher) = compile_regex(&pattern, &flags, &mut report) else {
+                    let Some((matcher, found)) = regex(!negate && prefiltered, &mut report) else {
                         *report
                             .skipped
                             .entry("regex: not supported".into())
                             .or_default() += 1;
                         continue;
                     };
-                    // Header rules with an if-unset value may match that value, not the headers: they
-                    // always run.
-                    let prefiltered = match def.kind {
-                        Kind::Body | Kind::RawBody | Kind::Uri | Kind::Full => true,
-                        Kind::Header => if_unset.is_none(),
-                        _ => false,
-                    };
-                    if !negate && prefiltered {
-                        gate =
-                            Gate::of(&translate_escapes(&pattern), flags.contains('x'), def.kind);
-                    }
-                    // A body rule that runs on every message gets a fast gate when it
-                    // needs PCRE2 (only bodies: their size is bounded per part).
-                    if let (
-                        Matcher::Backtracking {
-                            gate: gate @ None, ..
-                        },
-                        Kind::Body,
-                        None,
-                    ) = (
-                        &mut matcher,
-                        def.kind,
-                        gate.as_ref().filter(|g| matches!(g, Gate::Atoms(..))),
-                    ) {
-                        *gate = loosened(&pattern, &flags);
-                    }
+                    gate = found;
                     CompiledTest::Regex {
                         matcher,
                         negate,
@@ -429,14 +615,17 @@ impl Ruleset {
                         ("html_text_match", Some("comment")) => Some(HtmlText::Comment),
                         _ => None,
                     };
-                    match (part, args.get(1)) {
-                        (Some(part), Some(pattern)) => {
-                            match compile_regex(pattern, "", &mut report) {
-                                Some(matcher) => CompiledTest::HtmlText { part, matcher },
-                                None => continue,
+                    if function == "html_text_match" && input.is_some() {
+                        // Its regex is in the cache's order even when the part is unknown.
+                        match (part, regex(false, &mut report)) {
+                            (Some(part), Some((matcher, _))) => {
+                                CompiledTest::HtmlText { part, matcher }
                             }
+                            (None, _) => CompiledTest::Eval { function, args },
+                            (Some(_), None) => continue,
                         }
-                        _ => CompiledTest::Eval { function, args },
+                    } else {
+                        CompiledTest::Eval { function, args }
                     }
                 }
                 Test::Meta(text) => match meta::parse(&text) {
@@ -487,6 +676,12 @@ impl Ruleset {
             }
         }
         report.loaded = rules.len();
+        report.from_cache = from_cache;
+        if let (Some(dir), false) = (cache_dir, from_cache) {
+            if let Err(e) = cache::write(dir, &key, &analysis) {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot keep the rules' compile cache");
+            }
+        }
         let atom_times = gate_of
             .iter()
             .map(|g| g.as_ref().map_or(1, Gate::times))
@@ -639,6 +834,18 @@ impl Ruleset {
         ruleset
     }
 
+    /// Compiles every active rule's regex that is not compiled yet (after a load from the
+    /// compile cache), so that no scan waits for one. Run on a thread of its own.
+    pub fn warm(&self) {
+        for (rule, _) in self.rules.iter().zip(&self.active).filter(|(_, a)| **a) {
+            if let CompiledTest::Regex { matcher, .. } | CompiledTest::HtmlText { matcher, .. } =
+                &rule.test
+            {
+                matcher.get();
+            }
+        }
+    }
+
     /// For each rule, whether Gannet can run it: not an eval it lacks, and for a meta, every
     /// rule it names exists and can run.
     pub fn runnable(&self) -> Vec<bool> {
@@ -768,7 +975,8 @@ impl Ruleset {
 /// How the prefilter names a regex rule, the first of these it has: its atoms; atoms it has
 /// on ASCII text only; atoms in the text's letters and digits; its chain of look-alike
 /// letters. Atoms come with how many of them, at distinct offsets, a match holds.
-enum Gate {
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Gate {
     Atoms(Vec<Vec<u8>>, u32),
     AsciiAtoms(Vec<Vec<u8>>, u32),
     LetterAtoms(Vec<Vec<u8>>, u32),

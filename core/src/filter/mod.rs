@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod atoms;
 pub mod bayes;
+pub mod cache;
 pub mod chain;
 pub mod compile;
 pub mod eval;
@@ -28,6 +29,14 @@ pub const HEURISTIC_RULES: &str = include_str!("heuristics.cf");
 /// unless one of `dirs` holds SpamAssassin's stock rules (its `50_scores.cf`), which test
 /// the same things (the cross-validation found them flagging ham twice over).
 pub fn load(dirs: &[impl AsRef<Path>]) -> std::io::Result<Ruleset> {
+    load_cached(dirs, None)
+}
+
+/// As [`load`], with the compile cache in `cache_dir` ([`cache`]).
+pub fn load_cached(
+    dirs: &[impl AsRef<Path>],
+    cache_dir: Option<&Path>,
+) -> std::io::Result<Ruleset> {
     let mut source = rules::RuleSource::default();
     source.add_text(DEFAULT_RULES, None);
     let stock = dirs
@@ -39,7 +48,7 @@ pub fn load(dirs: &[impl AsRef<Path>]) -> std::io::Result<Ruleset> {
     for d in dirs {
         source.add_dir(d.as_ref())?;
     }
-    Ok(Ruleset::compile(source))
+    Ok(Ruleset::compile_cached(source, cache_dir))
 }
 
 /// The threshold of a spam level: off (never), low 15, medium 10, high 5.
