@@ -429,6 +429,11 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             store.compact()?;
             b"compacted\n".to_vec()
         }
+        AdminCommand::StoreStats => {
+            let mut out = serde_json::to_vec(&store.engine_stats())?;
+            out.push(b'\n');
+            out
+        }
         AdminCommand::Queue(QueueCommand::List) => {
             let mut out = String::from("ID\tSENDER\tRECIPIENTS\tAGE\tATTEMPTS\tLAST ERROR\n");
             for m in queue::list(store)? {

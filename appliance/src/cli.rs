@@ -165,6 +165,9 @@ pub(crate) enum AdminCommand {
     },
     /// Compact the store now, so that the space of deleted mail returns to the disk.
     Compact,
+    /// The store engine's background work as JSON: bytes compaction must still rewrite,
+    /// compactions and flushes running, whether writes are slowed or stopped, file sizes.
+    StoreStats,
     /// Count a batch of messages into the Bayes database (sent by `gannet spam learn`).
     #[command(hide = true)]
     Learn {

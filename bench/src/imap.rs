@@ -40,20 +40,23 @@ const THUNDERBIRD_FETCH: &str = "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[
      (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups \
      In-Reply-To Content-Type Reply-To)])";
 
-struct Imap {
+pub(crate) struct Imap {
     stream: BufReader<TcpStream>,
     tag: u32,
     line: Vec<u8>,
+    /// The last `* N EXISTS` the server sent.
+    pub(crate) exists: u64,
 }
 
 impl Imap {
-    async fn connect(addr: SocketAddr) -> anyhow::Result<Imap> {
+    pub(crate) async fn connect(addr: SocketAddr) -> anyhow::Result<Imap> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut c = Imap {
             stream: BufReader::with_capacity(256 * 1024, stream),
             tag: 0,
             line: Vec::new(),
+            exists: 0,
         };
         c.read_line().await?;
         Ok(c)
@@ -69,7 +72,7 @@ impl Imap {
 
     /// Sends a command; reads until its tagged reply. Returns the bytes of literals seen
     /// and the untagged lines' count.
-    async fn command(&mut self, text: &str) -> anyhow::Result<(u64, usize)> {
+    pub(crate) async fn command(&mut self, text: &str) -> anyhow::Result<(u64, usize)> {
         self.tag += 1;
         let tag = format!("b{}", self.tag);
         self.stream
@@ -89,6 +92,14 @@ impl Imap {
             }
             if self.line.starts_with(b"* ") {
                 untagged += 1;
+                let words: Vec<&[u8]> = self.line.split(|&b| b == b' ').collect();
+                if let [_, n, kind, ..] = words.as_slice() {
+                    if kind.starts_with(b"EXISTS") {
+                        if let Some(n) = std::str::from_utf8(n).ok().and_then(|n| n.parse().ok()) {
+                            self.exists = n;
+                        }
+                    }
+                }
             }
             // A line ending in {n} is followed by n bytes of literal, then the line goes on.
             while let Some(n) = literal_size(&self.line) {

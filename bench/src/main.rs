@@ -12,6 +12,7 @@
 mod idle;
 mod imap;
 mod smtp;
+mod soak;
 mod spam;
 mod tls;
 mod trace;
@@ -43,6 +44,9 @@ enum Command {
     Spam(spam::Options),
     /// Message-trace searches over a store of N traced messages.
     Trace(trace::Options),
+    /// A mixed load for a set time (ingest, IMAP readers, POP3 downloads, relaying to a
+    /// sink), sampled every few seconds into a CSV.
+    Soak(soak::Options),
 }
 
 /// A tokio runtime for a load against `target`, which must be on this machine.
@@ -69,5 +73,6 @@ fn main() -> anyhow::Result<()> {
         Command::Imap(opts) => imap::run(opts),
         Command::Spam(opts) => spam::run(opts),
         Command::Trace(opts) => trace::run(opts),
+        Command::Soak(opts) => soak::run(opts),
     }
 }

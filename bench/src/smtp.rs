@@ -236,7 +236,7 @@ async fn sample(
 }
 
 /// The `p` quantile of sorted latencies, in ms (0 when there are none).
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -245,7 +245,7 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// A process's resident memory in MB (VmRSS of /proc/PID/status).
-fn rss_mb(pid: u32) -> Option<f64> {
+pub(crate) fn rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
@@ -258,7 +258,7 @@ fn rss_mb(pid: u32) -> Option<f64> {
 }
 
 /// The bytes of the files under `dir`, in MB.
-fn dir_mb(dir: &std::path::Path) -> f64 {
+pub(crate) fn dir_mb(dir: &std::path::Path) -> f64 {
     fn walk(dir: &std::path::Path, depth: usize) -> u64 {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return 0;
@@ -294,7 +294,7 @@ fn dot_stuff(message: &[u8]) -> Vec<u8> {
 }
 
 /// A message of exactly `size` bytes: a few headers and 76-character lines of text.
-fn make_message(size: usize) -> Vec<u8> {
+pub(crate) fn make_message(size: usize) -> Vec<u8> {
     let mut m =
         b"From: bench@example.org\r\nTo: rcpt@example.test\r\nSubject: gannet-bench\r\n\r\n"
             .to_vec();
@@ -355,16 +355,16 @@ async fn session_loop(shared: Arc<Shared>) -> Vec<Duration> {
 }
 
 /// A byte stream: TCP, or TLS over TCP after STARTTLS.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-struct Conn {
-    stream: BufReader<Box<dyn Io>>,
+pub(crate) struct Conn {
+    pub(crate) stream: BufReader<Box<dyn Io>>,
     line: String,
 }
 
 impl Conn {
-    async fn open(target: SocketAddr, tls: Option<&TlsConnector>) -> anyhow::Result<Conn> {
+    pub(crate) async fn open(target: SocketAddr, tls: Option<&TlsConnector>) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(target).await.context("connect")?;
         stream.set_nodelay(true)?;
         let mut c = Conn {
@@ -392,7 +392,7 @@ impl Conn {
     }
 
     /// Reads one reply (all its lines) and checks its class.
-    async fn expect(&mut self, class: u8) -> anyhow::Result<()> {
+    pub(crate) async fn expect(&mut self, class: u8) -> anyhow::Result<()> {
         loop {
             self.line.clear();
             if self.stream.read_line(&mut self.line).await? == 0 {
@@ -412,7 +412,7 @@ impl Conn {
     }
 
     /// Writes `bytes` and reads `replies` replies, all of class 2.
-    async fn command(&mut self, bytes: &[u8], replies: usize) -> anyhow::Result<()> {
+    pub(crate) async fn command(&mut self, bytes: &[u8], replies: usize) -> anyhow::Result<()> {
         self.stream.get_mut().write_all(bytes).await?;
         for _ in 0..replies {
             self.expect(2).await?;

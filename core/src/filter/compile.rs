@@ -860,11 +860,14 @@ impl Ruleset {
             let v = match &rs.rules[i].test {
                 CompiledTest::Eval { function, args } => super::eval::implemented(function, args),
                 CompiledTest::HtmlText { .. } => true,
-                // SpamAssassin's pseudo-headers about relays are not synthesized yet.
+                // The pseudo-headers about relays Gannet writes (scan.rs, header_text).
                 CompiledTest::Regex {
                     source: Some(HeaderSource { name, .. }),
                     ..
-                } if name.starts_with("ALL-") => false,
+                } if name.starts_with("ALL-") => matches!(
+                    name.as_str(),
+                    "ALL-EXTERNAL" | "ALL-UNTRUSTED" | "ALL-INTERNAL" | "ALL-TRUSTED"
+                ),
                 CompiledTest::Meta(expr) => {
                     let mut names = Vec::new();
                     expr.names(&mut names);

@@ -45,8 +45,11 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
     }
     match function {
         "html_test" => HTML_TESTS.contains(&first),
-        "html_range" => matches!(first, "ratio" | "max_size"),
-        "check_for_mime" => first == "mime_base64_count",
+        "html_range" => matches!(first, "ratio" | "max_size" | "length"),
+        "check_for_mime" => matches!(first, "mime_base64_count" | "mime_attachment"),
+        "check_body_length" => args.first().is_some_and(|a| a.parse::<f64>().is_ok()),
+        "check_freemail_replyto" => matches!(first, "" | "replyto"),
+        f if f.starts_with("html_") && super::html_evals::implemented(f, args) => true,
         "check_for_mime_html" | "check_for_mime_html_only" => true,
         "check_for_ascii_text_illegal" => true,
         "html_title_subject_ratio" => args.first().is_some_and(|a| a.parse::<f64>().is_ok()),
@@ -77,6 +80,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
                 | "check_outlook_message_id"
                 | "gated_through_received_hdr_remover"
                 | "check_mailfrom_matches_rcvd"
+                | "check_for_no_hotmail_received_headers"
         ),
     }
 }
@@ -113,6 +117,10 @@ pub fn run(
         // check_for_mime('mime_base64_count'): a part (the message itself when it is not
         // multipart) sent in base64. (SpamAssassin's 'mime_qp_count' ends up counting
         // needlessly encoded characters, not parts: not implemented.)
+        // check_for_mime('mime_attachment'): a Content-Disposition that says attachment.
+        "check_for_mime" if args.first().is_some_and(|a| a == "mime_attachment") => {
+            view.has_attachment
+        }
         "check_for_mime" => {
             if args.first().map(String::as_str) != Some("mime_base64_count") {
                 return None;
@@ -178,6 +186,9 @@ pub fn run(
         // html_range(test, min, max): SpamAssassin's min < value <= max (max may be
         // 'inf'), for 'ratio' (share of the HTML parts that is markup) and 'max_size'
         // (the largest font size; 3 is the default).
+        "html_range" if args.first().is_some_and(|a| a == "length") => {
+            super::html_evals::length_in_range(view, args)?
+        }
         "html_range" => {
             let value = match args.first().map(String::as_str) {
                 Some("ratio") => view.html_ratio,
@@ -273,6 +284,11 @@ pub fn run(
         "check_outlook_message_id" => outlook_message_id_invalid(view),
         "gated_through_received_hdr_remover" => received_headers_removed(view),
         "check_mailfrom_matches_rcvd" => sender_matches_relay(view),
+        // check_body_length(n): the body (after the header, as sent) is at most n bytes.
+        "check_body_length" => view.body_length as f64 <= num(0)?,
+        "check_for_no_hotmail_received_headers" => hotmail_without_hotmail_received(view),
+        "check_freemail_replyto" => freemail_replyto(view, rules),
+        f if f.starts_with("html_") => super::html_evals::run(f, args, view)?,
         _ => return None,
     })
 }
@@ -634,4 +650,215 @@ fn with_regex<T>(pattern: &str, f: impl FnOnce(&regex::Regex) -> T) -> Option<T>
             .or_insert_with(|| regex::Regex::new(&format!("(?i){pattern}")).ok());
         re.as_ref().map(f)
     })
+}
+
+pattern!(
+    PICKUP_SERVICE,
+    r"from mail pickup service by hotmail\.com with Microsoft SMTPSVC;"
+);
+pattern!(
+    HOTMAIL_RELAYED,
+    r"from (?:\S*\.)?hotmail.com \(\S+\.hotmail(?:\.msn)?\.com[ )]"
+);
+pattern!(
+    OUTLOOK_PROTECTION,
+    r"from \S*\.outbound\.protection\.outlook\.com \(\S+\.outbound\.protection\.outlook\.com[ )]"
+);
+pattern!(
+    OUTLOOK_PRD,
+    r"from \S*\.(?:eur|nam)prd\d+\.prod\.outlook\.com \((?:\d{1,3}\.){3}\d{1,3}|from \S*\.(?:eur|nam)prd\d+\.prod\.outlook\.com \([0-9a-fA-F]*:[0-9a-fA-F:.]+\)"
+);
+pattern!(
+    HOTMAIL_BRACKETED,
+    r"from \S*\.hotmail.com \(\[(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F:.]+)\][ ):]"
+);
+pattern!(
+    HOTMAIL_HTTP,
+    r"from \S+ by \S+\.hotmail(?:\.msn)?\.com with HTTP;"
+);
+pattern!(YAHOO_WEB, r"from \[66\.218.\S+\] by \S+\.yahoo\.com");
+pattern!(HOTMAIL_HELO, r"(?:from |HELO |helo=)\S*hotmail\.com\b");
+pattern!(
+    IP_ADDRESS,
+    r"(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]{0,4}:[0-9a-fA-F:.]*:[0-9a-fA-F.]+"
+);
+pattern!(MSN_GROUPS_TO, r"(?i)<(\S+)@groups\.msn\.com>");
+pattern!(
+    MSN_GROUPS_PICKUP,
+    r"from mail pickup service by ((?:p\d\d\.)groups\.msn\.com)\b"
+);
+
+/// SpamAssassin's `check_for_msn_groups_headers`: mail of an MSN group, which Microsoft
+/// passes from Hotmail straight to the group's servers.
+fn msn_groups(view: &MessageView) -> bool {
+    let to = get(view, "To").unwrap_or_default();
+    let Some(list) = MSN_GROUPS_TO.captures(&to).and_then(|c| c.get(1)) else {
+        return false;
+    };
+    let list = list.as_str();
+    let received = get(view, "Received").unwrap_or_default();
+    let Some(server) = MSN_GROUPS_PICKUP.captures(&received).and_then(|c| c.get(1)) else {
+        return false;
+    };
+    let id = get(view, "Message-Id").unwrap_or_default();
+    if list == "notifications" {
+        id.starts_with('<') && id.contains(&format!("@{}>", server.as_str()))
+    } else {
+        let sender = get(view, "EnvelopeFrom:addr").unwrap_or_default();
+        id.starts_with(&format!("<{list}-"))
+            && id.contains("@groups.msn.com>")
+            && sender.contains(&format!("{list}-bounce@groups.msn.com"))
+    }
+}
+
+/// SpamAssassin's `check_for_no_hotmail_received_headers` (FORGED_HOTMAIL_RCVD2): From a
+/// hotmail.com address, though no Received header shows Hotmail's servers (nor a relay
+/// that only claims the name: that is FORGED_HOTMAIL_RCVD's).
+fn hotmail_without_hotmail_received(view: &MessageView) -> bool {
+    let received = get(view, "Received")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if PICKUP_SERVICE.is_match(&received) || msn_groups(view) {
+        return false;
+    }
+    let ip = get(view, "X-Originating-Ip").is_some_and(|v| IP_ADDRESS.is_match(&v));
+    let originator = get(view, "X-OriginatorOrg")
+        .is_some_and(|v| v.contains("hotmail.com") || v.contains("msonline-outlook"));
+    if received_headers_removed(view) {
+        return false;
+    }
+    let relayed = (ip
+        && (HOTMAIL_RELAYED.is_match(&received)
+            || HOTMAIL_BRACKETED.is_match(&received)
+            || HOTMAIL_HTTP.is_match(&received)
+            || YAHOO_WEB.is_match(&received)))
+        || (originator
+            && (OUTLOOK_PROTECTION.is_match(&received) || OUTLOOK_PRD.is_match(&received)));
+    if relayed || HOTMAIL_HELO.is_match(&received) {
+        return false;
+    }
+    let from = get(view, "From:addr").unwrap_or_default();
+    let first = from.lines().next().unwrap_or_default().to_ascii_lowercase();
+    first.ends_with("hotmail.com")
+        && first
+            .strip_suffix("hotmail.com")
+            .and_then(|before| before.chars().last())
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+}
+
+// Envelope senders of lists and robots: FreeMail's freemail_skip_bulk_envfrom.
+pattern!(
+    BULK_ENVELOPE_SENDER,
+    r"(?i)(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@"
+);
+// FreeMail's email_regex (the valid-TLD list approximated by letters).
+pattern!(
+    BODY_EMAIL,
+    r"(?i)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}[a-z]{2,24}\b"
+);
+pattern!(URL_WITH_AT, r"(?i)<?https?://\S{0,255}(?:@|%40)\S{0,255}");
+pattern!(QUOTED_BY, r"(?i)^\s{1,10}([a-z]{2,11}):");
+
+/// FreeMail's `_parse_body`: the free mail addresses the body gives (mailto links, then
+/// the text's addresses, but those in `<>` or before a `wrote:`-like word), or None when
+/// it names too many addresses (5) or free mail addresses (3) to tell.
+fn body_freemails(view: &MessageView, rules: &super::compile::Globals) -> Option<Vec<String>> {
+    let mut emails: Vec<String> = Vec::new();
+    let add = |email: String, emails: &mut Vec<String>| {
+        if !emails.contains(&email) {
+            emails.push(email);
+        }
+    };
+    // SpamAssassin reads mailto links from HTML anchors only (the text's addresses come
+    // below); Gannet's URI list does not say where each came from, so only HTML mail.
+    for uri in view.uris.iter().filter(|_| view.has_html) {
+        if let Some(rest) = uri
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case("mailto:"))
+            .and(uri.get(7..))
+        {
+            if let Some(m) = BODY_EMAIL.find(rest).filter(|m| m.start() == 0) {
+                add(m.as_str().to_ascii_lowercase(), &mut emails);
+                if emails.len() >= 20 {
+                    break;
+                }
+            }
+        }
+    }
+    'body: for line in view.body.lines() {
+        let line = URL_WITH_AT.replace_all(line, " ");
+        for m in BODY_EMAIL.find_iter(&line) {
+            let before = line.get(..m.start()).unwrap_or_default();
+            let after = line.get(m.end()..).unwrap_or_default();
+            let lower_before = before.to_ascii_lowercase();
+            let in_brackets = after.starts_with('>')
+                && !lower_before.ends_with("mailto:")
+                && !lower_before.ends_with("mailto:<");
+            let quoted = QUOTED_BY
+                .captures(after)
+                .and_then(|c| c.get(1))
+                .is_some_and(|w| {
+                    let w = w.as_str().to_ascii_lowercase();
+                    ![
+                        "fax", "facsi", "tel", "phone", "mail", "email", "e-mail", "emai", "e-mai",
+                    ]
+                    .iter()
+                    .any(|p| w.starts_with(p))
+                });
+            if in_brackets || quoted {
+                continue;
+            }
+            add(m.as_str().to_ascii_lowercase(), &mut emails);
+            if emails.len() >= 40 {
+                break 'body;
+            }
+        }
+    }
+    let mut free = Vec::new();
+    for (n, email) in emails.into_iter().enumerate() {
+        if n + 1 == 5 {
+            return None;
+        }
+        if is_freemail(&email, rules) {
+            if free.len() + 1 == 3 {
+                return None;
+            }
+            free.push(email);
+        }
+    }
+    Some(free)
+}
+
+/// FreeMail's `check_freemail_replyto('replyto')` (FREEMAIL_REPLYTO): From and Reply-To
+/// are different free mail addresses, or Reply-To is one and the body gives another.
+fn freemail_replyto(view: &MessageView, rules: &super::compile::Globals) -> bool {
+    if get(view, "EnvelopeFrom")
+        .and_then(|e| e.lines().next().map(str::to_owned))
+        .is_some_and(|e| BULK_ENVELOPE_SENDER.is_match(&e))
+    {
+        return false;
+    }
+    let addresses = |source: &str| -> Vec<String> {
+        get(view, source)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_ascii_lowercase)
+            .filter(|a| !a.is_empty())
+            .collect()
+    };
+    let from = addresses("From:addr");
+    let reply_to = addresses("Reply-To:addr");
+    let from_free = from.iter().any(|a| is_freemail(a, rules));
+    let reply_free = reply_to.iter().any(|a| is_freemail(a, rules));
+    let from_not_in_reply_to = !from.iter().any(|f| reply_to.contains(f));
+    if from_free && reply_free && from_not_in_reply_to {
+        return true;
+    }
+    if !reply_free {
+        return false;
+    }
+    body_freemails(view, rules)
+        .is_some_and(|body| body.iter().any(|b| reply_to.iter().any(|r| r != b)))
 }

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod chain;
 pub mod compile;
 pub mod eval;
+pub mod html_evals;
 pub mod meta;
 pub mod replace_tags;
 pub mod rules;
@@ -165,6 +166,111 @@ score T_OVER_KNOWN 1.0
         assert!(hit("Bob <bob@yahoo.com>", elsewhere));
         assert!(!hit("Bob <bob@yahoo.com>", webmail));
         assert!(!hit("Bob <bob@example.com>", elsewhere));
+    }
+
+    /// FORGED_HOTMAIL_RCVD2's eval: a hotmail.com sender whose mail never passed Hotmail
+    /// (nor a relay that only claims the name).
+    #[test]
+    fn hotmail_senders_without_hotmail_relays() {
+        let rs = ruleset(
+            "header T_NOHM eval:check_for_no_hotmail_received_headers()\nscore T_NOHM 1.0\n",
+        );
+        let hit = |from: &str, received: &str, extra: &str| {
+            let msg =
+                format!("Received: {received}\r\nFrom: {from}\r\n{extra}Subject: s\r\n\r\nhi\r\n");
+            names(&rs.scan(msg.as_bytes())).contains(&"T_NOHM")
+        };
+        let elsewhere = "from spamhost ([203.0.113.9]) by mx.example.test with SMTP";
+        let hotmail =
+            "from hotmail.com (f135.law8.hotmail.com [216.33.241.135]) by mx.example.test";
+        let claims = "from hotmail.com ([203.0.113.9]) by mx.example.test with SMTP";
+        assert!(hit("Bob <bob@hotmail.com>", elsewhere, ""));
+        assert!(!hit(
+            "Bob <bob@hotmail.com>",
+            hotmail,
+            "X-Originating-IP: [198.51.100.7]\r\n"
+        ));
+        // Without the originating address, a relay named hotmail.com is a forgery of
+        // another kind (FORGED_HOTMAIL_RCVD's), not this one.
+        assert!(!hit("Bob <bob@hotmail.com>", hotmail, ""));
+        assert!(!hit("Bob <bob@hotmail.com>", claims, ""));
+        assert!(!hit("Bob <bob@nothotmail.com>", elsewhere, ""));
+        assert!(!hit("Bob <bob@example.com>", elsewhere, ""));
+    }
+
+    /// FREEMAIL_REPLYTO's eval: From and Reply-To at different free mail addresses, or a
+    /// free Reply-To and another free address in the body; not for list senders.
+    #[test]
+    fn freemail_reply_to_differs() {
+        let rs = ruleset(
+            "freemail_domains gmail.com yahoo.com\n\
+             header T_FMRT eval:check_freemail_replyto('replyto')\nscore T_FMRT 1.0\n",
+        );
+        let hit = |headers: &str, body: &str| {
+            let msg = format!("{headers}Subject: s\r\n\r\n{body}\r\n");
+            names(&rs.scan(msg.as_bytes())).contains(&"T_FMRT")
+        };
+        assert!(hit("From: a@gmail.com\r\nReply-To: b@yahoo.com\r\n", "hi"));
+        assert!(!hit("From: a@gmail.com\r\nReply-To: a@gmail.com\r\n", "hi"));
+        assert!(!hit(
+            "From: a@example.com\r\nReply-To: b@example.org\r\n",
+            "hi"
+        ));
+        assert!(hit(
+            "From: a@example.com\r\nReply-To: b@yahoo.com\r\n",
+            "write to c@gmail.com today"
+        ));
+        // An address quoted before "wrote:" is not one the sender gives.
+        assert!(!hit(
+            "From: a@example.com\r\nReply-To: b@yahoo.com\r\n",
+            "c@gmail.com wrote: hello"
+        ));
+        assert!(!hit(
+            "Return-Path: <list-bounces@example.com>\r\nFrom: a@gmail.com\r\nReply-To: b@yahoo.com\r\n",
+            "hi"
+        ));
+    }
+
+    /// The `ALL-EXTERNAL` pseudo-header starts at the Received header of the first
+    /// external relay; `check_body_length` and `mime_attachment` as SpamAssassin has them.
+    #[test]
+    fn external_headers_body_length_and_attachments() {
+        let rs = ruleset(
+            "header T_TWO_EXT ALL-EXTERNAL =~ /(?:^|\\n)Received:\\s.+\\nReceived:\\s/s\nscore T_TWO_EXT 1.0\n\
+             body T_SHORT eval:check_body_length('128')\nscore T_SHORT 1.0\n\
+             body T_ATTACH eval:check_for_mime('mime_attachment')\nscore T_ATTACH 1.0\n",
+        );
+        let internal = "Received: from lan.example.test (lan.example.test [192.168.1.5]) by mx.example.test\r\n";
+        let external =
+            "Received: from a.example.net (a.example.net [203.0.113.9]) by b.example.net\r\n";
+        let hits = |msg: String| -> Vec<String> {
+            names(&rs.scan(msg.as_bytes()))
+                .into_iter()
+                .filter(|n| n.starts_with("T_"))
+                .map(str::to_owned)
+                .collect()
+        };
+        // Two external hops after an internal one: both their headers, not the internal's.
+        let two = hits(format!(
+            "{internal}{external}{external}Subject: s\r\n\r\nhi\r\n"
+        ));
+        assert!(two.contains(&"T_TWO_EXT".to_owned()), "{two:?}");
+        assert!(two.contains(&"T_SHORT".to_owned()), "{two:?}");
+        let one = hits(format!("{internal}{external}Subject: s\r\n\r\nhi\r\n"));
+        assert_eq!(one, ["T_SHORT"]);
+        // One external hop alone: a single Received header, and a longer body.
+        let none = hits(format!(
+            "{external}Subject: s\r\n\r\n{}\r\n",
+            "x".repeat(200)
+        ));
+        assert!(none.is_empty(), "{none:?}");
+        let attached = hits(
+            "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/zip\r\n\
+             Content-Disposition: ATTACHMENT; filename=a.zip\r\n\r\nPK\r\n--b--\r\n"
+                .to_owned(),
+        );
+        assert!(attached.contains(&"T_ATTACH".to_owned()), "{attached:?}");
     }
 
     #[test]

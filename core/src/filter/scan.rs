@@ -129,6 +129,31 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
             .iter()
             .map(|f| format!("{}: {}", f.name, value(f)))
             .collect(),
+        // The headers external relays may have written: from the Received header of the
+        // first external relay (the last internal one's included, as SpamAssassin's) on;
+        // and the internal ones: up to that header.
+        name @ ("ALL-EXTERNAL" | "ALL-UNTRUSTED" | "ALL-INTERNAL" | "ALL-TRUSTED") => {
+            let external = matches!(name, "ALL-EXTERNAL" | "ALL-UNTRUSTED");
+            let start = view.relays.internal_received;
+            let mut received = -1i64;
+            let mut lines = Vec::new();
+            for f in &view.headers {
+                if f.name.eq_ignore_ascii_case("Received") {
+                    received += 1;
+                }
+                let keep = if external {
+                    received >= start as i64
+                } else {
+                    received <= start as i64
+                };
+                if keep {
+                    lines.push(format!("{}: {}", f.name, value(f)));
+                } else if !external {
+                    break;
+                }
+            }
+            lines
+        }
         "ToCc" => of(&["To", "Cc"]),
         "MESSAGEID" => of(&[
             "X-Message-Id",

@@ -45,6 +45,10 @@ pub struct Relays {
     /// Newest first, as the headers are.
     pub trusted: Vec<Relay>,
     pub untrusted: Vec<Relay>,
+    /// How many Received headers, from the top, the trusted relays (and the fetchers'
+    /// restarts before them) wrote: SpamAssassin's `last_internal_relay_index` + 1, where
+    /// the `ALL-EXTERNAL` headers begin.
+    pub internal_received: usize,
 }
 
 impl Relays {
@@ -52,17 +56,28 @@ impl Relays {
     pub fn from_received<'a>(headers: impl Iterator<Item = &'a str>) -> Relays {
         let mut relays = Relays::default();
         let mut trusting = true;
-        for h in headers {
+        for (index, h) in headers.enumerate() {
             // A mail fetcher (fetchmail over POP3 or IMAP) restarts the chain while it is
             // still trusted: the relays before it are the fetching host's own.
             if trusting && is_fetcher_marker(h) {
-                relays = Relays::default();
+                relays = Relays {
+                    internal_received: index + 1,
+                    ..Relays::default()
+                };
                 continue;
             }
-            let Some(r) = parse(h) else { continue };
+            let Some(r) = parse(h) else {
+                // As SpamAssassin: a header that names no relay belongs to the side the
+                // chain is on.
+                if trusting {
+                    relays.internal_received = index + 1;
+                }
+                continue;
+            };
             let private = r.ip.parse::<IpAddr>().is_ok_and(is_private);
             if trusting && (private || !r.auth.is_empty()) {
                 relays.trusted.push(r);
+                relays.internal_received = index + 1;
             } else {
                 trusting = false;
                 relays.untrusted.push(r);
@@ -318,6 +333,7 @@ mod tests {
     fn untrusted(ip: &str, rdns: &str, helo: &str) -> Relays {
         Relays {
             trusted: Vec::new(),
+            internal_received: 0,
             untrusted: vec![Relay {
                 ip: ip.into(),
                 rdns: rdns.into(),

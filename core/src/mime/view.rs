@@ -72,6 +72,71 @@ pub struct MessageView {
     pub html_texts: HtmlTexts,
     /// The relays of the `Received` headers, trusted and untrusted.
     pub relays: Relays,
+    /// What SpamAssassin's HTML parser measures in each HTML part, in part order.
+    pub html_parts: Vec<HtmlPart>,
+    /// Bytes of the message after the header (SpamAssassin's pristine body length).
+    pub body_length: usize,
+    /// Some part (or the message) has a Content-Disposition that says `attachment`
+    /// (SpamAssassin's `mime_attachment`, a substring test).
+    pub has_attachment: bool,
+}
+
+/// The measurements of one HTML part that SpamAssassin's `html_*` evals read.
+#[derive(Debug, Default, Clone)]
+pub struct HtmlPart {
+    /// Characters of the decoded HTML source, line ends as LF (`length`).
+    pub length: usize,
+    /// Characters of the rendered text that are not white space (`non_space_len`).
+    pub non_space: usize,
+    /// Sum of width × height of the images that give both (`image_area`; a size that is
+    /// not a number counts 200, a percentage of width ×8 and of height ×6).
+    pub image_area: u64,
+    /// Per tag name seen (opening or closing): openings less closings, never below 0
+    /// (SpamAssassin's `inside`).
+    pub inside: std::collections::HashMap<String, i64>,
+}
+
+impl HtmlPart {
+    /// Counts an opening (+1) or closing (-1) tag as SpamAssassin's parser does.
+    fn tag(&mut self, name: &str, closing: bool) {
+        if name.is_empty() {
+            return;
+        }
+        let count = self.inside.entry(name.to_owned()).or_default();
+        *count = (*count + if closing { -1 } else { 1 }).max(0);
+    }
+
+    /// An `<img>`'s share of the image area.
+    fn image(&mut self, attributes: &str) {
+        let (Some(width), Some(height)) = (attr(attributes, "width"), attr(attributes, "height"))
+        else {
+            return;
+        };
+        let size = |value: &str, percent_factor: u64| {
+            let value = decode_entities(value);
+            let (digits, percent) = match value.strip_suffix('%') {
+                Some(d) => (d, true),
+                None => (value.as_str(), false),
+            };
+            let n = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                digits.parse::<u64>().unwrap_or(u64::MAX / 1024)
+            } else {
+                0
+            };
+            let n = if percent {
+                n.saturating_mul(percent_factor)
+            } else {
+                n
+            };
+            if n == 0 {
+                200
+            } else {
+                n
+            }
+        };
+        let area = size(&width, 8).saturating_mul(size(&height, 6));
+        self.image_area = self.image_area.saturating_add(area);
+    }
 }
 
 /// What SpamAssassin's HTML parser keeps apart for `html_text_match`: the text of each
@@ -176,6 +241,9 @@ impl MessageView {
             return view;
         };
         view.headers = fields(raw, &msg.root_part().headers);
+        view.body_length = raw
+            .len()
+            .saturating_sub(msg.root_part().offset_body as usize);
         view.relays =
             Relays::from_received(view.header_values("Received").map(|f| f.value.as_str()));
         let mut body = Vec::new();
@@ -195,6 +263,7 @@ impl MessageView {
             if !std::ptr::eq(part, msg.root_part()) {
                 view.mime_headers.extend(fields(raw, &part.headers));
             }
+            view.has_attachment |= disposition_says_attachment(raw, part);
             match &part.body {
                 PartType::Text(t) => {
                     view.ascii_text_illegal |= claims_ascii_but_is_not(raw, part);
@@ -208,8 +277,9 @@ impl MessageView {
                     view.has_html = true;
                     view.rawbody.push_str(truncated(h, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
+                    let length = h.chars().count() - h.matches("\r\n").count();
                     let h = truncated(h, RAWBODY_PART_SCAN_SIZE);
-                    let mut rendered = render_html(h, &mut view);
+                    let mut rendered = render_html(h, &mut view, length);
                     rendered.truncate(truncated(&rendered, BODY_PART_SCAN_SIZE).len());
                     html_bytes += h.len();
                     html_markup += h.len().saturating_sub(rendered.len());
@@ -298,9 +368,24 @@ fn paragraphs(body: &[String]) -> String {
     text
 }
 
+/// Whether a part's Content-Disposition, as written, contains `attachment` in any case
+/// (SpamAssassin's substring test: `inline; filename="attachment.txt"` says it too).
+fn disposition_says_attachment(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> bool {
+    part.headers
+        .iter()
+        .filter(|h| h.name == HeaderName::ContentDisposition)
+        .filter_map(|h| raw.get(h.offset_start as usize..h.offset_end as usize))
+        .any(|v| v.windows(10).any(|w| w.eq_ignore_ascii_case(b"attachment")))
+}
+
 /// Visible text of an HTML document; counts tags and images, collects link targets,
-/// follows the text style.
-fn render_html(html: &str, view: &mut MessageView) -> String {
+/// follows the text style, and adds the part's measurements to `view.html_parts`
+/// (`length`: its source's length in characters).
+fn render_html(html: &str, view: &mut MessageView, length: usize) -> String {
+    let mut part = HtmlPart {
+        length,
+        ..HtmlPart::default()
+    };
     let mut out = String::with_capacity(html.len() / 2);
     let mut style = StyleTracker::default();
     let mut rest = html;
@@ -354,10 +439,15 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
         if let Some(end) = skip_until {
             if tag.trim_start().to_ascii_lowercase().starts_with(end) {
                 skip_until = None;
+                part.tag(end.trim_start_matches('/'), true);
             }
             continue;
         }
         view.html_tags += 1;
+        part.tag(&name, closing);
+        if name == "img" && !closing {
+            part.image(attributes);
+        }
         if closing {
             style.close(&name);
         } else {
@@ -408,8 +498,13 @@ fn render_html(html: &str, view: &mut MessageView) -> String {
     }
     if skip_until.is_none() {
         text(rest, &mut out, &mut style);
+    } else if let Some(end) = skip_until {
+        // SpamAssassin closes an unclosed script or style at the end.
+        part.tag(end.trim_start_matches('/'), true);
     }
     view.html_style.merge(&style);
+    part.non_space = out.chars().filter(|c| !c.is_whitespace()).count();
+    view.html_parts.push(part);
     out
 }
 
@@ -747,11 +842,14 @@ mod tests {
     fn multi_byte_characters_next_to_delimiters() {
         let mut view = MessageView::default();
         let html = "é<b>é</b>€<a href=\"http://é.example/ü\">ü</a>ß<p\u{a0}é>ö<br>&é;&amp;é&#233;&#xE9;&é€ü;&€";
-        assert_eq!(render_html(html, &mut view), "éé€üß\n\nö\n&é;&ééé&é€ü;&€");
+        assert_eq!(
+            render_html(html, &mut view, 0),
+            "éé€üß\n\nö\n&é;&ééé&é€ü;&€"
+        );
         assert_eq!(view.uris, ["http://é.example/ü"]);
         assert_eq!(view.html_tags, 6);
         // (The text before an unclosed '<' is rendered twice: a quirk kept as it was.)
-        assert!(render_html("<é>é<€", &mut view).ends_with("é<€"));
+        assert!(render_html("<é>é<€", &mut view, 0).ends_with("é<€"));
         assert_eq!(decode_entities("€&nbsp;€&#x20AC&"), "€ €&#x20AC&");
         let mut uris = Vec::new();
         find_uris(

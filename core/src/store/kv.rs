@@ -154,6 +154,30 @@ pub trait KvStore: Send + Sync {
     /// Compacts every family now, so that the space of deleted records (message bodies
     /// above all) goes back to the file system.
     fn compact(&self) -> Result<(), StoreError>;
+
+    /// The engine's state of compaction and write stalls (zeros for an engine without).
+    fn engine_stats(&self) -> EngineStats {
+        EngineStats::default()
+    }
+}
+
+/// What the storage engine says about its background work, for `gannet store-stats` and
+/// the soak benchmark.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Bytes compaction estimates it must still rewrite (all families).
+    pub pending_compaction_bytes: u64,
+    /// Compactions running now.
+    pub running_compactions: u64,
+    /// Memtable flushes running now.
+    pub running_flushes: u64,
+    /// Writes are slowed down now (the delayed write rate, bytes/s; 0: not slowed).
+    pub delayed_write_rate: u64,
+    /// Writes are stopped now.
+    pub write_stopped: bool,
+    /// Bytes of table files and of blob files (all families).
+    pub sst_bytes: u64,
+    pub blob_bytes: u64,
 }
 
 /// Reads a counter value written by [`WriteOp::Add`].

@@ -260,6 +260,11 @@ impl Store {
         self.kv.compact()
     }
 
+    /// The engine's compaction and write-stall state.
+    pub fn engine_stats(&self) -> kv::EngineStats {
+        self.kv.engine_stats()
+    }
+
     /// Reads go straight to the engine.
     pub(crate) fn kv(&self) -> &dyn KvStore {
         self.kv.as_ref()

@@ -164,6 +164,26 @@ impl KvStore for RocksStore {
         }
         Ok(())
     }
+
+    fn engine_stats(&self) -> super::kv::EngineStats {
+        let db_value = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        let summed = |name: &str| -> u64 {
+            Cf::ALL
+                .into_iter()
+                .filter_map(|cf| self.handle(cf).ok())
+                .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
+                .sum()
+        };
+        super::kv::EngineStats {
+            pending_compaction_bytes: summed("rocksdb.estimate-pending-compaction-bytes"),
+            running_compactions: db_value("rocksdb.num-running-compactions"),
+            running_flushes: db_value("rocksdb.num-running-flushes"),
+            delayed_write_rate: db_value("rocksdb.actual-delayed-write-rate"),
+            write_stopped: db_value("rocksdb.is-write-stopped") != 0,
+            sst_bytes: summed("rocksdb.total-sst-files-size"),
+            blob_bytes: summed("rocksdb.total-blob-file-size"),
+        }
+    }
 }
 
 #[cfg(test)]
