@@ -48,7 +48,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         "html_range" => matches!(first, "ratio" | "max_size" | "length"),
         "check_for_mime" => matches!(first, "mime_base64_count" | "mime_attachment"),
         "check_body_length" => args.first().is_some_and(|a| a.parse::<f64>().is_ok()),
-        "check_freemail_replyto" => matches!(first, "" | "replyto"),
+        "check_freemail_replyto" => matches!(first, "" | "replyto" | "reply"),
         f if f.starts_with("html_") && super::html_evals::implemented(f, args) => true,
         "check_for_mime_html" | "check_for_mime_html_only" => true,
         "check_for_ascii_text_illegal" => true,
@@ -81,6 +81,7 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
                 | "gated_through_received_hdr_remover"
                 | "check_mailfrom_matches_rcvd"
                 | "check_for_no_hotmail_received_headers"
+                | "check_relays_unparseable"
         ),
     }
 }
@@ -287,7 +288,10 @@ pub fn run(
         // check_body_length(n): the body (after the header, as sent) is at most n bytes.
         "check_body_length" => view.body_length as f64 <= num(0)?,
         "check_for_no_hotmail_received_headers" => hotmail_without_hotmail_received(view),
-        "check_freemail_replyto" => freemail_replyto(view, rules),
+        "check_freemail_replyto" => {
+            freemail_replyto(view, rules, args.first().is_some_and(|a| a == "reply"))
+        }
+        "check_relays_unparseable" => view.relays.unparseable > 0,
         f if f.starts_with("html_") => super::html_evals::run(f, args, view)?,
         _ => return None,
     })
@@ -831,9 +835,11 @@ fn body_freemails(view: &MessageView, rules: &super::compile::Globals) -> Option
     Some(free)
 }
 
-/// FreeMail's `check_freemail_replyto('replyto')` (FREEMAIL_REPLYTO): From and Reply-To
-/// are different free mail addresses, or Reply-To is one and the body gives another.
-fn freemail_replyto(view: &MessageView, rules: &super::compile::Globals) -> bool {
+/// FreeMail's `check_freemail_replyto` (FREEMAIL_REPLYTO): From and Reply-To are
+/// different free mail addresses, or Reply-To is one and the body gives another. With
+/// `reply` (FREEMAIL_REPLY): the address replies go to (Reply-To, else From) is free mail
+/// and the body gives another.
+fn freemail_replyto(view: &MessageView, rules: &super::compile::Globals, reply: bool) -> bool {
     if get(view, "EnvelopeFrom")
         .and_then(|e| e.lines().next().map(str::to_owned))
         .is_some_and(|e| BULK_ENVELOPE_SENDER.is_match(&e))
@@ -856,9 +862,18 @@ fn freemail_replyto(view: &MessageView, rules: &super::compile::Globals) -> bool
     if from_free && reply_free && from_not_in_reply_to {
         return true;
     }
-    if !reply_free {
+    let replies_to = if !reply {
+        if !reply_free {
+            return false;
+        }
+        &reply_to
+    } else if (!reply_to.is_empty() && !reply_free) || !from_free {
         return false;
-    }
+    } else if reply_free {
+        &reply_to
+    } else {
+        &from
+    };
     body_freemails(view, rules)
-        .is_some_and(|body| body.iter().any(|b| reply_to.iter().any(|r| r != b)))
+        .is_some_and(|body| body.iter().any(|b| replies_to.iter().any(|r| r != b)))
 }

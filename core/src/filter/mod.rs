@@ -229,6 +229,48 @@ score T_OVER_KNOWN 1.0
             "Return-Path: <list-bounces@example.com>\r\nFrom: a@gmail.com\r\nReply-To: b@yahoo.com\r\n",
             "hi"
         ));
+        // 'reply': replies go to a free mail From, and the body gives another address.
+        let rs = ruleset(
+            "freemail_domains gmail.com yahoo.com\n\
+             header T_FMR eval:check_freemail_replyto('reply')\nscore T_FMR 1.0\n",
+        );
+        let hit = |headers: &str, body: &str| {
+            let msg = format!("{headers}Subject: s\r\n\r\n{body}\r\n");
+            names(&rs.scan(msg.as_bytes())).contains(&"T_FMR")
+        };
+        assert!(hit("From: a@gmail.com\r\n", "write to c@yahoo.com today"));
+        assert!(!hit("From: a@gmail.com\r\n", "write to a@gmail.com today"));
+        assert!(!hit(
+            "From: a@example.com\r\n",
+            "write to c@yahoo.com today"
+        ));
+        assert!(!hit(
+            "From: a@gmail.com\r\nReply-To: b@example.com\r\n",
+            "write to c@yahoo.com today"
+        ));
+    }
+
+    /// SpamAssassin's unparseable relays: a `from` clause without both an address and a
+    /// `by`, but not a local hand-off.
+    #[test]
+    fn unparseable_received_headers_are_counted() {
+        let relays = |received: &str| {
+            crate::mime::relays::Relays::from_received([received].into_iter()).unparseable
+        };
+        assert_eq!(relays("from nowhere (HELO x) with SMTP id 1"), 1);
+        assert_eq!(
+            relays("from a.example (a.example [203.0.113.9]) by b.example with SMTP"),
+            0
+        );
+        assert_eq!(
+            relays("from virtual-access.org by bolero.conactive.com ; Thu, 20 Feb 2003"),
+            0
+        );
+        assert_eq!(
+            relays("from www-data by h.example (Exim 4.50) with local for <x@y>"),
+            0
+        );
+        assert_eq!(relays("by h.example (Postfix, from userid 1000) id 1"), 0);
     }
 
     /// The `ALL-EXTERNAL` pseudo-header starts at the Received header of the first

@@ -49,6 +49,9 @@ pub struct Relays {
     /// restarts before them) wrote: SpamAssassin's `last_internal_relay_index` + 1, where
     /// the `ALL-EXTERNAL` headers begin.
     pub internal_received: usize,
+    /// Received headers with a `from` clause that name no relay Gannet or SpamAssassin
+    /// can read (SpamAssassin's `num_relays_unparseable`).
+    pub unparseable: usize,
 }
 
 impl Relays {
@@ -67,6 +70,7 @@ impl Relays {
                 continue;
             }
             let Some(r) = parse(h) else {
+                relays.unparseable += usize::from(unparseable(h));
                 // As SpamAssassin: a header that names no relay belongs to the side the
                 // chain is on.
                 if trusting {
@@ -163,6 +167,35 @@ impl Relays {
         }
         found
     }
+}
+
+/// A Received header [`parse`] found no relay in that SpamAssassin's parser would not
+/// read either: one with a `from` clause, but not a local hand-off (`with local for`,
+/// `from NAME by NAME;`), and without both an IPv4 address and a `by` clause.
+fn unparseable(header: &str) -> bool {
+    let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lower = text.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("from ")
+        .or_else(|| lower.strip_prefix("(from "))
+    else {
+        return false;
+    };
+    if lower.contains(" with local for ") {
+        return false;
+    }
+    let mut words = rest.split(' ');
+    if let (Some(name), Some("by"), Some(host)) = (words.next(), words.next(), words.next()) {
+        if (host.ends_with(';') || words.next().is_some_and(|w| w.starts_with(';')))
+            && !name.starts_with('[')
+        {
+            return false;
+        }
+    }
+    let has_ipv4 = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .any(|w| w.parse::<std::net::Ipv4Addr>().is_ok());
+    !(has_ipv4 && lower.contains(" by "))
 }
 
 fn is_fetcher_marker(header: &str) -> bool {
@@ -334,6 +367,7 @@ mod tests {
         Relays {
             trusted: Vec::new(),
             internal_received: 0,
+            unparseable: 0,
             untrusted: vec![Relay {
                 ip: ip.into(),
                 rdns: rdns.into(),
