@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The soak (issue #19): `gannet-bench soak` against one `gannet serve` for SECONDS
 # (default 1800): SMTP ingest at RATE messages/s (default 0: flat out) over SESSIONS
-# sessions (default 20, one connection per message), 4 IMAP readers, 2 POP3 clients that
-# download and delete, every 10th message relayed to the bench's own sink as the smart
+# sessions (default 20, one connection per message), 4 IMAP readers, 2 POP3 users whose
+# clients download and delete, every 10th message relayed to the bench's own sink as the smart
 # host; one CSV line every INTERVAL seconds (default 5). Writes OUT/soak.csv and
 # OUT/soak.png (matplotlib, in a venv under target/) and prints a summary: rates at the
 # start and the end, p99 over time, RSS over the last two-thirds.
 #
 # usage: [SECONDS=1800] [RATE=0] [SESSIONS=20] bench/soak.sh [OUT=docs/images]
 # gannet runs on its defaults (spam filtering on, the stock rules where installed) but
-# for ports, the smart host, and limits raised for one busy client address.
+# for ports, the smart host, passwords without TLS on loopback (the readers log in in
+# plain text), and limits raised for one busy client address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/images}
@@ -38,13 +39,15 @@ admin = "127.0.0.1:$((GP + 8))"
 nameservers = ["127.0.0.1:9"]
 [delivery]
 relay_host = "127.0.0.1:$((GP + 9))"
+[auth]
+plaintext_on_loopback = true
 [limits]
 max_connections_per_ip = 1000
 messages_per_hour = 100000000
 CONF
 G="target/release/gannet --config $WORK/gannet.toml --data $WORK/data"
 $G domain add example.test >/dev/null
-for user in reader pop; do
+for user in reader pop1 pop2; do
     $G account add $user@example.test --password Soakpass1 >/dev/null
     $G account set $user@example.test --quota 100GB >/dev/null
 done

@@ -364,7 +364,10 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) async fn open(target: SocketAddr, tls: Option<&TlsConnector>) -> anyhow::Result<Conn> {
+    pub(crate) async fn open(
+        target: SocketAddr,
+        tls: Option<&TlsConnector>,
+    ) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(target).await.context("connect")?;
         stream.set_nodelay(true)?;
         let mut c = Conn {

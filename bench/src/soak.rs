@@ -1,8 +1,8 @@
 //! The `soak` load: what an appliance does all day, all at once, for a set time. SMTP
 //! sessions deliver messages (one connection each, at a target rate or flat out); every
 //! `--relay-every`th message is for a remote domain, which the server relays to its smart
-//! host: this program, listening as a sink; every `--pop-every`th is for the POP3 user,
-//! whose clients download and delete their mail every few seconds; IMAP readers poll the
+//! host: this program, listening as a sink; every `--pop-every`th is for a POP3 user,
+//! whose client downloads and deletes its mail every few seconds; IMAP readers poll the
 //! reader's INBOX, fetch the newest messages whole and flag them. Every `--interval`
 //! seconds a CSV line: each load's rate, the final SMTP reply's latency (p50/p99/p999),
 //! the server's RSS and data size, and the store engine's compaction state (from
@@ -37,9 +37,10 @@ pub struct Options {
     /// The account the IMAP readers read (and most messages are for).
     #[arg(long, default_value = "reader@example.test")]
     reader: String,
-    /// The account the POP3 clients download.
-    #[arg(long, default_value = "pop@example.test")]
-    pop_user: String,
+    /// The accounts the POP3 clients download, one client each (a POP3 mailbox has one
+    /// session at a time); comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "pop1@example.test,pop2@example.test")]
+    pop_users: Vec<String>,
     /// Both accounts' password.
     #[arg(long)]
     password: String,
@@ -57,12 +58,10 @@ pub struct Options {
     size: usize,
     #[arg(long, default_value_t = 4)]
     imap_readers: usize,
-    #[arg(long, default_value_t = 2)]
-    pop3_clients: usize,
     /// Every this many messages, one for a remote domain (relayed to the sink).
     #[arg(long, default_value_t = 10)]
     relay_every: u64,
-    /// Every this many messages, one for the POP3 user.
+    /// Every this many messages, one for a POP3 user (in turn).
     #[arg(long, default_value_t = 10)]
     pop_every: u64,
     /// Seconds between CSV lines.
@@ -144,11 +143,11 @@ async fn soak(opts: Options) -> anyhow::Result<()> {
             }
         }));
     }
-    for _ in 0..opts.pop3_clients {
+    for user in opts.pop_users.clone() {
         let (opts, counters) = (opts.clone(), counters.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                match pop3_download(&opts).await {
+                match pop3_download(&opts, &user).await {
                     Ok(n) => {
                         counters.pop3_messages.fetch_add(n, Ordering::Relaxed);
                     }
@@ -177,7 +176,12 @@ async fn soak(opts: Options) -> anyhow::Result<()> {
         c.pop3_failed.load(Ordering::Relaxed),
         c.relayed.load(Ordering::Relaxed),
     );
-    if let Some(e) = c.first_error.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    if let Some(e) = c
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
         println!("first error: {e}");
     }
     Ok(())
@@ -202,8 +206,9 @@ async fn smtp_session(
         }
         let to = if opts.relay_every > 0 && seq % opts.relay_every == 0 {
             format!("soak{seq}@sink.example")
-        } else if opts.pop_every > 0 && seq % opts.pop_every == 1 {
-            opts.pop_user.clone()
+        } else if opts.pop_every > 0 && seq % opts.pop_every == 1 && !opts.pop_users.is_empty() {
+            let turn = (seq / opts.pop_every) as usize % opts.pop_users.len();
+            opts.pop_users[turn].clone()
         } else {
             opts.reader.clone()
         };
@@ -225,7 +230,12 @@ async fn smtp_session(
 }
 
 /// One message on a connection of its own; the time from the end of DATA to its reply.
-async fn deliver(target: SocketAddr, to: &str, seq: u64, message: &[u8]) -> anyhow::Result<Duration> {
+async fn deliver(
+    target: SocketAddr,
+    to: &str,
+    seq: u64,
+    message: &[u8],
+) -> anyhow::Result<Duration> {
     let mut c = Conn::open(target, None).await?;
     c.command(b"MAIL FROM:<soak@bench.example>\r\n", 1)
         .await
@@ -274,7 +284,7 @@ async fn imap_reader(opts: &Options, counters: &Counters, deadline: Instant) -> 
 
 /// A POP3 download as a client does it: every message retrieved and deleted (at most
 /// 200 a session), QUIT. Returns the messages retrieved.
-async fn pop3_download(opts: &Options) -> anyhow::Result<u64> {
+async fn pop3_download(opts: &Options, user: &str) -> anyhow::Result<u64> {
     let stream = TcpStream::connect(opts.pop3).await?;
     stream.set_nodelay(true)?;
     let mut s = BufReader::with_capacity(64 * 1024, stream);
@@ -289,7 +299,7 @@ async fn pop3_download(opts: &Options) -> anyhow::Result<u64> {
     }
     reply(&mut s, &mut line).await?;
     for cmd in [
-        format!("USER {}\r\n", opts.pop_user),
+        format!("USER {user}\r\n"),
         format!("PASS {}\r\n", opts.password),
         "STAT\r\n".to_string(),
     ] {
