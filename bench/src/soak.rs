@@ -39,9 +39,18 @@ pub struct Options {
     reader: String,
     /// The accounts the POP3 clients download, one client each (a POP3 mailbox has one
     /// session at a time); comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "pop1@example.test,pop2@example.test")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "pop1@example.test,pop2@example.test"
+    )]
     pop_users: Vec<String>,
-    /// Both accounts' password.
+    /// Other accounts the ingest spreads over (`box0@DOMAIN` … `boxN-1@DOMAIN`, the
+    /// reader's domain): the reader gets one message in N+1 of those left after relaying
+    /// and POP3, as one mailbox of many on a real appliance (0: all to the reader).
+    #[arg(long, default_value_t = 0)]
+    boxes: u64,
+    /// Every account's password.
     #[arg(long)]
     password: String,
     /// How long the load runs.
@@ -204,11 +213,17 @@ async fn smtp_session(
             }
             tokio::time::sleep_until(due.into()).await;
         }
-        let to = if opts.relay_every > 0 && seq % opts.relay_every == 0 {
+        let to = if opts.relay_every > 0 && seq.is_multiple_of(opts.relay_every) {
             format!("soak{seq}@sink.example")
         } else if opts.pop_every > 0 && seq % opts.pop_every == 1 && !opts.pop_users.is_empty() {
             let turn = (seq / opts.pop_every) as usize % opts.pop_users.len();
             opts.pop_users[turn].clone()
+        } else if opts.boxes > 0 && !seq.is_multiple_of(opts.boxes + 1) {
+            let domain = opts
+                .reader
+                .rsplit_once('@')
+                .map_or("example.test", |(_, d)| d);
+            format!("box{}@{domain}", seq % opts.boxes)
         } else {
             opts.reader.clone()
         };

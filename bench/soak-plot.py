@@ -1,0 +1,54 @@
+"""Plots and summarises a `gannet-bench soak` CSV (bench/soak.sh runs it).
+
+usage: soak-plot.py SOAK.csv OUT.png SESSIONS RATE
+"""
+import csv, statistics, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = list(csv.DictReader(open(sys.argv[1])))
+num = lambda r, k: float(r[k]) if r[k] not in ("", None) else 0.0
+t = [num(r, "seconds") / 60 for r in rows]
+fig, ax = plt.subplots(5, 1, figsize=(9, 13), sharex=True)
+ax[0].plot(t, [num(r, "smtp_per_s") for r in rows], label="SMTP delivered")
+ax[0].plot(t, [num(r, "imap_msgs_per_s") for r in rows], label="IMAP fetched")
+ax[0].plot(t, [num(r, "pop3_msgs_per_s") for r in rows], label="POP3 downloaded")
+ax[0].plot(t, [num(r, "relayed_per_s") for r in rows], label="relayed to the sink")
+ax[0].set_ylabel("messages/s")
+ax[0].set_ylim(bottom=0)
+ax[0].legend(fontsize=8)
+for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+    ax[1].plot(t, [max(num(r, key), 0.01) for r in rows], label=label)
+ax[1].set_ylabel("final SMTP reply, ms")
+ax[1].set_yscale("log")
+ax[1].legend(fontsize=8)
+ax[2].plot(t, [num(r, "rss_mb") for r in rows])
+ax[2].set_ylabel("gannet RSS, MB")
+ax[2].set_ylim(bottom=0)
+ax[3].plot(t, [num(r, "data_mb") / 1000 for r in rows], label="data directory")
+ax[3].set_ylabel("GB")
+ax[3].set_ylim(bottom=0)
+ax[4].plot(t, [num(r, "pending_compaction_mb") for r in rows], label="pending compaction, MB")
+ax[4].plot(t, [num(r, "delayed_write_rate") / 1e6 for r in rows], label="write delay rate, MB/s (0: none)")
+ax[4].set_ylabel("RocksDB")
+ax[4].legend(fontsize=8)
+ax[4].set_xlabel("minutes")
+fig.suptitle(f"gannet soak: mixed load, {sys.argv[3]} SMTP sessions, rate {sys.argv[4]} (0: flat out)")
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=80)
+n = len(rows)
+tenth = max(1, n // 10)
+full = rows[:-1] or rows  # the last interval may be partial
+first = statistics.median(num(r, "smtp_per_s") for r in full[:tenth])
+last = statistics.median(num(r, "smtp_per_s") for r in full[-tenth:])
+print(f"intervals: {n}")
+print(f"SMTP rate, median of the first 10 %: {first:.0f} msgs/s; of the last 10 %: {last:.0f} msgs/s; ratio {last / max(first, 1e-9):.2f}")
+for key in ("imap_msgs_per_s", "pop3_msgs_per_s", "relayed_per_s"):
+    print(f"{key}: median {statistics.median(num(r, key) for r in full):.1f}")
+p99 = [num(r, "p99_ms") for r in full]
+print(f"p99 of the final reply: median {statistics.median(p99):.1f} ms, max {max(p99):.1f} ms; p99.9 max {max(num(r, 'p999_ms') for r in full):.1f} ms")
+print(f"SMTP failures: {sum(num(r, 'smtp_failed') for r in rows):.0f}; intervals with writes stopped: {sum(1 for r in rows if r['write_stopped'] == 'true')}, delayed: {sum(1 for r in rows if num(r, 'delayed_write_rate') > 0)}")
+rss = [num(r, "rss_mb") for r in full if r["rss_mb"]]
+if rss:
+    tail = rss[len(rss) // 3:]
+    print(f"RSS: first {rss[0]:.0f} MB, last {rss[-1]:.0f} MB; over the last two-thirds min {min(tail):.0f}, max {max(tail):.0f} MB (spread {100 * (max(tail) - min(tail)) / max(min(tail), 1):.0f} %)")
