@@ -45,7 +45,8 @@ relay_host = "127.0.0.1:$((GP + 9))"
 [auth]
 plaintext_on_loopback = true
 [limits]
-max_connections_per_ip = 1000
+max_connections_per_ip = 20000
+max_connections_per_listener = 20000
 messages_per_hour = 100000000
 CONF
 G="target/release/gannet --config $WORK/gannet.toml --data $WORK/data"
