@@ -2,8 +2,6 @@
 //! IDLE (polls until DONE), and the untagged EXPUNGE, FETCH FLAGS and EXISTS lines that
 //! report what changed since the client was last told.
 
-use std::collections::{HashMap, HashSet};
-
 use super::super::response::flag_list;
 use super::{Answer, Flow, Request, Session, State};
 use crate::store::listings::{Listing, Version};
@@ -57,44 +55,56 @@ impl Session {
             return;
         }
         self.announce_keywords(fresh.iter().map(|(_, e)| e));
-        let fresh_uids: HashSet<u32> = fresh.iter().map(|(u, _)| *u).collect();
-        let gone: Vec<u32> = (self.selected_ref().messages.iter())
-            .map(|(u, _)| *u)
-            .filter(|u| !fresh_uids.contains(u))
-            .collect();
-        let mut lines = self.forget(&gone);
+        // Both lists are in UID order: one walk finds what is gone, one what changed and
+        // what is new, without building sets of a whole (perhaps huge) mailbox, and only
+        // the entries that changed are copied.
+        let gone: Vec<u32> = {
+            let mut fresh_uids = fresh.iter().map(|(u, _)| *u).peekable();
+            (self.selected_ref().messages.iter())
+                .map(|(u, _)| *u)
+                .filter(|u| {
+                    while fresh_uids.next_if(|f| f < u).is_some() {}
+                    fresh_uids.peek() != Some(u)
+                })
+                .collect()
+        };
+        let mut lines = if gone.is_empty() {
+            Vec::new()
+        } else {
+            self.forget(&gone)
+        };
         let condstore = self.condstore;
         let sel = self.selected_mut();
-        let known: HashMap<u32, usize> = sel
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, (u, _))| (*u, i))
-            .collect();
-        let mut added = false;
+        let mut known = 0;
+        let mut new_messages = Vec::new();
         for (uid, entry) in fresh.iter() {
             let uid = *uid;
-            match known.get(&uid) {
-                Some(&i) => {
-                    let old = &sel.messages[i].1;
-                    let flags_changed = old.flags != entry.flags || old.keywords != entry.keywords;
-                    if flags_changed || (condstore && old.modseq != entry.modseq) {
-                        let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
-                        flag_list(&mut l, sel.shown_flags(uid, entry), &entry.keywords);
-                        if condstore {
-                            l.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
-                        }
-                        l.push(b')');
-                        lines.push(String::from_utf8_lossy(&l).into_owned());
-                    }
-                    sel.messages[i].1 = entry.clone();
-                }
-                None => {
-                    sel.messages.push((uid, entry.clone()));
-                    added = true;
-                }
+            while known < sel.messages.len() && sel.messages[known].0 < uid {
+                known += 1;
             }
+            if known >= sel.messages.len() || sel.messages[known].0 != uid {
+                new_messages.push((uid, entry.clone()));
+                continue;
+            }
+            let i = known;
+            let old = &sel.messages[i].1;
+            if old == entry {
+                continue;
+            }
+            let flags_changed = old.flags != entry.flags || old.keywords != entry.keywords;
+            if flags_changed || (condstore && old.modseq != entry.modseq) {
+                let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
+                flag_list(&mut l, sel.shown_flags(uid, entry), &entry.keywords);
+                if condstore {
+                    l.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
+                }
+                l.push(b')');
+                lines.push(String::from_utf8_lossy(&l).into_owned());
+            }
+            sel.messages[i].1 = entry.clone();
         }
+        let added = !new_messages.is_empty();
+        sel.messages.extend(new_messages);
         sel.meta = meta;
         for l in lines {
             self.line(&l);
