@@ -237,41 +237,58 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     })
 }
 
-/// USER, PASS, STAT, RETR every message (one at a time, as clients do), QUIT: MB/s.
-async fn pop3_retr_all(addr: SocketAddr, user: &str, password: &str) -> anyhow::Result<f64> {
+/// Reads one POP3 reply line into `line`; an error unless it is `+OK`.
+pub(crate) async fn pop3_reply(
+    s: &mut BufReader<TcpStream>,
+    line: &mut Vec<u8>,
+) -> anyhow::Result<()> {
+    line.clear();
+    s.read_until(b'\n', line).await?;
+    if !line.starts_with(b"+OK") {
+        bail!("POP3: {}", String::from_utf8_lossy(line).trim_end());
+    }
+    Ok(())
+}
+
+/// Connects, logs in with USER and PASS, and asks STAT: the session and the message count.
+pub(crate) async fn pop3_login(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    buffer: usize,
+) -> anyhow::Result<(BufReader<TcpStream>, usize)> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let mut s = BufReader::with_capacity(256 * 1024, stream);
+    let mut s = BufReader::with_capacity(buffer, stream);
     let mut line = Vec::new();
-    async fn reply(s: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> anyhow::Result<()> {
-        line.clear();
-        s.read_until(b'\n', line).await?;
-        if !line.starts_with(b"+OK") {
-            bail!("POP3: {}", String::from_utf8_lossy(line).trim_end());
-        }
-        Ok(())
-    }
-    reply(&mut s, &mut line).await?;
+    pop3_reply(&mut s, &mut line).await?;
     for cmd in [
         format!("USER {user}\r\n"),
         format!("PASS {password}\r\n"),
         "STAT\r\n".to_string(),
     ] {
         s.get_mut().write_all(cmd.as_bytes()).await?;
-        reply(&mut s, &mut line).await.context("login")?;
+        pop3_reply(&mut s, &mut line).await.context("login")?;
     }
-    let count: usize = String::from_utf8_lossy(&line)
+    let count = String::from_utf8_lossy(&line)
         .split_whitespace()
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    Ok((s, count))
+}
+
+/// USER, PASS, STAT, RETR every message (one at a time, as clients do), QUIT: MB/s.
+async fn pop3_retr_all(addr: SocketAddr, user: &str, password: &str) -> anyhow::Result<f64> {
+    let (mut s, count) = pop3_login(addr, user, password, 256 * 1024).await?;
+    let mut line = Vec::new();
     let started = Instant::now();
     let mut bytes = 0u64;
     for i in 1..=count {
         s.get_mut()
             .write_all(format!("RETR {i}\r\n").as_bytes())
             .await?;
-        reply(&mut s, &mut line).await?;
+        pop3_reply(&mut s, &mut line).await?;
         loop {
             line.clear();
             s.read_until(b'\n', &mut line).await?;

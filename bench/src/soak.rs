@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::imap::Imap;
+use crate::imap::{pop3_login, pop3_reply, Imap};
 use crate::smtp::{dir_mb, make_message, percentile_ms, rss_mb, Conn};
 
 #[derive(clap::Args, Clone)]
@@ -300,38 +300,14 @@ async fn imap_reader(opts: &Options, counters: &Counters, deadline: Instant) -> 
 /// A POP3 download as a client does it: every message retrieved and deleted (at most
 /// 200 a session), QUIT. Returns the messages retrieved.
 async fn pop3_download(opts: &Options, user: &str) -> anyhow::Result<u64> {
-    let stream = TcpStream::connect(opts.pop3).await?;
-    stream.set_nodelay(true)?;
-    let mut s = BufReader::with_capacity(64 * 1024, stream);
+    let (mut s, count) = pop3_login(opts.pop3, user, &opts.password, 64 * 1024).await?;
     let mut line = Vec::new();
-    async fn reply(s: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> anyhow::Result<()> {
-        line.clear();
-        s.read_until(b'\n', line).await?;
-        if !line.starts_with(b"+OK") {
-            bail!("POP3: {}", String::from_utf8_lossy(line).trim_end());
-        }
-        Ok(())
-    }
-    reply(&mut s, &mut line).await?;
-    for cmd in [
-        format!("USER {user}\r\n"),
-        format!("PASS {}\r\n", opts.password),
-        "STAT\r\n".to_string(),
-    ] {
-        s.get_mut().write_all(cmd.as_bytes()).await?;
-        reply(&mut s, &mut line).await.context("login")?;
-    }
-    let count: u64 = String::from_utf8_lossy(&line)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let count = count.min(200);
+    let count = (count as u64).min(200);
     for i in 1..=count {
         s.get_mut()
             .write_all(format!("RETR {i}\r\n").as_bytes())
             .await?;
-        reply(&mut s, &mut line).await?;
+        pop3_reply(&mut s, &mut line).await?;
         loop {
             line.clear();
             if s.read_until(b'\n', &mut line).await? == 0 {
@@ -344,10 +320,10 @@ async fn pop3_download(opts: &Options, user: &str) -> anyhow::Result<u64> {
         s.get_mut()
             .write_all(format!("DELE {i}\r\n").as_bytes())
             .await?;
-        reply(&mut s, &mut line).await?;
+        pop3_reply(&mut s, &mut line).await?;
     }
     s.get_mut().write_all(b"QUIT\r\n").await?;
-    reply(&mut s, &mut line).await.context("QUIT")?;
+    pop3_reply(&mut s, &mut line).await.context("QUIT")?;
     Ok(count)
 }
 

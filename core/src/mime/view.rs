@@ -102,8 +102,14 @@ impl HtmlPart {
         if name.is_empty() {
             return;
         }
-        let count = self.inside.entry(name.to_owned()).or_default();
-        *count = (*count + if closing { -1 } else { 1 }).max(0);
+        let step = if closing { -1 } else { 1 };
+        // Most tags were seen before: no key allocated for those.
+        match self.inside.get_mut(name) {
+            Some(count) => *count = (*count + step).max(0),
+            None => {
+                self.inside.insert(name.to_owned(), step.max(0));
+            }
+        }
     }
 
     /// An `<img>`'s share of the image area.
