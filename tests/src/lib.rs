@@ -416,6 +416,7 @@ pub fn strip_trace_headers(stored: &[u8]) -> (String, &[u8]) {
 /// A minimal SMTP client for tests that need exact control of the bytes on the wire.
 pub struct RawSmtp {
     reader: BufReader<TcpStream>,
+    greeting: String,
 }
 
 impl RawSmtp {
@@ -433,9 +434,15 @@ impl RawSmtp {
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         let mut c = RawSmtp {
             reader: BufReader::new(stream),
+            greeting: String::new(),
         };
-        c.reply()?;
+        c.greeting = c.reply()?;
         Ok(c)
+    }
+
+    /// The server's first reply (220, or 421 when it refused the connection).
+    pub fn greeting(&self) -> &str {
+        &self.greeting
     }
 
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
