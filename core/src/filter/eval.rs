@@ -53,6 +53,12 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         "check_for_mime_html" | "check_for_mime_html_only" => true,
         "check_for_ascii_text_illegal" => true,
         "html_title_subject_ratio" => args.first().is_some_and(|a| a.parse::<f64>().is_ok()),
+        "tvd_vertical_words" => args.iter().all(|a| a.parse::<f64>().is_ok()) && args.len() == 2,
+        "multipart_alternative_difference" => {
+            args.len() == 2
+                && args[0].parse::<f64>().is_ok()
+                && (args[1] == "undef" || args[1].parse::<f64>().is_ok())
+        }
         _ => matches!(
             function,
             "check_for_missing_to_header"
@@ -202,28 +208,27 @@ pub fn run(
                 .unwrap_or(f64::INFINITY);
             view.has_html && value > num(1)? && value <= max
         }
+        // check_illegal_chars('Header', ratio, count): bytes RFC 2045 does not allow in a
+        // raw header (8-bit, C0 controls but TAB, LF and CR; DEL), at least `count` of
+        // them and a share of at least `ratio`. Valid UTF-8 without controls passes.
         "check_illegal_chars" => {
-            // check_illegal_chars('Header', ratio, count): 8-bit or control bytes in a raw header.
             let header = args.first()?;
-            let ratio = num(1)?;
-            let count = num(2)?;
+            let (ratio, count) = (num(1)?, num(2)?);
             let values: Vec<&str> = if header == "ALL" {
                 view.headers.iter().map(|f| f.raw.as_str()).collect()
             } else {
                 view.header_values(header).map(|f| f.raw.as_str()).collect()
             };
-            let len: usize = values.iter().map(|v| v.len()).sum();
-            let bad = values
-                .iter()
-                .flat_map(|v| v.bytes())
-                .filter(|b| *b >= 0x80 || (*b < 0x20 && *b != b'\t'))
-                .count() as f64;
-            len > 0 && bad >= count && bad / len as f64 > ratio
+            illegal_chars(&values.join("\n"), header.eq_ignore_ascii_case("Subject")).is_some_and(
+                |(illegal, length)| {
+                    illegal as f64 / length as f64 >= ratio && illegal as f64 >= count
+                },
+            )
         }
-        "subject_is_all_caps" => view.header_values("Subject").next().is_some_and(|s| {
-            let letters: Vec<char> = s.value.chars().filter(|c| c.is_alphabetic()).collect();
-            letters.len() >= 10 && letters.iter().all(|c| c.is_uppercase())
-        }),
+        "subject_is_all_caps" => view
+            .header_values("Subject")
+            .next()
+            .is_some_and(|s| subject_is_all_caps(&s.value, &s.raw)),
         "check_for_missing_date" | "check_for_missing_date_header" => {
             view.header_values("Date").next().is_none()
         }
@@ -292,9 +297,137 @@ pub fn run(
             freemail_replyto(view, rules, args.first().is_some_and(|a| a == "reply"))
         }
         "check_relays_unparseable" => view.relays.unparseable > 0,
+        // multipart_alternative_difference(min, max): the difference is in (min, max]
+        // (from 0 itself when min is 0; no upper bound when max is `undef`).
+        "multipart_alternative_difference" => {
+            let difference = view.alternative_difference;
+            let min = num(0)?;
+            (min == 0.0 || difference > min)
+                && (args.get(1).is_some_and(|a| a == "undef") || difference <= num(1)?)
+        }
+        "tvd_vertical_words" => {
+            // SpamAssassin: a maximum of 100 or more means "up to 100 inclusive".
+            let (min, max) = (num(0)?, num(1)?);
+            let max = if max >= 100.0 { 101.0 } else { max };
+            vertical_words(&view.body).is_some_and(|pct| pct as f64 >= min && (pct as f64) < max)
+        }
         f if f.starts_with("html_") => super::html_evals::run(f, args, view)?,
         _ => return None,
     })
+}
+
+/// SpamAssassin's count of illegal bytes in a raw header, and the header's length in
+/// bytes; None when it is empty or blank, or valid UTF-8 without control characters.
+/// The raw header reached here through a lossy conversion: each U+FFFD stands for a
+/// byte that was not UTF-8 (counted as one illegal byte, as a Latin-1 byte is).
+fn illegal_chars(text: &str, subject: bool) -> Option<(usize, usize)> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    let control = |c: char| matches!(c, '\x00'..='\x08' | '\x0b' | '\x0c' | '\x0e'..='\x1f');
+    let valid_utf8 = !text.contains('\u{FFFD}');
+    if valid_utf8 && !text.is_ascii() && !text.chars().any(control) {
+        return None;
+    }
+    let (mut illegal, mut length) = (0usize, 0usize);
+    for c in text.chars() {
+        let bytes = if c == '\u{FFFD}' { 1 } else { c.len_utf8() };
+        length += bytes;
+        if control(c) || c == '\x7f' || !c.is_ascii() {
+            illegal += bytes;
+        }
+    }
+    // The subject may have one cent, pound or registered sign (bytes A2, A3, AE).
+    if subject && illegal > 0 && valid_utf8 {
+        let exempt = text
+            .bytes()
+            .filter(|b| matches!(b, 0xa2 | 0xa3 | 0xae))
+            .count();
+        if exempt == 1 {
+            illegal -= 1;
+        }
+    }
+    (length > 0).then_some((illegal, length))
+}
+
+/// SpamAssassin's `subject_is_all_caps`: a subject of several words and at least 10
+/// characters (past any `Re:`/`Fwd:` prefixes) whose ASCII letters are all capitals,
+/// unless it is encoded in a charset whose encoded form is mostly capitals anyway.
+fn subject_is_all_caps(decoded: &str, raw: &str) -> bool {
+    const PREFIXES: [&str; 10] = [
+        "re", "fwd", "fw", "aw", "antwort", "wg", "sv", "vb", "vs", "vl",
+    ];
+    let mut subject = decoded.trim();
+    // Strip reply and forward prefixes, however many.
+    'prefixes: loop {
+        for prefix in PREFIXES {
+            let rest = subject
+                .get(..prefix.len())
+                .filter(|head| head.eq_ignore_ascii_case(prefix))
+                .and_then(|_| subject.get(prefix.len()..))
+                .and_then(|rest| rest.strip_prefix(':'));
+            if let Some(rest) = rest {
+                subject = rest.trim_start();
+                continue 'prefixes;
+            }
+        }
+        break;
+    }
+    if !subject.contains(char::is_whitespace) || subject.chars().count() < 10 {
+        return false;
+    }
+    let lower = raw.to_ascii_lowercase();
+    let capitals_charset = lower.split("=?").skip(1).any(|encoded| {
+        let charset = encoded.split('?').next().unwrap_or("");
+        encoded.contains('?')
+            && [
+                "koi",
+                "jp",
+                "jis",
+                "euc",
+                "gb",
+                "big5",
+                "isoir",
+                "cp1251",
+                "windows-1251",
+                "georgianps",
+                "pt154",
+                "tis",
+            ]
+            .iter()
+            .any(|c| charset.contains(c))
+            && charset
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if capitals_charset {
+        return false;
+    }
+    let mut letters = subject.bytes().filter(u8::is_ascii_alphabetic).peekable();
+    letters.peek().is_some() && letters.all(|b| b.is_ascii_uppercase())
+}
+
+/// SpamAssassin's `tvd_vertical_words` measure: over the body's lines (the subject, then
+/// a paragraph per line) longer than 5 characters, the highest share of spaces against
+/// other characters, in whole percent (100 when spaces are the majority); None when no
+/// line is that long. Text with words spelled out letter by letter scores high, text
+/// with hardly a space (a run of words glued together) scores low.
+fn vertical_words(body: &str) -> Option<u32> {
+    body.lines()
+        .filter_map(|line| {
+            let length = line.chars().count();
+            if length <= 5 {
+                return None;
+            }
+            let spaces = line.bytes().filter(|&b| b == b' ').count();
+            let others = length - spaces;
+            Some(if spaces > others || others == 0 {
+                100
+            } else {
+                (100 * spaces / others) as u32
+            })
+        })
+        .max()
 }
 
 /// True when the From address matches one of the patterns (`*@domain`, `user@*`, exact).

@@ -315,6 +315,64 @@ score T_OVER_KNOWN 1.0
         assert!(attached.contains(&"T_ATTACH".to_owned()), "{attached:?}");
     }
 
+    /// `subject_is_all_caps` as SpamAssassin's: several words, 10 characters or more
+    /// past reply prefixes, ASCII letters all capitals, not in a capitals-heavy charset.
+    #[test]
+    fn all_capital_subjects() {
+        let rs = ruleset("header T_CAPS eval:subject_is_all_caps()\nscore T_CAPS 1.0\n");
+        let fired = |subject: &str| {
+            names(&rs.scan(format!("Subject: {subject}\r\n\r\nbody\r\n").as_bytes()))
+                .contains(&"T_CAPS")
+        };
+        assert!(fired("FREE MONEY INSIDE 100%"));
+        assert!(fired("Re: Fwd: FREE MONEY NOW"));
+        assert!(!fired("FREEMONEYINSIDE"), "one word");
+        assert!(!fired("BIG SALE"), "under 10 characters");
+        assert!(!fired("Re: BIG SALE"), "under 10 once the prefix is gone");
+        assert!(!fired("FREE money inside"));
+        assert!(!fired("=?koi8-r?B?88/C2dTJ0Q==?= NEWS TODAY"));
+    }
+
+    /// `check_illegal_chars` as SpamAssassin's: raw 8-bit bytes that are not UTF-8 count,
+    /// valid UTF-8 passes, controls count, TAB does not.
+    #[test]
+    fn illegal_characters_in_a_raw_subject() {
+        let rs = ruleset(
+            "header T_ILLEGAL eval:check_illegal_chars('Subject','0.00','2')\nscore T_ILLEGAL 1.0\n",
+        );
+        let fired = |subject: &[u8]| {
+            let mut msg = b"Subject: ".to_vec();
+            msg.extend_from_slice(subject);
+            msg.extend_from_slice(b"\r\n\r\nbody\r\n");
+            names(&rs.scan(&msg)).contains(&"T_ILLEGAL")
+        };
+        assert!(fired(b"caf\xe9 cr\xe8me"), "two Latin-1 bytes");
+        assert!(!fired(b"caf\xe9 creme"), "one is under the count");
+        assert!(!fired("café crème".as_bytes()), "valid UTF-8");
+        assert!(fired(b"a\x01b\x02c"), "controls");
+        assert!(!fired(b"a\tb\tc"), "TAB is allowed");
+    }
+
+    /// `tvd_vertical_words(0, 10)`: every line longer than 5 characters has fewer than
+    /// one space per ten other characters.
+    #[test]
+    fn vertical_words_measures_the_space_ratio_of_the_lines() {
+        let rs = ruleset("body T_TVD eval:tvd_vertical_words('0','10')\nscore T_TVD 1.0\n");
+        let fired = |msg: &str| names(&rs.scan(msg.as_bytes())).contains(&"T_TVD");
+        assert!(fired(
+            "Subject: Hi\r\n\r\nCHEAPMEDSONLINENOPRESCRIPTIONNEEDED\r\n"
+        ));
+        assert!(!fired(
+            "Subject: Hi\r\n\r\nA sentence with the usual spaces in it.\r\n"
+        ));
+        // The subject is a line of the body too.
+        assert!(!fired(
+            "Subject: a normal subject line\r\n\r\nCHEAPMEDSONLINENOW\r\n"
+        ));
+        // No line longer than 5 characters: no measure, no hit.
+        assert!(!fired("Subject: Hi\r\n\r\nok\r\n"));
+    }
+
     #[test]
     fn transfer_encodings_of_the_parts_are_counted() {
         let rs =

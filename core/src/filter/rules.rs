@@ -106,8 +106,39 @@ fn plugin_present(name: &str) -> bool {
     !ABSENT_PLUGINS.contains(&name.trim())
 }
 
-/// The value of an `if` condition: `plugin(NAME)` as [`plugin_present`] says, any other
-/// test (`version >= 3.004`, `can(...)`, `perl_version ...`) true, combined with `!`,
+/// The SpamAssassin version whose rules Gannet reads, as its `version` tests see it
+/// (4.0.1). Rules written for older versions are fenced off with `if (version < 4.0)`.
+const SPAMASSASSIN_VERSION: f64 = 4.000001;
+/// The Perl version `perl_version` tests see (Debian 12's 5.36).
+const PERL_VERSION: f64 = 5.036000;
+
+/// `version OP NUMBER` or `perl_version OP NUMBER` compared as SpamAssassin does; None
+/// for any other test.
+fn version_test(test: &str) -> Option<bool> {
+    let test = test.trim();
+    let (ours, rest) = if let Some(rest) = test.strip_prefix("perl_version") {
+        (PERL_VERSION, rest)
+    } else {
+        (SPAMASSASSIN_VERSION, test.strip_prefix("version")?)
+    };
+    let rest = rest.trim_start();
+    let operator = [">=", "<=", "==", "!=", ">", "<"]
+        .into_iter()
+        .find(|op| rest.starts_with(op))?;
+    let number: f64 = rest.get(operator.len()..)?.trim().parse().ok()?;
+    Some(match operator {
+        ">=" => ours >= number,
+        "<=" => ours <= number,
+        "==" => ours == number,
+        "!=" => ours != number,
+        ">" => ours > number,
+        _ => ours < number,
+    })
+}
+
+/// The value of an `if` condition: `plugin(NAME)` as [`plugin_present`] says, `version`
+/// and `perl_version` compared with [`SPAMASSASSIN_VERSION`] and [`PERL_VERSION`], any
+/// other test (`can(...)`) true, combined with `!`,
 /// `&&`, `||` and parentheses. A condition it cannot read counts as true.
 fn condition(text: &str) -> bool {
     /// A recursive-descent reader over the condition's text: `rest` is what is left.
@@ -169,8 +200,11 @@ fn condition(text: &str) -> bool {
                 _ => false,
             });
             // `end` is the offset of an ASCII character, so the split cannot fail.
+            let test = end
+                .and_then(|end| self.rest.get(..end))
+                .unwrap_or(self.rest);
             self.rest = end.and_then(|end| self.rest.get(end..)).unwrap_or_default();
-            true
+            version_test(test).unwrap_or(true)
         }
     }
     Reader { rest: text }.or()
@@ -647,6 +681,12 @@ bayes_auto_learn 0
             "é(ü)\u{a0}&& plugin(Mail::SpamAssassin::Plugin::DKIM)"
         ));
         assert!(condition("plugin(é"));
+        // Version tests compare with SpamAssassin 4.0.1 and Perl 5.36.
+        assert!(condition("version >= 4.000000"));
+        assert!(!condition("(version < 4.000000)"));
+        assert!(condition("version > 3.004 && perl_version >= 5.008"));
+        assert!(!condition("perl_version < 5.010000"));
+        assert!(condition("version >= é"), "unreadable: true");
         let mut source = RuleSource::default();
         source.add_text(
             "if\u{a0}é\nbody\u{a0}É_X /é/\nendif\nheader É_Y Subject =~ /ü/ # ß\nscore É_Y 1.0\n",

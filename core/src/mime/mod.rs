@@ -1,5 +1,6 @@
 //! Reading messages: header fields of a raw message, and the decoded view the spam rules see.
 
+mod alternative;
 pub mod depth;
 mod header;
 pub mod html_style;

@@ -4,6 +4,7 @@
 
 use mail_parser::parsers::MessageStream;
 
+use super::alternative::RenderedText;
 use super::html_style::{attr, StyleTracker};
 use super::relays::Relays;
 use mail_parser::{HeaderName, HeaderValue, MessageParser, MimeHeaders, PartType};
@@ -79,6 +80,9 @@ pub struct MessageView {
     /// Some part (or the message) has a Content-Disposition that says `attachment`
     /// (SpamAssassin's `mime_attachment`, a substring test).
     pub has_attachment: bool,
+    /// How much of the HTML of a `multipart/alternative` its text part lacks, in percent
+    /// (the largest over such parts; SpamAssassin's `multipart_alternative_difference`).
+    pub alternative_difference: f64,
 }
 
 /// The measurements of one HTML part that SpamAssassin's `html_*` evals read.
@@ -259,7 +263,11 @@ impl MessageView {
         let mut html_bytes = 0usize;
         let mut html_markup = 0usize;
         let mut text_parts = 0usize;
-        for part in &msg.parts {
+        // The text of each part by index, kept only for the alternative difference.
+        let mut rendered_parts: Option<Vec<Option<RenderedText>>> =
+            super::alternative::has_alternative(&msg)
+                .then(|| (0..msg.parts.len()).map(|_| None).collect());
+        for (index, part) in msg.parts.iter().enumerate() {
             if matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
                 text_parts += 1;
                 if text_parts > TEXT_PARTS_SCANNED {
@@ -277,6 +285,13 @@ impl MessageView {
                     view.rawbody.push('\n');
                     let t = truncated(t, BODY_PART_SCAN_SIZE);
                     body.push(t.to_string());
+                    if let Some(slot) = rendered_parts.as_mut().and_then(|r| r.get_mut(index)) {
+                        *slot = Some(RenderedText {
+                            html: false,
+                            text: t.to_string(),
+                            image: false,
+                        });
+                    }
                     find_uris(t, &mut view.uris);
                 }
                 PartType::Html(h) => {
@@ -290,6 +305,16 @@ impl MessageView {
                     html_bytes += h.len();
                     html_markup += h.len().saturating_sub(rendered.len());
                     find_uris(&rendered, &mut view.uris);
+                    if let Some(slot) = rendered_parts.as_mut().and_then(|r| r.get_mut(index)) {
+                        *slot = Some(RenderedText {
+                            html: true,
+                            text: rendered.clone(),
+                            image: view
+                                .html_parts
+                                .last()
+                                .is_some_and(|p| p.inside.contains_key("img")),
+                        });
+                    }
                     body.push(rendered);
                 }
                 _ => {}
@@ -298,6 +323,9 @@ impl MessageView {
         }
         if html_bytes > 0 {
             view.html_ratio = html_markup as f64 / html_bytes as f64;
+        }
+        if let Some(rendered) = &rendered_parts {
+            view.alternative_difference = super::alternative::difference(&msg, rendered);
         }
         view.body = paragraphs(&body);
         view.uris.sort();
