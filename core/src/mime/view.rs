@@ -245,15 +245,30 @@ impl MessageView {
         if super::depth::exceeds(&parser, raw) {
             return MessageView::opaque(&parser, raw);
         }
-        let Some(msg) = parser.parse(raw) else {
+        // A multipart whose closing boundary never comes (common in spam) would leave
+        // its last part undecoded: such a message is read again with the closings added,
+        // as SpamAssassin reads a last part to the end.
+        let patched: Vec<u8>;
+        let first = parser.parse(raw);
+        let closings = first
+            .as_ref()
+            .map(|m| missing_closings(m, raw))
+            .unwrap_or_default();
+        let pristine_length = raw.len();
+        let (msg, raw) = if closings.is_empty() {
+            (first, raw)
+        } else {
+            drop(first);
+            patched = [raw, &closings].concat();
+            (parser.parse(&patched), &patched[..])
+        };
+        let Some(msg) = msg else {
             view.body = String::from_utf8_lossy(raw).into_owned();
             view.rawbody = view.body.clone();
             return view;
         };
         view.headers = fields(raw, &msg.root_part().headers);
-        view.body_length = raw
-            .len()
-            .saturating_sub(msg.root_part().offset_body as usize);
+        view.body_length = pristine_length.saturating_sub(msg.root_part().offset_body as usize);
         view.relays =
             Relays::from_received(view.header_values("Received").map(|f| f.value.as_str()));
         let mut body = Vec::new();
@@ -368,6 +383,32 @@ impl MessageView {
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
     }
+}
+
+/// The closing delimiters of the multiparts that never close, innermost first (empty
+/// when every one closes). Only the last [`CLOSINGS_CHECKED`] multiparts are looked at:
+/// each costs a search of the message, and a hostile one can hold thousands.
+fn missing_closings(msg: &mail_parser::Message<'_>, raw: &[u8]) -> Vec<u8> {
+    const CLOSINGS_CHECKED: usize = 16;
+    let mut out = Vec::new();
+    let multiparts = msg
+        .parts
+        .iter()
+        .rev()
+        .filter(|part| matches!(part.body, PartType::Multipart(_)))
+        .take(CLOSINGS_CHECKED);
+    for part in multiparts {
+        let Some(boundary) = part.content_type().and_then(|c| c.attribute("boundary")) else {
+            continue;
+        };
+        let closing = format!("--{boundary}--");
+        if memchr::memmem::find(raw, closing.as_bytes()).is_none() {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(closing.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
 }
 
 /// The texts of a message as body rules see them: one paragraph per line, as
@@ -703,6 +744,19 @@ mod tests {
         assert!(!v
             .rawbody
             .contains(&format!("part{}", TEXT_PARTS_SCANNED + 1)));
+    }
+
+    /// A multipart message whose last part runs to the end without a closing boundary
+    /// (common in spam): the part is still read, as SpamAssassin reads it.
+    #[test]
+    fn a_last_part_without_its_closing_boundary_is_read() {
+        let raw = b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+            --b\r\nContent-Type: text/html; charset=\"iso-8859-1\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n\
+            PGh0bWw+PGJvZHk+SGVsbG88L2JvZHk+PC9odG1sPg==\r\n\r\n";
+        let v = MessageView::new(raw);
+        assert!(v.has_html, "{v:?}");
+        assert!(v.rawbody.contains("<html>"), "{:?}", v.rawbody);
+        assert!(v.body.contains("Hello"), "{:?}", v.body);
     }
 
     #[test]
