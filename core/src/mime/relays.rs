@@ -154,14 +154,15 @@ impl Relays {
         ];
         let mut found = false;
         for r in &self.untrusted {
-            if r.ip.parse::<IpAddr>().is_ok_and(is_private) || r.helo.is_empty() {
+            if r.ip.parse::<IpAddr>().is_ok_and(is_private) {
                 continue;
             }
             let helo = r.helo.to_ascii_lowercase();
             let provider = PROVIDERS
                 .iter()
                 .any(|p| helo == *p || helo.ends_with(&format!(".{p}")));
-            // As SpamAssassin: each such relay decides anew, the oldest last.
+            // As SpamAssassin: each public relay decides anew, the oldest last, one
+            // without a HELO name too (its HELO is the empty string, not undefined).
             // Only a name looked up and not found counts (Gannet's own hop records none).
             found = provider && r.no_reverse_dns;
         }
@@ -342,9 +343,7 @@ fn parse(header: &str) -> Option<Relay> {
     } else {
         String::new()
     };
-    // A name the receiving host looked up and did not find: Postfix's "(unknown [ip])",
-    // qmail's "from unknown (HELO ...)".
-    let no_reverse_dns = rdns.is_empty() && clause_lower.contains("unknown");
+    let no_reverse_dns = rdns.is_empty() && looked_up_without_a_name(&clause_lower, &after_lower);
     Some(Relay {
         no_reverse_dns,
         ip,
@@ -357,6 +356,35 @@ fn parse(header: &str) -> Option<Relay> {
             .to_string(),
         auth,
     })
+}
+
+/// Whether the receiving host looked the client's name up and found none, in the forms
+/// SpamAssassin knows an MTA that always looks up: Postfix's and Gannet's "(unknown
+/// [ip])", Sendmail's "([ip])" (the parenthesis holds the bare address, a
+/// "(version)" follows the receiving host), "(ident@[ip])". qmail's "from unknown (HELO
+/// ...)" does not say: qmail writes unknown also when nobody asked. Gannet's own "([ip])"
+/// says it did not look (reverse DNS checks off).
+fn looked_up_without_a_name(clause_lower: &str, after_lower: &str) -> bool {
+    let Some((_, inner)) = clause_lower.split_once('(') else {
+        return false;
+    };
+    let parenthesis = inner.split(')').next().unwrap_or("").trim();
+    if parenthesis.starts_with("unknown ") || parenthesis.starts_with("unknown[") {
+        return true;
+    }
+    if parenthesis.contains("@[") {
+        return true;
+    }
+    let bare_address = parenthesis.starts_with('[')
+        && parenthesis.ends_with(']')
+        && !parenthesis.contains(char::is_whitespace);
+    // " by host (version)": the by-host's own parenthesis follows it.
+    let by_version = after_lower
+        .strip_prefix(" by ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(_, rest)| rest.strip_prefix('('))
+        .is_some_and(|version| !version.starts_with("gannet"));
+    bare_address && by_version
 }
 
 #[cfg(test)]
@@ -396,6 +424,23 @@ mod tests {
         let direct =
             ["from mail.hotmail.com ([203.0.113.9]) by mx.example.test (Gannet) with ESMTP id 1"];
         assert!(!Relays::from_received(direct.iter().copied()).no_rdns_dotcom_helo());
+    }
+
+    /// SpamAssassin's NO_RDNS_DOTCOM_HELO reading: Sendmail's "([ip])" was looked up and
+    /// had no name; qmail's "from unknown" says nothing; the oldest public relay decides,
+    /// one without a HELO too.
+    #[test]
+    fn dotcom_helo_without_reverse_dns_as_spamassassin_reads_it() {
+        let sendmail = ["from yahoo.com ([61.50.141.181]) by lugh.tuatha.org (8.9.3/8.9.3) with ESMTP id QAA01654"];
+        assert!(Relays::from_received(sendmail.iter().copied()).no_rdns_dotcom_helo());
+        let qmail = ["from unknown (HELO n19.grp.scd.yahoo.com) (66.218.66.74) by mta2.grp.scd.yahoo.com with SMTP"];
+        assert!(!Relays::from_received(qmail.iter().copied()).no_rdns_dotcom_helo());
+        // Newest first: the sendmail hop, then an older one with no HELO at all.
+        let older = [
+            sendmail[0],
+            "from [66.218.67.174] by n19.grp.scd.yahoo.com with NNFMP",
+        ];
+        assert!(!Relays::from_received(older.iter().copied()).no_rdns_dotcom_helo());
     }
 
     /// Gannet's own header once the client was looked up (the reverse DNS check).
