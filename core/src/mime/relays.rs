@@ -318,6 +318,9 @@ fn parse(header: &str) -> Option<Relay> {
                 .split(|c: char| c.is_whitespace() || c == ')' || c == '[')
                 .next()
                 .unwrap_or("");
+            // Sendmail writes the client's ident first: "(root@host [ip])",
+            // "(IDENT:qmailr@host [ip])"; the name is after the @.
+            let word = word.rsplit_once('@').map_or(word, |(_, name)| name);
             let holds_ip = inner.split(')').next().unwrap_or("").contains(&ip);
             if holds_ip
                 && word.contains('.')
@@ -331,12 +334,23 @@ fn parse(header: &str) -> Option<Relay> {
             }
         })
         .unwrap_or_default();
-    let rdns = exim_rdns.filter(|_| rdns.is_empty()).unwrap_or(rdns);
+    let mut rdns = exim_rdns.filter(|_| rdns.is_empty()).unwrap_or(rdns);
+    // qmail: "from NAME (IP)" or "from NAME (HELO helo) (IP)": NAME is the reverse name
+    // tcpserver handed it ("unknown" for none), and the client named itself only in a HELO.
+    if rdns.is_empty() && qmail_form(&clause, &ip) {
+        if !first_word.eq_ignore_ascii_case("unknown") && first_word != ip {
+            rdns = first_word.clone();
+        }
+        if after_key(&clause, &clause_lower, "(helo ").is_none() {
+            helo.clear();
+        }
+    }
     // `from_end` is the offset of a space or the end: always between characters.
     let after = text.get(from_end..).unwrap_or_default();
     let after_lower = after.to_ascii_lowercase();
     let with = word_after(after, &after_lower, " with ").to_ascii_lowercase();
-    let auth = if with.ends_with("sa") || with.ends_with("a") && with.starts_with("esmtp") {
+    let with = with.trim_end_matches(';');
+    let auth = if authenticated_protocol(with) {
         with.to_ascii_uppercase()
     } else if lower.contains("(authenticated") {
         "authenticated".to_string()
@@ -356,6 +370,38 @@ fn parse(header: &str) -> Option<Relay> {
             .to_string(),
         auth,
     })
+}
+
+/// qmail's from clause: a name, then parentheses of which the last holds the bare
+/// address (no brackets; an ident before an @ allowed).
+fn qmail_form(clause: &str, ip: &str) -> bool {
+    let Some((name, rest)) = clause.split_once('(') else {
+        return false;
+    };
+    if name.trim().contains(char::is_whitespace) || name.trim().is_empty() {
+        return false;
+    }
+    let last = rest
+        .rsplit_once('(')
+        .map_or(rest, |(_, last)| last)
+        .split(')')
+        .next()
+        .unwrap_or("")
+        .trim();
+    last.rsplit_once('@').map_or(last, |(_, address)| address) == ip
+}
+
+/// A `with` protocol that says the client authenticated, as SpamAssassin reads them:
+/// RFC 3848's ESMTPA, ESMTPSA, LMTPA, LMTPSA and their UTF8 forms, ASMTP, and HTTP,
+/// HTTPS, HTTPU (webmail sessions, authenticated by the webmail).
+fn authenticated_protocol(with: &str) -> bool {
+    let smtp_auth = ["esmtp", "lmtp", "utf8smtp", "utf8lmtp"]
+        .iter()
+        .any(|base| {
+            with.strip_prefix(base)
+                .is_some_and(|rest| rest == "a" || rest == "sa")
+        });
+    smtp_auth || matches!(with, "asmtp" | "http" | "https" | "httpu")
 }
 
 /// Whether the receiving host looked the client's name up and found none, in the forms
@@ -424,6 +470,47 @@ mod tests {
         let direct =
             ["from mail.hotmail.com ([203.0.113.9]) by mx.example.test (Gannet) with ESMTP id 1"];
         assert!(!Relays::from_received(direct.iter().copied()).no_rdns_dotcom_helo());
+    }
+
+    /// Reverse names as SpamAssassin reads them: Sendmail's ident before an @ is not part
+    /// of the name; qmail's name outside the parentheses is the reverse name, its HELO
+    /// only what "(HELO ...)" says.
+    #[test]
+    fn reverse_names_of_sendmail_with_ident_and_of_qmail() {
+        let rdns_helo = |h: &str| {
+            let r = parse(h).unwrap();
+            (r.rdns, r.helo)
+        };
+        assert_eq!(
+            rdns_helo("from moon.example.se (root@moon.example.se [130.240.202.158]) by dogma.example.org (8.11.6/8.11.6) with ESMTP id g7"),
+            ("moon.example.se".into(), "moon.example.se".into())
+        );
+        assert_eq!(
+            rdns_helo("from smtp1.example.net (IDENT:qmailr@smtp1.example.net [207.228.225.14]) by dogma.example.org (8.11.6/8.11.6) with SMTP id g8"),
+            ("smtp1.example.net".into(), "smtp1.example.net".into())
+        );
+        assert_eq!(
+            rdns_helo(
+                "from bocelli.example.com (64.41.120.21) by h.example.net with SMTP; 7 May 2002"
+            ),
+            ("bocelli.example.com".into(), String::new())
+        );
+        assert_eq!(
+            rdns_helo("from unknown (HELO maya.example.org) (207.61.5.143) by smtp1.example.net with SMTP; 17 Sep 2002"),
+            (String::new(), "maya.example.org".into())
+        );
+    }
+
+    /// A webmail hand-off ("with HTTP") is an authenticated relay: trusted while the
+    /// chain is, as SpamAssassin has it (the mail of a webmail user is ALL_TRUSTED).
+    #[test]
+    fn webmail_over_http_is_authenticated() {
+        let webmail = ["from 194.125.220.138 (SquirrelMail authenticated user someone) by jmason.org with HTTP; Wed, 28 Aug 2002 00:11:36 +0100"];
+        let relays = Relays::from_received(webmail.iter().copied());
+        assert!(relays.untrusted.is_empty(), "{relays:?}");
+        assert_eq!(relays.trusted[0].auth, "HTTP");
+        assert!(authenticated_protocol("utf8smtpsa") && authenticated_protocol("lmtpa"));
+        assert!(!authenticated_protocol("esmtps") && !authenticated_protocol("smtp"));
     }
 
     /// SpamAssassin's NO_RDNS_DOTCOM_HELO reading: Sendmail's "([ip])" was looked up and
