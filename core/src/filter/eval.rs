@@ -464,11 +464,11 @@ fn date_shift(view: &MessageView) -> f64 {
     let Some(date) = view
         .header_values("Date")
         .next()
-        .and_then(|d| mail_parser::DateTime::parse_rfc822(&d.value))
+        .and_then(|d| super::dates::parse(&d.value))
     else {
         return 0.0;
     };
-    let date = date.to_timestamp() as f64;
+    let date = date as f64;
     let mut received: Vec<&str> = view
         .header_values("Received")
         .map(|f| f.value.as_str())
@@ -507,7 +507,7 @@ fn received_date(received: &str) -> Option<i64> {
         .rsplit_once(';')
         .map_or(received, |(_, d)| d)
         .trim();
-    mail_parser::DateTime::parse_rfc822(after).map(|d| d.to_timestamp())
+    super::dates::parse(after)
 }
 
 /// A fixed regex of the evals here, compiled on first use (case-sensitive unless it says

@@ -7,6 +7,7 @@ pub mod bayes;
 pub mod cache;
 pub mod chain;
 pub mod compile;
+mod dates;
 pub mod eval;
 pub mod html_evals;
 pub mod meta;
