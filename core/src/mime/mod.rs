@@ -4,6 +4,7 @@ mod alternative;
 pub mod depth;
 mod header;
 pub mod html_style;
+mod latin1;
 pub mod relays;
 pub mod view;
 

@@ -296,6 +296,11 @@ impl MessageView {
             match &part.body {
                 PartType::Text(t) => {
                     view.ascii_text_illegal |= claims_ascii_but_is_not(raw, part);
+                    let latin1 = t
+                        .contains('\u{FFFD}')
+                        .then(|| super::latin1::undeclared_eight_bit(raw, part))
+                        .flatten();
+                    let t = latin1.as_deref().unwrap_or(t);
                     view.rawbody.push_str(truncated(t, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
                     let t = truncated(t, BODY_PART_SCAN_SIZE);
@@ -311,6 +316,11 @@ impl MessageView {
                 }
                 PartType::Html(h) => {
                     view.has_html = true;
+                    let latin1 = h
+                        .contains('\u{FFFD}')
+                        .then(|| super::latin1::undeclared_eight_bit(raw, part))
+                        .flatten();
+                    let h = latin1.as_deref().unwrap_or(h);
                     view.rawbody.push_str(truncated(h, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
                     let length = h.chars().count() - h.matches("\r\n").count();
