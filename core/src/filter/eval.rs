@@ -53,7 +53,9 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
         "check_for_mime_html" | "check_for_mime_html_only" => true,
         "check_for_ascii_text_illegal" => true,
         "html_title_subject_ratio" => args.first().is_some_and(|a| a.parse::<f64>().is_ok()),
-        "tvd_vertical_words" => args.iter().all(|a| a.parse::<f64>().is_ok()) && args.len() == 2,
+        "tvd_vertical_words" | "check_for_uppercase" => {
+            args.iter().all(|a| a.parse::<f64>().is_ok()) && args.len() == 2
+        }
         "multipart_alternative_difference" => {
             args.len() == 2
                 && args[0].parse::<f64>().is_ok()
@@ -305,6 +307,11 @@ pub fn run(
             (min == 0.0 || difference > min)
                 && (args.get(1).is_some_and(|a| a == "undef") || difference <= num(1)?)
         }
+        // check_for_uppercase(min, max): the share of capitals is in (min, max].
+        "check_for_uppercase" => {
+            let share = uppercase_percent(view);
+            share > num(0)? && share <= num(1)?
+        }
         "tvd_vertical_words" => {
             // SpamAssassin: a maximum of 100 or more means "up to 100 inclusive".
             let (min, max) = (num(0)?, num(1)?);
@@ -350,6 +357,85 @@ fn illegal_chars(text: &str, subject: bool) -> Option<(usize, usize)> {
     (length > 0).then_some((illegal, length))
 }
 
+/// A charset whose text looks like capitals to a byte-wise count (SpamAssassin's
+/// CHARSETS_LIKELY_TO_FP_AS_CAPS: Japanese, Chinese, Cyrillic, Thai ones).
+fn capitals_heavy_charset(charset: &str) -> bool {
+    const NAMES: [&str; 12] = [
+        "koi",
+        "jp",
+        "jis",
+        "euc",
+        "gb",
+        "big5",
+        "isoir",
+        "cp1251",
+        "windows-1251",
+        "georgianps",
+        "pt154",
+        "tis",
+    ];
+    let charset = charset.to_ascii_lowercase();
+    !charset.is_empty()
+        && charset
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && NAMES.iter().any(|name| charset.contains(name))
+}
+
+/// SpamAssassin's `check_for_uppercase` measure: over the body's lines with a space
+/// between words (not lines of base64), the share of capitals among letters and digits,
+/// in percent; 0 for under 200 characters of such lines or a capitals-heavy charset.
+fn uppercase_percent(view: &MessageView) -> f64 {
+    let top = view.header_values("Content-Type");
+    let html_parts = view
+        .mime_headers
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("Content-Type"))
+        .filter(|f| f.value.to_ascii_lowercase().starts_with("text/html"));
+    if top
+        .chain(html_parts)
+        .filter_map(|f| charset_of(&f.value))
+        .any(|c| capitals_heavy_charset(&c))
+    {
+        return 0.0;
+    }
+    let (mut length, mut lower, mut upper) = (0usize, 0usize, 0usize);
+    for line in view.body.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let base64 = words.len() >= 2
+            && words[..2].iter().all(|w| {
+                (60..=76).contains(&w.len())
+                    && w.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            });
+        if words.len() < 2 || base64 {
+            continue;
+        }
+        length += line.chars().count();
+        lower += line
+            .bytes()
+            .filter(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        upper += line.bytes().filter(u8::is_ascii_uppercase).count();
+    }
+    if length < 200 || upper + lower == 0 {
+        return 0.0;
+    }
+    upper as f64 / (upper + lower) as f64 * 100.0
+}
+
+/// The charset parameter of a Content-Type value, as SpamAssassin reads it.
+fn charset_of(content_type: &str) -> Option<String> {
+    let lower = content_type.to_ascii_lowercase();
+    let at = lower.find("charset=")? + "charset=".len();
+    let rest = content_type.get(at..)?;
+    let value = match rest.chars().next()? {
+        quote @ ('"' | '\'') => rest.get(1..)?.split(quote).next()?,
+        _ => rest.split(char::is_whitespace).next()?,
+    };
+    Some(value.to_string())
+}
+
 /// SpamAssassin's `subject_is_all_caps`: a subject of several words and at least 10
 /// characters (past any `Re:`/`Fwd:` prefixes) whose ASCII letters are all capitals,
 /// unless it is encoded in a charset whose encoded form is mostly capitals anyway.
@@ -378,27 +464,7 @@ fn subject_is_all_caps(decoded: &str, raw: &str) -> bool {
     }
     let lower = raw.to_ascii_lowercase();
     let capitals_charset = lower.split("=?").skip(1).any(|encoded| {
-        let charset = encoded.split('?').next().unwrap_or("");
-        encoded.contains('?')
-            && [
-                "koi",
-                "jp",
-                "jis",
-                "euc",
-                "gb",
-                "big5",
-                "isoir",
-                "cp1251",
-                "windows-1251",
-                "georgianps",
-                "pt154",
-                "tis",
-            ]
-            .iter()
-            .any(|c| charset.contains(c))
-            && charset
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        encoded.contains('?') && capitals_heavy_charset(encoded.split('?').next().unwrap_or(""))
     });
     if capitals_charset {
         return false;

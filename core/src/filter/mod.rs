@@ -354,6 +354,25 @@ score T_OVER_KNOWN 1.0
         assert!(!fired(b"a\tb\tc"), "TAB is allowed");
     }
 
+    /// `check_for_uppercase(75, 100)`: mostly capitals over at least 200 characters of
+    /// lines with words, unless the charset writes capitals anyway.
+    #[test]
+    fn shouting_bodies() {
+        let rs = ruleset("body T_UPPER eval:check_for_uppercase('75','100')\nscore T_UPPER 1.0\n");
+        let shout = "BUY NOW AND SAVE BIG ON EVERY ORDER TODAY ONLY. ".repeat(6);
+        let fired = |head: &str, body: &str| {
+            names(&rs.scan(format!("Subject: s\r\n{head}\r\n{body}\r\n").as_bytes()))
+                .contains(&"T_UPPER")
+        };
+        assert!(fired("", &shout));
+        assert!(!fired("", &shout.to_lowercase()));
+        assert!(!fired("", "SHORT BUT LOUD"), "under 200 characters");
+        assert!(!fired(
+            "Content-Type: text/plain; charset=koi8-r\r\n",
+            &shout
+        ));
+    }
+
     /// `tvd_vertical_words(0, 10)`: every line longer than 5 characters has fewer than
     /// one space per ten other characters.
     #[test]
