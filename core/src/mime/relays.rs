@@ -281,6 +281,7 @@ fn parse(header: &str) -> Option<Relay> {
             .skip(1)
             .find_map(|part| first_ip(part.split(']').next().unwrap_or_default()))
     };
+    let recorded_apart = in_parentheses.is_some();
     let ip = in_parentheses
         .or_else(bracketed)
         .or_else(|| first_ip(&clause))?;
@@ -290,7 +291,11 @@ fn parse(header: &str) -> Option<Relay> {
         .unwrap_or("")
         .trim_matches(['[', ']', '(', ')'])
         .to_string();
-    let mut helo = if first_word == ip {
+    // A client that greeted with its own bare address ("from 1.2.3.4 ([1.2.3.4])") has
+    // that as its HELO; an address alone, with nothing recorded apart, is no HELO, and
+    // neither is a bracketed literal (SpamAssassin's reading turns it into "!1.2.3.4!").
+    let bare_first_word = clause.split_whitespace().next().unwrap_or("") == first_word;
+    let mut helo = if first_word == ip && !(recorded_apart && bare_first_word) {
         String::new()
     } else {
         first_word.clone()
@@ -494,6 +499,15 @@ mod tests {
                 "from bocelli.example.com (64.41.120.21) by h.example.net with SMTP; 7 May 2002"
             ),
             ("bocelli.example.com".into(), String::new())
+        );
+        // A client that greeted with its bare address has it as its HELO.
+        assert_eq!(
+            rdns_helo("from 218.5.180.50 ([218.5.180.50]) by dogma.example.org (8.11.6/8.11.6) with SMTP id g8"),
+            (String::new(), "218.5.180.50".into())
+        );
+        assert_eq!(
+            rdns_helo("from [49.164.250.3] by rly.example.com with SMTP; Sep, 11 2002"),
+            (String::new(), String::new())
         );
         assert_eq!(
             rdns_helo("from unknown (HELO maya.example.org) (207.61.5.143) by smtp1.example.net with SMTP; 17 Sep 2002"),
