@@ -3,8 +3,6 @@
 //! rolls over, years clamped to 1970–2037), so that the date rules (`DATE_IN_PAST_*`,
 //! `DATE_IN_FUTURE_*`) measure what SpamAssassin measures.
 
-use std::sync::LazyLock;
-
 /// Named zones SpamAssassin knows, and their offsets in minutes.
 const ZONES: &[(&str, i64)] = &[
     ("UT", 0),
@@ -62,12 +60,32 @@ const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
 
-static ZONE_NAME: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"\b([A-Z]{2,4}(?:-DST)?)\b").expect("valid"));
+/// The first word of 2 to 4 capitals (SpamAssassin's `\b([A-Z]{2,4}(?:-DST)?)\b`), with
+/// its "-DST" if one follows.
+fn zone_name(text: &str) -> Option<String> {
+    let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let mut offset = 0;
+    for word in words {
+        let start = offset;
+        offset += word.len() + 1;
+        if (2..=4).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_uppercase()) {
+            let rest = text.get(start + word.len()..).unwrap_or("");
+            let dst = rest.strip_prefix("-DST").is_some_and(|after| {
+                !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            });
+            return Some(if dst {
+                format!("{word}-DST")
+            } else {
+                word.to_string()
+            });
+        }
+    }
+    None
+}
 
 /// Seconds since the epoch of a date header's text, or None when it names no day, month
 /// and year SpamAssassin can find.
-pub fn parse(date: &str) -> Option<i64> {
+pub(super) fn parse(date: &str) -> Option<i64> {
     let spaced = date.replace(',', " ");
     let mut tokens: Vec<&str> = spaced.split_whitespace().collect();
     let month = |t: &str| {
@@ -102,26 +120,23 @@ pub fn parse(date: &str) -> Option<i64> {
         second = parts.get(2).copied().unwrap_or(0);
         tokens.remove(i);
     }
-    let numeric_zone = tokens.iter().position(|t| {
-        t.len() == 5 && (t.starts_with('+') || t.starts_with('-')) && digits(&t[1..])
+    // "+hhmm" or "-hhmm" (ASCII: the byte offsets below are character offsets).
+    let numeric_zone = tokens.iter().find_map(|t| {
+        let sign = match t.as_bytes().first() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return None,
+        };
+        let hours: i64 = t.get(1..3).filter(|h| digits(h))?.parse().ok()?;
+        let minutes: i64 = t.get(3..5).filter(|m| digits(m))?.parse().ok()?;
+        (t.len() == 5).then_some(sign * (hours * 60 + minutes))
     });
     let offset_minutes = match numeric_zone {
-        Some(i) => {
-            let t = tokens[i];
-            let hours: i64 = t[1..3].parse().ok()?;
-            let minutes: i64 = t[3..5].parse().ok()?;
-            let sign = if t.starts_with('-') { -1 } else { 1 };
-            sign * (hours * 60 + minutes)
-        }
-        None => {
-            // Only the first name-like word counts, known or not.
-            let rest = tokens.join(" ");
-            ZONE_NAME
-                .captures(&rest)
-                .and_then(|c| c.get(1))
-                .and_then(|name| ZONES.iter().find(|(n, _)| *n == name.as_str()))
-                .map_or(0, |(_, offset)| *offset)
-        }
+        Some(offset) => offset,
+        // Only the first name-like word counts, known or not.
+        None => zone_name(&tokens.join(" "))
+            .and_then(|name| ZONES.iter().find(|(n, _)| *n == name))
+            .map_or(0, |(_, offset)| *offset),
     };
     second = second.min(59);
     minute = minute.min(59);

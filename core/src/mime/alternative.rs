@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use mail_parser::{Message, MimeHeaders, PartType};
 
 /// The text of one text part as the rules see it.
-pub struct RenderedText {
+pub(super) struct RenderedText {
     /// text/html (rendered), else another text type (as decoded).
     pub html: bool,
     pub text: String,
@@ -23,7 +23,7 @@ pub struct RenderedText {
 
 /// Whether the message has a `multipart/alternative` part (only then is the text of its
 /// parts kept for [`difference`]).
-pub fn has_alternative(msg: &Message<'_>) -> bool {
+pub(super) fn has_alternative(msg: &Message<'_>) -> bool {
     msg.parts
         .iter()
         .any(|part| is_type(part, "multipart", "alternative"))
@@ -31,7 +31,7 @@ pub fn has_alternative(msg: &Message<'_>) -> bool {
 
 /// The largest difference over the message's `multipart/alternative` parts, in percent
 /// (0 when it has none); `rendered` holds the text of each part by its index.
-pub fn difference(msg: &Message<'_>, rendered: &[Option<RenderedText>]) -> f64 {
+pub(super) fn difference(msg: &Message<'_>, rendered: &[Option<RenderedText>]) -> f64 {
     if is_calendar_invitation(msg) {
         return 0.0;
     }

@@ -8,7 +8,7 @@ use mail_parser::{MessagePart, MimeHeaders};
 
 /// The part's text read as Latin-1, when it declares no charset or US-ASCII and its
 /// decoded bytes are not valid UTF-8; None otherwise (the usual reading stands).
-pub fn undeclared_eight_bit(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
+pub(super) fn undeclared_eight_bit(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
     let declared = part
         .content_type()
         .and_then(|ct| ct.attribute("charset"))
