@@ -373,6 +373,15 @@ score T_OVER_KNOWN 1.0
         ));
     }
 
+    /// A body paragraph ends with its newline, as in SpamAssassin's body array: a pattern
+    /// that needs white space before the end matches there.
+    #[test]
+    fn a_paragraph_ends_with_its_newline() {
+        let rs = ruleset("body T_BLANK_END /circle one\\)\\s{1,3}$/\nscore T_BLANK_END 1.0\n");
+        let v = rs.scan(b"Subject: s\r\n\r\nDESIRED INCOME (circle one)\r\n\r\n$100 $300\r\n");
+        assert!(names(&v).contains(&"T_BLANK_END"), "{:?}", names(&v));
+    }
+
     /// `tvd_vertical_words(0, 10)`: every line longer than 5 characters has fewer than
     /// one space per ten other characters.
     #[test]

@@ -494,7 +494,7 @@ impl Ruleset {
 /// rule with atoms runs on those paragraphs only, and only on those that hold as many of
 /// them as a match needs.
 struct Paragraphs<'a> {
-    /// The paragraphs, without their newline.
+    /// The paragraphs, each with its newline (the last one's if the body has one).
     lines: Vec<&'a str>,
     /// (rule, paragraph), sorted, for the rules with few enough paragraphs.
     spots: Vec<(usize, usize)>,
@@ -542,7 +542,9 @@ impl<'a> Paragraphs<'a> {
             // Else the atoms are everywhere: the whole body is cheaper than many calls.
         }
         let paragraphs = Paragraphs {
-            lines: body.split('\n').collect(),
+            // Each with its newline, as SpamAssassin's body array has them: a pattern that
+            // needs white space before `$` matches the line's end.
+            lines: body.split_inclusive('\n').collect(),
             spots: kept,
         };
         (paragraphs, ruled_out)
@@ -558,7 +560,7 @@ impl<'a> Paragraphs<'a> {
         !self.range(rule).is_empty()
     }
 
-    /// The paragraphs where the rule's atoms are, without their newline.
+    /// The paragraphs where the rule's atoms are, with their newline.
     fn of(&self, rule: usize) -> impl Iterator<Item = &'a str> + '_ {
         self.spots[self.range(rule)]
             .iter()
