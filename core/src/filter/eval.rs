@@ -400,15 +400,17 @@ fn uppercase_percent(view: &MessageView) -> f64 {
         return 0.0;
     }
     let (mut length, mut lower, mut upper) = (0usize, 0usize, 0usize);
+    let base64_word = |w: &str| {
+        (60..=76).contains(&w.len())
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    };
     for line in view.body.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let base64 = words.len() >= 2
-            && words[..2].iter().all(|w| {
-                (60..=76).contains(&w.len())
-                    && w.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-            });
-        if words.len() < 2 || base64 {
+        let mut words = line.split_whitespace();
+        let (Some(first), Some(second)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if base64_word(first) && base64_word(second) {
             continue;
         }
         length += line.chars().count();

@@ -12,11 +12,12 @@ use std::collections::HashMap;
 
 use mail_parser::{Message, MimeHeaders, PartType};
 
-/// The text of one text part as the rules see it.
+/// Where one text part's text is, as the rules see it.
 pub(super) struct RenderedText {
     /// text/html (rendered), else another text type (as decoded).
     pub html: bool,
-    pub text: String,
+    /// Its index in the texts handed to [`difference`].
+    pub text: usize,
     /// The HTML part has an `<img>` tag.
     pub image: bool,
 }
@@ -30,8 +31,13 @@ pub(super) fn has_alternative(msg: &Message<'_>) -> bool {
 }
 
 /// The largest difference over the message's `multipart/alternative` parts, in percent
-/// (0 when it has none); `rendered` holds the text of each part by its index.
-pub(super) fn difference(msg: &Message<'_>, rendered: &[Option<RenderedText>]) -> f64 {
+/// (0 when it has none); `rendered` says, for each part by its index, where in `texts`
+/// its text is.
+pub(super) fn difference(
+    msg: &Message<'_>,
+    rendered: &[Option<RenderedText>],
+    texts: &[String],
+) -> f64 {
     if is_calendar_invitation(msg) {
         return 0.0;
     }
@@ -47,7 +53,8 @@ pub(super) fn difference(msg: &Message<'_>, rendered: &[Option<RenderedText>]) -
                 continue;
             };
             let counts = if part.html { &mut html } else { &mut text };
-            for word in words(&part.text) {
+            let text = texts.get(part.text).map_or("", String::as_str);
+            for word in words(text) {
                 *counts.entry(word).or_default() += 1;
             }
             if part.html && html.is_empty() && part.image {

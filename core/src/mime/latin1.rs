@@ -6,9 +6,17 @@
 use base64::Engine as _;
 use mail_parser::{MessagePart, MimeHeaders};
 
-/// The part's text read as Latin-1, when it declares no charset or US-ASCII and its
-/// decoded bytes are not valid UTF-8; None otherwise (the usual reading stands).
-pub(super) fn undeclared_eight_bit(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
+/// The part's text read as Latin-1, when the usual reading (`decoded`) lost bytes to
+/// U+FFFD, the part declares no charset or US-ASCII and its decoded bytes are not valid
+/// UTF-8; None otherwise (the usual reading stands).
+pub(super) fn undeclared_eight_bit(
+    raw: &[u8],
+    part: &MessagePart<'_>,
+    decoded: &str,
+) -> Option<String> {
+    if !decoded.contains('\u{FFFD}') {
+        return None;
+    }
     let declared = part
         .content_type()
         .and_then(|ct| ct.attribute("charset"))

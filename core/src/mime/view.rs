@@ -278,7 +278,7 @@ impl MessageView {
         let mut html_bytes = 0usize;
         let mut html_markup = 0usize;
         let mut text_parts = 0usize;
-        // The text of each part by index, kept only for the alternative difference.
+        // Where each part's text is in `body`, kept only for the alternative difference.
         let mut rendered_parts: Option<Vec<Option<RenderedText>>> =
             super::alternative::has_alternative(&msg)
                 .then(|| (0..msg.parts.len()).map(|_| None).collect());
@@ -296,30 +296,24 @@ impl MessageView {
             match &part.body {
                 PartType::Text(t) => {
                     view.ascii_text_illegal |= claims_ascii_but_is_not(raw, part);
-                    let latin1 = t
-                        .contains('\u{FFFD}')
-                        .then(|| super::latin1::undeclared_eight_bit(raw, part))
-                        .flatten();
+                    let latin1 = super::latin1::undeclared_eight_bit(raw, part, t);
                     let t = latin1.as_deref().unwrap_or(t);
                     view.rawbody.push_str(truncated(t, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
                     let t = truncated(t, BODY_PART_SCAN_SIZE);
-                    body.push(t.to_string());
                     if let Some(slot) = rendered_parts.as_mut().and_then(|r| r.get_mut(index)) {
                         *slot = Some(RenderedText {
                             html: false,
-                            text: t.to_string(),
+                            text: body.len(),
                             image: false,
                         });
                     }
+                    body.push(t.to_string());
                     find_uris(t, &mut view.uris);
                 }
                 PartType::Html(h) => {
                     view.has_html = true;
-                    let latin1 = h
-                        .contains('\u{FFFD}')
-                        .then(|| super::latin1::undeclared_eight_bit(raw, part))
-                        .flatten();
+                    let latin1 = super::latin1::undeclared_eight_bit(raw, part, h);
                     let h = latin1.as_deref().unwrap_or(h);
                     view.rawbody.push_str(truncated(h, RAWBODY_PART_SCAN_SIZE));
                     view.rawbody.push('\n');
@@ -333,7 +327,7 @@ impl MessageView {
                     if let Some(slot) = rendered_parts.as_mut().and_then(|r| r.get_mut(index)) {
                         *slot = Some(RenderedText {
                             html: true,
-                            text: rendered.clone(),
+                            text: body.len(),
                             image: view
                                 .html_parts
                                 .last()
@@ -350,7 +344,7 @@ impl MessageView {
             view.html_ratio = html_markup as f64 / html_bytes as f64;
         }
         if let Some(rendered) = &rendered_parts {
-            view.alternative_difference = super::alternative::difference(&msg, rendered);
+            view.alternative_difference = super::alternative::difference(&msg, rendered, &body);
         }
         view.body = paragraphs(&body);
         view.uris.sort();
