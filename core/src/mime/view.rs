@@ -763,6 +763,25 @@ mod tests {
         assert!(v.body.contains("Hello"), "{:?}", v.body);
     }
 
+    /// Nesting as deep as the parser takes, none of it closed: at most 16 closings are
+    /// looked for (each a search of the message), and the text at the bottom is read.
+    #[test]
+    fn many_unclosed_multiparts_are_bounded() {
+        let mut raw = b"Subject: s\r\nMIME-Version: 1.0\r\n".to_vec();
+        for i in 0..crate::mime::depth::MAX_DEPTH - 5 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Content-Type: text/plain\r\n\r\nbottom text\r\n");
+        let msg = MessageParser::new().parse(&raw[..]).expect("parses");
+        let closings = missing_closings(&msg, &raw);
+        assert_eq!(closings.windows(4).filter(|w| w == b"--\r\n").count(), 16);
+        let v = MessageView::new(&raw);
+        assert!(v.body.contains("bottom text"), "{:?}", v.body);
+    }
+
     #[test]
     fn long_text_is_cut_at_a_character_boundary() {
         // Multi-byte characters everywhere: the cut and the search for a space before it
