@@ -326,3 +326,46 @@ print('imap-after', m.search(None, 'ALL')[1])
         "{list}"
     );
 }
+
+/// The server reads a maildrop ahead of a client downloading it in order; a client that
+/// goes back, skips ahead, or asks for TOP in between still gets the message it named.
+#[test]
+fn retr_in_any_order_answers_the_message_named() {
+    let server = server();
+    const COUNT: usize = 40;
+    for i in 1..=COUNT {
+        // Sizes from a few hundred bytes to ~60 KB: batches of many lengths.
+        let filler = format!("{}\r\n", "x".repeat(70)).repeat((i * 37) % 23 * 40);
+        deliver(
+            &server,
+            "alice@example.test",
+            format!("Subject: msg-{i}\r\n\r\nbody {i}\r\n{filler}end {i}\r\n").as_bytes(),
+        );
+    }
+    let out = python(
+        r#"
+import poplib, ssl, sys
+poplib._MAXLINE = 1 << 20
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+p = poplib.POP3_SSL('localhost', int(sys.argv[1]), context=ctx, timeout=30)
+p.user('alice@example.test'); p.pass_('Secret123')
+order = list(range(1, 21)) + [5, 3, 30, 31, 32, 2, 40, 39, 21, 22, 23, 24, 1]
+bad = []
+for n in order:
+    if n == 31:
+        top = b'\r\n'.join(p.top(25, 0)[1])
+        if b'Subject: msg-25\r\n' not in top or b'body 25' in top:
+            bad.append(('top', 25))
+    text = b'\r\n'.join(p.retr(n)[1])
+    if b'Subject: msg-%d\r\n' % n not in text or not text.endswith(b'end %d' % n):
+        bad.append(n)
+p.quit()
+print('retrieved', len(order), 'bad', bad)
+"#,
+        &[
+            &server.pop3s.port().to_string(),
+            server.cert().to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("retrieved 33 bad []"), "{out}");
+}

@@ -13,8 +13,10 @@ use super::conn;
 use super::driver::{self, Service};
 use super::worker::WorkerContext;
 use super::PortKind;
+use crate::pop3::read_ahead::ReadAhead;
 use crate::pop3::{Answer, DropMessage, MaildropError, Pop3Policy, Request, Session};
 use crate::store::listings::Listing;
+use crate::store::schema::BlobId;
 use crate::store::{mail, Changes};
 
 /// Accounts with an open POP3 maildrop, across all workers.
@@ -78,7 +80,7 @@ pub(super) async fn serve(
     let mut maildrops = Maildrops {
         ctx,
         maildrop: None,
-        ahead: None,
+        ahead: ReadAhead::default(),
     };
     driver::drive(
         ctx,
@@ -99,9 +101,42 @@ pub(super) async fn serve(
 struct Maildrops<'a> {
     ctx: &'a WorkerContext,
     maildrop: Option<Maildrop>,
-    /// The message after the one last retrieved, being read ahead: clients download a
-    /// maildrop in order, one RETR at a time, so the next read overlaps the round trip.
-    ahead: Option<(u32, oneshot::Receiver<Option<Vec<u8>>>)>,
+    /// The messages after the one last retrieved, read ahead on a reader thread.
+    ahead: ReadAhead<Batch>,
+}
+
+/// Messages read ahead, in maildrop order: being read, then read (each taken once).
+enum Batch {
+    Reading(oneshot::Receiver<Vec<Option<Vec<u8>>>>),
+    Read(Vec<Option<Vec<u8>>>),
+}
+
+impl Batch {
+    /// The batch's message at `at`, waiting for the read if it is still going; None if
+    /// it could not be read (or was taken).
+    async fn take(&mut self, at: usize) -> Option<Vec<u8>> {
+        if let Batch::Reading(read) = self {
+            *self = Batch::Read(read.await.unwrap_or_default());
+        }
+        match self {
+            Batch::Read(messages) => messages.get_mut(at).and_then(Option::take),
+            Batch::Reading(_) => None,
+        }
+    }
+}
+
+/// Reads one message: here, on the worker, when it is in memory (a few microseconds,
+/// less than handing it to another thread); else on a reader thread.
+async fn read_message(ctx: &WorkerContext, id: BlobId) -> Option<Vec<u8>> {
+    let server = &ctx.server;
+    match mail::blob_cached(&server.store, &id) {
+        Some(cached) => cached,
+        None => server
+            .readers
+            .run(move |store| mail::blob(store, &id).ok().flatten())
+            .await
+            .flatten(),
+    }
 }
 
 impl Service<Session> for Maildrops<'_> {
@@ -123,37 +158,38 @@ impl Service<Session> for Maildrops<'_> {
                 let Some(m) = self.maildrop.as_ref() else {
                     return Answer::Message { message: None, top };
                 };
-                let found = m.entries.binary_search_by_key(&uid, |(u, _)| *u).ok();
-                let blob = found.and_then(|i| m.entries.get(i)).map(|(_, e)| e.blob);
-                let next = found
-                    .and_then(|i| m.entries.get(i + 1))
-                    .map(|(u, e)| (*u, e.blob));
-                let ahead = self.ahead.take().filter(|(u, _)| *u == uid);
-                // In memory: read here, on the worker (a few microseconds, less than
-                // handing it to another thread); else on a reader thread.
-                let (message, from_memory) = match (ahead, blob) {
-                    (Some((_, read)), _) => (read.await.ok().flatten(), false),
-                    (None, Some(id)) => match mail::blob_cached(&server.store, &id) {
-                        Some(cached) => (cached, true),
-                        None => (
-                            server
-                                .readers
-                                .run(move |store| mail::blob(store, &id).ok().flatten())
-                                .await
-                                .flatten(),
-                            false,
-                        ),
-                    },
-                    (None, None) => (None, false),
+                let Ok(index) = m.entries.binary_search_by_key(&uid, |(u, _)| *u) else {
+                    return Answer::Message { message: None, top };
                 };
-                // After a whole message (not TOP) that had to come from the disk, read the
-                // next one ahead: its read overlaps the round trip. One that was in memory
-                // says the next is likely there too, and read here just as fast.
-                if let (None, Some((next_uid, id)), false) = (top, next, from_memory) {
-                    let read = server
-                        .readers
-                        .submit(move |store| mail::blob(store, &id).ok().flatten());
-                    self.ahead = Some((next_uid, read));
+                let blob = m.entries.get(index).map(|(_, e)| e.blob);
+                // TOP reads the message alone: a client asking for headers only may not
+                // want the rest of the maildrop.
+                let mut message = None;
+                if top.is_none() {
+                    if let Some((batch, at)) = self.ahead.find(index) {
+                        message = batch.take(at).await;
+                    }
+                    let entries = &m.entries;
+                    let size = |i: usize| entries.get(i).map_or(0, |(_, e)| e.size);
+                    if let Some(range) = self.ahead.plan(index, entries.len(), size) {
+                        let ids: Vec<_> = entries
+                            .get(range.clone())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|(_, e)| e.blob)
+                            .collect();
+                        let read = server.readers.submit(move |store| {
+                            ids.iter()
+                                .map(|id| mail::blob(store, id).ok().flatten())
+                                .collect()
+                        });
+                        self.ahead.push(range, Batch::Reading(read));
+                    }
+                }
+                if message.is_none() {
+                    if let Some(id) = blob {
+                        message = read_message(ctx, id).await;
+                    }
                 }
                 Answer::Message { message, top }
             }
