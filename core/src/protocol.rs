@@ -76,6 +76,23 @@ impl Buffers {
         self.output.extend_from_slice(text.as_bytes());
         self.output.extend_from_slice(b"\r\n");
     }
+
+    /// Appends `n` in decimal to the output (without the formatting machinery: a reply
+    /// per message of a download has one).
+    pub(crate) fn push_decimal(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.output
+            .extend_from_slice(digits.get(at..).unwrap_or_default());
+    }
 }
 
 /// What a session needs from the runtime next.
@@ -156,6 +173,16 @@ pub trait Protocol {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimals_are_written_whole() {
+        let mut b = super::Buffers::default();
+        for n in [0, 7, 10, 4852, u64::MAX] {
+            b.push_decimal(n);
+            b.output.push(b' ');
+        }
+        assert_eq!(b.output, b"0 7 10 4852 18446744073709551615 ");
+    }
+
     use super::*;
 
     #[test]

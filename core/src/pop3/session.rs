@@ -516,7 +516,9 @@ impl Session {
             None => message,
             Some(lines) => top_of(message, lines),
         };
-        self.ok(&format!("{} octets", message.len()));
+        self.io.output.extend_from_slice(b"+OK ");
+        self.io.push_decimal(message.len() as u64);
+        self.io.output.extend_from_slice(b" octets\r\n");
         self.io
             .output
             .reserve(content.len() + content.len() / 50 + 8);
