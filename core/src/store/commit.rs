@@ -24,7 +24,8 @@ use tokio::sync::oneshot;
 use super::bayes_mirror::BayesMirror;
 use super::changes::{Applied, Changes};
 use super::kv::{KvStore, StoreError, WriteOp};
-use super::sequencer::Sequencer;
+use super::listings::Listings;
+use super::sequencer::{ListingChange, Sequencer};
 use super::watch::MailboxWatch;
 
 /// The answer to a commit: what it did.
@@ -97,6 +98,7 @@ pub(crate) fn run(
     usage: UsageSink,
     watch: Arc<MailboxWatch>,
     bayes: Arc<BayesMirror>,
+    listings: Arc<Listings>,
 ) {
     let mut sequencer = Sequencer::default();
     let mut shutdown = None;
@@ -128,7 +130,13 @@ pub(crate) fn run(
         } else {
             group
         };
-        commit_group(kv.as_ref(), &mut sequencer, group, &usage, &watch, &bayes);
+        let shared = Shared {
+            usage: &usage,
+            watch: &watch,
+            bayes: &bayes,
+            listings: &listings,
+        };
+        commit_group(kv.as_ref(), &mut sequencer, group, &shared);
         if let Some(job) = exclusive {
             job(kv.as_ref());
             // It may have written counters behind the mirror's back.
@@ -151,14 +159,26 @@ pub(crate) fn run(
     }
 }
 
+/// What the commit thread keeps up to date besides the store.
+struct Shared<'a> {
+    usage: &'a UsageSink,
+    watch: &'a MailboxWatch,
+    bayes: &'a BayesMirror,
+    listings: &'a Listings,
+}
+
 fn commit_group(
     kv: &dyn KvStore,
     sequencer: &mut Sequencer,
     group: Vec<(Changes, Reply)>,
-    usage: &UsageSink,
-    watch: &MailboxWatch,
-    bayes: &BayesMirror,
+    shared: &Shared<'_>,
 ) {
+    let Shared {
+        usage,
+        watch,
+        bayes,
+        listings,
+    } = *shared;
     if group.is_empty() {
         return;
     }
@@ -183,7 +203,20 @@ fn commit_group(
     };
     crate::metrics::STORE_COMMIT.observe(started.elapsed());
     match &result {
-        Ok(()) => sequencer.group_written(),
+        Ok(()) => {
+            // Before anyone hears of the commit: a reader woken by it finds its
+            // mailbox's listing brought up to date rather than reading it again.
+            for change in sequencer.group_written() {
+                match change {
+                    ListingChange::Advance {
+                        account,
+                        mailbox,
+                        delta,
+                    } => listings.advance(account, mailbox, delta),
+                    ListingChange::Forget { account, mailbox } => listings.forget(account, mailbox),
+                }
+            }
+        }
         Err(e) => {
             tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
             // The UIDs and ids handed out were not persisted: forget them.

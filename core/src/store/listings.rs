@@ -7,8 +7,14 @@
 //! sequence in the same commit (the sequencer), so a reader that has just read the
 //! mailbox's record finds the listing of exactly that state, or reads and files it.
 //! Writes that bypass the sequencer (the exclusive jobs: repair, import) empty the cache.
+//!
+//! The commit thread tells the cache what each group commit did to a mailbox held here
+//! ([`Delta`]: the messages written and removed, from one version to the next), and a
+//! reader asking for a later version gets the held listing with those changes applied,
+//! instead of reading the whole mailbox again: a mailbox receiving mail all day while
+//! clients watch it costs each reader the new messages, not the 100,000 old ones.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -40,10 +46,39 @@ impl Version {
     }
 }
 
+/// What one group commit did to a mailbox's messages: each message written (`Some`: its
+/// entry now) or removed (`None`), in UID order, taking the mailbox from one version to
+/// the next.
+#[derive(Debug)]
+pub struct Delta {
+    pub from: Version,
+    pub to: Version,
+    pub messages: Vec<(u32, Option<MailEntry>)>,
+}
+
+/// Most changes held after a listing before it is forgotten instead (read again when
+/// next asked for): a mailbox that changes often and is read seldom.
+const MAX_DELTAS: usize = 256;
+
 struct Slot {
+    /// The version of `listing`.
     version: Version,
     listing: Listing,
+    /// Changes since `version`, each from the one before's `to`.
+    deltas: Vec<Arc<Delta>>,
     last_used: u64,
+}
+
+impl Slot {
+    /// The latest version this slot can give.
+    fn head(&self) -> Version {
+        self.deltas.last().map_or(self.version, |d| d.to)
+    }
+
+    /// Messages counted against the bound: the listing's and the changes'.
+    fn weight(&self) -> usize {
+        self.listing.len() + self.deltas.iter().map(|d| d.messages.len()).sum::<usize>()
+    }
 }
 
 #[derive(Default)]
@@ -58,6 +93,8 @@ pub struct Listings {
     slots: Mutex<Slots>,
     /// Bumped by [`Listings::clear`]: a listing read before a clear is not filed after it.
     generation: AtomicU64,
+    /// Listings filed after a read of the store (for tests and metrics).
+    reads: AtomicU64,
     max_messages: usize,
     max_mailboxes: usize,
 }
@@ -73,22 +110,84 @@ impl Listings {
         Listings {
             slots: Mutex::default(),
             generation: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
             max_messages,
             max_mailboxes,
         }
     }
 
-    /// The listing of `mailbox` of `account` at `version`, if held.
+    /// The listing of `mailbox` of `account` at `version`, if held (or held at an earlier
+    /// version with the changes since).
     pub fn get(&self, account: u32, mailbox: u32, version: Version) -> Option<Listing> {
+        let (base, changes) = {
+            let mut slots = self.lock();
+            slots.clock += 1;
+            let now = slots.clock;
+            let slot = slots.by_mailbox.get_mut(&(account, mailbox))?;
+            slot.last_used = now;
+            if slot.version == version {
+                return Some(slot.listing.clone());
+            }
+            let upto = slot.deltas.iter().position(|d| d.to == version)?;
+            let changes: Vec<Arc<Delta>> = slot.deltas.get(..=upto)?.to_vec();
+            (slot.listing.clone(), changes)
+        };
+        // Applied outside the lock: the commit thread files changes meanwhile.
+        let listing: Listing = Arc::new(apply(&base, &changes));
         let mut slots = self.lock();
-        slots.clock += 1;
-        let now = slots.clock;
-        let slot = slots.by_mailbox.get_mut(&(account, mailbox))?;
-        if slot.version != version {
-            return None;
+        let slots = &mut *slots;
+        if let Some(slot) = slots.by_mailbox.get_mut(&(account, mailbox)) {
+            // Still the state it was built from (not replaced or advanced by another
+            // reader meanwhile): it becomes the slot's listing.
+            // (Changes are only ever appended to a listing while it stays.)
+            if Arc::ptr_eq(&slot.listing, &base) && slot.deltas.len() >= changes.len() {
+                let before = slot.weight();
+                slot.deltas.drain(..changes.len());
+                slot.version = version;
+                slot.listing = listing.clone();
+                slots.messages = slots.messages - before + slot.weight();
+            }
         }
-        slot.last_used = now;
-        Some(slot.listing.clone())
+        Some(listing)
+    }
+
+    /// Files what a group commit did to `mailbox` of `account`: a listing held at the
+    /// delta's `from` (or with changes up to it) can then be brought to its `to`. A held
+    /// listing that does not lead to `from` is stale and forgotten.
+    pub fn advance(&self, account: u32, mailbox: u32, delta: Delta) {
+        let mut slots = self.lock();
+        let slots = &mut *slots;
+        let Some(slot) = slots.by_mailbox.get_mut(&(account, mailbox)) else {
+            return;
+        };
+        let head = slot.head();
+        if head == delta.to {
+            // A reader filed this state already.
+            return;
+        }
+        let added = delta.messages.len();
+        let continues = head == delta.from && delta.from.uidvalidity == delta.to.uidvalidity;
+        if continues && slot.deltas.len() < MAX_DELTAS && added <= self.max_messages {
+            slot.deltas.push(Arc::new(delta));
+            slots.messages += added;
+            self.evict(slots);
+        } else if let Some(gone) = slots.by_mailbox.remove(&(account, mailbox)) {
+            slots.messages -= gone.weight();
+        }
+    }
+
+    /// Forgets the listing of `mailbox` of `account` (deleted, or changed in a way the
+    /// cache cannot follow).
+    pub fn forget(&self, account: u32, mailbox: u32) {
+        let mut slots = self.lock();
+        if let Some(gone) = slots.by_mailbox.remove(&(account, mailbox)) {
+            slots.messages -= gone.weight();
+        }
+    }
+
+    /// How many listings were read from the store and offered to [`Listings::put`].
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// The generation to pass to [`Listings::put`] for a listing about to be read.
@@ -106,6 +205,7 @@ impl Listings {
         generation: u64,
         listing: Listing,
     ) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         if listing.len() > self.max_messages {
             return;
         }
@@ -113,17 +213,32 @@ impl Listings {
         if self.generation() != generation {
             return;
         }
+        if let Some(held) = slots.by_mailbox.get(&(account, mailbox)) {
+            let head = held.head();
+            if head.uidvalidity == version.uidvalidity
+                && head.highest_modseq > version.highest_modseq
+            {
+                // A reader late with an earlier state: what is held is newer, and keeps.
+                return;
+            }
+        }
         slots.clock += 1;
         let slot = Slot {
             version,
             last_used: slots.clock,
             listing,
+            deltas: Vec::new(),
         };
-        let added = slot.listing.len();
+        let added = slot.weight();
         if let Some(old) = slots.by_mailbox.insert((account, mailbox), slot) {
-            slots.messages -= old.listing.len();
+            slots.messages -= old.weight();
         }
         slots.messages += added;
+        self.evict(&mut slots);
+    }
+
+    /// Drops the least recently used listings past the bounds.
+    fn evict(&self, slots: &mut Slots) {
         while slots.messages > self.max_messages || slots.by_mailbox.len() > self.max_mailboxes {
             let Some(oldest) = slots
                 .by_mailbox
@@ -134,7 +249,7 @@ impl Listings {
                 break;
             };
             if let Some(gone) = slots.by_mailbox.remove(&oldest) {
-                slots.messages -= gone.listing.len();
+                slots.messages -= gone.weight();
             }
         }
     }
@@ -152,6 +267,33 @@ impl Listings {
         // that matter): keep using it.
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// `base` with `changes` applied in order: one merge of the listing with the changed
+/// messages (the last change of each wins).
+fn apply(base: &[(u32, MailEntry)], changes: &[Arc<Delta>]) -> Vec<(u32, MailEntry)> {
+    let mut changed: BTreeMap<u32, Option<&MailEntry>> = BTreeMap::new();
+    for delta in changes {
+        for (uid, entry) in &delta.messages {
+            changed.insert(*uid, entry.as_ref());
+        }
+    }
+    let mut out = Vec::with_capacity(base.len() + changed.len());
+    let mut changed = changed.into_iter().peekable();
+    for (uid, entry) in base {
+        while let Some((new_uid, new)) = changed.next_if(|(u, _)| u < uid) {
+            if let Some(new) = new {
+                out.push((new_uid, new.clone()));
+            }
+        }
+        match changed.next_if(|(u, _)| u == uid) {
+            Some((_, Some(new))) => out.push((*uid, new.clone())),
+            Some((_, None)) => {}
+            None => out.push((*uid, entry.clone())),
+        }
+    }
+    out.extend(changed.filter_map(|(uid, new)| Some((uid, new?.clone()))));
+    out
 }
 
 #[cfg(test)]
@@ -215,5 +357,159 @@ mod tests {
         // Mailbox 2 was used least recently.
         assert!(cache.get(1, 2, v).is_none());
         assert!(cache.get(1, 1, v).is_some() && cache.get(1, 3, v).is_some());
+    }
+
+    fn entry(flags: u32) -> MailEntry {
+        MailEntry {
+            blob: [0; 32],
+            size: 1,
+            internal_date: 0,
+            flags,
+            keywords: Vec::new(),
+            modseq: 1,
+            spam_score: None,
+        }
+    }
+
+    fn uids(listing: &Listing) -> Vec<(u32, u32)> {
+        listing.iter().map(|(u, e)| (*u, e.flags)).collect()
+    }
+
+    /// What the cache counts equals what it holds.
+    fn weight_is_kept(cache: &Listings) {
+        let slots = cache.lock();
+        let held: usize = slots.by_mailbox.values().map(Slot::weight).sum();
+        assert_eq!(slots.messages, held);
+    }
+
+    #[test]
+    fn changes_bring_a_held_listing_to_later_versions() {
+        let cache = Listings::default();
+        let (v1, v2, v3) = (
+            Version::of(&meta(4, 5)),
+            Version::of(&meta(5, 6)),
+            Version::of(&meta(5, 7)),
+        );
+        cache.put(1, 1, v1, cache.generation(), listing(3));
+        // v1 -> v2: message 4 arrives, 2 is flagged; v2 -> v3: 1 and 3 removed.
+        let delta = |from, to, messages| Delta { from, to, messages };
+        cache.advance(
+            1,
+            1,
+            delta(v1, v2, vec![(2, Some(entry(1))), (4, Some(entry(0)))]),
+        );
+        cache.advance(1, 1, delta(v2, v3, vec![(1, None), (3, None)]));
+        weight_is_kept(&cache);
+        let at_v2 = cache.get(1, 1, v2).expect("v2 from v1 and its change");
+        assert_eq!(uids(&at_v2), [(1, 0), (2, 1), (3, 0), (4, 0)]);
+        weight_is_kept(&cache);
+        // v2 is now the held listing: asked again, the same one.
+        assert!(Arc::ptr_eq(&at_v2, &cache.get(1, 1, v2).expect("held")));
+        let at_v3 = cache.get(1, 1, v3).expect("v3");
+        assert_eq!(uids(&at_v3), [(2, 1), (4, 0)]);
+        assert!(cache.get(1, 1, v1).is_none(), "an earlier state is gone");
+        assert_eq!(cache.reads(), 1, "one read, at the start");
+        weight_is_kept(&cache);
+    }
+
+    #[test]
+    fn a_change_that_does_not_follow_forgets_the_listing() {
+        let cache = Listings::default();
+        let (v1, v2, v3) = (
+            Version::of(&meta(4, 5)),
+            Version::of(&meta(5, 6)),
+            Version::of(&meta(6, 7)),
+        );
+        cache.put(1, 1, v1, cache.generation(), listing(3));
+        // A change from a state the cache never saw: what it holds is stale.
+        let messages = vec![(5, Some(entry(0)))];
+        cache.advance(
+            1,
+            1,
+            Delta {
+                from: v2,
+                to: v3,
+                messages,
+            },
+        );
+        assert!(cache.get(1, 1, v1).is_none() && cache.get(1, 1, v3).is_none());
+        // A new UID validity: the mailbox was recreated.
+        cache.put(1, 1, v1, cache.generation(), listing(3));
+        let mut other = meta(1, 1);
+        other.uidvalidity = 8;
+        let messages = Vec::new();
+        cache.advance(
+            1,
+            1,
+            Delta {
+                from: v1,
+                to: Version::of(&other),
+                messages,
+            },
+        );
+        assert!(cache.get(1, 1, v1).is_none());
+        // A change already seen by a reader (filed at its `to`) is skipped.
+        cache.put(1, 1, v2, cache.generation(), listing(4));
+        cache.advance(
+            1,
+            1,
+            Delta {
+                from: v1,
+                to: v2,
+                messages: vec![(4, Some(entry(0)))],
+            },
+        );
+        assert_eq!(cache.get(1, 1, v2).map(|l| l.len()), Some(4));
+        // A reader late with an earlier state does not replace a newer one.
+        cache.put(1, 1, v1, cache.generation(), listing(3));
+        assert_eq!(cache.get(1, 1, v2).map(|l| l.len()), Some(4));
+        cache.forget(1, 1);
+        assert!(cache.get(1, 1, v2).is_none());
+        weight_is_kept(&cache);
+    }
+
+    #[test]
+    fn changes_count_against_the_bound() {
+        let cache = Listings::with_bounds(100, 10);
+        let v1 = Version::of(&meta(3, 5));
+        let v2 = Version::of(&meta(3, 6));
+        cache.put(1, 1, v1, cache.generation(), listing(60));
+        cache.put(1, 2, v1, cache.generation(), listing(30));
+        assert!(cache.get(1, 2, v1).is_some());
+        // 20 flag changes in mailbox 2 take the total past 100: mailbox 1 goes.
+        let messages = (1..=20).map(|u| (u, Some(entry(1)))).collect();
+        cache.advance(
+            1,
+            2,
+            Delta {
+                from: v1,
+                to: v2,
+                messages,
+            },
+        );
+        assert!(cache.get(1, 1, v1).is_none());
+        assert_eq!(cache.get(1, 2, v2).map(|l| uids(&l)[0]), Some((1, 1)));
+        weight_is_kept(&cache);
+    }
+
+    #[test]
+    fn a_merge_keeps_uid_order() {
+        let base = listing(5);
+        let d = |messages| {
+            Arc::new(Delta {
+                from: Version::of(&meta(1, 1)),
+                to: Version::of(&meta(1, 1)),
+                messages,
+            })
+        };
+        let out = apply(
+            &base,
+            &[
+                d(vec![(0, Some(entry(2))), (3, None), (9, Some(entry(0)))]),
+                d(vec![(9, None), (7, Some(entry(1))), (5, Some(entry(3)))]),
+            ],
+        );
+        let got: Vec<(u32, u32)> = out.iter().map(|(u, e)| (*u, e.flags)).collect();
+        assert_eq!(got, [(0, 2), (1, 0), (2, 0), (4, 0), (5, 3), (7, 1)]);
     }
 }

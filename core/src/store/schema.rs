@@ -199,6 +199,17 @@ pub mod keys {
         mail(account, mailbox, 0)[..8].to_vec()
     }
 
+    /// The account, mailbox id and UID of a mail key.
+    pub fn mail_key_parts(key: &[u8]) -> Option<(u32, u32, u32)> {
+        let part = |at: usize| -> Option<u32> {
+            key.get(at..at + 4)?.try_into().ok().map(u32::from_be_bytes)
+        };
+        match key.len() {
+            12 => Some((part(0)?, part(4)?, part(8)?)),
+            _ => None,
+        }
+    }
+
     /// The UID at the end of a mail key.
     pub fn uid_of_mail_key(key: &[u8]) -> Option<u32> {
         key.get(8..12)?.try_into().ok().map(u32::from_be_bytes)

@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use super::bayes;
 use super::changes::{Applied, Change, Changes, Folder};
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
+use super::listings::{Delta, Version};
 use super::quarantine::{self, HeldMessage, HeldStatus};
 use super::schema::{decode, encode, flags, keys, BlobId, MailEntry, MailboxMeta};
 
@@ -80,6 +81,22 @@ struct Overlay {
     seen: (i64, HashSet<(u32, u64)>),
     /// Tokens were expired: what [`SeenToday`] remembers may be gone.
     expired: bool,
+    /// Mailboxes whose record was written, by account and id: the version before the
+    /// first write (None: created) and after the last (None: deleted).
+    versions: HashMap<(u32, u32), (Option<Version>, Option<Version>)>,
+}
+
+/// What a written group did to the listings held in memory ([`super::listings`]).
+#[derive(Debug)]
+pub(super) enum ListingChange {
+    /// A mailbox's messages changed: from one version to the next.
+    Advance {
+        account: u32,
+        mailbox: u32,
+        delta: Delta,
+    },
+    /// A mailbox was deleted, or changed in a way a listing cannot follow.
+    Forget { account: u32, mailbox: u32 },
 }
 
 impl Sequencer {
@@ -134,6 +151,9 @@ impl Sequencer {
         if !seen.is_empty() {
             self.seen.extend(day, seen);
         }
+        for (key, (before, after)) in local.versions {
+            self.group.versions.entry(key).or_insert((before, None)).1 = after;
+        }
         for ((account, name), meta) in local.mailboxes {
             self.mailboxes
                 .entry(account)
@@ -144,9 +164,44 @@ impl Sequencer {
         Ok(applied)
     }
 
-    /// The group was written: its overlay is now what the engine shows.
-    pub(super) fn group_written(&mut self) {
-        self.group = Overlay::default();
+    /// The group was written: its overlay is now what the engine shows. Returns what it
+    /// did to each mailbox's messages, for the listings in memory.
+    pub(super) fn group_written(&mut self) -> Vec<ListingChange> {
+        let group = std::mem::take(&mut self.group);
+        let mut by_mailbox: HashMap<(u32, u32), Vec<(u32, Option<MailEntry>)>> = HashMap::new();
+        for (key, entry) in group.mail {
+            if let Some((account, mailbox, uid)) = keys::mail_key_parts(&key) {
+                by_mailbox
+                    .entry((account, mailbox))
+                    .or_default()
+                    .push((uid, entry));
+            }
+        }
+        let mut changes = Vec::with_capacity(group.versions.len());
+        for ((account, mailbox), versions) in group.versions {
+            let messages = by_mailbox.remove(&(account, mailbox));
+            match (versions, messages) {
+                ((Some(from), Some(to)), messages) if from != to => {
+                    let mut messages = messages.unwrap_or_default();
+                    messages.sort_unstable_by_key(|(uid, _)| *uid);
+                    let delta = Delta { from, to, messages };
+                    changes.push(ListingChange::Advance {
+                        account,
+                        mailbox,
+                        delta,
+                    });
+                }
+                // Same version, nothing written: nothing a listing shows changed.
+                ((Some(_), Some(_)), None) | ((None, _), None) => {}
+                _ => changes.push(ListingChange::Forget { account, mailbox }),
+            }
+        }
+        // Messages written without their mailbox's record (not done by the sequencer's
+        // operations): a listing held may be stale.
+        for (account, mailbox) in by_mailbox.into_keys() {
+            changes.push(ListingChange::Forget { account, mailbox });
+        }
+        changes
     }
 
     /// The group's write failed: forget everything it would have changed.
@@ -868,6 +923,17 @@ impl Txn<'_> {
     }
 
     fn put_mailbox(&mut self, account: u32, name: &str, meta: Option<MailboxMeta>) {
+        // The versions the listings in memory follow (by id: a rename keeps it).
+        let before = self.mailbox(account, name).ok().flatten();
+        if let Some(b) = &before {
+            if meta.as_ref().map(|m| m.id) != Some(b.id) {
+                self.versions_written(account, b.id, Some(Version::of(b)), None);
+            }
+        }
+        if let Some(m) = &meta {
+            let before = before.filter(|b| b.id == m.id).map(|b| Version::of(&b));
+            self.versions_written(account, m.id, before, Some(Version::of(m)));
+        }
         let key = keys::mailbox(account, name);
         self.ops.push(match &meta {
             Some(m) => WriteOp::Put {
@@ -883,6 +949,22 @@ impl Txn<'_> {
         self.local
             .mailboxes
             .insert((account, name.to_owned()), meta);
+    }
+
+    /// Notes a mailbox record written: its version before this transaction's first write
+    /// (kept from that write) and after this one.
+    fn versions_written(
+        &mut self,
+        account: u32,
+        mailbox: u32,
+        before: Option<Version>,
+        after: Option<Version>,
+    ) {
+        self.local
+            .versions
+            .entry((account, mailbox))
+            .or_insert((before, None))
+            .1 = after;
     }
 
     /// A mailbox id the account has never used: past every id it has and every id handed
