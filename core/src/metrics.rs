@@ -84,9 +84,30 @@ pub static SPAM_SCAN: Histogram = Histogram::new(
     "Spam scans of inbound messages (rules and Bayes).",
 );
 
+/// One group commit's write to the engine, its fsync included (the rest of
+/// [`STORE_COMMIT`] is resolving the changes).
+pub static STORE_WRITE: Histogram = Histogram::new(
+    "gannet_store_write_seconds",
+    "Group commits: the write to the engine alone, fsync included.",
+);
+
+/// An inbound message's wait for its commit: from handing its changes to the commit
+/// thread to hearing they are durable (the group before it, its own group's resolving,
+/// write and fsync).
+pub static DELIVERY_COMMIT: Histogram = Histogram::new(
+    "gannet_delivery_commit_seconds",
+    "Inbound messages: from handing the changes to the commit thread to durable.",
+);
+
 /// Every histogram, for the exposition.
-pub fn all() -> [&'static Histogram; 3] {
-    [&STORE_COMMIT, &DELIVERY, &SPAM_SCAN]
+pub fn all() -> [&'static Histogram; 5] {
+    [
+        &STORE_COMMIT,
+        &STORE_WRITE,
+        &DELIVERY,
+        &DELIVERY_COMMIT,
+        &SPAM_SCAN,
+    ]
 }
 
 #[cfg(test)]

@@ -445,7 +445,10 @@ impl Inbound {
                 envelope.received_at,
             );
         }
-        match self.store.commit(changes).await {
+        let committing = std::time::Instant::now();
+        let committed = self.store.commit(changes).await;
+        crate::metrics::DELIVERY_COMMIT.observe(committing.elapsed());
+        match committed {
             Ok(_) => {
                 let remote = envelope
                     .recipients

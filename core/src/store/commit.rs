@@ -199,7 +199,10 @@ fn commit_group(
     let result = if ops.is_empty() {
         Ok(())
     } else {
-        bayes.write_through(&ops, || kv.write(&ops, true))
+        let writing = std::time::Instant::now();
+        let written = bayes.write_through(&ops, || kv.write(&ops, true));
+        crate::metrics::STORE_WRITE.observe(writing.elapsed());
+        written
     };
     crate::metrics::STORE_COMMIT.observe(started.elapsed());
     match &result {
