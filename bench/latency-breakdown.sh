@@ -6,8 +6,8 @@
 # gannet, its own latency histograms (/metrics, read before and after each run) give the
 # mean per message of each stage after the end of DATA: the whole delivery, the spam scan,
 # the wait for the commit (queueing behind the group being written, resolving, the write
-# and its fsync), and per group commit the write with its fsync. Prints medians over the
-# runs.
+# and its fsync), and per group commit the write with its fsync; and gannet's CPU time per
+# message by thread. Prints medians over the runs.
 #
 # usage: [SESSIONS=20] [REUSE=0] [MSGS=5000] [RUNS=3] [SPAM_LEVEL=medium] bench/latency-breakdown.sh
 # gannet runs on its defaults (spam filtering on, the stock rules where installed) but for
@@ -68,6 +68,13 @@ histograms() {
              $1 ~ /_seconds_count$/ { sub(/_count$/, "", $1); c[$1] = $2 }
              END { for (k in s) print k, s[k], c[k] }'
 }
+# gannet's CPU time so far by thread (numbered threads summed: worker-0, worker-1 as
+# "worker"): "name nanoseconds" lines
+threads() {
+    for t in /proc/$GPID/task/*; do
+        printf '%s %s\n' "$(sed 's/-[0-9]*$//' "$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+    done | awk '{ s[$1] += $2 } END { for (k in s) printf "%s %.0f\n", k, s[k] }'
+}
 # one gannet-bench run: "mps p50_ms"
 run() {
     local flags=()
@@ -84,8 +91,12 @@ echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $SESSIONS sessio
 for r in $(seq "$RUNS"); do
     run 127.0.0.1:$SINKPORT >>"$WORK/sink"
     histograms >"$WORK/before"
+    threads >"$WORK/cpu-before"
     run 127.0.0.1:$GP >>"$WORK/gannet"
+    threads >"$WORK/cpu-after"
     histograms >"$WORK/after"
+    join <(sort "$WORK/cpu-before") <(sort "$WORK/cpu-after") |
+        awk -v r="$r" -v n="$MSGS" '{ printf "%s %s %.1f\n", r, $1, ($3 - $2) / 1000 / n }' >>"$WORK/cpu"
     # mean seconds per observation of each histogram over the run
     join <(sort "$WORK/before") <(sort "$WORK/after") |
         awk -v r="$r" '{ n = $5 - $3; if (n > 0) printf "%s %s %.4f %d\n", r, $1, ($4 - $2) / n * 1000, n }' >>"$WORK/stages"
@@ -109,4 +120,20 @@ echo
 echo "| delivery (end of DATA to stored) | of which: spam scan | of which: commit wait | group commit (resolve + write), per group | write + fsync, per group | groups per run |"
 echo "|---|---|---|---|---|---|"
 echo "| $(stage delivery) | $(stage spam_scan) | $(stage delivery_commit) | $(stage store_commit) | $(stage store_write) | $(groups) |"
+echo
+echo "gannet's CPU per message by thread (µs, median over the runs; threads above 1 µs):"
+echo
+cpu_names=$(awk '{print $2}' "$WORK/cpu" | sort -u)
+total=0
+row_names="" row_values=""
+for name in $cpu_names; do
+    v=$(awk -v n="$name" '$2 == n {print $3}' "$WORK/cpu" | median)
+    total=$(awk -v a="$total" -v b="$v" 'BEGIN { printf "%.1f", a + b }')
+    if awk -v v="$v" 'BEGIN { exit !(v >= 1) }'; then
+        row_names="$row_names | $name"; row_values="$row_values | $v"
+    fi
+done
+echo "${row_names# } | all threads |"
+echo "$(echo "$row_names" | awk -F'|' '{ for (i = 2; i <= NF; i++) printf "|---"; print "|---|" }')"
+echo "${row_values# } | $total |"
 kill -TERM $GPID; wait $GPID 2>/dev/null
