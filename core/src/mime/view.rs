@@ -419,32 +419,31 @@ fn missing_closings(msg: &mail_parser::Message<'_>, raw: &[u8]) -> Vec<u8> {
 /// SpamAssassin's body tests see it: a blank line (or one of only white space, CRs
 /// included) ends a paragraph, white space runs become one space.
 fn paragraphs(body: &[String]) -> String {
-    let mut text = String::new();
+    // Byte by byte: SpamAssassin's white space is ASCII only (a no-break space is text),
+    // and an ASCII byte is never part of a multi-byte character, so runs of other bytes
+    // are copied whole and the result stays UTF-8.
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c');
+    let mut text: Vec<u8> = Vec::with_capacity(body.iter().map(String::len).sum());
     for part in body {
         let mut paragraph_open = false;
-        for line in part.split('\n') {
-            // SpamAssassin's white space: ASCII only (a no-break space is text).
-            let mut words = line
-                .split([' ', '\t', '\r', '\x0b', '\x0c'])
-                .filter(|w| !w.is_empty())
-                .peekable();
-            if words.peek().is_none() {
+        for line in part.as_bytes().split(|&b| b == b'\n') {
+            let mut words = line.split(|&b| is_space(b)).filter(|w| !w.is_empty());
+            let Some(first) = words.next() else {
                 paragraph_open = false;
                 continue;
-            }
+            };
             if !text.is_empty() {
-                text.push(if paragraph_open { ' ' } else { '\n' });
+                text.push(if paragraph_open { b' ' } else { b'\n' });
             }
-            for (k, w) in words.enumerate() {
-                if k > 0 {
-                    text.push(' ');
-                }
-                text.push_str(w);
+            text.extend_from_slice(first);
+            for word in words {
+                text.push(b' ');
+                text.extend_from_slice(word);
             }
             paragraph_open = true;
         }
     }
-    text
+    String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Whether a part's Content-Disposition, as written, contains `attachment` in any case
@@ -710,6 +709,23 @@ fn find_email_uris(text: &str, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paragraphs_join_lines_and_keep_blank_line_breaks() {
+        let body = vec![
+            "  one\ttwo  \r\nthree\n\n \t\nfour\u{a0}five\n".to_string(),
+            "six\x0bseven\x0c".to_string(),
+            "\n\n".to_string(),
+            "é  ü".to_string(),
+        ];
+        // A line of white space ends a paragraph; a part starts one; the no-break space
+        // is text.
+        assert_eq!(
+            paragraphs(&body),
+            "one two three\nfour\u{a0}five\nsix seven\né ü"
+        );
+        assert_eq!(paragraphs(&[]), "");
+    }
 
     #[test]
     fn html_breaks_lines_where_spamassassin_does() {
