@@ -9,9 +9,10 @@
 # Needs a release build and dovecot-imapd, dovecot-pop3d (installed if missing).
 # GANNET, BENCH: the binaries (default target/release/...); IMAP_LISTEN, POP3_LISTEN:
 # Dovecot's addresses (default 127.0.0.1:1143, :1110), GANNET_PORT: the first of gannet's
-# seven ports (default 3100). A port already taken stops the script.
+# nine ports (default 3100). A port already taken stops the script.
 set -u
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 REPS=${1:-3}
 PEERS=$(pwd)/bench/peers
 CORPUS=$(scripts/unpack-corpus.sh) || exit 1
@@ -24,7 +25,7 @@ export IMAP_LISTEN=${IMAP_LISTEN:-127.0.0.1:1143}
 export POP3_LISTEN=${POP3_LISTEN:-127.0.0.1:1110}
 GP=${GANNET_PORT:-3100}
 export NMSGS=${MESSAGES:-1000}
-for a in "$IMAP_LISTEN" "$POP3_LISTEN" $(for i in 0 1 2 3 4 5 6; do echo "127.0.0.1:$((GP + i))"; done); do
+for a in "$IMAP_LISTEN" "$POP3_LISTEN" $(for i in 0 1 2 3 4 5 6 7 8; do echo "127.0.0.1:$((GP + i))"; done); do
     if (exec 3<>"/dev/tcp/${a%:*}/${a##*:}") 2>/dev/null; then
         echo "port ${a} is taken: set IMAP_LISTEN, POP3_LISTEN or GANNET_PORT" >&2
         exit 1
@@ -46,20 +47,13 @@ done
 # Dovecot stays up (idle) for the interleaved POP3 rounds at the end.
 
 echo "== gannet"
-cat > "$WORK/gannet.toml" <<CONF
-[server]
-hostname = "mx.example.test"
-[listen]
-smtp = "127.0.0.1:$GP"
-submission = "127.0.0.1:$((GP + 1))"
-submissions = "127.0.0.1:$((GP + 2))"
-pop3 = "127.0.0.1:$((GP + 3))"
-pop3s = "127.0.0.1:$((GP + 4))"
-imap = "127.0.0.1:$((GP + 5))"
-imaps = "127.0.0.1:$((GP + 6))"
+{
+    gannet_config_head "$GP"
+    cat <<CONF
 [auth]
 plaintext_on_loopback = true   # the peers' client logs in without TLS, as with Dovecot
 CONF
+} >"$WORK/gannet.toml"
 G="$GANNET --config $WORK/gannet.toml --data $WORK/data"
 $G domain add example.test >/dev/null
 $G account add bench@example.test --password Benchpass1 >/dev/null

@@ -12,6 +12,7 @@
 # disk space (COUNT x 10 KiB, plus compaction's headroom).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 OUT=${1:-docs/images}
 COUNT=${COUNT:-1000000}
 CONC=${CONCURRENCY:-20}
@@ -21,22 +22,13 @@ GP=${GANNET_PORT:-3900}
 WORK=$(mktemp -d /tmp/gannet-ingest.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
-cat >"$WORK/gannet.toml" <<CONF
-[server]
-hostname = "mx.example.test"
-[listen]
-smtp = "127.0.0.1:$GP"
-submission = "127.0.0.1:$((GP + 1))"
-submissions = "127.0.0.1:$((GP + 2))"
-pop3 = "127.0.0.1:$((GP + 3))"
-pop3s = "127.0.0.1:$((GP + 4))"
-imap = "127.0.0.1:$((GP + 5))"
-imaps = "127.0.0.1:$((GP + 6))"
-web = "127.0.0.1:$((GP + 7))"
-admin = "127.0.0.1:$((GP + 8))"
+{
+    gannet_config_head "$GP"
+    cat <<CONF
 [dns]
 nameservers = ["127.0.0.1:9"]
 CONF
+} >"$WORK/gannet.toml"
 G="target/release/gannet --config $WORK/gannet.toml --data $WORK/data"
 $G domain add example.test >/dev/null
 $G account add bench@example.test --password Benchpass1 >/dev/null

@@ -15,6 +15,7 @@
 # headers); RULES=builtin loads the built-in rules only (`rules_dirs = []`). Needs a release build and Postfix's smtp-sink (scripts/install-deps.sh --bench).
 set -u
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SESSIONS=${SESSIONS:-20}
 REUSE=${REUSE:-0}
 MSGS=${MSGS:-5000}
@@ -29,23 +30,14 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 scripts/install-deps.sh --bench >/dev/null
 [ -x "$GANNET" ] && [ -x "$BENCH" ] || { echo "build first: cargo build --release --workspace" >&2; exit 2; }
 
-cat >"$WORK/gannet.toml" <<CONF
-[server]
-hostname = "mx.example.test"
-[listen]
-smtp = "127.0.0.1:$GP"
-submission = "127.0.0.1:$((GP + 1))"
-submissions = "127.0.0.1:$((GP + 2))"
-pop3 = "127.0.0.1:$((GP + 3))"
-pop3s = "127.0.0.1:$((GP + 4))"
-imap = "127.0.0.1:$((GP + 5))"
-imaps = "127.0.0.1:$((GP + 6))"
-web = "127.0.0.1:$((GP + 7))"
-admin = "127.0.0.1:$((GP + 8))"
+{
+    gannet_config_head "$GP"
+    cat <<CONF
 [limits]
 max_connections_per_ip = 1000
 messages_per_hour = 100000000
 CONF
+} >"$WORK/gannet.toml"
 if [ "${RULES:-stock}" = builtin ]; then
     printf '[spam]\nrules_dirs = []\n' >>"$WORK/gannet.toml"
 fi

@@ -16,6 +16,7 @@
 # plain text), and limits raised for one busy client address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 OUT=${1:-docs/images}
 SECONDS_=${SECONDS:-1800}
 RATE=${RATE:-0}
@@ -25,19 +26,9 @@ GP=${GANNET_PORT:-3950}
 WORK=$(mktemp -d /tmp/gannet-soak.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
-cat >"$WORK/gannet.toml" <<CONF
-[server]
-hostname = "mx.example.test"
-[listen]
-smtp = "127.0.0.1:$GP"
-submission = "127.0.0.1:$((GP + 1))"
-submissions = "127.0.0.1:$((GP + 2))"
-pop3 = "127.0.0.1:$((GP + 3))"
-pop3s = "127.0.0.1:$((GP + 4))"
-imap = "127.0.0.1:$((GP + 5))"
-imaps = "127.0.0.1:$((GP + 6))"
-web = "127.0.0.1:$((GP + 7))"
-admin = "127.0.0.1:$((GP + 8))"
+{
+    gannet_config_head "$GP"
+    cat <<CONF
 [dns]
 nameservers = ["127.0.0.1:9"]
 [delivery]
@@ -49,6 +40,7 @@ max_connections_per_ip = 20000
 max_connections_per_listener = 20000
 messages_per_hour = 100000000
 CONF
+} >"$WORK/gannet.toml"
 G="target/release/gannet --config $WORK/gannet.toml --data $WORK/data"
 $G domain add example.test >/dev/null
 BOXES=${BOXES:-100}

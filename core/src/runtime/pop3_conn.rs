@@ -102,25 +102,26 @@ struct Maildrops<'a> {
     ctx: &'a WorkerContext,
     maildrop: Option<Maildrop>,
     /// The messages after the one last retrieved, read ahead on a reader thread.
-    ahead: ReadAhead<Batch>,
+    ahead: ReadAhead<Prefetch>,
 }
 
-/// Messages read ahead, in maildrop order: being read, then read (each taken once).
-enum Batch {
+/// Messages read ahead (a batch), in maildrop order: being read, then read (each taken
+/// once).
+enum Prefetch {
     Reading(oneshot::Receiver<Vec<Option<Vec<u8>>>>),
     Read(Vec<Option<Vec<u8>>>),
 }
 
-impl Batch {
+impl Prefetch {
     /// The batch's message at `at`, waiting for the read if it is still going; None if
     /// it could not be read (or was taken).
     async fn take(&mut self, at: usize) -> Option<Vec<u8>> {
-        if let Batch::Reading(read) = self {
-            *self = Batch::Read(read.await.unwrap_or_default());
+        if let Prefetch::Reading(read) = self {
+            *self = Prefetch::Read(read.await.unwrap_or_default());
         }
         match self {
-            Batch::Read(messages) => messages.get_mut(at).and_then(Option::take),
-            Batch::Reading(_) => None,
+            Prefetch::Read(messages) => messages.get_mut(at).and_then(Option::take),
+            Prefetch::Reading(_) => None,
         }
     }
 }
@@ -183,7 +184,7 @@ impl Service<Session> for Maildrops<'_> {
                                 .map(|id| mail::blob(store, id).ok().flatten())
                                 .collect()
                         });
-                        self.ahead.push(range, Batch::Reading(read));
+                        self.ahead.push(range, Prefetch::Reading(read));
                     }
                 }
                 if message.is_none() {
