@@ -86,6 +86,9 @@ struct Overlay {
     versions: HashMap<(u32, u32), (Option<Version>, Option<Version>)>,
 }
 
+/// The messages a group wrote in one mailbox: UID and entry (`None`: removed).
+type MessagesWritten = Vec<(u32, Option<MailEntry>)>;
+
 /// What a written group did to the listings held in memory ([`super::listings`]).
 #[derive(Debug)]
 pub(super) enum ListingChange {
@@ -168,7 +171,7 @@ impl Sequencer {
     /// did to each mailbox's messages, for the listings in memory.
     pub(super) fn group_written(&mut self) -> Vec<ListingChange> {
         let group = std::mem::take(&mut self.group);
-        let mut by_mailbox: HashMap<(u32, u32), Vec<(u32, Option<MailEntry>)>> = HashMap::new();
+        let mut by_mailbox: HashMap<(u32, u32), MessagesWritten> = HashMap::new();
         for (key, entry) in group.mail {
             if let Some((account, mailbox, uid)) = keys::mail_key_parts(&key) {
                 by_mailbox
