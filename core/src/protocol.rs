@@ -173,17 +173,17 @@ pub trait Protocol {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn decimals_are_written_whole() {
-        let mut b = super::Buffers::default();
+        let mut b = Buffers::default();
         for n in [0, 7, 10, 4852, u64::MAX] {
             b.push_decimal(n);
             b.output.push(b' ');
         }
         assert_eq!(b.output, b"0 7 10 4852 18446744073709551615 ");
     }
-
-    use super::*;
 
     #[test]
     fn buffers_hand_out_room_and_reuse_what_comes_back() {

@@ -25,7 +25,7 @@ use super::bayes_mirror::BayesMirror;
 use super::changes::{Applied, Changes};
 use super::kv::{KvStore, StoreError, WriteOp};
 use super::listings::Listings;
-use super::sequencer::{ListingChange, Sequencer};
+use super::sequencer::Sequencer;
 use super::watch::MailboxWatch;
 
 /// The answer to a commit: what it did.
@@ -210,14 +210,7 @@ fn commit_group(
             // Before anyone hears of the commit: a reader woken by it finds its
             // mailbox's listing brought up to date rather than reading it again.
             for change in sequencer.group_written() {
-                match change {
-                    ListingChange::Advance {
-                        account,
-                        mailbox,
-                        delta,
-                    } => listings.advance(account, mailbox, delta),
-                    ListingChange::Forget { account, mailbox } => listings.forget(account, mailbox),
-                }
+                listings.follow(change);
             }
         }
         Err(e) => {

@@ -56,6 +56,19 @@ pub struct Delta {
     pub messages: Vec<(u32, Option<MailEntry>)>,
 }
 
+/// What a written group did to a mailbox, for the listings held ([`Listings::follow`]).
+#[derive(Debug)]
+pub enum ListingChange {
+    /// A mailbox's messages changed: from one version to the next.
+    Advance {
+        account: u32,
+        mailbox: u32,
+        delta: Delta,
+    },
+    /// A mailbox was deleted, or changed in a way a listing cannot follow.
+    Forget { account: u32, mailbox: u32 },
+}
+
 /// Most changes held after a listing before it is forgotten instead (read again when
 /// next asked for): a mailbox that changes often and is read seldom.
 const MAX_DELTAS: usize = 256;
@@ -149,6 +162,18 @@ impl Listings {
             }
         }
         Some(listing)
+    }
+
+    /// Takes in what a written group did to a mailbox.
+    pub fn follow(&self, change: ListingChange) {
+        match change {
+            ListingChange::Advance {
+                account,
+                mailbox,
+                delta,
+            } => self.advance(account, mailbox, delta),
+            ListingChange::Forget { account, mailbox } => self.forget(account, mailbox),
+        }
     }
 
     /// Files what a group commit did to `mailbox` of `account`: a listing held at the

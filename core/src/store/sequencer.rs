@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use super::bayes;
 use super::changes::{Applied, Change, Changes, Folder};
 use super::kv::{decode_counter, Cf, KvStore, StoreError, WriteOp};
-use super::listings::{Delta, Version};
+use super::listings::{Delta, ListingChange, Version};
 use super::quarantine::{self, HeldMessage, HeldStatus};
 use super::schema::{decode, encode, flags, keys, BlobId, MailEntry, MailboxMeta};
 
@@ -88,19 +88,6 @@ struct Overlay {
 
 /// The messages a group wrote in one mailbox: UID and entry (`None`: removed).
 type MessagesWritten = Vec<(u32, Option<MailEntry>)>;
-
-/// What a written group did to the listings held in memory ([`super::listings`]).
-#[derive(Debug)]
-pub(super) enum ListingChange {
-    /// A mailbox's messages changed: from one version to the next.
-    Advance {
-        account: u32,
-        mailbox: u32,
-        delta: Delta,
-    },
-    /// A mailbox was deleted, or changed in a way a listing cannot follow.
-    Forget { account: u32, mailbox: u32 },
-}
 
 impl Sequencer {
     /// Turns `changes` into write operations appended to `ops`; a commit that cannot be
@@ -926,7 +913,16 @@ impl Txn<'_> {
     }
 
     fn put_mailbox(&mut self, account: u32, name: &str, meta: Option<MailboxMeta>) {
-        // The versions the listings in memory follow (by id: a rename keeps it).
+        // The versions the listings in memory follow (by id: a rename keeps it). The
+        // version before is needed once per group: at the mailbox's first write in it.
+        let noted = |id: u32| {
+            self.local.versions.contains_key(&(account, id))
+                || self.seq.group.versions.contains_key(&(account, id))
+        };
+        if let Some(m) = meta.as_ref().filter(|m| noted(m.id)) {
+            self.versions_written(account, m.id, None, Some(Version::of(m)));
+            return self.write_mailbox(account, name, meta);
+        }
         let before = self.mailbox(account, name).ok().flatten();
         if let Some(b) = &before {
             if meta.as_ref().map(|m| m.id) != Some(b.id) {
@@ -937,6 +933,11 @@ impl Txn<'_> {
             let before = before.filter(|b| b.id == m.id).map(|b| Version::of(&b));
             self.versions_written(account, m.id, before, Some(Version::of(m)));
         }
+        self.write_mailbox(account, name, meta);
+    }
+
+    /// Writes a mailbox record (`None`: deletes it), in the transaction's overlay too.
+    fn write_mailbox(&mut self, account: u32, name: &str, meta: Option<MailboxMeta>) {
         let key = keys::mailbox(account, name);
         self.ops.push(match &meta {
             Some(m) => WriteOp::Put {
