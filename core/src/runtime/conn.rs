@@ -6,12 +6,17 @@
 //! of a request until the server answers (see [`Pace`]), so a client that trickles a byte
 //! now and then (slowloris) cannot hold a connection forever.
 
+use std::future::Future;
 use std::net::{IpAddr, Shutdown};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_uring::net::TcpStream;
 
+use super::socket::Readable;
 use super::tls::{TlsStream, Transport};
 use super::worker::WorkerContext;
 use crate::auth::sasl::Credentials;
@@ -56,16 +61,17 @@ pub(super) async fn open(
             return None;
         }
     };
+    let readable = Readable::default();
     let transport = if implicit_tls {
-        match handshake(ctx, stream).await {
-            Some(tls) => Transport::tls(tls),
+        match handshake(ctx, stream, &readable).await {
+            Some(tls) => Transport::tls(tls, readable),
             None => {
                 let _ = stream.shutdown(Shutdown::Both);
                 return None;
             }
         }
     } else {
-        Transport::plain()
+        Transport::plain(readable)
     };
     Some(Opened {
         ip,
@@ -105,9 +111,9 @@ pub(super) async fn start_tls<P: Protocol>(
     if !flush(ctx, stream, transport, session).await {
         return false;
     }
-    match handshake(ctx, stream).await {
+    match handshake(ctx, stream, transport.readable()).await {
         Some(tls) => {
-            *transport = Transport::tls(tls);
+            transport.start_tls(tls);
             true
         }
         None => false,
@@ -165,11 +171,15 @@ pub(super) async fn refuse(stream: &TcpStream, line: &[u8]) {
 }
 
 /// Runs a TLS handshake with the current certificate; None if it fails or times out.
-pub(super) async fn handshake(ctx: &WorkerContext, stream: &TcpStream) -> Option<TlsStream> {
+pub(super) async fn handshake(
+    ctx: &WorkerContext,
+    stream: &TcpStream,
+    readable: &Readable,
+) -> Option<TlsStream> {
     let config = ctx.server.tls.load_full();
     // A handshake stalled halfway is a silent client too.
     let limit = HANDSHAKE_TIMEOUT.min(ctx.server.idle_timeout);
-    match tokio::time::timeout(limit, TlsStream::accept(stream, config)).await {
+    match tokio::time::timeout(limit, TlsStream::accept(stream, readable, config)).await {
         Ok(Ok(tls)) => {
             tracing::debug!(protocol = ?tls.protocol(), "TLS established");
             Some(tls)
@@ -189,27 +199,38 @@ pub(super) async fn write_out(
     transport: &Transport,
     out: Vec<u8>,
 ) -> (bool, Option<Vec<u8>>) {
-    match tokio::time::timeout(ctx.server.idle_timeout, transport.write_all(stream, out)).await {
+    let mut write = std::pin::pin!(transport.write_all(stream, out));
+    // A reply the socket takes at once (the usual case) needs no timer.
+    let at_once = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    let written = match at_once {
+        Poll::Ready(written) => Ok(written),
+        Poll::Pending => tokio::time::timeout(ctx.server.idle_timeout, write).await,
+    };
+    match written {
         Ok((Ok(()), out)) => (true, Some(out)),
         Ok((Err(_), out)) => (false, Some(out)),
         Err(_) => (false, None),
     }
 }
 
-/// The unauthenticated-lifetime clock of one connection: a session that has not
-/// authenticated (on the MX port: that has had no message accepted) for
-/// `limits.unauthenticated_lifetime` is closed, however steadily it trickles bytes.
-pub(super) struct Lifetime {
+/// The clocks of one connection: its unauthenticated lifetime (a session that has not
+/// authenticated — on the MX port: that has had no message accepted — for
+/// `limits.unauthenticated_lifetime` is closed, however steadily it trickles bytes) and
+/// the alarm that ends a wait for input.
+pub(super) struct Clocks {
     started: Instant,
     mark: Option<u64>,
+    alarm: Alarm,
 }
 
-impl Lifetime {
-    /// The clock of a connection opened now.
-    pub(super) fn start() -> Lifetime {
-        Lifetime {
-            started: Instant::now(),
+impl Clocks {
+    /// The clocks of a connection opened now, with `idle` as its first wait.
+    pub(super) fn start(idle: Duration) -> Clocks {
+        let now = Instant::now();
+        Clocks {
+            started: now,
             mark: Some(0),
+            alarm: Alarm::new(now + idle),
         }
     }
 
@@ -225,6 +246,62 @@ impl Lifetime {
     }
 }
 
+/// One timer per connection for its waits for input. Each answer gives the next request
+/// the whole idle timeout, so a wait's deadline is almost always later than the last
+/// one's: the timer then stays where it is, and when it goes off before the deadline it
+/// is set again for the deadline as it is then. Setting a timer at every read cost the
+/// timer wheel an insertion and a removal per request.
+pub(super) struct Alarm {
+    sleep: Pin<Box<Sleep>>,
+    /// When `sleep` goes off.
+    set_for: Instant,
+}
+
+impl Alarm {
+    fn new(at: Instant) -> Alarm {
+        Alarm {
+            sleep: Box::pin(tokio::time::sleep_until(at.into())),
+            set_for: at,
+        }
+    }
+
+    /// Returns once `deadline` has passed.
+    async fn until(&mut self, deadline: Instant) {
+        if let Some(at) = alarm_setting(self.set_for, deadline, None) {
+            self.set(at);
+        }
+        loop {
+            self.sleep.as_mut().await;
+            match alarm_setting(self.set_for, deadline, Some(Instant::now())) {
+                None => return,
+                Some(at) => self.set(at),
+            }
+        }
+    }
+
+    fn set(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at.into());
+        self.set_for = at;
+    }
+}
+
+/// Where an alarm set for `set_for` must be set to wake a wait for `deadline` (None: it
+/// can stay). With `fired_at`, the alarm went off then: None means the deadline has
+/// passed, and the wait is over.
+fn alarm_setting(
+    set_for: Instant,
+    deadline: Instant,
+    fired_at: Option<Instant>,
+) -> Option<Instant> {
+    match fired_at {
+        // The timer wheel's tick is a millisecond: within one, the deadline is here.
+        Some(now) if now + Duration::from_millis(1) >= deadline => None,
+        Some(_) => Some(deadline),
+        None if deadline < set_for => Some(deadline),
+        None => None,
+    }
+}
+
 /// Writes the session's replies and waits for more input (or the idle timeout, the end
 /// of its unauthenticated lifetime, or, between commands, the shutdown). False when the
 /// connection is over.
@@ -234,17 +311,22 @@ pub(super) async fn await_input<P: Protocol>(
     transport: &Transport,
     session: &mut P,
     stop: &mut watch::Receiver<bool>,
-    lifetime: &mut Lifetime,
+    clocks: &mut Clocks,
 ) -> bool {
     if !flush(ctx, stream, transport, session).await {
         return false;
     }
     let idle = session.is_idle();
-    let deadline = lifetime.deadline(session, ctx.server.unauthenticated_lifetime);
+    let deadline = clocks.deadline(session, ctx.server.unauthenticated_lifetime);
     let room = session.prepare_read();
     let buf = session.buffers().take_input(room);
     let before = buf.len();
-    match read_input(ctx, stream, transport, buf, idle, stop, deadline).await {
+    let wait = Wait {
+        idle,
+        deadline,
+        alarm: &mut clocks.alarm,
+    };
+    match read_input(ctx, stream, transport, buf, stop, wait).await {
         Wake::Data(buf) => {
             let mut pace = transport.pace.get();
             pace.received(buf.len().saturating_sub(before), Instant::now());
@@ -311,28 +393,36 @@ impl Pace {
     }
 }
 
-/// Reads more input into `buf`, unless the client takes too long (see [`Pace`]),
-/// `deadline` (the unauthenticated lifetime) passes, or, for an idle session, the server
-/// shuts down.
-pub(super) async fn read_input(
+/// What a wait for input looks out for besides the input.
+pub(super) struct Wait<'a> {
+    /// The session is between requests: the server's shutdown ends the wait.
+    idle: bool,
+    /// The end of the unauthenticated lifetime, if it runs.
+    deadline: Option<Instant>,
+    alarm: &'a mut Alarm,
+}
+
+/// Reads more input into `buf`, unless the client takes too long (see [`Pace`]), the
+/// wait's deadline (the unauthenticated lifetime) passes, or, for an idle session, the
+/// server shuts down.
+async fn read_input(
     ctx: &WorkerContext,
     stream: &TcpStream,
     transport: &Transport,
     buf: Vec<u8>,
-    idle: bool,
     stop: &mut watch::Receiver<bool>,
-    deadline: Option<Instant>,
+    wait: Wait<'_>,
 ) -> Wake {
     let now = Instant::now();
     let silence = now + transport.pace.get().wait(now, ctx.server.idle_timeout);
-    let until = deadline.map_or(silence, |d| d.min(silence));
+    let until = wait.deadline.map_or(silence, |d| d.min(silence));
     tokio::select! {
         (result, buf) = transport.read(stream, buf) => match result {
             Ok(n) if n > 0 => Wake::Data(buf),
             _ => Wake::Closed,
         },
-        _ = tokio::time::sleep_until(until.into()) => Wake::IdleTimeout,
-        _ = stop.wait_for(|stop| *stop), if idle => Wake::Stop,
+        _ = wait.alarm.until(until) => Wake::IdleTimeout,
+        _ = stop.wait_for(|stop| *stop), if wait.idle => Wake::Stop,
     }
 }
 
@@ -380,5 +470,20 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(Pace::default().wait(t0, IDLE), IDLE);
+    }
+
+    #[test]
+    fn the_alarm_moves_only_when_a_deadline_comes_sooner_or_it_went_off_early() {
+        let t0 = Instant::now();
+        let later = t0 + IDLE;
+        // A later deadline keeps the alarm; a sooner one sets it there.
+        assert_eq!(alarm_setting(t0, later, None), None);
+        assert_eq!(alarm_setting(later, t0, None), Some(t0));
+        // Gone off early: set for the deadline; gone off at (or within a tick of) the
+        // deadline: the wait is over.
+        assert_eq!(alarm_setting(t0, later, Some(t0)), Some(later));
+        assert_eq!(alarm_setting(later, later, Some(later)), None);
+        let almost = later - Duration::from_micros(500);
+        assert_eq!(alarm_setting(later, later, Some(almost)), None);
     }
 }

@@ -40,7 +40,7 @@ pub(super) async fn drive<P: Protocol, S: Service<P>>(
     service: &mut S,
 ) {
     let mut stop = ctx.stop.clone();
-    let mut lifetime = conn::Lifetime::start();
+    let mut clocks = conn::Clocks::start(ctx.server.idle_timeout);
     loop {
         match session.step(cx) {
             Step::Close => {
@@ -73,8 +73,7 @@ pub(super) async fn drive<P: Protocol, S: Service<P>>(
                 }
             }
             Step::NeedInput => {
-                if !conn::await_input(ctx, stream, transport, session, &mut stop, &mut lifetime)
-                    .await
+                if !conn::await_input(ctx, stream, transport, session, &mut stop, &mut clocks).await
                 {
                     return;
                 }

@@ -14,6 +14,7 @@ mod imap_conn;
 mod listener;
 mod pop3_conn;
 mod smtp_conn;
+mod socket;
 pub mod tls;
 mod worker;
 

@@ -8,10 +8,10 @@ use std::io::{self, Read as _, Write as _};
 use std::sync::Arc;
 
 use rustls::{ServerConfig, ServerConnection};
-use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use super::conn::Pace;
+use super::socket::{send_all, Readable};
 
 /// Ciphertext read per kernel call: one full TLS record and its overhead.
 const CIPHERTEXT_READ: usize = 18 * 1024;
@@ -34,7 +34,11 @@ fn tls_error(e: rustls::Error) -> io::Error {
 
 impl TlsStream {
     /// Runs the server side of the handshake.
-    pub async fn accept(tcp: &TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
+    pub(super) async fn accept(
+        tcp: &TcpStream,
+        readable: &Readable,
+        config: Arc<ServerConfig>,
+    ) -> io::Result<TlsStream> {
         let mut conn = ServerConnection::new(config).map_err(tls_error)?;
         // Replies are small and written at once: no need to bound what rustls buffers.
         conn.set_buffer_limit(None);
@@ -54,7 +58,7 @@ impl TlsStream {
             if wants_write {
                 tls.flush(tcp).await?;
             } else if wants_read {
-                if tls.read_ciphertext(tcp).await? == 0 {
+                if tls.read_ciphertext(tcp, readable).await? == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
             } else {
@@ -71,11 +75,11 @@ impl TlsStream {
     }
 
     /// Reads ciphertext from the socket and decrypts it; returns the bytes read (0 = EOF).
-    async fn read_ciphertext(&self, tcp: &TcpStream) -> io::Result<usize> {
+    async fn read_ciphertext(&self, tcp: &TcpStream, readable: &Readable) -> io::Result<usize> {
         let mut buf = self.incoming.take();
         buf.clear();
-        let (result, slice) = tcp.read(buf.slice(0..CIPHERTEXT_READ)).await;
-        let buf = slice.into_inner();
+        buf.reserve_exact(CIPHERTEXT_READ);
+        let (result, buf) = readable.recv(tcp, buf).await;
         let n = match result {
             Ok(n) => n,
             Err(e) => {
@@ -109,7 +113,12 @@ impl TlsStream {
     }
 
     /// Appends decrypted bytes to `dst`; returns how many (0 = the peer closed).
-    pub async fn read(&self, tcp: &TcpStream, mut dst: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    async fn read(
+        &self,
+        tcp: &TcpStream,
+        readable: &Readable,
+        mut dst: Vec<u8>,
+    ) -> (io::Result<usize>, Vec<u8>) {
         loop {
             let start = dst.len();
             dst.resize(start + PLAINTEXT_CHUNK, 0);
@@ -125,7 +134,7 @@ impl TlsStream {
                     return (Err(e), dst);
                 }
             }
-            match self.read_ciphertext(tcp).await {
+            match self.read_ciphertext(tcp, readable).await {
                 Ok(0) => return (Ok(0), dst),
                 Ok(_) => {}
                 Err(e) => return (Err(e), dst),
@@ -176,32 +185,44 @@ impl TlsStream {
 pub struct Transport {
     tls: Option<Box<TlsStream>>,
     pub(super) pace: Cell<Pace>,
+    readable: Readable,
 }
 
 impl Transport {
-    pub fn plain() -> Transport {
+    pub(super) fn plain(readable: Readable) -> Transport {
         Transport {
             tls: None,
             pace: Cell::default(),
+            readable,
         }
     }
 
-    pub fn tls(tls: TlsStream) -> Transport {
+    /// The transport of a connection whose handshake `tls` finished, waiting on input
+    /// with `readable` (the one the handshake used).
+    pub(super) fn tls(tls: TlsStream, readable: Readable) -> Transport {
         Transport {
             tls: Some(Box::new(tls)),
             pace: Cell::default(),
+            readable,
         }
+    }
+
+    /// What the socket's input is waited on with (for a STARTTLS handshake).
+    pub(super) fn readable(&self) -> &Readable {
+        &self.readable
+    }
+
+    /// STARTTLS done: what follows goes through `tls`.
+    pub(super) fn start_tls(&mut self, tls: TlsStream) {
+        self.tls = Some(Box::new(tls));
+        self.pace.set(Pace::default());
     }
 
     /// Appends received bytes to `buf`; returns how many (0 = the peer closed).
     pub async fn read(&self, tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         match &self.tls {
-            None => {
-                let filled = buf.len();
-                let (result, slice) = tcp.read(buf.slice(filled..)).await;
-                (result, slice.into_inner())
-            }
-            Some(tls) => tls.read(tcp, buf).await,
+            None => self.readable.recv(tcp, buf).await,
+            Some(tls) => tls.read(tcp, &self.readable, buf).await,
         }
     }
 
@@ -225,41 +246,4 @@ impl Transport {
             tls.close(tcp).await;
         }
     }
-}
-
-/// Writes all of `buf` to the socket: at once with a non-blocking `send(2)` when the
-/// socket buffer takes it (the usual case for a reply), the rest through io_uring. A reply
-/// written at once saves the io_uring round trip and the wake-up of an asynchronous write:
-/// a client that waits for each reply before its next command (POP3 RETR, IMAP FETCH of
-/// one message) sees its answer sooner.
-pub(super) async fn send_all(tcp: &TcpStream, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor belongs to `tcp`, open for the whole call; the pointer and
-    // length describe `buf`, which the kernel only reads during the call.
-    let sent = unsafe {
-        libc::send(
-            tcp.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    let sent = match usize::try_from(sent) {
-        Ok(n) => n,
-        Err(_) => {
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) {
-                return (Err(e), buf);
-            }
-            0
-        }
-    };
-    if sent >= buf.len() {
-        return (Ok(()), buf);
-    }
-    let (result, rest) = tcp.write_all(buf.slice(sent..)).await;
-    (result, rest.into_inner())
 }
