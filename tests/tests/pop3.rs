@@ -55,6 +55,18 @@ s.quit()
 t.user('alice@example.test'); t.pass_('Secret123')
 print('third ok', t.stat())
 t.quit()
+# QUIT's answer comes after the maildrop is released: logging in again at once finds it
+# free, every time.
+busy = 0
+for i in range(100):
+    u = poplib.POP3_SSL('localhost', pop3s, context=ctx, timeout=30)
+    u.user('alice@example.test')
+    try:
+        u.pass_('Secret123')
+    except poplib.error_proto as e:
+        busy += 1
+    u.quit()
+print('relogin busy', busy)
 "#;
 
 #[test]
@@ -98,6 +110,7 @@ fn poplib_stls_and_pop3s_retrieve_delete_and_lock() {
         "{out}"
     );
     assert!(out.contains("third ok (1, "), "{out}");
+    assert!(out.contains("relogin busy 0\n"), "{out}");
     // Deleted over POP3: gone from the store (and so from IMAP) too.
     let list = server.mail_list("alice@example.test");
     assert_eq!(list.len(), 1);

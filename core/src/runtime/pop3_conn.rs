@@ -194,10 +194,17 @@ impl Service<Session> for Maildrops<'_> {
                 }
                 Answer::Message { message, top }
             }
-            Request::Commit { deleted } => Answer::Committed(match &self.maildrop {
-                Some(m) => expunge(ctx, m, &deleted).await,
-                None => deleted.is_empty(),
-            }),
+            Request::Commit { deleted } => {
+                let committed = match &self.maildrop {
+                    Some(m) => expunge(ctx, m, &deleted).await,
+                    None => deleted.is_empty(),
+                };
+                // The session ends with this answer: the maildrop is released before the
+                // client reads it, so a client that logs in again at once finds it free.
+                self.maildrop = None;
+                self.ahead = ReadAhead::default();
+                Answer::Committed(committed)
+            }
         }
     }
 }
