@@ -70,8 +70,9 @@ pub enum ListingChange {
 }
 
 /// Most changes held after a listing before it is forgotten instead (read again when
-/// next asked for): a mailbox that changes often and is read seldom.
-const MAX_DELTAS: usize = 256;
+/// next asked for): a mailbox that changes often and is read seldom. At a thousand
+/// messages a second in groups of ten or more, this is over half a minute of mail.
+const MAX_DELTAS: usize = 4_096;
 
 struct Slot {
     /// The version of `listing`.
@@ -97,6 +98,11 @@ impl Slot {
 #[derive(Default)]
 struct Slots {
     by_mailbox: HashMap<(u32, u32), Slot>,
+    /// Mailboxes not held whose listing a reader is reading from the store (its `get`
+    /// missed): the changes since, so that the listing is filed with them and the next
+    /// reader finds it. Without them a mailbox written to all the time would be filed
+    /// already out of date at every read, and read again by every reader.
+    reading: HashMap<(u32, u32), Vec<Arc<Delta>>>,
     messages: usize,
     clock: u64,
 }
@@ -136,7 +142,13 @@ impl Listings {
             let mut slots = self.lock();
             slots.clock += 1;
             let now = slots.clock;
-            let slot = slots.by_mailbox.get_mut(&(account, mailbox))?;
+            let Some(slot) = slots.by_mailbox.get_mut(&(account, mailbox)) else {
+                // The caller reads it from the store: the changes from now on go with it.
+                if slots.reading.len() < self.max_mailboxes {
+                    slots.reading.entry((account, mailbox)).or_default();
+                }
+                return None;
+            };
             slot.last_used = now;
             if slot.version == version {
                 return Some(slot.listing.clone());
@@ -183,6 +195,7 @@ impl Listings {
         let mut slots = self.lock();
         let slots = &mut *slots;
         let Some(slot) = slots.by_mailbox.get_mut(&(account, mailbox)) else {
+            log_while_reading(&mut slots.reading, (account, mailbox), delta);
             return;
         };
         let head = slot.head();
@@ -205,6 +218,7 @@ impl Listings {
     /// cache cannot follow).
     pub fn forget(&self, account: u32, mailbox: u32) {
         let mut slots = self.lock();
+        slots.reading.remove(&(account, mailbox));
         if let Some(gone) = slots.by_mailbox.remove(&(account, mailbox)) {
             slots.messages -= gone.weight();
         }
@@ -238,6 +252,19 @@ impl Listings {
         if self.generation() != generation {
             return;
         }
+        // The changes written while it was read: the listing is filed at the state
+        // before the first of them (it was read after that state, and a change applied
+        // again to a listing that has it already changes nothing), with them after it.
+        let since_read = slots
+            .reading
+            .remove(&(account, mailbox))
+            .unwrap_or_default();
+        let (version, deltas) = match since_read.first() {
+            Some(first) if first.from.uidvalidity == version.uidvalidity => {
+                (first.from, since_read)
+            }
+            _ => (version, Vec::new()),
+        };
         if let Some(held) = slots.by_mailbox.get(&(account, mailbox)) {
             let head = held.head();
             if head.uidvalidity == version.uidvalidity
@@ -252,7 +279,7 @@ impl Listings {
             version,
             last_used: slots.clock,
             listing,
-            deltas: Vec::new(),
+            deltas,
         };
         let added = slot.weight();
         if let Some(old) = slots.by_mailbox.insert((account, mailbox), slot) {
@@ -284,6 +311,7 @@ impl Listings {
         let mut slots = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
         slots.by_mailbox.clear();
+        slots.reading.clear();
         slots.messages = 0;
     }
 
@@ -291,6 +319,26 @@ impl Listings {
         // A panic while holding the lock leaves the map consistent (no partial updates
         // that matter): keep using it.
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Adds `delta` to the changes logged for a mailbox being read (if it is): a change that
+/// does not follow the last one, or one too many, ends the log (the listing read is
+/// then filed as it was read).
+fn log_while_reading(
+    reading: &mut HashMap<(u32, u32), Vec<Arc<Delta>>>,
+    key: (u32, u32),
+    delta: Delta,
+) {
+    let Some(log) = reading.get_mut(&key) else {
+        return;
+    };
+    let follows = log.last().is_none_or(|last| last.to == delta.from);
+    if follows && delta.from.uidvalidity == delta.to.uidvalidity && log.len() < MAX_DELTAS {
+        log.push(Arc::new(delta));
+    } else {
+        log.clear();
+        reading.remove(&key);
     }
 }
 
@@ -435,6 +483,41 @@ mod tests {
         assert!(cache.get(1, 1, v1).is_none(), "an earlier state is gone");
         assert_eq!(cache.reads(), 1, "one read, at the start");
         weight_is_kept(&cache);
+    }
+
+    #[test]
+    fn a_listing_read_while_its_mailbox_is_written_is_filed_with_the_changes() {
+        let cache = Listings::default();
+        let version = |uidnext, modseq| Version::of(&meta(uidnext, modseq));
+        let (v1, v2, v3) = (version(4, 5), version(5, 6), version(6, 7));
+        let delta = |from, to, uid| Delta {
+            from,
+            to,
+            messages: vec![(uid, Some(entry(0)))],
+        };
+        // A reader at v1 misses and reads the store; two groups are written meanwhile
+        // (the read saw the first of them).
+        assert!(cache.get(1, 1, v1).is_none());
+        cache.advance(1, 1, delta(v1, v2, 4));
+        cache.advance(1, 1, delta(v2, v3, 5));
+        cache.put(1, 1, v1, cache.generation(), listing(4));
+        weight_is_kept(&cache);
+        // The next reader, at v3, is served from memory: no second read of the store.
+        let at_v3 = cache.get(1, 1, v3).expect("brought to v3");
+        assert_eq!(at_v3.len(), 5);
+        assert_eq!(cache.reads(), 1);
+        weight_is_kept(&cache);
+        // A log broken by a change that does not follow is dropped: the listing is
+        // filed as read, and a later state is read again.
+        assert!(cache.get(1, 2, v1).is_none());
+        cache.advance(1, 2, delta(v1, v2, 4));
+        cache.advance(1, 2, delta(v3, version(7, 8), 6));
+        cache.put(1, 2, v1, cache.generation(), listing(3));
+        assert!(cache.get(1, 2, v2).is_none());
+        assert!(cache.get(1, 2, v1).is_some());
+        // Nothing is logged for a mailbox nobody is reading.
+        cache.advance(1, 3, delta(v1, v2, 4));
+        assert!(!cache.lock().reading.contains_key(&(1, 3)));
     }
 
     #[test]
