@@ -84,8 +84,9 @@ pub(super) async fn drive<P: Protocol, S: Service<P>>(
 
 /// IDLE: waits for input while looking for changes when the store says the session's
 /// mailbox changed (and once at the start, for changes since the session last looked),
-/// writing what they produce. The read stays pending meanwhile: a tokio-uring read cannot
-/// be cancelled without losing what it reads. False when the connection is over.
+/// writing what they produce. One read stays pending through the whole IDLE (a wait for
+/// readiness, which the looks for changes do not disturb). False when the connection is
+/// over.
 async fn idle<P: Protocol, S: Service<P>>(
     ctx: &WorkerContext,
     stream: &TcpStream,

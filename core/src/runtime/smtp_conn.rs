@@ -119,7 +119,7 @@ pub(super) async fn serve(
         &mut delivery,
     )
     .await;
-    // A read may still be in flight: shutting the socket down ends it and tells the client.
+    // Shut down before the stream is dropped: the client is told at once.
     let _ = stream.shutdown(Shutdown::Both);
     ctx.buffers.give(session.into_buffers().into_input());
 }

@@ -71,8 +71,9 @@ pub enum ListingChange {
 
 /// Most changes held after a listing before it is forgotten instead (read again when
 /// next asked for): a mailbox that changes often and is read seldom. At a thousand
-/// messages a second in groups of ten or more, this is over half a minute of mail.
-const MAX_DELTAS: usize = 4_096;
+/// messages a second in groups of ten or more, this is ten seconds of mail or more. (A
+/// reader catching up clones the changes' handles under the lock: keep it modest.)
+const MAX_DELTAS: usize = 1_024;
 
 struct Slot {
     /// The version of `listing`.
@@ -103,8 +104,40 @@ struct Slots {
     /// reader finds it. Without them a mailbox written to all the time would be filed
     /// already out of date at every read, and read again by every reader.
     reading: HashMap<(u32, u32), Vec<Arc<Delta>>>,
+    /// Messages in those logs (bounded like those held).
+    logged: usize,
     messages: usize,
     clock: u64,
+}
+
+impl Slots {
+    /// Adds `delta` to the log of a mailbox being read, if there is one. A change that
+    /// does not follow the last one, or one past the bounds, ends the log (the listing
+    /// read is then filed as it was read).
+    fn log(&mut self, key: (u32, u32), delta: Delta, max_messages: usize) {
+        let added = delta.messages.len();
+        let Some(log) = self.reading.get_mut(&key) else {
+            return;
+        };
+        let follows = log.last().is_none_or(|last| last.to == delta.from);
+        if follows
+            && delta.from.uidvalidity == delta.to.uidvalidity
+            && log.len() < MAX_DELTAS
+            && self.logged + added <= max_messages
+        {
+            log.push(Arc::new(delta));
+            self.logged += added;
+        } else {
+            self.end_log(key);
+        }
+    }
+
+    /// Removes the log of `key`'s mailbox, returning its changes.
+    fn end_log(&mut self, key: (u32, u32)) -> Vec<Arc<Delta>> {
+        let log = self.reading.remove(&key).unwrap_or_default();
+        self.logged -= log.iter().map(|d| d.messages.len()).sum::<usize>();
+        log
+    }
 }
 
 /// The cache; one per store.
@@ -195,7 +228,7 @@ impl Listings {
         let mut slots = self.lock();
         let slots = &mut *slots;
         let Some(slot) = slots.by_mailbox.get_mut(&(account, mailbox)) else {
-            log_while_reading(&mut slots.reading, (account, mailbox), delta);
+            slots.log((account, mailbox), delta, self.max_messages);
             return;
         };
         let head = slot.head();
@@ -218,10 +251,15 @@ impl Listings {
     /// cache cannot follow).
     pub fn forget(&self, account: u32, mailbox: u32) {
         let mut slots = self.lock();
-        slots.reading.remove(&(account, mailbox));
+        slots.end_log((account, mailbox));
         if let Some(gone) = slots.by_mailbox.remove(&(account, mailbox)) {
             slots.messages -= gone.weight();
         }
+    }
+
+    /// A reader that missed will not file what it read (the read failed): its log ends.
+    pub fn abandon(&self, account: u32, mailbox: u32) {
+        self.lock().end_log((account, mailbox));
     }
 
     /// How many listings were read from the store and offered to [`Listings::put`].
@@ -245,26 +283,18 @@ impl Listings {
         listing: Listing,
     ) {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        if listing.len() > self.max_messages {
-            return;
-        }
         let mut slots = self.lock();
-        if self.generation() != generation {
+        // The changes written while it was read (logged since a reader missed): kept
+        // after the listing if their chain passes through `version`, the state the reader
+        // looked up before reading (the listing holds at least that state, and a change
+        // applied again to a listing that has it already changes nothing). A log that
+        // does not reach back to `version` (opened by another reader, with a gap since)
+        // is no use to this listing.
+        let since_read = slots.end_log((account, mailbox));
+        if listing.len() > self.max_messages || self.generation() != generation {
             return;
         }
-        // The changes written while it was read: the listing is filed at the state
-        // before the first of them (it was read after that state, and a change applied
-        // again to a listing that has it already changes nothing), with them after it.
-        let since_read = slots
-            .reading
-            .remove(&(account, mailbox))
-            .unwrap_or_default();
-        let (version, deltas) = match since_read.first() {
-            Some(first) if first.from.uidvalidity == version.uidvalidity => {
-                (first.from, since_read)
-            }
-            _ => (version, Vec::new()),
-        };
+        let deltas = changes_after(since_read, version);
         if let Some(held) = slots.by_mailbox.get(&(account, mailbox)) {
             let head = held.head();
             if head.uidvalidity == version.uidvalidity
@@ -312,6 +342,7 @@ impl Listings {
         self.generation.fetch_add(1, Ordering::AcqRel);
         slots.by_mailbox.clear();
         slots.reading.clear();
+        slots.logged = 0;
         slots.messages = 0;
     }
 
@@ -322,23 +353,16 @@ impl Listings {
     }
 }
 
-/// Adds `delta` to the changes logged for a mailbox being read (if it is): a change that
-/// does not follow the last one, or one too many, ends the log (the listing read is
-/// then filed as it was read).
-fn log_while_reading(
-    reading: &mut HashMap<(u32, u32), Vec<Arc<Delta>>>,
-    key: (u32, u32),
-    delta: Delta,
-) {
-    let Some(log) = reading.get_mut(&key) else {
-        return;
-    };
-    let follows = log.last().is_none_or(|last| last.to == delta.from);
-    if follows && delta.from.uidvalidity == delta.to.uidvalidity && log.len() < MAX_DELTAS {
-        log.push(Arc::new(delta));
-    } else {
-        log.clear();
-        reading.remove(&key);
+/// The changes of a log (a chain, each from the one before's `to`) after `version`: all
+/// of them if the first starts there, those after the one that ends there, none if the
+/// chain does not pass through it.
+fn changes_after(log: Vec<Arc<Delta>>, version: Version) -> Vec<Arc<Delta>> {
+    if log.first().is_some_and(|first| first.from == version) {
+        return log;
+    }
+    match log.iter().position(|d| d.to == version) {
+        Some(at) => log.into_iter().skip(at + 1).collect(),
+        None => Vec::new(),
     }
 }
 
@@ -453,6 +477,13 @@ mod tests {
         let slots = cache.lock();
         let held: usize = slots.by_mailbox.values().map(Slot::weight).sum();
         assert_eq!(slots.messages, held);
+        let logged: usize = slots
+            .reading
+            .values()
+            .flatten()
+            .map(|d| d.messages.len())
+            .sum();
+        assert_eq!(slots.logged, logged);
     }
 
     #[test]
@@ -518,6 +549,19 @@ mod tests {
         // Nothing is logged for a mailbox nobody is reading.
         cache.advance(1, 3, delta(v1, v2, 4));
         assert!(!cache.lock().reading.contains_key(&(1, 3)));
+        // A log that does not pass through the reader's state (opened by a later reader,
+        // a gap before it) is no use to it: filed as read, a later state is read again,
+        // never served with changes missing.
+        assert!(cache.get(1, 4, v2).is_none());
+        cache.advance(1, 4, delta(v2, v3, 5));
+        cache.put(1, 4, v1, cache.generation(), listing(3));
+        assert!(cache.get(1, 4, v3).is_none());
+        // A reader whose read failed ends its log.
+        assert!(cache.get(1, 5, v1).is_none());
+        cache.advance(1, 5, delta(v1, v2, 4));
+        cache.abandon(1, 5);
+        weight_is_kept(&cache);
+        assert!(cache.lock().reading.is_empty());
     }
 
     #[test]

@@ -85,7 +85,13 @@ pub fn listing(store: &Store, account: u32, meta: &MailboxMeta) -> Result<Listin
         return Ok(held);
     }
     let generation = cache.generation();
-    let fresh: Listing = Arc::new(list(store, account, meta.id)?);
+    let fresh: Listing = match list(store, account, meta.id) {
+        Ok(fresh) => Arc::new(fresh),
+        Err(e) => {
+            cache.abandon(account, meta.id);
+            return Err(e);
+        }
+    };
     cache.put(account, meta.id, version, generation, fresh.clone());
     Ok(fresh)
 }
