@@ -251,7 +251,7 @@ impl Clocks {
 /// one's: the timer then stays where it is, and when it goes off before the deadline it
 /// is set again for the deadline as it is then. Setting a timer at every read cost the
 /// timer wheel an insertion and a removal per request.
-pub(super) struct Alarm {
+struct Alarm {
     sleep: Pin<Box<Sleep>>,
     /// When `sleep` goes off.
     set_for: Instant,
@@ -394,7 +394,7 @@ impl Pace {
 }
 
 /// What a wait for input looks out for besides the input.
-pub(super) struct Wait<'a> {
+struct Wait<'a> {
     /// The session is between requests: the server's shutdown ends the wait.
     idle: bool,
     /// The end of the unauthenticated lifetime, if it runs.

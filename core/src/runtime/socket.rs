@@ -6,7 +6,7 @@
 //! Why not an io_uring read for input: a client that waits for each answer before its
 //! next command (POP3 RETR, IMAP FETCH of one message, SMTP commands) makes every read a
 //! round trip, and an io_uring read costs a submission (`io_uring_enter`) and task work
-//! on top of the wake-up. Measured with POP3 RETR one message at a time (docs/pop3.md),
+//! on top of the wake-up. Measured with POP3 RETR one message at a time (docs/benchmarks.md),
 //! reading by readiness took ~2 µs of worker time off each RETR (19 → 17 µs) and the
 //! download rate rose with it. A read by readiness is also cancelled by dropping it with
 //! nothing lost, where an abandoned io_uring read keeps the socket busy.

@@ -119,16 +119,20 @@ impl Slots {
         let Some(log) = self.reading.get_mut(&key) else {
             return;
         };
-        let follows = log.last().is_none_or(|last| last.to == delta.from);
-        if follows
-            && delta.from.uidvalidity == delta.to.uidvalidity
-            && log.len() < MAX_DELTAS
-            && self.logged + added <= max_messages
+        let head = log.last().map_or(delta.from, |last| last.to);
+        if carries_on(head, &delta) && log.len() < MAX_DELTAS && self.logged + added <= max_messages
         {
             log.push(Arc::new(delta));
             self.logged += added;
         } else {
             self.end_log(key);
+        }
+    }
+
+    /// Drops the listing held for `key`'s mailbox, if any.
+    fn drop_slot(&mut self, key: (u32, u32)) {
+        if let Some(gone) = self.by_mailbox.remove(&key) {
+            self.messages -= gone.weight();
         }
     }
 
@@ -237,13 +241,13 @@ impl Listings {
             return;
         }
         let added = delta.messages.len();
-        let continues = head == delta.from && delta.from.uidvalidity == delta.to.uidvalidity;
-        if continues && slot.deltas.len() < MAX_DELTAS && added <= self.max_messages {
+        if carries_on(head, &delta) && slot.deltas.len() < MAX_DELTAS && added <= self.max_messages
+        {
             slot.deltas.push(Arc::new(delta));
             slots.messages += added;
             self.evict(slots);
-        } else if let Some(gone) = slots.by_mailbox.remove(&(account, mailbox)) {
-            slots.messages -= gone.weight();
+        } else {
+            slots.drop_slot((account, mailbox));
         }
     }
 
@@ -252,9 +256,7 @@ impl Listings {
     pub fn forget(&self, account: u32, mailbox: u32) {
         let mut slots = self.lock();
         slots.end_log((account, mailbox));
-        if let Some(gone) = slots.by_mailbox.remove(&(account, mailbox)) {
-            slots.messages -= gone.weight();
-        }
+        slots.drop_slot((account, mailbox));
     }
 
     /// A reader that missed will not file what it read (the read failed): its log ends.
@@ -330,9 +332,7 @@ impl Listings {
             else {
                 break;
             };
-            if let Some(gone) = slots.by_mailbox.remove(&oldest) {
-                slots.messages -= gone.weight();
-            }
+            slots.drop_slot(oldest);
         }
     }
 
@@ -351,6 +351,12 @@ impl Listings {
         // that matter): keep using it.
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Whether `delta` carries a mailbox on from `head` (and not into a new UID validity: the
+/// mailbox was recreated).
+fn carries_on(head: Version, delta: &Delta) -> bool {
+    head == delta.from && delta.from.uidvalidity == delta.to.uidvalidity
 }
 
 /// The changes of a log (a chain, each from the one before's `to`) after `version`: all
