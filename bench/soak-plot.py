@@ -22,8 +22,13 @@ for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
 ax[1].set_ylabel("final SMTP reply, ms")
 ax[1].set_yscale("log")
 ax[1].legend(fontsize=8)
-ax[2].plot(t, [num(r, "rss_mb") for r in rows])
-ax[2].set_ylabel("gannet RSS, MB")
+ax[2].plot(t, [num(r, "rss_mb") for r in rows], label="gannet RSS")
+if "block_cache_mb" in (rows[0] if rows else {}):
+    # What RocksDB accounts for (older CSVs have no such columns).
+    ax[2].plot(t, [num(r, "block_cache_mb") + num(r, "memtables_mb") + num(r, "table_readers_mb")
+                   for r in rows], label="RocksDB: block cache, memtables, table readers")
+    ax[2].legend(fontsize=8)
+ax[2].set_ylabel("MB")
 ax[2].set_ylim(bottom=0)
 ax[3].plot(t, [num(r, "data_mb") / 1000 for r in rows], label="data directory")
 ax[3].set_ylabel("GB")

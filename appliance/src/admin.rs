@@ -430,7 +430,11 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             b"compacted\n".to_vec()
         }
         AdminCommand::StoreStats => {
-            let mut out = serde_json::to_vec(&store.engine_stats())?;
+            let mut stats = serde_json::to_value(store.engine_stats())?;
+            if let Some(fields) = stats.as_object_mut() {
+                fields.insert("listed_messages".into(), store.listed_messages().into());
+            }
+            let mut out = serde_json::to_vec(&stats)?;
             out.push(b'\n');
             out
         }

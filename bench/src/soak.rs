@@ -407,7 +407,8 @@ async fn sample(
         out,
         "seconds,smtp_per_s,p50_ms,p99_ms,p999_ms,smtp_failed,imap_msgs_per_s,pop3_msgs_per_s,\
          relayed_per_s,rss_mb,data_mb,pending_compaction_mb,running_compactions,\
-         delayed_write_rate,write_stopped"
+         delayed_write_rate,write_stopped,memtables_mb,table_readers_mb,block_cache_mb,\
+         listed_messages"
     )?;
     let every = Duration::from_secs(opts.interval.max(1));
     let mut last = started;
@@ -433,14 +434,16 @@ async fn sample(
                 .and_then(|s| s.get(key).cloned())
                 .map_or(String::new(), |v| v.to_string())
         };
-        let pending = stats
-            .as_ref()
-            .and_then(|s| s.get("pending_compaction_bytes")?.as_f64())
-            .map_or(String::new(), |b| format!("{:.1}", b / 1e6));
+        let megabytes = |key: &str| {
+            stats
+                .as_ref()
+                .and_then(|s| s.get(key)?.as_f64())
+                .map_or(String::new(), |b| format!("{:.1}", b / 1e6))
+        };
         let rate = |delta: u64| format!("{:.1}", delta as f64 / secs);
         writeln!(
             out,
-            "{:.1},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{}",
+            "{:.1},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             now.duration_since(started).as_secs_f64(),
             rate(take(&counters.smtp, &mut smtp)),
             percentile_ms(&window, 0.5),
@@ -456,10 +459,14 @@ async fn sample(
             opts.watch_dir
                 .as_deref()
                 .map_or(String::new(), |d| format!("{:.1}", dir_mb(d))),
-            pending,
+            megabytes("pending_compaction_bytes"),
             stat("running_compactions"),
             stat("delayed_write_rate"),
             stat("write_stopped"),
+            megabytes("memtable_bytes"),
+            megabytes("table_readers_bytes"),
+            megabytes("block_cache_bytes"),
+            stat("listed_messages"),
         )?;
         out.flush()?;
         last = now;

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use gannet_tests::{gannet_bin, RawSmtp, Server};
+use gannet_tests::{gannet_bin, python, RawSmtp, Server};
 
 #[test]
 fn weak_passwords_are_refused_with_a_clear_error() {
@@ -143,4 +143,45 @@ fn serve_logs_json_when_asked() {
         );
     }
     assert!(log.contains("gannet serving"));
+}
+
+/// `gannet store-stats` (what the soak benchmark samples) tells the engine's memory and
+/// the messages held in the mailbox listings, from the running server.
+#[test]
+fn store_stats_report_memory_and_listed_messages() {
+    let mut server = Server::new("[auth]\nplaintext_on_loopback = true\n");
+    server.start();
+    server.with_example_accounts();
+    let mut c = RawSmtp::connect(server.smtp).unwrap();
+    c.cmd("EHLO x.example").unwrap();
+    for n in 0..3 {
+        let body = format!("Subject: stats {n}\r\n\r\nhello\r\n");
+        let reply = c
+            .send_message("a@example.org", "alice@example.test", body.as_bytes())
+            .unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let stats = |server: &Server| -> serde_json::Value {
+        serde_json::from_slice(&server.admin(&["store-stats"])).expect("store-stats is JSON")
+    };
+    let before = stats(&server);
+    assert!(before["memtable_bytes"].as_u64().unwrap() > 0, "{before}");
+    for key in [
+        "table_readers_bytes",
+        "block_cache_bytes",
+        "block_cache_pinned_bytes",
+    ] {
+        assert!(before[key].is_u64(), "{key} missing: {before}");
+    }
+    // A POP3 login lists the maildrop: its listing is then held in memory.
+    let listed = python(
+        "import poplib, sys\n\
+         p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=30)\n\
+         p.user('alice@example.test'); p.pass_('Secret123')\n\
+         print(p.stat()[0]); p.quit()\n",
+        &[&server.pop3.port().to_string()],
+    );
+    assert_eq!(listed.trim(), "3");
+    let after = stats(&server);
+    assert_eq!(after["listed_messages"].as_u64(), Some(3), "{after}");
 }

@@ -178,6 +178,12 @@ pub struct EngineStats {
     /// Bytes of table files and of blob files (all families).
     pub sst_bytes: u64,
     pub blob_bytes: u64,
+    /// Memory: the memtables (all families), the table readers' indexes and filters
+    /// held outside the block cache, and the block cache's use (of it, pinned).
+    pub memtable_bytes: u64,
+    pub table_readers_bytes: u64,
+    pub block_cache_bytes: u64,
+    pub block_cache_pinned_bytes: u64,
 }
 
 /// Reads a counter value written by [`WriteOp::Add`].

@@ -275,6 +275,11 @@ impl Store {
         self.kv.engine_stats()
     }
 
+    /// Messages held in the mailbox listings in memory ([`listings::Listings::held`]).
+    pub fn listed_messages(&self) -> usize {
+        self.listings.held()
+    }
+
     /// Reads go straight to the engine.
     pub(crate) fn kv(&self) -> &dyn KvStore {
         self.kv.as_ref()

@@ -56,6 +56,11 @@ impl RocksStore {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             table.set_bloom_filter(10.0, false);
+            // Indexes and filters in the cache too (at high priority, L0's pinned), not
+            // in each open table's own memory: memory then stays within the cache's
+            // size however large the store grows (held outside, they grew with it).
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             opts.set_block_based_table_factory(&table);
             opts.set_compression_type(DBCompressionType::Lz4);
             match cf {
@@ -174,6 +179,14 @@ impl KvStore for RocksStore {
                 .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
                 .sum()
         };
+        // The block cache is one, shared by every family: any family's figure is the whole.
+        let cache_value = |name: &str| -> u64 {
+            Cf::ALL
+                .first()
+                .and_then(|&cf| self.handle(cf).ok())
+                .and_then(|h| self.db.property_int_value_cf(h, name).ok().flatten())
+                .unwrap_or(0)
+        };
         super::kv::EngineStats {
             pending_compaction_bytes: summed("rocksdb.estimate-pending-compaction-bytes"),
             running_compactions: db_value("rocksdb.num-running-compactions"),
@@ -182,6 +195,10 @@ impl KvStore for RocksStore {
             write_stopped: db_value("rocksdb.is-write-stopped") != 0,
             sst_bytes: summed("rocksdb.total-sst-files-size"),
             blob_bytes: summed("rocksdb.total-blob-file-size"),
+            memtable_bytes: summed("rocksdb.size-all-mem-tables"),
+            table_readers_bytes: summed("rocksdb.estimate-table-readers-mem"),
+            block_cache_bytes: cache_value("rocksdb.block-cache-usage"),
+            block_cache_pinned_bytes: cache_value("rocksdb.block-cache-pinned-usage"),
         }
     }
 }
