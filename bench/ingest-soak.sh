@@ -6,9 +6,11 @@
 # directory's size. Writes OUT/ingest.csv and OUT/ingest.png (a plot of each over time,
 # made with matplotlib in a venv under target/), and prints the first and last 10 %.
 #
-# usage: [COUNT=1000000] [CONCURRENCY=20] [MAX_SECONDS=3600] bench/ingest-soak.sh [OUT=docs/images]
+# usage: [COUNT=1000000] [CONCURRENCY=20] [MAX_SECONDS=3600] [RULES=stock|builtin] bench/ingest-soak.sh [OUT=docs/images]
 # gannet runs as `gannet serve` on its defaults but for ports (spam filtering on, the
-# stock rules where installed): the appliance as shipped. Needs a release build and the
+# stock rules where installed): the appliance as shipped. RULES=builtin loads the
+# built-in rules only (`rules_dirs = []`, what runs where SpamAssassin's rules are not
+# installed). Needs a release build and the
 # disk space (COUNT x 10 KiB, plus compaction's headroom).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,9 @@ mkdir -p "$OUT"
 [dns]
 nameservers = ["127.0.0.1:9"]
 CONF
+    if [ "${RULES:-stock}" = builtin ]; then
+        printf '[spam]\nrules_dirs = []\n'
+    fi
 } >"$WORK/gannet.toml"
 G="target/release/gannet --config $WORK/gannet.toml --data $WORK/data"
 $G domain add example.test >/dev/null
@@ -36,7 +41,7 @@ $G account set bench@example.test --quota 100GB >/dev/null
 $G serve 2>"$WORK/gannet.log" &
 PID=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GP) 2>/dev/null && break; sleep 0.1; done
-echo "gannet $PID; $COUNT messages, c=$CONC; $(nproc) cores; free disk $(df -h --output=avail "$WORK" | tail -1)"
+echo "gannet $PID; $COUNT messages, c=$CONC, rules ${RULES:-stock}; $(nproc) cores; free disk $(df -h --output=avail "$WORK" | tail -1)"
 target/release/gannet-bench smtp --target "127.0.0.1:$GP" --count "$COUNT" --size 10240 \
     --concurrency "$CONC" --from load@bench.example --to bench@example.test \
     --max-seconds "$MAX_SECONDS" --interval "$INTERVAL" --interval-csv "$OUT/ingest.csv" \
@@ -47,7 +52,7 @@ venv=target/plot-venv
 if ! "$venv/bin/python" -c "import matplotlib" 2>/dev/null; then
     python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib
 fi
-"$venv/bin/python" - "$OUT/ingest.csv" "$OUT/ingest.png" "$COUNT" "$CONC" <<'PY'
+"$venv/bin/python" - "$OUT/ingest.csv" "$OUT/ingest.png" "$COUNT" "$CONC" "${RULES:-stock}" <<'PY'
 import csv, statistics, sys
 import matplotlib
 matplotlib.use("Agg")
@@ -74,7 +79,7 @@ ax[2].set_ylim(bottom=0)
 ax[3].plot(t, [float(r["data_mb"] or 0) / 1000 for r in rows])
 ax[3].set_ylabel("data directory, GB")
 ax[3].set_xlabel("seconds")
-fig.suptitle(f"gannet ingest: {total:,} messages of 10 KiB, {sys.argv[4]} sessions, one connection each")
+fig.suptitle(f"gannet ingest: {total:,} messages of 10 KiB, {sys.argv[4]} sessions, one connection each, {sys.argv[5]} rules")
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=80)
 n = len(rows)

@@ -157,24 +157,7 @@ peer() {  # peer postfix|pf+amavis MESSAGE COUNT
     # Postfix's 250 came before delivery (and before amavis): wait for the Maildir
     ok=${line#*ok=}
     ok=${ok%% *}
-    python3 - "$new" "$start" "${ok:-0}" "$line" <<'WAIT'
-import os, sys, time
-new, start, line = sys.argv[1], float(sys.argv[2]), sys.argv[4]
-want = int(sys.argv[3]) if sys.argv[3].isdigit() else 0
-deadline = time.time() + 1200
-def files():
-    try:
-        return [e for e in os.scandir(new) if e.is_file()]
-    except FileNotFoundError:
-        return []
-while len(files()) < want and time.time() < deadline:
-    time.sleep(0.2)
-got = files()
-last = max((e.stat().st_mtime for e in got), default=start)
-secs = last - start
-print(f"{line} delivered={len(got)} delivered_secs={secs:.3f} "
-      f"delivered_mps={len(got) / secs if secs > 0 else 0:.1f}")
-WAIT
+    python3 bench/peers/wait-maildir.py "$new" "$start" "${ok:-0}" "$line"
     $setup stop >/dev/null 2>&1 || true
 }
 
