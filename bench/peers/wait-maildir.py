@@ -1,16 +1,19 @@
-"""Waits until a Maildir's new/ holds WANT messages (a peer's 250 came before delivery),
-at most 1,200 s, then prints LINE with the delivery's count, time and rate added:
+"""Waits until a Maildir's new/ holds the messages a peer said 250 to (its 250 came before
+delivery): as many as the `ok=N` of LINE, a `gannet-bench smtp` result line; at most
+1,200 s. Then prints LINE with the delivery's count, time and rate added:
 `LINE delivered=N delivered_secs=S delivered_mps=R`, timed from START (Unix seconds,
 when the client began) to the newest file's mtime.
 
-usage: wait-maildir.py NEW_DIR START WANT LINE
+usage: wait-maildir.py NEW_DIR START LINE
 """
 import os
+import re
 import sys
 import time
 
-new, start, line = sys.argv[1], float(sys.argv[2]), sys.argv[4]
-want = int(sys.argv[3]) if sys.argv[3].isdigit() else 0
+new, start, line = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+accepted = re.search(r"\bok=(\d+)", line)
+want = int(accepted.group(1)) if accepted else 0
 deadline = time.time() + 1200
 
 
