@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::store::schema::MailEntry;
+use crate::store::listing::Listing;
 
 /// The first unclaimed UID of each mailbox, by (account, mailbox id): mailbox ids are
 /// never given twice within an account, so a deleted mailbox's entry is never mistaken
@@ -58,22 +58,102 @@ impl RecentBook {
     }
 }
 
+/// The UIDs recent in one session: the ranges it claimed (or, EXAMINE, saw unclaimed),
+/// merged. Ranges, not a set of UIDs: a session watching a mailbox that receives mail all
+/// day claims every new message, and a set would grow by each of them. The messages
+/// recent are those of the selected mailbox with a UID in a range (an expunged one drops
+/// out with the message).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RecentUids {
+    /// Sorted, disjoint and not adjacent, none empty.
+    ranges: Vec<std::ops::Range<u32>>,
+}
+
+impl RecentUids {
+    pub fn add(&mut self, range: std::ops::Range<u32>) {
+        if range.is_empty() {
+            return;
+        }
+        // Claims come in UID order, each from where the last one ended: the common case
+        // is growing the last range.
+        match self.ranges.last_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            Some(last) if last.end < range.start => self.ranges.push(range),
+            None => self.ranges.push(range),
+            Some(_) => {
+                self.ranges.push(range);
+                self.ranges.sort_unstable_by_key(|r| r.start);
+                let mut merged: Vec<std::ops::Range<u32>> = Vec::new();
+                for r in self.ranges.drain(..) {
+                    match merged.last_mut() {
+                        Some(m) if r.start <= m.end => m.end = m.end.max(r.end),
+                        _ => merged.push(r),
+                    }
+                }
+                self.ranges = merged;
+            }
+        }
+    }
+
+    pub fn contains(&self, uid: u32) -> bool {
+        let after = self.ranges.partition_point(|r| r.start <= uid);
+        after
+            .checked_sub(1)
+            .and_then(|i| self.ranges.get(i))
+            .is_some_and(|r| r.contains(&uid))
+    }
+
+    /// How many of `messages` are recent.
+    pub fn count_in(&self, messages: &Listing) -> usize {
+        let at = |uid: u32| messages.find(uid).unwrap_or_else(|at| at);
+        self.ranges.iter().map(|r| at(r.end) - at(r.start)).sum()
+    }
+}
+
 /// How many of a mailbox's `messages` (in UID order) no session has claimed (STATUS
 /// RECENT).
-pub fn unclaimed(
-    book: &RecentBook,
-    account: u32,
-    mailbox: u32,
-    messages: &[(u32, MailEntry)],
-) -> u32 {
+pub fn unclaimed(book: &RecentBook, account: u32, mailbox: u32, messages: &Listing) -> u32 {
     let first = book.first_unclaimed(account, mailbox);
-    let claimed = messages.partition_point(|(uid, _)| *uid < first);
+    let claimed = messages.find(first).unwrap_or_else(|at| at);
     (messages.len() - claimed) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_uids_merge_their_ranges() {
+        let mut r = RecentUids::default();
+        r.add(5..5);
+        assert!(!r.contains(5));
+        r.add(3..6);
+        r.add(6..9);
+        r.add(12..14);
+        assert_eq!(r.ranges, [3..9, 12..14]);
+        r.add(1..4);
+        r.add(9..12);
+        assert_eq!(r.ranges, vec![std::ops::Range { start: 1, end: 14 }]);
+        assert!(r.contains(1) && r.contains(13) && !r.contains(14) && !r.contains(0));
+        let messages = crate::store::listing::Listing::from_vec(
+            [2, 4, 13, 20]
+                .into_iter()
+                .map(|u| {
+                    let entry = crate::store::schema::MailEntry {
+                        blob: [0; 32],
+                        size: 1,
+                        internal_date: 0,
+                        flags: 0,
+                        keywords: Vec::new(),
+                        modseq: 1,
+                        spam_score: None,
+                    };
+                    (u, entry)
+                })
+                .collect(),
+        );
+        assert_eq!(r.count_in(&messages), 3);
+    }
 
     #[test]
     fn each_message_is_claimed_once() {

@@ -159,7 +159,7 @@ impl Service<Session> for Maildrops<'_> {
                 let Some(m) = self.maildrop.as_ref() else {
                     return Answer::Message { message: None, top };
                 };
-                let Ok(index) = m.entries.binary_search_by_key(&uid, |(u, _)| *u) else {
+                let Ok(index) = m.entries.find(uid) else {
                     return Answer::Message { message: None, top };
                 };
                 let blob = m.entries.get(index).map(|(_, e)| e.blob);
@@ -173,12 +173,8 @@ impl Service<Session> for Maildrops<'_> {
                     let entries = &m.entries;
                     let size = |i: usize| entries.get(i).map_or(0, |(_, e)| e.size);
                     if let Some(range) = self.ahead.plan(index, entries.len(), size) {
-                        let ids: Vec<_> = entries
-                            .get(range.clone())
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|(_, e)| e.blob)
-                            .collect();
+                        let ids: Vec<_> =
+                            entries.range(range.clone()).map(|(_, e)| e.blob).collect();
                         let read = server.readers.submit(move |store| {
                             ids.iter()
                                 .map(|id| mail::blob(store, id).ok().flatten())

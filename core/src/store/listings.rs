@@ -20,8 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use super::schema::{MailEntry, MailboxMeta};
 
-/// The messages of one mailbox in UID order, shared by everyone reading that state.
-pub type Listing = Arc<Vec<(u32, MailEntry)>>;
+pub use super::listing::Listing;
 
 /// Most messages held over all cached listings (about 100 bytes each).
 const MAX_MESSAGES: usize = 2_000_000;
@@ -195,14 +194,14 @@ impl Listings {
             (slot.listing.clone(), changes)
         };
         // Applied outside the lock: the commit thread files changes meanwhile.
-        let listing: Listing = Arc::new(apply(&base, &changes));
+        let listing: Listing = apply(&base, &changes);
         let mut slots = self.lock();
         let slots = &mut *slots;
         if let Some(slot) = slots.by_mailbox.get_mut(&(account, mailbox)) {
             // Still the state it was built from (not replaced or advanced by another
             // reader meanwhile): it becomes the slot's listing.
             // (Changes are only ever appended to a listing while it stays.)
-            if Arc::ptr_eq(&slot.listing, &base) && slot.deltas.len() >= changes.len() {
+            if Listing::ptr_eq(&slot.listing, &base) && slot.deltas.len() >= changes.len() {
                 let before = slot.weight();
                 slot.deltas.drain(..changes.len());
                 slot.version = version;
@@ -379,31 +378,16 @@ fn changes_after(log: Vec<Arc<Delta>>, version: Version) -> Vec<Arc<Delta>> {
     }
 }
 
-/// `base` with `changes` applied in order: one merge of the listing with the changed
-/// messages (the last change of each wins).
-fn apply(base: &[(u32, MailEntry)], changes: &[Arc<Delta>]) -> Vec<(u32, MailEntry)> {
+/// `base` with `changes` applied in order (the last change of each message wins): only
+/// the chunks of `base` that hold a changed message are copied.
+fn apply(base: &Listing, changes: &[Arc<Delta>]) -> Listing {
     let mut changed: BTreeMap<u32, Option<&MailEntry>> = BTreeMap::new();
     for delta in changes {
         for (uid, entry) in &delta.messages {
             changed.insert(*uid, entry.as_ref());
         }
     }
-    let mut out = Vec::with_capacity(base.len() + changed.len());
-    let mut changed = changed.into_iter().peekable();
-    for (uid, entry) in base {
-        while let Some((new_uid, new)) = changed.next_if(|(u, _)| u < uid) {
-            if let Some(new) = new {
-                out.push((new_uid, new.clone()));
-            }
-        }
-        match changed.next_if(|(u, _)| u == uid) {
-            Some((_, Some(new))) => out.push((*uid, new.clone())),
-            Some((_, None)) => {}
-            None => out.push((*uid, entry.clone())),
-        }
-    }
-    out.extend(changed.filter_map(|(uid, new)| Some((uid, new?.clone()))));
-    out
+    base.apply(&changed)
 }
 
 #[cfg(test)]
@@ -431,7 +415,7 @@ mod tests {
             modseq: 1,
             spam_score: None,
         };
-        Arc::new((1..=n as u32).map(|u| (u, entry.clone())).collect())
+        Listing::from_vec((1..=n as u32).map(|u| (u, entry.clone())).collect())
     }
 
     #[test]
@@ -525,7 +509,7 @@ mod tests {
         assert_eq!(uids(&at_v2), [(1, 0), (2, 1), (3, 0), (4, 0)]);
         weight_is_kept(&cache);
         // v2 is now the held listing: asked again, the same one.
-        assert!(Arc::ptr_eq(&at_v2, &cache.get(1, 1, v2).expect("held")));
+        assert!(Listing::ptr_eq(&at_v2, &cache.get(1, 1, v2).expect("held")));
         let at_v3 = cache.get(1, 1, v3).expect("v3");
         assert_eq!(uids(&at_v3), [(2, 1), (4, 0)]);
         assert!(cache.get(1, 1, v1).is_none(), "an earlier state is gone");

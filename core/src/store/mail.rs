@@ -1,7 +1,5 @@
 //! Reading mailboxes: the messages of a mailbox in UID order, and message bytes.
 
-use std::sync::Arc;
-
 use super::kv::{Cf, StoreError};
 use super::listings::{Listing, Version};
 use super::schema::{decode, keys, BlobId, MailEntry, MailboxMeta};
@@ -86,7 +84,7 @@ pub fn listing(store: &Store, account: u32, meta: &MailboxMeta) -> Result<Listin
     }
     let generation = cache.generation();
     let fresh: Listing = match list(store, account, meta.id) {
-        Ok(fresh) => Arc::new(fresh),
+        Ok(fresh) => Listing::from_vec(fresh),
         Err(e) => {
             cache.abandon(account, meta.id);
             return Err(e);

@@ -3,8 +3,6 @@
 //! claims the messages it is the first to be told of, through the server's
 //! [`RecentBook`](super::super::recent::RecentBook); EXAMINE only looks.
 
-use std::collections::HashSet;
-
 use super::super::response::RECENT;
 use super::{Selected, Session, State};
 use crate::store::schema::MailEntry;
@@ -15,32 +13,25 @@ impl Session {
         !self.rev2
     }
 
-    /// The messages of `messages` (a listing of mailbox `mailbox_id` whose UIDNEXT is
-    /// `uidnext`) that are recent in this session: claimed now when `read_only` is false,
-    /// else those no session has claimed.
+    /// The UIDs of mailbox `mailbox_id` (whose UIDNEXT is `uidnext`) that are recent in
+    /// this session: claimed now when `read_only` is false, else those no session has
+    /// claimed.
     pub(super) fn claim_recent(
         &self,
         mailbox_id: u32,
         uidnext: u32,
         read_only: bool,
-        messages: &[(u32, MailEntry)],
-    ) -> HashSet<u32> {
+    ) -> std::ops::Range<u32> {
         if !self.uses_recent() {
-            return HashSet::new();
+            return 0..0;
         }
         let book = &self.config.recent;
         let account = self.account();
-        let range = if read_only {
+        if read_only {
             book.first_unclaimed(account, mailbox_id)..uidnext
         } else {
             book.claim(account, mailbox_id, uidnext)
-        };
-        let from = messages.partition_point(|(uid, _)| *uid < range.start);
-        messages[from..]
-            .iter()
-            .map(|(uid, _)| *uid)
-            .take_while(|uid| range.contains(uid))
-            .collect()
+        }
     }
 
     /// After messages joined the view (new mail, or copies into the selected mailbox):
@@ -50,11 +41,10 @@ impl Session {
         let State::Selected(sel) = &self.state else {
             return;
         };
-        let claimed =
-            self.claim_recent(sel.meta.id, sel.meta.uidnext, sel.read_only, &sel.messages);
+        let claimed = self.claim_recent(sel.meta.id, sel.meta.uidnext, sel.read_only);
         let sel = self.selected_mut();
-        sel.recent.extend(claimed);
-        let (exists, recent) = (sel.messages.len(), sel.recent.len());
+        sel.recent.add(claimed);
+        let (exists, recent) = (sel.messages.len(), sel.recent.count_in(&sel.messages));
         self.line(&format!("* {exists} EXISTS"));
         if self.uses_recent() {
             self.line(&format!("* {recent} RECENT"));
@@ -66,7 +56,7 @@ impl Selected {
     /// A message's flags as this session shows them: the stored ones, with the
     /// session-only [`RECENT`] bit when it is recent here.
     pub(super) fn shown_flags(&self, uid: u32, entry: &MailEntry) -> u32 {
-        if self.recent.contains(&uid) {
+        if self.recent.contains(uid) {
             entry.flags | RECENT
         } else {
             entry.flags

@@ -100,7 +100,7 @@ impl Session {
         }
         let mut added = false;
         for &(source, uid) in pairs {
-            let Ok(i) = sel.messages.binary_search_by_key(&source, |(u, _)| *u) else {
+            let Ok(i) = sel.messages.find(source) else {
                 continue;
             };
             // Only the very next UID: a message delivered meanwhile (a lower UID the

@@ -84,20 +84,25 @@ impl Session {
     /// lines that tell the client, highest sequence number first.
     /// With QRESYNC on, one `* VANISHED uids` line instead (RFC 7162 3.2.10).
     pub(super) fn forget(&mut self, uids: &[u32]) -> Vec<String> {
-        let gone: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let mut gone = uids.to_vec();
+        gone.sort_unstable_by(|a, b| b.cmp(a));
+        gone.dedup();
         let qresync = self.qresync;
         let sel = self.selected_mut();
         let mut lines = Vec::new();
         let mut vanished = Vec::new();
-        for seq in (1..=sel.messages.len()).rev() {
-            let uid = sel.messages[seq - 1].0;
-            if gone.contains(&uid) {
-                sel.messages.remove(seq - 1);
-                sel.recent.remove(&uid);
-                lines.push(format!("* {seq} EXPUNGE"));
-                vanished.push(uid);
-            }
+        // Highest first: each number told is then right when the lines are read in
+        // turn (removing a message does not move those before it).
+        for uid in gone {
+            let Ok(i) = sel.messages.find(uid) else {
+                continue;
+            };
+            lines.push(format!("* {} EXPUNGE", i + 1));
+            vanished.push(uid);
         }
+        let mut removed = vanished.clone();
+        removed.reverse();
+        sel.messages.remove_uids(&removed);
         if qresync && !vanished.is_empty() {
             return vec![format!("* VANISHED {}", compress_set(&vanished))];
         }

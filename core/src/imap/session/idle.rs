@@ -4,6 +4,7 @@
 
 use super::super::response::flag_list;
 use super::{Answer, Flow, Request, Session, State};
+use crate::store::listing::{differences, Difference};
 use crate::store::listings::{Listing, Version};
 use crate::store::schema::MailboxMeta;
 
@@ -54,20 +55,22 @@ impl Session {
         if Version::of(&meta) == Version::of(&self.selected_ref().meta) {
             return;
         }
-        self.announce_keywords(fresh.iter().map(|(_, e)| e));
-        // Both lists are in UID order: one walk finds what is gone, one what changed and
-        // what is new, without building sets of a whole (perhaps huge) mailbox, and only
-        // the entries that changed are copied.
-        let gone: Vec<u32> = {
-            let mut fresh_uids = fresh.iter().map(|(u, _)| *u).peekable();
-            (self.selected_ref().messages.iter())
-                .map(|(u, _)| *u)
-                .filter(|u| {
-                    while fresh_uids.next_if(|f| f < u).is_some() {}
-                    fresh_uids.peek() != Some(u)
-                })
-                .collect()
-        };
+        // What changed since the view was last brought up to date: the two listings
+        // share the chunks nothing changed in, and those are skipped whole, so a session
+        // watching a large mailbox pays for the new mail, not for the mailbox.
+        let before = self.selected_ref().messages.clone();
+        let changes = differences(&before, &fresh);
+        self.announce_keywords(changes.iter().filter_map(|d| match d {
+            Difference::Changed { now, .. } => Some(*now),
+            Difference::Added((_, entry)) => Some(entry),
+            Difference::Gone(_) => None,
+        }));
+        let gone: Vec<u32> = (changes.iter())
+            .filter_map(|d| match d {
+                Difference::Gone(uid) => Some(*uid),
+                _ => None,
+            })
+            .collect();
         let mut lines = if gone.is_empty() {
             Vec::new()
         } else {
@@ -75,36 +78,31 @@ impl Session {
         };
         let condstore = self.condstore;
         let sel = self.selected_mut();
-        let mut known = 0;
-        let mut new_messages = Vec::new();
-        for (uid, entry) in fresh.iter() {
-            let uid = *uid;
-            while known < sel.messages.len() && sel.messages[known].0 < uid {
-                known += 1;
-            }
-            if known >= sel.messages.len() || sel.messages[known].0 != uid {
-                new_messages.push((uid, entry.clone()));
-                continue;
-            }
-            let i = known;
-            let old = &sel.messages[i].1;
-            if old == entry {
-                continue;
-            }
-            let flags_changed = old.flags != entry.flags || old.keywords != entry.keywords;
-            if flags_changed || (condstore && old.modseq != entry.modseq) {
+        let mut added = false;
+        for change in &changes {
+            let (uid, was, now) = match change {
+                Difference::Changed { uid, was, now } => (*uid, *was, *now),
+                Difference::Added(_) => {
+                    added = true;
+                    continue;
+                }
+                Difference::Gone(_) => continue,
+            };
+            let flags_changed = was.flags != now.flags || was.keywords != now.keywords;
+            if flags_changed || (condstore && was.modseq != now.modseq) {
+                let Ok(i) = fresh.find(uid) else { continue };
                 let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
-                flag_list(&mut l, sel.shown_flags(uid, entry), &entry.keywords);
+                flag_list(&mut l, sel.shown_flags(uid, now), &now.keywords);
                 if condstore {
-                    l.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
+                    l.extend_from_slice(format!(" MODSEQ ({})", now.modseq).as_bytes());
                 }
                 l.push(b')');
                 lines.push(String::from_utf8_lossy(&l).into_owned());
             }
-            sel.messages[i].1 = entry.clone();
         }
-        let added = !new_messages.is_empty();
-        sel.messages.extend(new_messages);
+        // The view is now the store's state: it shares the store's listing from here.
+        drop(changes);
+        sel.messages = fresh;
         sel.meta = meta;
         for l in lines {
             self.line(&l);
@@ -193,6 +191,40 @@ mod tests {
             "* 1 EXPUNGE\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))\r\n"
         );
         assert_eq!(h.run("DONE\r\n"), "a1 OK IDLE terminated\r\n");
+    }
+
+    /// A mailbox of several listing chunks: what changed in the middle, at the start and
+    /// at the end is told with the right numbers, and the view then shares the store's
+    /// listing (it is not a copy of its own).
+    #[test]
+    fn a_large_mailbox_is_brought_up_to_date_across_its_chunks() {
+        let mut h = Harness::standard();
+        h.deliver_many("INBOX", 1200);
+        h.forget_recent("INBOX");
+        h.login_select();
+        set_flags(h.store(), "INBOX", &[700], flags::FLAGGED);
+        expunge(h.store(), "INBOX", &[5, 1100]);
+        h.deliver("INBOX", b"Subject: new\r\n\r\nx\r\n", 0);
+        assert_eq!(
+            h.run("a1 NOOP\r\n"),
+            "* 1100 EXPUNGE\r\n* 5 EXPUNGE\r\n* 699 FETCH (UID 700 FLAGS (\\Flagged))\r\n\
+             * 1201 EXISTS\r\n* 1 RECENT\r\na1 OK NOOP completed\r\n"
+        );
+        assert_eq!(h.run("a2 NOOP\r\n"), "a2 OK NOOP completed\r\n");
+        assert_eq!(
+            h.run("a3 FETCH 699,1201 (UID FLAGS)\r\n"),
+            "* 699 FETCH (UID 700 FLAGS (\\Flagged))\r\n* 1201 FETCH (UID 1203 FLAGS (\\Recent))\r\n\
+             a3 OK FETCH completed\r\n"
+        );
+        let store = h.store();
+        let meta = crate::store::mail::mailbox(store, 1, "INBOX")
+            .unwrap()
+            .unwrap();
+        let held = crate::store::mail::listing(store, 1, &meta).unwrap();
+        assert!(crate::store::listing::Listing::ptr_eq(
+            &h.s.selected_ref().messages,
+            &held
+        ));
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! GETQUOTA / GETQUOTAROOT; and the mailbox list with the account's quota that they (and
 //! APPEND, COPY and MOVE) ask the runtime for.
 
-use std::sync::Arc;
-
 use super::super::command::{Cmd, ListOptions, Qresync};
+use super::super::recent::RecentUids;
 use super::super::response::string;
 use super::super::wildcard::wildcard_match;
 use super::response_code::{ResponseCode, Status, SYSTEM_FLAGS};
@@ -152,10 +151,11 @@ impl Session {
         keywords.sort();
         keywords.dedup();
         self.flags_lines(&keywords);
-        let recent = self.claim_recent(meta.id, meta.uidnext, read_only, &messages);
+        let mut recent = RecentUids::default();
+        recent.add(self.claim_recent(meta.id, meta.uidnext, read_only));
         self.line(&format!("* {} EXISTS", messages.len()));
         if self.uses_recent() {
-            self.line(&format!("* {} RECENT", recent.len()));
+            self.line(&format!("* {} RECENT", recent.count_in(&messages)));
         }
         let validity = ResponseCode::UidValidity(meta.uidvalidity);
         self.untagged(Status::Ok, validity, "UIDs valid");
@@ -172,7 +172,7 @@ impl Session {
             name: name.to_string(),
             meta,
             read_only,
-            messages: Arc::unwrap_or_clone(messages),
+            messages,
             keywords,
             recent,
         });

@@ -34,17 +34,17 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::command::Cmd;
-use super::recent::RecentBook;
+use super::recent::{RecentBook, RecentUids};
 use super::rendered::RenderedMemo;
 use crate::auth::sasl::Credentials;
 use crate::auth::service::AuthOutcome;
 use crate::protocol::{Buffers, Clock, Protocol};
 use crate::store::listings::Listing;
-use crate::store::schema::{BlobId, MailEntry, MailboxMeta};
+use crate::store::schema::{BlobId, MailboxMeta};
 use crate::store::{Applied, Changes, StoreError};
 
 use append::AppendState;
@@ -167,12 +167,13 @@ struct Selected {
     name: String,
     meta: MailboxMeta,
     read_only: bool,
-    /// In UID order: the message sequence number is the index + 1.
-    messages: Vec<(u32, MailEntry)>,
+    /// In UID order: the message sequence number is the index + 1. Shares its chunks
+    /// with the store's cached listing and other sessions until this view diverges.
+    messages: Listing,
     /// The keywords the client was told of (FLAGS), sorted.
     keywords: Vec<String>,
     /// The messages that are \Recent in this session (IMAP4rev1 only).
-    recent: HashSet<u32>,
+    recent: RecentUids,
 }
 
 enum State {

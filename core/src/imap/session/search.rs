@@ -34,8 +34,7 @@ impl Session {
             let sel = self.selected_ref();
             (hits.iter())
                 .filter_map(|&hit| match uid {
-                    true => (sel.messages.binary_search_by_key(&hit, |(u, _)| *u).ok())
-                        .and_then(|i| sel.messages.get(i)),
+                    true => (sel.messages.find(hit).ok()).and_then(|i| sel.messages.get(i)),
                     false => sel.messages.get((hit as usize).wrapping_sub(1)),
                 })
                 .map(|(_, e)| e.modseq)

@@ -24,11 +24,32 @@ impl Session {
         } else {
             msgs.len() as u32
         };
-        msgs.iter()
-            .enumerate()
-            .filter(|(i, (u, _))| in_set(if uid { *u } else { *i as u32 + 1 }, set, max))
-            .map(|(i, _)| i)
-            .collect()
+        // Each range of the set as a range of positions (found, not scanned for: a large
+        // mailbox costs a command naming a few messages a few lookups), merged, so that
+        // a set naming the same messages many times names each once.
+        let position = |n: u32| match uid {
+            true => msgs.find(n).unwrap_or_else(|at| at),
+            false => (n as usize).saturating_sub(1).min(msgs.len()),
+        };
+        let mut ranges: Vec<(usize, usize)> = set
+            .iter()
+            .map(|&(a, b)| {
+                let a = if a == u32::MAX { max } else { a };
+                let b = if b == u32::MAX { max } else { b };
+                let (low, high) = (a.min(b).max(1), a.max(b));
+                let end = high.checked_add(1).map_or(msgs.len(), position);
+                (position(low), end)
+            })
+            .filter(|(from, to)| from < to)
+            .collect();
+        ranges.sort_unstable();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for (from, to) in ranges {
+            out.extend(from.max(next)..to);
+            next = next.max(to);
+        }
+        out
     }
 }
 

@@ -112,7 +112,7 @@ impl Session {
         let condstore = self.condstore;
         for (msg_uid, entry) in applied.entries {
             let sel = self.selected_mut();
-            let Ok(i) = sel.messages.binary_search_by_key(&msg_uid, |(u, _)| *u) else {
+            let Ok(i) = sel.messages.find(msg_uid) else {
                 continue;
             };
             let old = &sel.messages[i].1;
@@ -150,7 +150,7 @@ impl Session {
                 applied.modified
             } else {
                 (applied.modified.iter())
-                    .filter_map(|u| sel.messages.binary_search_by_key(u, |(v, _)| *v).ok())
+                    .filter_map(|u| sel.messages.find(*u).ok())
                     .map(|i| i as u32 + 1)
                     .collect()
             };

@@ -158,6 +158,24 @@ impl Harness {
         applied.uids[0]
     }
 
+    /// Delivers `count` messages to a mailbox of account 1 in one commit.
+    pub(super) fn deliver_many(&self, mailbox: &str, count: usize) {
+        let mut c = Changes::new();
+        for n in 0..count {
+            let body = format!("Subject: {n}\r\n\r\nx\r\n").into_bytes();
+            let mail = NewMail {
+                size: body.len() as u64,
+                blob: c.store_blob(body),
+                internal_date: 0,
+                flags: 0,
+                keywords: Vec::new(),
+                spam_score: None,
+            };
+            c.append(1, Folder::Named(mailbox.into()), mail);
+        }
+        self.store().commit_blocking(c).unwrap();
+    }
+
     /// The messages of a mailbox of account 1 as the store has them.
     pub(super) fn messages(&self, mailbox: &str) -> Vec<(u32, MailEntry)> {
         let meta = mail::mailbox(self.store(), 1, mailbox).unwrap().unwrap();
@@ -239,7 +257,7 @@ impl Harness {
             Request::Mailboxes { account } => {
                 let mut list = Vec::new();
                 for (name, meta) in mail::mailboxes(store, account).unwrap() {
-                    let messages = mail::list(store, account, meta.id).unwrap();
+                    let messages = mail::listing(store, account, &meta).unwrap();
                     let count = |bit: u32, on: bool| {
                         let has = |e: &MailEntry| (e.flags & bit != 0) == on;
                         messages.iter().filter(|(_, e)| has(e)).count() as u32
