@@ -90,7 +90,11 @@ impl Session {
             };
             let flags_changed = was.flags != now.flags || was.keywords != now.keywords;
             if flags_changed || (condstore && was.modseq != now.modseq) {
-                let Ok(i) = fresh.find(uid) else { continue };
+                // Numbered in the view as the client knows it: without the expunged, before
+                // the new messages are announced.
+                let Ok(i) = sel.messages.find(uid) else {
+                    continue;
+                };
                 let mut l = format!("* {} FETCH (UID {uid} FLAGS ", i + 1).into_bytes();
                 flag_list(&mut l, sel.shown_flags(uid, now), &now.keywords);
                 if condstore {
