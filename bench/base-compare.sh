@@ -15,7 +15,9 @@ ROUNDS=${3:-3}
 COUNT=${4:-3000}
 BENCH=target/release/gannet-bench
 WORK=$(mktemp -d /tmp/gannet-base-compare.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+# `|| true`: under set -e a kill with no job left (the normal end) would stop the trap
+# before the rm; wait: gannet still writes its store while it stops.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$WORK"' EXIT
 
 one() {  # one NAME BINARY PORTBASE
     local name=$1 bin=$2 p=$3 dir="$WORK/$1"

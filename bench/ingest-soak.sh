@@ -22,7 +22,9 @@ INTERVAL=${INTERVAL:-10}
 MAX_SECONDS=${MAX_SECONDS:-3600}
 GP=${GANNET_PORT:-3900}
 WORK=$(mktemp -d /tmp/gannet-ingest.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+# `|| true`: under set -e a kill with no job left (the normal end) would stop the trap
+# before the rm; wait: gannet still writes its store while it stops.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 {
     gannet_config_head "$GP"

@@ -25,7 +25,9 @@ BENCH=${BENCH:-target/release/gannet-bench}
 GP=${GANNET_PORT:-3700}
 SINKPORT=$((GP + 20))
 WORK=$(mktemp -d /tmp/gannet-breakdown.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+# `|| true`: under set -e a kill with no job left (the normal end) would stop the trap
+# before the rm; wait: gannet still writes its store while it stops.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$WORK"' EXIT
 
 scripts/install-deps.sh --bench >/dev/null
 [ -x "$GANNET" ] && [ -x "$BENCH" ] || { echo "build first: cargo build --release --workspace" >&2; exit 2; }
