@@ -138,18 +138,7 @@ mod tests {
         let messages = crate::store::listing::Listing::from_vec(
             [2, 4, 13, 20]
                 .into_iter()
-                .map(|u| {
-                    let entry = crate::store::schema::MailEntry {
-                        blob: [0; 32],
-                        size: 1,
-                        internal_date: 0,
-                        flags: 0,
-                        keywords: Vec::new(),
-                        modseq: 1,
-                        spam_score: None,
-                    };
-                    (u, entry)
-                })
+                .map(|u| (u, crate::store::schema::MailEntry::for_test(0)))
                 .collect(),
         );
         assert_eq!(r.count_in(&messages), 3);

@@ -162,16 +162,6 @@ impl Listing {
         }
     }
 
-    /// Removes the `i`th message.
-    pub fn remove(&mut self, i: usize) -> Option<Message> {
-        let (chunk, at) = self.0.locate(i)?;
-        let chunks = Arc::make_mut(&mut self.0);
-        let c = Arc::make_mut(chunks.chunks.get_mut(chunk)?);
-        let removed = (at < c.len()).then(|| c.remove(at));
-        chunks.recount();
-        removed
-    }
-
     /// Removes the messages whose UIDs are in `uids` (sorted): one pass over each chunk
     /// that holds any of them.
     pub fn remove_uids(&mut self, uids: &[u32]) {
@@ -362,15 +352,7 @@ mod tests {
     use super::*;
 
     fn entry(flags: u32) -> MailEntry {
-        MailEntry {
-            blob: [0; 32],
-            size: 10,
-            internal_date: 0,
-            flags,
-            keywords: Vec::new(),
-            modseq: 1,
-            spam_score: None,
-        }
+        MailEntry::for_test(flags)
     }
 
     fn listing(uids: impl IntoIterator<Item = u32>) -> Listing {
@@ -425,10 +407,10 @@ mod tests {
         l.push((600, entry(0)));
         assert_eq!(l.len(), CHUNK + 1);
         assert_eq!(l.0.chunks.len(), 2);
-        assert_eq!(l.remove(0).map(|m| m.0), Some(1));
+        l.remove_uids(&[1]);
         assert_eq!(l.find(600), Ok(CHUNK - 1));
         // Emptying a chunk drops it.
-        assert_eq!(l.remove(CHUNK - 1).map(|m| m.0), Some(600));
+        l.remove_uids(&[600]);
         assert_eq!(l.0.chunks.len(), 1);
         l.push((700, entry(0)));
         assert_eq!(l.len(), CHUNK);

@@ -406,16 +406,7 @@ mod tests {
     }
 
     fn listing(n: usize) -> Listing {
-        let entry = MailEntry {
-            blob: [0; 32],
-            size: 1,
-            internal_date: 0,
-            flags: 0,
-            keywords: Vec::new(),
-            modseq: 1,
-            spam_score: None,
-        };
-        Listing::from_vec((1..=n as u32).map(|u| (u, entry.clone())).collect())
+        Listing::from_vec((1..=n as u32).map(|u| (u, entry(0))).collect())
     }
 
     #[test]
@@ -454,15 +445,7 @@ mod tests {
     }
 
     fn entry(flags: u32) -> MailEntry {
-        MailEntry {
-            blob: [0; 32],
-            size: 1,
-            internal_date: 0,
-            flags,
-            keywords: Vec::new(),
-            modseq: 1,
-            spam_score: None,
-        }
+        MailEntry::for_test(flags)
     }
 
     fn uids(listing: &Listing) -> Vec<(u32, u32)> {

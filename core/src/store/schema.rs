@@ -248,6 +248,22 @@ pub mod keys {
 }
 
 #[cfg(test)]
+impl MailEntry {
+    /// An entry for tests: one byte, modification sequence 1, `flags`, no keywords.
+    pub(crate) fn for_test(flags: u32) -> MailEntry {
+        MailEntry {
+            blob: [0; 32],
+            size: 1,
+            internal_date: 0,
+            flags,
+            keywords: Vec::new(),
+            modseq: 1,
+            spam_score: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

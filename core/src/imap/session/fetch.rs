@@ -583,15 +583,7 @@ mod tests {
         for items in &item_sets {
             assert_eq!(needs(items), Needs::Headers);
         }
-        let entry = MailEntry {
-            blob: [0; 32],
-            size: 1,
-            internal_date: 0,
-            flags: 0,
-            keywords: Vec::new(),
-            modseq: 1,
-            spam_score: None,
-        };
+        let entry = MailEntry::for_test(0);
         let mut compared = 0;
         for raw in crate::imap::structure::sample_messages() {
             let Some(block) = header_block(&raw) else {
