@@ -9,7 +9,10 @@ import matplotlib.pyplot as plt
 rows = list(csv.DictReader(open(sys.argv[1])))
 num = lambda r, k: float(r[k]) if r[k] not in ("", None) else 0.0
 t = [num(r, "seconds") / 60 for r in rows]
-fig, ax = plt.subplots(5, 1, figsize=(9, 13), sharex=True)
+# Newer CSVs also have the server's stages and the CPU time (bench/src/probes.rs).
+probes = "steal_cores" in (rows[0] if rows else {})
+panels = 7 if probes else 5
+fig, ax = plt.subplots(panels, 1, figsize=(9, 2.6 * panels), sharex=True)
 ax[0].plot(t, [num(r, "smtp_per_s") for r in rows], label="SMTP delivered")
 ax[0].plot(t, [num(r, "imap_msgs_per_s") for r in rows], label="IMAP fetched")
 ax[0].plot(t, [num(r, "pop3_msgs_per_s") for r in rows], label="POP3 downloaded")
@@ -37,7 +40,28 @@ ax[4].plot(t, [num(r, "pending_compaction_mb") for r in rows], label="pending co
 ax[4].plot(t, [num(r, "delayed_write_rate") / 1e6 for r in rows], label="write delay rate, MB/s (0: none)")
 ax[4].set_ylabel("RocksDB")
 ax[4].legend(fontsize=8)
-ax[4].set_xlabel("minutes")
+if probes:
+    for key, label in (("delivery_ms", "delivery (end of DATA to stored)"), ("scan_ms", "spam scan"),
+                       ("commit_wait_ms", "commit wait"), ("group_commit_ms", "group commit (resolve + write)"),
+                       ("group_write_ms", "group write + fsync")):
+        ax[5].plot(t, [num(r, key) for r in rows], label=label)
+    ax[5].set_ylabel("mean per message, ms")
+    ax[5].set_ylim(bottom=0)
+    ax[5].legend(fontsize=8)
+    for key, label in (("gannet_cores", "gannet"), ("busy_cores", "whole machine busy"),
+                       ("iowait_cores", "iowait"), ("steal_cores", "steal (hypervisor)")):
+        ax[6].plot(t, [num(r, key) for r in rows], label=label)
+    if "cpu_speed_ms" in rows[0]:
+        # The same arithmetic each interval: its CPU time is the machine's slowness.
+        speed = ax[6].twinx()
+        speed.plot(t, [num(r, "cpu_speed_ms") for r in rows], color="gray", linewidth=0.8, label="fixed work, CPU ms (right)")
+        speed.set_ylabel("fixed work, ms")
+        speed.set_ylim(bottom=0)
+        speed.legend(fontsize=8, loc="lower right")
+    ax[6].set_ylabel("CPU, cores")
+    ax[6].set_ylim(bottom=0)
+    ax[6].legend(fontsize=8)
+ax[-1].set_xlabel("minutes")
 fig.suptitle(f"gannet soak: mixed load, {sys.argv[3]} SMTP sessions, rate {sys.argv[4]} (0: flat out)")
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=80)
@@ -53,6 +77,11 @@ for key in ("imap_msgs_per_s", "pop3_msgs_per_s", "relayed_per_s"):
 p99 = [num(r, "p99_ms") for r in full]
 print(f"p99 of the final reply: median {statistics.median(p99):.1f} ms, max {max(p99):.1f} ms; p99.9 max {max(num(r, 'p999_ms') for r in full):.1f} ms")
 print(f"SMTP failures: {sum(num(r, 'smtp_failed') for r in rows):.0f}; intervals with writes stopped: {sum(1 for r in rows if r['write_stopped'] == 'true')}, delayed: {sum(1 for r in rows if num(r, 'delayed_write_rate') > 0)}")
+if probes:
+    for key in ("delivery_ms", "scan_ms", "commit_wait_ms", "group_commit_ms", "group_write_ms", "groups_per_s", "cpu_speed_ms", "gannet_cores", "steal_cores", "iowait_cores"):
+        values = [num(r, key) for r in full if r.get(key)]
+        if values:
+            print(f"{key}: median {statistics.median(values):.2f}, max {max(values):.2f}")
 rss = [num(r, "rss_mb") for r in full if r["rss_mb"]]
 if rss:
     tail = rss[len(rss) // 3:]

@@ -4,8 +4,11 @@
 # sessions (default 20, one connection per message), 4 IMAP readers, 2 POP3 users whose
 # clients download and delete, every 10th message relayed to the bench's own sink as the smart
 # host; one CSV line every INTERVAL seconds (default 5). Writes OUT/soak.csv and
-# OUT/soak.png (matplotlib, in a venv under target/) and prints a summary: rates at the
-# start and the end, p99 over time, RSS over the last two-thirds.
+# OUT/soak.png (matplotlib, in a venv under target/; with each stage's mean latency from
+# gannet's /metrics and the CPU time of gannet and of the machine, steal included, to
+# tell a slower stage from a slower machine) and prints a summary: rates at the
+# start and the end, p99 over time, RSS over the last two-thirds; and OUT/soak-stalls.txt,
+# RocksDB's write stalls counted by family and reason.
 #
 # The mail not relayed nor for POP3 spreads over BOXES accounts (default 100) and the
 # readers' account, which gets one message in BOXES+1 (BOXES=0: all of it).
@@ -50,6 +53,9 @@ for user in reader pop1 pop2 $(seq -f 'box%.0f' 0 $((BOXES - 1))); do
     $G account add $user@example.test --password Soakpass1 >/dev/null
     $G account set $user@example.test --quota 100GB >/dev/null
 done
+# The soak reads the stages' latencies off the admin console's /metrics with a token.
+$G admin add soak --password Soakpass1 >/dev/null
+TOKEN=$($G admin token create soak | tr -d '[:space:]')
 $G serve 2>"$WORK/gannet.log" &
 PID=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GP) 2>/dev/null && break; sleep 0.1; done
@@ -58,9 +64,17 @@ target/release/gannet-bench soak --smtp "127.0.0.1:$GP" --imap "127.0.0.1:$((GP 
     --pop3 "127.0.0.1:$((GP + 3))" --sink "127.0.0.1:$((GP + 9))" --password Soakpass1 \
     --seconds "$SECONDS_" --rate "$RATE" --sessions "$SESSIONS" --interval "$INTERVAL" \
     --boxes "$BOXES" --csv "$OUT/soak.csv" --watch-pid "$PID" --watch-dir "$WORK/data" \
-    --stats-command "$G store-stats"
+    --stats-command "$G store-stats" \
+    --metrics-command "curl -sS -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$((GP + 8))/metrics"
 kill -TERM $PID
 wait $PID || true
+# RocksDB's own word on every write stall (its LOG names the family and the reason),
+# counted by family and reason, kept beside the CSV.
+find "$WORK/data" -name LOG -exec cat {} + 2>/dev/null |
+    grep -oE '\[[a-z0-9_-]+\] (Stalling|Stopping) writes because (we have [0-9]+ )?[a-z0-9 -]+' |
+    sed -E 's/[0-9]+/N/' | sort | uniq -c >"$OUT/soak-stalls.txt" || true
+echo "write stalls by family and reason (RocksDB's LOG): $(wc -l <"$OUT/soak-stalls.txt") kinds"
+cat "$OUT/soak-stalls.txt"
 venv=target/plot-venv
 if ! "$venv/bin/python" -c "import matplotlib" 2>/dev/null; then
     python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib

@@ -11,6 +11,7 @@
 
 mod idle;
 mod imap;
+mod probes;
 mod smtp;
 mod soak;
 mod spam;

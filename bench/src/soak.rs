@@ -6,8 +6,12 @@
 //! reader's INBOX, fetch the newest messages whole and flag them. Every `--interval`
 //! seconds a CSV line: each load's rate, the final SMTP reply's latency (p50/p99/p999),
 //! the server's RSS and data size, and the store engine's compaction state (from
-//! `--stats-command`, e.g. `gannet … store-stats`).
+//! `--stats-command`, e.g. `gannet … store-stats`); and what a change in latency can be
+//! put down to ([`crate::probes`]): CPU time (the server's, the machine's, iowait and
+//! steal) and the mean time per message of the server's stages (from `--metrics-command`,
+//! its `/metrics`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::imap::{pop3_login, pop3_reply, Imap};
+use crate::probes::{self, CpuTicks};
 use crate::smtp::{dir_mb, make_message, percentile_ms, rss_mb, Conn};
 
 #[derive(clap::Args, Clone)]
@@ -87,6 +92,10 @@ pub struct Options {
     /// A shell command printing the store engine's state as JSON, run every interval.
     #[arg(long)]
     stats_command: Option<String>,
+    /// A shell command printing the server's metrics (Prometheus text, e.g. `curl` of
+    /// the admin console's `/metrics`), run every interval: the stages' mean latencies.
+    #[arg(long)]
+    metrics_command: Option<String>,
 }
 
 /// Counters the loads add to and the sampler reads.
@@ -379,8 +388,8 @@ async fn sink_session(stream: TcpStream, counters: &Counters) -> anyhow::Result<
     }
 }
 
-/// The store engine's state as the stats command prints it (JSON); empty when unknown.
-async fn engine_stats(command: Option<String>) -> Option<serde_json::Value> {
+/// What a shell command prints; None without a command or when it cannot run.
+async fn command_output(command: Option<String>) -> Option<Vec<u8>> {
     let command = command?;
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("sh")
@@ -390,7 +399,15 @@ async fn engine_stats(command: Option<String>) -> Option<serde_json::Value> {
     .await
     .ok()?
     .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
+    Some(out.stdout)
+}
+
+/// The server's latency histograms as the metrics command prints them; empty when unknown.
+async fn server_histograms(command: Option<String>) -> BTreeMap<String, (f64, f64)> {
+    command_output(command)
+        .await
+        .map(|text| probes::histograms(&String::from_utf8_lossy(&text)))
+        .unwrap_or_default()
 }
 
 async fn sample(
@@ -408,7 +425,8 @@ async fn sample(
         "seconds,smtp_per_s,p50_ms,p99_ms,p999_ms,smtp_failed,imap_msgs_per_s,pop3_msgs_per_s,\
          relayed_per_s,rss_mb,data_mb,pending_compaction_mb,running_compactions,\
          delayed_write_rate,write_stopped,memtables_mb,table_readers_mb,block_cache_mb,\
-         listed_messages"
+         listed_messages,gannet_cores,busy_cores,iowait_cores,steal_cores,delivery_ms,\
+         scan_ms,commit_wait_ms,group_commit_ms,group_write_ms,groups_per_s,cpu_speed_ms,level0_files_max,immutable_memtables,running_flushes"
     )?;
     let every = Duration::from_secs(opts.interval.max(1));
     let mut last = started;
@@ -419,6 +437,8 @@ async fn sample(
         delta
     };
     let (mut smtp, mut failed, mut imap, mut pop3, mut relayed) = (0, 0, 0, 0, 0);
+    let mut cpu = CpuTicks::read(opts.watch_pid);
+    let mut histograms = server_histograms(opts.metrics_command.clone()).await;
     loop {
         let next = last + every;
         tokio::time::sleep_until(next.min(deadline).into()).await;
@@ -427,7 +447,39 @@ async fn sample(
         let mut window =
             std::mem::take(&mut *counters.window.lock().unwrap_or_else(|p| p.into_inner()));
         window.sort_unstable();
-        let stats = engine_stats(opts.stats_command.clone()).await;
+        let stats: Option<serde_json::Value> = command_output(opts.stats_command.clone())
+            .await
+            .and_then(|out| serde_json::from_slice(&out).ok());
+        let cpu_now = CpuTicks::read(opts.watch_pid);
+        let cores = match (&cpu_now, &cpu) {
+            (Some(now), Some(then)) => now.cores_since(then),
+            _ => None,
+        }
+        .map_or_else(
+            || vec![String::new(); 4],
+            |c| c.iter().map(|v| format!("{v:.2}")).collect(),
+        );
+        cpu = cpu_now;
+        let histograms_now = server_histograms(opts.metrics_command.clone()).await;
+        let stage = |name: &str| {
+            probes::mean_ms(&histograms, &histograms_now, name)
+                .map(|(ms, n)| (format!("{ms:.3}"), n))
+        };
+        let stage_ms = |name: &str| stage(name).map_or(String::new(), |(ms, _)| ms);
+        let stages = [
+            stage_ms("gannet_delivery"),
+            stage_ms("gannet_spam_scan"),
+            stage_ms("gannet_delivery_commit"),
+            stage_ms("gannet_store_commit"),
+            stage_ms("gannet_store_write"),
+            stage("gannet_store_write").map_or(String::new(), |(_, n)| format!("{:.1}", n / secs)),
+        ];
+        histograms = histograms_now;
+        let speed = tokio::task::spawn_blocking(probes::cpu_speed_ms)
+            .await
+            .ok()
+            .flatten()
+            .map_or(String::new(), |ms| format!("{ms:.2}"));
         let stat = |key: &str| {
             stats
                 .as_ref()
@@ -443,7 +495,7 @@ async fn sample(
         let rate = |delta: u64| format!("{:.1}", delta as f64 / secs);
         writeln!(
             out,
-            "{:.1},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{:.1},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             now.duration_since(started).as_secs_f64(),
             rate(take(&counters.smtp, &mut smtp)),
             percentile_ms(&window, 0.5),
@@ -467,6 +519,12 @@ async fn sample(
             megabytes("table_readers_bytes"),
             megabytes("block_cache_bytes"),
             stat("listed_messages"),
+            cores.join(","),
+            stages.join(","),
+            speed,
+            stat("level0_files_max"),
+            stat("immutable_memtables"),
+            stat("running_flushes"),
         )?;
         out.flush()?;
         last = now;
