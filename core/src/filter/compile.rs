@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
+use regex_automata::meta as automata;
+use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
 
 use super::atoms::{alnum_projection_at, atoms_for, Text};
@@ -27,13 +29,13 @@ const LAZY_DFA_CACHE: usize = 8 << 20;
 /// `\w`, `\b` and `/i` are ASCII, `.` is one byte.
 pub enum Matcher {
     /// The `regex` crate: linear time, no look-around or back-references.
-    Fast(regex::bytes::Regex),
+    Fast(automata::Regex),
     /// PCRE2 with JIT for the rest; its match limit bounds the backtracking. With a gate:
     /// the pattern loosened for the `regex` crate (look-around dropped), which every match
     /// also matches; PCRE2 runs only where the gate matched.
     Backtracking {
         exact: pcre2::bytes::Regex,
-        gate: Option<regex::bytes::Regex>,
+        gate: Option<automata::Regex>,
     },
 }
 
@@ -326,15 +328,29 @@ fn inline_flags(pattern: &str, flags: &str) -> String {
     }
 }
 
-/// The pattern compiled by the `regex` crate, if it can be.
-fn fast_regex(pattern: &str, flags: &str, unicode: bool) -> Option<regex::bytes::Regex> {
-    regex::bytes::RegexBuilder::new(&inline_flags(&translate_escapes(pattern), flags))
-        .unicode(unicode)
-        .size_limit(50 << 20)
+/// The pattern compiled by the `regex` crate's engine, if it can be.
+fn fast_regex(pattern: &str, flags: &str, unicode: bool) -> Option<automata::Regex> {
+    rule_regex(&inline_flags(&translate_escapes(pattern), flags), unicode)
+}
+
+/// A rule's regex in the `regex` crate's engine, configured as `regex::bytes::Regex`
+/// (octets, leftmost-first) but without the full DFA that engine builds up front for a
+/// small pattern: most rules run on a few messages, where the lazy DFA builds what they
+/// visit (callgrind over a whole `spam scan` of 1,000 messages: 2.7 % fewer instructions,
+/// the same on a second, warm pass).
+fn rule_regex(pattern: &str, unicode: bool) -> Option<automata::Regex> {
+    let config = automata::Config::new()
+        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+        .utf8_empty(false)
+        .dfa(false)
+        .nfa_size_limit(Some(50 << 20))
         // A lazy DFA cache big enough that the largest rules (ReplaceTags
         // alternations) do not rebuild their states on every message.
-        .dfa_size_limit(LAZY_DFA_CACHE)
-        .build()
+        .hybrid_cache_capacity(LAZY_DFA_CACHE);
+    automata::Builder::new()
+        .configure(config)
+        .syntax(syntax::Config::new().unicode(unicode).utf8(false))
+        .build(pattern)
         .ok()
 }
 
@@ -385,14 +401,9 @@ fn compile_with(pattern: &str, flags: &str, engine: Engine) -> Option<Matcher> {
 
 /// The pattern without look-around and back-references, for the `regex` crate: every
 /// match of the pattern is a match of it. None if it still needs PCRE2.
-fn loosened(pattern: &str, flags: &str) -> Option<regex::bytes::Regex> {
+fn loosened(pattern: &str, flags: &str) -> Option<automata::Regex> {
     let loose = super::atoms::relax(&translate_escapes(pattern));
-    regex::bytes::RegexBuilder::new(&inline_flags(&loose, flags))
-        .unicode(false)
-        .size_limit(50 << 20)
-        .dfa_size_limit(LAZY_DFA_CACHE)
-        .build()
-        .ok()
+    rule_regex(&inline_flags(&loose, flags), false)
 }
 
 /// A rule's regex, compiled when first used: a load that found the rules in the compile
