@@ -175,6 +175,12 @@ pub struct EngineStats {
     pub delayed_write_rate: u64,
     /// Writes are stopped now.
     pub write_stopped: bool,
+    /// The most level-0 files of any family: RocksDB slows writes down at 20 and stops
+    /// them at 36 (a family whose compactions fall behind its flushes).
+    pub level0_files_max: u64,
+    /// Full memtables waiting for their flush (all families): writes stop when a
+    /// family's are all full.
+    pub immutable_memtables: u64,
     /// Bytes of table files and of blob files (all families).
     pub sst_bytes: u64,
     pub blob_bytes: u64,

@@ -42,7 +42,12 @@ impl RocksStore {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
-        db_opts.set_max_background_jobs(2);
+        // One flush and up to three compactions at once. With one compaction slot (2
+        // jobs) a 30-minute soak had its writes delayed in 30 intervals and once stopped
+        // (replies up to 1.7 s), always with one compaction running and under 31 MB
+        // pending: a long compaction of one family held back the others'. With three:
+        // none delayed, p99 at most 86 ms (docs/benchmarks.md, session 14).
+        db_opts.set_max_background_jobs(4);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(5);
         // Unflushed data stays small, so a flush (which RocksDB needs to recover from a
@@ -179,6 +184,14 @@ impl KvStore for RocksStore {
                 .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
                 .sum()
         };
+        let most = |name: &str| -> u64 {
+            Cf::ALL
+                .into_iter()
+                .filter_map(|cf| self.handle(cf).ok())
+                .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
+                .max()
+                .unwrap_or(0)
+        };
         // The block cache is one, shared by every family: any family's figure is the whole.
         let cache_value = |name: &str| -> u64 {
             Cf::ALL
@@ -193,6 +206,8 @@ impl KvStore for RocksStore {
             running_flushes: db_value("rocksdb.num-running-flushes"),
             delayed_write_rate: db_value("rocksdb.actual-delayed-write-rate"),
             write_stopped: db_value("rocksdb.is-write-stopped") != 0,
+            level0_files_max: most("rocksdb.num-files-at-level0"),
+            immutable_memtables: summed("rocksdb.num-immutable-mem-table"),
             sst_bytes: summed("rocksdb.total-sst-files-size"),
             blob_bytes: summed("rocksdb.total-blob-file-size"),
             memtable_bytes: summed("rocksdb.size-all-mem-tables"),
