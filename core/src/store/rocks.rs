@@ -177,21 +177,15 @@ impl KvStore for RocksStore {
 
     fn engine_stats(&self) -> super::kv::EngineStats {
         let db_value = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
-        let summed = |name: &str| -> u64 {
+        // Each family's figure for a property (families without it left out).
+        let per_family = |name: &'static str| {
             Cf::ALL
                 .into_iter()
                 .filter_map(|cf| self.handle(cf).ok())
-                .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
-                .sum()
+                .filter_map(move |h| self.db.property_int_value_cf(h, name).ok().flatten())
         };
-        let most = |name: &str| -> u64 {
-            Cf::ALL
-                .into_iter()
-                .filter_map(|cf| self.handle(cf).ok())
-                .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
-                .max()
-                .unwrap_or(0)
-        };
+        let summed = |name: &'static str| -> u64 { per_family(name).sum() };
+        let most = |name: &'static str| -> u64 { per_family(name).max().unwrap_or(0) };
         // The block cache is one, shared by every family: any family's figure is the whole.
         let cache_value = |name: &str| -> u64 {
             Cf::ALL
