@@ -433,6 +433,7 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
             let mut stats = serde_json::to_value(store.engine_stats())?;
             if let Some(fields) = stats.as_object_mut() {
                 fields.insert("listed_messages".into(), store.listed_messages().into());
+                fields.extend(crate::memory::figures());
             }
             let mut out = serde_json::to_vec(&stats)?;
             out.push(b'\n');

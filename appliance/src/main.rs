@@ -7,6 +7,7 @@ mod cli;
 mod command_line;
 mod control;
 mod live_settings;
+mod memory;
 mod purge;
 mod serve;
 mod spam;

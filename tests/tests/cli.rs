@@ -170,8 +170,15 @@ fn store_stats_report_memory_and_listed_messages() {
         "table_readers_bytes",
         "block_cache_bytes",
         "block_cache_pinned_bytes",
+        "c_heap_bytes",
+        "c_heap_free_bytes",
     ] {
         assert!(before[key].is_u64(), "{key} missing: {before}");
+    }
+    // Where the process's memory is: resident pages by kind, and the C heap RocksDB
+    // allocates from (in use: at least its memtables and cache entries).
+    for key in ["rss_anon_bytes", "rss_file_bytes", "c_heap_in_use_bytes"] {
+        assert!(before[key].as_u64().unwrap_or(0) > 0, "{key}: {before}");
     }
     // A POP3 login lists the maildrop: its listing is then held in memory.
     let listed = python(
