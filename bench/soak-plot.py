@@ -31,6 +31,14 @@ if "block_cache_mb" in (rows[0] if rows else {}):
     ax[2].plot(t, [num(r, "block_cache_mb") + num(r, "memtables_mb") + num(r, "table_readers_mb")
                    for r in rows], label="RocksDB: block cache, memtables, table readers")
     ax[2].legend(fontsize=8)
+if "c_heap_mb" in (rows[0] if rows else {}):
+    # Where the resident memory is (newer CSVs): anonymous pages, the C heap RocksDB
+    # allocates from, and the free part of that heap (fragmentation when it grows).
+    for key, label in (("rss_anon_mb", "RSS, anonymous"), ("c_heap_mb", "C heap (RocksDB)"),
+                       ("c_heap_free_mb", "C heap, free"), ("heap_committed_mb", "mimalloc, committed")):
+        if key in rows[0]:
+            ax[2].plot(t, [num(r, key) for r in rows], label=label, linewidth=0.8)
+    ax[2].legend(fontsize=8)
 ax[2].set_ylabel("MB")
 ax[2].set_ylim(bottom=0)
 ax[3].plot(t, [num(r, "data_mb") / 1000 for r in rows], label="data directory")
@@ -77,6 +85,10 @@ for key in ("imap_msgs_per_s", "pop3_msgs_per_s", "relayed_per_s"):
 p99 = [num(r, "p99_ms") for r in full]
 print(f"p99 of the final reply: median {statistics.median(p99):.1f} ms, max {max(p99):.1f} ms; p99.9 max {max(num(r, 'p999_ms') for r in full):.1f} ms")
 print(f"SMTP failures: {sum(num(r, 'smtp_failed') for r in rows):.0f}; intervals with writes stopped: {sum(1 for r in rows if r['write_stopped'] == 'true')}, delayed: {sum(1 for r in rows if num(r, 'delayed_write_rate') > 0)}")
+for key in ("rss_anon_mb", "rss_file_mb", "c_heap_mb", "c_heap_free_mb", "heap_committed_mb"):
+    values = [num(r, key) for r in full[len(full) // 3:] if r.get(key)]
+    if values:
+        print(f"{key} over the last two-thirds: min {min(values):.0f}, max {max(values):.0f}")
 if probes:
     for key in ("delivery_ms", "scan_ms", "commit_wait_ms", "group_commit_ms", "group_write_ms", "groups_per_s", "cpu_speed_ms", "gannet_cores", "steal_cores", "iowait_cores"):
         values = [num(r, key) for r in full if r.get(key)]

@@ -427,7 +427,7 @@ async fn sample(
          delayed_write_rate,write_stopped,memtables_mb,table_readers_mb,block_cache_mb,\
          listed_messages,gannet_cores,busy_cores,iowait_cores,steal_cores,delivery_ms,\
          scan_ms,commit_wait_ms,group_commit_ms,group_write_ms,groups_per_s,cpu_speed_ms,level0_files_max,immutable_memtables,running_flushes,\
-         rss_anon_mb,rss_file_mb,c_heap_mb,c_heap_free_mb"
+         rss_anon_mb,rss_file_mb,c_heap_mb,c_heap_free_mb,heap_committed_mb"
     )?;
     let every = Duration::from_secs(opts.interval.max(1));
     let mut last = started;
@@ -496,7 +496,7 @@ async fn sample(
         let rate = |delta: u64| format!("{:.1}", delta as f64 / secs);
         writeln!(
             out,
-            "{:.1},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{:.1},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             now.duration_since(started).as_secs_f64(),
             rate(take(&counters.smtp, &mut smtp)),
             percentile_ms(&window, 0.5),
@@ -530,6 +530,7 @@ async fn sample(
             megabytes("rss_file_bytes"),
             megabytes("c_heap_bytes"),
             megabytes("c_heap_free_bytes"),
+            megabytes("heap_committed_bytes"),
         )?;
         out.flush()?;
         last = now;
