@@ -72,8 +72,9 @@ impl RocksStore {
             // cap switches every family's memtable together about once a second under
             // load; with RocksDB's two (one being written, one waiting) a family whose
             // last one was still queued behind the others' flushes stopped all writes:
-            // 83 brief stops of `meta` in a 30-minute soak (session 14). Unflushed data
-            // stays bounded by the log's cap, not by this count.
+            // 83 brief stops of `meta` in a 30-minute soak (session 14), none with four
+            // (session 15). The memtables stay small: the cap switches them long before
+            // their write buffer size.
             opts.set_max_write_buffer_number(4);
             match cf {
                 Cf::Blobs => {
