@@ -693,6 +693,44 @@ mod tests {
         assert!(entries(&store, "INBOX").is_empty());
     }
 
+    /// Many messages are read in one batched read, under what the same commit changed
+    /// before: an expunge after a flag change in one commit sees the new flags.
+    #[test]
+    fn a_batched_read_sees_the_commits_own_changes() {
+        let (_dir, _owner, store) = store_with_account();
+        for n in 0..60u32 {
+            deliver(&store, "INBOX", format!("message {n}").as_bytes());
+        }
+        let inbox = meta(&store, "INBOX").unwrap().id;
+        // Some expunged and deleted before: their tombstones are in the range read.
+        let mut c = Changes::new();
+        c.expunge(9, inbox, (1..=10).collect(), false);
+        store.commit_blocking(c).unwrap();
+        let mut c = Changes::new();
+        c.set_flags(
+            9,
+            inbox,
+            (11..=50).collect(),
+            FlagChange {
+                mode: FlagMode::Add,
+                flags: flags::DELETED,
+                keywords: Vec::new(),
+            },
+        );
+        // Only those flagged \Deleted go: the ones this very commit flagged.
+        c.expunge(9, inbox, (1..=60).rev().collect(), true);
+        let applied = store.commit_blocking(c).unwrap();
+        let mut removed = applied.removed.clone();
+        removed.sort_unstable();
+        assert_eq!(removed, (11..=50).collect::<Vec<u32>>());
+        let left: Vec<u32> = entries(&store, "INBOX")
+            .iter()
+            .map(|(uid, _)| *uid)
+            .collect();
+        assert_eq!(left, (51..=60).collect::<Vec<u32>>());
+        assert!(usage(&store) > 0);
+    }
+
     #[test]
     fn expunge_keeps_a_message_whose_deleted_flag_was_cleared_meanwhile() {
         let (_dir, _owner, store) = store_with_account();

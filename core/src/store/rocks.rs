@@ -143,7 +143,11 @@ impl KvStore for RocksStore {
     ) -> Result<(), StoreError> {
         let from = if start < prefix { prefix } else { start };
         let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.handle(cf)?, mode) {
+        // Bounded to the prefix: the iterator then stops at its end instead of skipping
+        // on over the tombstones of deleted records past it to the next live key.
+        let mut bounds = rocksdb::ReadOptions::default();
+        bounds.set_iterate_range(rocksdb::PrefixRange(prefix));
+        for item in self.db.iterator_cf_opt(self.handle(cf)?, bounds, mode) {
             let (key, value) = item.map_err(engine)?;
             if !key.starts_with(prefix) || !visit(&key, &value) {
                 break;

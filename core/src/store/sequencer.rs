@@ -20,8 +20,8 @@ use super::listings::{Delta, ListingChange, Version};
 use super::quarantine::{self, HeldMessage, HeldStatus};
 use super::schema::{decode, encode, flags, keys, BlobId, MailEntry, MailboxMeta};
 
-/// From how many messages an operation reads its mailbox with one scan.
-const SCAN_FROM: usize = 32;
+/// From how many messages an operation reads their entries in one batched read.
+const BATCH_FROM: usize = 32;
 
 /// Mailbox records by account and name, as the thread has written them; `None`: known
 /// not to exist. Kept across groups (a write-through cache), dropped on a failed write.
@@ -564,8 +564,10 @@ impl Txn<'_> {
     }
 
     /// The entries of `uids` (each once, in the order given) that exist, as this commit
-    /// sees them before changing any. Many are read with one scan of the mailbox rather
-    /// than a point read each (a STORE or EXPUNGE over a whole mailbox).
+    /// sees them before changing any. Many are read in one batched point read, not by
+    /// scanning the mailbox: a scan also walks over the tombstone of every entry deleted
+    /// there and not yet compacted away, which in a maildrop that POP3 clients empty all
+    /// day is most of what the scan finds.
     fn entries(
         &self,
         account: u32,
@@ -574,7 +576,7 @@ impl Txn<'_> {
     ) -> Result<Vec<(u32, MailEntry)>, StoreError> {
         let mut seen = std::collections::HashSet::with_capacity(uids.len());
         uids.retain(|uid| seen.insert(*uid));
-        if uids.len() <= SCAN_FROM {
+        if uids.len() <= BATCH_FROM {
             let mut out = Vec::with_capacity(uids.len());
             for uid in uids {
                 if let Some(entry) = self.entry(account, mailbox, uid)? {
@@ -583,10 +585,34 @@ impl Txn<'_> {
             }
             return Ok(out);
         }
-        let mut all = self.entries_by_uid(account, mailbox)?;
+        // What this group or this commit changed is known; the rest is read from the
+        // store, its keys sorted as the batched read wants them (big-endian UIDs).
+        let mut known: HashMap<u32, Option<MailEntry>> = HashMap::new();
+        let mut stored = Vec::new();
+        for &uid in &uids {
+            let key = keys::mail(account, mailbox, uid);
+            match self
+                .local
+                .mail
+                .get(&key)
+                .or_else(|| self.seq.group.mail.get(&key))
+            {
+                Some(e) => {
+                    known.insert(uid, e.clone());
+                }
+                None => stored.push((uid, key)),
+            }
+        }
+        stored.sort_unstable_by_key(|(uid, _)| *uid);
+        let (stored_uids, stored_keys): (Vec<u32>, Vec<Vec<u8>>) = stored.into_iter().unzip();
+        let values = self.kv.multi_get_sorted(Cf::Mail, &stored_keys)?;
+        for (uid, raw) in stored_uids.into_iter().zip(values) {
+            let entry = raw.map(|raw| decode(Cf::Mail, &raw)).transpose()?;
+            known.insert(uid, entry);
+        }
         Ok(uids
             .into_iter()
-            .filter_map(|uid| Some((uid, all.remove(&uid)??)))
+            .filter_map(|uid| Some((uid, known.remove(&uid)??)))
             .collect())
     }
 
