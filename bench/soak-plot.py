@@ -32,8 +32,9 @@ if "block_cache_mb" in (rows[0] if rows else {}):
                    for r in rows], label="RocksDB: block cache, memtables, table readers")
     ax[2].legend(fontsize=8)
 if "c_heap_mb" in (rows[0] if rows else {}):
-    # Where the resident memory is (newer CSVs): anonymous pages, the C heap RocksDB
-    # allocates from, and the free part of that heap (fragmentation when it grows).
+    # Where the resident memory is (newer CSVs): anonymous pages; glibc's heap and its
+    # free part (RocksDB's allocations until mimalloc served malloc too: fragmentation
+    # when the free part grows, empty since); mimalloc's committed memory.
     for key, label in (("rss_anon_mb", "RSS, anonymous"), ("c_heap_mb", "C heap (RocksDB)"),
                        ("c_heap_free_mb", "C heap, free"), ("heap_committed_mb", "mimalloc, committed")):
         if key in rows[0]:
