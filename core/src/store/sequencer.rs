@@ -549,18 +549,22 @@ impl Txn<'_> {
     /// The entry as this commit would see it after everything before it.
     fn entry(&self, account: u32, mailbox: u32, uid: u32) -> Result<Option<MailEntry>, StoreError> {
         let key = keys::mail(account, mailbox, uid);
-        if let Some(e) = self
-            .local
-            .mail
-            .get(&key)
-            .or_else(|| self.seq.group.mail.get(&key))
-        {
+        if let Some(e) = self.changed_entry(&key) {
             return Ok(e.clone());
         }
         self.kv
             .get(Cf::Mail, &key)?
             .map(|raw| decode(Cf::Mail, &raw))
             .transpose()
+    }
+
+    /// A mail entry as this commit or, before it, this group changed it (`Some(None)`:
+    /// removed); None if neither touched it.
+    fn changed_entry(&self, key: &[u8]) -> Option<&Option<MailEntry>> {
+        self.local
+            .mail
+            .get(key)
+            .or_else(|| self.seq.group.mail.get(key))
     }
 
     /// The entries of `uids` (each once, in the order given) that exist, as this commit
@@ -591,12 +595,7 @@ impl Txn<'_> {
         let mut stored = Vec::new();
         for &uid in &uids {
             let key = keys::mail(account, mailbox, uid);
-            match self
-                .local
-                .mail
-                .get(&key)
-                .or_else(|| self.seq.group.mail.get(&key))
-            {
+            match self.changed_entry(&key) {
                 Some(e) => {
                     known.insert(uid, e.clone());
                 }
