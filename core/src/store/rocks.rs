@@ -91,9 +91,9 @@ impl RocksStore {
             opts.set_max_bytes_for_level_base(32 << 20);
             // Output tables of 8 MB instead of 64: a table's bloom filter is built at its
             // end from a hash of every key, held until then (8 bytes a key). The trace
-            // family's small entries put ~3 million keys in one 40 MB table, and each of
+            // family's small entries put ~3 million keys in one 30-45 MB table, and each of
             // its full compactions showed as a 20-40 MB peak of resident memory right as
-            // it finished (a 0.6-s sampler against RocksDB's LOG, session 16).
+            // it finished (a 0.65-s sampler against RocksDB's LOG, session 16).
             opts.set_target_file_size_base(8 << 20);
             match cf {
                 Cf::Blobs => {
