@@ -99,6 +99,71 @@ fn noise(seed: u64, size: usize) -> String {
     out
 }
 
+/// Mail of two accounts arriving together shares blob files: when one account's is
+/// deleted every file is half garbage, and `compact` must still give that half back
+/// (the background collection only copies bodies out of the oldest files).
+#[test]
+fn half_of_every_blob_file_deleted_is_given_back() {
+    const MESSAGES: u64 = 800;
+    let mut server = Server::new(PLAIN_LOGIN);
+    server.start();
+    server.with_example_accounts();
+    server.admin(&["compact"]);
+    let store = server.data().join("store");
+    let empty = size_of(&store);
+    let mut smtp = RawSmtp::connect(server.smtp).unwrap();
+    smtp.cmd("EHLO test.example").unwrap();
+    for n in 0..MESSAGES {
+        let to = if n % 2 == 0 {
+            "alice@example.test"
+        } else {
+            "carol@example.test"
+        };
+        let body = format!("Subject: m{n}\r\n\r\n{}", noise(n, 20_000));
+        let reply = smtp
+            .send_message("load@example.org", to, body.as_bytes())
+            .unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    server.admin(&["compact"]);
+    let full = size_of(&store);
+    let mut c = login(&server, "alice@example.test");
+    c.cmd("SELECT INBOX").unwrap();
+    let (_, ok) = c.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").unwrap();
+    assert!(ok.starts_with("OK"), "{ok}");
+    let (lines, ok) = c.cmd("EXPUNGE").unwrap();
+    assert!(ok.starts_with("OK"), "{ok}");
+    assert_eq!(lines.len() as u64, MESSAGES / 2);
+    server.admin(&["compact"]);
+    let after = size_of(&store);
+    eprintln!("store: {empty} bytes empty, {full} with {MESSAGES} messages, {after} after half");
+    // Half the messages' room back, within a fifth of that half.
+    let freed = full.saturating_sub(after);
+    assert!(
+        freed > (full - empty) * 2 / 5,
+        "deleted mail in shared blob files still takes room: {empty} -> {full} -> {after}"
+    );
+    let mut c = login(&server, "carol@example.test");
+    let (lines, ok) = c.cmd("SELECT INBOX").unwrap();
+    assert!(ok.starts_with("OK"), "{ok}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("* {} EXISTS", MESSAGES / 2)),
+        "{lines:?}"
+    );
+    let (lines, ok) = c.cmd(&format!("FETCH {} BODY[]", MESSAGES / 2)).unwrap();
+    assert!(ok.starts_with("OK"), "{ok}");
+    let sent = noise(MESSAGES - 1, 20_000);
+    let sent: Vec<&str> = sent.lines().collect();
+    assert!(
+        sent.iter().all(|line| lines.iter().any(|l| l == line)),
+        "the last message's body is intact"
+    );
+    let report = String::from_utf8(server.admin(&["check"])).unwrap();
+    assert!(report.contains("consistent"), "{report}");
+}
+
 #[test]
 fn expunged_mail_gives_its_space_back() {
     const MESSAGES: u64 = 1000;
