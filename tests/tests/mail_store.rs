@@ -99,18 +99,35 @@ fn noise(seed: u64, size: usize) -> String {
     out
 }
 
+/// A server with the example accounts, compacted, and the size of its empty store.
+fn empty_server() -> (Server, u64) {
+    let mut server = Server::new(PLAIN_LOGIN);
+    server.start();
+    server.with_example_accounts();
+    server.admin(&["compact"]);
+    let empty = size_of(&server.data().join("store"));
+    (server, empty)
+}
+
+/// Deletes and expunges every message in `user`'s INBOX; how many went.
+fn expunge_inbox(server: &Server, user: &str) -> u64 {
+    let mut c = login(server, user);
+    c.cmd("SELECT INBOX").unwrap();
+    let (_, ok) = c.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").unwrap();
+    assert!(ok.starts_with("OK"), "{ok}");
+    let (lines, ok) = c.cmd("EXPUNGE").unwrap();
+    assert!(ok.starts_with("OK"), "{ok}");
+    lines.len() as u64
+}
+
 /// Mail of two accounts arriving together shares blob files: when one account's is
 /// deleted every file is half garbage, and `compact` must still give that half back
 /// (the background collection only copies bodies out of the oldest files).
 #[test]
 fn half_of_every_blob_file_deleted_is_given_back() {
     const MESSAGES: u64 = 800;
-    let mut server = Server::new(PLAIN_LOGIN);
-    server.start();
-    server.with_example_accounts();
-    server.admin(&["compact"]);
+    let (server, empty) = empty_server();
     let store = server.data().join("store");
-    let empty = size_of(&store);
     let mut smtp = RawSmtp::connect(server.smtp).unwrap();
     smtp.cmd("EHLO test.example").unwrap();
     for n in 0..MESSAGES {
@@ -127,13 +144,7 @@ fn half_of_every_blob_file_deleted_is_given_back() {
     }
     server.admin(&["compact"]);
     let full = size_of(&store);
-    let mut c = login(&server, "alice@example.test");
-    c.cmd("SELECT INBOX").unwrap();
-    let (_, ok) = c.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").unwrap();
-    assert!(ok.starts_with("OK"), "{ok}");
-    let (lines, ok) = c.cmd("EXPUNGE").unwrap();
-    assert!(ok.starts_with("OK"), "{ok}");
-    assert_eq!(lines.len() as u64, MESSAGES / 2);
+    assert_eq!(expunge_inbox(&server, "alice@example.test"), MESSAGES / 2);
     server.admin(&["compact"]);
     let after = size_of(&store);
     eprintln!("store: {empty} bytes empty, {full} with {MESSAGES} messages, {after} after half");
@@ -167,12 +178,8 @@ fn half_of_every_blob_file_deleted_is_given_back() {
 #[test]
 fn expunged_mail_gives_its_space_back() {
     const MESSAGES: u64 = 1000;
-    let mut server = Server::new(PLAIN_LOGIN);
-    server.start();
-    server.with_example_accounts();
-    server.admin(&["compact"]);
+    let (server, empty) = empty_server();
     let store = server.data().join("store");
-    let empty = size_of(&store);
     let mut smtp = RawSmtp::connect(server.smtp).unwrap();
     smtp.cmd("EHLO test.example").unwrap();
     for n in 0..MESSAGES {
@@ -188,13 +195,7 @@ fn expunged_mail_gives_its_space_back() {
         full > empty + MESSAGES * 15_000,
         "the messages take room: {empty} -> {full}"
     );
-    let mut c = login(&server, "alice@example.test");
-    c.cmd("SELECT INBOX").unwrap();
-    let (_, ok) = c.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").unwrap();
-    assert!(ok.starts_with("OK"), "{ok}");
-    let (lines, ok) = c.cmd("EXPUNGE").unwrap();
-    assert!(ok.starts_with("OK"), "{ok}");
-    assert_eq!(lines.len() as u64, MESSAGES);
+    assert_eq!(expunge_inbox(&server, "alice@example.test"), MESSAGES);
     server.admin(&["compact"]);
     let after = size_of(&store);
     eprintln!("store: {empty} bytes empty, {full} with {MESSAGES} messages, {after} after expunge");
