@@ -109,6 +109,20 @@ fn empty_server() -> (Server, u64) {
     (server, empty)
 }
 
+/// Sends `count` messages of ~20 KB of noise over one SMTP session, message `n` (its
+/// noise seeded by `n`) to `recipient(n)`.
+fn send_noise(server: &Server, count: u64, recipient: impl Fn(u64) -> &'static str) {
+    let mut smtp = RawSmtp::connect(server.smtp).unwrap();
+    smtp.cmd("EHLO test.example").unwrap();
+    for n in 0..count {
+        let body = format!("Subject: m{n}\r\n\r\n{}", noise(n, 20_000));
+        let reply = smtp
+            .send_message("load@example.org", recipient(n), body.as_bytes())
+            .unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+}
+
 /// Deletes and expunges every message in `user`'s INBOX; how many went.
 fn expunge_inbox(server: &Server, user: &str) -> u64 {
     let mut c = login(server, user);
@@ -128,20 +142,13 @@ fn half_of_every_blob_file_deleted_is_given_back() {
     const MESSAGES: u64 = 800;
     let (server, empty) = empty_server();
     let store = server.data().join("store");
-    let mut smtp = RawSmtp::connect(server.smtp).unwrap();
-    smtp.cmd("EHLO test.example").unwrap();
-    for n in 0..MESSAGES {
-        let to = if n % 2 == 0 {
+    send_noise(&server, MESSAGES, |n| {
+        if n % 2 == 0 {
             "alice@example.test"
         } else {
             "carol@example.test"
-        };
-        let body = format!("Subject: m{n}\r\n\r\n{}", noise(n, 20_000));
-        let reply = smtp
-            .send_message("load@example.org", to, body.as_bytes())
-            .unwrap();
-        assert!(reply.starts_with("250"), "{reply}");
-    }
+        }
+    });
     server.admin(&["compact"]);
     let full = size_of(&store);
     assert_eq!(expunge_inbox(&server, "alice@example.test"), MESSAGES / 2);
@@ -180,15 +187,7 @@ fn expunged_mail_gives_its_space_back() {
     const MESSAGES: u64 = 1000;
     let (server, empty) = empty_server();
     let store = server.data().join("store");
-    let mut smtp = RawSmtp::connect(server.smtp).unwrap();
-    smtp.cmd("EHLO test.example").unwrap();
-    for n in 0..MESSAGES {
-        let body = format!("Subject: m{n}\r\n\r\n{}", noise(n, 20_000));
-        let reply = smtp
-            .send_message("load@example.org", "alice@example.test", body.as_bytes())
-            .unwrap();
-        assert!(reply.starts_with("250"), "{reply}");
-    }
+    send_noise(&server, MESSAGES, |_| "alice@example.test");
     server.admin(&["compact"]);
     let full = size_of(&store);
     assert!(

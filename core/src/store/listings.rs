@@ -336,20 +336,23 @@ impl Listings {
     /// halved (docs/benchmarks.md, session 17); dropping it for the next small listing
     /// filed would do the same.
     fn evict(&self, slots: &mut Slots) {
-        while slots.messages > self.max_messages || slots.by_mailbox.len() > self.max_mailboxes {
-            let Some((largest, weight)) = slots
-                .by_mailbox
-                .iter()
-                .max_by_key(|(_, s)| s.weight())
-                .map(|(k, s)| (*k, s.weight()))
-            else {
-                break;
-            };
-            if slots.by_mailbox.len() <= self.max_mailboxes
-                && slots.messages - weight <= self.max_messages
-            {
-                break;
-            }
+        let over = |slots: &Slots, largest: usize| {
+            slots.messages.saturating_sub(largest) > self.max_messages
+                || slots.by_mailbox.len() > self.max_mailboxes
+        };
+        if !over(slots, 0) {
+            return;
+        }
+        // Dropping the others never changes which one is the largest.
+        let Some((largest, weight)) = slots
+            .by_mailbox
+            .iter()
+            .map(|(k, s)| (*k, s.weight()))
+            .max_by_key(|&(_, weight)| weight)
+        else {
+            return;
+        };
+        while over(slots, weight) {
             let Some(oldest) = slots
                 .by_mailbox
                 .iter()
