@@ -460,19 +460,28 @@ fn queue_commands_retry_delete_and_bounce() {
 }
 
 /// A sink that appends the Subject of every message it accepts to `out`, one per line,
-/// and a line to `out.ehlo` for every session (EHLO) it sees.
+/// and a line to `out.ehlo` for every session (EHLO) it sees. With a count as its third
+/// argument it holds every message past that count (no reply to the data) while the file
+/// `out.hold` exists, so a test can stop a delivery run at a known point.
 const SUBJECT_SINK: &str = r#"
-import sys
+import asyncio, os, sys
 from aiosmtpd.controller import Controller
 port, out = int(sys.argv[1]), sys.argv[2]
+hold_after = int(sys.argv[3]) if len(sys.argv) > 3 else None
 f = open(out, 'ab', buffering=0)
 e = open(out + '.ehlo', 'ab', buffering=0)
+accepted = 0
 class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         e.write(b'EHLO\n')
         session.host_name = hostname
         return responses
     async def handle_DATA(self, server, session, envelope):
+        global accepted
+        if hold_after is not None and accepted >= hold_after:
+            while os.path.exists(out + '.hold'):
+                await asyncio.sleep(0.05)
+        accepted += 1
         for line in envelope.content.split(b'\n'):
             if line.startswith(b'Subject: '):
                 f.write(line[9:].strip() + b'\n')
@@ -509,18 +518,19 @@ fn crash_during_a_delivery_run_loses_nothing() {
         assert!(reply.starts_with("250"), "{reply}");
     }
     drop(c);
-    // The sink comes up; kill -9 the sender in the middle of the run.
-    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out, &[]);
+    // The sink comes up and takes 150 messages, then holds the rest unanswered (a fast
+    // machine would otherwise finish the run before the kill); kill -9 the sender there.
+    let hold = dir.path().join("subjects.hold");
+    std::fs::write(&hold, b"").unwrap();
+    let mut sink = start_python_smtp(SUBJECT_SINK, port, &out, &["150"]);
     let received = || std::fs::read_to_string(&out).unwrap_or_default();
     wait_for(Duration::from_secs(60), "part of the run", || {
         received().lines().count() >= 150
     });
     a.kill();
     let at_crash = received().lines().count();
-    assert!(
-        at_crash < N,
-        "the crash came too late to test anything: {at_crash}"
-    );
+    assert_eq!(at_crash, 150, "the sink held the rest");
+    std::fs::remove_file(&hold).unwrap();
     a.start();
     wait_for(Duration::from_secs(120), "the rest of the run", || {
         queue_is_empty(&a)
