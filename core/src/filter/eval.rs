@@ -920,6 +920,18 @@ fn msn_groups(view: &MessageView) -> bool {
 /// hotmail.com address, though no Received header shows Hotmail's servers (nor a relay
 /// that only claims the name: that is FORGED_HOTMAIL_RCVD's).
 fn hotmail_without_hotmail_received(view: &MessageView) -> bool {
+    // The From test first: it is the only cheap one, and most mail is not from Hotmail
+    // (the Received tests below cost ~10 µs a message).
+    let from = get(view, "From:addr").unwrap_or_default();
+    let first = from.lines().next().unwrap_or_default().to_ascii_lowercase();
+    let from_hotmail = first.ends_with("hotmail.com")
+        && first
+            .strip_suffix("hotmail.com")
+            .and_then(|before| before.chars().last())
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+    if !from_hotmail {
+        return false;
+    }
     let received = get(view, "Received")
         .unwrap_or_default()
         .split_whitespace()
@@ -941,16 +953,7 @@ fn hotmail_without_hotmail_received(view: &MessageView) -> bool {
             || YAHOO_WEB.is_match(&received)))
         || (originator
             && (OUTLOOK_PROTECTION.is_match(&received) || OUTLOOK_PRD.is_match(&received)));
-    if relayed || HOTMAIL_HELO.is_match(&received) {
-        return false;
-    }
-    let from = get(view, "From:addr").unwrap_or_default();
-    let first = from.lines().next().unwrap_or_default().to_ascii_lowercase();
-    first.ends_with("hotmail.com")
-        && first
-            .strip_suffix("hotmail.com")
-            .and_then(|before| before.chars().last())
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    !relayed && !HOTMAIL_HELO.is_match(&received)
 }
 
 // Envelope senders of lists and robots: FreeMail's freemail_skip_bulk_envfrom.
