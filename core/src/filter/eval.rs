@@ -95,11 +95,12 @@ pub fn implemented(function: &str, args: &[String]) -> bool {
 }
 
 /// What eval tests compute once per message though several read it (the stock rules
-/// have eight date-shift ranges).
+/// have eight date-shift ranges and three capitals ranges).
 #[derive(Debug, Default)]
 pub struct Memo {
     date_shift: Option<f64>,
     recipients: Option<Recipients>,
+    uppercase: Option<f64>,
 }
 
 /// Result of an eval test, or None when the function is not implemented.
@@ -309,7 +310,9 @@ pub fn run(
         }
         // check_for_uppercase(min, max): the share of capitals is in (min, max].
         "check_for_uppercase" => {
-            let share = uppercase_percent(view);
+            let share = *memo
+                .uppercase
+                .get_or_insert_with(|| uppercase_percent(view));
             share > num(0)? && share <= num(1)?
         }
         "tvd_vertical_words" => {
