@@ -31,6 +31,11 @@ pub struct Options {
     /// rules by engine and kind) and the N costliest rules.
     #[arg(long, value_name = "N")]
     rule_costs: Option<usize>,
+    /// Profiles the first, untimed pass instead (regexes compiled and lazy DFA states
+    /// built on first use: what a one-shot `gannet spam scan` pays) and prints it as
+    /// `--rule-costs` does, with the N costliest rules.
+    #[arg(long, value_name = "N", conflicts_with = "bayes_data")]
+    cold_costs: Option<usize>,
     /// A gannet data directory whose Bayes database (trained with `gannet spam learn`)
     /// the scans read, as delivery does once it is ready. Each run then scans every
     /// message twice, without and with Bayes, and the two rates are printed side by side.
@@ -139,10 +144,18 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     // Untimed pass: per-regex caches are built on first use. Its scores are the verdicts
     // (with Bayes when it is given).
+    let mut cold = gannet_core::filter::RuleCosts::default();
     let scores: Vec<f64> = messages
         .iter()
-        .map(|m| scan_one(&rules, learned.as_ref(), &m.2).score)
+        .map(|m| match opts.cold_costs {
+            Some(_) => rules.scan_profiled(&m.2, &mut cold).score,
+            None => scan_one(&rules, learned.as_ref(), &m.2).score,
+        })
         .collect();
+    if let Some(top) = opts.cold_costs {
+        println!("the first (cold) pass:");
+        print_costs(&rules, &cold, top, messages.len());
+    }
     if let Some(l) = &learned {
         bayes_runs(&opts, &rules, l, &messages);
     }
