@@ -36,6 +36,11 @@ pub struct Options {
     /// `--rule-costs` does, with the N costliest rules.
     #[arg(long, value_name = "N", conflicts_with = "bayes_data")]
     cold_costs: Option<usize>,
+    /// Writes every regex rule to FILE, one a line: kind, engine, name, flags and the
+    /// pattern as compiled (ReplaceTags expanded; newlines as `\n`), tab-separated (for
+    /// other engines' probes, such as bench/hyperscan-probe.c).
+    #[arg(long, value_name = "FILE")]
+    dump_regexes: Option<PathBuf>,
     /// A gannet data directory whose Bayes database (trained with `gannet spam learn`)
     /// the scans read, as delivery does once it is ready. Each run then scans every
     /// message twice, without and with Bayes, and the two rates are printed side by side.
@@ -142,6 +147,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         println!("bayes: {} spam, {} ham learned", t.spam, t.ham);
         anyhow::ensure!(t.ready(), "the Bayes database is not ready (200 of each)");
     }
+    if let Some(path) = &opts.dump_regexes {
+        dump_regexes(&rules, path)?;
+    }
     // Untimed pass: per-regex caches are built on first use. Its scores are the verdicts
     // (with Bayes when it is given).
     let mut cold = gannet_core::filter::RuleCosts::default();
@@ -232,6 +240,25 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The regex rules, one a line, for `--dump-regexes`.
+fn dump_regexes(rules: &gannet_core::filter::Ruleset, path: &Path) -> anyhow::Result<()> {
+    use gannet_core::filter::compile::CompiledTest;
+    let mut out = String::new();
+    for rule in &rules.rules {
+        if let CompiledTest::Regex { matcher, .. } = &rule.test {
+            let (pattern, flags) = matcher.source();
+            out.push_str(&format!(
+                "{:?}\t{:?}\t{}\t{flags}\t{}\n",
+                rule.kind,
+                matcher.engine(),
+                rule.name,
+                pattern.replace('\n', "\\n")
+            ));
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The profile of one pass: totals per stage, per (kind, engine), then the costliest rules.

@@ -438,6 +438,11 @@ impl LazyMatcher {
         }
     }
 
+    /// The pattern as compiled (ReplaceTags expanded) and its flags.
+    pub fn source(&self) -> (&str, &str) {
+        (&self.pattern, &self.flags)
+    }
+
     pub fn engine(&self) -> Engine {
         self.engine
     }
