@@ -202,14 +202,12 @@ fn print_verdict(
     }
 }
 
-/// The files to scan: each argument, or for a directory the files in it, sorted. A
-/// directory that cannot be read is reported and sets `failed`.
 /// A one-shot scan turns transparent huge pages off for itself. mimalloc asks for them
 /// (`madvise`), and a first touch of a 2 MiB page costs its whole zeroing, which on this
-/// kind of virtual machine is ~5 ms: a whole `spam scan` of 1,000 messages spent 14 % of
-/// its time in `clear_page_erms` (67 huge-page faults), 6 % longer from start to end with
-/// them than without (docs/benchmarks.md, session 19). The server keeps them: it pays
-/// once, and its scan is ~5 % cheaper per message with them (fewer TLB misses).
+/// kind of virtual machine is ~5 ms: a one-thread `spam scan` of 1,000 messages spent 16 %
+/// of its time in `clear_page_erms` (67 huge-page faults), and whole runs without them
+/// take 0.86–0.96× the time (docs/benchmarks.md, session 19). The server keeps them: it
+/// pays once, and its scan is ~5 % cheaper per message with them (fewer TLB misses).
 fn without_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this process's
     // memory policy; its failure (an old kernel) leaves the default, which is harmless.
@@ -218,6 +216,8 @@ fn without_huge_pages() {
     }
 }
 
+/// The files to scan: each argument, or for a directory the files in it, sorted. A
+/// directory that cannot be read is reported and sets `failed`.
 fn expand(args: Vec<PathBuf>, failed: &mut bool) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for arg in args {
