@@ -64,6 +64,8 @@ pub(crate) struct LiveState {
     pub spam: std::sync::Arc<arc_swap::ArcSwap<gannet_core::config::Spam>>,
     /// Where the rules' compile cache lives.
     pub data_dir: std::path::PathBuf,
+    /// The scan threads of `gannet spam scan`, started when it first asks.
+    pub scanners: std::sync::Arc<crate::spam_scan::Scanners>,
 }
 
 impl LiveState {
@@ -92,6 +94,21 @@ pub(crate) fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCo
             None => Outcome {
                 ok: false,
                 output: b"gannet: no server is running on this data directory\n".to_vec(),
+            },
+        };
+    }
+    if let AdminCommand::ScanBatch { batch } = command {
+        let Some(live) = live else {
+            return Outcome {
+                ok: false,
+                output: b"gannet: no server is running on this data directory\n".to_vec(),
+            };
+        };
+        return match live.scanners.scan(live.rules.load_full(), store, batch) {
+            Ok(output) => Outcome::ok(output),
+            Err(e) => Outcome {
+                ok: false,
+                output: format!("gannet: {e:#}\n").into_bytes(),
             },
         };
     }
@@ -389,7 +406,9 @@ fn execute_inner(store: &Store, command: &AdminCommand) -> anyhow::Result<Vec<u8
                 .collect::<String>()
                 .into_bytes()
         }
-        AdminCommand::Rules(_) => bail!("internal: rules commands are not run here"),
+        AdminCommand::Rules(_) | AdminCommand::ScanBatch { .. } => {
+            bail!("internal: rules and scan commands are not run here")
+        }
         AdminCommand::Learn { batch } => learn_batch(store, batch)?,
         AdminCommand::BayesExpire {
             account,

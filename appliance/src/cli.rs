@@ -64,6 +64,12 @@ pub(crate) enum SpamCommand {
         /// files' order; a summary goes to standard error.
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
+        /// Scan here even when a server runs on the data directory (by default the
+        /// files go to it, and its rules and Bayes database score them): the rules in
+        /// the configuration as they are now, without the Bayes database the server
+        /// holds.
+        #[arg(long)]
+        local: bool,
     },
     /// Teach the Bayes classifier: each PATH a message file, a directory of them, a
     /// Maildir, or an mbox file. A message learned again counts once; learned the other
@@ -173,6 +179,12 @@ pub(crate) enum AdminCommand {
     Learn {
         #[arg(skip)]
         batch: LearnBatch,
+    },
+    /// Messages for the running server to score (`gannet spam scan`).
+    #[command(hide = true)]
+    ScanBatch {
+        #[arg(skip)]
+        batch: crate::spam_scan::ScanBatch,
     },
     /// The Bayes database's totals (`gannet spam status`).
     #[command(hide = true)]

@@ -11,6 +11,7 @@ mod memory;
 mod purge;
 mod serve;
 mod spam;
+mod spam_scan;
 mod web;
 
 use std::io::IsTerminal;

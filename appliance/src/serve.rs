@@ -114,6 +114,7 @@ pub(crate) fn run(global: &Global, workers: Option<usize>) -> anyhow::Result<Exi
         rules: rules.clone(),
         spam: Arc::new(ArcSwap::from_pointee(config.spam.clone())),
         data_dir: data_dir.clone(),
+        scanners: Default::default(),
     };
     control::spawn(&data_dir, store.clone(), live.clone())?;
     let outbound_wake = gannet_core::delivery::outbound::Wake::default();

@@ -166,6 +166,20 @@ fn a_trained_database_scores_deliveries() {
         "{scan}"
     );
     server.start();
+    // With the server running, the scan goes through it, and its database is read.
+    let out = server.gannet(&["spam", "scan", "--json", spam_files[0].to_str().unwrap()]);
+    let (scan, summary) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        summary.contains("on the running server") && summary.contains("Bayes read"),
+        "{summary}"
+    );
+    assert!(
+        scan.contains("\"bayes\":{\"probability\":") && scan.contains("BAYES_99"),
+        "{scan}"
+    );
     let first = |dir: &std::path::Path| {
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()

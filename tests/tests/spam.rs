@@ -94,6 +94,72 @@ fn spam_scan_on_several_threads_keeps_the_order() {
     );
 }
 
+/// With a server running on the data directory, `spam scan` sends the files to it and
+/// its scan threads score them: the same verdicts as a scan here (`--local`), in the
+/// files' order, over several batches; a file that cannot be read is reported and the
+/// others are still scanned.
+#[test]
+fn spam_scan_goes_through_the_running_server() {
+    let mut server = Server::new("");
+    let dir = server.dir.path().join("mail");
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<_> = ["spam", "ham"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(corpus.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    // More than one batch (256 messages a batch).
+    for (i, f) in files.iter().step_by(5).take(300).enumerate() {
+        std::fs::copy(f, dir.join(format!("{i:03}.eml"))).unwrap();
+    }
+    std::fs::write(dir.join("999.eml"), SPAMMY).unwrap();
+    fn scan_json(server: &Server, extra: &[&str]) -> (bool, String, String) {
+        let mut args = vec!["spam", "scan", "--json"];
+        args.extend_from_slice(extra);
+        let out = server.gannet(&args);
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+    let path = dir.to_str().unwrap();
+    let (ok, here, summary) = scan_json(&server, &[path]);
+    assert!(ok && summary.contains("rules loaded in"), "{summary}");
+    assert!(!summary.contains("running server"), "{summary}");
+    server.start();
+    let (ok, through, summary) = scan_json(&server, &[path]);
+    assert!(ok, "{summary}");
+    assert!(
+        summary.starts_with("scanned 301 messages")
+            && summary.contains("on the running server")
+            && summary.contains("Bayes not ready"),
+        "{summary}"
+    );
+    assert_eq!(through.lines().count(), 301, "{through}");
+    assert_eq!(here, through);
+    assert!(
+        through.lines().last().unwrap().contains("\"score\":7.0"),
+        "{through}"
+    );
+    // `--local` scans here even so (the store is the server's: no Bayes).
+    let (ok, local, summary) = scan_json(&server, &["--local", path]);
+    assert!(ok && summary.contains("rules loaded in"), "{summary}");
+    assert_eq!(here, local);
+    // A missing file fails the command; the others are scored.
+    let missing = dir.join("nonexistent.eml");
+    let (ok, partial, summary) = scan_json(
+        &server,
+        &[missing.to_str().unwrap(), &format!("{path}/999.eml")],
+    );
+    assert!(!ok, "{summary}");
+    assert!(summary.contains("nonexistent.eml"), "{summary}");
+    assert_eq!(partial.lines().count(), 1, "{partial}");
+    assert!(partial.contains("\"score\":7.0"), "{partial}");
+}
+
 fn deliver(server: &Server, to: &[&str], body: &str) {
     let mut c = RawSmtp::connect(server.smtp).unwrap();
     c.cmd("EHLO test.example").unwrap();

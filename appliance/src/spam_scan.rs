@@ -1,0 +1,562 @@
+//! `gannet spam scan`: score message files with the rules, one way or the other, with one
+//! output.
+//!
+//! * **Through the running server** (one runs on the data directory, and `--local` is not
+//!   given): the files go over the control socket in batches, and the server's scan
+//!   threads score them with the rules it has loaded and its Bayes database, so the
+//!   verdict is the one its delivery would give (network tests aside). The threads are
+//!   started at the first batch and kept, so their regex caches (the lazy DFA states a
+//!   text visits) stay warm from one run to the next, as a spam daemon's do; a one-shot
+//!   process builds them again every time (a third of a whole run; docs/benchmarks.md).
+//! * **Here** (no server, or `--local`): the rules loaded from the configuration (the
+//!   compile cache makes that ~50 ms), the Bayes database when no server holds the store,
+//!   on `--jobs` threads.
+//!
+//! A directory stands for the files in it (sorted). A message whose scan fails is reported
+//! with its error (scored as no rule hit) and the others are still scanned.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
+
+use anyhow::{ensure, Context};
+use base64::Engine as _;
+use gannet_core::filter::{Ruleset, ScanInput, Verdict};
+use gannet_core::store::bayes::StoreLearned;
+use gannet_core::store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::AdminCommand;
+
+/// Messages `gannet spam scan` sends the server to score, base64 (the control socket's
+/// requests are JSON lines).
+#[derive(Clone, Serialize, Deserialize, Default)]
+pub(crate) struct ScanBatch {
+    pub(crate) messages: Vec<String>,
+}
+
+/// The server logs each admin command: a batch is logged by its size, not its messages.
+impl std::fmt::Debug for ScanBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScanBatch {{ messages: {} }}", self.messages.len())
+    }
+}
+
+/// The most messages, and base64 bytes, the server takes in one batch.
+const MAX_BATCH_MESSAGES: usize = 4096;
+const MAX_BATCH_BYTES: usize = 256 << 20;
+
+/// What the command line puts in one batch: this many messages, or fewer past this many
+/// bytes of them.
+const SEND_MESSAGES: usize = 256;
+const SEND_BYTES: usize = 16 << 20;
+
+/// Files scanned here per round (their verdicts are held until the round is written).
+const LOCAL_ROUND: usize = 4096;
+
+/// One message's verdict, as printed, and as the server sends it back (a JSON line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Scored {
+    score: f64,
+    hits: Vec<ScoredHit>,
+    bayes: Option<ScoredBayes>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScoredHit {
+    name: String,
+    score: f64,
+    describe: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct ScoredBayes {
+    probability: f64,
+    tokens: usize,
+}
+
+impl From<&Verdict> for Scored {
+    fn from(v: &Verdict) -> Scored {
+        Scored {
+            score: v.score,
+            hits: v
+                .hits
+                .iter()
+                .map(|h| ScoredHit {
+                    name: h.name.clone(),
+                    score: h.score,
+                    describe: h.describe.clone(),
+                })
+                .collect(),
+            bayes: v.bayes.map(|b| ScoredBayes {
+                probability: b.probability,
+                tokens: b.tokens,
+            }),
+            error: v.error.clone(),
+        }
+    }
+}
+
+impl Scored {
+    /// A message that could not be scanned (scored as no rule hit).
+    fn failed(error: String) -> Scored {
+        Scored {
+            score: 0.0,
+            hits: Vec::new(),
+            bayes: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// The first line of the server's answer to a batch.
+#[derive(Serialize, Deserialize)]
+struct ScanHeader {
+    /// Its scan threads.
+    threads: usize,
+    /// Its Bayes database has learned enough to give verdicts.
+    bayes: bool,
+}
+
+/// `gannet spam scan FILES`.
+pub(crate) fn run(
+    config: &gannet_core::config::Config,
+    files: Vec<PathBuf>,
+    json: bool,
+    jobs: Option<usize>,
+    local: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    let files = expand(files, &mut failed);
+    let data_dir = &config.server.data_dir;
+    let through_server = if local {
+        None
+    } else {
+        through_server(data_dir, &files, json, &mut failed)?
+    };
+    let Done {
+        count,
+        bytes,
+        seconds,
+        how,
+    } = match through_server {
+        Some(done) => done,
+        None => scan_here(config, &files, json, jobs, &mut failed)?,
+    };
+    eprintln!(
+        "scanned {count} messages ({:.1} MB) in {seconds:.2} s: {:.0} messages/s {how}",
+        bytes as f64 / 1e6,
+        count as f64 / seconds.max(1e-9),
+    );
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What a scan did, for its summary.
+struct Done {
+    count: usize,
+    bytes: u64,
+    /// From the first file read to the last verdict written (rules loaded before).
+    seconds: f64,
+    /// How, and with what: the summary's end.
+    how: String,
+}
+
+/// Scans through the running server; None, having scanned nothing, when none runs.
+fn through_server(
+    data_dir: &Path,
+    files: &[PathBuf],
+    json: bool,
+    failed: &mut bool,
+) -> anyhow::Result<Option<Done>> {
+    let started = std::time::Instant::now();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut count, mut bytes) = (0usize, 0u64);
+    let mut rest = files;
+    // An empty list still asks once, to know where the scan would have run.
+    let header = loop {
+        let mut batch = ScanBatch::default();
+        let mut names = Vec::new();
+        let mut size = 0usize;
+        let mut taken = 0;
+        for file in rest {
+            if batch.messages.len() >= SEND_MESSAGES || (size >= SEND_BYTES && taken > 0) {
+                break;
+            }
+            taken += 1;
+            match std::fs::read(file) {
+                Ok(raw) => {
+                    size += raw.len();
+                    batch
+                        .messages
+                        .push(base64::engine::general_purpose::STANDARD.encode(&raw));
+                    names.push((file, raw.len()));
+                }
+                Err(e) => {
+                    eprintln!("gannet: {}: {e}", file.display());
+                    *failed = true;
+                }
+            }
+        }
+        rest = &rest[taken..];
+        let command = AdminCommand::ScanBatch { batch };
+        let Some(outcome) = crate::control::request(data_dir, &command)? else {
+            // No server: nothing was printed, the caller scans here.
+            anyhow::ensure!(count == 0, "the running server stopped during the scan");
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&outcome.output);
+        anyhow::ensure!(outcome.ok, "{}", text.trim());
+        let mut lines = text.lines();
+        let header: ScanHeader = serde_json::from_str(lines.next().unwrap_or_default())
+            .context("bad answer from the running server")?;
+        let scored: Vec<Scored> = lines
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .context("bad answer from the running server")?;
+        ensure!(
+            scored.len() == names.len(),
+            "the running server scored {} of {} messages",
+            scored.len(),
+            names.len()
+        );
+        for ((file, size), s) in names.iter().zip(&scored) {
+            count += 1;
+            bytes += *size as u64;
+            print_scored(&mut out, file, s, json)?;
+        }
+        if rest.is_empty() {
+            break header;
+        }
+    };
+    out.flush()?;
+    Ok(Some(Done {
+        count,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        how: format!(
+            "on the running server ({} scan threads); Bayes {}",
+            header.threads,
+            if header.bayes { "read" } else { "not ready" }
+        ),
+    }))
+}
+
+/// Scans here, with the rules loaded from the configuration.
+fn scan_here(
+    config: &gannet_core::config::Config,
+    files: &[PathBuf],
+    json: bool,
+    jobs: Option<usize>,
+    failed: &mut bool,
+) -> anyhow::Result<Done> {
+    without_huge_pages();
+    let loading = std::time::Instant::now();
+    let (rules, _) = crate::admin::load_rules(&config.spam, &config.server.data_dir)?;
+    let load_time = loading.elapsed();
+    // The Bayes database, when there is a store and no server holds it.
+    let store_dir = crate::admin::store_dir(&config.server.data_dir);
+    let store = match store_dir.is_dir() {
+        false => None,
+        true => match Store::open(&store_dir) {
+            Ok(owner) => Some(owner),
+            Err(e) => {
+                eprintln!("gannet: scanning without the Bayes database ({e})");
+                None
+            }
+        },
+    };
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let started = std::time::Instant::now();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut count, mut bytes) = (0usize, 0u64);
+    for round in files.chunks(LOCAL_ROUND) {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<std::io::Result<(usize, Verdict)>>>> =
+            round.iter().map(|_| Mutex::new(None)).collect();
+        // `jobs` threads, each taking the next file not taken.
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(round.len()) {
+                scope.spawn(|| {
+                    let learned = store.as_ref().map(|owner| StoreLearned {
+                        store: owner.store(),
+                        scope: 0,
+                    });
+                    let input = ScanInput {
+                        bayes: learned
+                            .as_ref()
+                            .map(|l| l as &dyn gannet_core::filter::bayes::Learned),
+                        ..Default::default()
+                    };
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let (Some(file), Some(slot)) = (round.get(i), slots.get(i)) else {
+                            break;
+                        };
+                        let scanned = std::fs::read(file)
+                            .map(|raw| (raw.len(), rules.scan_message(&raw, &input)));
+                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(scanned);
+                    }
+                });
+            }
+        });
+        for (file, slot) in round.iter().zip(slots) {
+            match slot.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                Some(Ok((size, v))) => {
+                    count += 1;
+                    bytes += size as u64;
+                    print_scored(&mut out, file, &Scored::from(&v), json)?;
+                }
+                Some(Err(e)) => {
+                    eprintln!("gannet: {}: {e}", file.display());
+                    *failed = true;
+                }
+                None => *failed = true,
+            }
+        }
+    }
+    out.flush()?;
+    let bayes = if store.is_some() { "read" } else { "not read" };
+    if let Some(owner) = store {
+        owner.close();
+    }
+    Ok(Done {
+        count,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        how: format!(
+            "on {jobs} threads; rules loaded in {:.2} s; Bayes {bayes}",
+            load_time.as_secs_f64()
+        ),
+    })
+}
+
+/// One file's verdict: a line of JSON, or the score and the rules hit.
+fn print_scored(
+    out: &mut impl std::io::Write,
+    file: &Path,
+    s: &Scored,
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        let hits: Vec<serde_json::Value> = s
+            .hits
+            .iter()
+            .map(|h| serde_json::json!({"name": h.name, "score": h.score}))
+            .collect();
+        let mut line =
+            serde_json::json!({"file": file.display().to_string(), "score": s.score, "hits": hits});
+        if let Some(b) = &s.bayes {
+            line["bayes"] = serde_json::json!({"probability": b.probability, "tokens": b.tokens});
+        }
+        if let Some(e) = &s.error {
+            line["error"] = serde_json::Value::from(e.as_str());
+        }
+        writeln!(out, "{line}")
+    } else {
+        writeln!(out, "{}: {:.1}", file.display(), s.score)?;
+        if let Some(e) = &s.error {
+            writeln!(out, "  error: {e}")?;
+        }
+        for h in &s.hits {
+            writeln!(out, "  {:<24} {:>5.1}  {}", h.name, h.score, h.describe)?;
+        }
+        Ok(())
+    }
+}
+
+/// A one-shot scan turns transparent huge pages off for itself. mimalloc asks for them
+/// (`madvise`), and a first touch of a 2 MiB page costs its whole zeroing, which on this
+/// kind of virtual machine is ~5 ms: a one-thread `spam scan` of 1,000 messages spent 16 %
+/// of its time in `clear_page_erms` (67 huge-page faults), and whole runs without them
+/// take 0.86–0.96× the time (docs/benchmarks.md, session 19). The server keeps them: it
+/// pays once, and its scan is ~5 % cheaper per message with them (fewer TLB misses).
+fn without_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this process's
+    // memory policy; its failure (an old kernel) leaves the default, which is harmless.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// The files to scan: each argument, or for a directory the files in it, sorted. A
+/// directory that cannot be read is reported and sets `failed`.
+fn expand(args: Vec<PathBuf>, failed: &mut bool) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for arg in args {
+        if !arg.is_dir() {
+            files.push(arg);
+            continue;
+        }
+        match std::fs::read_dir(&arg) {
+            Ok(entries) => {
+                let mut inside: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file())
+                    .collect();
+                inside.sort();
+                files.extend(inside);
+            }
+            Err(e) => {
+                eprintln!("gannet: {}: {e}", arg.display());
+                *failed = true;
+            }
+        }
+    }
+    files
+}
+
+/// One message for a scan thread, and where its verdict goes.
+struct Job {
+    index: usize,
+    raw: Result<Vec<u8>, String>,
+    rules: Arc<Ruleset>,
+    reply: mpsc::Sender<(usize, Scored)>,
+}
+
+/// The server's scan threads for `gannet spam scan`, one per core, started at the first
+/// batch and kept (their regex caches with them).
+#[derive(Default)]
+pub(crate) struct Scanners {
+    started: OnceLock<(mpsc::Sender<Job>, usize)>,
+}
+
+impl Scanners {
+    /// Scores a batch with the server's rules and Bayes database: the answer is a
+    /// [`ScanHeader`] line, then one [`Scored`] line per message, in order.
+    pub(crate) fn scan(
+        &self,
+        rules: Arc<Ruleset>,
+        store: &Store,
+        batch: &ScanBatch,
+    ) -> anyhow::Result<Vec<u8>> {
+        ensure!(
+            batch.messages.len() <= MAX_BATCH_MESSAGES,
+            "a scan batch holds at most {MAX_BATCH_MESSAGES} messages"
+        );
+        ensure!(
+            batch.messages.iter().map(String::len).sum::<usize>() <= MAX_BATCH_BYTES,
+            "a scan batch holds at most {} MiB",
+            MAX_BATCH_BYTES >> 20
+        );
+        let (queue, threads) = self.started(store)?;
+        let (reply, answers) = mpsc::channel();
+        for (index, message) in batch.messages.iter().enumerate() {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(message)
+                .map_err(|e| format!("not base64: {e}"));
+            let job = Job {
+                index,
+                raw,
+                rules: rules.clone(),
+                reply: reply.clone(),
+            };
+            queue
+                .send(job)
+                .map_err(|_| anyhow::anyhow!("the scan threads stopped"))?;
+        }
+        // The answers end when every job has answered (each holds a sender).
+        drop(reply);
+        let mut scored: Vec<Option<Scored>> = vec![None; batch.messages.len()];
+        for (index, s) in answers {
+            if let Some(slot) = scored.get_mut(index) {
+                *slot = Some(s);
+            }
+        }
+        let learned = StoreLearned { store, scope: 0 };
+        let header = ScanHeader {
+            threads: *threads,
+            bayes: gannet_core::filter::bayes::Learned::totals(&learned).ready(),
+        };
+        let mut out = serde_json::to_vec(&header)?;
+        out.push(b'\n');
+        for s in scored {
+            // A scan thread that died on a message (scan_message catches panics, so
+            // only a bug outside it) leaves its slot empty.
+            let s = s.unwrap_or_else(|| Scored::failed("the scan thread stopped".into()));
+            serde_json::to_writer(&mut out, &s)?;
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+
+    /// The queue of the scan threads, started on first use.
+    fn started(&self, store: &Store) -> anyhow::Result<&(mpsc::Sender<Job>, usize)> {
+        if let Some(started) = self.started.get() {
+            return Ok(started);
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..threads {
+            let (jobs, store) = (jobs.clone(), store.clone());
+            std::thread::Builder::new()
+                .name(format!("scan-{n}"))
+                .spawn(move || scan_thread(&jobs, &store))
+                .context("cannot start a scan thread")?;
+        }
+        // Commands run one at a time on the control thread: no other caller races this.
+        Ok(self.started.get_or_init(|| (queue, threads)))
+    }
+}
+
+/// One scan thread: scores the jobs it takes until the queue is gone.
+fn scan_thread(jobs: &Mutex<mpsc::Receiver<Job>>, store: &Store) {
+    let learned = StoreLearned { store, scope: 0 };
+    let input = ScanInput {
+        bayes: Some(&learned),
+        ..Default::default()
+    };
+    loop {
+        let job = match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let scored = match &job.raw {
+            Ok(raw) => Scored::from(&job.rules.scan_message(raw, &input)),
+            Err(e) => Scored::failed(e.clone()),
+        };
+        // The batch gave up waiting only if the server is stopping.
+        let _ = job.reply.send((job.index, scored));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_logged_by_its_size() {
+        let batch = ScanBatch {
+            messages: vec!["aGVsbG8=".into(); 3],
+        };
+        assert_eq!(format!("{batch:?}"), "ScanBatch { messages: 3 }");
+    }
+
+    #[test]
+    fn a_verdict_travels_as_a_json_line_unchanged() {
+        let s = Scored {
+            score: 7.25,
+            hits: vec![ScoredHit {
+                name: "GANNET_LOTTERY".into(),
+                score: 4.0,
+                describe: "A lottery \"win\"".into(),
+            }],
+            bayes: Some(ScoredBayes {
+                probability: 0.99,
+                tokens: 15,
+            }),
+            error: None,
+        };
+        let line = serde_json::to_string(&s).expect("serializes");
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<Scored>(&line).expect("parses"), s);
+    }
+}
