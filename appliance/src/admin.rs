@@ -65,7 +65,7 @@ pub(crate) struct LiveState {
     /// Where the rules' compile cache lives.
     pub data_dir: std::path::PathBuf,
     /// The scan threads of `gannet spam scan`, started when it first asks.
-    pub scanners: std::sync::Arc<crate::spam_scan::Scanners>,
+    pub scanners: std::sync::Arc<crate::scan_service::Scanners>,
 }
 
 impl LiveState {

@@ -184,7 +184,7 @@ pub(crate) enum AdminCommand {
     #[command(hide = true)]
     ScanBatch {
         #[arg(skip)]
-        batch: crate::spam_scan::ScanBatch,
+        batch: crate::scan_service::ScanBatch,
     },
     /// The Bayes database's totals (`gannet spam status`).
     #[command(hide = true)]

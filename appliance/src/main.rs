@@ -9,6 +9,7 @@ mod control;
 mod live_settings;
 mod memory;
 mod purge;
+mod scan_service;
 mod serve;
 mod spam;
 mod spam_scan;

@@ -3,11 +3,11 @@
 //!
 //! * **Through the running server** (one runs on the data directory, and `--local` is not
 //!   given): the files go over the control socket in batches, and the server's scan
-//!   threads score them with the rules it has loaded and its Bayes database, so the
-//!   verdict is the one its delivery would give (network tests aside). The threads are
-//!   started at the first batch and kept, so their regex caches (the lazy DFA states a
-//!   text visits) stay warm from one run to the next, as a spam daemon's do; a one-shot
-//!   process builds them again every time (a third of a whole run; docs/benchmarks.md).
+//!   threads ([`crate::scan_service`]) score them with the rules it has loaded and its
+//!   Bayes database, so the verdict is the one its delivery would give (network tests
+//!   aside). The threads are kept with their regex caches warm from one run to the next;
+//!   a one-shot process builds those again every time (a third of a whole run;
+//!   docs/benchmarks.md).
 //! * **Here** (no server, or `--local`): the rules loaded from the configuration (the
 //!   compile cache makes that ~50 ms), the Bayes database when no server holds the store,
 //!   on `--jobs` threads.
@@ -18,34 +18,16 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{ensure, Context};
 use base64::Engine as _;
-use gannet_core::filter::{Ruleset, ScanInput, Verdict};
+use gannet_core::filter::{ScanInput, Verdict};
 use gannet_core::store::bayes::StoreLearned;
 use gannet_core::store::Store;
-use serde::{Deserialize, Serialize};
 
 use crate::cli::AdminCommand;
-
-/// Messages `gannet spam scan` sends the server to score, base64 (the control socket's
-/// requests are JSON lines).
-#[derive(Clone, Serialize, Deserialize, Default)]
-pub(crate) struct ScanBatch {
-    pub(crate) messages: Vec<String>,
-}
-
-/// The server logs each admin command: a batch is logged by its size, not its messages.
-impl std::fmt::Debug for ScanBatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ScanBatch {{ messages: {} }}", self.messages.len())
-    }
-}
-
-/// The most messages, and base64 bytes, the server takes in one batch.
-const MAX_BATCH_MESSAGES: usize = 4096;
-const MAX_BATCH_BYTES: usize = 256 << 20;
+use crate::scan_service::{ScanBatch, ScanHeader, Scored};
 
 /// What the command line puts in one batch: this many messages, or fewer past this many
 /// bytes of them.
@@ -54,71 +36,6 @@ const SEND_BYTES: usize = 16 << 20;
 
 /// Files scanned here per round (their verdicts are held until the round is written).
 const LOCAL_ROUND: usize = 4096;
-
-/// One message's verdict, as printed, and as the server sends it back (a JSON line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Scored {
-    score: f64,
-    hits: Vec<ScoredHit>,
-    bayes: Option<ScoredBayes>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ScoredHit {
-    name: String,
-    score: f64,
-    describe: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct ScoredBayes {
-    probability: f64,
-    tokens: usize,
-}
-
-impl From<&Verdict> for Scored {
-    fn from(v: &Verdict) -> Scored {
-        Scored {
-            score: v.score,
-            hits: v
-                .hits
-                .iter()
-                .map(|h| ScoredHit {
-                    name: h.name.clone(),
-                    score: h.score,
-                    describe: h.describe.clone(),
-                })
-                .collect(),
-            bayes: v.bayes.map(|b| ScoredBayes {
-                probability: b.probability,
-                tokens: b.tokens,
-            }),
-            error: v.error.clone(),
-        }
-    }
-}
-
-impl Scored {
-    /// A message that could not be scanned (scored as no rule hit).
-    fn failed(error: String) -> Scored {
-        Scored {
-            score: 0.0,
-            hits: Vec::new(),
-            bayes: None,
-            error: Some(error),
-        }
-    }
-}
-
-/// The first line of the server's answer to a batch.
-#[derive(Serialize, Deserialize)]
-struct ScanHeader {
-    /// Its scan threads.
-    threads: usize,
-    /// Its Bayes database has learned enough to give verdicts.
-    bayes: bool,
-}
 
 /// `gannet spam scan FILES`.
 pub(crate) fn run(
@@ -247,6 +164,9 @@ fn through_server(
     }))
 }
 
+/// One file scanned here: its size and verdict, or why it could not be read.
+type FileScan = std::io::Result<(usize, Verdict)>;
+
 /// Scans here, with the rules loaded from the configuration.
 fn scan_here(
     config: &gannet_core::config::Config,
@@ -279,8 +199,7 @@ fn scan_here(
     let (mut count, mut bytes) = (0usize, 0u64);
     for round in files.chunks(LOCAL_ROUND) {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<std::io::Result<(usize, Verdict)>>>> =
-            round.iter().map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<FileScan>>> = round.iter().map(|_| Mutex::new(None)).collect();
         // `jobs` threads, each taking the next file not taken.
         std::thread::scope(|scope| {
             for _ in 0..jobs.min(round.len()) {
@@ -411,152 +330,4 @@ fn expand(args: Vec<PathBuf>, failed: &mut bool) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-/// One message for a scan thread, and where its verdict goes.
-struct Job {
-    index: usize,
-    raw: Result<Vec<u8>, String>,
-    rules: Arc<Ruleset>,
-    reply: mpsc::Sender<(usize, Scored)>,
-}
-
-/// The server's scan threads for `gannet spam scan`, one per core, started at the first
-/// batch and kept (their regex caches with them).
-#[derive(Default)]
-pub(crate) struct Scanners {
-    started: OnceLock<(mpsc::Sender<Job>, usize)>,
-}
-
-impl Scanners {
-    /// Scores a batch with the server's rules and Bayes database: the answer is a
-    /// [`ScanHeader`] line, then one [`Scored`] line per message, in order.
-    pub(crate) fn scan(
-        &self,
-        rules: Arc<Ruleset>,
-        store: &Store,
-        batch: &ScanBatch,
-    ) -> anyhow::Result<Vec<u8>> {
-        ensure!(
-            batch.messages.len() <= MAX_BATCH_MESSAGES,
-            "a scan batch holds at most {MAX_BATCH_MESSAGES} messages"
-        );
-        ensure!(
-            batch.messages.iter().map(String::len).sum::<usize>() <= MAX_BATCH_BYTES,
-            "a scan batch holds at most {} MiB",
-            MAX_BATCH_BYTES >> 20
-        );
-        let (queue, threads) = self.started(store)?;
-        let (reply, answers) = mpsc::channel();
-        for (index, message) in batch.messages.iter().enumerate() {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(message)
-                .map_err(|e| format!("not base64: {e}"));
-            let job = Job {
-                index,
-                raw,
-                rules: rules.clone(),
-                reply: reply.clone(),
-            };
-            queue
-                .send(job)
-                .map_err(|_| anyhow::anyhow!("the scan threads stopped"))?;
-        }
-        // The answers end when every job has answered (each holds a sender).
-        drop(reply);
-        let mut scored: Vec<Option<Scored>> = vec![None; batch.messages.len()];
-        for (index, s) in answers {
-            if let Some(slot) = scored.get_mut(index) {
-                *slot = Some(s);
-            }
-        }
-        let learned = StoreLearned { store, scope: 0 };
-        let header = ScanHeader {
-            threads: *threads,
-            bayes: gannet_core::filter::bayes::Learned::totals(&learned).ready(),
-        };
-        let mut out = serde_json::to_vec(&header)?;
-        out.push(b'\n');
-        for s in scored {
-            // A scan thread that died on a message (scan_message catches panics, so
-            // only a bug outside it) leaves its slot empty.
-            let s = s.unwrap_or_else(|| Scored::failed("the scan thread stopped".into()));
-            serde_json::to_writer(&mut out, &s)?;
-            out.push(b'\n');
-        }
-        Ok(out)
-    }
-
-    /// The queue of the scan threads, started on first use.
-    fn started(&self, store: &Store) -> anyhow::Result<&(mpsc::Sender<Job>, usize)> {
-        if let Some(started) = self.started.get() {
-            return Ok(started);
-        }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (queue, jobs) = mpsc::channel::<Job>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        for n in 0..threads {
-            let (jobs, store) = (jobs.clone(), store.clone());
-            std::thread::Builder::new()
-                .name(format!("scan-{n}"))
-                .spawn(move || scan_thread(&jobs, &store))
-                .context("cannot start a scan thread")?;
-        }
-        // Commands run one at a time on the control thread: no other caller races this.
-        Ok(self.started.get_or_init(|| (queue, threads)))
-    }
-}
-
-/// One scan thread: scores the jobs it takes until the queue is gone.
-fn scan_thread(jobs: &Mutex<mpsc::Receiver<Job>>, store: &Store) {
-    let learned = StoreLearned { store, scope: 0 };
-    let input = ScanInput {
-        bayes: Some(&learned),
-        ..Default::default()
-    };
-    loop {
-        let job = match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        let scored = match &job.raw {
-            Ok(raw) => Scored::from(&job.rules.scan_message(raw, &input)),
-            Err(e) => Scored::failed(e.clone()),
-        };
-        // The batch gave up waiting only if the server is stopping.
-        let _ = job.reply.send((job.index, scored));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_is_logged_by_its_size() {
-        let batch = ScanBatch {
-            messages: vec!["aGVsbG8=".into(); 3],
-        };
-        assert_eq!(format!("{batch:?}"), "ScanBatch { messages: 3 }");
-    }
-
-    #[test]
-    fn a_verdict_travels_as_a_json_line_unchanged() {
-        let s = Scored {
-            score: 7.25,
-            hits: vec![ScoredHit {
-                name: "GANNET_LOTTERY".into(),
-                score: 4.0,
-                describe: "A lottery \"win\"".into(),
-            }],
-            bayes: Some(ScoredBayes {
-                probability: 0.99,
-                tokens: 15,
-            }),
-            error: None,
-        };
-        let line = serde_json::to_string(&s).expect("serializes");
-        assert!(!line.contains('\n'));
-        assert_eq!(serde_json::from_str::<Scored>(&line).expect("parses"), s);
-    }
 }
