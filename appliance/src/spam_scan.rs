@@ -99,6 +99,8 @@ fn through_server(
     let header = loop {
         let mut batch = ScanBatch::default();
         let mut names = Vec::new();
+        // Reported once the server has answered (with no server, the scan here does).
+        let mut unreadable = Vec::new();
         let mut size = 0usize;
         let mut taken = 0;
         for file in rest {
@@ -114,10 +116,7 @@ fn through_server(
                         .push(base64::engine::general_purpose::STANDARD.encode(&raw));
                     names.push((file, raw.len()));
                 }
-                Err(e) => {
-                    eprintln!("gannet: {}: {e}", file.display());
-                    *failed = true;
-                }
+                Err(e) => unreadable.push((file, e)),
             }
         }
         rest = &rest[taken..];
@@ -127,6 +126,10 @@ fn through_server(
             anyhow::ensure!(count == 0, "the running server stopped during the scan");
             return Ok(None);
         };
+        for (file, e) in unreadable {
+            eprintln!("gannet: {}: {e}", file.display());
+            *failed = true;
+        }
         let text = String::from_utf8_lossy(&outcome.output);
         anyhow::ensure!(outcome.ok, "{}", text.trim());
         let mut lines = text.lines();
