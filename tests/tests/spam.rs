@@ -43,11 +43,9 @@ fn spam_scan_cli_and_rules_check() {
     assert!(check.contains("skipped: 0"), "{check}");
 }
 
-/// `spam scan --jobs N` scans on N threads: the same verdicts in the files' order as on
-/// one, and a summary on standard error.
-#[test]
-fn spam_scan_on_several_threads_keeps_the_order() {
-    let server = Server::new("");
+/// A directory `mail` in the server's: every `step`-th message of the corpus (spam and
+/// ham, sorted), `count` of them, as 000.eml…, then SPAMMY as 999.eml.
+fn mail_dir(server: &Server, step: usize, count: usize) -> std::path::PathBuf {
     let dir = server.dir.path().join("mail");
     std::fs::create_dir_all(&dir).unwrap();
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -57,10 +55,19 @@ fn spam_scan_on_several_threads_keeps_the_order() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    for (i, f) in files.iter().step_by(40).take(60).enumerate() {
+    for (i, f) in files.iter().step_by(step).take(count).enumerate() {
         std::fs::copy(f, dir.join(format!("{i:03}.eml"))).unwrap();
     }
     std::fs::write(dir.join("999.eml"), SPAMMY).unwrap();
+    dir
+}
+
+/// `spam scan --jobs N` scans on N threads: the same verdicts in the files' order as on
+/// one, and a summary on standard error.
+#[test]
+fn spam_scan_on_several_threads_keeps_the_order() {
+    let server = Server::new("");
+    let dir = mail_dir(&server, 40, 60);
     let scan = |jobs: &str| {
         let out = server.gannet(&[
             "spam",
@@ -101,20 +108,8 @@ fn spam_scan_on_several_threads_keeps_the_order() {
 #[test]
 fn spam_scan_goes_through_the_running_server() {
     let mut server = Server::new("");
-    let dir = server.dir.path().join("mail");
-    std::fs::create_dir_all(&dir).unwrap();
-    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<_> = ["spam", "ham"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(corpus.join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
     // More than one batch (256 messages a batch).
-    for (i, f) in files.iter().step_by(5).take(300).enumerate() {
-        std::fs::copy(f, dir.join(format!("{i:03}.eml"))).unwrap();
-    }
-    std::fs::write(dir.join("999.eml"), SPAMMY).unwrap();
+    let dir = mail_dir(&server, 5, 300);
     fn scan_json(server: &Server, extra: &[&str]) -> (bool, String, String) {
         let mut args = vec!["spam", "scan", "--json"];
         args.extend_from_slice(extra);
