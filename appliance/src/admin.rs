@@ -33,7 +33,18 @@ impl Outcome {
             output: output.into(),
         }
     }
+
+    /// A failure, printed as `gannet: WHY`.
+    fn failed(why: impl std::fmt::Display) -> Self {
+        Outcome {
+            ok: false,
+            output: format!("gannet: {why}\n").into_bytes(),
+        }
+    }
 }
+
+/// Why a command that needs the running server's state failed without one.
+const NO_SERVER: &str = "no server is running on this data directory";
 
 /// Loads the configuration with the command line's overrides applied.
 pub(crate) fn load_config(global: &Global) -> anyhow::Result<Config> {
@@ -87,29 +98,15 @@ pub(crate) fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCo
     if let AdminCommand::Rules(RulesCommand::Reload) = command {
         return match live.map(LiveState::reload_rules) {
             Some(Ok(report)) => Outcome::ok(format!("rules reloaded: {} loaded\n", report.loaded)),
-            Some(Err(e)) => Outcome {
-                ok: false,
-                output: format!("gannet: {e:#}\n").into_bytes(),
-            },
-            None => Outcome {
-                ok: false,
-                output: b"gannet: no server is running on this data directory\n".to_vec(),
-            },
+            Some(Err(e)) => Outcome::failed(format!("{e:#}")),
+            None => Outcome::failed(NO_SERVER),
         };
     }
     if let AdminCommand::ScanBatch { batch } = command {
-        let Some(live) = live else {
-            return Outcome {
-                ok: false,
-                output: b"gannet: no server is running on this data directory\n".to_vec(),
-            };
-        };
-        return match live.scanners.scan(live.rules.load_full(), store, batch) {
-            Ok(output) => Outcome::ok(output),
-            Err(e) => Outcome {
-                ok: false,
-                output: format!("gannet: {e:#}\n").into_bytes(),
-            },
+        return match live.map(|l| l.scanners.scan(l.rules.load_full(), store, batch)) {
+            Some(Ok(output)) => Outcome::ok(output),
+            Some(Err(e)) => Outcome::failed(format!("{e:#}")),
+            None => Outcome::failed(NO_SERVER),
         };
     }
     if let AdminCommand::Check { repair } = command {
@@ -134,10 +131,7 @@ pub(crate) fn execute(store: &Store, live: Option<&LiveState>, command: &AdminCo
             }
             Outcome::ok(output)
         }
-        Err(e) => Outcome {
-            ok: false,
-            output: format!("gannet: {e:#}\n").into_bytes(),
-        },
+        Err(e) => Outcome::failed(format!("{e:#}")),
     }
 }
 
