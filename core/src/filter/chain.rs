@@ -170,25 +170,31 @@ fn starts_with_char_ref(hir: &Hir) -> bool {
         .is_some_and(|l| !l.is_empty() && l.iter().all(|l| l.as_bytes().starts_with(b"&#")))
 }
 
-/// The chains of many rules, packed into machine words, followed in one pass.
+/// Words followed together in one pass over the text: the chains fill whole groups of
+/// this many words, so that each byte's step is a fixed run of word operations the
+/// compiler unrolls (and vectorises), with no bounds check per word.
+const GROUP: usize = 4;
+
+/// The chains of many rules, packed into machine words, followed in one pass per group
+/// of [`GROUP`] words.
 pub struct ChainGate {
-    /// How many words the chains fill.
-    words: usize,
-    /// Per byte, per word: the positions the byte enters, and those it keeps (the words
-    /// of one byte side by side, so that one byte's step reads one short run).
-    enter: Vec<u64>,
-    stay: Vec<u64>,
-    /// Per word: each chain's first position; its last positions, with the rule each
-    /// stands for.
-    first: Vec<u64>,
-    last_mask: Vec<u64>,
+    /// Per group, per byte, three runs of [`GROUP`] words: the positions the byte enters
+    /// from the position before (first positions left out, so that a chain's last bit
+    /// does not run into the next chain's first), the first positions it enters, and the
+    /// positions it keeps. One byte's step reads one short run.
+    steps: Vec<u64>,
+    /// Per word: its chains' last positions, with the rule each stands for.
     last: Vec<Vec<(u64, usize)>>,
 }
+
+/// The words of one group's step for one byte.
+const STEP: usize = 3 * GROUP;
 
 impl ChainGate {
     /// A gate over `(rule, chain)` pairs.
     pub fn new(chains: Vec<(usize, Vec<Position>)>) -> ChainGate {
-        // Chains to words, first fit in order: (word, first bit) of each.
+        // Chains to words, first fit in order: (word, first bit) of each; then the words
+        // rounded up to whole groups.
         let mut placed = Vec::with_capacity(chains.len());
         let (mut words, mut used) = (0usize, 64usize);
         for (_, chain) in &chains {
@@ -199,32 +205,39 @@ impl ChainGate {
             placed.push((words - 1, used));
             used += chain.len();
         }
-        let mut gate = ChainGate {
-            words,
-            enter: vec![0; 256 * words],
-            stay: vec![0; 256 * words],
-            first: vec![0; words],
-            last_mask: vec![0; words],
-            last: vec![Vec::new(); words],
-        };
+        let words = words.div_ceil(GROUP) * GROUP;
+        let mut enter = vec![0u64; 256 * words];
+        let mut stay = vec![0u64; 256 * words];
+        let mut first = vec![0u64; words];
+        let mut last = vec![Vec::new(); words];
         for ((rule, chain), (word, at)) in chains.into_iter().zip(placed) {
             for (k, p) in chain.iter().enumerate() {
                 let bit = 1u64 << (at + k);
                 for b in 0..256 {
                     if p.enter[b] {
-                        gate.enter[b * words + word] |= bit;
+                        enter[b * words + word] |= bit;
                     }
                     if p.stay[b] {
-                        gate.stay[b * words + word] |= bit;
+                        stay[b * words + word] |= bit;
                     }
                 }
             }
-            gate.first[word] |= 1 << at;
-            let last = 1u64 << (at + chain.len() - 1);
-            gate.last[word].push((last, rule));
-            gate.last_mask[word] |= last;
+            first[word] |= 1 << at;
+            last[word].push((1u64 << (at + chain.len() - 1), rule));
         }
-        gate
+        let mut steps = Vec::with_capacity(3 * 256 * words);
+        for group in (0..words).step_by(GROUP) {
+            for b in 0..256 {
+                let row = b * words + group;
+                let run = row..row + GROUP;
+                let firsts = &first[group..group + GROUP];
+                let entered = enter[run.clone()].iter().zip(firsts);
+                steps.extend(entered.clone().map(|(e, f)| e & !f));
+                steps.extend(entered.map(|(e, f)| e & f));
+                steps.extend_from_slice(&stay[run]);
+            }
+        }
+        ChainGate { steps, last }
     }
 
     /// Whether the gate may be used on `text` (it holds no `&#`).
@@ -234,27 +247,41 @@ impl ChainGate {
 
     /// Adds to `out` the rules whose chain matches somewhere in `text`.
     pub fn passing(&self, text: &[u8], out: &mut Vec<usize>) {
-        let n = self.words;
-        let mut state = vec![0u64; n];
-        let mut reached = vec![0u64; n];
-        for &c in text {
-            let row = c as usize * n;
-            let (enter, stay) = (&self.enter[row..row + n], &self.stay[row..row + n]);
-            // Each word's step is independent of the others': they overlap in the CPU.
-            for k in 0..n {
-                let entered = ((state[k] << 1) & !self.first[k] | self.first[k]) & enter[k];
-                state[k] = entered | (state[k] & stay[k]);
-                reached[k] |= state[k] & self.last_mask[k];
+        for (group, table) in self.steps.chunks_exact(256 * STEP).enumerate() {
+            let reached = follow(table, text);
+            for (k, reached) in reached.iter().enumerate() {
+                let last = self
+                    .last
+                    .get(group * GROUP + k)
+                    .map_or(&[][..], Vec::as_slice);
+                out.extend(
+                    last.iter()
+                        .filter(|(bit, _)| reached & bit != 0)
+                        .map(|&(_, rule)| rule),
+                );
             }
         }
-        for (k, last) in self.last.iter().enumerate() {
-            out.extend(
-                last.iter()
-                    .filter(|(bit, _)| reached[k] & bit != 0)
-                    .map(|&(_, rule)| rule),
-            );
+    }
+}
+
+/// One group's chains followed over `text` (`table`: its steps, [`STEP`] words a byte):
+/// every position each word was in at some byte.
+fn follow(table: &[u64], text: &[u8]) -> [u64; GROUP] {
+    let mut state = [0u64; GROUP];
+    let mut reached = [0u64; GROUP];
+    for &c in text {
+        let Some(step) = table.get(c as usize * STEP..(c as usize + 1) * STEP) else {
+            continue;
+        };
+        let (shifted, rest) = step.split_at(GROUP);
+        let (fresh, stay) = rest.split_at(GROUP);
+        // Each word's step is independent of the others': they overlap in the CPU.
+        for k in 0..GROUP {
+            state[k] = ((state[k] << 1) & shifted[k]) | fresh[k] | (state[k] & stay[k]);
+            reached[k] |= state[k];
         }
     }
+    reached
 }
 
 #[cfg(test)]
@@ -309,7 +336,8 @@ mod tests {
             .collect();
         let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
         let g = gate(&refs);
-        assert_eq!(g.words, 2);
+        assert_eq!(g.steps.len(), 256 * STEP, "two words, one group");
+        assert_eq!(g.last.iter().filter(|l| !l.is_empty()).count(), 2);
         assert_eq!(passing(&g, "a-b-c-d-q"), [12]);
         assert_eq!(passing(&g, "abcdx abcde"), [0, 19]);
         assert!(passing(&g, "abcx").is_empty());

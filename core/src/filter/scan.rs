@@ -405,7 +405,7 @@ impl Ruleset {
         };
         let facts = input.facts;
         let uri_text = view.uris.join("\n");
-        let full = String::from_utf8_lossy(raw);
+        let full = crate::mime::lossy_utf8(raw);
         // Header rules: one prefilter pass over every header (decoded and raw).
         // The relay pseudo-headers are in the block, as header rules read them too.
         let mut header_block = String::new();
@@ -450,15 +450,25 @@ impl Ruleset {
         for i in ruled_out {
             candidate[i] = false;
         }
+        // Most rules the verdict asks about are regex rules the prefilter ruled out: their
+        // value is known now, 0, and reading it costs one array read.
+        let values = (self.prefiltered.iter().zip(&candidate))
+            .map(|(&prefiltered, &candidate)| {
+                if prefiltered && !candidate {
+                    0.0
+                } else {
+                    NOT_YET
+                }
+            })
+            .collect();
         let mut scan = Scan {
             rules: self,
             view,
             texts,
-            candidate,
             paragraphs,
             header_texts: vec![None; self.header_sources],
             eval_memo: eval::Memo::default(),
-            values: vec![NOT_YET; self.rules.len()],
+            values,
             costs,
             facts,
             bayes: bayes.map(|v| v.probability),
@@ -574,16 +584,14 @@ struct Scan<'a, 'c> {
     rules: &'a Ruleset,
     view: &'a MessageView,
     texts: [(Kind, &'a str); 5],
-    /// Rules of a prefiltered kind whose atoms occur (or that have none): the others
-    /// cannot match.
-    candidate: Vec<bool>,
     /// Where in the body each body rule's atoms are.
     paragraphs: Paragraphs<'a>,
     /// The text of each header source read so far (by [`Ruleset::header_source`]):
     /// None until read, then the text or None if the message has no such header.
     header_texts: Vec<Option<Option<String>>>,
     eval_memo: eval::Memo,
-    /// Hit count (a meta's value: its expression's) of each rule evaluated so far;
+    /// Hit count (a meta's value: its expression's) of each rule evaluated so far, and 0
+    /// from the start for the rules the prefilter ruled out (their atoms do not occur);
     /// [`NOT_YET`] for the others.
     values: Vec<f64>,
     /// Where the time goes, when profiling.
@@ -598,15 +606,21 @@ struct Scan<'a, 'c> {
 const NOT_YET: f64 = f64::NAN;
 
 impl<'a> Scan<'a, '_> {
+    /// Rule `i`'s value: read when known (most calls: it is small enough to inline into
+    /// the meta evaluation), computed once otherwise.
+    #[inline]
     fn value(&mut self, i: usize) -> f64 {
-        // Most rules the verdict asks about are regex rules the prefilter ruled out: that
-        // answer reads two small arrays, not the rule.
-        if self.rules.prefiltered[i] && !self.candidate[i] {
-            return 0.0;
+        match self.values.get(i) {
+            Some(&v) if !v.is_nan() => v,
+            _ => self.evaluate(i),
         }
-        let v = self.values[i];
-        if !v.is_nan() {
-            return v;
+    }
+
+    /// [`Scan::value`] of a rule not evaluated yet.
+    #[inline(never)]
+    fn evaluate(&mut self, i: usize) -> f64 {
+        if i >= self.values.len() {
+            return 0.0;
         }
         // A meta that reaches itself through a cycle reads 0 there.
         self.values[i] = 0.0;

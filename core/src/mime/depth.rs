@@ -238,7 +238,7 @@ pub fn top_level<'x>(
 
 /// The body of an opaque message as text.
 pub fn opaque_body(raw: &[u8], body_start: usize) -> Cow<'_, str> {
-    String::from_utf8_lossy(raw.get(body_start..).unwrap_or_default())
+    super::lossy_utf8(raw.get(body_start..).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub fn header_values(message: &[u8], name: &str, limit: usize) -> Vec<String> {
         {
             continue;
         }
-        let mut value = String::from_utf8_lossy(line[colon + 1..].trim_ascii()).into_owned();
+        let mut value = super::lossy_utf8(line[colon + 1..].trim_ascii()).into_owned();
         // Folded continuation lines start with white space.
         while let Some(next) = lines.peek() {
             if !next.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
@@ -50,7 +50,7 @@ pub fn header_values(message: &[u8], name: &str, limit: usize) -> Vec<String> {
             let next = lines.next().unwrap_or_default();
             let next = next.strip_suffix(b"\r").unwrap_or(next);
             value.push(' ');
-            value.push_str(&String::from_utf8_lossy(next.trim_ascii()));
+            value.push_str(&super::lossy_utf8(next.trim_ascii()));
         }
         found.push(value);
     }

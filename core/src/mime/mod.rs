@@ -10,6 +10,19 @@ pub mod view;
 
 pub use header::{decode_encoded_words, header_value, header_values};
 
+use std::borrow::Cow;
+
+/// `bytes` as text, each invalid UTF-8 sequence replaced by U+FFFD: what
+/// `String::from_utf8_lossy` gives, but checked first by `std::str::from_utf8`, which
+/// passes over ASCII a word at a time where the lossy decoder goes a byte at a time.
+/// Most of a message is valid, and the view and the scan turn whole messages into text.
+pub fn lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Hostile messages for the tests of every module that parses or walks MIME.
 #[cfg(test)]
 pub(crate) mod fixtures {

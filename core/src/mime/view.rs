@@ -199,7 +199,7 @@ fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
         .map(|h| {
             let raw_value = raw
                 .get(h.offset_start as usize..h.offset_end as usize)
-                .map(|b| unfold(&String::from_utf8_lossy(b)))
+                .map(|b| unfold(&super::lossy_utf8(b)))
                 .unwrap_or_default();
             // Decoded as SpamAssassin decodes: encoded words and folding undone, the rest
             // as written (not mail-parser's structured rendering of addresses or ids).
@@ -214,7 +214,7 @@ fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
             let name = raw
                 .get(h.offset_field as usize..h.offset_start as usize)
                 .map(|b| {
-                    String::from_utf8_lossy(b)
+                    super::lossy_utf8(b)
                         .trim()
                         .trim_end_matches(':')
                         .trim()
@@ -263,7 +263,7 @@ impl MessageView {
             (parser.parse(&patched), &patched[..])
         };
         let Some(msg) = msg else {
-            view.body = String::from_utf8_lossy(raw).into_owned();
+            view.body = super::lossy_utf8(raw).into_owned();
             view.rawbody = view.body.clone();
             return view;
         };
