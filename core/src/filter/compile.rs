@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::OnceLock;
 
-use daachorse::DoubleArrayAhoCorasick;
+use super::atom_search::AtomSearch;
 use regex_automata::meta as automata;
 use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
@@ -192,16 +192,10 @@ pub struct Globals {
     pub freemail_wildcards: Option<regex::Regex>,
 }
 
-/// The prefilter's automaton over a kind's atoms: an Aho-Corasick automaton stored as a
-/// double array (a transition is two array reads, no sparse list to search: its
-/// overlapping pass over a body took about half the instructions of `aho-corasick`'s
-/// contiguous NFA); each match's value is its atom's index.
-pub type Atoms = DoubleArrayAhoCorasick<u32>;
-
 /// One automaton per kind of text: which rules each atom points to, and the rules that
 /// must always run.
 pub struct Prefilter {
-    pub automaton: Option<Atoms>,
+    pub automaton: Option<AtomSearch>,
     pub atom_rules: Vec<Vec<usize>>,
     /// Per atom, the rules that have it only on ASCII text.
     pub ascii_atom_rules: Vec<Vec<usize>>,
@@ -210,7 +204,7 @@ pub struct Prefilter {
     pub ascii_gated: Vec<usize>,
     /// Rules with atoms only in the text's letters and digits ([`alnum_projection`]): an
     /// automaton over those atoms and the rules of each.
-    pub alnum: Option<(Atoms, Vec<Vec<usize>>)>,
+    pub alnum: Option<(AtomSearch, Vec<Vec<usize>>)>,
     /// Some of those rules need several atoms ([`Ruleset::atom_times`]).
     pub alnum_counted: bool,
     /// Rules without atoms that spell a word letter by letter: one pass of the gate
@@ -944,9 +938,8 @@ impl Ruleset {
             let mut seen = vec![false; rules.len()];
             // (rule, offset) for the rules that need several atoms.
             let mut counted = Vec::new();
-            for m in ac.find_overlapping_iter(&letters) {
-                let id = m.value() as usize;
-                let at = origin.get(m.start()).map_or(0, |&o| o as usize);
+            ac.each(&letters, |id, start| {
+                let at = origin.get(start).map_or(0, |&o| o as usize);
                 for &r in &rules[id] {
                     if self.atom_times[r] > 1 {
                         counted.push((r, at));
@@ -959,7 +952,7 @@ impl Ruleset {
                     seen[id] = true;
                     out.extend(rules[id].iter().filter(|&&r| self.atom_times[r] <= 1));
                 }
-            }
+            });
             counted.sort_unstable();
             counted.dedup();
             for group in counted.chunk_by(|a, b| a.0 == b.0) {
@@ -976,15 +969,14 @@ impl Ruleset {
             let mut seen = vec![false; p.atom_rules.len()];
             // (Lowered, as the automaton wants it: the offsets are the text's.)
             let lowered = text.as_bytes().to_ascii_lowercase();
-            for m in ac.find_overlapping_iter(&lowered) {
-                let id = m.value() as usize;
+            ac.each(&lowered, |id, start| {
                 let ascii_rules: &[usize] = if ascii { &p.ascii_atom_rules[id] } else { &[] };
                 if let Some(spots) = spots.as_deref_mut() {
                     spots.extend(
                         p.atom_rules[id]
                             .iter()
                             .chain(ascii_rules)
-                            .map(|&r| (r, m.start())),
+                            .map(|&r| (r, start)),
                     );
                 }
                 if !seen[id] {
@@ -992,7 +984,7 @@ impl Ruleset {
                     out.extend_from_slice(&p.atom_rules[id]);
                     out.extend_from_slice(ascii_rules);
                 }
-            }
+            });
         }
         out.sort_unstable();
         out.dedup();
@@ -1070,16 +1062,9 @@ impl AtomTable {
         }
     }
 
-    /// One automaton over the atoms (None if there are none), for text in ASCII lower
-    /// case: the atoms are, and a case-sensitive automaton over lowered text finds what an
-    /// ASCII case-insensitive one finds in the text, at the same offsets, with half the
-    /// transitions.
-    fn automaton(&self) -> Option<Atoms> {
-        if self.patterns.is_empty() {
-            return None;
-        }
-        // (The atoms are distinct and none is empty, as the builder requires.)
-        Atoms::new(&self.patterns).ok()
+    /// The search for the atoms (None if there are none), in text in ASCII lower case.
+    fn automaton(&self) -> Option<AtomSearch> {
+        AtomSearch::new(&self.patterns)
     }
 }
 

@@ -2,6 +2,7 @@
 //! multi-pattern prefilter ([`compile`], [`atoms`]), and scanning ([`scan`]).
 
 pub mod actions;
+pub mod atom_search;
 pub mod atoms;
 pub mod bayes;
 pub mod cache;

@@ -653,9 +653,10 @@ fn find_uris(text: &str, out: &mut Vec<String>) {
         return;
     };
     // Every prefix is looked for on its own (`http://www.x` gives both URIs), from the
-    // end of its last URI on.
+    // end of its last URI on. No prefix holds another, so the search need not report
+    // overlapping matches: the plain one finds the same and skips ahead between them.
     let mut next_from = [0usize; PREFIXES.len()];
-    for m in starts.find_overlapping_iter(text) {
+    for m in starts.find_iter(text) {
         let (p, start) = (m.pattern().as_usize(), m.start());
         if start < next_from[p] {
             continue;
