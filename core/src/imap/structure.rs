@@ -592,42 +592,6 @@ fn filter_headers<S: AsRef<[u8]>>(header: &[u8], names: &[S], not: bool) -> Vec<
     out
 }
 
-/// The messages the header-block tests run on: a few odd ones, and the corpus when it
-/// is unpacked (`scripts/unpack-corpus.sh`), as stored and with CRLF line ends.
-#[cfg(test)]
-pub(crate) fn sample_messages() -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = vec![
-        b"Subject: hi\r\nFrom: a@b.example\r\n\r\nhello there\r\n".to_vec(),
-        b"Subject: parts\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\r\none\r\n--XX--\r\n".to_vec(),
-        b"Subject: =?utf-8?q?caf=C3=A9?=\r\nTo: undisclosed:;\r\nCc: G: a@b.example, \"X\" <x@y.example>;\r\n\r\n".to_vec(),
-        b"From: a@b.example\r\nSubject: folded\r\n  twice\r\nDate: Tue, 2 Jan 2024 10:00:00 +0100\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n".to_vec(),
-    ];
-    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
-    let mut stack = vec![corpus];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(raw) = std::fs::read(&path) {
-                let mut crlf = Vec::with_capacity(raw.len() + raw.len() / 20);
-                for (i, &b) in raw.iter().enumerate() {
-                    if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
-                        crlf.push(b'\r');
-                    }
-                    crlf.push(b);
-                }
-                out.push(raw);
-                out.push(crlf);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -799,7 +763,7 @@ mod tests {
     #[test]
     fn the_imap_parser_answers_as_the_default_one() {
         let default = MessageParser::default();
-        for raw in sample_messages() {
+        for raw in crate::mime::fixtures::sample_messages() {
             let (Some(ours), Some(theirs)) = (parse(&raw), default.parse(&raw[..])) else {
                 assert!(depth::exceeds(&default, &raw) || default.parse(&raw[..]).is_none());
                 continue;
@@ -820,7 +784,7 @@ mod tests {
     #[test]
     fn the_envelope_of_its_fields_alone_is_the_whole_message_s() {
         let mut compared = 0;
-        for raw in sample_messages() {
+        for raw in crate::mime::fixtures::sample_messages() {
             let Some(whole) = parse(&raw) else {
                 continue;
             };

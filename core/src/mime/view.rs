@@ -193,6 +193,49 @@ fn unfold(s: &str) -> String {
         .collect()
 }
 
+/// A header value decoded as mail-parser's unstructured parser decodes it (encoded words
+/// decoded, lines unfolded, each trimmed of blanks and joined by a space, nothing read
+/// after the line break that ends the field, nothing at all without one), then trimmed.
+/// A value without `=?` has no encoded word to decode, and most have none: that is
+/// done here without mail-parser's token list and per-token copies.
+fn unstructured(value: &[u8]) -> String {
+    if memchr::memmem::find(value, b"=?").is_some() {
+        return match MessageStream::new(value).parse_unstructured() {
+            HeaderValue::Text(t) => t.trim().to_string(),
+            _ => String::new(),
+        };
+    }
+    let mut text = String::new();
+    let mut rest = value;
+    loop {
+        let Some(end) = memchr::memchr(b'\n', rest) else {
+            // The field's line break never came: mail-parser gives no value.
+            return String::new();
+        };
+        // Blanks as mail-parser skips them (not every ASCII white space).
+        let line = &rest[..end];
+        let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+        let line = match (
+            line.iter().position(|b| !blank(b)),
+            line.iter().rposition(|b| !blank(b)),
+        ) {
+            (Some(first), Some(last)) => line.get(first..=last).unwrap_or_default(),
+            _ => &[],
+        };
+        if !line.is_empty() {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&super::lossy_utf8(line));
+        }
+        rest = &rest[end + 1..];
+        if !matches!(rest.first(), Some(b' ' | b'\t')) {
+            break;
+        }
+    }
+    text.trim().to_string()
+}
+
 fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
     headers
         .iter()
@@ -205,10 +248,7 @@ fn fields(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Vec<Field> {
             // as written (not mail-parser's structured rendering of addresses or ids).
             let value = raw
                 .get(h.offset_start as usize..h.offset_end as usize)
-                .map(|b| match MessageStream::new(b).parse_unstructured() {
-                    HeaderValue::Text(t) => t.trim().to_string(),
-                    _ => String::new(),
-                })
+                .map(unstructured)
                 .unwrap_or_default();
             // The name as written (SpamAssassin's header rules match it case-sensitively).
             let name = raw
@@ -710,6 +750,65 @@ fn find_email_uris(text: &str, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unstructured_values_decode_as_mail_parser_decodes_them() {
+        let values: [&[u8]; 15] = [
+            b" plain value\r\n",
+            b"  folded\r\n\tover\r\n   three lines  \r\n",
+            b"no line break at the end",
+            b" a\r\nB: next field\r\n",
+            b" tabs\tinside\t\r\n",
+            b"\r\n\r\n",
+            b" \r\n \r\n after blank continuation\r\n",
+            b" bare\nline\nfeeds\n",
+            b" latin1 \xe9t\xe9 and broken \xc3\r\n \xa9 next\r\n",
+            b" caf\xc3\xa9 \xe2\x80\x94 utf-8\r\n",
+            b" =?utf-8?q?caf=C3=A9?= encoded\r\n",
+            b" almost =? encoded\r\n",
+            b" \x0bvertical tab\x0c\r\n",
+            b"\r\n\tonly continuation\r\n",
+            b" a\r\n \x0cform feed\x0c \r\n",
+        ];
+        for value in values {
+            let expected = match MessageStream::new(value).parse_unstructured() {
+                HeaderValue::Text(t) => t.trim().to_string(),
+                _ => String::new(),
+            };
+            assert_eq!(
+                unstructured(value),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn every_corpus_header_decodes_as_mail_parser_decodes_it() {
+        let parser = MessageParser::new().default_header_raw();
+        let mut checked = 0;
+        for raw in crate::mime::fixtures::sample_messages() {
+            let Some(msg) = parser.parse(&raw[..]) else {
+                continue;
+            };
+            for h in &msg.root_part().headers {
+                let value = &raw[h.offset_start as usize..h.offset_end as usize];
+                let expected = match MessageStream::new(value).parse_unstructured() {
+                    HeaderValue::Text(t) => t.trim().to_string(),
+                    _ => String::new(),
+                };
+                assert_eq!(
+                    unstructured(value),
+                    expected,
+                    "{:?}",
+                    String::from_utf8_lossy(value)
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 0);
+    }
 
     #[test]
     fn paragraphs_join_lines_and_keep_blank_line_breaks() {

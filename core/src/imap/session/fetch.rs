@@ -585,7 +585,7 @@ mod tests {
         }
         let entry = MailEntry::for_test(0);
         let mut compared = 0;
-        for raw in crate::imap::structure::sample_messages() {
+        for raw in crate::mime::fixtures::sample_messages() {
             let Some(block) = header_block(&raw) else {
                 continue;
             };

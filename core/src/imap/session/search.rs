@@ -346,7 +346,7 @@ mod tests {
             b"Subject: the end",
         ];
         let mut messages: Vec<Vec<u8>> = odd.iter().map(|m| m.to_vec()).collect();
-        messages.extend(crate::imap::structure::sample_messages());
+        messages.extend(crate::mime::fixtures::sample_messages());
         let probes = [
             ("SUBJECT", "the"),
             ("SUBJECT", "caf\u{e9} \u{fffd} au"),
@@ -550,7 +550,7 @@ mod tests {
             spam_score: None,
         };
         let mut hits = 0;
-        for raw in crate::imap::structure::sample_messages() {
+        for raw in crate::mime::fixtures::sample_messages() {
             let Some(block) = header_block(&raw) else {
                 continue;
             };
