@@ -7,6 +7,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use gannet_core::store::Store;
@@ -55,7 +57,9 @@ pub(crate) fn request(data_dir: &Path, command: &AdminCommand) -> anyhow::Result
     }))
 }
 
-/// Listens for admin commands on a thread of its own; commands run one at a time.
+/// Listens for admin commands on a thread of its own; commands run one at a time, but
+/// for `gannet spam scan`'s batches: up to [`SCAN_BATCHES_AT_ONCE`] of those are answered
+/// on threads of their own.
 pub(crate) fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::Result<()> {
     let path = socket_path(data_dir);
     // A socket left by a server that was killed; the store's lock already proved that no
@@ -68,8 +72,9 @@ pub(crate) fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::R
     std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
+            let scans = Arc::new(AtomicUsize::new(0));
             for stream in listener.incoming().flatten() {
-                if let Err(e) = answer(stream, &store, &live) {
+                if let Err(e) = take(stream, &store, &live, &scans) {
                     tracing::warn!(error = %e, "control request failed");
                 }
             }
@@ -77,11 +82,59 @@ pub(crate) fn spawn(data_dir: &Path, store: Store, live: LiveState) -> anyhow::R
     Ok(())
 }
 
-fn answer(stream: UnixStream, store: &Store, live: &LiveState) -> anyhow::Result<()> {
+/// Scan batches answered at once beside the control thread. `gannet spam scan` keeps two
+/// in flight, so that the next batch is read and decoded while the scan threads score
+/// this one and they never wait between batches. (Batches scan no state that commands
+/// change; a third waits its turn on the control thread, which bounds the memory they
+/// hold.)
+const SCAN_BATCHES_AT_ONCE: usize = 2;
+
+/// Reads one request and answers it, a scan batch on a thread of its own while fewer than
+/// [`SCAN_BATCHES_AT_ONCE`] are.
+fn take(
+    stream: UnixStream,
+    store: &Store,
+    live: &LiveState,
+    scans: &Arc<AtomicUsize>,
+) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let outcome = match serde_json::from_str::<AdminCommand>(&line) {
+    let command = serde_json::from_str::<AdminCommand>(&line);
+    drop(line);
+    if matches!(command, Ok(AdminCommand::ScanBatch { .. }))
+        && scans.fetch_add(1, Ordering::AcqRel) < SCAN_BATCHES_AT_ONCE
+    {
+        let (store, live, held) = (store.clone(), live.clone(), scans.clone());
+        let spawned = std::thread::Builder::new()
+            .name("control-scan".into())
+            .spawn(move || {
+                if let Err(e) = answer(stream, command, &store, &live) {
+                    tracing::warn!(error = %e, "control request failed");
+                }
+                held.fetch_sub(1, Ordering::AcqRel);
+            });
+        return match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                scans.fetch_sub(1, Ordering::AcqRel);
+                Err(e).context("cannot start a thread for a scan batch")
+            }
+        };
+    }
+    if matches!(command, Ok(AdminCommand::ScanBatch { .. })) {
+        scans.fetch_sub(1, Ordering::AcqRel);
+    }
+    answer(stream, command, store, live)
+}
+
+fn answer(
+    stream: UnixStream,
+    command: serde_json::Result<AdminCommand>,
+    store: &Store,
+    live: &LiveState,
+) -> anyhow::Result<()> {
+    let outcome = match command {
         Ok(command) => {
             tracing::info!(?command, "admin command");
             execute(store, Some(live), &command)

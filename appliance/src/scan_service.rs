@@ -4,7 +4,7 @@
 //! and kept, so that their regex caches (the lazy DFA states a text visits) stay warm
 //! from one run to the next, as a spam daemon's do.
 
-use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use anyhow::{ensure, Context};
 use base64::Engine as _;
@@ -108,7 +108,8 @@ struct Job {
 /// batch and kept (their regex caches with them).
 #[derive(Default)]
 pub(crate) struct Scanners {
-    started: OnceLock<(mpsc::Sender<Job>, usize)>,
+    /// Their queue and how many they are, once started (batches may arrive together).
+    started: Mutex<Option<(mpsc::Sender<Job>, usize)>>,
 }
 
 impl Scanners {
@@ -155,7 +156,7 @@ impl Scanners {
         }
         let learned = StoreLearned { store, scope: 0 };
         let header = ScanHeader {
-            threads: *threads,
+            threads,
             bayes: gannet_core::filter::bayes::Learned::totals(&learned).ready(),
         };
         let mut out = serde_json::to_vec(&header)?;
@@ -170,10 +171,11 @@ impl Scanners {
         Ok(out)
     }
 
-    /// The queue of the scan threads, started on first use.
-    fn started(&self, store: &Store) -> anyhow::Result<&(mpsc::Sender<Job>, usize)> {
-        if let Some(started) = self.started.get() {
-            return Ok(started);
+    /// The queue of the scan threads and their number, started on first use.
+    fn started(&self, store: &Store) -> anyhow::Result<(mpsc::Sender<Job>, usize)> {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((queue, threads)) = started.as_ref() {
+            return Ok((queue.clone(), *threads));
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (queue, jobs) = mpsc::channel::<Job>();
@@ -185,8 +187,8 @@ impl Scanners {
                 .spawn(move || scan_thread(&jobs, &store))
                 .context("cannot start a scan thread")?;
         }
-        // Commands run one at a time on the control thread: no other caller races this.
-        Ok(self.started.get_or_init(|| (queue, threads)))
+        *started = Some((queue.clone(), threads));
+        Ok((queue, threads))
     }
 }
 

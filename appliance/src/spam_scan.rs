@@ -84,6 +84,51 @@ struct Done {
     how: String,
 }
 
+/// One batch as the command line sends it, and what printing its answer needs: the files
+/// in it with their sizes, and those that could not be read (reported once the server
+/// has answered; with no server, the scan here reports them).
+struct Prepared<'f> {
+    command: AdminCommand,
+    names: Vec<(&'f PathBuf, usize)>,
+    unreadable: Vec<(&'f PathBuf, std::io::Error)>,
+}
+
+/// The next batch from the front of `files`, and the files left after it.
+fn prepare(files: &[PathBuf]) -> (Prepared<'_>, &[PathBuf]) {
+    let mut batch = ScanBatch::default();
+    let mut names = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut size = 0usize;
+    let mut taken = 0;
+    for file in files {
+        if batch.messages.len() >= SEND_MESSAGES || (size >= SEND_BYTES && taken > 0) {
+            break;
+        }
+        taken += 1;
+        match std::fs::read(file) {
+            Ok(raw) => {
+                size += raw.len();
+                batch
+                    .messages
+                    .push(base64::engine::general_purpose::STANDARD.encode(&raw));
+                names.push((file, raw.len()));
+            }
+            Err(e) => unreadable.push((file, e)),
+        }
+    }
+    let prepared = Prepared {
+        command: AdminCommand::ScanBatch { batch },
+        names,
+        unreadable,
+    };
+    (prepared, files.get(taken..).unwrap_or_default())
+}
+
+/// Batches at the server at once: the next one is read, sent and decoded while the scan
+/// threads score the one before, so that they do not wait between batches (the server
+/// answers two at once, `control::SCAN_BATCHES_AT_ONCE`).
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Scans through the running server; None, having scanned nothing, when none runs.
 fn through_server(
     data_dir: &Path,
@@ -94,65 +139,67 @@ fn through_server(
     let started = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut count, mut bytes) = (0usize, 0u64);
-    let mut rest = files;
-    // An empty list still asks once, to know where the scan would have run.
-    let header = loop {
-        let mut batch = ScanBatch::default();
-        let mut names = Vec::new();
-        // Reported once the server has answered (with no server, the scan here does).
-        let mut unreadable = Vec::new();
-        let mut size = 0usize;
-        let mut taken = 0;
-        for file in rest {
-            if batch.messages.len() >= SEND_MESSAGES || (size >= SEND_BYTES && taken > 0) {
-                break;
+    let header = std::thread::scope(|scope| -> anyhow::Result<Option<ScanHeader>> {
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut rest = files;
+        // An empty list still asks once, to know where the scan would have run.
+        let mut asked = false;
+        let mut header = None;
+        loop {
+            while in_flight.len() < BATCHES_IN_FLIGHT && (!rest.is_empty() || !asked) {
+                let (
+                    Prepared {
+                        command,
+                        names,
+                        unreadable,
+                    },
+                    after,
+                ) = prepare(rest);
+                rest = after;
+                asked = true;
+                let answer = scope.spawn(move || crate::control::request(data_dir, &command));
+                in_flight.push_back((names, unreadable, answer));
             }
-            taken += 1;
-            match std::fs::read(file) {
-                Ok(raw) => {
-                    size += raw.len();
-                    batch
-                        .messages
-                        .push(base64::engine::general_purpose::STANDARD.encode(&raw));
-                    names.push((file, raw.len()));
-                }
-                Err(e) => unreadable.push((file, e)),
+            let Some((names, unreadable, answer)) = in_flight.pop_front() else {
+                return Ok(header);
+            };
+            let answer = answer
+                .join()
+                .map_err(|_| anyhow::anyhow!("sending a batch to the running server failed"))?;
+            let Some(outcome) = answer? else {
+                // No server: nothing was printed, the caller scans here.
+                ensure!(count == 0, "the running server stopped during the scan");
+                return Ok(None);
+            };
+            for (file, e) in unreadable {
+                eprintln!("gannet: {}: {e}", file.display());
+                *failed = true;
             }
+            let text = String::from_utf8_lossy(&outcome.output);
+            ensure!(outcome.ok, "{}", text.trim());
+            let mut lines = text.lines();
+            let answered: ScanHeader = serde_json::from_str(lines.next().unwrap_or_default())
+                .context("bad answer from the running server")?;
+            let scored: Vec<Scored> = lines
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()
+                .context("bad answer from the running server")?;
+            ensure!(
+                scored.len() == names.len(),
+                "the running server scored {} of {} messages",
+                scored.len(),
+                names.len()
+            );
+            for ((file, size), s) in names.iter().zip(&scored) {
+                count += 1;
+                bytes += *size as u64;
+                print_scored(&mut out, file, s, json)?;
+            }
+            header = Some(answered);
         }
-        rest = &rest[taken..];
-        let command = AdminCommand::ScanBatch { batch };
-        let Some(outcome) = crate::control::request(data_dir, &command)? else {
-            // No server: nothing was printed, the caller scans here.
-            anyhow::ensure!(count == 0, "the running server stopped during the scan");
-            return Ok(None);
-        };
-        for (file, e) in unreadable {
-            eprintln!("gannet: {}: {e}", file.display());
-            *failed = true;
-        }
-        let text = String::from_utf8_lossy(&outcome.output);
-        anyhow::ensure!(outcome.ok, "{}", text.trim());
-        let mut lines = text.lines();
-        let header: ScanHeader = serde_json::from_str(lines.next().unwrap_or_default())
-            .context("bad answer from the running server")?;
-        let scored: Vec<Scored> = lines
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .context("bad answer from the running server")?;
-        ensure!(
-            scored.len() == names.len(),
-            "the running server scored {} of {} messages",
-            scored.len(),
-            names.len()
-        );
-        for ((file, size), s) in names.iter().zip(&scored) {
-            count += 1;
-            bytes += *size as u64;
-            print_scored(&mut out, file, s, json)?;
-        }
-        if rest.is_empty() {
-            break header;
-        }
+    })?;
+    let Some(header) = header else {
+        return Ok(None);
     };
     out.flush()?;
     Ok(Some(Done {
