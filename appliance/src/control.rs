@@ -102,30 +102,41 @@ fn take(
     reader.read_line(&mut line)?;
     let command = serde_json::from_str::<AdminCommand>(&line);
     drop(line);
-    if matches!(command, Ok(AdminCommand::ScanBatch { .. }))
-        && scans.fetch_add(1, Ordering::AcqRel) < SCAN_BATCHES_AT_ONCE
-    {
-        let (store, live, held) = (store.clone(), live.clone(), scans.clone());
-        let spawned = std::thread::Builder::new()
-            .name("control-scan".into())
-            .spawn(move || {
-                if let Err(e) = answer(stream, command, &store, &live) {
-                    tracing::warn!(error = %e, "control request failed");
-                }
-                held.fetch_sub(1, Ordering::AcqRel);
-            });
-        return match spawned {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                scans.fetch_sub(1, Ordering::AcqRel);
-                Err(e).context("cannot start a thread for a scan batch")
+    let slot = matches!(command, Ok(AdminCommand::ScanBatch { .. }))
+        .then(|| ScanSlot::take(scans))
+        .flatten();
+    let Some(slot) = slot else {
+        return answer(stream, command, store, live);
+    };
+    let (store, live) = (store.clone(), live.clone());
+    std::thread::Builder::new()
+        .name("control-scan".into())
+        .spawn(move || {
+            let _slot = slot;
+            if let Err(e) = answer(stream, command, &store, &live) {
+                tracing::warn!(error = %e, "control request failed");
             }
-        };
+        })
+        .context("cannot start a thread for a scan batch")?;
+    Ok(())
+}
+
+/// One of the [`SCAN_BATCHES_AT_ONCE`] places, given back when dropped (the batch
+/// answered, or its thread never started).
+struct ScanSlot(Arc<AtomicUsize>);
+
+impl ScanSlot {
+    fn take(scans: &Arc<AtomicUsize>) -> Option<ScanSlot> {
+        // Counted first; when all places are held, dropping it counts it back out.
+        let slot = ScanSlot(scans.clone());
+        (scans.fetch_add(1, Ordering::AcqRel) < SCAN_BATCHES_AT_ONCE).then_some(slot)
     }
-    if matches!(command, Ok(AdminCommand::ScanBatch { .. })) {
-        scans.fetch_sub(1, Ordering::AcqRel);
+}
+
+impl Drop for ScanSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
-    answer(stream, command, store, live)
 }
 
 fn answer(
