@@ -136,6 +136,11 @@ fn through_server(
     json: bool,
     failed: &mut bool,
 ) -> anyhow::Result<Option<Done>> {
+    // No socket, no server: the files are not read for batches that would go nowhere.
+    // (A socket a killed server left behind is found out by the first request.)
+    if !crate::control::socket_path(data_dir).exists() {
+        return Ok(None);
+    }
     let started = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut count, mut bytes) = (0usize, 0u64);
