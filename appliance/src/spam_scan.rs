@@ -152,14 +152,12 @@ fn through_server(
         let mut header = None;
         loop {
             while in_flight.len() < BATCHES_IN_FLIGHT && (!rest.is_empty() || !asked) {
-                let (
-                    Prepared {
-                        command,
-                        names,
-                        unreadable,
-                    },
-                    after,
-                ) = prepare(rest);
+                let (batch, after) = prepare(rest);
+                let Prepared {
+                    command,
+                    names,
+                    unreadable,
+                } = batch;
                 rest = after;
                 asked = true;
                 let answer = scope.spawn(move || crate::control::request(data_dir, &command));

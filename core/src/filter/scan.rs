@@ -431,7 +431,12 @@ impl Ruleset {
             (Kind::Full, &*full),
             (Kind::Header, header_block.as_str()),
         ];
-        let mut candidate = vec![false; self.rules.len()];
+        // Each rule's value as far as the prefilter knows it: 0 for a rule of a prefiltered
+        // kind whose atoms do not occur (most of the rules the verdict asks about: that
+        // answer is then one array read), not yet computed for the others.
+        let mut values: Vec<f64> = (self.prefiltered.iter())
+            .map(|&prefiltered| if prefiltered { 0.0 } else { NOT_YET })
+            .collect();
         let mut found = Vec::new();
         let mut spots = Vec::new();
         for (kind, text) in texts {
@@ -443,24 +448,15 @@ impl Ruleset {
                 *c.prefilter.entry(kind).or_default() += t.elapsed();
             }
             for &i in &found {
-                candidate[i] = true;
+                values[i] = NOT_YET;
             }
         }
         let (paragraphs, ruled_out) = Paragraphs::new(&view.body, spots, &self.atom_times);
         for i in ruled_out {
-            candidate[i] = false;
+            if self.prefiltered[i] {
+                values[i] = 0.0;
+            }
         }
-        // Most rules the verdict asks about are regex rules the prefilter ruled out: their
-        // value is known now, 0, and reading it costs one array read.
-        let values = (self.prefiltered.iter().zip(&candidate))
-            .map(|(&prefiltered, &candidate)| {
-                if prefiltered && !candidate {
-                    0.0
-                } else {
-                    NOT_YET
-                }
-            })
-            .collect();
         let mut scan = Scan {
             rules: self,
             view,
