@@ -101,7 +101,12 @@ struct Job {
     index: usize,
     raw: Result<Vec<u8>, String>,
     rules: Arc<Ruleset>,
-    reply: mpsc::Sender<(usize, Scored)>,
+    /// The batch's verdicts, by index.
+    verdicts: Arc<Mutex<Vec<Option<Scored>>>>,
+    /// Never sent on: the batch waits until every job's sender is gone (the job done, or
+    /// its thread unwound), one wake-up a batch instead of one a message (a scan thread
+    /// woke the waiting batch at every verdict, which took the core from a scan).
+    _done: mpsc::Sender<()>,
 }
 
 /// The server's scan threads for `gannet spam scan`, one per core, started at the first
@@ -131,7 +136,8 @@ impl Scanners {
             MAX_BATCH_BYTES >> 20
         );
         let (queue, threads) = self.started(store)?;
-        let (reply, answers) = mpsc::channel();
+        let verdicts = Arc::new(Mutex::new(vec![None; batch.messages.len()]));
+        let (done, all_done) = mpsc::channel::<()>();
         for (index, message) in batch.messages.iter().enumerate() {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(message)
@@ -140,20 +146,17 @@ impl Scanners {
                 index,
                 raw,
                 rules: rules.clone(),
-                reply: reply.clone(),
+                verdicts: verdicts.clone(),
+                _done: done.clone(),
             };
             queue
                 .send(job)
                 .map_err(|_| anyhow::anyhow!("the scan threads stopped"))?;
         }
-        // The answers end when every job has answered (each holds a sender).
-        drop(reply);
-        let mut scored: Vec<Option<Scored>> = vec![None; batch.messages.len()];
-        for (index, s) in answers {
-            if let Some(slot) = scored.get_mut(index) {
-                *slot = Some(s);
-            }
-        }
+        // Every job holds a sender: recv returns (an error) when the last one is gone.
+        drop(done);
+        let _ = all_done.recv();
+        let scored = std::mem::take(&mut *verdicts.lock().unwrap_or_else(PoisonError::into_inner));
         let learned = StoreLearned { store, scope: 0 };
         let header = ScanHeader {
             threads,
@@ -208,8 +211,10 @@ fn scan_thread(jobs: &Mutex<mpsc::Receiver<Job>>, store: &Store) {
             Ok(raw) => Scored::from(&job.rules.scan_message(raw, &input)),
             Err(e) => Scored::failed(e.clone()),
         };
-        // The batch gave up waiting only if the server is stopping.
-        let _ = job.reply.send((job.index, scored));
+        let mut verdicts = job.verdicts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = verdicts.get_mut(job.index) {
+            *slot = Some(scored);
+        }
     }
 }
 
