@@ -53,7 +53,7 @@ impl Matcher {
     /// Non-overlapping matches in `text`, counted up to `max`.
     pub fn count(&self, text: &str, max: u32) -> u32 {
         let n = match self {
-            Matcher::Fast(r) => r.find_iter(text.as_bytes()).take(max as usize).count(),
+            Matcher::Fast(r) => return count_ends(r, text.as_bytes(), max),
             Matcher::Backtracking { gate: Some(g), .. } if !g.is_match(text.as_bytes()) => 0,
             Matcher::Backtracking { exact, .. } => exact
                 .find_iter(text.as_bytes())
@@ -72,6 +72,29 @@ impl Matcher {
             u32::from(self.is_match(text))
         }
     }
+}
+
+/// The non-overlapping matches of `r` in `text`, counted up to `max`, from their ends
+/// alone: the forward search gives the end of the leftmost-first match, and the next
+/// match is looked for from there, as `find_iter` does, without the reverse search
+/// `find_iter` makes for each match's start (a rule like `__E_LIKE_LETTER` counts up to
+/// 320 one-letter matches a message). An empty match (an end where the search began)
+/// needs `find_iter`'s handling: the count is then made by it.
+fn count_ends(r: &automata::Regex, text: &[u8], max: u32) -> u32 {
+    let mut input = regex_automata::Input::new(text);
+    let mut n = 0;
+    while n < max {
+        let from = input.start();
+        let Some(end) = r.search_half(&input) else {
+            break;
+        };
+        if end.offset() == from {
+            return r.find_iter(text).take(max as usize).count() as u32;
+        }
+        n += 1;
+        input.set_start(end.offset());
+    }
+    n
 }
 
 /// Matches counted for a `tflags multiple` rule without `maxhits=`.
@@ -1098,4 +1121,33 @@ fn active_rules(rules: &[CompiledRule], by_name: &HashMap<String, usize>) -> Vec
         }
     }
     active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_by_match_ends_counts_as_find_iter_does() {
+        let text = "eee é ë le petit e\nexpire ee xx e\n\n aaa bab abba ";
+        for pattern in [
+            r"e",
+            r"(?:e|\xc3[\xa8-\xab])",
+            r"e+",
+            r"\be\w*",
+            r"(?m)^\s*\S",
+            r"(?m)^",
+            r"a*",
+            r"b?",
+            r"ab|a",
+            r"(?m)$",
+            r"zzz",
+        ] {
+            let r = rule_regex(pattern, false).expect("compiles");
+            for max in [1, 2, 5, 1000] {
+                let expected = r.find_iter(text.as_bytes()).take(max as usize).count() as u32;
+                assert_eq!(count_ends(&r, text.as_bytes(), max), expected, "{pattern} {max}");
+            }
+        }
+    }
 }
