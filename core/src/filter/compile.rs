@@ -437,6 +437,8 @@ pub struct LazyMatcher {
     flags: String,
     engine: Engine,
     compiled: OnceLock<Option<Matcher>>,
+    /// The longest match in bytes, if bounded (found when first asked: [`LazyMatcher::max_len`]).
+    max_len: OnceLock<Option<usize>>,
 }
 
 impl LazyMatcher {
@@ -448,6 +450,7 @@ impl LazyMatcher {
             flags,
             engine,
             compiled: OnceLock::from(Some(matcher)),
+            max_len: OnceLock::new(),
         })
     }
 
@@ -458,6 +461,7 @@ impl LazyMatcher {
             flags,
             engine,
             compiled: OnceLock::new(),
+            max_len: OnceLock::new(),
         }
     }
 
@@ -493,6 +497,39 @@ impl LazyMatcher {
 
     pub fn is_match(&self, text: &str) -> bool {
         self.get().is_some_and(|m| m.is_match(text))
+    }
+
+    /// The most bytes a match of an octet `regex` rule spans, if that is bounded (no
+    /// unbounded repetition); None for the other engines.
+    pub fn max_len(&self) -> Option<usize> {
+        *self.max_len.get_or_init(|| {
+            if self.engine != Engine::Octets {
+                return None;
+            }
+            let pattern = inline_flags(&translate_escapes(&self.pattern), &self.flags);
+            let hir = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(&pattern)
+                .ok()?;
+            hir.properties().maximum_len()
+        })
+    }
+
+    /// Whether the regex matches within `span` of `text` (its look-around assertions
+    /// still see the bytes around the span). Only the `regex` engine searches a span;
+    /// the others are asked about the whole text.
+    pub fn is_match_within(&self, text: &str, span: std::ops::Range<usize>) -> bool {
+        match self.get() {
+            Some(Matcher::Fast(r)) => {
+                let end = span.end.min(text.len());
+                let start = span.start.min(end);
+                r.is_match(regex_automata::Input::new(text.as_bytes()).span(start..end))
+            }
+            Some(m) => m.is_match(text),
+            None => false,
+        }
     }
 
     pub fn hits(&self, text: &str, max_hits: u32) -> u32 {
@@ -1146,7 +1183,11 @@ mod tests {
             let r = rule_regex(pattern, false).expect("compiles");
             for max in [1, 2, 5, 1000] {
                 let expected = r.find_iter(text.as_bytes()).take(max as usize).count() as u32;
-                assert_eq!(count_ends(&r, text.as_bytes(), max), expected, "{pattern} {max}");
+                assert_eq!(
+                    count_ends(&r, text.as_bytes(), max),
+                    expected,
+                    "{pattern} {max}"
+                );
             }
         }
     }

@@ -502,8 +502,12 @@ impl Ruleset {
 struct Paragraphs<'a> {
     /// The paragraphs, each with its newline (the last one's if the body has one).
     lines: Vec<&'a str>,
+    /// Where each paragraph starts in the body.
+    starts: Vec<usize>,
     /// (rule, paragraph), sorted, for the rules with few enough paragraphs.
     spots: Vec<(usize, usize)>,
+    /// (rule, offset in the body) of every atom found, sorted.
+    atoms: Vec<(usize, usize)>,
 }
 
 /// A rule whose atoms are in more paragraphs than this runs once over the whole body.
@@ -524,8 +528,8 @@ impl<'a> Paragraphs<'a> {
         atom_offsets.sort_unstable();
         atom_offsets.dedup();
         let spots: Vec<(usize, usize)> = atom_offsets
-            .into_iter()
-            .map(|(rule, at)| (rule, starts.partition_point(|&s| s <= at) - 1))
+            .iter()
+            .map(|&(rule, at)| (rule, starts.partition_point(|&s| s <= at) - 1))
             .collect();
         let mut kept = Vec::with_capacity(spots.len());
         let mut ruled_out = Vec::new();
@@ -551,7 +555,9 @@ impl<'a> Paragraphs<'a> {
             // Each with its newline, as SpamAssassin's body array has them: a pattern that
             // needs white space before `$` matches the line's end.
             lines: body.split_inclusive('\n').collect(),
+            starts,
             spots: kept,
+            atoms: atom_offsets,
         };
         (paragraphs, ruled_out)
     }
@@ -566,11 +572,31 @@ impl<'a> Paragraphs<'a> {
         !self.range(rule).is_empty()
     }
 
-    /// The paragraphs where the rule's atoms are, with their newline.
-    fn of(&self, rule: usize) -> impl Iterator<Item = &'a str> + '_ {
+    /// The paragraphs where the rule's atoms are, with their newline, and their indexes.
+    fn of(&self, rule: usize) -> impl Iterator<Item = (usize, &'a str)> + '_ {
         self.spots[self.range(rule)]
             .iter()
-            .map(|&(_, p)| self.lines.get(p).copied().unwrap_or_default())
+            .map(|&(_, p)| (p, self.lines.get(p).copied().unwrap_or_default()))
+    }
+
+    /// The parts of paragraph `p` (offsets in it) within `reach` bytes of the rule's atoms
+    /// there, overlapping ones merged. A match holds one of the rule's atoms: if a match
+    /// spans at most `reach` bytes, it lies in one of these windows.
+    fn windows(&self, rule: usize, p: usize, reach: usize) -> Vec<std::ops::Range<usize>> {
+        let start = self.starts.get(p).copied().unwrap_or(0);
+        let len = self.lines.get(p).map_or(0, |l| l.len());
+        let from = self.atoms.partition_point(|&a| a < (rule, start));
+        let to = self.atoms.partition_point(|&a| a < (rule, start + len));
+        let mut windows: Vec<std::ops::Range<usize>> = Vec::new();
+        for &(_, at) in self.atoms.get(from..to).unwrap_or_default() {
+            let at = at - start;
+            let window = at.saturating_sub(reach)..(at + reach + 1).min(len);
+            match windows.last_mut() {
+                Some(last) if window.start <= last.end => last.end = last.end.max(window.end),
+                _ => windows.push(window),
+            }
+        }
+        windows
     }
 }
 
@@ -685,8 +711,23 @@ impl<'a> Scan<'a, '_> {
                 hit(found != *negate)
             }
             (CompiledTest::Regex { matcher, .. }, Kind::Body) if self.paragraphs.has_spots(i) => {
+                // A rule whose matches are short and that is not counted is asked only
+                // about the windows around its atoms in a long paragraph.
+                let reach = (rule.max_hits == 1).then(|| matcher.max_len()).flatten();
                 let mut hits = 0;
-                for text in self.paragraphs.of(i) {
+                for (p, text) in self.paragraphs.of(i) {
+                    if let Some(reach) = reach.filter(|r| r.saturating_mul(2) < text.len()) {
+                        let windows = self.paragraphs.windows(i, p, reach);
+                        hits += u32::from(
+                            windows
+                                .into_iter()
+                                .any(|w| matcher.is_match_within(text, w)),
+                        );
+                        if hits >= rule.max_hits {
+                            break;
+                        }
+                        continue;
+                    }
                     hits += matcher.hits(text, rule.max_hits - hits);
                     if hits >= rule.max_hits {
                         break;
@@ -809,6 +850,51 @@ mod tests {
         // A scan that does not panic is untouched.
         let v = rules.scan(b"Subject: x\r\n\r\nhello\r\n");
         assert_eq!((v.score, v.error), (2.5, None));
+    }
+
+    #[test]
+    fn windows_around_a_rules_atoms_in_a_paragraph() {
+        let body = "aaa\nxx foo yy foo zz\nbbb foo\n";
+        let foo: Vec<(usize, usize)> = body.match_indices("foo").map(|(at, _)| (5, at)).collect();
+        let (paragraphs, ruled_out) = Paragraphs::new(body, foo, &[1; 6]);
+        assert!(ruled_out.is_empty());
+        let lines: Vec<(usize, &str)> = paragraphs.of(5).collect();
+        assert_eq!(lines, [(1, "xx foo yy foo zz\n"), (2, "bbb foo\n")]);
+        // Each atom's window: `reach` bytes either side, within the paragraph.
+        assert_eq!(paragraphs.windows(5, 1, 2), [1..6, 8..13]);
+        // Overlapping windows are merged.
+        assert_eq!(paragraphs.windows(5, 1, 4), [0..15]);
+        assert_eq!(paragraphs.windows(5, 2, 100), [0..8]);
+        // Another rule has none there.
+        assert!(paragraphs.windows(4, 1, 2).is_empty());
+    }
+
+    /// A rule whose matches are bounded is asked only about the windows around its atoms
+    /// in a long paragraph: it finds a match far into it, with the atom in the middle of
+    /// the match, and none where its words are too far apart.
+    #[test]
+    fn bounded_rules_match_around_their_atoms_in_long_paragraphs() {
+        let mut src = RuleSource::default();
+        src.add_text(
+            "body PILLS /\\bcheap\\s\\w{1,10}\\spills\\b/i\nscore PILLS 3\n",
+            None,
+        );
+        let rules = Ruleset::compile(src);
+        let filler = "lorem ipsum dolor sit amet ".repeat(100);
+        let scan = |body: &str| {
+            let raw = format!("Subject: x\r\n\r\n{body}\r\n");
+            rules
+                .scan(raw.as_bytes())
+                .hits
+                .iter()
+                .any(|h| h.name == "PILLS")
+        };
+        assert!(scan(&format!("{filler} Cheap blue PILLS {filler}")));
+        assert!(scan(&format!("{filler} cheap pills cheap red pills")));
+        assert!(!scan(&format!("cheap {filler} pills")));
+        assert!(!scan(&format!("{filler} cheap pills {filler}")));
+        // The word boundary is read outside the window too.
+        assert!(!scan(&format!("{filler} xcheap blue pills {filler}")));
     }
 
     /// Header values with multi-byte characters next to the delimiters of addresses and
