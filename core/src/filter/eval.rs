@@ -101,6 +101,8 @@ pub struct Memo {
     date_shift: Option<f64>,
     recipients: Option<Recipients>,
     uppercase: Option<f64>,
+    /// The body's free mail addresses (None inside: too many to tell).
+    body_freemails: Option<Option<Vec<String>>>,
 }
 
 /// Result of an eval test, or None when the function is not implemented.
@@ -297,7 +299,8 @@ pub fn run(
         "check_body_length" => view.body_length as f64 <= num(0)?,
         "check_for_no_hotmail_received_headers" => hotmail_without_hotmail_received(view),
         "check_freemail_replyto" => {
-            freemail_replyto(view, rules, args.first().is_some_and(|a| a == "reply"))
+            let reply = args.first().is_some_and(|a| a == "reply");
+            freemail_replyto(view, rules, reply, &mut memo.body_freemails)
         }
         "check_relays_unparseable" => view.relays.unparseable > 0,
         // multipart_alternative_difference(min, max): the difference is in (min, max]
@@ -385,6 +388,33 @@ fn capitals_heavy_charset(charset: &str) -> bool {
         && NAMES.iter().any(|name| charset.contains(name))
 }
 
+/// What `check_for_uppercase` counts in a line.
+#[derive(Debug, Default, PartialEq)]
+struct LetterCounts {
+    /// Lower-case ASCII letters and digits.
+    lower: usize,
+    /// Capitals.
+    upper: usize,
+    /// Bytes that continue a UTF-8 sequence (the line's characters are the others).
+    continuing: usize,
+}
+
+/// [`LetterCounts`] of `line`, counted in blocks of up to 255 bytes with byte-wide sums,
+/// which the compiler turns into vector compares and adds (a body is read a few
+/// kilobytes at a time for every message).
+fn letter_counts(line: &[u8]) -> LetterCounts {
+    let mut counts = LetterCounts::default();
+    for block in line.chunks(255) {
+        let count = |test: fn(u8) -> bool| -> usize {
+            usize::from(block.iter().fold(0u8, |n, &b| n + u8::from(test(b))))
+        };
+        counts.lower += count(|b| b.wrapping_sub(b'a') < 26 || b.wrapping_sub(b'0') < 10);
+        counts.upper += count(|b| b.wrapping_sub(b'A') < 26);
+        counts.continuing += count(|b| b & 0xC0 == 0x80);
+    }
+    counts
+}
+
 /// SpamAssassin's `check_for_uppercase` measure: over the body's lines with a space
 /// between words (not lines of base64), the share of capitals among letters and digits,
 /// in percent; 0 for under 200 characters of such lines or a capitals-heavy charset.
@@ -416,12 +446,10 @@ fn uppercase_percent(view: &MessageView) -> f64 {
         if base64_word(first) && base64_word(second) {
             continue;
         }
-        length += line.chars().count();
-        lower += line
-            .bytes()
-            .filter(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            .count();
-        upper += line.bytes().filter(u8::is_ascii_uppercase).count();
+        let counts = letter_counts(line.as_bytes());
+        length += line.len() - counts.continuing;
+        lower += counts.lower;
+        upper += counts.upper;
     }
     if length < 200 || upper + lower == 0 {
         return 0.0;
@@ -1046,7 +1074,13 @@ fn body_freemails(view: &MessageView, rules: &super::compile::Globals) -> Option
 /// different free mail addresses, or Reply-To is one and the body gives another. With
 /// `reply` (FREEMAIL_REPLY): the address replies go to (Reply-To, else From) is free mail
 /// and the body gives another.
-fn freemail_replyto(view: &MessageView, rules: &super::compile::Globals, reply: bool) -> bool {
+/// `body` keeps [`body_freemails`] for the message, which both forms may read.
+fn freemail_replyto(
+    view: &MessageView,
+    rules: &super::compile::Globals,
+    reply: bool,
+    body: &mut Option<Option<Vec<String>>>,
+) -> bool {
     if get(view, "EnvelopeFrom")
         .and_then(|e| e.lines().next().map(str::to_owned))
         .is_some_and(|e| BULK_ENVELOPE_SENDER.is_match(&e))
@@ -1081,6 +1115,38 @@ fn freemail_replyto(view: &MessageView, rules: &super::compile::Globals, reply: 
     } else {
         &from
     };
-    body_freemails(view, rules)
+    body.get_or_insert_with(|| body_freemails(view, rules))
+        .as_ref()
         .is_some_and(|body| body.iter().any(|b| replies_to.iter().any(|r| r != b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letter_counts_count_as_byte_by_byte() {
+        let line = "Hello WORLD 42 é ü Ж €uro ~!@ ".repeat(40);
+        let bytes = line.as_bytes();
+        let expected = LetterCounts {
+            lower: bytes
+                .iter()
+                .filter(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                .count(),
+            upper: bytes.iter().filter(|b| b.is_ascii_uppercase()).count(),
+            continuing: line.len() - line.chars().count(),
+        };
+        assert!(line.len() > 1000, "several blocks");
+        assert_eq!(letter_counts(bytes), expected);
+        assert_eq!(letter_counts(b""), LetterCounts::default());
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(
+            letter_counts(&all),
+            LetterCounts {
+                lower: 36,
+                upper: 26,
+                continuing: 64
+            }
+        );
+    }
 }
