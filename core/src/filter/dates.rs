@@ -95,12 +95,22 @@ pub(super) fn parse(date: &str) -> Option<i64> {
             .map(|i| i as i64 + 1)
     };
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    // "H:MM" or "HH:MM:SS" and the like, read without collecting the parts (this runs
+    // on every word of every date header and Received header).
     let is_time = |t: &str| {
-        let parts: Vec<&str> = t.split(':').collect();
-        (parts.len() == 2 || parts.len() == 3)
-            && (1..=2).contains(&parts[0].len())
-            && parts[1..].iter().all(|p| p.len() == 2)
-            && parts.iter().all(|p| digits(p))
+        let mut parts = 0;
+        for (i, part) in t.split(':').enumerate() {
+            let width_ok = if i == 0 {
+                (1..=2).contains(&part.len())
+            } else {
+                part.len() == 2
+            };
+            if i > 2 || !width_ok || !digits(part) {
+                return false;
+            }
+            parts += 1;
+        }
+        parts >= 2
     };
     // The date: "D Mon YYYY", else "Mon D HH:MM:SS YYYY", else "D Mon YY(Y)".
     let (day, mon, mut year, year_digits) = find_date(&mut tokens, month, digits, is_time)?;
