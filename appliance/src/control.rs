@@ -98,10 +98,7 @@ fn take(
     scans: &Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let command = serde_json::from_str::<AdminCommand>(&line);
-    drop(line);
+    let command = read_request(&mut reader, MAX_REQUEST)?;
     let slot = matches!(command, Ok(AdminCommand::ScanBatch { .. }))
         .then(|| ScanSlot::take(scans))
         .flatten();
@@ -119,6 +116,27 @@ fn take(
         })
         .context("cannot start a thread for a scan batch")?;
     Ok(())
+}
+
+/// The longest request line read: the largest scan batch the server takes
+/// ([`crate::scan_service::MAX_BATCH_REQUEST`]); every other command is far shorter.
+const MAX_REQUEST: usize = crate::scan_service::MAX_BATCH_REQUEST;
+
+/// Reads one request line of at most `limit` bytes and parses its command; a longer line
+/// is refused once `limit` bytes have been read (the rest is not read), as is one that is
+/// not a command.
+fn read_request(
+    reader: &mut impl BufRead,
+    limit: usize,
+) -> std::io::Result<Result<AdminCommand, String>> {
+    let mut line = String::new();
+    reader
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_line(&mut line)?;
+    if line.len() > limit {
+        return Ok(Err(format!("the request is longer than {limit} bytes")));
+    }
+    Ok(serde_json::from_str(&line).map_err(|e| e.to_string()))
 }
 
 /// One of the [`SCAN_BATCHES_AT_ONCE`] places, given back when dropped (the batch
@@ -141,7 +159,7 @@ impl Drop for ScanSlot {
 
 fn answer(
     stream: UnixStream,
-    command: serde_json::Result<AdminCommand>,
+    command: Result<AdminCommand, String>,
     store: &Store,
     live: &LiveState,
 ) -> anyhow::Result<()> {
@@ -164,4 +182,26 @@ fn answer(
     writer.write_all(&header)?;
     writer.write_all(&outcome.output)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_line_is_read_up_to_its_limit() {
+        let line = b"{\"ScanBatch\":{\"batch\":{\"messages\":[\"aGVsbG8=\"]}}}\n";
+        let command = read_request(&mut &line[..], line.len()).expect("reads");
+        assert!(
+            matches!(command, Ok(AdminCommand::ScanBatch { .. })),
+            "{command:?}"
+        );
+        // One byte over the limit: refused, without reading the rest.
+        let mut long = &line[..];
+        let refused = read_request(&mut long, line.len() - 2).expect("reads");
+        assert!(refused.is_err_and(|e| e.contains("longer than")));
+        assert_eq!(long.len(), 1, "the limit and one byte were read");
+        let bad = read_request(&mut &b"not json\n"[..], 100).expect("reads");
+        assert!(bad.is_err());
+    }
 }

@@ -31,6 +31,10 @@ impl std::fmt::Debug for ScanBatch {
 const MAX_BATCH_MESSAGES: usize = 4096;
 const MAX_BATCH_BYTES: usize = 256 << 20;
 
+/// The longest request line that can hold a batch within those limits: its base64, and
+/// a quote pair and comma each, and the command around them.
+pub(crate) const MAX_BATCH_REQUEST: usize = MAX_BATCH_BYTES + 4 * MAX_BATCH_MESSAGES + 4096;
+
 /// One message's verdict, as printed, and as the server sends it back (a JSON line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Scored {
