@@ -69,8 +69,9 @@ impl Relays {
                 };
                 continue;
             }
-            let Some(r) = parse(h) else {
-                relays.unparseable += usize::from(unparseable(h));
+            let (text, lower) = normalized(h);
+            let Some(r) = parse(&text, &lower) else {
+                relays.unparseable += usize::from(unparseable(&text, &lower));
                 // As SpamAssassin: a header that names no relay belongs to the side the
                 // chain is on.
                 if trusting {
@@ -158,9 +159,10 @@ impl Relays {
                 continue;
             }
             let helo = r.helo.to_ascii_lowercase();
-            let provider = PROVIDERS
-                .iter()
-                .any(|p| helo == *p || helo.ends_with(&format!(".{p}")));
+            let provider = PROVIDERS.iter().any(|p| {
+                helo.strip_suffix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+            });
             // As SpamAssassin: each public relay decides anew, the oldest last, one
             // without a HELO name too (its HELO is the empty string, not undefined).
             // Only a name looked up and not found counts (Gannet's own hop records none).
@@ -172,10 +174,9 @@ impl Relays {
 
 /// A Received header [`parse`] found no relay in that SpamAssassin's parser would not
 /// read either: one with a `from` clause, but not a local hand-off (`with local for`,
-/// `from NAME by NAME;`), and without both an IPv4 address and a `by` clause.
-fn unparseable(header: &str) -> bool {
-    let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
-    let lower = text.to_ascii_lowercase();
+/// `from NAME by NAME;`), and without both an IPv4 address and a `by` clause. `text` is
+/// the header's words one space apart, `lower` that in ASCII lower case.
+fn unparseable(text: &str, lower: &str) -> bool {
     let Some(rest) = lower
         .strip_prefix("from ")
         .or_else(|| lower.strip_prefix("(from "))
@@ -197,6 +198,14 @@ fn unparseable(header: &str) -> bool {
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .any(|w| w.parse::<std::net::Ipv4Addr>().is_ok());
     !(has_ipv4 && lower.contains(" by "))
+}
+
+/// A header's words one space apart, and that in ASCII lower case: what [`parse`] and
+/// [`unparseable`] read.
+fn normalized(header: &str) -> (String, String) {
+    let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lower = text.to_ascii_lowercase();
+    (text, lower)
 }
 
 fn is_fetcher_marker(header: &str) -> bool {
@@ -253,10 +262,9 @@ fn first_ip(text: &str) -> Option<String> {
 
 /// The relay of one `Received` header; None for a header without a `from` clause or
 /// without an address in it (local submission, a hand-off inside one host), which
-/// SpamAssassin does not count as a relay either.
-fn parse(header: &str) -> Option<Relay> {
-    let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
-    let lower = text.to_ascii_lowercase();
+/// SpamAssassin does not count as a relay either. `text` is the header's words one space
+/// apart, `lower` that in ASCII lower case.
+fn parse(text: &str, lower: &str) -> Option<Relay> {
     if !lower.starts_with("from ") {
         return None;
     }
@@ -370,7 +378,7 @@ fn parse(header: &str) -> Option<Relay> {
         helo,
         by: word_after(after, &after_lower, " by "),
         id: word_after(after, &after_lower, " id "),
-        envfrom: word_after(&text, &lower, "envelope-from ")
+        envfrom: word_after(text, lower, "envelope-from ")
             .trim_matches(['<', '>'])
             .to_string(),
         auth,
@@ -441,6 +449,12 @@ fn looked_up_without_a_name(clause_lower: &str, after_lower: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::parse`] of a header as it comes.
+    fn parse(header: &str) -> Option<Relay> {
+        let (text, lower) = normalized(header);
+        super::parse(&text, &lower)
+    }
 
     fn untrusted(ip: &str, rdns: &str, helo: &str) -> Relays {
         Relays {
