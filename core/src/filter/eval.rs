@@ -103,6 +103,21 @@ pub struct Memo {
     uppercase: Option<f64>,
     /// The body's free mail addresses (None inside: too many to tell).
     body_freemails: Option<Option<Vec<String>>>,
+    /// The header texts evals read (several read the same: From's addresses, the
+    /// envelope sender, the Received headers), by source.
+    texts: Vec<(String, Option<String>)>,
+}
+
+impl Memo {
+    /// [`header_text`] of the source `name` (as in a header rule: `From:addr`).
+    fn text(&mut self, view: &MessageView, name: &str) -> Option<String> {
+        if let Some((_, text)) = self.texts.iter().find(|(n, _)| n == name) {
+            return text.clone();
+        }
+        let text = get(view, name);
+        self.texts.push((name.to_string(), text.clone()));
+        text
+    }
 }
 
 /// Result of an eval test, or None when the function is not implemented.
@@ -149,7 +164,7 @@ pub fn run(
                 .filter(|f| f.name.eq_ignore_ascii_case("content-transfer-encoding"))
                 .any(|f| f.value.to_ascii_lowercase().contains(encoding))
         }
-        "check_for_forged_yahoo_received_headers" => forged_yahoo_received(view),
+        "check_for_forged_yahoo_received_headers" => forged_yahoo_received(view, memo),
         "check_for_ascii_text_illegal" => view.ascii_text_illegal,
         // html_title_subject_ratio(r): an HTML title more than r times as long as the
         // Subject (SpamAssassin's length of the Subject counts its line end).
@@ -252,7 +267,7 @@ pub fn run(
                 };
                 (source, args.get(1))
             };
-            let addresses = get(view, &source).unwrap_or_default();
+            let addresses = memo.text(view, &source).unwrap_or_default();
             let mut free = addresses
                 .lines()
                 .map(str::to_ascii_lowercase)
@@ -264,8 +279,8 @@ pub fn run(
         }
         // The second-level domains of From and of the envelope sender differ.
         "check_equal_from_domains" => {
-            let domain = |source: &str| {
-                let addr = get(view, source)?;
+            let mut domain = |source: &str| {
+                let addr = memo.text(view, source)?;
                 let first = addr.lines().next()?.to_ascii_lowercase();
                 let domain = registered_domain(first.rsplit_once('@')?.1);
                 (!domain.is_empty()).then_some(domain)
@@ -292,15 +307,15 @@ pub fn run(
         "check_from_in_blacklist" | "check_from_in_blocklist" => {
             from_listed(view, &rules.blacklist_from)
         }
-        "check_outlook_message_id" => outlook_message_id_invalid(view),
-        "gated_through_received_hdr_remover" => received_headers_removed(view),
-        "check_mailfrom_matches_rcvd" => sender_matches_relay(view),
+        "check_outlook_message_id" => outlook_message_id_invalid(view, memo),
+        "gated_through_received_hdr_remover" => received_headers_removed(view, memo),
+        "check_mailfrom_matches_rcvd" => sender_matches_relay(view, memo),
         // check_body_length(n): the body (after the header, as sent) is at most n bytes.
         "check_body_length" => view.body_length as f64 <= num(0)?,
-        "check_for_no_hotmail_received_headers" => hotmail_without_hotmail_received(view),
+        "check_for_no_hotmail_received_headers" => hotmail_without_hotmail_received(view, memo),
         "check_freemail_replyto" => {
             let reply = args.first().is_some_and(|a| a == "reply");
-            freemail_replyto(view, rules, reply, &mut memo.body_freemails)
+            freemail_replyto(view, rules, reply, memo)
         }
         "check_relays_unparseable" => view.relays.unparseable > 0,
         // multipart_alternative_difference(min, max): the difference is in (min, max]
@@ -637,8 +652,8 @@ fn get(view: &MessageView, name: &str) -> Option<String> {
 
 /// SpamAssassin's check_outlook_message_id: a Message-ID in Outlook's form carries a
 /// time token; it must be near the time of the Date header or of the first Received.
-fn outlook_message_id_invalid(view: &MessageView) -> bool {
-    let Some(id) = get(view, "MESSAGEID") else {
+fn outlook_message_id_invalid(view: &MessageView, memo: &mut Memo) -> bool {
+    let Some(id) = memo.text(view, "MESSAGEID") else {
         return false;
     };
     let Some(token) = OUTLOOK_MSGID
@@ -690,8 +705,8 @@ fn registered_domain(name: &str) -> String {
 /// SpamAssassin's check_mailfrom_matches_rcvd: the envelope sender's domain is that of
 /// the relay that handed the message in (the first untrusted one, else any trusted one),
 /// by its reverse DNS name.
-fn sender_matches_relay(view: &MessageView) -> bool {
-    let Some(sender) = get(view, "EnvelopeFrom:addr") else {
+fn sender_matches_relay(view: &MessageView, memo: &mut Memo) -> bool {
+    let Some(sender) = memo.text(view, "EnvelopeFrom:addr") else {
         return false;
     };
     let Some((_, domain)) = sender.lines().next().unwrap_or("").rsplit_once('@') else {
@@ -724,19 +739,19 @@ pattern!(YAHOO_BULK, r"\bmailer\d+\.bulk\.scd\.yahoo\.com\b");
 /// a yahoo.com address, but not handed over by a host with Yahoo's reverse name, and no
 /// Received header of Yahoo's own servers (web mail, SMTP submission, groups, bulk "mail
 /// this story"). Mail through lists that drop Received headers is not judged.
-fn forged_yahoo_received(view: &MessageView) -> bool {
-    let from = get(view, "From:addr").unwrap_or_default();
+fn forged_yahoo_received(view: &MessageView, memo: &mut Memo) -> bool {
+    let from = memo.text(view, "From:addr").unwrap_or_default();
     if !YAHOO_FROM.is_match(&from) {
         return false;
     }
-    let resent = get(view, "Resent-From").is_some() && get(view, "Resent-To").is_some();
+    let resent = memo.text(view, "Resent-From").is_some() && memo.text(view, "Resent-To").is_some();
     let received = resent
-        .then(|| get(view, "X-Received"))
+        .then(|| memo.text(view, "X-Received"))
         .flatten()
-        .or_else(|| get(view, "Received"))
+        .or_else(|| memo.text(view, "Received"))
         .unwrap_or_default();
     let received = received.split_whitespace().collect::<Vec<_>>().join(" ");
-    if received_headers_removed(view) {
+    if received_headers_removed(view, memo) {
         return false;
     }
     let yahoo_rdns = |relays: &[crate::mime::relays::Relay]| {
@@ -842,12 +857,16 @@ fn text_part_kinds(view: &MessageView) -> (bool, bool) {
 
 /// SpamAssassin's gated_through_received_hdr_remover: lists that remove Received
 /// headers (ezmlm's, MSN groups), or none at all, make Message-ID tests meaningless.
-fn received_headers_removed(view: &MessageView) -> bool {
-    let Some(received) = get(view, "Received") else {
+fn received_headers_removed(view: &MessageView, memo: &mut Memo) -> bool {
+    let Some(received) = memo.text(view, "Received") else {
         return true;
     };
-    let ezmlm = get(view, "Mailing-List").is_some_and(|l| EZMLM_LIST.is_match(&l))
-        && get(view, "Delivered-To").is_some_and(|d| EZMLM_DELIVERED_TO.is_match(&d))
+    let ezmlm = memo
+        .text(view, "Mailing-List")
+        .is_some_and(|l| EZMLM_LIST.is_match(&l))
+        && memo
+            .text(view, "Delivered-To")
+            .is_some_and(|d| EZMLM_DELIVERED_TO.is_match(&d))
         && QMAIL_INVOKED.is_match(&received);
     ezmlm || MSN_GROUPS.is_match(&received)
 }
@@ -926,21 +945,21 @@ pattern!(
 
 /// SpamAssassin's `check_for_msn_groups_headers`: mail of an MSN group, which Microsoft
 /// passes from Hotmail straight to the group's servers.
-fn msn_groups(view: &MessageView) -> bool {
-    let to = get(view, "To").unwrap_or_default();
+fn msn_groups(view: &MessageView, memo: &mut Memo) -> bool {
+    let to = memo.text(view, "To").unwrap_or_default();
     let Some(list) = MSN_GROUPS_TO.captures(&to).and_then(|c| c.get(1)) else {
         return false;
     };
     let list = list.as_str();
-    let received = get(view, "Received").unwrap_or_default();
+    let received = memo.text(view, "Received").unwrap_or_default();
     let Some(server) = MSN_GROUPS_PICKUP.captures(&received).and_then(|c| c.get(1)) else {
         return false;
     };
-    let id = get(view, "Message-Id").unwrap_or_default();
+    let id = memo.text(view, "Message-Id").unwrap_or_default();
     if list == "notifications" {
         id.starts_with('<') && id.contains(&format!("@{}>", server.as_str()))
     } else {
-        let sender = get(view, "EnvelopeFrom:addr").unwrap_or_default();
+        let sender = memo.text(view, "EnvelopeFrom:addr").unwrap_or_default();
         id.starts_with(&format!("<{list}-"))
             && id.contains("@groups.msn.com>")
             && sender.contains(&format!("{list}-bounce@groups.msn.com"))
@@ -950,10 +969,10 @@ fn msn_groups(view: &MessageView) -> bool {
 /// SpamAssassin's `check_for_no_hotmail_received_headers` (FORGED_HOTMAIL_RCVD2): From a
 /// hotmail.com address, though no Received header shows Hotmail's servers (nor a relay
 /// that only claims the name: that is FORGED_HOTMAIL_RCVD's).
-fn hotmail_without_hotmail_received(view: &MessageView) -> bool {
+fn hotmail_without_hotmail_received(view: &MessageView, memo: &mut Memo) -> bool {
     // The From test first: it is the only cheap one, and most mail is not from Hotmail
     // (the Received tests below cost ~10 µs a message).
-    let from = get(view, "From:addr").unwrap_or_default();
+    let from = memo.text(view, "From:addr").unwrap_or_default();
     let first = from.lines().next().unwrap_or_default().to_ascii_lowercase();
     let from_hotmail = first.ends_with("hotmail.com")
         && first
@@ -963,18 +982,22 @@ fn hotmail_without_hotmail_received(view: &MessageView) -> bool {
     if !from_hotmail {
         return false;
     }
-    let received = get(view, "Received")
+    let received = memo
+        .text(view, "Received")
         .unwrap_or_default()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    if PICKUP_SERVICE.is_match(&received) || msn_groups(view) {
+    if PICKUP_SERVICE.is_match(&received) || msn_groups(view, memo) {
         return false;
     }
-    let ip = get(view, "X-Originating-Ip").is_some_and(|v| IP_ADDRESS.is_match(&v));
-    let originator = get(view, "X-OriginatorOrg")
+    let ip = memo
+        .text(view, "X-Originating-Ip")
+        .is_some_and(|v| IP_ADDRESS.is_match(&v));
+    let originator = memo
+        .text(view, "X-OriginatorOrg")
         .is_some_and(|v| v.contains("hotmail.com") || v.contains("msonline-outlook"));
-    if received_headers_removed(view) {
+    if received_headers_removed(view, memo) {
         return false;
     }
     let relayed = (ip
@@ -1074,21 +1097,22 @@ fn body_freemails(view: &MessageView, rules: &super::compile::Globals) -> Option
 /// different free mail addresses, or Reply-To is one and the body gives another. With
 /// `reply` (FREEMAIL_REPLY): the address replies go to (Reply-To, else From) is free mail
 /// and the body gives another.
-/// `body` keeps [`body_freemails`] for the message, which both forms may read.
+/// `memo` keeps [`body_freemails`] for the message, which both forms may read.
 fn freemail_replyto(
     view: &MessageView,
     rules: &super::compile::Globals,
     reply: bool,
-    body: &mut Option<Option<Vec<String>>>,
+    memo: &mut Memo,
 ) -> bool {
-    if get(view, "EnvelopeFrom")
+    if memo
+        .text(view, "EnvelopeFrom")
         .and_then(|e| e.lines().next().map(str::to_owned))
         .is_some_and(|e| BULK_ENVELOPE_SENDER.is_match(&e))
     {
         return false;
     }
-    let addresses = |source: &str| -> Vec<String> {
-        get(view, source)
+    let mut addresses = |source: &str| -> Vec<String> {
+        memo.text(view, source)
             .unwrap_or_default()
             .lines()
             .map(str::to_ascii_lowercase)
@@ -1115,7 +1139,8 @@ fn freemail_replyto(
     } else {
         &from
     };
-    body.get_or_insert_with(|| body_freemails(view, rules))
+    memo.body_freemails
+        .get_or_insert_with(|| body_freemails(view, rules))
         .as_ref()
         .is_some_and(|body| body.iter().any(|b| replies_to.iter().any(|r| r != b)))
 }

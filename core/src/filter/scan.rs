@@ -114,20 +114,32 @@ impl Verdict {
 /// (RFC 2047-decoded, or as written with `:raw`), one per line, in message order; with
 /// `:first`/`:last` only one of them; with `:addr` or `:name` every address or display
 /// name they hold, one per line. None when the message has no such header.
-pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<String> {
+pub(super) fn header_text<'a>(view: &'a MessageView, source: &HeaderSource) -> Option<String> {
     let raw = source.has("raw");
-    let value = |f: &crate::mime::view::Field| if raw { f.raw.clone() } else { f.value.clone() };
-    let of = |names: &[&str]| -> Vec<String> {
+    let value = |f: &'a crate::mime::view::Field| -> &'a str {
+        if raw {
+            &f.raw
+        } else {
+            &f.value
+        }
+    };
+    // The values of the headers named, by name, each in message order.
+    let of = |names: &[&str]| -> Vec<Line<'a>> {
         names
             .iter()
-            .flat_map(|n| view.header_values(n).map(value))
+            .flat_map(|n| {
+                view.headers
+                    .iter()
+                    .filter(move |f| f.name.eq_ignore_ascii_case(n))
+                    .map(|f| Line::Value(value(f)))
+            })
             .collect()
     };
-    let mut values: Vec<String> = match source.name.as_str() {
+    let mut lines: Vec<Line<'a>> = match source.name.as_str() {
         "ALL" => view
             .headers
             .iter()
-            .map(|f| format!("{}: {}", f.name, value(f)))
+            .map(|f| Line::Named(&f.name, value(f)))
             .collect(),
         // The headers external relays may have written: from the Received header of the
         // first external relay (the last internal one's included, as SpamAssassin's) on;
@@ -147,7 +159,7 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
                     received <= start as i64
                 };
                 if keep {
-                    lines.push(format!("{}: {}", f.name, value(f)));
+                    lines.push(Line::Named(&f.name, value(f)));
                 } else if !external {
                     break;
                 }
@@ -162,9 +174,12 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
             "Message-Id",
         ])
         .into_iter()
-        .filter(|v| !v.is_empty())
+        .filter(|line| !matches!(line, Line::Value("")))
         .collect(),
-        "EnvelopeFrom" => envelope_from(view).into_iter().collect(),
+        "EnvelopeFrom" => {
+            let sender = envelope_from(view)?;
+            return header_text_of(vec![Line::Value(&sender)], source);
+        }
         name if name.len() > 14
             && name
                 .as_bytes()
@@ -176,16 +191,72 @@ pub(super) fn header_text(view: &MessageView, source: &HeaderSource) -> Option<S
         name => of(&[name]),
     };
     if source.has("first") {
-        values.truncate(1);
-    } else if source.has("last") && !values.is_empty() {
-        values.drain(..values.len() - 1);
+        lines.truncate(1);
+    } else if source.has("last") && !lines.is_empty() {
+        lines.drain(..lines.len() - 1);
     }
-    if source.has("addr") {
-        values = values.iter().flat_map(|v| addresses(v)).collect();
-    } else if source.has("name") {
-        values = values.iter().flat_map(|v| display_names(v)).collect();
+    header_text_of(lines, source)
+}
+
+/// One value of a header text: a header's value, or (for `ALL`) its name and value.
+#[derive(Clone, Copy)]
+enum Line<'a> {
+    Value(&'a str),
+    Named(&'a str, &'a str),
+}
+
+impl Line<'_> {
+    fn push_to(self, text: &mut String) {
+        if let Line::Named(name, _) = self {
+            text.push_str(name);
+            text.push_str(": ");
+        }
+        text.push_str(match self {
+            Line::Value(v) | Line::Named(_, v) => v,
+        });
     }
-    (!values.is_empty()).then(|| values.join("\n"))
+
+    fn len(self) -> usize {
+        match self {
+            Line::Value(v) => v.len(),
+            Line::Named(name, v) => name.len() + 2 + v.len(),
+        }
+    }
+}
+
+/// The text of [`header_text`] from its chosen values: with `:addr` or `:name` the
+/// addresses or display names they hold, one per line; else the values one per line.
+fn header_text_of(lines: Vec<Line<'_>>, source: &HeaderSource) -> Option<String> {
+    if source.has("addr") || source.has("name") {
+        let read = if source.has("addr") {
+            addresses
+        } else {
+            display_names
+        };
+        let values: Vec<String> = lines
+            .iter()
+            .flat_map(|&line| match line {
+                Line::Value(v) => read(v),
+                Line::Named(..) => {
+                    let mut whole = String::with_capacity(line.len());
+                    line.push_to(&mut whole);
+                    read(&whole)
+                }
+            })
+            .collect();
+        return (!values.is_empty()).then(|| values.join("\n"));
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for (i, line) in lines.into_iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        line.push_to(&mut text);
+    }
+    Some(text)
 }
 
 /// The comma-separated entries of an address header, commas inside quotes, angle
@@ -901,6 +972,39 @@ mod tests {
         assert!(!scan(&format!("{filler} cheap pills {filler}")));
         // The word boundary is read outside the window too.
         assert!(!scan(&format!("{filler} xcheap blue pills {filler}")));
+    }
+
+    /// Each form of a header rule's source: all headers, one header's values (first,
+    /// last), their addresses and names, the Message-ID family without empty values.
+    #[test]
+    fn header_texts_of_each_source_form() {
+        let view = MessageView::new(
+            b"From: Ann <ann@a.test>\r\nTo: b@b.test, \"Cy\" <c@c.test>\r\nTo: d@d.test\r\n\
+              Message-Id:\r\nX-Message-Id: <x@y>\r\nSubject: =?utf-8?q?h=C3=A9?=\r\n\r\nbody\r\n",
+        );
+        let text = |source: &str| header_text(&view, &HeaderSource::parse(source));
+        assert_eq!(
+            text("ALL").as_deref(),
+            Some(
+                "From: Ann <ann@a.test>\nTo: b@b.test, \"Cy\" <c@c.test>\nTo: d@d.test\n\
+                 Message-Id: \nX-Message-Id: <x@y>\nSubject: h\u{e9}"
+            )
+        );
+        assert_eq!(
+            text("To").as_deref(),
+            Some("b@b.test, \"Cy\" <c@c.test>\nd@d.test")
+        );
+        assert_eq!(text("To:first:addr").as_deref(), Some("b@b.test\nc@c.test"));
+        assert_eq!(text("To:last").as_deref(), Some("d@d.test"));
+        assert_eq!(
+            text("ToCc:addr").as_deref(),
+            Some("b@b.test\nc@c.test\nd@d.test")
+        );
+        assert_eq!(text("From:name").as_deref(), Some("Ann"));
+        assert_eq!(text("Subject:raw").as_deref(), Some("=?utf-8?q?h=C3=A9?="));
+        assert_eq!(text("MESSAGEID").as_deref(), Some("<x@y>"));
+        assert_eq!(text("Cc"), None);
+        assert_eq!(text("Cc:addr"), None);
     }
 
     /// Header values with multi-byte characters next to the delimiters of addresses and
