@@ -203,7 +203,13 @@ fn unparseable(text: &str, lower: &str) -> bool {
 /// A header's words one space apart, and that in ASCII lower case: what [`parse`] and
 /// [`unparseable`] read.
 fn normalized(header: &str) -> (String, String) {
-    let text = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut text = String::with_capacity(header.len());
+    for word in header.split_whitespace() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(word);
+    }
     let lower = text.to_ascii_lowercase();
     (text, lower)
 }
@@ -236,7 +242,10 @@ pub fn is_private(ip: IpAddr) -> bool {
 /// What follows the first `key` (lower-case ASCII) in `text`, found in `lower`, the ASCII
 /// lower-case copy of `text` (in which every character is at the same offset).
 fn after_key<'a>(text: &'a str, lower: &str, key: &str) -> Option<&'a str> {
-    text.get(lower.find(key)? + key.len()..)
+    // (memmem: `str::find` sets up a two-way search for every call, dearer than the
+    // search itself in a header this short.)
+    let at = memchr::memmem::find(lower.as_bytes(), key.as_bytes())?;
+    text.get(at + key.len()..)
 }
 
 /// The word after `key` (a space-delimited keyword) in `text`, case-insensitively.
