@@ -127,12 +127,7 @@ pub(super) fn header_text<'a>(view: &'a MessageView, source: &HeaderSource) -> O
     let of = |names: &[&str]| -> Vec<Line<'a>> {
         names
             .iter()
-            .flat_map(|n| {
-                view.headers
-                    .iter()
-                    .filter(move |f| f.name.eq_ignore_ascii_case(n))
-                    .map(|f| Line::Value(value(f)))
-            })
+            .flat_map(|n| view.header_values(n).map(|f| Line::Value(value(f))))
             .collect()
     };
     let mut lines: Vec<Line<'a>> = match source.name.as_str() {
@@ -207,13 +202,14 @@ enum Line<'a> {
 
 impl Line<'_> {
     fn push_to(self, text: &mut String) {
-        if let Line::Named(name, _) = self {
-            text.push_str(name);
-            text.push_str(": ");
+        match self {
+            Line::Value(v) => text.push_str(v),
+            Line::Named(name, v) => {
+                text.push_str(name);
+                text.push_str(": ");
+                text.push_str(v);
+            }
         }
-        text.push_str(match self {
-            Line::Value(v) | Line::Named(_, v) => v,
-        });
     }
 
     fn len(self) -> usize {

@@ -426,8 +426,12 @@ impl MessageView {
         view
     }
 
-    /// The values of a header (decoded), in order.
-    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Field> + 'a {
+    /// The values of a header (decoded), in order. (The fields borrow the view only: the
+    /// name need not outlive them.)
+    pub fn header_values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a Field> + 'n
+    where
+        'a: 'n,
+    {
         self.headers
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
